@@ -1,0 +1,47 @@
+"""descend: gradient descent as a real tool.
+
+Exact derivatives and gradients (JAX autodiff), the classic gradient-descent
+optimizers, a compiled minimization loop that stops for a reason it can state, and
+training of models by batch, stochastic or mini-batch gradient descent.
+
+>>> import descend as ds
+>>> float(ds.derivative(lambda x: 5 * x**2)(1.0))
+10.0
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from descend import errors, optim
+from descend.calculus import derivative, gradient, value_and_grad
+from descend.errors import DescendError
+from descend.expr import Expression, parse
+from descend.minimize import MinimizeResult, minimize
+
+__version__ = "0.1.0"
+
+# Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
+_LAZY_MODULES = ("functions", "losses", "models", "data", "checkpoint", "plot", "sklearn")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"descend.{name}")
+    raise AttributeError(f"module 'descend' has no attribute {name!r}")
+
+
+__all__ = [
+    "DescendError",
+    "Expression",
+    "MinimizeResult",
+    "__version__",
+    "derivative",
+    "errors",
+    "gradient",
+    "minimize",
+    "optim",
+    "parse",
+    "value_and_grad",
+]

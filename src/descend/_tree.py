@@ -1,0 +1,66 @@
+"""Small pytree arithmetic shared by the optimizers and the engine.
+
+Params, gradients and optimizer states are pytrees (a float, an array, or nested
+dicts / lists / tuples of arrays). These helpers apply one operation leaf by leaf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+
+
+def add(a: PyTree, b: PyTree) -> PyTree:
+    return jax.tree.map(jnp.add, a, b)
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    return jax.tree.map(jnp.subtract, a, b)
+
+
+def scale(factor: Any, tree: PyTree) -> PyTree:
+    return jax.tree.map(lambda leaf: factor * leaf, tree)
+
+
+def axpy(alpha: Any, x: PyTree, y: PyTree) -> PyTree:
+    """``alpha * x + y`` leaf by leaf."""
+    return jax.tree.map(lambda xi, yi: alpha * xi + yi, x, y)
+
+
+def vdot(a: PyTree, b: PyTree) -> jax.Array:
+    """Sum over all leaves of the elementwise product (the inner product of two pytrees)."""
+    products = jax.tree.map(lambda x, y: jnp.vdot(x, y).real, a, b)
+    return sum(jax.tree.leaves(products), start=jnp.zeros((), jnp.result_type(float)))
+
+
+def norm(tree: PyTree) -> jax.Array:
+    """Euclidean norm of all leaves taken together."""
+    return jnp.sqrt(vdot(tree, tree))
+
+
+def zeros_like(tree: PyTree) -> PyTree:
+    return jax.tree.map(jnp.zeros_like, tree)
+
+
+def full_like(tree: PyTree, value: Any) -> PyTree:
+    return jax.tree.map(lambda leaf: jnp.full_like(leaf, value), tree)
+
+
+def all_finite(tree: PyTree) -> jax.Array:
+    """True when every element of every leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def size(tree: PyTree) -> int:
+    """Total number of elements over all leaves."""
+    return sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(tree))
+
+
+def where(condition: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+    """Leaf by leaf ``a if condition else b`` for a scalar ``condition``."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)

@@ -1,0 +1,90 @@
+"""Gradient-descent algorithms as pure ``init`` / ``step`` pairs.
+
+Every algorithm is a function that takes its hyperparameters and returns an
+:class:`Optimizer`. Names, hyperparameter names, defaults and update formulas follow
+``torch.optim`` where PyTorch has the algorithm.
+
+>>> import descend as ds
+>>> opt = ds.optim.get("gd", lr=0.1)
+>>> opt
+gd(lr=0.1, maximize=False)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from descend.errors import unknown_name
+from descend.optim.base import Optimizer, apply_updates, lr_at
+from descend.optim.sgd import gd, momentum, sgd
+
+_ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
+    "gd": gd,
+    "sgd": sgd,
+    "momentum": momentum,
+}
+
+
+def register(name: str, factory: Callable[..., Optimizer]) -> None:
+    """Make ``factory`` reachable by ``name`` from :func:`get`, the CLI and :func:`available`."""
+    _ALGORITHMS[name] = factory
+
+
+def names() -> list[str]:
+    """The names :func:`get` accepts."""
+    return sorted(_ALGORITHMS)
+
+
+def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
+    """Build the optimizer called ``name`` with the given hyperparameters.
+
+    An :class:`Optimizer` passed as ``name`` is returned as it is (hyperparameters
+    must then be empty).
+    """
+    if isinstance(name, Optimizer):
+        if hyperparams:
+            raise TypeError("hyperparameters can only be given with an optimizer name")
+        return name
+    try:
+        factory = _ALGORITHMS[name]
+    except KeyError:
+        raise unknown_name("optimizer", name, _ALGORITHMS) from None
+    valid = inspect.signature(factory).parameters
+    for key in hyperparams:
+        if key not in valid:
+            raise unknown_name(f"hyperparameter of {name}", key, valid)
+    return factory(**hyperparams)
+
+
+def available() -> list[dict[str, Any]]:
+    """Each algorithm with its hyperparameters and their defaults.
+
+    Returns a list of ``{"name": ..., "hyperparams": {name: default}, "summary": ...}``.
+    """
+    table = []
+    for name in names():
+        factory = _ALGORITHMS[name]
+        params = inspect.signature(factory).parameters
+        defaults = {
+            key: (None if p.default is inspect.Parameter.empty else p.default)
+            for key, p in params.items()
+        }
+        summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
+        table.append({"name": name, "hyperparams": defaults, "summary": summary})
+    return table
+
+
+__all__ = [
+    "Optimizer",
+    "apply_updates",
+    "available",
+    "gd",
+    "get",
+    "lr_at",
+    "momentum",
+    "names",
+    "register",
+    "sgd",
+]
