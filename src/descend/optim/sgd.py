@@ -18,8 +18,10 @@ class GDState(NamedTuple):
 
 class LineSearchState(NamedTuple):
     count: jax.Array
-    step_size: jax.Array  # the last accepted step, the next search starts from twice it
+    step_size: jax.Array  # the last accepted step
     n_evals: jax.Array  # objective evaluations made by the search, for reporting
+    previous_params: Any  # the point and gradient of the previous step, for the
+    previous_grads: Any  # Barzilai-Borwein estimate of the next step
 
 
 class SGDState(NamedTuple):
@@ -42,9 +44,13 @@ def gd(
     .. math:: x_{t+1} = x_t - \eta_t \nabla f(x_t)
 
     With a number (or schedule) as ``lr`` the step is :math:`\eta_t = ` ``lr``. With
-    ``lr=None`` the step is found by a backtracking (Armijo) line search: starting
-    from ``grow`` times the last accepted step (``initial_step`` at first), it is
-    multiplied by ``shrink`` until the sufficient-decrease condition
+    ``lr=None`` the step is found by a backtracking (Armijo) line search. The first
+    trial is the Barzilai–Borwein step :math:`s^\top s / s^\top y` (with
+    :math:`s = x_t - x_{t-1}`, :math:`y = \nabla f(x_t) - \nabla f(x_{t-1})`; Barzilai &
+    Borwein, 1988) when it is positive, else ``grow`` times the last accepted step; on
+    the first iteration it is the step that moves ``x`` by ``initial_step`` in norm (or
+    ``initial_step`` when the gradient is shorter than 1). The trial is multiplied by
+    ``shrink`` until the sufficient-decrease condition
 
     .. math:: f(x_t - \eta \nabla f(x_t)) \le f(x_t) - c_1\,\eta\,\lVert\nabla f(x_t)\rVert^2
 
@@ -95,8 +101,10 @@ def gd(
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
         return LineSearchState(
             count=jnp.zeros((), jnp.int32),
-            step_size=jnp.asarray(initial_step / grow, dtype),
+            step_size=jnp.asarray(initial_step, dtype),
             n_evals=jnp.zeros((), jnp.int32),
+            previous_params=params,
+            previous_grads=_tree.zeros_like(params),
         )
 
     def search_step(params, grads, state, *, value=None, value_fn=None):
@@ -130,7 +138,16 @@ def gd(
             eta = eta * shrink
             return eta, evals + 1, insufficient(eta)
 
-        eta0 = jnp.asarray(state.step_size * grow, dtype)
+        # The first trial moves x by at most initial_step (in norm), as torch's LBFGS does.
+        # Later ones start from the Barzilai-Borwein step, which is exact for a quadratic
+        # along the last step and lets the step grow back after a cut.
+        first_trial = initial_step * jnp.minimum(1.0, 1.0 / jnp.sqrt(slope))
+        s_step = _tree.sub(params, state.previous_params)
+        y_step = _tree.sub(grads, state.previous_grads)
+        curvature = sign * _tree.vdot(s_step, y_step)
+        barzilai_borwein = _tree.vdot(s_step, s_step) / jnp.where(curvature > 0, curvature, 1.0)
+        later_trial = jnp.where(curvature > 0, barzilai_borwein, state.step_size * grow)
+        eta0 = jnp.where(state.count == 0, first_trial, later_trial).astype(dtype)
         eta, evals, failed = jax.lax.while_loop(
             keep_shrinking, shrink_once, (eta0, jnp.ones((), jnp.int32), insufficient(eta0))
         )
@@ -140,6 +157,8 @@ def gd(
             count=state.count + 1,
             step_size=jnp.where(accepted, eta, state.step_size),
             n_evals=state.n_evals + evals,
+            previous_params=params,
+            previous_grads=grads,
         )
         return new_params, new_state
 

@@ -1,0 +1,191 @@
+"""Derivatives and gradients, exact, from JAX's automatic differentiation.
+
+>>> import descend as ds
+>>> float(ds.derivative(lambda x: 5 * x**2)(1.0))
+10.0
+>>> [float(g) for g in ds.gradient(lambda x, z, m: 2*x**2 + 6*z**2 + 7*m**3)(1.0, 1.0, 1.0)]
+[4.0, 12.0, 21.0]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from descend.errors import FunctionError, InputError
+
+PyTree = Any
+
+
+def as_float_tree(tree: PyTree) -> PyTree:
+    """Integers and bools become floats (JAX differentiates floats only); floats are kept."""
+
+    def to_float(leaf):
+        array = jnp.asarray(leaf)
+        if jnp.issubdtype(array.dtype, jnp.inexact):
+            return array
+        return array.astype(jnp.result_type(float))
+
+    return jax.tree.map(to_float, tree)
+
+
+def check_scalar_output(value: Any, *, what: str = "the function") -> None:
+    """Raise :class:`FunctionError` unless ``value`` is a single real number.
+
+    Called at trace time, so the check costs nothing per evaluation.
+    """
+    shape = jnp.shape(value)
+    dtype = jnp.result_type(value)
+    if shape != ():
+        hint = " (sum or average it, e.g. jnp.sum(...))" if len(shape) else ""
+        raise FunctionError(f"{what} must return a single real scalar, got shape {shape}{hint}")
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise FunctionError(
+            f"{what} must return a real scalar, got a complex value of dtype {dtype}; "
+            "minimize a real quantity such as jnp.abs(z)**2"
+        )
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise FunctionError(
+            f"{what} must return a floating-point scalar, got dtype {dtype}; "
+            "differentiable functions are made of float operations"
+        )
+
+
+def scalar_function(f: Callable[..., Any], *, what: str = "the function") -> Callable[..., Any]:
+    """Wrap ``f`` so that its output is checked to be a real scalar when traced."""
+
+    @functools.wraps(f)
+    def checked(*args, **kwargs):
+        value = f(*args, **kwargs)
+        check_scalar_output(value, what=what)
+        return value
+
+    return checked
+
+
+def _argnums_for(args: tuple, argnums: int | tuple[int, ...] | None) -> int | tuple[int, ...]:
+    if not args:
+        raise InputError("call the gradient with the point(s) to evaluate it at, e.g. g(1.0)")
+    if argnums is None:
+        return 0 if len(args) == 1 else tuple(range(len(args)))
+    return argnums
+
+
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | tuple[int, ...] | None = None
+) -> Callable[..., tuple[jax.Array, PyTree]]:
+    """Return a function giving ``(f(*args), gradient of f)`` in one pass.
+
+    Parameters
+    ----------
+    f:
+        A function of one or more arguments (floats, arrays or pytrees) returning a
+        real scalar, written with arithmetic and ``jax.numpy``.
+    argnums:
+        Which positional arguments to differentiate with respect to. By default all of
+        them: with one argument the gradient has that argument's structure; with
+        several it is a tuple, one entry per argument.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> value, grad = ds.value_and_grad(lambda x: x**3)(2.0)
+    >>> float(value), float(grad)
+    (8.0, 12.0)
+    """
+    checked = scalar_function(f)
+
+    def evaluate(*args, **kwargs):
+        args = tuple(as_float_tree(a) for a in args)
+        return jax.value_and_grad(checked, argnums=_argnums_for(args, argnums))(*args, **kwargs)
+
+    return evaluate
+
+
+def gradient(
+    f: Callable[..., Any], argnums: int | tuple[int, ...] | None = None
+) -> Callable[..., PyTree]:
+    r"""Return the gradient :math:`\nabla f` as a function.
+
+    For ``f(x, z, m)`` the gradient at a point is the tuple of partial derivatives
+    :math:`(\partial f/\partial x, \partial f/\partial z, \partial f/\partial m)`; for a
+    function of one vector it is a vector; for a function of a dict of arrays it is a
+    dict of the same shape. See :func:`value_and_grad` for ``argnums``.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> g = ds.gradient(lambda x, z, m: 2*x**2 + 6*z**2 + 7*m**3)
+    >>> tuple(float(v) for v in g(1.0, 1.0, 1.0))
+    (4.0, 12.0, 21.0)
+    >>> import jax.numpy as jnp
+    >>> ds.gradient(lambda v: jnp.sum(v**2))(jnp.array([1.0, 2.0])).tolist()
+    [2.0, 4.0]
+    """
+    with_value = value_and_grad(f, argnums)
+
+    def grad_only(*args, **kwargs):
+        return with_value(*args, **kwargs)[1]
+
+    return grad_only
+
+
+def derivative(f: Callable[[Any], Any], order: int = 1) -> Callable[[Any], jax.Array]:
+    r"""Return the derivative :math:`f'` (or the ``order``-th derivative) of a function of one variable.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> float(ds.derivative(lambda x: 5 * x**2)(1.0))
+    10.0
+    >>> float(ds.derivative(lambda x: 5 * x**2, order=2)(1.0))
+    10.0
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise InputError(f"order must be an integer >= 1, got {order!r}")
+    result = scalar_function(f)
+    for _ in range(order):
+        result = jax.grad(result)
+
+    def evaluate(x):
+        x = as_float_tree(x)
+        if jnp.shape(x) != ():
+            raise InputError(
+                f"derivative() is for functions of one number, got an argument of shape "
+                f"{jnp.shape(x)}; use gradient() for functions of vectors"
+            )
+        return result(x)
+
+    return evaluate
+
+
+def hessian(f: Callable[[Any], Any]) -> Callable[[Any], PyTree]:
+    """Return the Hessian (matrix of second derivatives) of a function of one argument.
+
+    Examples
+    --------
+    >>> import descend as ds, jax.numpy as jnp
+    >>> ds.hessian(lambda v: v[0]**2 * v[1])(jnp.array([1.0, 2.0])).tolist()
+    [[4.0, 2.0], [2.0, 0.0]]
+    """
+    checked = scalar_function(f)
+
+    def evaluate(x):
+        return jax.hessian(checked)(as_float_tree(x))
+
+    return evaluate
+
+
+def to_numpy(tree: PyTree) -> PyTree:
+    """Leaves as NumPy arrays (0-d arrays become NumPy scalars)."""
+
+    def convert(leaf):
+        array = np.asarray(leaf)
+        return array[()] if array.ndim == 0 else array
+
+    return jax.tree.map(convert, tree)

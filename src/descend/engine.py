@@ -1,0 +1,304 @@
+"""The loop: value, gradient, optimizer step, and the rules that stop it.
+
+Everything descend runs is this loop. :func:`iterate` runs it on a deterministic
+objective, fully compiled (one ``lax.while_loop`` under ``jit``, one host sync per
+run); the training loop (:mod:`descend.training`) runs the same update on batches,
+an epoch per compiled program. Both share :func:`update`, the stopping statuses and
+their wording, and the divergence rule (stop, keep the last finite point).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from descend import _tree
+from descend.calculus import check_scalar_output
+from descend.optim.base import Optimizer
+
+PyTree = Any
+
+
+class Status(enum.IntEnum):
+    """Why a loop stopped (``RUNNING`` while it has not)."""
+
+    RUNNING = 0
+    CONVERGED = 1
+    NO_DECREASE = 2
+    SIGN_CHANGE = 3
+    DIVERGED = 4
+    MAX_ITER = 5
+    MAX_EPOCHS = 6
+    EARLY_STOPPING = 7
+    INTERRUPTED = 8
+    CALLBACK = 9
+
+
+def update(
+    objective: Callable[..., jax.Array],
+    optimizer: Optimizer,
+    params: PyTree,
+    opt_state: PyTree,
+    *batch: Any,
+) -> tuple[PyTree, PyTree, jax.Array, PyTree]:
+    """One step of the seed's loop: value and gradient at ``params``, then the optimizer step.
+
+    ``objective(params, *batch)`` is the loss. Returns ``(new_params, new_state, value,
+    grads)`` where ``value`` and ``grads`` are taken at the old ``params``.
+    """
+    value, grads = value_and_grad(objective)(params, *batch)
+    new_params, new_state = optimizer.step(
+        params, grads, opt_state, value=value, value_fn=lambda p: objective(p, *batch)
+    )
+    return new_params, new_state, value, grads
+
+
+def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
+    """``jax.value_and_grad`` with the objective's output checked (at trace time) to be a real scalar."""
+
+    def checked(params, *batch):
+        value = objective(params, *batch)
+        check_scalar_output(value, what="the objective")
+        return value
+
+    return jax.value_and_grad(checked)
+
+
+def is_finite(value: jax.Array, *trees: PyTree) -> jax.Array:
+    """The divergence test: the value and every element of the trees are finite."""
+    return jnp.isfinite(value) & _tree.all_finite(trees)
+
+
+@dataclass(frozen=True)
+class IterateConfig:
+    """Static settings of :func:`iterate` (hashable: part of the compilation key)."""
+
+    tol: float
+    max_iter: int
+    patience: int
+    ftol: float
+    refine: bool
+    keep_path: bool
+
+
+class IterateCarry(NamedTuple):
+    n_iter: jax.Array
+    x: PyTree
+    value: jax.Array
+    grads: PyTree
+    opt_state: PyTree
+    status: jax.Array
+    best: jax.Array
+    since_best: jax.Array
+    has_bracket: jax.Array
+    bracket: jax.Array  # (left, right) with f' < 0 at left and f' > 0 at right
+    n_overshoots: jax.Array
+    history_value: jax.Array
+    history_grad_norm: jax.Array
+    history_x: PyTree
+
+
+class IterateOutcome(NamedTuple):
+    """Everything :func:`iterate` found, as device arrays (the caller converts)."""
+
+    carry: IterateCarry
+    n_bisections: jax.Array
+    n_evaluations: jax.Array
+
+
+def _flat_scalar(tree: PyTree) -> jax.Array:
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])[0]
+
+
+def _set_flat_scalar(tree: PyTree, value: jax.Array) -> PyTree:
+    return jax.tree.map(lambda leaf: jnp.full_like(leaf, value), tree)
+
+
+def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt_state0):
+    value_grad = value_and_grad(objective)
+    one_dimensional = _tree.size(x0) == 1
+    n_slots = config.max_iter + 1
+    value0, grads0 = value_grad(x0)
+    dtype = jnp.result_type(value0)
+    grad_norm0 = _tree.norm(grads0)
+
+    history_x = None
+    if config.keep_path:
+        history_x = jax.tree.map(
+            lambda leaf: jnp.zeros((n_slots, *jnp.shape(leaf)), leaf.dtype).at[0].set(leaf), x0
+        )
+    finite0 = is_finite(value0, grads0, x0)
+    status0 = jnp.where(
+        ~finite0,
+        Status.DIVERGED,
+        jnp.where(grad_norm0 <= config.tol, Status.CONVERGED, Status.RUNNING),
+    )
+    status0 = jnp.where((status0 == Status.RUNNING) & (config.max_iter == 0), Status.MAX_ITER, status0)
+    carry0 = IterateCarry(
+        n_iter=jnp.zeros((), jnp.int32),
+        x=x0,
+        value=value0,
+        grads=grads0,
+        opt_state=opt_state0,
+        status=status0.astype(jnp.int32),
+        best=value0,
+        since_best=jnp.zeros((), jnp.int32),
+        has_bracket=jnp.zeros((), bool),
+        bracket=jnp.zeros((2,), dtype),
+        n_overshoots=jnp.zeros((), jnp.int32),
+        history_value=jnp.full((n_slots,), jnp.nan, dtype).at[0].set(value0),
+        history_grad_norm=jnp.full((n_slots,), jnp.nan, dtype).at[0].set(grad_norm0),
+        history_x=history_x,
+    )
+
+    def running(carry: IterateCarry):
+        return carry.status == Status.RUNNING
+
+    def body(carry: IterateCarry) -> IterateCarry:
+        x_new, state_new = optimizer.step(
+            carry.x, carry.grads, carry.opt_state, value=carry.value, value_fn=objective
+        )
+        value_new, grads_new = value_grad(x_new)
+        finite = is_finite(value_new, grads_new, x_new)
+        n_iter = carry.n_iter + 1
+        grad_norm = _tree.norm(grads_new)
+        step = _tree.sub(x_new, carry.x)
+        moved = _tree.vdot(step, step) > 0
+        overshoot = _tree.vdot(grads_new, step) > 0
+        improved = value_new < carry.best - config.ftol * jnp.abs(carry.best)
+        since_best = jnp.where(improved, 0, carry.since_best + 1)
+
+        sign_change = jnp.asarray(False)
+        bracket = carry.bracket
+        if one_dimensional:
+            g_old, g_new = _flat_scalar(carry.grads), _flat_scalar(grads_new)
+            x_old, x_now = _flat_scalar(carry.x), _flat_scalar(x_new)
+            sign_change = finite & (g_old * g_new < 0)
+            # Going from the point with f' < 0 to the one with f' > 0, f' crosses zero upward:
+            # a local minimum lies between them.
+            left = jnp.where(g_old < 0, x_old, x_now)
+            right = jnp.where(g_old < 0, x_now, x_old)
+            bracket = jnp.where(sign_change, jnp.stack([left, right]), carry.bracket)
+
+        status = jnp.select(
+            [
+                ~finite,
+                grad_norm <= config.tol,
+                sign_change & config.refine,
+                ~moved | (since_best >= config.patience),
+                n_iter >= config.max_iter,
+            ],
+            [Status.DIVERGED, Status.CONVERGED, Status.SIGN_CHANGE, Status.NO_DECREASE, Status.MAX_ITER],
+            Status.RUNNING,
+        ).astype(jnp.int32)
+
+        def keep(new, old):
+            return _tree.where(finite, new, old)
+
+        history_x = carry.history_x
+        if config.keep_path:
+            history_x = jax.tree.map(
+                lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])), history_x, x_new
+            )
+        return IterateCarry(
+            n_iter=jnp.where(finite, n_iter, carry.n_iter),
+            x=keep(x_new, carry.x),
+            value=keep(value_new, carry.value),
+            grads=keep(grads_new, carry.grads),
+            opt_state=keep(state_new, carry.opt_state),
+            status=status,
+            best=jnp.where(finite, jnp.minimum(carry.best, value_new), carry.best),
+            since_best=since_best,
+            has_bracket=carry.has_bracket | sign_change,
+            bracket=bracket,
+            n_overshoots=carry.n_overshoots + (finite & overshoot).astype(jnp.int32),
+            history_value=carry.history_value.at[n_iter].set(
+                jnp.where(finite, value_new, jnp.nan)
+            ),
+            history_grad_norm=carry.history_grad_norm.at[n_iter].set(
+                jnp.where(finite, grad_norm, jnp.nan)
+            ),
+            history_x=history_x,
+        )
+
+    carry = jax.lax.while_loop(running, body, carry0)
+    n_bisections = jnp.zeros((), jnp.int32)
+    if one_dimensional and config.refine:
+        carry, n_bisections = jax.lax.cond(
+            carry.status == Status.SIGN_CHANGE,
+            lambda c: _bisect(value_grad, c, config.tol),
+            lambda c: (c, jnp.zeros((), jnp.int32)),
+            carry,
+        )
+    extra = optimizer.evaluations(carry.opt_state) if optimizer.evaluations else 0
+    n_evaluations = carry.n_iter + 1 + n_bisections + extra
+    return IterateOutcome(carry, n_bisections, jnp.asarray(n_evaluations, jnp.int32))
+
+
+def _bisect(value_grad, carry: IterateCarry, tol: float, max_steps: int = 200):
+    """Narrow the sign-change bracket by bisection on the derivative."""
+
+    def evaluate(point):
+        x = _set_flat_scalar(carry.x, point)
+        value, grads = value_grad(x)
+        return x, value, grads, _flat_scalar(grads)
+
+    def not_done(state):
+        left, right, _, _, _, derivative, steps = state
+        width_ok = right - left > 4 * jnp.finfo(left.dtype).eps * jnp.maximum(1.0, jnp.abs(left))
+        return (jnp.abs(derivative) > tol) & width_ok & (steps < max_steps)
+
+    def halve(state):
+        left, right, *_, steps = state
+        middle = 0.5 * (left + right)
+        x, value, grads, derivative = evaluate(middle)
+        left = jnp.where(derivative < 0, middle, left)
+        right = jnp.where(derivative < 0, right, middle)
+        return left, right, x, value, grads, derivative, steps + 1
+
+    left, right = carry.bracket[0], carry.bracket[1]
+    x, value, grads, derivative = evaluate(0.5 * (left + right))
+    state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32))
+    left, right, x, value, grads, _, steps = jax.lax.while_loop(not_done, halve, state)
+    refined = carry._replace(
+        x=x, value=value, grads=grads, bracket=jnp.stack([left, right])
+    )
+    return refined, steps
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_iterate(objective, optimizer: Optimizer, config: IterateConfig):
+    return jax.jit(functools.partial(_run_iterate, objective, optimizer, config))
+
+
+def iterate(
+    objective: Callable[[PyTree], jax.Array],
+    x0: PyTree,
+    optimizer: Optimizer,
+    config: IterateConfig,
+) -> IterateOutcome:
+    """Run the loop on ``objective`` from ``x0`` until a stopping rule holds.
+
+    The rules, checked after every step in this order: the value, gradient or point
+    is not finite (diverged; the last finite point is kept); the gradient norm is at
+    most ``tol`` (converged); for one variable with ``refine``, the derivative changed
+    sign (then bisection); the point stopped moving or the best value has not improved
+    by more than ``ftol`` (relative) in ``patience`` steps (no further decrease);
+    ``max_iter`` steps were taken.
+
+    Compiled once per (objective, optimizer, config, shapes, dtypes).
+    """
+    runner = _compiled_iterate(objective, optimizer, config)
+    return runner(x0, optimizer.init(x0))
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """Device arrays to NumPy, leaf by leaf."""
+    return jax.tree.map(np.asarray, tree)
