@@ -351,14 +351,18 @@ def test_log_cosh_is_finite_where_cosh_overflows():
     np.testing.assert_allclose(np.asarray(ours), expected.numpy(), rtol=1e-15)
 
 
-def test_bce_clamps_log_at_minus_100_like_torch():
-    probabilities = np.array([0.0, 1.0, 0.0, 1.0])
-    targets = np.array([1.0, 0.0, 0.0, 1.0])
-    ours = losses.binary_cross_entropy(probabilities, targets, reduction="none")
-    expected = F.binary_cross_entropy(
-        _to_torch(probabilities), _to_torch(targets), reduction="none"
-    )
-    np.testing.assert_allclose(np.asarray(ours), expected.numpy())
+def test_bce_clamps_log_at_minus_100_and_keeps_torch_gradient_at_zero_and_one():
+    probabilities = np.array([0.0, 1.0, 0.0, 1.0, 1e-50, 0.3])
+    targets = np.array([1.0, 0.0, 0.0, 1.0, 0.7, 0.2])
+    reference = torch.tensor(probabilities, requires_grad=True)
+    expected = F.binary_cross_entropy(reference, _to_torch(targets), reduction="sum")
+    expected.backward()
+    value, grad = jax.value_and_grad(
+        lambda p: losses.binary_cross_entropy(p, targets, reduction="sum")
+    )(jnp.asarray(probabilities))
+    np.testing.assert_allclose(float(value), expected.item(), rtol=1e-12)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    np.testing.assert_allclose(np.asarray(grad), reference.grad.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
