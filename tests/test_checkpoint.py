@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -102,6 +104,22 @@ def test_ordered_dict_keeps_its_leaf_order_with_like(ckpt):
     plain = load_tree(ckpt).trees["t"]
     assert list(plain) == ["z", "a"]
     assert_trees_equal(load_tree(ckpt, like={"t": tree}).trees["t"], tree)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["w", "b"], meta_fields=[])
+@dataclasses.dataclass
+class Layer:
+    w: jax.Array
+    b: jax.Array
+
+
+def test_custom_pytree_nodes_load_as_children_or_exactly_with_like(ckpt):
+    layers = [Layer(jnp.ones((2, 2)), jnp.zeros(2)), Layer(jnp.full((2, 1), 3.0), jnp.ones(1))]
+    save_tree(ckpt, {"model": layers})
+    plain = load_tree(ckpt).trees["model"]
+    assert isinstance(plain[0], list) and len(plain[0]) == 2
+    np.testing.assert_array_equal(plain[1][0], layers[1].w)
+    assert_trees_equal(load_tree(ckpt, like={"model": layers}).trees["model"], layers)
 
 
 DTYPES = [

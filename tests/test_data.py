@@ -154,6 +154,20 @@ def test_listed_categorical_columns_are_one_hot_even_when_numeric(reader, tmp_pa
     np.testing.assert_array_equal(dataset.X[:, :2], [[0, 1], [1, 0], [0, 1]])
 
 
+def test_numeric_labels_are_sorted_by_value_and_missing_stays_missing(reader, tmp_path):
+    path = write(tmp_path, "zone,size,grade\n10,1.0,3\n2,2.0,1\n,3.0,10\n1,4.0,3\n")
+    dataset = load(path, categorical=["zone", "grade"], nan_policy="impute_mean")
+    assert dataset.categories == {"zone": ("1", "2", "10")}
+    assert dataset.classes == ("1", "3", "10") and dataset.y.tolist() == [1, 0, 2, 1]
+    np.testing.assert_allclose(dataset.X[2, :3], [1 / 3, 1 / 3, 1 / 3])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(reader, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffa,b\n1,2\n".encode())
+    assert load(path).feature_names == ("a",)
+
+
 def test_pandas_categorical_dtype_keeps_its_declared_order():
     frame = pd.DataFrame(
         {
@@ -171,15 +185,25 @@ def test_encoding_applies_the_same_columns_to_new_data_after_a_json_round_trip()
     encoding = Encoding.from_dict(json.loads(json.dumps(dataset.encoding.to_dict())))
     assert encoding == dataset.encoding
     new = FRAME.drop(columns="bought").iloc[[3, 0]]
-    np.testing.assert_array_equal(encoding.features(_tabular.read_table(new)), dataset.X[[3, 0]])
+    np.testing.assert_array_equal(encoding.features(new, dtype="float64"), dataset.X[[3, 0]])
     np.testing.assert_array_equal(encoding.decode([1, 0]), ["yes", "no"])
+
+
+def test_encoding_reads_new_files_without_the_target(tmp_path, reader):
+    encoding = load(FRAME).encoding
+    path = tmp_path / "new.csv"
+    FRAME.drop(columns="bought").to_csv(path, index=False)
+    np.testing.assert_array_equal(encoding.features(path), load(FRAME).X)
+    FRAME.drop(columns="income").to_csv(path, index=False)
+    with pytest.raises(DataError, match="lacks the feature column 'income'"):
+        encoding.features(path)
 
 
 def test_unknown_category_at_prediction_time_is_named():
     encoding = load(FRAME).encoding
     new = pd.DataFrame({"age": [1.0], "city": ["Rom"], "income": [2.0]})
     with pytest.raises(DataError, match=r"'Rom'; did you mean 'Rome'.*not seen in the training"):
-        encoding.features(_tabular.read_table(new))
+        encoding.features(new, dtype="float64")
 
 
 @settings(max_examples=30, deadline=None)
@@ -237,7 +261,9 @@ def test_nan_policy_impute_mean_matches_scikit_learn(tmp_path, reader):
 
 def test_missing_target_is_dropped_but_never_imputed(tmp_path, reader):
     path = write(tmp_path, "a,y\n1,0\n2,\n3,1\n")
-    with pytest.raises(DataError, match=r"target of .* 1 missing .* at row 3.*nan_policy='drop'"):
+    with pytest.raises(
+        DataError, match=r"target 'y' of .* 1 missing .* at row 3.*nan_policy='drop'"
+    ):
         load(path, nan_policy="impute_mean")
     assert load(path, nan_policy="drop").y.tolist() == [0.0, 1.0]
 
@@ -255,6 +281,7 @@ def test_missing_category_is_imputed_with_category_frequencies():
     ("content", "message"),
     [
         ("", "is empty; a data file needs a header line"),
+        ("\n  \n", "is empty"),
         ("a,b,y\n", r"has a header \(a, b, y\) but no data rows"),
         ("a,b,y\n1,2,3\n4,5,6,7\n", "line 3 has 4 fields but the header has 3"),
         ("a,b,y\n1,2,3\n4,5\n", "line 3 has 2 fields but the header has 3"),
@@ -291,6 +318,11 @@ def test_parquet_without_pandas_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(_tabular, "_pandas", lambda: None)
     with pytest.raises(DataError, match=r'pip install "descend\[data\]"'):
         load(path)
+
+
+def test_a_file_that_is_not_parquet_is_refused(tmp_path):
+    with pytest.raises(DataError, match="as Parquet"):
+        load(write(tmp_path, "a,b\n1,2\n", "fake.parquet"))
 
 
 def test_unlisted_text_column_is_refused_when_categorical_is_a_list(tmp_path, reader):
@@ -412,7 +444,7 @@ def test_multiclass_labels_are_encoded_like_label_encoder():
         ([1, 1, 1], "binary", r"single class \(1\); binary classification needs at least two"),
         (["a", "a", "a"], "multiclass", "single class"),
         ([0, 1, 2], "binary", r"needs two classes but y has 3 .*use task='multiclass'"),
-        ([0.0, np.nan, 1.0], "binary", "target of X has 1 missing"),
+        ([0.0, np.nan, 1.0], "binary", "y has 1 missing"),
     ],
 )
 def test_label_problems_are_explained(labels, task, message):

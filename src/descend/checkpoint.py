@@ -11,13 +11,6 @@ File layout (integers little-endian)::
     padding    zeros up to a multiple of 64 bytes
     payload    the raw bytes of every array (C order, little-endian), each 64-byte aligned
     checksum   32 bytes  SHA-256 of everything before it
-
->>> import tempfile, os, numpy as np
->>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
->>> save_tree(path, {"params": {"w": np.ones(3, np.float32), "b": 0.5}}, {"epoch": 3})
->>> trees, metadata = load_tree(path)
->>> trees["params"]["w"], trees["params"]["b"], metadata
-(array([1., 1., 1.], dtype=float32), 0.5, {'epoch': 3})
 """
 
 from __future__ import annotations
@@ -79,8 +72,11 @@ def save_tree(
         nested dicts (str keys), lists, tuples, NamedTuples and None, with leaves that
         are NumPy / JAX arrays (bool, int, uint, float, complex, bfloat16 and the other
         ml_dtypes types; typed PRNG keys from ``jax.random.key``), NumPy scalars or
-        Python bool / int / float / complex / str. Other registered pytree nodes are
-        saved as the list of their children.
+        Python bool / int / float / complex / str. A NamedTuple is stored with its class
+        and field names but cannot be rebuilt from a file alone (importing classes named
+        in a file is unsafe): :func:`load_tree` returns it as a dict of its fields, or as
+        the NamedTuple itself when given a ``like=`` template. Other registered pytree
+        nodes are stored as the list of their children, with the same rule.
     metadata : dict, optional
         Anything ``json.dumps`` accepts (NumPy scalars are turned into Python numbers;
         tuples come back as lists, as always with JSON).
@@ -93,6 +89,15 @@ def save_tree(
     ``os.replace`` and the folder is fsync-ed: a crash leaves the previous checkpoint
     whole (and at worst a stray ``.<name>.*.tmp`` file). Same role as
     ``orbax.checkpoint`` or ``torch.save``, without pickle.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> save_tree(path, {"params": {"w": np.ones(3, np.float32), "b": 0.5}}, {"epoch": 3})
+    >>> trees, metadata = load_tree(path)
+    >>> trees["params"]["w"], trees["params"]["b"], metadata
+    (array([1., 1., 1.], dtype=float32), 0.5, {'epoch': 3})
     """
     if not isinstance(trees, Mapping) or not all(isinstance(k, str) and k for k in trees):
         raise DescendTypeError(
@@ -129,8 +134,8 @@ def load_tree(path: str | os.PathLike, *, like: Mapping[str, PyTree] | None = No
     Checkpoint
         ``(trees, metadata)``. Without a template a tree comes back as nested dicts,
         lists, tuples and None; a NamedTuple as a dict of its fields; another pytree
-        node as the list of its children. Arrays are NumPy arrays, typed PRNG keys JAX
-        key arrays, Python scalars themselves.
+        node as the list of its children. Arrays (and NumPy scalars, as 0-d arrays) are
+        NumPy arrays, typed PRNG keys JAX key arrays, Python scalars themselves.
 
     Raises
     ------
@@ -138,6 +143,17 @@ def load_tree(path: str | os.PathLike, *, like: Mapping[str, PyTree] | None = No
         The file is missing, of another format (pickle files included: they are never
         read), truncated or modified (checksum mismatch), of a newer format version,
         or does not match a template.
+
+    Examples
+    --------
+    >>> import os, tempfile, optax
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.ckpt")
+    >>> state = optax.sgd(0.1, momentum=0.9).init({"w": np.zeros(2, np.float32)})
+    >>> save_tree(path, {"opt_state": state})
+    >>> load_tree(path).trees["opt_state"]
+    ({'trace': {'w': array([0., 0.], dtype=float32)}}, {})
+    >>> load_tree(path, like={"opt_state": state}).trees["opt_state"]
+    (TraceState(trace={'w': array([0., 0.], dtype=float32)}), EmptyState())
     """
     header, payload = _read_verified(Path(path))
     trees = header.get("trees")
