@@ -2,7 +2,14 @@
 
 Every algorithm is a function that takes its hyperparameters and returns an
 :class:`Optimizer`. Names, hyperparameter names, defaults and update formulas follow
-``torch.optim`` where PyTorch has the algorithm.
+``torch.optim`` where PyTorch has the algorithm, and Optax where it does not (Lion,
+AdaBelief).
+
+- :mod:`~descend.optim.sgd`: ``gd``, ``sgd``, ``momentum``
+- :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
+- :mod:`~descend.optim.adam`: ``adam``, ``adamw``, ``adamax``, ``nadam``
+- :mod:`~descend.optim.adam_variants`: ``radam``, ``adabelief``, ``lion``
+- :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -17,13 +24,29 @@ from collections.abc import Callable
 from typing import Any
 
 from descend.errors import unknown_name
+from descend.optim.adam import adam, adamax, adamw, nadam
+from descend.optim.adam_variants import adabelief, lion, radam
+from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at
+from descend.optim.classic import asgd, rprop
 from descend.optim.sgd import gd, momentum, sgd
 
 _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "gd": gd,
     "sgd": sgd,
     "momentum": momentum,
+    "adagrad": adagrad,
+    "rmsprop": rmsprop,
+    "adadelta": adadelta,
+    "adam": adam,
+    "adamw": adamw,
+    "adamax": adamax,
+    "nadam": nadam,
+    "radam": radam,
+    "adabelief": adabelief,
+    "lion": lion,
+    "rprop": rprop,
+    "asgd": asgd,
 }
 
 
@@ -78,13 +101,25 @@ def available() -> list[dict[str, Any]]:
 
 __all__ = [
     "Optimizer",
+    "adabelief",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
     "apply_updates",
+    "asgd",
     "available",
     "gd",
     "get",
+    "lion",
     "lr_at",
     "momentum",
+    "nadam",
     "names",
+    "radam",
     "register",
+    "rmsprop",
+    "rprop",
     "sgd",
 ]

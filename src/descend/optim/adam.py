@@ -1,0 +1,389 @@
+"""Adam and the algorithms ``torch.optim`` builds on it: AdamW, Adamax and NAdam.
+
+Each follows ``torch.optim``'s single-tensor code path (``capturable=False``,
+``differentiable=False``): bias corrections are scalars computed from the 1-based
+step :math:`t`, and ``eps`` is added outside the square root.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from descend import _tree
+from descend.optim._common import (
+    cast_like,
+    check_adam_like,
+    check_nonnegative,
+    decay_weights,
+    descent_grads,
+    float_dtype,
+    lerp,
+    step_number,
+    zero_count,
+)
+from descend.optim.base import LearningRate, Optimizer, lr_at
+
+
+class AdamState(NamedTuple):
+    count: jax.Array
+    exp_avg: Any  # first moment m
+    exp_avg_sq: Any  # second moment v
+    max_exp_avg_sq: Any  # running maximum of v (AMSGrad), None otherwise
+
+
+class AdamaxState(NamedTuple):
+    count: jax.Array
+    exp_avg: Any
+    exp_inf: Any  # exponentially weighted infinity norm u
+
+
+class NAdamState(NamedTuple):
+    count: jax.Array
+    mu_product: jax.Array  # product of the momentum schedule mu_1 ... mu_t
+    exp_avg: Any
+    exp_avg_sq: Any
+
+
+def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> Optimizer:
+    flags = {"amsgrad": amsgrad, "maximize": maximize, "decoupled_weight_decay": decoupled}
+    lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
+
+    def init(params):
+        return AdamState(
+            count=zero_count(),
+            exp_avg=_tree.zeros_like(params),
+            exp_avg_sq=_tree.zeros_like(params),
+            max_exp_avg_sq=_tree.zeros_like(params) if amsgrad else None,
+        )
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        t = step_number(state.count)
+        rate = lr_at(lr, state.count)
+        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
+        decayed, grads = decay_weights(
+            params, grads, rate, weight_decay=weight_decay, decoupled=decoupled
+        )
+        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
+        exp_avg_sq = jax.tree.map(
+            lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
+        )
+        step_size = rate / (1 - beta1**t)
+        bias_correction2_sqrt = jnp.sqrt(1 - beta2**t)
+        # AMSGrad keeps the maximum of the raw second moment, then bias-corrects it.
+        max_exp_avg_sq = state.max_exp_avg_sq
+        if amsgrad:
+            max_exp_avg_sq = jax.tree.map(jnp.maximum, max_exp_avg_sq, exp_avg_sq)
+        second = max_exp_avg_sq if amsgrad else exp_avg_sq
+        new_params = jax.tree.map(
+            lambda p, m, v: p + -step_size * m / (jnp.sqrt(v) / bias_correction2_sqrt + eps),
+            decayed,
+            exp_avg,
+            second,
+        )
+        new_state = AdamState(state.count + 1, exp_avg, exp_avg_sq, max_exp_avg_sq)
+        return cast_like(params, new_params), new_state
+
+    hyperparams = {
+        "lr": lr,
+        "betas": (beta1, beta2),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "amsgrad": amsgrad,
+        "maximize": maximize,
+    }
+    if name == "adam":
+        hyperparams["decoupled_weight_decay"] = decoupled
+    return Optimizer(name, init, step, hyperparams)
+
+
+def adam(
+    lr: LearningRate = 1e-3,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+) -> Optimizer:
+    r"""Adam: momentum divided by a running root-mean-square, both bias-corrected.
+
+    With :math:`g_t = \pm\nabla f(x_t) + \lambda x_t` (coupled L2 ``weight_decay``
+    :math:`\lambda`) and :math:`t` counting from 1:
+
+    .. math::
+
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        x_{t+1} = x_t - \frac{\eta_t}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t} / \sqrt{1-\beta_2^t} + \epsilon}
+
+    With ``amsgrad=True``, :math:`v_t` in the denominator is replaced by
+    :math:`\hat v_t = \max(\hat v_{t-1}, v_t)`, the maximum of the raw second moment
+    (bias-corrected afterwards). With ``decoupled_weight_decay=True`` the decay is
+    applied to the parameters, :math:`x_t \leftarrow (1 - \eta_t\lambda) x_t`,
+    instead of the gradient: that is :func:`adamw`.
+
+    Differences from ``optax.adam``: Optax has ``eps_root`` (inside the root) and no
+    weight decay; ``optax.amsgrad`` takes the maximum of the *bias-corrected*
+    second moment.
+
+    Parameters
+    ----------
+    lr:
+        Learning rate :math:`\eta` (> 0) or a schedule. Default ``1e-3``.
+    betas:
+        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
+    eps:
+        :math:`\epsilon \ge 0`, outside the square root. Default ``1e-8``.
+    weight_decay:
+        :math:`\lambda \ge 0`.
+    amsgrad:
+        Use the AMSGrad maximum of the second moment.
+    maximize:
+        Ascend instead of descend.
+    decoupled_weight_decay:
+        Decay the weights directly (AdamW) instead of through the gradient.
+
+    References
+    ----------
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015; Reddi,
+    Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad);
+    ``torch.optim.Adam``.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> opt = ds.optim.adam(lr=0.1)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
+    0.9
+    """
+    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+
+
+def adamw(
+    lr: LearningRate = 1e-3,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    r"""AdamW: Adam with weight decay applied to the weights, scaled by the learning rate.
+
+    Each step first shrinks the parameters, :math:`x_t \leftarrow (1 - \eta_t\lambda)
+    x_t`, then takes the :func:`adam` step with the plain gradient (the decay never
+    enters :math:`m_t` or :math:`v_t`).
+
+    Differences from ``optax.adamw``: Optax's default ``weight_decay`` is ``1e-4``
+    (``1e-2`` here, as in PyTorch) and it has ``eps_root``, ``mask`` and ``nesterov``.
+
+    Parameters
+    ----------
+    lr, betas, eps, amsgrad, maximize:
+        As in :func:`adam`.
+    weight_decay:
+        :math:`\lambda \ge 0`, multiplied by the learning rate. Default ``1e-2``.
+
+    References
+    ----------
+    Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019;
+    ``torch.optim.AdamW``.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> opt = ds.optim.adamw(lr=0.1, weight_decay=0.5)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
+    0.85
+    """
+    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True)
+
+
+def adamax(
+    lr: LearningRate = 2e-3,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> Optimizer:
+    r"""Adamax: Adam with the infinity norm in place of the root-mean-square.
+
+    With :math:`g_t = \pm\nabla f(x_t) + \lambda x_t` (coupled L2 ``weight_decay``):
+
+    .. math::
+
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        u_t = \max(\beta_2 u_{t-1},\ |g_t| + \epsilon) \\
+        x_{t+1} = x_t - \frac{\eta_t}{1-\beta_1^t} \frac{m_t}{u_t}
+
+    Differences from ``optax.adamax``: the same formula (``eps`` inside the
+    maximum); Optax has no weight decay.
+
+    Parameters
+    ----------
+    lr:
+        Learning rate :math:`\eta` (> 0) or a schedule. Default ``2e-3``.
+    betas:
+        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
+    eps:
+        :math:`\epsilon \ge 0`. Default ``1e-8``.
+    weight_decay:
+        Coupled L2 penalty :math:`\lambda \ge 0`.
+    maximize:
+        Ascend instead of descend.
+
+    References
+    ----------
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7;
+    ``torch.optim.Adamax``.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> opt = ds.optim.adamax(lr=0.1)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 6)
+    0.9
+    """
+    lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, {"maximize": maximize})
+
+    def init(params):
+        zeros = _tree.zeros_like(params)
+        return AdamaxState(count=zero_count(), exp_avg=zeros, exp_inf=zeros)
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
+        exp_inf = jax.tree.map(
+            lambda u, g: jnp.maximum(u * beta2, jnp.abs(g) + eps), state.exp_inf, grads
+        )
+        clr = lr_at(lr, state.count) / (1 - beta1 ** step_number(state.count))
+        new_params = jax.tree.map(lambda p, m, u: p + -clr * m / u, params, exp_avg, exp_inf)
+        new_state = AdamaxState(state.count + 1, exp_avg, exp_inf)
+        return cast_like(params, new_params), new_state
+
+    hyperparams = {
+        "lr": lr,
+        "betas": (beta1, beta2),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return Optimizer("adamax", init, step, hyperparams)
+
+
+def nadam(
+    lr: LearningRate = 2e-3,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    r"""NAdam: Adam with Nesterov momentum and Dozat's momentum warm-up schedule.
+
+    With :math:`\psi` = ``momentum_decay`` the momentum coefficient follows
+
+    .. math::
+
+        \mu_t = \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right), \qquad
+        \Pi_t = \prod_{i=1}^t \mu_i
+
+    and, with :math:`m_t, v_t` as in :func:`adam` and
+    :math:`d_t = \sqrt{v_t / (1-\beta_2^t)} + \epsilon`,
+
+    .. math::
+
+        x_{t+1} = x_t - \eta_t \frac{1-\mu_t}{1-\Pi_t} \frac{g_t}{d_t}
+                      - \eta_t \frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}} \frac{m_t}{d_t}
+
+    Weight decay is coupled (added to :math:`g_t`) or, with
+    ``decoupled_weight_decay=True``, applied as :math:`x_t \leftarrow (1-\eta_t\lambda)x_t`
+    (NAdamW). ``state.mu_product`` holds :math:`\Pi_t`.
+
+    Differences from ``optax.nadam``: Optax's NAdam is Adam with a Nesterov look-ahead
+    and a constant momentum, without the :math:`\mu_t` schedule, ``momentum_decay``
+    or weight decay; the two trajectories differ.
+
+    Parameters
+    ----------
+    lr:
+        Learning rate :math:`\eta` (> 0) or a schedule. Default ``2e-3``.
+    betas:
+        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
+    eps:
+        :math:`\epsilon \ge 0`, outside the square root. Default ``1e-8``.
+    weight_decay:
+        :math:`\lambda \ge 0`.
+    momentum_decay:
+        :math:`\psi \ge 0`. Default ``4e-3``.
+    decoupled_weight_decay:
+        Decay the weights directly instead of through the gradient.
+    maximize:
+        Ascend instead of descend.
+
+    References
+    ----------
+    Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop;
+    ``torch.optim.NAdam``.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> opt = ds.optim.nadam(lr=0.1)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
+    0.8944
+    """
+    flags = {"decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
+    lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
+    check_nonnegative("momentum_decay", momentum_decay)
+
+    def init(params):
+        zeros = _tree.zeros_like(params)
+        mu_product = jnp.ones((), float_dtype(params))
+        return NAdamState(zero_count(), mu_product, exp_avg=zeros, exp_avg_sq=zeros)
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        t = step_number(state.count)
+        rate = lr_at(lr, state.count)
+        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
+        decayed, grads = decay_weights(
+            params, grads, rate, weight_decay=weight_decay, decoupled=decoupled_weight_decay
+        )
+        bias_correction2 = 1 - beta2**t
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu_product = state.mu_product * mu
+        mu_product_next = mu_product * mu_next
+        grad_coef = -rate * (1.0 - mu) / (1.0 - mu_product)
+        avg_coef = (-rate * mu_next) / (1.0 - mu_product_next)
+        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
+        exp_avg_sq = jax.tree.map(
+            lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
+        )
+
+        def update(p, g, m, v):
+            denom = jnp.sqrt(v / bias_correction2) + eps
+            return (p + grad_coef * g / denom) + avg_coef * m / denom
+
+        new_params = jax.tree.map(update, decayed, grads, exp_avg, exp_avg_sq)
+        new_state = NAdamState(state.count + 1, mu_product, exp_avg, exp_avg_sq)
+        return cast_like(params, new_params), new_state
+
+    hyperparams = {
+        "lr": lr,
+        "betas": (beta1, beta2),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "momentum_decay": momentum_decay,
+        "decoupled_weight_decay": decoupled_weight_decay,
+        "maximize": maximize,
+    }
+    return Optimizer("nadam", init, step, hyperparams)
