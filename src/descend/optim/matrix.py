@@ -1,0 +1,392 @@
+"""Optimizers that use the matrix shape of weights: Adafactor and Muon."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from descend import _tree
+from descend.errors import InputError, check_in_range, check_int, check_positive
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+
+
+class AdafactorState(NamedTuple):
+    count: jax.Array
+    row_var: Any  # per leaf: (..., m, 1) row means of g^2 for >= 2-D leaves, else None
+    col_var: Any  # per leaf: (..., 1, n) column means of g^2 for >= 2-D leaves, else None
+    variance: Any  # per leaf: g^2 average for 0-D and 1-D leaves, else None
+
+
+class MuonState(NamedTuple):
+    count: jax.Array
+    momentum_buffer: Any
+
+
+def _lerp(start: jax.Array, end: jax.Array, weight: Any) -> jax.Array:
+    """``start + weight (end - start)``, rounded as ``torch.lerp`` (from the nearer end)."""
+    return jnp.where(
+        weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight)
+    )
+
+
+def _rms(x: jax.Array) -> jax.Array:
+    return jnp.linalg.norm(x.ravel()) / math.sqrt(max(x.size, 1))
+
+
+def _mean_square(x: jax.Array, axis: int) -> jax.Array:
+    # As the square of a norm, the way PyTorch forms it, so that the two agree to the
+    # last bit more often (Adafactor's normalised steps amplify rounding differences).
+    return jnp.square(jnp.linalg.norm(x, axis=axis, keepdims=True)) / x.shape[axis]
+
+
+def adafactor(
+    lr: LearningRate = 1e-2,
+    beta2_decay: float = -0.8,
+    eps: tuple[float | None, float] = (None, 1e-3),
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    r"""Adafactor: Adam-like steps with factored second moments, as ``torch.optim.Adafactor``.
+
+    At step :math:`t = 1, 2, \dots` with gradient :math:`G_t` (negated with ``maximize``):
+
+    .. math::
+
+        \hat\beta_{2,t} = 1 - t^{\tau}, \quad \rho_t = \min(\eta, 1/\sqrt t), \quad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1}))\,\rho_t \\
+        \theta \leftarrow \theta_{t-1}(1 - \eta\lambda) \\
+        \text{matrices (last two axes } m \times n\text{):}\;
+        R_t = \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{j}(G_t^2), \;
+        C_t = \hat\beta_{2,t} C_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{i}(G_t^2), \;
+        \hat V_t = \frac{R_t C_t}{\max(\mathrm{mean}_i R_t, \epsilon_1)} \\
+        \text{vectors and scalars:}\;
+        \hat V_t = \hat\beta_{2,t} \hat V_{t-1} + (1-\hat\beta_{2,t}) G_t^2 \\
+        U_t = G_t / \sqrt{\max(\hat V_t, \epsilon_1^2)}, \quad
+        \theta_t = \theta - \frac{\alpha_t}{\max(1, \mathrm{RMS}(U_t)/d)}\, U_t
+
+    where :math:`\tau` is ``beta2_decay``, :math:`\eta` the learning rate and
+    :math:`\lambda` ``weight_decay`` (decoupled). Only :math:`m + n` numbers per matrix
+    are stored instead of :math:`mn`.
+
+    Differences from the paper (kept from PyTorch): ``lr`` caps the relative step
+    :math:`\rho_t` (the paper uses 0.01) and scales the decoupled weight decay;
+    :math:`\epsilon_1` is applied to the variance estimate rather than added to
+    :math:`G^2`; means replace sums. Differences from ``optax.adafactor``: Optax uses
+    the paper's :math:`\epsilon_1` placement, a decay rate ``0.8`` with a
+    different parametrisation, momentum and a minimum size for factoring; its
+    numbers differ from these.
+
+    Parameters
+    ----------
+    lr:
+        Learning rate :math:`\eta > 0` or a schedule. Default ``1e-2``.
+    beta2_decay:
+        :math:`\tau \le 0`. Default ``-0.8``.
+    eps:
+        :math:`(\epsilon_1, \epsilon_2)`; :math:`\epsilon_1` ``None`` means the machine
+        epsilon of each leaf's dtype. Both >= 0. Default ``(None, 1e-3)``.
+    d:
+        Update clipping threshold, >= 1. Default 1.
+    weight_decay:
+        Decoupled weight decay :math:`\lambda \ge 0`. Default 0.
+    maximize:
+        Ascend instead of descend.
+
+    References
+    ----------
+    Shazeer & Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory
+    Cost", ICML 2018; ``torch.optim.Adafactor``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from descend.optim.matrix import adafactor
+    >>> opt = adafactor(lr=0.01)
+    >>> w = jnp.ones((3, 2))
+    >>> w, state = opt.step(w, jnp.ones((3, 2)), opt.init(w))
+    >>> round(float(w[0, 0]), 6)
+    0.99
+    """
+    lr = check_lr(lr)
+    if not isinstance(beta2_decay, (int, float)) or not beta2_decay <= 0:
+        raise InputError(f"beta2_decay must be a number <= 0, got {beta2_decay!r}")
+    try:
+        eps1, eps2 = eps
+    except (TypeError, ValueError):
+        raise InputError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}") from None
+    if eps1 is not None:
+        eps1 = check_positive("eps[0]", eps1, allow_zero=True)
+    eps2 = check_positive("eps[1]", eps2, allow_zero=True)
+    if not isinstance(d, (int, float)) or not d >= 1:
+        raise InputError(f"d (the clipping threshold) must be a number >= 1, got {d!r}")
+    weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+    sign = -1.0 if maximize else 1.0
+
+    def init(params):
+        def row(p):
+            return jnp.zeros((*p.shape[:-1], 1), p.dtype) if p.ndim > 1 else None
+
+        def col(p):
+            return jnp.zeros((*p.shape[:-2], 1, p.shape[-1]), p.dtype) if p.ndim > 1 else None
+
+        def vector(p):
+            return None if p.ndim > 1 else jnp.zeros_like(p)
+
+        params = jax.tree.map(jnp.asarray, params)
+        return AdafactorState(
+            count=jnp.zeros((), jnp.int32),
+            row_var=jax.tree.map(row, params),
+            col_var=jax.tree.map(col, params),
+            variance=jax.tree.map(vector, params),
+        )
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        rate = lr_at(lr, state.count)
+        t = (state.count + 1).astype(jnp.result_type(float))
+        beta2_weight = t**beta2_decay  # 1 - beta2_t, the weight of the new g^2
+        rho = jnp.minimum(rate, 1.0 / jnp.sqrt(t))
+
+        def update_leaf(p, g, row_var, col_var, variance):
+            p, g = jnp.asarray(p), sign * jnp.asarray(g)
+            dtype = p.dtype
+            floor = jnp.finfo(dtype).eps if eps1 is None else eps1
+            weight = beta2_weight.astype(dtype)
+            alpha = jnp.maximum(eps2, _rms(p)) * rho
+            if weight_decay != 0:
+                p = p * (1 - rate * weight_decay)
+            if g.ndim > 1:
+                row_var = _lerp(row_var, _mean_square(g, axis=-1), weight)
+                col_var = _lerp(col_var, _mean_square(g, axis=-2), weight)
+                row_scale = jnp.maximum(jnp.mean(row_var, axis=-2, keepdims=True), floor)
+                estimate = (row_var @ col_var) / row_scale
+            else:
+                variance = _lerp(variance, g * g, weight)
+                estimate = variance
+            # floor**2 because the square root is taken after clamping.
+            update = jax.lax.rsqrt(jnp.maximum(estimate, floor * floor)) * g
+            denom = jnp.maximum(1.0, jnp.linalg.norm(update.ravel()) / (math.sqrt(update.size) * d))
+            new_p = (p - (alpha / denom) * update).astype(dtype)
+            return new_p, row_var, col_var, variance
+
+        leaves, treedef = jax.tree.flatten(params)
+        grads_l = treedef.flatten_up_to(grads)
+        rows = treedef.flatten_up_to(state.row_var)
+        cols = treedef.flatten_up_to(state.col_var)
+        variances = treedef.flatten_up_to(state.variance)
+        results = [
+            update_leaf(*args) for args in zip(leaves, grads_l, rows, cols, variances, strict=True)
+        ]
+        new_params, new_rows, new_cols, new_vars = (
+            treedef.unflatten([r[i] for r in results]) for i in range(4)
+        )
+        return new_params, AdafactorState(state.count + 1, new_rows, new_cols, new_vars)
+
+    hyperparams = {
+        "lr": lr,
+        "beta2_decay": beta2_decay,
+        "eps": (eps1, eps2),
+        "d": d,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return Optimizer("adafactor", init, step, hyperparams)
+
+
+_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+_NS_DTYPES = {"bfloat16": jnp.bfloat16, "float32": jnp.float32}
+_ADJUST_LR = (None, "original", "match_rms_adamw")
+
+
+def muon(
+    lr: LearningRate = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = _NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+    *,
+    ns_dtype: str = "bfloat16",
+) -> Optimizer:
+    r"""Muon: momentum orthogonalised by Newton–Schulz, for 2-D weights, as ``torch.optim.Muon``.
+
+    For each weight matrix :math:`\theta \in \mathbb R^{A\times B}` with gradient
+    :math:`g_t`:
+
+    .. math::
+
+        B_t = \mu B_{t-1} + (1-\mu) g_t, \qquad
+        \tilde B_t = (1-\mu) g_t + \mu B_t \ \text{(nesterov)}, \ \ \tilde B_t = B_t
+        \ \text{(otherwise)} \\
+        X_0 = \tilde B_t / \max(\lVert \tilde B_t\rVert_F, \varepsilon), \qquad
+        X_{k+1} = a X_k + (b\, X_k X_k^\top + c\, (X_k X_k^\top)^2) X_k
+        \quad (k < K) \\
+        \theta_t = \theta_{t-1}(1 - \eta\lambda) - \eta\, s(A, B)\, X_K
+
+    (the iteration runs on the transpose when :math:`A > B`), with
+    :math:`(a, b, c)` = ``ns_coefficients``, :math:`K` = ``ns_steps`` and the shape
+    factor :math:`s = \sqrt{\max(1, A/B)}` (``adjust_lr_fn=None`` or ``"original"``)
+    or :math:`0.2\sqrt{\max(A, B)}` (``"match_rms_adamw"``). :math:`X_K` approximates
+    the orthogonal polar factor :math:`UV^\top` of :math:`\tilde B_t = U S V^\top`
+    (with singular values spread in about [0.5, 1.5] rather than exactly 1).
+
+    The momentum is an exponential average (``torch.lerp``), as in PyTorch's code
+    (its docstring writes :math:`B_t = \mu B_{t-1} + g_t`).
+
+    Muon is for the 2-D weight matrices of hidden layers. Every leaf of the params
+    must be 2-D: biases, gains and embeddings should be optimized by another
+    optimizer (for example ``adamw``) on a separate part of the params; ``init``
+    names the leaves that are not 2-D.
+
+    Newton–Schulz runs in ``ns_dtype``: ``"bfloat16"`` (default, as PyTorch: fast on
+    accelerators, about 3 significant digits) or ``"float32"`` (slower on
+    accelerators, closer to the exact polynomial). The result is cast back to each
+    leaf's dtype. Rounding differs from PyTorch's fused ``addmm`` in bfloat16, so
+    steps agree with ``torch.optim.Muon`` to bfloat16 precision, not bit for bit.
+
+    Parameters
+    ----------
+    lr:
+        Learning rate :math:`\eta > 0` or a schedule. Default ``1e-3``.
+    weight_decay:
+        Decoupled weight decay :math:`\lambda \ge 0` (multiplied by the unadjusted
+        ``lr``). Default 0.1.
+    momentum:
+        :math:`\mu \in [0, 1)`. Default 0.95.
+    nesterov:
+        Nesterov-style look-ahead. Default True.
+    ns_coefficients:
+        :math:`(a, b, c)`. Default ``(3.4445, -4.7750, 2.0315)``.
+    eps:
+        Floor :math:`\varepsilon > 0` of the Frobenius norm. Default ``1e-7``.
+    ns_steps:
+        Newton–Schulz iterations :math:`K`, 1 to 99. Default 5.
+    adjust_lr_fn:
+        ``None`` / ``"original"`` or ``"match_rms_adamw"``.
+    ns_dtype:
+        ``"bfloat16"`` (default) or ``"float32"``.
+
+    References
+    ----------
+    Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024;
+    Liu et al., "Muon is Scalable for LLM Training", arXiv:2502.16982;
+    ``torch.optim.Muon``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from descend.optim.matrix import muon
+    >>> opt = muon(lr=0.02, ns_dtype="float32")
+    >>> w = jnp.zeros((4, 4))
+    >>> w, state = opt.step(w, jnp.eye(4), opt.init(w))
+    >>> w.shape
+    (4, 4)
+    """
+    lr = check_lr(lr)
+    weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+    momentum = check_in_range("momentum", momentum, 0.0, 1.0)
+    try:
+        a, b, c = (float(v) for v in ns_coefficients)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"ns_coefficients must be three numbers (a, b, c), got {ns_coefficients!r}"
+        ) from None
+    eps = check_positive("eps", eps)
+    ns_steps = check_int("ns_steps", ns_steps)
+    if ns_steps >= 100:
+        raise InputError(f"ns_steps must be an integer in [1, 99], got {ns_steps!r}")
+    if adjust_lr_fn not in _ADJUST_LR:
+        raise InputError(
+            f"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got {adjust_lr_fn!r}"
+        )
+    if ns_dtype not in _NS_DTYPES:
+        raise InputError(f"ns_dtype must be 'bfloat16' or 'float32', got {ns_dtype!r}")
+    work_dtype = _NS_DTYPES[ns_dtype]
+
+    def orthogonalize(update):
+        # Each product and its affine combination are formed in float32 and rounded to
+        # ns_dtype once, as a fused bfloat16 addmm (float32 accumulation) does in PyTorch.
+        def matmul(left, right):
+            return jnp.matmul(left, right, preferred_element_type=jnp.float32)
+
+        x = update.astype(work_dtype)
+        tall = update.shape[0] > update.shape[1]
+        if tall:
+            x = x.T
+        norm = jnp.linalg.norm(x.astype(jnp.float32)).astype(work_dtype)
+        x = x / jnp.maximum(norm, jnp.asarray(eps, work_dtype))
+        for _ in range(ns_steps):
+            gram = matmul(x, x.T).astype(work_dtype)
+            poly = (b * gram.astype(jnp.float32) + c * matmul(gram, gram)).astype(work_dtype)
+            x = (a * x.astype(jnp.float32) + matmul(poly, x)).astype(work_dtype)
+        return x.T if tall else x
+
+    def shape_factor(shape):
+        rows, cols = shape
+        if adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(rows, cols))
+        return math.sqrt(max(1.0, rows / cols))
+
+    def init(params):
+        _check_matrices(params)
+        return MuonState(count=jnp.zeros((), jnp.int32), momentum_buffer=_tree.zeros_like(params))
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        _check_matrices(params)
+        rate = lr_at(lr, state.count)
+
+        def update_leaf(p, g, buffer):
+            buffer = _lerp(buffer, g, 1 - momentum)
+            direction = _lerp(g, buffer, momentum) if nesterov else buffer
+            ortho = orthogonalize(direction).astype(p.dtype)
+            new_p = p * (1 - rate * weight_decay) - rate * shape_factor(p.shape) * ortho
+            return new_p.astype(p.dtype), buffer
+
+        leaves, treedef = jax.tree.flatten(params)
+        results = [
+            update_leaf(jnp.asarray(p), jnp.asarray(g), buf)
+            for p, g, buf in zip(
+                leaves,
+                treedef.flatten_up_to(grads),
+                treedef.flatten_up_to(state.momentum_buffer),
+                strict=True,
+            )
+        ]
+        new_params = treedef.unflatten([r[0] for r in results])
+        buffers = treedef.unflatten([r[1] for r in results])
+        return new_params, MuonState(count=state.count + 1, momentum_buffer=buffers)
+
+    hyperparams = {
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "ns_coefficients": (a, b, c),
+        "eps": eps,
+        "ns_steps": ns_steps,
+        "adjust_lr_fn": adjust_lr_fn,
+        "ns_dtype": ns_dtype,
+    }
+    return Optimizer("muon", init, step, hyperparams)
+
+
+def _check_matrices(params: Any) -> None:
+    """Raise, naming each leaf by its pytree path, unless every leaf is a 2-D array."""
+    wrong = [
+        f"{jax.tree_util.keystr(path) or '<root>'} (shape {tuple(jnp.shape(leaf))})"
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        if jnp.ndim(leaf) != 2
+    ]
+    if wrong:
+        raise InputError(
+            "muon only optimizes 2-D weight matrices, but these params are not 2-D: "
+            + ", ".join(wrong)
+            + ". Optimize them with another optimizer (for example adamw) on a "
+            "separate part of the params, and give muon only the weight matrices"
+        )
