@@ -15,7 +15,7 @@ import importlib
 from typing import Any
 
 from descend import errors, optim
-from descend.calculus import derivative, gradient, value_and_grad
+from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
 from descend.minimize import MinimizeResult, minimize
@@ -40,6 +40,7 @@ __all__ = [
     "derivative",
     "errors",
     "gradient",
+    "hessian",
     "minimize",
     "optim",
     "parse",

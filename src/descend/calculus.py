@@ -136,7 +136,7 @@ def gradient(
 
 
 def derivative(f: Callable[[Any], Any], order: int = 1) -> Callable[[Any], jax.Array]:
-    r"""Return the derivative :math:`f'` (or the ``order``-th derivative) of a function of one variable.
+    r"""Return the derivative :math:`f'` (or the ``order``-th one) of a function of one variable.
 
     Examples
     --------

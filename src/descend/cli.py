@@ -74,12 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     minimize = commands.add_parser("minimize", help="minimize an expression or test function")
     minimize.add_argument("expression", help="an expression, or a test function name")
-    minimize.add_argument("--x0", metavar="x=0,y=0", help="start point (default: 0, or the test function's start)")
-    minimize.add_argument("--dim", type=int, help="number of variables for n-dimensional test functions")
+    minimize.add_argument(
+        "--x0", metavar="x=0,y=0", help="start point (default: 0, or the test function's start)"
+    )
+    minimize.add_argument(
+        "--dim", type=int, help="number of variables for n-dimensional test functions"
+    )
     _add_optimizer_options(minimize)
     minimize.add_argument("--tol", type=float, default=1e-6, help="gradient-norm tolerance (1e-6)")
     minimize.add_argument("--max-iter", type=int, default=10_000, help="step budget (10000)")
-    minimize.add_argument("--refine", action="store_true", help="bisect a derivative sign change (1 variable)")
+    minimize.add_argument(
+        "--refine", action="store_true", help="bisect a derivative sign change (1 variable)"
+    )
     minimize.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     _add_json(minimize)
     minimize.set_defaults(handler=_minimize)
@@ -89,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(functions)
     functions.set_defaults(handler=_functions)
 
-    optimizers = commands.add_parser("optimizers", help="list the optimizers and their hyperparameters")
+    optimizers = commands.add_parser(
+        "optimizers", help="list the optimizers and their hyperparameters"
+    )
     _add_json(optimizers)
     optimizers.set_defaults(handler=_optimizers)
     return parser
@@ -106,10 +114,16 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_optimizer_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--optimizer", default="gd", help="algorithm name (see 'descend optimizers')")
-    parser.add_argument("--lr", type=float, help="learning rate (gd without --lr uses a line search)")
     parser.add_argument(
-        "--opt-args", default="", metavar="key=value,...",
+        "--optimizer", default="gd", help="algorithm name (see 'descend optimizers')"
+    )
+    parser.add_argument(
+        "--lr", type=float, help="learning rate (gd without --lr uses a line search)"
+    )
+    parser.add_argument(
+        "--opt-args",
+        default="",
+        metavar="key=value,...",
         help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99)",
     )
 
@@ -222,8 +236,13 @@ def _minimize(args: argparse.Namespace) -> int:
         x0 = {name: x0.get(name, 0.0) for name in target.variables}
         label = target.text
     result = minimize(
-        target, x0, optimizer=optimizer, tol=args.tol, max_iter=args.max_iter,
-        refine=args.refine, dtype=args.dtype,
+        target,
+        x0,
+        optimizer=optimizer,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        refine=args.refine,
+        dtype=args.dtype,
     )
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
     if args.json:
@@ -236,7 +255,10 @@ def _minimize(args: argparse.Namespace) -> int:
     print(f"  iterations: {result.n_iter} ({result.n_fev} function evaluations)")
     print(f"  stopped: {result.reason}")
     if result.bracket is not None:
-        print(f"  derivative sign change bracket: [{result.bracket[0]:.10g}, {result.bracket[1]:.10g}]")
+        print(
+            "  derivative sign change bracket: "
+            f"[{result.bracket[0]:.10g}, {result.bracket[1]:.10g}]"
+        )
     for hint in result.hints:
         print(f"  hint: {hint}")
     return status
@@ -278,7 +300,9 @@ def _vector_from_text(text: str, dim: int) -> list[float]:
 def _functions(args: argparse.Namespace) -> int:
     from descend import functions
 
-    chosen = [functions.get(args.name)] if args.name else [functions.get(n) for n in functions.names()]
+    chosen = (
+        [functions.get(args.name)] if args.name else [functions.get(n) for n in functions.names()]
+    )
     rows = [
         {
             "name": f.name,
@@ -299,8 +323,11 @@ def _functions(args: argparse.Namespace) -> int:
         ["name", "formula", "minimum", "minimizers", "start"],
         [
             [
-                row["name"], row["formula"], f"{row['minimum']:.6g}",
-                "; ".join(_point_text(m) for m in row["minimizers"]), _point_text(row["start"]),
+                row["name"],
+                row["formula"],
+                f"{row['minimum']:.6g}",
+                "; ".join(_point_text(m) for m in row["minimizers"]),
+                _point_text(row["start"]),
             ]
             for row in rows
         ],
@@ -319,7 +346,11 @@ def _optimizers(args: argparse.Namespace) -> int:
         "Optimizers",
         ["name", "hyperparameters (defaults)", "summary"],
         [
-            [row["name"], ", ".join(f"{k}={v!r}" for k, v in row["hyperparams"].items()), row["summary"]]
+            [
+                row["name"],
+                ", ".join(f"{k}={v!r}" for k, v in row["hyperparams"].items()),
+                row["summary"],
+            ]
             for row in table
         ],
     )

@@ -61,7 +61,7 @@ def update(
 
 
 def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
-    """``jax.value_and_grad`` with the objective's output checked (at trace time) to be a real scalar."""
+    """``jax.value_and_grad``, checking (at trace time) that the objective is a real scalar."""
 
     def checked(params, *batch):
         value = objective(params, *batch)
@@ -140,7 +140,9 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
         Status.DIVERGED,
         jnp.where(grad_norm0 <= config.tol, Status.CONVERGED, Status.RUNNING),
     )
-    status0 = jnp.where((status0 == Status.RUNNING) & (config.max_iter == 0), Status.MAX_ITER, status0)
+    status0 = jnp.where(
+        (status0 == Status.RUNNING) & (config.max_iter == 0), Status.MAX_ITER, status0
+    )
     carry0 = IterateCarry(
         n_iter=jnp.zeros((), jnp.int32),
         x=x0,
@@ -195,7 +197,13 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
                 ~moved | (since_best >= config.patience),
                 n_iter >= config.max_iter,
             ],
-            [Status.DIVERGED, Status.CONVERGED, Status.SIGN_CHANGE, Status.NO_DECREASE, Status.MAX_ITER],
+            [
+                Status.DIVERGED,
+                Status.CONVERGED,
+                Status.SIGN_CHANGE,
+                Status.NO_DECREASE,
+                Status.MAX_ITER,
+            ],
             Status.RUNNING,
         ).astype(jnp.int32)
 
@@ -205,7 +213,9 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
         history_x = carry.history_x
         if config.keep_path:
             history_x = jax.tree.map(
-                lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])), history_x, x_new
+                lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])),
+                history_x,
+                x_new,
             )
         return IterateCarry(
             n_iter=jnp.where(finite, n_iter, carry.n_iter),
@@ -219,9 +229,7 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
             has_bracket=carry.has_bracket | sign_change,
             bracket=bracket,
             n_overshoots=carry.n_overshoots + (finite & overshoot).astype(jnp.int32),
-            history_value=carry.history_value.at[n_iter].set(
-                jnp.where(finite, value_new, jnp.nan)
-            ),
+            history_value=carry.history_value.at[n_iter].set(jnp.where(finite, value_new, jnp.nan)),
             history_grad_norm=carry.history_grad_norm.at[n_iter].set(
                 jnp.where(finite, grad_norm, jnp.nan)
             ),
@@ -267,9 +275,7 @@ def _bisect(value_grad, carry: IterateCarry, tol: float, max_steps: int = 200):
     x, value, grads, derivative = evaluate(0.5 * (left + right))
     state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32))
     left, right, x, value, grads, _, steps = jax.lax.while_loop(not_done, halve, state)
-    refined = carry._replace(
-        x=x, value=value, grads=grads, bracket=jnp.stack([left, right])
-    )
+    refined = carry._replace(x=x, value=value, grads=grads, bracket=jnp.stack([left, right]))
     return refined, steps
 
 

@@ -79,7 +79,7 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
 
 
 def check_in_range(name: str, value: Any, low: float, high: float, *, closed_high: bool = False):
-    """Return ``value`` as a float, or raise if it is not in ``[low, high)`` (or ``[low, high]``)."""
+    """Return ``value`` as a float, or raise if it is outside ``[low, high)`` (``[low, high]``)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -93,8 +93,8 @@ def check_in_range(name: str, value: Any, low: float, high: float, *, closed_hig
 
 def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
+    if isinstance(value, bool) or (
+        not isinstance(value, (int,)) and not (hasattr(value, "__index__"))
     ):
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     number = int(value)

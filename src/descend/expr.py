@@ -127,7 +127,7 @@ class Expression:
                 f"{self.text!r} has {len(self.variables)} variable(s) "
                 f"{list(self.variables)}, got {len(args)} values"
             )
-        values = dict(zip(self.variables, args))
+        values = dict(zip(self.variables, args, strict=False))
         for name, value in kwargs.items():
             if name not in self.variables:
                 raise InputError(
@@ -139,7 +139,9 @@ class Expression:
             values[name] = value
         missing = [name for name in self.variables if name not in values]
         if missing:
-            raise InputError(f"no value given for variable(s) {', '.join(missing)} of {self.text!r}")
+            raise InputError(
+                f"no value given for variable(s) {', '.join(missing)} of {self.text!r}"
+            )
         return values
 
     def function(self) -> Callable[[Mapping[str, Any]], Any]:
@@ -164,7 +166,7 @@ class Expression:
         """The symbolic partial derivative with respect to ``variable`` (a SymPy expression)."""
         if variable not in self.variables:
             raise InputError(f"{variable!r} is not a variable of {self.text!r}")
-        return sympy.diff(self.symbolic, sympy.Symbol(variable))
+        return sympy.diff(self.symbolic, sympy.Symbol(variable, real=True))
 
     def __str__(self) -> str:
         return str(self.symbolic)
@@ -192,7 +194,9 @@ def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH
     if not isinstance(text, str):
         raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
     if len(text) > max_length:
-        raise ExpressionError(f"expression is {len(text)} characters long; the limit is {max_length}")
+        raise ExpressionError(
+            f"expression is {len(text)} characters long; the limit is {max_length}"
+        )
     if not text.strip():
         raise ExpressionError("the expression is empty")
     source, columns = _caret_to_power(text)
@@ -211,7 +215,9 @@ def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH
     builder = _Builder(text, columns, offset, max_depth)
     node = builder.build(tree.body, depth=0)
     variables = tuple(name for name, _ in sorted(builder.first_seen.items(), key=lambda kv: kv[1]))
-    return Expression(text=text, variables=variables, symbolic=node.symbolic, _evaluate=node.evaluate)
+    return Expression(
+        text=text, variables=variables, symbolic=node.symbolic, _evaluate=node.evaluate
+    )
 
 
 def _caret_to_power(text: str) -> tuple[str, list[int]]:
@@ -318,7 +324,8 @@ class _Builder:
         if identifier.startswith("_") or not identifier.isascii():
             raise self.refuse(f"unsupported name {identifier!r}", node)
         self.first_seen.setdefault(identifier, len(self.first_seen))
-        return _Node(lambda env: env[identifier], sympy.Symbol(identifier))
+        # Real symbols: the variables are real numbers, so d|x|/dx is sign(x).
+        return _Node(lambda env: env[identifier], sympy.Symbol(identifier, real=True))
 
     def binary(self, node: ast.BinOp, depth: int) -> _Node:
         left = self.build(node.left, depth + 1)
@@ -327,21 +334,21 @@ class _Builder:
         constant = None
         if left.constant is not None and right.constant is not None:
             constant = self.fold(symbol, left.constant, right.constant, node)
-        if symbol == "**" and right.constant is not None:
-            if abs(right.constant) > MAX_CONSTANT_EXPONENT:
-                raise self.refuse(
-                    f"exponent {right.constant:g} is too large (limit {MAX_CONSTANT_EXPONENT})",
-                    node,
-                )
+        if (
+            symbol == "**"
+            and right.constant is not None
+            and (abs(right.constant) > MAX_CONSTANT_EXPONENT)
+        ):
+            raise self.refuse(
+                f"exponent {right.constant:g} is too large (limit {MAX_CONSTANT_EXPONENT})", node
+            )
         if symbol == "/":
             symbolic = left.symbolic / right.symbolic
         elif symbol == "**":
             symbolic = left.symbolic**right.symbolic
         else:
             symbolic = apply(left.symbolic, right.symbolic)
-        return _Node(
-            lambda env: apply(left.evaluate(env), right.evaluate(env)), symbolic, constant
-        )
+        return _Node(lambda env: apply(left.evaluate(env), right.evaluate(env)), symbolic, constant)
 
     def fold(self, symbol: str, a: float, b: float, node: ast.AST) -> float:
         """The value of a constant sub-expression, refusing results beyond float range."""

@@ -127,29 +127,57 @@ def _styblinski_tang_coordinate() -> float:
 def sphere(dim: int = 2) -> TestFunction:
     dim = check_int("dim", dim, minimum=1)
     return TestFunction(
-        "sphere", "sum_i x_i^2", _sphere, dim, 0.0, (1.5,) * dim, ((-2.0, 2.0),) * dim,
-        "De Jong (1975)", ((0.0,) * dim,),
+        "sphere",
+        "sum_i x_i^2",
+        _sphere,
+        dim,
+        0.0,
+        (1.5,) * dim,
+        ((-2.0, 2.0),) * dim,
+        "De Jong (1975)",
+        ((0.0,) * dim,),
     )
 
 
 def booth() -> TestFunction:
     return TestFunction(
-        "booth", "(x + 2y - 7)^2 + (2x + y - 5)^2", _booth, 2, 0.0, (-5.0, 5.0),
-        ((-10.0, 10.0), (-10.0, 10.0)), "Jamil & Yang (2013)", ((1.0, 3.0),),
+        "booth",
+        "(x + 2y - 7)^2 + (2x + y - 5)^2",
+        _booth,
+        2,
+        0.0,
+        (-5.0, 5.0),
+        ((-10.0, 10.0), (-10.0, 10.0)),
+        "Jamil & Yang (2013)",
+        ((1.0, 3.0),),
     )
 
 
 def matyas() -> TestFunction:
     return TestFunction(
-        "matyas", "0.26 (x^2 + y^2) - 0.48 x y", _matyas, 2, 0.0, (8.0, -6.0),
-        ((-10.0, 10.0), (-10.0, 10.0)), "Jamil & Yang (2013)", ((0.0, 0.0),),
+        "matyas",
+        "0.26 (x^2 + y^2) - 0.48 x y",
+        _matyas,
+        2,
+        0.0,
+        (8.0, -6.0),
+        ((-10.0, 10.0), (-10.0, 10.0)),
+        "Jamil & Yang (2013)",
+        ((0.0, 0.0),),
     )
 
 
 def beale() -> TestFunction:
     return TestFunction(
-        "beale", "(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2", _beale, 2,
-        0.0, (1.0, 1.0), ((-4.5, 4.5), (-4.5, 4.5)), "Beale (1958)", ((3.0, 0.5),),
+        "beale",
+        "(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
+        _beale,
+        2,
+        0.0,
+        (1.0, 1.0),
+        ((-4.5, 4.5), (-4.5, 4.5)),
+        "Beale (1958)",
+        ((3.0, 0.5),),
     )
 
 
@@ -157,16 +185,28 @@ def rosenbrock(dim: int = 2) -> TestFunction:
     dim = check_int("dim", dim, minimum=2)
     start = (-1.2, 1.0) if dim == 2 else tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
     return TestFunction(
-        "rosenbrock", "sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2", _rosenbrock, dim, 0.0,
-        start, ((-2.0, 2.0), (-1.0, 3.0)) + ((-2.0, 2.0),) * (dim - 2), "Rosenbrock (1960)",
+        "rosenbrock",
+        "sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2",
+        _rosenbrock,
+        dim,
+        0.0,
+        start,
+        ((-2.0, 2.0), (-1.0, 3.0)) + ((-2.0, 2.0),) * (dim - 2),
+        "Rosenbrock (1960)",
         ((1.0,) * dim,),
     )
 
 
 def himmelblau() -> TestFunction:
     return TestFunction(
-        "himmelblau", "(x^2 + y - 11)^2 + (x + y^2 - 7)^2", _himmelblau, 2, 0.0, (0.0, 0.0),
-        ((-5.0, 5.0), (-5.0, 5.0)), "Himmelblau (1972)",
+        "himmelblau",
+        "(x^2 + y - 11)^2 + (x + y^2 - 7)^2",
+        _himmelblau,
+        2,
+        0.0,
+        (0.0, 0.0),
+        ((-5.0, 5.0), (-5.0, 5.0)),
+        "Himmelblau (1972)",
         # Approximate locations, refined by Newton's method in ``minimizers``.
         ((3.0, 2.0), (-2.8, 3.1), (-3.8, -3.3), (3.6, -1.8)),
     )
@@ -174,8 +214,15 @@ def himmelblau() -> TestFunction:
 
 def three_hump_camel() -> TestFunction:
     return TestFunction(
-        "three_hump_camel", "2x^2 - 1.05x^4 + x^6/6 + xy + y^2", _three_hump_camel, 2, 0.0,
-        (0.5, -0.5), ((-2.0, 2.0), (-2.0, 2.0)), "Jamil & Yang (2013)", ((0.0, 0.0),),
+        "three_hump_camel",
+        "2x^2 - 1.05x^4 + x^6/6 + xy + y^2",
+        _three_hump_camel,
+        2,
+        0.0,
+        (0.5, -0.5),
+        ((-2.0, 2.0), (-2.0, 2.0)),
+        "Jamil & Yang (2013)",
+        ((0.0, 0.0),),
     )
 
 
@@ -184,8 +231,14 @@ def styblinski_tang(dim: int = 2) -> TestFunction:
     t = _styblinski_tang_coordinate()
     minimum = 0.5 * dim * (t**4 - 16 * t**2 + 5 * t)
     return TestFunction(
-        "styblinski_tang", "0.5 sum_i (x_i^4 - 16 x_i^2 + 5 x_i)", _styblinski_tang, dim,
-        minimum, (-2.0,) * dim, ((-5.0, 5.0),) * dim, "Styblinski & Tang (1990)",
+        "styblinski_tang",
+        "0.5 sum_i (x_i^4 - 16 x_i^2 + 5 x_i)",
+        _styblinski_tang,
+        dim,
+        minimum,
+        (-2.0,) * dim,
+        ((-5.0, 5.0),) * dim,
+        "Styblinski & Tang (1990)",
         ((t,) * dim,),
     )
 
@@ -193,8 +246,15 @@ def styblinski_tang(dim: int = 2) -> TestFunction:
 def rastrigin(dim: int = 2) -> TestFunction:
     dim = check_int("dim", dim, minimum=1)
     return TestFunction(
-        "rastrigin", "10 n + sum_i (x_i^2 - 10 cos(2 pi x_i))", _rastrigin, dim, 0.0,
-        (0.4,) * dim, ((-5.12, 5.12),) * dim, "Rastrigin (1974)", ((0.0,) * dim,),
+        "rastrigin",
+        "10 n + sum_i (x_i^2 - 10 cos(2 pi x_i))",
+        _rastrigin,
+        dim,
+        0.0,
+        (0.4,) * dim,
+        ((-5.12, 5.12),) * dim,
+        "Rastrigin (1974)",
+        ((0.0,) * dim,),
     )
 
 

@@ -253,11 +253,11 @@ def _result(outcome, config: IterateConfig, optimizer: Optimizer, variables, tol
     carry = outcome.carry
     status = Status(int(carry.status))
     n_iter = int(carry.n_iter)
-    if status == Status.DIVERGED and n_iter == 0:
+    grads_finite = all(np.all(np.isfinite(g)) for g in jax.tree.leaves(carry.grads))
+    if n_iter == 0 and not (np.isfinite(carry.value) and grads_finite):
         raise FunctionError(
             f"the function is not finite at x0 (value {float(carry.value)}, gradient "
-            f"{'finite' if np.all(np.isfinite(jax.tree.leaves(carry.grads)[0])) else 'not finite'}); "
-            "start from a point where it is defined"
+            f"{'finite' if grads_finite else 'not finite'}); start from a point where it is defined"
         )
     grad_norm = float(np.sqrt(sum(np.vdot(g, g) for g in jax.tree.leaves(carry.grads))))
     history = {
@@ -272,8 +272,8 @@ def _result(outcome, config: IterateConfig, optimizer: Optimizer, variables, tol
     x = to_numpy(carry.x)
     grad = to_numpy(carry.grads)
     if variables is not None:
-        x = {name: float(value) for name, value in zip(variables, np.ravel(x))}
-        grad = {name: float(value) for name, value in zip(variables, np.ravel(grad))}
+        x = {name: float(value) for name, value in zip(variables, np.ravel(x), strict=True)}
+        grad = dict(zip(variables, map(float, np.ravel(grad)), strict=True))
     converged = status == Status.CONVERGED or (status == Status.SIGN_CHANGE and grad_norm <= tol)
     reason = _reason(status, carry, config, grad_norm, int(outcome.n_bisections), optimizer)
     hints = _hints(status, n_iter, int(carry.n_overshoots), optimizer)
@@ -297,9 +297,17 @@ def _result(outcome, config: IterateConfig, optimizer: Optimizer, variables, tol
 
 
 def _reason(status, carry, config, grad_norm, n_bisections, optimizer) -> str:
+    lr = optimizer.hyperparams.get("lr")
+    smaller_lr = f"; try a smaller learning rate than lr={lr!r}" if lr is not None else ""
     if status == Status.CONVERGED:
         return f"gradient norm {grad_norm:.3g} is below tol={config.tol:g}"
     if status == Status.NO_DECREASE:
+        start, now = float(carry.history_value[0]), float(carry.value)
+        if now > start:
+            return (
+                f"no further decrease: the value grew from {start:.6g} at x0 to {now:.6g}, "
+                f"the steps are diverging{smaller_lr}"
+            )
         return (
             f"no further decrease: the value has not improved for {config.patience} steps "
             "or the step no longer changes x"
@@ -312,9 +320,10 @@ def _reason(status, carry, config, grad_norm, n_bisections, optimizer) -> str:
             f"[{left:.10g}, {right:.10g}] where |f'| = {grad_norm:.3g}"
         )
     if status == Status.DIVERGED:
-        lr = optimizer.hyperparams.get("lr")
-        advice = f"; try a smaller learning rate than lr={lr!r}" if lr is not None else ""
-        return f"diverged: the value or gradient became non-finite; returning the last finite point{advice}"
+        return (
+            "diverged: the value or gradient became non-finite; returning the last finite "
+            f"point{smaller_lr}"
+        )
     return f"maximum iterations reached ({config.max_iter}) with gradient norm {grad_norm:.3g}"
 
 

@@ -120,6 +120,11 @@ def gd(
         current = sign * value
         slope = _tree.vdot(grads, grads)
         dtype = state.step_size.dtype
+        # Near a minimum the predicted decrease c1*eta*|g|^2 falls below the rounding error
+        # of f itself, and the plain Armijo test would refuse every step. Allowing a change
+        # at the rounding level of f (an approximate Armijo condition, as in Hager & Zhang,
+        # 2005) lets the gradient keep shrinking there.
+        rounding = 10 * jnp.finfo(dtype).eps * jnp.abs(current)
 
         def trial(eta):
             return apply_updates(params, _tree.scale(-sign * eta, grads))
@@ -127,10 +132,10 @@ def gd(
         def insufficient(eta):
             candidate = objective(trial(eta))
             # Written as "not (sufficient)" so that a NaN or inf trial value counts as a failure.
-            return ~(candidate <= current - c1 * eta * slope)
+            return ~(candidate <= current - c1 * eta * slope + rounding)
 
         def keep_shrinking(carry):
-            eta, evals, failed = carry
+            eta, _, failed = carry
             return failed & (eta >= min_step)
 
         def shrink_once(carry):

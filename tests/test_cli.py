@@ -1,0 +1,185 @@
+"""The command line: outputs, --json, exit statuses, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from descend.cli import main, parse_options
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_grad_prints_partials_and_gradient_vector(capsys):
+    status, out, err = run(capsys, "grad", "2*x**2 + 6*z**2 + 7*m**3", "--at", "x=1,z=1,m=1")
+    assert status == 0 and err == ""
+    assert "df/dx = 4*x = 4" in out
+    assert "df/dz = 12*z = 12" in out
+    assert "df/dm = 21*m**2 = 21" in out
+    assert "[4, 12, 21]" in out
+
+
+def test_grad_json(capsys):
+    status, out, _ = run(
+        capsys, "grad", "2*x**2 + 6*z**2 + 7*m**3", "--at", "x=1,z=1,m=1", "--json"
+    )
+    payload = json.loads(out)
+    assert status == 0
+    assert payload["gradient"] == [4.0, 12.0, 21.0]
+    assert payload["partials"] == {"x": "4*x", "z": "12*z", "m": "21*m**2"}
+    assert payload["variables"] == ["x", "z", "m"]
+
+
+def test_minimize_expression_text(capsys):
+    status, out, _ = run(
+        capsys,
+        "minimize",
+        "(x-3)**2 + 10*(y+1)**2",
+        "--x0",
+        "x=0,y=0",
+        "--optimizer",
+        "gd",
+        "--lr",
+        "0.05",
+        "--tol",
+        "1e-8",
+    )
+    assert status == 0
+    minimizer = dict(
+        item.split(" = ") for item in out.split("minimizer: ")[1].splitlines()[0].split(", ")
+    )
+    assert float(minimizer["x"]) == pytest.approx(3.0, abs=1e-7)
+    assert float(minimizer["y"]) == pytest.approx(-1.0, abs=1e-7)
+    assert "stopped: gradient norm" in out and "iterations:" in out
+
+
+def test_minimize_json_keys(capsys):
+    status, out, _ = run(capsys, "minimize", "(x-3)**2 + 10*(y+1)**2", "--x0", "x=0,y=0", "--json")
+    payload = json.loads(out)
+    assert status == 0
+    expected = {
+        "expression",
+        "x",
+        "fun",
+        "grad",
+        "grad_norm",
+        "n_iter",
+        "n_fev",
+        "converged",
+        "status",
+        "reason",
+        "bracket",
+        "n_overshoots",
+        "hints",
+        "optimizer",
+    }
+    assert set(payload) == expected
+    assert payload["converged"] is True
+    assert payload["x"]["x"] == pytest.approx(3.0, abs=1e-6)
+    assert payload["x"]["y"] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_minimize_named_test_function(capsys):
+    status, out, _ = run(capsys, "minimize", "rosenbrock", "--json")
+    payload = json.loads(out)
+    assert status == 0 and payload["converged"]
+    assert payload["x"] == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_minimize_with_opt_args(capsys):
+    status, out, _ = run(
+        capsys,
+        "minimize",
+        "x**2 + y**2",
+        "--x0",
+        "x=1,y=1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--opt-args",
+        "momentum=0.5,nesterov=true",
+        "--json",
+    )
+    payload = json.loads(out)
+    assert status == 0
+    assert "nesterov=True" in payload["optimizer"] and "momentum=0.5" in payload["optimizer"]
+
+
+def test_diverged_run_exits_1_with_reason(capsys):
+    status, out, _ = run(capsys, "minimize", "sqrt(x)", "--x0", "x=1", "--lr", "10", "--json")
+    assert status == 1
+    assert json.loads(out)["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["minimize", "__import__('os')"], "unsupported name '__import__' at column 1"),
+        (["minimize", "x**2", "--optimizer", "adamm"], "unknown optimizer 'adamm'"),
+        (["minimize", "x**2", "--lr", "-1"], "lr must be"),
+        (["minimize", "x**2", "--x0", "q=1"], "not a variable"),
+        (["minimize", "log(x)"], "not finite at x0"),
+        (["minimize", "x**2", "--opt-args", "momentum"], "key=value"),
+        (["minimize"], "required"),
+        (["grad", "x**2"], "required"),
+        (["grad", "x.__class__", "--at", "x=1"], "attribute access"),
+        (["functions", "rosenbrok"], "did you mean 'rosenbrock'"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("descend: ")
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_functions_listing_and_json(capsys):
+    status, out, _ = run(capsys, "functions")
+    assert status == 0 and "rosenbrock" in out and "himmelblau" in out
+    status, out, _ = run(capsys, "functions", "himmelblau", "--json")
+    payload = json.loads(out)
+    assert payload["name"] == "himmelblau" and len(payload["minimizers"]) == 4
+
+
+def test_optimizers_listing_json(capsys):
+    status, out, _ = run(capsys, "optimizers", "--json")
+    names = [row["name"] for row in json.loads(out)]
+    assert status == 0 and {"gd", "sgd", "momentum"} <= set(names)
+
+
+def test_parse_options_reads_values_without_evaluating():
+    options = parse_options(
+        "momentum=0.9,nesterov=true,betas=(0.9,0.99),line_search_fn=strong_wolfe,n=3"
+    )
+    assert options == {
+        "momentum": 0.9,
+        "nesterov": True,
+        "betas": (0.9, 0.99),
+        "line_search_fn": "strong_wolfe",
+        "n": 3,
+    }
+    assert parse_options("x=__import__('os')") == {"x": "__import__('os')"}
+
+
+def test_console_entry_point_has_no_traceback_on_bad_input():
+    process = subprocess.run(
+        [sys.executable, "-m", "descend", "minimize", "__import__('os').system('echo hacked')"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 2
+    assert process.stderr.startswith("descend: unsupported")
+    assert process.stderr.count("\n") == 1
+    assert "hacked" not in process.stdout
