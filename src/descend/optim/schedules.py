@@ -1,0 +1,642 @@
+"""Learning-rate schedules, usable wherever an optimizer takes ``lr=``.
+
+A schedule is a frozen (hashable) dataclass called with ``count``, the 0-based number
+of optimizer steps taken so far, and returns the learning rate for the next step::
+
+    opt = descend.optim.sgd(lr=schedules.cosine_annealing(0.1, T_max=1000))
+
+``count`` may be a traced integer, so schedules run inside compiled loops; equal
+schedules hash equal, so a compiled loop is reused rather than rebuilt.
+
+Counting: ``torch.optim.lr_scheduler`` schedulers count calls of ``scheduler.step()``,
+which users often make once per epoch. Here the count is optimizer steps (one per
+batch in ``fit``, one per iteration in ``minimize``); ``schedule(k)`` equals the
+learning rate a torch scheduler gives after ``k`` calls of ``scheduler.step()``. To
+change the rate once per epoch, scale the step counts (``step_size``,
+``milestones``, ``T_max``...) by the number of batches per epoch.
+
+:func:`reduce_on_plateau` reads the loss, not the count, so it wraps an optimizer
+rather than being passed as ``lr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+
+
+def _steps(count: Any) -> jax.Array:
+    """The step count as a float array of the default float dtype."""
+    return jnp.asarray(count).astype(jnp.result_type(float))
+
+
+# Schedules are classes (frozen, so hashable) named in lower case like the functions
+# they stand for, as optax's schedules and torch's optimizers are used: step(0.1, 30).
+
+
+@dataclass(frozen=True)
+class constant:
+    r"""A constant learning rate, optionally scaled by ``factor`` for the first steps.
+
+    .. math:: \eta(k) = \eta \cdot (\text{factor if } k < \text{total\_iters} \text{ else } 1)
+
+    With the defaults this is just :math:`\eta`. With ``factor`` and ``total_iters`` it
+    is ``torch.optim.lr_scheduler.ConstantLR`` (whose defaults are ``factor=1/3``,
+    ``total_iters=5``); ``optax.constant_schedule`` is the default case.
+
+    Parameters
+    ----------
+    lr:
+        The learning rate :math:`\eta > 0`.
+    factor:
+        Multiplier in ``(0, 1]`` for the first ``total_iters`` steps. Default 1.
+    total_iters:
+        Number of steps the factor applies to (>= 0). Default 0.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import constant
+    >>> [round(float(constant(0.1, factor=0.5, total_iters=2)(k)), 6) for k in range(3)]
+    [0.05, 0.05, 0.1]
+    """
+
+    lr: float
+    factor: float = 1.0
+    total_iters: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        object.__setattr__(
+            self, "factor", check_in_range("factor", self.factor, 0.0, 1.0, closed_high=True)
+        )
+        if self.factor == 0.0:
+            raise InputError("factor must be in (0, 1], got 0.0")
+        object.__setattr__(
+            self, "total_iters", check_int("total_iters", self.total_iters, minimum=0)
+        )
+
+    def __call__(self, count):
+        k = _steps(count)
+        return self.lr * jnp.where(k < self.total_iters, self.factor, 1.0)
+
+
+@dataclass(frozen=True)
+class step:
+    r"""Multiply the learning rate by ``gamma`` every ``step_size`` steps.
+
+    .. math:: \eta(k) = \eta\, \gamma^{\lfloor k / \text{step\_size} \rfloor}
+
+    Matches ``torch.optim.lr_scheduler.StepLR`` (closed form; torch multiplies
+    step by step, which agrees to rounding). Optax: ``exponential_decay`` with
+    ``staircase=True``.
+
+    Parameters
+    ----------
+    lr:
+        Initial learning rate :math:`\eta > 0`.
+    step_size:
+        Steps between decays (>= 1).
+    gamma:
+        Decay factor :math:`\gamma > 0`. Default 0.1.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import step
+    >>> [round(float(step(1.0, step_size=2, gamma=0.5)(k)), 3) for k in range(5)]
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+
+    lr: float
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        object.__setattr__(self, "step_size", check_int("step_size", self.step_size))
+        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+
+    def __call__(self, count):
+        k = _steps(count)
+        return self.lr * self.gamma ** jnp.floor(k / self.step_size)
+
+
+@dataclass(frozen=True)
+class multistep:
+    r"""Multiply the learning rate by ``gamma`` at each milestone.
+
+    .. math:: \eta(k) = \eta\, \gamma^{\#\{m \in \text{milestones} : m \le k\}}
+
+    Matches ``torch.optim.lr_scheduler.MultiStepLR`` (a milestone listed twice decays
+    twice, as there). Optax: ``piecewise_constant_schedule``.
+
+    Parameters
+    ----------
+    lr:
+        Initial learning rate :math:`\eta > 0`.
+    milestones:
+        Step counts (integers >= 0) at which to decay; stored sorted as a tuple.
+    gamma:
+        Decay factor :math:`\gamma > 0`. Default 0.1.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import multistep
+    >>> [round(float(multistep(1.0, [1, 3], gamma=0.5)(k)), 3) for k in range(4)]
+    [1.0, 0.5, 0.5, 0.25]
+    """
+
+    lr: float
+    milestones: tuple[int, ...]
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        try:
+            milestones = tuple(
+                sorted(check_int("milestones", m, minimum=0) for m in self.milestones)
+            )
+        except TypeError:
+            raise InputError(
+                f"milestones must be a sequence of integers >= 0, got {self.milestones!r}"
+            ) from None
+        object.__setattr__(self, "milestones", milestones)
+        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+
+    def __call__(self, count):
+        k = _steps(count)
+        passed = sum((k >= m).astype(k.dtype) for m in self.milestones) if self.milestones else 0.0
+        return self.lr * self.gamma**passed
+
+
+@dataclass(frozen=True)
+class exponential:
+    r"""Multiply the learning rate by ``gamma`` every step.
+
+    .. math:: \eta(k) = \eta\, \gamma^{k}
+
+    Matches ``torch.optim.lr_scheduler.ExponentialLR``; Optax: ``exponential_decay``
+    with ``transition_steps=1``.
+
+    Parameters
+    ----------
+    lr:
+        Initial learning rate :math:`\eta > 0`.
+    gamma:
+        Decay factor :math:`\gamma > 0`.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import exponential
+    >>> round(float(exponential(1.0, gamma=0.5)(3)), 3)
+    0.125
+    """
+
+    lr: float
+    gamma: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+
+    def __call__(self, count):
+        return self.lr * self.gamma ** _steps(count)
+
+
+@dataclass(frozen=True)
+class cosine_annealing:
+    r"""Cosine annealing from ``lr`` to ``eta_min`` over ``T_max`` steps.
+
+    .. math::
+
+        \eta(k) = \eta_{\min} + \tfrac12 (\eta - \eta_{\min})
+        \left(1 + \cos\frac{\pi k}{T_{\max}}\right)
+
+    Matches ``torch.optim.lr_scheduler.CosineAnnealingLR``, including what happens
+    after ``T_max`` steps: the formula continues, so the rate climbs back to ``lr``
+    at :math:`2T_{\max}` (torch's recursive form agrees to rounding). To hold
+    ``eta_min`` instead, as ``optax.cosine_decay_schedule`` does, stop at ``T_max``
+    steps. No warm restarts (torch's ``CosineAnnealingWarmRestarts``).
+
+    Parameters
+    ----------
+    lr:
+        Initial learning rate :math:`\eta > 0`.
+    T_max:
+        Half-period in steps (>= 1).
+    eta_min:
+        Minimum learning rate (>= 0). Default 0.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import cosine_annealing
+    >>> [round(float(cosine_annealing(1.0, T_max=2)(k)), 3) for k in range(3)]
+    [1.0, 0.5, 0.0]
+    """
+
+    lr: float
+    T_max: int
+    eta_min: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        object.__setattr__(self, "T_max", check_int("T_max", self.T_max))
+        object.__setattr__(
+            self, "eta_min", check_positive("eta_min", self.eta_min, allow_zero=True)
+        )
+
+    def __call__(self, count):
+        k = _steps(count)
+        return self.eta_min + (self.lr - self.eta_min) * (1 + jnp.cos(math.pi * k / self.T_max)) / 2
+
+
+@dataclass(frozen=True)
+class linear_warmup:
+    r"""Ramp linearly up to another schedule (or a constant rate), then follow it.
+
+    With :math:`W` = ``warmup_steps``, :math:`s` = ``start_factor`` and the wrapped
+    schedule :math:`\eta(\cdot)`:
+
+    .. math::
+
+        \text{chained=False:}\quad \eta_w(k) =
+        \begin{cases} \eta(0)\,\big(s + (1-s)\,k/W\big) & k < W \\
+                      \eta(k - W) & k \ge W \end{cases} \\
+        \text{chained=True:}\quad \eta_w(k) = \eta(k)\,\big(s + (1-s)\min(k, W)/W\big)
+
+    ``chained=False`` (default) is ``SequentialLR([LinearLR(start_factor=s,
+    total_iters=W), scheduler], milestones=[W])``: the wrapped schedule starts
+    after the warm-up (like ``optax.join_schedules`` with
+    ``optax.linear_schedule``). ``chained=True`` is ``ChainedScheduler([LinearLR(...),
+    scheduler])``: the wrapped schedule runs from step 0 and the ramp multiplies it
+    (torch's chaining is multiplicative for multiplicative schedulers; for
+    ``cosine_annealing`` with ``eta_min > 0`` torch's recursion differs from a product).
+
+    Parameters
+    ----------
+    schedule:
+        The schedule to warm up to, or a constant learning rate > 0.
+    warmup_steps:
+        :math:`W \ge 1`.
+    start_factor:
+        :math:`s \in (0, 1]`, the fraction of the rate at step 0. Default ``1/3`` as
+        torch's ``LinearLR``.
+    chained:
+        See above. Default False.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import linear_warmup
+    >>> [round(float(linear_warmup(1.0, warmup_steps=4, start_factor=0.5)(k)), 3)
+    ...  for k in range(6)]
+    [0.5, 0.625, 0.75, 0.875, 1.0, 1.0]
+    """
+
+    schedule: LearningRate
+    warmup_steps: int
+    start_factor: float = 1.0 / 3.0
+    chained: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", check_lr(self.schedule, name="schedule"))
+        object.__setattr__(self, "warmup_steps", check_int("warmup_steps", self.warmup_steps))
+        factor = check_in_range("start_factor", self.start_factor, 0.0, 1.0, closed_high=True)
+        if factor == 0.0:
+            raise InputError("start_factor must be in (0, 1], got 0.0")
+        object.__setattr__(self, "start_factor", factor)
+        if not isinstance(self.chained, bool):
+            raise DescendTypeError(f"chained must be True or False, got {self.chained!r}")
+
+    def __call__(self, count):
+        k = _steps(count)
+        ramp = self.start_factor + (1 - self.start_factor) * jnp.minimum(k, self.warmup_steps) / (
+            self.warmup_steps
+        )
+        if self.chained:
+            return lr_at(self.schedule, count) * ramp
+        after = lr_at(self.schedule, jnp.maximum(jnp.asarray(count) - self.warmup_steps, 0))
+        return jnp.where(k < self.warmup_steps, lr_at(self.schedule, 0) * ramp, after)
+
+
+@dataclass(frozen=True)
+class one_cycle:
+    r"""The 1cycle policy: warm up to ``max_lr``, then anneal far below the start.
+
+    With :math:`\eta_0 = \eta_{\max}/` ``div_factor``, :math:`\eta_{\min} = \eta_0/`
+    ``final_div_factor``, :math:`T` = ``total_steps`` and :math:`p` = ``pct_start``,
+    the rate is annealed (``"cos"``: :math:`e + (s-e)(1+\cos\pi u)/2`; ``"linear"``:
+    :math:`s + (e-s)u`, for :math:`u` from 0 to 1) through the phases
+
+    - two phases: :math:`\eta_0 \to \eta_{\max}` over steps :math:`[0, pT-1]`, then
+      :math:`\eta_{\max} \to \eta_{\min}` over :math:`[pT-1, T-1]`;
+    - ``three_phase``: :math:`\eta_0 \to \eta_{\max}` over :math:`[0, pT-1]`,
+      :math:`\eta_{\max} \to \eta_0` over :math:`[pT-1, 2pT-2]`, then
+      :math:`\eta_0 \to \eta_{\min}` over :math:`[2pT-2, T-1]`.
+
+    Matches ``torch.optim.lr_scheduler.OneCycleLR`` (learning rate only; momentum
+    cycling is not done) for counts ``0`` to ``T - 1``. Torch raises after ``T``
+    scheduler steps; here counts past ``T - 1`` keep the final rate :math:`\eta_{\min}`.
+    Optax: ``cosine_onecycle_schedule`` / ``linear_onecycle_schedule`` (two phases).
+
+    Parameters
+    ----------
+    max_lr:
+        Peak learning rate > 0.
+    total_steps:
+        Length of the cycle in steps (>= 1).
+    pct_start:
+        Fraction :math:`p \in [0, 1]` of the cycle spent increasing. Default 0.3.
+    anneal_strategy:
+        ``"cos"`` (default) or ``"linear"``.
+    div_factor:
+        :math:`\eta_{\max}/\eta_0` (> 0). Default 25.
+    final_div_factor:
+        :math:`\eta_0/\eta_{\min}` (> 0). Default 1e4.
+    three_phase:
+        Use the three-phase variant. Default False.
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import one_cycle
+    >>> s = one_cycle(1.0, total_steps=10, pct_start=0.5, anneal_strategy="linear")
+    >>> [round(float(s(k)), 3) for k in (0, 2, 4)]
+    [0.04, 0.52, 1.0]
+    """
+
+    max_lr: float
+    total_steps: int
+    pct_start: float = 0.3
+    anneal_strategy: str = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_lr", check_positive("max_lr", self.max_lr))
+        object.__setattr__(self, "total_steps", check_int("total_steps", self.total_steps))
+        object.__setattr__(
+            self,
+            "pct_start",
+            check_in_range("pct_start", self.pct_start, 0.0, 1.0, closed_high=True),
+        )
+        if self.anneal_strategy not in ("cos", "linear"):
+            raise InputError(
+                f"anneal_strategy must be 'cos' or 'linear', got {self.anneal_strategy!r}"
+            )
+        object.__setattr__(self, "div_factor", check_positive("div_factor", self.div_factor))
+        object.__setattr__(
+            self, "final_div_factor", check_positive("final_div_factor", self.final_div_factor)
+        )
+
+    def _phases(self) -> list[tuple[float, float, float]]:
+        """``(end_step, start_lr, end_lr)`` of each phase, as torch lays them out."""
+        initial = self.max_lr / self.div_factor
+        minimum = initial / self.final_div_factor
+        warm_end = float(self.pct_start * self.total_steps) - 1
+        last = float(self.total_steps - 1)
+        if self.three_phase:
+            return [
+                (warm_end, initial, self.max_lr),
+                (float(2 * self.pct_start * self.total_steps) - 2, self.max_lr, initial),
+                (last, initial, minimum),
+            ]
+        return [(warm_end, initial, self.max_lr), (last, self.max_lr, minimum)]
+
+    def __call__(self, count):
+        k = jnp.minimum(_steps(count), self.total_steps - 1)
+        phases = self._phases()
+        rate = None
+        start_step = 0.0
+        # Walk the phases from the last: each earlier phase overrides where it applies.
+        bounds = []
+        for end_step, start_lr, end_lr in phases:
+            bounds.append((start_step, end_step, start_lr, end_lr))
+            start_step = end_step
+        for index in range(len(bounds) - 1, -1, -1):
+            start_step, end_step, start_lr, end_lr = bounds[index]
+            span = end_step - start_step
+            pct = (k - start_step) / span if span != 0 else jnp.zeros_like(k)
+            if self.anneal_strategy == "cos":
+                value = end_lr + (start_lr - end_lr) / 2.0 * (jnp.cos(math.pi * pct) + 1)
+            else:
+                value = (end_lr - start_lr) * pct + start_lr
+            rate = value if rate is None else jnp.where(k <= end_step, value, rate)
+        return rate
+
+
+@dataclass(frozen=True)
+class inverse_scaling:
+    r"""Inverse-power decay, scikit-learn's ``learning_rate="invscaling"``.
+
+    .. math:: \eta(k) = \frac{\eta_0}{(k + 1)^{\text{power\_t}}}
+
+    scikit-learn writes :math:`\eta = \eta_0 / t^{\text{power\_t}}` with its counter
+    :math:`t` starting at 1 for the first update (``SGDRegressor``,
+    ``SGDClassifier``), so :math:`t = k + 1` with this module's 0-based step count:
+    the first step uses :math:`\eta_0`. (scikit-learn's ``MLPRegressor`` applies the
+    same formula per epoch.) Optax: ``polynomial_schedule`` has no such form; torch
+    has no equivalent.
+
+    Parameters
+    ----------
+    eta0:
+        Initial learning rate > 0.
+    power_t:
+        Exponent >= 0. Default 0.5 (as scikit-learn; its SGD estimators default to
+        0.25 for regression).
+
+    Examples
+    --------
+    >>> from descend.optim.schedules import inverse_scaling
+    >>> [float(inverse_scaling(1.0, power_t=0.5)(k)) for k in (0, 3)]
+    [1.0, 0.5]
+    """
+
+    eta0: float
+    power_t: float = 0.5
+
+    def __post_init__(self):
+        object.__setattr__(self, "eta0", check_positive("eta0", self.eta0))
+        object.__setattr__(
+            self, "power_t", check_positive("power_t", self.power_t, allow_zero=True)
+        )
+
+    def __call__(self, count):
+        return self.eta0 / (_steps(count) + 1) ** self.power_t
+
+
+class PlateauState(NamedTuple):
+    count: jax.Array  # optimizer steps taken
+    scale: jax.Array  # the factor applied to the wrapped optimizer's steps
+    best_value: jax.Array
+    plateau_count: jax.Array
+    cooldown_count: jax.Array
+    accumulated: jax.Array  # values averaged since the last check
+    avg_value: jax.Array
+    inner: Any  # the wrapped optimizer's state
+
+
+def reduce_on_plateau(
+    optimizer: Optimizer,
+    *,
+    factor: float = 0.1,
+    patience: int = 10,
+    rtol: float = 1e-4,
+    atol: float = 0.0,
+    cooldown: int = 0,
+    accumulation_size: int = 1,
+    min_scale: float = 0.0,
+) -> Optimizer:
+    r"""Shrink an optimizer's steps when the loss stops improving (Optax's reduce_on_plateau).
+
+    The loss passed to ``step`` as ``value`` is averaged over ``accumulation_size``
+    steps. After each full average :math:`\bar v`, with the best average so far
+    :math:`v^*`, it counts as an improvement when
+    :math:`\bar v < (1 - \text{rtol})\, v^* - \text{atol}`; after ``patience``
+    averages without one, the scale is multiplied by ``factor`` (not below
+    ``min_scale``) and ``cooldown`` averages are ignored. Each step of the wrapped
+    optimizer is then multiplied by the current scale:
+
+    .. math:: x_{t+1} = x_t + \text{scale}_t\,(\mathrm{step}(x_t) - x_t)
+
+    The scale is updated with the loss of the current step before it is applied, as
+    in Optax. For optimizers whose step is proportional to the learning rate (SGD,
+    Adam, ...), this is the same as multiplying the learning rate by the scale.
+
+    Differences from ``torch.optim.lr_scheduler.ReduceLROnPlateau``: that scheduler
+    is stepped by hand (usually once per epoch, with a validation metric), measures
+    improvement with one threshold in ``"rel"`` or ``"abs"`` mode, reduces when the
+    bad count *exceeds* ``patience`` and has ``min_lr`` and ``eps``; this wrapper
+    follows Optax (``rtol`` and ``atol`` together, reduction when the count *reaches*
+    ``patience``, averaging of per-step losses). It needs ``value``; the engine passes
+    the loss of each step.
+
+    Parameters
+    ----------
+    optimizer:
+        The optimizer whose steps are scaled.
+    factor:
+        Reduction factor in ``(0, 1)``. Default 0.1.
+    patience:
+        Averages without improvement before reducing (>= 0). Default 10.
+    rtol, atol:
+        Relative (in ``[0, 1]``) and absolute (>= 0) improvement tolerances, not both
+        zero. Defaults 1e-4 and 0.
+    cooldown:
+        Averages to wait after a reduction (>= 0). Default 0.
+    accumulation_size:
+        Number of step losses averaged before each check (>= 1). Default 1.
+    min_scale:
+        Lowest scale (>= 0). Default 0.
+
+    Examples
+    --------
+    >>> from descend.optim.sgd import sgd
+    >>> from descend.optim.schedules import reduce_on_plateau
+    >>> opt = reduce_on_plateau(sgd(lr=0.1), factor=0.5, patience=1)
+    >>> x, state = 1.0, opt.init(1.0)
+    >>> for loss in [1.0, 1.0, 1.0]:
+    ...     x, state = opt.step(x, 1.0, state, value=loss)
+    >>> float(state.scale)
+    0.25
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise DescendTypeError(
+            f"reduce_on_plateau wraps an optimizer (for example sgd(lr=0.1)), got {optimizer!r}"
+        )
+    factor = check_in_range("factor", factor, 0.0, 1.0)
+    if factor == 0.0:
+        raise InputError("factor must be in (0, 1), got 0.0")
+    patience = check_int("patience", patience, minimum=0)
+    rtol = check_in_range("rtol", rtol, 0.0, 1.0, closed_high=True)
+    atol = check_positive("atol", atol, allow_zero=True)
+    if rtol == 0.0 and atol == 0.0:
+        raise InputError("at least one of rtol and atol must be > 0, got rtol=0.0 and atol=0.0")
+    cooldown = check_int("cooldown", cooldown, minimum=0)
+    accumulation_size = check_int("accumulation_size", accumulation_size)
+    min_scale = check_positive("min_scale", min_scale, allow_zero=True)
+
+    def init(params):
+        dtype = jnp.result_type(*jax.tree.leaves(params), float)
+        zero = jnp.zeros((), jnp.int32)
+        return PlateauState(
+            count=zero,
+            scale=jnp.ones((), dtype),
+            best_value=jnp.asarray(jnp.inf, dtype),
+            plateau_count=zero,
+            cooldown_count=zero,
+            accumulated=zero,
+            avg_value=jnp.zeros((), dtype),
+            inner=optimizer.init(params),
+        )
+
+    def check(state: PlateauState) -> PlateauState:
+        improved = state.avg_value < (1 - rtol) * state.best_value - atol
+        best = jnp.where(improved, state.avg_value, state.best_value)
+        bad = jnp.where(improved, 0, state.plateau_count + 1)
+        cooling = state.cooldown_count > 0
+        reduce = ~cooling & (bad == patience)
+        return state._replace(
+            best_value=best,
+            plateau_count=jnp.where(cooling | reduce, 0, bad),
+            scale=jnp.where(
+                cooling,
+                state.scale,
+                jnp.maximum(jnp.where(reduce, state.scale * factor, state.scale), min_scale),
+            ).astype(state.scale.dtype),
+            cooldown_count=jnp.where(
+                cooling, state.cooldown_count - 1, jnp.where(reduce, cooldown, 0)
+            ).astype(jnp.int32),
+            accumulated=jnp.zeros((), jnp.int32),
+            avg_value=jnp.zeros_like(state.avg_value),
+        )
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        if value is None:
+            raise InputError(
+                "reduce_on_plateau watches the loss: call step(..., value=loss); "
+                "the minimize and fit loops pass it"
+            )
+        accumulated = state.accumulated + 1
+        average = (
+            state.accumulated * state.avg_value + jnp.asarray(value, state.avg_value.dtype)
+        ) / accumulated
+        watched = state._replace(accumulated=accumulated, avg_value=average)
+        watched = jax.lax.cond(accumulated == accumulation_size, check, lambda s: s, watched)
+        stepped, inner = optimizer.step(params, grads, state.inner, value=value, value_fn=value_fn)
+        scale = watched.scale
+        # An unreduced scale keeps the wrapped optimizer's result bit for bit.
+        new_params = jax.tree.map(
+            lambda p, q: jnp.where(scale == 1, q, p + scale * (q - p)).astype(jnp.result_type(p)),
+            params,
+            stepped,
+        )
+        return new_params, watched._replace(count=state.count + 1, inner=inner)
+
+    hyperparams = {
+        "optimizer": optimizer,
+        "factor": factor,
+        "patience": patience,
+        "rtol": rtol,
+        "atol": atol,
+        "cooldown": cooldown,
+        "accumulation_size": accumulation_size,
+        "min_scale": min_scale,
+    }
+    inner_evaluations = optimizer.evaluations
+    return Optimizer(
+        "reduce_on_plateau",
+        init,
+        step,
+        hyperparams,
+        needs_value_fn=optimizer.needs_value_fn,
+        evaluations=None
+        if inner_evaluations is None
+        else (lambda state: inner_evaluations(state.inner)),
+    )
