@@ -47,7 +47,20 @@ def sorted_labels(values: np.ndarray) -> tuple[str, ...]:
         number = as_number(label)
         return (0, number, label) if number is not None else (1, 0.0, label)
 
-    return tuple(sorted({category_label(v) for v in values if not is_missing(v)}, key=order))
+    distinct = {category_label(v) for v in set(values.tolist()) if not is_missing(v)}
+    return tuple(sorted(distinct, key=order))
+
+
+def label_codes(values: np.ndarray, labels: tuple[str, ...]) -> tuple[np.ndarray, int | None]:
+    """``labels.index(label)`` of every cell (-1 where missing) and the first row holding
+    a label not in ``labels`` (or None). Labels are worked out once per distinct value."""
+    position = {label: k for k, label in enumerate(labels)}
+    code_of = {}
+    for value in set(values.tolist()):
+        code_of[value] = -1 if is_missing(value) else position.get(category_label(value), -2)
+    codes = np.array([code_of.get(v, -1) for v in values.tolist()], dtype=np.intp)
+    unknown = np.flatnonzero(codes == -2)
+    return np.maximum(codes, -1), int(unknown[0]) if len(unknown) else None
 
 
 @dataclass
@@ -199,20 +212,14 @@ class Encoding:
 
     def _one_hot(self, table: Table, name: str) -> np.ndarray:
         categories = self.categories[name]
-        position = {category: k for k, category in enumerate(categories)}
-        values = table.columns[name]
-        codes = np.full(len(values), -1, dtype=np.intp)
-        for i, value in enumerate(values):
-            if is_missing(value):
-                continue
-            label = category_label(value)
-            if label not in position:
-                raise DataError(
-                    f"column {name!r} of {table.origin}, {table.row(i)}: the category {label!r}"
-                    f"{suggest(label, categories)} was not seen in the training data (known: "
-                    f"{', '.join(categories)}); fix the value or retrain with it"
-                )
-            codes[i] = position[label]
+        codes, unknown = label_codes(table.columns[name], categories)
+        if unknown is not None:
+            label = category_label(table.columns[name][unknown])
+            raise DataError(
+                f"column {name!r} of {table.origin}, {table.row(unknown)}: the category "
+                f"{label!r}{suggest(label, categories)} was not seen in the training data "
+                f"(known: {', '.join(categories)}); fix the value or retrain with it"
+            )
         block = (codes[:, None] == np.arange(len(categories))).astype(np.float64)
         block[codes < 0] = np.nan
         return block

@@ -30,12 +30,12 @@ from descend._encoding import (
     column_kind,
     float_dtype,
     handle_nonfinite,
-    is_missing,
+    label_codes,
     parse_numbers,
     sorted_labels,
     stray_text_error,
 )
-from descend._tabular import category_label, read_table
+from descend._tabular import read_table
 from descend.datasets import dataset_names, load_dataset
 from descend.errors import DataError, suggest, unknown_name
 
@@ -240,9 +240,8 @@ def _target(table, target: str, categorical) -> tuple[np.ndarray, tuple | None]:
         if parsed.mostly_numeric:
             raise stray_text_error(table, target, parsed, "")
     classes = table.declared.get(target) or sorted_labels(values)
-    position = {label: k for k, label in enumerate(classes)}
-    codes = [np.nan if is_missing(v) else position[category_label(v)] for v in values]
-    return np.asarray(codes, dtype=np.float64), classes
+    codes, _ = label_codes(values, classes)
+    return np.where(codes < 0, np.nan, codes), classes
 
 
 class ArrayData(NamedTuple):
