@@ -1,0 +1,315 @@
+"""Gradient transforms (clipping, weight decay) and :func:`chain` to put them before an optimizer.
+
+A transform is a small frozen dataclass with two pure methods::
+
+    state = transform.init(params)
+    grads, state = transform.apply(grads, state, params, value=None)
+
+and optionally ``update_params(params, state) -> params`` for transforms that act on
+the parameters themselves (decoupled weight decay). :func:`chain` applies the
+transforms in order to the gradients and then calls the optimizer's step::
+
+    opt = chain(clip_by_global_norm(1.0), sgd(lr=0.1))
+
+Unlike Optax, where everything (including the optimizer) is a transform of updates,
+here transforms act on gradients *before* the optimizer, as ``torch.nn.utils``
+clipping and ``weight_decay=`` act before ``optimizer.step()`` in PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from descend import _tree
+from descend.errors import DescendTypeError, check_positive
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+
+PyTree = Any
+_TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
+
+
+@dataclass(frozen=True)
+class clip_by_global_norm:
+    r"""Scale all gradients down together when their joint norm exceeds ``max_norm``.
+
+    .. math::
+
+        \lVert g\rVert = \Big(\sum_{\text{leaves}} \lVert g_i\rVert_2^2\Big)^{1/2}, \qquad
+        g \leftarrow g \cdot \min\!\Big(1, \frac{\text{max\_norm}}{\lVert g\rVert + 10^{-6}}\Big)
+
+    Matches ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (2-norm). Differences
+    from ``optax.clip_by_global_norm``: Optax leaves gradients with norm below
+    ``max_norm`` untouched and otherwise scales by ``max_norm / norm`` without the
+    ``1e-6``, so torch's (and this) clipped norm is slightly below ``max_norm``, and
+    gradients with a norm within ``1e-6`` under ``max_norm`` are scaled very slightly.
+
+    Parameters
+    ----------
+    max_norm:
+        Largest allowed global norm (> 0).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from descend.optim.transforms import clip_by_global_norm
+    >>> clip = clip_by_global_norm(1.0)
+    >>> g, _ = clip.apply(jnp.array([3.0, 4.0]), clip.init(None), None)
+    >>> [round(float(v), 4) for v in g]
+    [0.6, 0.8]
+    """
+
+    max_norm: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_norm", check_positive("max_norm", self.max_norm))
+
+    def init(self, params: PyTree) -> tuple:
+        return ()
+
+    def apply(self, grads, state, params, *, value=None):
+        coefficient = jnp.minimum(self.max_norm / (_tree.norm(grads) + _TORCH_CLIP_EPS), 1.0)
+        return _scale_keeping_dtype(coefficient, grads), state
+
+
+@dataclass(frozen=True)
+class clip_by_value:
+    r"""Clip every gradient entry to ``[-clip_value, clip_value]``.
+
+    .. math:: g \leftarrow \min(\max(g, -c), c)
+
+    Matches ``torch.nn.utils.clip_grad_value_`` and ``optax.clip``.
+
+    Parameters
+    ----------
+    clip_value:
+        The bound :math:`c > 0`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from descend.optim.transforms import clip_by_value
+    >>> clip = clip_by_value(1.0)
+    >>> [float(v) for v in clip.apply(jnp.array([-3.0, 0.5]), (), None)[0]]
+    [-1.0, 0.5]
+    """
+
+    clip_value: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "clip_value", check_positive("clip_value", self.clip_value))
+
+    def init(self, params: PyTree) -> tuple:
+        return ()
+
+    def apply(self, grads, state, params, *, value=None):
+        clipped = jax.tree.map(lambda g: jnp.clip(g, -self.clip_value, self.clip_value), grads)
+        return clipped, state
+
+
+@dataclass(frozen=True)
+class add_weight_decay:
+    r"""Coupled L2 weight decay: add ``weight_decay * params`` to the gradients.
+
+    .. math:: g \leftarrow g + \lambda \theta
+
+    This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`,
+    and what ``weight_decay=`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``
+    (``chain(add_weight_decay(wd), sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
+    Optax: ``add_decayed_weights`` placed before the optimizer. With adaptive
+    optimizers the decay is rescaled like the gradient; see
+    :class:`decoupled_weight_decay` for the AdamW form.
+
+    Parameters
+    ----------
+    weight_decay:
+        :math:`\lambda \ge 0`.
+
+    Examples
+    --------
+    >>> from descend.optim.transforms import add_weight_decay
+    >>> round(float(add_weight_decay(0.1).apply(1.0, (), 2.0)[0]), 6)
+    1.2
+    """
+
+    weight_decay: float
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "weight_decay", check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        )
+
+    def init(self, params: PyTree) -> tuple:
+        return ()
+
+    def apply(self, grads, state, params, *, value=None):
+        decayed = jax.tree.map(
+            lambda g, p: (jnp.asarray(g) + self.weight_decay * p).astype(jnp.result_type(g)),
+            grads,
+            params,
+        )
+        return decayed, state
+
+
+class DecayState(NamedTuple):
+    count: jax.Array
+
+
+@dataclass(frozen=True)
+class decoupled_weight_decay:
+    r"""Decoupled weight decay: shrink the params before the optimizer's step (AdamW).
+
+    .. math:: \theta \leftarrow \theta\,(1 - \eta_t \lambda), \quad\text{then}\quad
+        \theta \leftarrow \mathrm{step}(\theta, g)
+
+    where :math:`\eta_t` is ``lr`` (a number or the same schedule as the optimizer's)
+    and the gradient :math:`g` is the one computed at the params before the decay.
+    The gradients are not changed. ``chain(decoupled_weight_decay(wd, lr), adam(lr))``
+    is ``torch.optim.AdamW(lr=lr, weight_decay=wd)``, which also multiplies the
+    params by :math:`1 - \eta\lambda` before its Adam step (Loshchilov & Hutter,
+    "Decoupled Weight Decay Regularization", ICLR 2019).
+
+    In a :func:`chain`, the decay is applied to the params that are handed to the
+    optimizer; other transforms still see the original params. Optimizers whose step
+    evaluates the objective (line searches) would evaluate it at the decayed params,
+    so use this with first-order optimizers. Differences from
+    ``optax.add_decayed_weights``: Optax adds :math:`\lambda\theta` to the updates
+    *after* the optimizer and before the learning-rate scaling; the result is the
+    same :math:`-\eta\lambda\theta` term, but the decay here uses the params before
+    the step, as torch's AdamW does.
+
+    Parameters
+    ----------
+    weight_decay:
+        :math:`\lambda \ge 0`.
+    lr:
+        :math:`\eta > 0` (or a schedule), normally the optimizer's learning rate.
+
+    Examples
+    --------
+    >>> from descend.optim.sgd import sgd
+    >>> from descend.optim.transforms import chain, decoupled_weight_decay
+    >>> opt = chain(decoupled_weight_decay(0.5, lr=0.1), sgd(lr=0.1))
+    >>> round(float(opt.step(2.0, 0.0, opt.init(2.0))[0]), 6)
+    1.9
+    """
+
+    weight_decay: float
+    lr: LearningRate
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "weight_decay", check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        )
+        object.__setattr__(self, "lr", check_lr(self.lr))
+
+    def init(self, params: PyTree) -> DecayState:
+        return DecayState(count=jnp.zeros((), jnp.int32))
+
+    def apply(self, grads, state, params, *, value=None):
+        return grads, DecayState(count=state.count + 1)
+
+    def update_params(self, params, state):
+        shrink = 1 - lr_at(self.lr, state.count) * self.weight_decay
+        return _scale_keeping_dtype(shrink, params)
+
+
+class ChainState(NamedTuple):
+    count: jax.Array
+    transforms: tuple  # one state per transform, in order
+    optimizer: Any  # the optimizer's state
+
+
+def chain(*parts: Any) -> Optimizer:
+    r"""An optimizer that transforms the gradients, in order, before another optimizer's step.
+
+    ``chain(t1, t2, ..., optimizer)`` steps as
+
+    .. math::
+
+        g \leftarrow t_k(\dots t_2(t_1(g))), \qquad
+        \theta \leftarrow u_k(\dots u_1(\theta)), \qquad
+        (\theta, s) \leftarrow \mathrm{optimizer.step}(\theta, g, s)
+
+    where :math:`u_i` is the transform's ``update_params`` (only
+    :class:`decoupled_weight_decay` has one). Each transform sees the original params
+    in ``apply``. The state is a ``ChainState(count, transforms, optimizer)``; the
+    result needs the objective when the optimizer does (``needs_value_fn``) and
+    reports the optimizer's evaluations. ``value`` and ``value_fn`` are passed on
+    unchanged, so an optimizer with a line search searches the true objective (with
+    the transformed gradient as its first direction).
+
+    Matches the PyTorch idiom ``clip_grad_norm_(...); optimizer.step()``; the
+    counterpart of ``optax.chain``, except that the optimizer comes last as a whole
+    and transforms act on gradients, not on updates.
+
+    Parameters
+    ----------
+    *parts:
+        Zero or more transforms, then an :class:`Optimizer`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from descend.optim.sgd import sgd
+    >>> from descend.optim.transforms import chain, clip_by_value
+    >>> opt = chain(clip_by_value(1.0), sgd(lr=0.1))
+    >>> round(float(opt.step(0.0, 5.0, opt.init(0.0))[0]), 6)
+    -0.1
+    """
+    if not parts or not isinstance(parts[-1], Optimizer):
+        got = "nothing" if not parts else repr(parts[-1])
+        raise DescendTypeError(
+            "chain(*transforms, optimizer) needs an optimizer as its last argument, "
+            f"for example chain(clip_by_global_norm(1.0), sgd(lr=0.1)); got {got}"
+        )
+    *transforms, optimizer = parts
+    for position, transform in enumerate(transforms):
+        if isinstance(transform, Optimizer) or not (
+            callable(getattr(transform, "init", None))
+            and callable(getattr(transform, "apply", None))
+        ):
+            raise DescendTypeError(
+                f"chain's argument {position} must be a gradient transform (with init and "
+                f"apply, such as clip_by_global_norm(1.0)); only the last argument may be an "
+                f"optimizer; got {transform!r}"
+            )
+    transforms = tuple(transforms)
+
+    def init(params):
+        return ChainState(
+            count=jnp.zeros((), jnp.int32),
+            transforms=tuple(t.init(params) for t in transforms),
+            optimizer=optimizer.init(params),
+        )
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        stepped_params = params
+        states = []
+        for transform, transform_state in zip(transforms, state.transforms, strict=True):
+            update_params = getattr(transform, "update_params", None)
+            if update_params is not None:
+                stepped_params = update_params(stepped_params, transform_state)
+            grads, transform_state = transform.apply(grads, transform_state, params, value=value)
+            states.append(transform_state)
+        new_params, optimizer_state = optimizer.step(
+            stepped_params, grads, state.optimizer, value=value, value_fn=value_fn
+        )
+        return new_params, ChainState(state.count + 1, tuple(states), optimizer_state)
+
+    evaluations = optimizer.evaluations
+    return Optimizer(
+        "chain",
+        init,
+        step,
+        {"transforms": transforms, "optimizer": optimizer},
+        needs_value_fn=optimizer.needs_value_fn,
+        evaluations=None if evaluations is None else (lambda state: evaluations(state.optimizer)),
+    )
+
+
+def _scale_keeping_dtype(factor: jax.Array, tree: PyTree) -> PyTree:
+    return jax.tree.map(lambda leaf: (factor * leaf).astype(jnp.result_type(leaf)), tree)
