@@ -218,7 +218,7 @@ def lion(
         if weight_decay != 0:
             directions = jax.tree.map(lambda c, p: c + weight_decay * p, directions, params)
         rate = lr_at(lr, state.count)
-        updates = jax.tree.map(lambda c: (-rate).astype(c.dtype) * c, directions)
+        updates = jax.tree.map(lambda c: jnp.asarray(-rate, c.dtype) * c, directions)
         return apply_updates(params, updates), LionState(state.count + 1, exp_avg)
 
     hyperparams = {
@@ -321,7 +321,7 @@ def adabelief(
         var_hat = bias_corrected(exp_avg_var, beta2, t)
         rate = lr_at(lr, state.count)
         updates = jax.tree.map(
-            lambda m, s: (-rate).astype(m.dtype) * (m / (jnp.sqrt(s) + eps)), avg_hat, var_hat
+            lambda m, s: jnp.asarray(-rate, m.dtype) * (m / (jnp.sqrt(s) + eps)), avg_hat, var_hat
         )
         new_state = AdaBeliefState(state.count + 1, exp_avg, exp_avg_var)
         return apply_updates(params, updates), new_state

@@ -1,0 +1,292 @@
+"""Properties every optimizer must have, beyond matching its reference.
+
+Pytrees, jit without retracing, dtypes, validation of hyperparameters, the registry
+and its defaults (checked against the signatures of torch.optim and Optax).
+"""
+
+from __future__ import annotations
+
+import doctest
+import functools
+import importlib
+import inspect
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import descend as ds
+from descend.errors import InputError
+
+# Each algorithm with settings that switch on every piece of state it can keep.
+SETTINGS = {
+    "gd": {"lr": 0.01},
+    "sgd": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1},
+    "momentum": {"lr": 0.01, "nesterov": True},
+    "adagrad": {"lr_decay": 0.01, "initial_accumulator_value": 0.1},
+    "rmsprop": {"centered": True, "momentum": 0.9, "weight_decay": 0.1},
+    "adadelta": {"weight_decay": 0.1},
+    "adam": {"amsgrad": True, "weight_decay": 0.1},
+    "adamw": {"amsgrad": True},
+    "adamax": {"weight_decay": 0.1},
+    "nadam": {"decoupled_weight_decay": True, "weight_decay": 0.1},
+    "radam": {"weight_decay": 0.1},
+    "rprop": {},
+    "asgd": {"t0": 1.0},
+    "lion": {},
+    "adabelief": {"nesterov": True},
+}
+NAMES = list(SETTINGS)
+
+TORCH_CLASSES = {
+    "sgd": "SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adadelta": "Adadelta",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+    "rprop": "Rprop",
+    "asgd": "ASGD",
+}
+OPTAX_NAMES = {"lion": "lion", "adabelief": "adabelief"}
+
+
+def make(name: str, **overrides) -> ds.optim.Optimizer:
+    return ds.optim.get(name, **{**SETTINGS[name], **overrides})
+
+
+def tree(dtype=jnp.float32):
+    """A dict of leaves of different shapes, including a scalar."""
+    rng = np.random.default_rng(0)
+    return {
+        "weights": jnp.asarray(rng.standard_normal((3, 2)), dtype),
+        "bias": jnp.asarray(rng.standard_normal(2), dtype),
+        "scale": jnp.asarray(rng.standard_normal(()), dtype),
+    }
+
+
+def grads_at(params):
+    """Gradient of a smooth separable function, so several steps are meaningful."""
+    return jax.grad(lambda p: sum(jnp.sum(jnp.sin(x) + x**2) for x in jax.tree.leaves(p)))(params)
+
+
+class Compiled:
+    """One optimizer with its jitted step, built once per algorithm and shared by the
+    tests below (compilation dominates their cost); ``traces`` counts tracings."""
+
+    def __init__(self, opt: ds.optim.Optimizer, *, jit: bool = True):
+        self.opt = opt
+        self.traces = 0
+
+        def counted(params, grads, state):
+            self.traces += 1
+            return opt.step(params, grads, state)
+
+        self.step = jax.jit(counted) if jit else counted
+
+    def run(self, params, n_steps=4, grads_fn=grads_at):
+        state = self.opt.init(params)
+        for _ in range(n_steps):
+            params, state = self.step(params, grads_fn(params), state)
+        return params, state
+
+
+@functools.cache
+def compiled(name: str) -> Compiled:
+    return Compiled(make(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pytree_step_under_jit_keeps_structure_and_leaves_independent(name):
+    params = tree()
+    result, _ = compiled(name).run(params)
+    assert jax.tree.structure(result) == jax.tree.structure(params)
+    for key, leaf in params.items():
+        assert result[key].shape == leaf.shape
+        assert np.all(np.isfinite(result[key]))
+        assert not np.allclose(result[key], leaf)
+
+    # A different gradient on one leaf must leave the others' trajectories unchanged.
+    def other_grads(p):
+        grads = grads_at(p)
+        return {**grads, "weights": -grads["weights"]}
+
+    changed, _ = compiled(name).run(params, grads_fn=other_grads)
+    assert not np.allclose(changed["weights"], result["weights"])
+    for key in ("bias", "scale"):
+        np.testing.assert_array_equal(changed[key], result[key])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jitted_step_does_not_retrace(name):
+    runner = compiled(name)
+    params = tree()
+    state = runner.opt.init(params)
+    params, state = runner.step(params, grads_at(params), state)
+    traces = runner.traces
+    for _ in range(3):
+        params, state = runner.step(params, grads_at(params), state)
+    assert traces >= 1
+    assert runner.traces == traces
+
+
+@pytest.mark.parametrize("enable_x64", [False, True], ids=["x32", "x64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_params_and_state_stay_float32(name, enable_x64):
+    with jax.enable_x64(enable_x64):
+        params, state = compiled(name).run(tree(jnp.float32))
+    for leaf in jax.tree.leaves(params):
+        assert leaf.dtype == jnp.float32
+    for leaf in jax.tree.leaves(state):
+        assert leaf.dtype in (jnp.float32, jnp.int32), (name, leaf.dtype)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_maximize_with_negated_gradient_is_the_minimizing_step(name):
+    params = tree()
+    down, _ = compiled(name).run(params)
+    up, _ = Compiled(make(name, maximize=True), jit=False).run(
+        params, grads_fn=lambda p: jax.tree.map(jnp.negative, grads_at(p))
+    )
+    for a, b in zip(jax.tree.leaves(down), jax.tree.leaves(up), strict=True):
+        # equal up to XLA rewriting the double negation (one float32 ulp)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schedule_that_is_constant_matches_the_number(name):
+    if name == "rprop":
+        pytest.skip("rprop's lr is an initial step size and takes no schedule")
+    lr = compiled(name).opt.hyperparams["lr"]
+    fixed, _ = compiled(name).run(tree())
+    scheduled, _ = Compiled(make(name, lr=lambda count: lr), jit=False).run(tree())
+    for a, b in zip(jax.tree.leaves(fixed), jax.tree.leaves(scheduled), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_asgd_average_after_t0_is_the_mean_of_the_iterates():
+    """With t0=0 the average copies the iterates for two steps, then is their mean."""
+    opt = ds.optim.asgd(lr=0.05, t0=0.0)
+    x = jnp.array([1.0, -2.0])
+    state = opt.init(x)
+    iterates = []
+    for _ in range(10):
+        x, state = opt.step(x, 2 * x + 1, state)
+        iterates.append(np.asarray(x))
+    np.testing.assert_allclose(state.ax, np.mean(iterates[1:], axis=0), rtol=1e-6)
+
+
+INVALID = [
+    ("adam", {"lr": -1.0}, "lr"),
+    ("adam", {"lr": math.nan}, "lr"),
+    ("adam", {"lr": 0.0}, "lr"),
+    ("adam", {"betas": (0.9, 1.0)}, "betas"),
+    ("adam", {"betas": (-0.1, 0.999)}, "betas"),
+    ("adam", {"betas": 0.9}, "betas"),
+    ("adam", {"eps": -1e-8}, "eps"),
+    ("adam", {"amsgrad": "yes"}, "amsgrad"),
+    ("adamw", {"weight_decay": -0.01}, "weight_decay"),
+    ("adamax", {"betas": (0.9, 2.0)}, "betas"),
+    ("nadam", {"momentum_decay": -1.0}, "momentum_decay"),
+    ("radam", {"eps": math.inf}, "eps"),
+    ("radam", {"decoupled_weight_decay": 1}, "decoupled_weight_decay"),
+    ("adagrad", {"lr_decay": -0.1}, "lr_decay"),
+    ("adagrad", {"initial_accumulator_value": -1.0}, "initial_accumulator_value"),
+    ("rmsprop", {"alpha": 1.5}, "alpha"),
+    ("rmsprop", {"momentum": -0.5}, "momentum"),
+    ("rmsprop", {"centered": None}, "centered"),
+    ("adadelta", {"rho": 1.1}, "rho"),
+    ("rprop", {"etas": (1.5, 1.2)}, "etas"),
+    ("rprop", {"etas": (0.5, 0.9)}, "etas"),
+    ("rprop", {"step_sizes": (1.0, 0.1)}, "step_sizes"),
+    ("rprop", {"step_sizes": (-1.0, 1.0)}, "step_sizes"),
+    ("rprop", {"lr": lambda count: 0.1}, "lr"),
+    ("asgd", {"lambd": -1e-4}, "lambd"),
+    ("asgd", {"t0": -1.0}, "t0"),
+    ("asgd", {"alpha": -0.5}, "alpha"),
+    ("lion", {"betas": (1.0, 0.99)}, "betas"),
+    ("lion", {"weight_decay": -1.0}, "weight_decay"),
+    ("adabelief", {"eps_root": -1e-16}, "eps_root"),
+    ("adabelief", {"nesterov": "no"}, "nesterov"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "hyperparams", "param"),
+    INVALID,
+    ids=[f"{name}-{param}-{i}" for i, (name, _, param) in enumerate(INVALID)],
+)
+def test_invalid_hyperparameter_raises_input_error_naming_it(name, hyperparams, param):
+    with pytest.raises(InputError) as excinfo:
+        ds.optim.get(name, **hyperparams)
+    message = str(excinfo.value)
+    assert param in message
+    if not callable(hyperparams[param]):
+        assert repr(hyperparams[param]) in message
+
+
+def test_unknown_hyperparameter_suggests_the_right_name():
+    with pytest.raises(InputError, match="betas"):
+        ds.optim.get("adam", betass=(0.9, 0.99))
+
+
+def test_available_lists_every_algorithm():
+    listed = {row["name"]: row for row in ds.optim.available()}
+    assert set(NAMES) <= set(listed)
+    for name in NAMES:
+        assert listed[name]["summary"]
+
+
+def _defaults(name: str) -> dict:
+    (row,) = [row for row in ds.optim.available() if row["name"] == name]
+    return row["hyperparams"]
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_CLASSES))
+def test_hyperparameter_names_and_defaults_match_torch(name):
+    torch = pytest.importorskip("torch")
+    reference = inspect.signature(getattr(torch.optim, TORCH_CLASSES[name])).parameters
+    ours = _defaults(name)
+    assert set(ours) <= set(reference), set(ours) - set(reference)
+    for key, default in ours.items():
+        assert default == reference[key].default, (key, default, reference[key].default)
+
+
+@pytest.mark.parametrize("name", sorted(OPTAX_NAMES))
+def test_hyperparameter_defaults_match_optax(name):
+    optax = pytest.importorskip("optax")
+    reference = inspect.signature(getattr(optax, OPTAX_NAMES[name])).parameters
+    ours = dict(_defaults(name))
+    assert ours.pop("betas") == (reference["b1"].default, reference["b2"].default)
+    ours.pop("lr")  # Optax's learning_rate has no default
+    ours.pop("maximize")  # not in Optax
+    for key, default in ours.items():
+        assert default == reference[key].default, (key, default, reference[key].default)
+
+
+MODULES = [
+    "descend.optim",
+    "descend.optim.adaptive",
+    "descend.optim.adam",
+    "descend.optim.adam_variants",
+    "descend.optim.classic",
+]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples_run(module_name):
+    module = importlib.import_module(module_name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    examples = 0
+    for test in finder.find(module, module_name):
+        if test.name.startswith(module_name):
+            runner.run(test)
+            examples += len(test.examples)
+    assert examples > 0
+    assert runner.failures == 0
