@@ -18,7 +18,10 @@ from descend import errors, optim
 from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
+from descend.fit_result import FitResult
 from descend.minimize import MinimizeResult, minimize
+from descend.persistence import load, save
+from descend.training import fit
 
 __version__ = "0.1.0"
 
@@ -35,14 +38,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DescendError",
     "Expression",
+    "FitResult",
     "MinimizeResult",
     "__version__",
     "derivative",
     "errors",
+    "fit",
     "gradient",
     "hessian",
+    "load",
     "minimize",
     "optim",
     "parse",
+    "save",
     "value_and_grad",
 ]

@@ -308,3 +308,115 @@ def iterate(
 def to_host(tree: PyTree) -> PyTree:
     """Device arrays to NumPy, leaf by leaf."""
     return jax.tree.map(np.asarray, tree)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class EpochConfig:
+    """Static shape of one training epoch (hashable: part of the compilation key).
+
+    ``n_updates`` optimizer steps, each on ``accumulate`` batches of ``batch_size`` rows
+    taken from a permutation of the ``n_samples`` rows; only the first ``n_used`` of them
+    count (fewer than ``n_samples`` when the short last batch is dropped), the rest is
+    padding with weight 0.
+    """
+
+    n_samples: int
+    n_used: int
+    batch_size: int
+    accumulate: int
+    n_updates: int
+    shuffle: bool
+
+
+class EpochOutcome(NamedTuple):
+    params: PyTree
+    opt_state: PyTree
+    values: jax.Array  # loss of each update's batch group, (n_updates,)
+    weights: jax.Array  # total sample weight of each group, (n_updates,)
+    grad_norms: jax.Array  # gradient norm of each update, (n_updates,)
+    n_finite: jax.Array  # updates applied before the first non-finite one
+
+
+def _group_value_and_grad(batch_objective, params, group):
+    """Mean loss and gradient over a group of ``accumulate`` batches.
+
+    ``batch_objective(params, *batch) -> (weighted loss sum, weight sum)``. The gradients
+    of the sums are accumulated batch by batch (a ``lax.scan``, so only one batch is live
+    at a time), then divided by the total weight: the result equals one batch of all
+    the group's rows.
+    """
+    sum_and_grad = jax.value_and_grad(batch_objective, has_aux=True)
+
+    def accumulate(carry, batch):
+        loss_total, weight_total, grad_total = carry
+        (loss_sum, weight_sum), grads = sum_and_grad(params, *batch)
+        return (
+            loss_total + loss_sum,
+            weight_total + weight_sum,
+            _tree.add(grad_total, grads),
+        ), None
+
+    n_batches = jax.tree.leaves(group)[0].shape[0]
+    if n_batches == 1:
+        (loss_sum, weight_sum), grad_sum = sum_and_grad(params, *(leaf[0] for leaf in group))
+    else:
+        zero = jnp.zeros((), jnp.result_type(*jax.tree.leaves(params)))
+        init = (zero, zero, _tree.zeros_like(params))
+        (loss_sum, weight_sum, grad_sum), _ = jax.lax.scan(accumulate, init, group)
+    weight_sum = jnp.maximum(weight_sum, jnp.finfo(jnp.result_type(weight_sum)).tiny)
+    return loss_sum / weight_sum, _tree.scale(1.0 / weight_sum, grad_sum), weight_sum
+
+
+def _run_epoch(
+    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, key
+):
+    """One epoch: one permutation of the rows, then a ``lax.scan`` of updates over it."""
+    rows_per_epoch = config.n_updates * config.accumulate * config.batch_size
+    order = jnp.arange(config.n_samples, dtype=jnp.int32)
+    if config.shuffle:
+        order = jax.random.permutation(key, order)
+    position = jnp.arange(rows_per_epoch)
+    # Rows past the end repeat the first ones with weight 0, so every batch has one shape
+    # and one compiled step serves the whole epoch.
+    rows = order[position % config.n_samples]
+    real = (position < config.n_used).astype(jnp.result_type(*jax.tree.leaves(params)))
+    shape = (config.n_updates, config.accumulate, config.batch_size)
+    # One gather per epoch (not one per step): the scan then reads contiguous slices.
+    *inputs, weights = data
+    batches = [leaf[rows].reshape(*shape, *leaf.shape[1:]) for leaf in inputs]
+    batch_weights = (weights[rows] * real).reshape(shape)
+
+    def step(carry, group):
+        params, opt_state, n_finite, alive = carry
+        value, grads, weight = _group_value_and_grad(batch_objective, params, group)
+
+        def value_fn(p):
+            return _group_value_and_grad(batch_objective, p, group)[0]
+
+        new_params, new_state = optimizer.step(
+            params, grads, opt_state, value=value, value_fn=value_fn
+        )
+        ok = alive & is_finite(value, grads, new_params)
+        params = _tree.where(ok, new_params, params)
+        opt_state = _tree.where(ok, new_state, opt_state)
+        carry = (params, opt_state, n_finite + ok.astype(jnp.int32), ok)
+        return carry, (value, weight, _tree.norm(grads))
+
+    init = (params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    (params, opt_state, n_finite, _), (values, group_weights, grad_norms) = jax.lax.scan(
+        step, init, (*batches, batch_weights)
+    )
+    return EpochOutcome(params, opt_state, values, group_weights, grad_norms, n_finite)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_epoch(batch_objective, optimizer: Optimizer, config: EpochConfig):
+    """The jitted epoch program for this objective, optimizer and epoch shape.
+
+    Called as ``program(params, opt_state, data, key)`` where ``data`` is a tuple of
+    arrays with the samples on the first axis, the last one the per-sample weights.
+    """
+    return jax.jit(functools.partial(_run_epoch, batch_objective, optimizer, config))

@@ -1,0 +1,166 @@
+"""The result of :func:`descend.fit`: trained weights, history, and predictions."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from descend import models
+from descend.errors import DataError
+from descend.optim.base import Optimizer
+
+PyTree = Any
+
+
+def task_metric(model: models.Model) -> str:
+    """The metric reported for a model: ``"r2"`` for regression, else ``"accuracy"``."""
+    return "r2" if model.task == "regression" else "accuracy"
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(objective, params, X, y):
+    values = objective.per_sample(params, X, y)
+    outputs = objective.model.apply(params, X)
+    if objective.model.task == "regression":
+        targets = y.reshape(outputs.shape)
+        residual = jnp.sum((targets - outputs) ** 2, axis=0)
+        total = jnp.sum((targets - jnp.mean(targets, axis=0)) ** 2, axis=0)
+        # R² per output, averaged (scikit-learn's "uniform_average"); a constant target
+        # scores 1 when predicted exactly, else 0, as scikit-learn does.
+        r2 = jnp.where(
+            total > 0, 1 - residual / jnp.where(total > 0, total, 1), (residual == 0) * 1.0
+        )
+        metric = jnp.mean(r2)
+    else:
+        labels = models.predict(objective.model, params, X)
+        metric = jnp.mean(labels == y.astype(labels.dtype))
+    return jnp.mean(values), metric
+
+
+def evaluate(objective, params, X, y) -> tuple[float, float]:
+    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``."""
+    loss, metric = _evaluate(objective, params, jnp.asarray(X), jnp.asarray(y))
+    return float(loss), float(metric)
+
+
+@dataclass
+class FitResult:
+    """What :func:`descend.fit` trained, and why it stopped.
+
+    Attributes
+    ----------
+    model, params, opt_state, optimizer:
+        The model, its trained weights (NumPy arrays), and the optimizer with its state.
+    loss:
+        The loss name (or the user's function).
+    history:
+        Per-epoch NumPy arrays: ``epoch``, ``loss`` (mean training loss over the
+        epoch's batches), ``val_loss`` and ``val_accuracy`` / ``val_r2`` with validation
+        data (else ``accuracy`` / ``r2`` on the training data), ``grad_norm`` (of the
+        epoch's last update), ``lr`` and ``time`` (seconds).
+    n_updates, n_epochs:
+        Optimizer steps and epochs taken in total (resumed ones included).
+    status, reason:
+        Why training stopped: ``max_epochs``, ``converged`` (tol), ``early_stopping``,
+        ``diverged``, ``callback`` or ``interrupted``, and the same as a sentence.
+    classes:
+        The class labels of a classifier (``predict`` returns these), else None.
+    standardizer, encoding:
+        The feature standardization and the table encoding (for CSV data) applied by
+        ``predict``.
+    """
+
+    model: models.Model
+    params: PyTree
+    opt_state: PyTree
+    optimizer: Optimizer
+    loss: str | Callable
+    history: dict[str, np.ndarray] = field(repr=False)
+    n_updates: int
+    n_epochs: int
+    status: str
+    reason: str
+    classes: np.ndarray | None = None
+    standardizer: Any = None
+    encoding: Any = field(default=None, repr=False)
+    dtype: str = "float32"
+    seed: int = 0
+    best_epoch: int | None = None
+
+    def _context(self):
+        return jax.enable_x64(True) if self.dtype == "float64" else contextlib.nullcontext()
+
+    def features(self, X: Any) -> jax.Array:
+        """``X`` as the model sees it: table encoding and standardization applied."""
+        from descend import data
+
+        if self.encoding is not None and (
+            isinstance(X, str) or hasattr(X, "__fspath__") or hasattr(X, "columns")
+        ):
+            X = self.encoding.features(X, dtype=self.dtype)
+        X = data.as_arrays(X, np.zeros(len(X)), dtype=self.dtype).X
+        n_features = _n_features(self.params)
+        if n_features is not None and X.shape[1] != n_features and self.model.name != "polynomial":
+            raise DataError(f"X has {X.shape[1]} features; the model was trained on {n_features}")
+        if self.standardizer is not None:
+            X = self.standardizer.transform(X)
+        return jnp.asarray(X, dtype=self.dtype)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The model's raw outputs (values, logits) for ``X``."""
+        with self._context():
+            return np.asarray(self.model.apply(self.params, self.features(X)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Values for regression, class labels (from ``classes``) for classifiers."""
+        with self._context():
+            predictions = np.asarray(models.predict(self.model, self.params, self.features(X)))
+        if self.classes is None:
+            return predictions
+        return np.asarray(self.classes)[predictions]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, one column per class in ``classes`` order."""
+        with self._context():
+            return np.asarray(models.predict_proba(self.model, self.params, self.features(X)))
+
+    def score(self, X: Any, y: Any) -> float:
+        """R² for regression (averaged over outputs), accuracy for classifiers."""
+        predictions = self.predict(X)
+        y = np.asarray(y)
+        if len(y) != len(predictions):
+            raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
+        if self.model.task != "regression":
+            return float(np.mean(predictions == y))
+        y = y.reshape(predictions.shape).astype(float)
+        residual = np.sum((y - predictions) ** 2, axis=0)
+        total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+        r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), residual == 0)
+        return float(np.mean(r2))
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    def __repr__(self) -> str:
+        last = {key: float(values[-1]) for key, values in self.history.items() if len(values)}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("epoch", "time"))
+        return (
+            f"FitResult(model={self.model!r}, optimizer={self.optimizer!r}, epochs={self.n_epochs}, "
+            f"updates={self.n_updates}, {shown}, reason={self.reason!r})"
+        )
+
+
+def _n_features(params: PyTree) -> int | None:
+    if isinstance(params, dict) and "w" in params:
+        return int(np.shape(params["w"])[0])
+    if isinstance(params, list) and params and isinstance(params[0], dict):
+        return int(np.shape(params[0]["w"])[0])
+    return None
