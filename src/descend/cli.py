@@ -32,9 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also used as the console script)."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         status = args.handler(args)
     except DescendError as error:
         print(f"descend: {_one_line(error)}", file=sys.stderr)
@@ -100,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(optimizers)
     optimizers.set_defaults(handler=_optimizers)
+
+    from descend import cli_train
+
+    cli_train.add_parsers(commands, _add_json, _add_optimizer_options)
     return parser
 
 
@@ -113,9 +116,9 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _add_optimizer_options(parser: argparse.ArgumentParser) -> None:
+def _add_optimizer_options(parser: argparse.ArgumentParser, default: str = "gd") -> None:
     parser.add_argument(
-        "--optimizer", default="gd", help="algorithm name (see 'descend optimizers')"
+        "--optimizer", default=default, help=f"algorithm name ({default}; see 'descend optimizers')"
     )
     parser.add_argument(
         "--lr", type=float, help="learning rate (gd without --lr uses a line search)"

@@ -1,0 +1,229 @@
+"""``descend train`` and ``descend predict``: the command line of :func:`descend.fit`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+DEFAULT_DATASET = "breast_cancer"
+
+
+def add_parsers(commands, add_json, add_optimizer_options) -> None:
+    """Add ``train`` and ``predict`` to the ``descend`` sub-command parsers."""
+    train = commands.add_parser(
+        "train", help="train a model on a CSV / Parquet file or a shipped dataset",
+        description="Train a model by gradient descent. With no arguments: logistic "
+        f"regression on the shipped {DEFAULT_DATASET!r} dataset.",
+    )  # fmt: skip
+    train.add_argument("file", nargs="?", help="a .csv / .tsv / .parquet file")
+    train.add_argument("--dataset", help="a shipped dataset: breast_cancer, diabetes, digits, iris")
+    train.add_argument("--target", help="the target column of FILE (default: the last)")
+    train.add_argument("--features", help="comma-separated feature columns (default: the others)")
+    train.add_argument(
+        "--model", default="auto",
+        help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
+    )  # fmt: skip
+    train.add_argument("--hidden", default="64", help="MLP hidden sizes, e.g. 64,32")
+    train.add_argument("--activation", default="relu", help="MLP activation")
+    train.add_argument("--degree", type=int, default=2, help="polynomial degree")
+    train.add_argument("--loss", help="loss name (default: the model's)")
+    add_optimizer_options(train, default="adam")
+    train.add_argument("--method", choices=("batch", "stochastic", "minibatch"))
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--accumulate", type=int, default=1, help="batches per update")
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
+    train.add_argument("--no-standardize", action="store_true", help="keep features unscaled")
+    train.add_argument("--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--save", metavar="PATH", help="save the trained model (atomically)")
+    train.add_argument("--resume", metavar="PATH", help="continue from a saved model")
+    train.add_argument("--plot", metavar="PATH.png", help="draw the loss curves")
+    add_json(train)
+    train.set_defaults(handler=train_command)
+
+    predict = commands.add_parser("predict", help="predict with a saved model")
+    predict.add_argument("checkpoint", help="a model saved by 'descend train --save'")
+    predict.add_argument("file", help="a .csv / .parquet file with the feature columns")
+    predict.add_argument("--output", metavar="PATH.csv", help="write here (default: stdout)")
+    predict.add_argument("--proba", action="store_true", help="class probabilities")
+    add_json(predict)
+    predict.set_defaults(handler=predict_command)
+
+
+def _dataset(args: argparse.Namespace):
+    from descend import data
+
+    if args.file and args.dataset:
+        raise InputError("give a FILE or --dataset, not both")
+    if args.file:
+        features = args.features.split(",") if args.features else None
+        return data.load(
+            args.file, target=args.target, features=features, nan_policy=args.nan_policy,
+            dtype=args.dtype,
+        )  # fmt: skip
+    if args.target or args.features:
+        raise InputError("--target and --features choose columns of a FILE")
+    return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype)
+
+
+def _model(args: argparse.Namespace, dataset):
+    from descend import models
+
+    name = args.model
+    n_classes = None if dataset.classes is None else len(dataset.classes)
+    task = "regression" if n_classes is None else "binary" if n_classes == 2 else "multiclass"
+    if name == "auto":
+        name = {"regression": "linear", "binary": "logistic", "multiclass": "softmax"}[task]
+    if name == "mlp":
+        hidden = tuple(int(size) for size in args.hidden.split(",") if size.strip())
+        return models.mlp(hidden=hidden, activation=args.activation, task=task)
+    if name == "polynomial":
+        return models.polynomial(args.degree)
+    return models.get(name)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from descend import save
+    from descend.cli import _print_json, optimizer_from_args
+    from descend.training import fit
+
+    dataset = _dataset(args)
+    model = _model(args, dataset)
+    optimizer = optimizer_from_args(args)
+    verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
+    began = time.perf_counter()
+    with _StopOnInterrupt() as interrupt:
+        result = fit(
+            model, dataset, loss=args.loss, optimizer=optimizer, batch_size=args.batch_size,
+            method=args.method, epochs=args.epochs, accumulate=args.accumulate,
+            validation_split=args.validation_split or None,
+            standardize=not args.no_standardize, tol=args.tol, patience=args.patience,
+            seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
+            nan_policy=args.nan_policy, callbacks=[interrupt.requested],
+        )  # fmt: skip
+    seconds = time.perf_counter() - began
+    if interrupt.received:
+        result.status = "interrupted"
+        result.reason = f"interrupted (Ctrl-C) after epoch {result.n_epochs}"
+    if args.save:
+        save(args.save, result)
+    if args.plot:
+        from descend.cli_plot import plot_history
+
+        plot_history(result.history, args.plot)
+    summary = fit_summary(result, seconds)
+    if args.save:
+        summary["saved"] = str(args.save)
+    if args.json:
+        _print_json({**summary, "history": result.history})
+    else:
+        for line in summary_lines(summary):
+            print(line)
+    if result.status == "interrupted":
+        where = f"; continue with --resume {args.save}" if args.save else ""
+        print(f"descend: interrupted after epoch {result.n_epochs}{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if result.status == "diverged" else EXIT_OK
+
+
+class _StopOnInterrupt:
+    """Turn Ctrl-C into "stop after the current epoch" (a second Ctrl-C stops at once)."""
+
+    def __init__(self):
+        self.received = False
+
+    def requested(self, epoch: int, history: dict) -> bool:
+        return self.received
+
+    def _handle(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def fit_summary(result, seconds: float) -> dict[str, Any]:
+    """The final metrics of a training run, as printed (and as ``--json`` keys)."""
+    last = {key: float(values[-1]) for key, values in result.history.items() if len(values)}
+    return {
+        "model": repr(result.model),
+        "optimizer": repr(result.optimizer),
+        "epochs": result.n_epochs,
+        "updates": result.n_updates,
+        "status": result.status,
+        "reason": result.reason,
+        "metrics": {k: v for k, v in last.items() if k not in ("epoch", "time")},
+        "seconds": seconds,
+    }
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    metrics = ", ".join(f"{key} {value:.4g}" for key, value in summary["metrics"].items())
+    lines = [
+        f"trained {summary['model']} with {summary['optimizer']}",
+        f"  {summary['epochs']} epochs, {summary['updates']} updates, {summary['seconds']:.2f} s",
+        f"  final: {metrics}",
+        f"  stopped: {summary['reason']}",
+    ]
+    if "saved" in summary:
+        lines.append(f"  saved to {summary['saved']}")
+    return lines
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from descend import load
+    from descend.cli import _print_json
+
+    result = load(args.checkpoint)
+    if args.proba:
+        values = result.predict_proba(args.file)
+        columns = [f"proba_{label}" for label in np.asarray(result.classes).tolist()]
+    else:
+        values = result.predict(args.file)
+        columns = (
+            ["prediction"]
+            if values.ndim == 1
+            else [f"prediction_{i}" for i in range(values.shape[1])]
+        )
+    rows = np.asarray(values).reshape(len(values), -1).tolist()
+    if args.json:
+        _print_json({"columns": columns, "predictions": rows})
+        return EXIT_OK
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    if args.output:
+        Path(args.output).write_text(buffer.getvalue())
+        print(f"wrote {len(rows)} predictions to {args.output}")
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return EXIT_OK
