@@ -173,13 +173,15 @@ def lbfgs(
         x = x.astype(dtype)
         g = ravel_pytree(grads)[0].astype(dtype)
 
-        memory = _remember(state, g)
+        # At a point already optimal torch returns before touching its state; here the
+        # history is left alone and the small fields are selected below.
+        optimal = jnp.max(jnp.abs(g)) <= tolerance_grad
+        memory = _remember(state, g, skip=optimal)
         direction = _two_loop(memory, g)
         first = state.n_iter == 0
         rate = jnp.asarray(lr_at(lr, state.count), dtype)
         t0 = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * rate, rate)
         slope = jnp.dot(g, direction)
-        optimal = jnp.max(jnp.abs(g)) <= tolerance_grad
         # Written as "not (ascent)" so that a NaN slope still tries a step, as torch does.
         descending = ~(slope > -tolerance_change)
 
@@ -210,19 +212,16 @@ def lbfgs(
         else:
             t, evals = t0, jnp.zeros((), jnp.int32)
 
-        moved = x + t * direction
-        new_x = jnp.where(descending, moved, x)
-        stepped = memory._replace(
+        moves = descending & ~optimal
+        new_state = memory._replace(
             count=state.count + 1,
-            n_iter=state.n_iter + 1,
-            n_evals=state.n_evals + evals,
-            direction=direction,
-            step_size=jnp.where(descending, t, t0),
-            prev_grad=g,
+            n_iter=jnp.where(optimal, state.n_iter, state.n_iter + 1),
+            n_evals=jnp.where(optimal, state.n_evals, state.n_evals + evals),
+            direction=jnp.where(optimal, state.direction, direction),
+            step_size=jnp.where(optimal, state.step_size, jnp.where(descending, t, t0)),
+            prev_grad=jnp.where(optimal, state.prev_grad, g),
         )
-        kept = state._replace(count=state.count + 1)
-        new_state = jax.tree.map(lambda a, b: jnp.where(optimal, a, b), kept, stepped)
-        return unravel(jnp.where(optimal, x, new_x)), new_state
+        return unravel(jnp.where(moves, x + t * direction, x)), new_state
 
     hyperparams = {
         "lr": lr,
@@ -244,12 +243,12 @@ def lbfgs(
     )
 
 
-def _remember(state: LBFGSState, grad: jax.Array) -> LBFGSState:
+def _remember(state: LBFGSState, grad: jax.Array, *, skip: jax.Array) -> LBFGSState:
     """Store the pair from the last iteration when its curvature ``y.s`` is positive."""
     y = grad - state.prev_grad
     s = state.direction * state.step_size  # zero before the first iteration: never stored
     ys = jnp.dot(y, s)
-    accept = ys > _CURVATURE_MIN
+    accept = (ys > _CURVATURE_MIN) & ~skip
     head = state.head
     size = state.rho.shape[0]
     return state._replace(
