@@ -92,6 +92,18 @@ def step_number(count: jax.Array) -> jax.Array:
     return (count + 1) * 1.0
 
 
+def bias_correction(beta: float, t: jax.Array) -> jax.Array:
+    """``1 - beta ** t``, accurate to the last bit even in float32.
+
+    PyTorch computes it in Python (double precision) whatever the params' dtype.
+    Written as ``-expm1(t log beta)`` it keeps that accuracy when JAX works in
+    float32, where ``1 - 0.999 ** 1`` would lose five significant digits.
+    """
+    if beta == 0:
+        return jnp.ones_like(t)
+    return -jnp.expm1(t * math.log(beta))
+
+
 def float_dtype(params: PyTree) -> jnp.dtype:
     """The floating dtype shared by the params (for scalar state kept per tree)."""
     return jnp.result_type(*jax.tree.leaves(params), jnp.float32)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.optim._common import (
+    bias_correction,
     cast_like,
     check_adam_like,
     check_nonnegative,
@@ -70,8 +71,8 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> O
         exp_avg_sq = jax.tree.map(
             lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
         )
-        step_size = rate / (1 - beta1**t)
-        bias_correction2_sqrt = jnp.sqrt(1 - beta2**t)
+        step_size = rate / bias_correction(beta1, t)
+        bias_correction2_sqrt = jnp.sqrt(bias_correction(beta2, t))
         # AMSGrad keeps the maximum of the raw second moment, then bias-corrects it.
         max_exp_avg_sq = state.max_exp_avg_sq
         if amsgrad:
@@ -262,7 +263,7 @@ def adamax(
         exp_inf = jax.tree.map(
             lambda u, g: jnp.maximum(u * beta2, jnp.abs(g) + eps), state.exp_inf, grads
         )
-        clr = lr_at(lr, state.count) / (1 - beta1 ** step_number(state.count))
+        clr = lr_at(lr, state.count) / bias_correction(beta1, step_number(state.count))
         new_params = jax.tree.map(lambda p, m, u: p + -clr * m / u, params, exp_avg, exp_inf)
         new_state = AdamaxState(state.count + 1, exp_avg, exp_inf)
         return cast_like(params, new_params), new_state
@@ -357,7 +358,7 @@ def nadam(
         decayed, grads = decay_weights(
             params, grads, rate, weight_decay=weight_decay, decoupled=decoupled_weight_decay
         )
-        bias_correction2 = 1 - beta2**t
+        bias_correction2 = bias_correction(beta2, t)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.optim._common import (
+    bias_correction,
     cast_like,
     check_adam_like,
     check_betas,
@@ -126,8 +127,8 @@ def radam(
         exp_avg_sq = jax.tree.map(
             lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
         )
-        bias_correction1 = 1 - beta1**t
-        bias_correction2 = 1 - beta2**t
+        bias_correction1 = bias_correction(beta1, t)
+        bias_correction2 = bias_correction(beta2, t)
         rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
         rectified = rho_t > 5.0
         # Only evaluated where rectified; elsewhere the ratio may be negative.

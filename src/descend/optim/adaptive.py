@@ -266,9 +266,9 @@ def adadelta(
     with :math:`v_0 = u_0 = 0`. Here ``eps`` is inside both square roots (it is what
     makes the first steps nonzero).
 
-    Differences from ``optax.adadelta``: the same formula; Optax's ``learning_rate``
-    has no default and its weight decay is added after the scaling rather than to
-    the gradient.
+    Differences from ``optax.adadelta``: none in the update (Optax also adds the
+    weight decay to the gradient); Optax's default ``learning_rate=None`` means no
+    scaling, like ``lr=1.0`` here, and it offers a ``weight_decay_mask``.
 
     Parameters
     ----------
