@@ -162,7 +162,8 @@ def test_chain_passes_on_line_search_needs_and_evaluations():
         return jnp.sum((x - 2.0) ** 2)
 
     value, grads = jax.value_and_grad(f)(params)
-    params, state = opt.step(params, grads, opt.init(params), value=value, value_fn=f)
+    step = jax.jit(lambda p, g, s, v: opt.step(p, g, s, value=v, value_fn=f))
+    params, state = step(params, grads, opt.init(params), value)
     assert int(state.count) == 1
     assert int(opt.evaluations(state)) >= 1
     assert f(params) < value
