@@ -337,4 +337,15 @@ def _hints(status, n_iter, n_overshoots, optimizer) -> tuple[str, ...]:
         )
     if status == Status.MAX_ITER:
         hints.append("increase max_iter, or try another optimizer (e.g. lbfgs)")
+    own_tolerances = {
+        key: optimizer.hyperparams[key]
+        for key in ("tolerance_grad", "tolerance_change")
+        if optimizer.hyperparams.get(key)
+    }
+    if status == Status.NO_DECREASE and own_tolerances:
+        settings = ", ".join(f"{key}={value:g}" for key, value in own_tolerances.items())
+        hints.append(
+            f"{optimizer.name} stops stepping at its own tolerances ({settings}, as in torch); "
+            f"set them to 0 to let tol decide"
+        )
     return tuple(hints)

@@ -10,6 +10,11 @@ AdaBelief).
 - :mod:`~descend.optim.adam`: ``adam``, ``adamw``, ``adamax``, ``nadam``
 - :mod:`~descend.optim.adam_variants`: ``radam``, ``adabelief``, ``lion``
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
+- :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
+- :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
+- :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
+  ``reduce_on_plateau``
+- :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -24,12 +29,23 @@ from collections.abc import Callable
 from typing import Any
 
 from descend.errors import unknown_name
+from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
 from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at
 from descend.optim.classic import asgd, rprop
+from descend.optim.lbfgs import lbfgs
+from descend.optim.matrix import adafactor, muon
+from descend.optim.schedules import reduce_on_plateau
 from descend.optim.sgd import gd, momentum, sgd
+from descend.optim.transforms import (
+    add_weight_decay,
+    chain,
+    clip_by_global_norm,
+    clip_by_value,
+    decoupled_weight_decay,
+)
 
 _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "gd": gd,
@@ -47,6 +63,9 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lion": lion,
     "rprop": rprop,
     "asgd": asgd,
+    "lbfgs": lbfgs,
+    "adafactor": adafactor,
+    "muon": muon,
 }
 
 
@@ -103,23 +122,34 @@ __all__ = [
     "Optimizer",
     "adabelief",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
     "adamw",
+    "add_weight_decay",
     "apply_updates",
     "asgd",
     "available",
+    "chain",
+    "clip_by_global_norm",
+    "clip_by_value",
+    "decoupled_weight_decay",
     "gd",
     "get",
+    "lbfgs",
     "lion",
     "lr_at",
     "momentum",
+    "muon",
     "nadam",
     "names",
     "radam",
+    "reduce_on_plateau",
     "register",
     "rmsprop",
     "rprop",
+    "schedules",
     "sgd",
+    "transforms",
 ]
