@@ -1,0 +1,209 @@
+"""Command-line pieces for races and pictures: ``descend compare`` and the ``--plot`` helpers.
+
+:func:`add_compare_parser` adds the ``compare`` command to the ``descend`` parser; the
+``plot_*`` helpers save the picture behind ``--plot`` of ``minimize``, ``functions`` and
+``train``. Printing, exit statuses and option parsing are :mod:`descend.cli`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend import cli  # attributes are read at call time, so cli may import this module
+from descend.errors import InputError
+
+DEFAULT_OPTIMIZERS = "gd,momentum,adam,lbfgs"
+_ANIMATIONS = (".gif", ".mp4")
+
+
+def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``descend compare`` to ``subparsers`` (the result of ``add_subparsers``)."""
+    parser = subparsers.add_parser(
+        "compare",
+        help="race several optimizers on one function",
+        description="Run several optimizers from the same start and compare them.",
+    )
+    parser.add_argument("expression", help="an expression, or a test function name")
+    parser.add_argument(
+        "--x0", metavar="x=0,y=0", help="start point (default: the test function's start, or 0)"
+    )
+    parser.add_argument(
+        "--dim", type=int, help="number of variables for n-dimensional test functions"
+    )
+    parser.add_argument(
+        "--optimizers",
+        default=DEFAULT_OPTIMIZERS,
+        metavar="NAME[(key=value,...)],...",
+        help=f"optimizers to race, each with optional hyperparameters, e.g. "
+        f"'gd,momentum(lr=0.001),adam(lr=0.05)' (default {DEFAULT_OPTIMIZERS})",
+    )
+    parser.add_argument(
+        "--lr",
+        metavar="LR[,LR...]",
+        help="one learning rate for all optimizers, or one each ('none' keeps the default)",
+    )
+    parser.add_argument(
+        "--max-iter", type=int, default=10_000, help="step budget per optimizer (10000)"
+    )
+    parser.add_argument("--tol", type=float, default=1e-6, help="tolerance (1e-6), see --criterion")
+    parser.add_argument(
+        "--criterion",
+        choices=("auto", "value", "grad_norm"),
+        default="auto",
+        help="what --tol bounds: f - f* (value; default for test functions) or the gradient norm",
+    )
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument(
+        "--plot", metavar="PATH.png", help="save the race picture (paths and value curves)"
+    )
+    parser.add_argument(
+        "--animate", metavar="PATH.gif", help="save the paths drawn step by step (.gif or .mp4)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=compare_command)
+    return parser
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """Run ``descend compare``: race, print the table (or JSON), save the pictures."""
+    from descend import functions, plot
+    from descend.compare import compare
+    from descend.expr import parse, point_from_text
+
+    specs = optimizers_from_text(args.optimizers)
+    rates = learning_rates_from_text(args.lr, len(specs))
+    if args.plot:
+        _check_output(args.plot, None)
+    if args.animate:
+        _check_output(args.animate, _ANIMATIONS)
+    if functions.is_known(args.expression):
+        target = functions.get(args.expression, args.dim)
+        x0 = cli._vector_from_text(args.x0, target.dim) if args.x0 else None
+    else:
+        target = parse(args.expression)
+        point = point_from_text(args.x0, target.variables) if args.x0 else {}
+        x0 = {name: point.get(name, 0.0) for name in target.variables}
+    result = compare(
+        target,
+        specs,
+        x0,
+        lr=rates,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        criterion=args.criterion,
+        dtype=args.dtype,
+    )
+    saved = {}
+    if args.plot:
+        saved["plot"] = str(plot.save(plot.race(result), args.plot))
+    if args.animate:
+        plot.animate(result, path=args.animate)
+        saved["animation"] = args.animate
+    status = cli.EXIT_FAILED if all(row["diverged"] for row in result.rows) else cli.EXIT_OK
+    if args.json:
+        cli._print_json({**result.to_dict(), **saved})
+        return status
+    headings, rows = result.cells()
+    measure = "f - f*" if result.criterion == "value" else "gradient norm"
+    cli._print_table(
+        f"{result.problem}: iterations until {measure} <= {result.tol:g}", headings, rows
+    )
+    best = result.best
+    if best is None:
+        print(f"no optimizer reached {measure} <= {result.tol:g} within {args.max_iter} iterations")
+    else:
+        row = next(r for r in result.rows if r["label"] == best)
+        print(f"fewest iterations to tolerance: {best} ({row['n_iter_to_tol']})")
+    for kind, path in saved.items():
+        print(f"{kind} saved to {path}")
+    return status
+
+
+def optimizers_from_text(text: str) -> list[Any]:
+    """Read ``"gd,momentum(lr=0.001,nesterov=true),adam"`` into names and (name, options) pairs."""
+    specs: list[Any] = []
+    for item in cli._split_top_level(text):
+        name, paren, rest = item.partition("(")
+        name = name.strip()
+        if not name.isidentifier() or (paren and not rest.endswith(")")):
+            raise InputError(f"expected name or name(key=value,...) in --optimizers, got {item!r}")
+        specs.append((name, cli.parse_options(rest[:-1])) if paren else name)
+    if not specs:
+        raise InputError(f"--optimizers names no optimizer, got {text!r}")
+    return specs
+
+
+def learning_rates_from_text(text: str | None, count: int) -> float | list[float | None] | None:
+    """``--lr``: one number for all, or one per optimizer (``none`` keeps the default)."""
+    if text is None:
+        return None
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if part.lower() in ("none", "-", ""):
+            values.append(None)
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InputError(f"--lr values must be numbers or 'none', got {part!r}") from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) != count:
+        raise InputError(
+            f"--lr has {len(values)} values for {count} optimizers: give one, or one each"
+        )
+    return values
+
+
+def plot_minimize(result: Any, target: Any, path: str) -> Path:
+    """``descend minimize ... --plot PATH``: the path over the function (1 or 2 variables),
+    else the value and gradient norm per iteration. Returns the path written."""
+    from descend import plot
+
+    recorded = result.history.get("x")
+    drawable = isinstance(recorded, np.ndarray) and np.size(recorded[0]) in (1, 2)
+    figure = plot.path(result, target) if drawable else plot.loss_curves(result)
+    return plot.save(figure, path)
+
+
+def plot_function(name: str, path: str, dim: int | None = None) -> Path:
+    """``descend functions NAME --plot PATH``: the test function's contours and minimizers."""
+    from descend import functions, plot
+
+    return plot.save(plot.function(functions.get(name, dim)), path)
+
+
+def plot_history(history: Any, path: str) -> Path:
+    """``descend train ... --plot PATH``: loss curves (and lr, gradient norm when recorded)."""
+    from descend import plot
+
+    return plot.save(plot.loss_curves(history), path)
+
+
+def _check_output(path: str, suffixes: tuple[str, ...] | None) -> None:
+    """Refuse an output path before the work that fills it, not after."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    target = Path(path)
+    allowed = suffixes or tuple(
+        "." + s for s in FigureCanvasAgg(Figure()).get_supported_filetypes()
+    )
+    if target.suffix.lower() not in allowed:
+        raise InputError(f"cannot write {path!r}: give a path ending in {', '.join(allowed)}")
+    if not target.parent.is_dir():
+        raise InputError(
+            f"cannot write {path!r}: the directory {str(target.parent)!r} does not exist"
+        )
+    if target.suffix.lower() == ".mp4":
+        from matplotlib import animation
+
+        if not animation.writers.is_available("ffmpeg"):
+            raise InputError(
+                f"writing {path!r} needs ffmpeg, which is not installed; give a .gif path"
+            )

@@ -1,0 +1,427 @@
+"""Pictures of gradient descent: paths on contour maps, tangents, loss curves, races.
+
+Every function draws on a :class:`matplotlib.figure.Figure` with the Agg canvas, never
+through ``pyplot``: it works without a display and leaves the user's backend alone.
+Each returns the Figure; given ``ax=``, it draws into that Axes and returns its figure.
+
+>>> import descend as ds
+>>> from descend import plot
+>>> result = ds.minimize("booth", optimizer="gd")
+>>> fig = plot.path(result, "booth")
+>>> sorted(line.get_gid() for line in fig.axes[0].get_lines() if line.get_gid())
+['end:gd', 'minimizers', 'path:gd', 'start:gd']
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import animation
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from descend import _plotting as draw
+from descend._target import resolve
+from descend.errors import DescendTypeError, InputError, check_int
+
+Levels = int | Sequence[float]
+
+
+def path(
+    results: Any,
+    f: Any = None,
+    *,
+    ax=None,
+    levels: Levels = 30,
+    log_levels: bool = True,
+    bounds=None,
+    title: str | None = None,
+    tangents: int = 3,
+) -> Figure:
+    r"""Draw each optimizer's path over the function it minimized.
+
+    Two variables: filled contours of :math:`f - f_{\min}` on levels spaced evenly in
+    :math:`\log(f - f_{\min})` between the least and greatest value on the grid
+    (:math:`f_{\min}` is the known minimum, else the grid's least value), known
+    minimizers as stars, each path as a line through its iterates, its start (square)
+    and end (cross), and a legend with each optimizer, its iterations and final value.
+
+    One variable: the curve, the iterates :math:`(x_k, f(x_k))` on it, and at up to
+    ``tangents`` of them the tangent :math:`y = f(x_k) + f'(x_k)(x - x_k)` (derivative
+    by JAX autodiff) with the step's direction: gradient descent moves against the
+    derivative, left where :math:`f'(x_k) > 0` and right where :math:`f'(x_k) < 0`.
+
+    Parameters
+    ----------
+    results:
+        A :class:`~descend.MinimizeResult` with its path (``history["x"]``), a list of
+        them, a dict ``{label: result}`` or a :class:`~descend.compare.CompareResult`.
+    f:
+        The function: test-function name, expression text, ``TestFunction``,
+        ``Expression`` or a function of one point. Default: a race's function, else none
+        (the paths alone).
+    ax:
+        A matplotlib Axes to draw into (no colour bar is added). Default: a new figure.
+    levels:
+        Number of contour levels, >= 2 (default 30), or the levels themselves (values of f).
+    log_levels:
+        Space the levels logarithmically (default) or linearly.
+    bounds:
+        ``[(low, high)]`` per variable. Default: the test function's plotting range
+        (widened to show every start), else the extent of the paths.
+    title:
+        Default: the function's name.
+    tangents:
+        Most tangents per run on a one-variable picture, >= 0 (default 3).
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> from descend import plot
+    >>> result = ds.minimize("x**2 - 2*x", 3.0, optimizer=ds.optim.gd(lr=0.25))
+    >>> fig = plot.path(result, "x**2 - 2*x")
+    >>> [line.get_gid() for line in fig.axes[0].get_lines()][:3]
+    ['curve', 'iterates:gd', 'tangent:gd:0']
+    """
+    scene = draw.scene_of(results, f, bounds)
+    own = ax is None
+    fig, ax = draw.new_figure((6.4, 5.2)) if own else (ax.figure, ax)
+    draw.draw_background(ax, scene, levels, log_levels, colorbar=own)
+    if scene.dim == 2:
+        draw.draw_paths(ax, scene)
+    else:
+        draw.draw_iterates(ax, scene, check_int("tangents", tangents, minimum=0))
+    ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
+    ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    return fig
+
+
+def function(
+    f: Any,
+    *,
+    ax=None,
+    bounds=None,
+    levels: Levels = 30,
+    log_levels: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Draw a function of one or two variables alone: its contours (or curve) and minimizers.
+
+    Parameters are as for :func:`path`. ``bounds`` is needed for an expression or a plain
+    function (which have no plotting range); for a plain function it also gives the
+    number of variables.
+
+    Examples
+    --------
+    >>> from descend import plot
+    >>> fig = plot.function("himmelblau")
+    >>> len(fig.axes[0].get_lines()[0].get_xdata())  # its four minimizers
+    4
+    """
+    target = resolve(f)
+    dim = target.dim if target.dim is not None else None if bounds is None else len(bounds)
+    if bounds is None and target.bounds is None:
+        raise InputError(
+            f"{target.name!r} has no plotting range: give bounds=[(low, high), ...], one "
+            "pair per variable"
+        )
+    if dim not in (1, 2):
+        raise InputError(f"function draws functions of 1 or 2 variables; {target.name!r} has {dim}")
+    shape = () if target.dim is None and dim == 1 else (dim,)
+    scene = draw.Scene(target, [], [], shape, dim, draw.bounds_of(bounds, target, [], dim))
+    own = ax is None
+    fig, ax = draw.new_figure((6.4, 5.2)) if own else (ax.figure, ax)
+    draw.draw_background(ax, scene, levels, log_levels, colorbar=own)
+    ax.set_title(title if title is not None else target.name)
+    if target.minimizers:
+        ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    return fig
+
+
+def loss_curves(history: Any, *, ax=None, log_scale: bool = True) -> Figure:
+    """Training and validation loss per epoch, with learning rate and gradient norm below.
+
+    Parameters
+    ----------
+    history:
+        A dict of per-epoch arrays: ``"loss"`` and optionally ``"val_loss"``, ``"lr"``,
+        ``"grad_norm"``, ``"epoch"`` (the x-axis; default 1, 2, ...), or any object with
+        such a ``.history``. A minimize history (``"value"`` and ``"grad_norm"`` per
+        iteration) is drawn the same way, per iteration.
+    ax:
+        Draw only the loss panel into this Axes. Default: a new figure with one more panel
+        for each of ``"lr"`` and ``"grad_norm"`` the history has.
+    log_scale:
+        Log y-axes where the values are >= 0 (default True).
+
+    Examples
+    --------
+    >>> from descend import plot
+    >>> fig = plot.loss_curves({"loss": [1.0, 0.5, 0.3], "lr": [0.1, 0.1, 0.01]})
+    >>> [a.get_ylabel() for a in fig.axes]
+    ['loss', 'learning rate']
+    """
+    history = getattr(history, "history", history)
+    if not isinstance(history, Mapping):
+        raise DescendTypeError(
+            "history must be a dict of arrays (or have one as .history), got "
+            f"{type(history).__name__}"
+        )
+    key = "loss" if "loss" in history else "value" if "value" in history else None
+    if key is None:
+        raise InputError(f"history has no 'loss' entry; its keys: {', '.join(map(str, history))}")
+    loss = np.asarray(history[key], dtype=float).ravel()
+    unit = "epoch" if key == "loss" else "iteration"
+    steps = np.asarray(history.get("epoch", np.arange(loss.size) + (key == "loss")), float)
+    extra = [name for name in ("lr", "grad_norm") if name in history] if ax is None else []
+    if ax is None:
+        fig, axes = draw.new_figure((6.4, 3.2 + 1.8 * len(extra)), nrows=1 + len(extra))
+        axes = axes if isinstance(axes, list) else [axes]
+    else:
+        fig, axes = ax.figure, [ax]
+    loss_ax = axes[0]
+    loss_ax.plot(steps, loss, color="C0", label="train" if key == "loss" else "f(x_k)", gid="loss")
+    curves = [loss]
+    if "val_loss" in history:
+        val = np.asarray(history["val_loss"], dtype=float).ravel()
+        loss_ax.plot(steps[: val.size], val, color="C1", label="validation", gid="val_loss")
+        if np.isfinite(val).any():
+            best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
+            label = f"best validation ({unit} {steps[best]:g})"
+            loss_ax.plot(steps[best], val[best], "o", color="C1", label=label)
+        curves.append(val)
+    draw.log_if_positive(loss_ax, log_scale, *curves)
+    loss_ax.set_ylabel("loss" if key == "loss" else "value")
+    loss_ax.legend(fontsize="small")
+    names = {"lr": "learning rate", "grad_norm": "gradient norm"}
+    for panel, name in zip(axes[1:], extra, strict=True):
+        values = np.asarray(history[name], dtype=float).ravel()
+        panel.plot(steps[: values.size], values, color="C2", gid=name)
+        panel.set_ylabel(names[name])
+        draw.log_if_positive(panel, log_scale, values)
+    for panel in axes:
+        panel.set_xlabel(unit)
+        panel.grid(True, alpha=0.3)
+    return fig
+
+
+def race(result: Any, *, ax=None) -> Figure:
+    r"""Draw an optimizer race: every path on one contour map, every value curve on one panel.
+
+    The map (two-variable problems) is :func:`path` of all runs. The curves panel shows
+    :math:`f(x_k) - f^*` per iteration (:math:`f(x_k)` when the minimum is unknown) on a
+    log scale, with the tolerance and the iteration each run met it; same colour per run.
+
+    Parameters
+    ----------
+    result:
+        A :class:`~descend.compare.CompareResult`.
+    ax:
+        One Axes (the map for a two-variable problem, else the value curves) or a pair
+        ``(map_ax, curves_ax)``. Default: a new figure with both panels.
+
+    Examples
+    --------
+    >>> from descend import plot
+    >>> from descend.compare import compare
+    >>> fig = plot.race(compare("booth", ["gd", "momentum"], max_iter=200))
+    >>> len(fig.axes)  # map, its colour bar, value curves
+    3
+    """
+    if not hasattr(result, "rows") or not hasattr(result, "results"):
+        raise DescendTypeError(
+            f"race draws the result of descend.compare.compare, got {type(result).__name__}"
+        )
+    two_d = result.target is not None and all(
+        np.ndim(r.history.get("x")) == 2 and np.shape(r.history["x"])[1] == 2
+        for r in result.results.values()
+    )
+    if ax is None:
+        fig, axes = draw.new_figure((12.8, 5.2) if two_d else (6.4, 4.8), ncols=1 + two_d)
+        map_ax, curves_ax = (axes[0], axes[1]) if two_d else (None, axes)
+        colorbar = True
+    elif isinstance(ax, Sequence) and len(ax) == 2:
+        fig, (map_ax, curves_ax), colorbar = ax[0].figure, ax, False
+    else:
+        fig, map_ax, curves_ax, colorbar = ax.figure, ax, None, False
+        if not two_d:
+            map_ax, curves_ax = None, ax
+    if map_ax is not None and two_d:
+        scene = draw.scene_of(result, result.target, None)
+        draw.draw_background(map_ax, scene, 30, True, colorbar=colorbar)
+        draw.draw_paths(map_ax, scene)
+        map_ax.set_title(result.problem)
+        map_ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    if curves_ax is not None:
+        draw.draw_values(curves_ax, result)
+    return fig
+
+
+def animate(
+    results: Any,
+    f: Any = None,
+    *,
+    path: str | os.PathLike,
+    fps: int = 15,
+    max_frames: int = 200,
+    dpi: int = 80,
+    size: tuple[float, float] = (6.4, 5.2),
+    bounds=None,
+    levels: Levels = 30,
+    log_levels: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Draw the paths growing step by step and save the animation.
+
+    Parameters
+    ----------
+    results, f, bounds, levels, log_levels, title:
+        As for the function ``path`` above.
+    path:
+        The file: ``.gif`` (written with Pillow) or ``.mp4`` (needs ffmpeg installed).
+    fps:
+        Frames per second, >= 1 (default 15).
+    max_frames:
+        Long paths are subsampled to at most this many frames, >= 2 (default 200).
+    dpi, size:
+        Resolution and size in inches (default 80 and 6.4 x 5.2).
+
+    Returns the Figure as in its last frame. The file is complete or absent: it is
+    written under a temporary name, then renamed.
+
+    Examples
+    --------
+    >>> import descend as ds, tempfile, os
+    >>> from descend import plot
+    >>> result = ds.minimize("booth", optimizer="gd")
+    >>> gif = os.path.join(tempfile.mkdtemp(), "booth.gif")
+    >>> _ = plot.animate(result, "booth", path=gif, max_frames=3, levels=5)
+    >>> os.path.getsize(gif) > 0
+    True
+    """
+    target_path = Path(path)
+    suffix = target_path.suffix.lower()
+    fps = check_int("fps", fps)
+    if suffix == ".gif":
+        writer = animation.PillowWriter(fps=fps)
+    elif suffix == ".mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise InputError(
+                f"writing {target_path.name!r} needs ffmpeg, which is not installed; "
+                "install it, or give a .gif path"
+            )
+        writer = animation.FFMpegWriter(fps=fps)
+    else:
+        raise InputError(f"animate writes .gif or .mp4 files, got {target_path.name!r}")
+    max_frames = check_int("max_frames", max_frames, minimum=2)
+    scene = draw.scene_of(results, f, bounds)
+    fig, ax = draw.new_figure(size)
+    draw.draw_background(ax, scene, levels, log_levels, colorbar=True)
+    ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
+    trails, heads = [], []
+    for i, (label, _) in enumerate(scene.runs):
+        trails.append(
+            ax.plot([], [], "-o", ms=3, color=f"C{i}", label=label, gid=f"path:{label}")[0]
+        )
+        heads.append(ax.plot([], [], "o", ms=8, mec="black", color=f"C{i}")[0])
+    tangent = None
+    if scene.dim == 1 and scene.target is not None:
+        tangent = ax.plot([], [], "--", color="0.4", lw=1.4, label="tangent", gid="tangent")[0]
+    ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    heights = [
+        points[:, 1] if scene.dim == 2 else draw.heights(scene, points, result)
+        for points, (_, result) in zip(scene.paths, scene.runs, strict=True)
+    ]
+    longest = max(len(points) for points in scene.paths)
+    frames = np.unique(np.linspace(0, longest - 1, min(longest, max_frames)).round().astype(int))
+    # Lay the figure out once: frames differ only in the paths, not in the margins.
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+
+    def write(temporary: str) -> None:
+        with writer.saving(fig, temporary, dpi):
+            for frame in frames:
+                for points, y, trail, head in zip(scene.paths, heights, trails, heads, strict=True):
+                    k = min(frame, len(points) - 1)
+                    trail.set_data(points[: k + 1, 0], y[: k + 1])
+                    head.set_data(points[k : k + 1, 0], y[k : k + 1])
+                if tangent is not None:
+                    x = scene.paths[0][min(frame, len(scene.paths[0]) - 1), 0]
+                    tangent.set_data(*draw.tangent_segment(scene, x)[:2])
+                writer.grab_frame()
+
+    _write_atomically(target_path, write)
+    return fig
+
+
+def save(
+    fig: Figure, path: str | os.PathLike, *, size: tuple[int, int] | None = None, dpi: int = 100
+) -> Path:
+    """Save ``fig`` to ``path`` (format from the suffix: png, svg, pdf, ...); return the path.
+
+    Parameters
+    ----------
+    fig:
+        The figure (from this module, or any matplotlib figure).
+    path:
+        The file. Written under a temporary name in the same directory, then renamed, so
+        it is never left half written.
+    size:
+        ``(width, height)`` of the image in pixels, >= 1 each. Default: the figure's own
+        size. The figure's size is restored afterwards.
+    dpi:
+        Dots per inch, >= 1 (default 100).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from descend import plot
+    >>> png = os.path.join(tempfile.mkdtemp(), "booth.png")
+    >>> plot.save(plot.function("booth"), png, size=(320, 240)).name
+    'booth.png'
+    """
+    target = Path(path)
+    fmt = target.suffix.lower().lstrip(".")
+    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if fmt not in supported:
+        raise InputError(
+            f"cannot save a figure as {target.name!r}: give a path ending in one of "
+            f".{', .'.join(sorted(supported))}"
+        )
+    dpi = check_int("dpi", dpi)
+    if size is not None and (
+        len(size) != 2 or not all(float(v).is_integer() and v >= 1 for v in size)
+    ):
+        raise InputError(f"size must be (width, height) in whole pixels >= 1, got {size!r}")
+    original = fig.get_size_inches().copy()
+    try:
+        if size is not None:
+            # A quarter pixel more, so that rounding down to whole pixels keeps the size.
+            fig.set_size_inches((size[0] + 0.25) / dpi, (size[1] + 0.25) / dpi)
+        _write_atomically(target, lambda temporary: fig.savefig(temporary, format=fmt, dpi=dpi))
+    finally:
+        fig.set_size_inches(original)
+    return target
+
+
+def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
+    directory = target.parent
+    if not directory.is_dir():
+        raise InputError(
+            f"cannot write {str(target)!r}: the directory {str(directory)!r} does not exist"
+        )
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.stem}-", suffix=target.suffix, dir=directory
+    )
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

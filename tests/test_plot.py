@@ -1,0 +1,264 @@
+"""descend.plot: what each picture holds, checked on the Figure, and the files it writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from matplotlib import animation
+from matplotlib.figure import Figure
+from PIL import Image
+
+import descend as ds
+from descend import cli_plot, plot
+from descend.compare import compare
+from descend.errors import InputError
+
+ONE_VARIABLE = "(x-1)**2 + 0.1*x**4"
+
+
+def one_variable(x):
+    """ONE_VARIABLE in NumPy, the oracle for the curve and its derivative."""
+    return (x - 1.0) ** 2 + 0.1 * x**4
+
+
+def central_difference(f, x, h=1e-6):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+@pytest.fixture(scope="module")
+def booth_race():
+    return compare("booth", ["gd", ("momentum", {"lr": 0.01})], max_iter=300)
+
+
+@pytest.fixture(scope="module")
+def overshooting_run():
+    # lr = 0.3 jumps over the minimum at first, so the derivative changes sign.
+    return ds.minimize(ONE_VARIABLE, 3.0, optimizer=ds.optim.gd(lr=0.3), max_iter=200)
+
+
+@pytest.fixture(scope="module")
+def history():
+    epochs = np.arange(1, 21)
+    return {
+        "epoch": epochs,
+        "loss": 1.0 / epochs,
+        "val_loss": 1.0 / epochs + 0.002 * epochs,
+        "lr": 0.1 * 0.9**epochs,
+        "grad_norm": np.exp(-epochs / 5.0),
+        "time": 0.01 * epochs,
+    }
+
+
+def lines_by_gid(ax):
+    return {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+
+
+def assert_png(path, size):
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "RGBA"
+        assert image.size == size
+        pixels = np.asarray(image, dtype=float)
+    assert pixels.var() > 0  # not blank
+
+
+def test_each_path_line_is_the_recorded_path(booth_race):
+    fig = plot.path(booth_race.results, "booth")
+    ax = fig.axes[0]
+    lines = lines_by_gid(ax)
+    for label, result in booth_race.results.items():
+        path = np.asarray(result.history["x"])
+        np.testing.assert_array_equal(lines[f"path:{label}"].get_xdata(), path[:, 0])
+        np.testing.assert_array_equal(lines[f"path:{label}"].get_ydata(), path[:, 1])
+        np.testing.assert_array_equal(lines[f"start:{label}"].get_xydata()[0], path[0])
+        np.testing.assert_array_equal(lines[f"end:{label}"].get_xydata()[0], path[-1])
+    minimizers = np.array(ds.functions.get("booth").minimizers)
+    np.testing.assert_allclose(lines["minimizers"].get_xydata(), minimizers)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("x", "y", "booth")
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    for label, result in booth_race.results.items():
+        assert f"{label}: {result.n_iter} iterations, f = {result.fun:.3g}" in legend
+    assert "known minimizer" in legend and len(fig.axes) == 2  # the map and its colour bar
+
+
+def test_contour_levels_are_log_spaced_over_the_grid_shifted_by_the_minimum():
+    # Styblinski-Tang has a negative minimum (about -78.3), so the shift matters.
+    function = ds.functions.get("styblinski_tang")
+    ax = plot.function(function, levels=12).axes[0]
+    (contours,) = [c for c in ax.collections if c.get_gid() == "contours"]
+    (x_low, x_high), (y_low, y_high) = function.bounds
+    gx, gy = np.meshgrid(np.linspace(x_low, x_high, 200), np.linspace(y_low, y_high, 200))
+    grid = 0.5 * (gx**4 - 16 * gx**2 + 5 * gx + gy**4 - 16 * gy**2 + 5 * gy)
+    gap = grid - min(grid.min(), function.minimum)
+    top = gap.max()
+    low = max(gap[gap > 0].min(), top * 1e-8)
+    np.testing.assert_allclose(contours.levels, np.geomspace(low, top, 12), rtol=1e-9)
+    assert function.minimum < 0 and np.all(contours.levels > 0)
+
+
+def test_one_variable_picture_has_curve_iterates_and_tangents(overshooting_run):
+    ax = plot.path(overshooting_run, ONE_VARIABLE, tangents=3).axes[0]
+    lines = lines_by_gid(ax)
+    curve = lines["curve"]
+    np.testing.assert_allclose(curve.get_ydata(), one_variable(curve.get_xdata()), rtol=1e-12)
+    iterates = lines["iterates:gd"]
+    path = np.ravel(overshooting_run.history["x"])
+    np.testing.assert_array_equal(iterates.get_xdata(), path)
+    np.testing.assert_allclose(iterates.get_ydata(), one_variable(path), rtol=1e-12)
+    tangents = {gid: line for gid, line in lines.items() if gid.startswith("tangent:")}
+    assert len(tangents) == 3
+    signs = set()
+    for gid, line in tangents.items():
+        x_k = path[int(gid.rsplit(":", 1)[1])]
+        (x0, x1), (y0, y1) = line.get_xdata(), line.get_ydata()
+        slope = (y1 - y0) / (x1 - x0)
+        assert slope == pytest.approx(central_difference(one_variable, x_k), rel=1e-6)
+        assert (x0 + x1) / 2 == pytest.approx(x_k)
+        assert (y0 + y1) / 2 == pytest.approx(one_variable(x_k))
+        signs.add(np.sign(slope))
+    assert signs == {-1.0, 1.0}  # the picture shows both "go left" and "go right"
+    notes = [text.get_text() for text in ax.texts if text.get_text()]
+    assert any("> 0: go left" in note for note in notes)
+    assert any("< 0: go right" in note for note in notes)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "f(x)")
+
+
+@pytest.mark.parametrize(
+    ("keys", "panels"),
+    [
+        (("loss",), ["loss"]),
+        (("loss", "val_loss"), ["loss"]),
+        (("loss", "lr"), ["loss", "learning rate"]),
+        (("loss", "val_loss", "lr", "grad_norm"), ["loss", "learning rate", "gradient norm"]),
+    ],
+)
+def test_loss_curve_panels_follow_the_history(history, keys, panels):
+    chosen = {key: history[key] for key in (*keys, "epoch")}
+    fig = plot.loss_curves(SimpleNamespace(history=chosen))
+    assert [ax.get_ylabel() for ax in fig.axes] == panels
+    lines = lines_by_gid(fig.axes[0])
+    np.testing.assert_array_equal(
+        lines["loss"].get_xydata(), np.c_[history["epoch"], history["loss"]]
+    )
+    assert ("val_loss" in lines) == ("val_loss" in keys)
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "epoch" and ax.get_yscale() == "log"
+
+
+def test_drawing_into_given_axes_returns_its_figure(booth_race, history):
+    fig = Figure()
+    ax = fig.subplots()
+    assert plot.path(booth_race, ax=ax) is fig and fig.axes == [ax]  # no colour bar added
+    other = Figure()
+    loss_ax = other.subplots()
+    assert plot.loss_curves(history, ax=loss_ax) is other
+    assert other.axes == [loss_ax] and set(lines_by_gid(loss_ax)) == {"loss", "val_loss"}
+
+
+def test_race_draws_every_path_and_value_curve(booth_race):
+    fig = plot.race(booth_race)
+    map_ax, curves_ax = fig.axes[0], fig.axes[1]  # then the map's colour bar
+    paths, curves = lines_by_gid(map_ax), lines_by_gid(curves_ax)
+    for index, (label, result) in enumerate(booth_race.results.items()):
+        np.testing.assert_array_equal(paths[f"path:{label}"].get_xydata(), result.history["x"])
+        values = curves[f"values:{label}"]
+        np.testing.assert_array_equal(values.get_ydata(), result.history["value"])
+        assert values.get_color() == paths[f"path:{label}"].get_color() == f"C{index}"
+    assert curves_ax.get_yscale() == "log" and curves_ax.get_xlabel() == "iteration"
+    legend = [text.get_text() for text in curves_ax.get_legend().get_texts()]
+    assert set(booth_race.results) <= set(legend)
+
+
+def _picture(kind, race, run, history):
+    if kind == "path, two variables":
+        return plot.path(race.results, "booth")
+    if kind == "path, one variable":
+        return plot.path(run, ONE_VARIABLE)
+    if kind == "function":
+        return plot.function("booth")
+    if kind == "loss curves":
+        return plot.loss_curves(history)
+    return plot.race(race)
+
+
+@pytest.mark.parametrize(
+    "kind", ["path, two variables", "path, one variable", "function", "loss curves", "race"]
+)
+def test_every_picture_renders_to_a_png_of_the_requested_size(
+    kind, booth_race, overshooting_run, history, tmp_path
+):
+    fig = _picture(kind, booth_race, overshooting_run, history)
+    before = tuple(fig.get_size_inches())
+    written = plot.save(fig, tmp_path / "picture.png", size=(480, 360), dpi=80)
+    assert_png(written, (480, 360))
+    assert tuple(fig.get_size_inches()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]  # no temporary left
+
+
+@pytest.mark.parametrize("which", ["two variables", "one variable"])
+def test_animation_is_a_gif_with_several_frames(which, booth_race, overshooting_run, tmp_path):
+    target = tmp_path / "descent.gif"
+    if which == "two variables":
+        plot.animate(booth_race, path=target, max_frames=5, levels=6, dpi=40)
+    else:
+        plot.animate(overshooting_run, ONE_VARIABLE, path=target, max_frames=5, dpi=40)
+    with Image.open(target) as image:
+        assert image.format == "GIF" and image.n_frames >= 3
+    assert [p.name for p in tmp_path.iterdir()] == ["descent.gif"]
+
+
+def test_files_that_cannot_be_written_are_refused(booth_race, monkeypatch, tmp_path):
+    monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
+    with pytest.raises(InputError, match="needs ffmpeg"):
+        plot.animate(booth_race, path=tmp_path / "race.mp4")
+    with pytest.raises(InputError, match=r"\.gif or \.mp4"):
+        plot.animate(booth_race, path=tmp_path / "race.avi")
+    figure = plot.loss_curves({"loss": [1.0, 0.5]})
+    with pytest.raises(InputError, match="give a path ending in"):
+        plot.save(figure, tmp_path / "curves.bmpx")
+    with pytest.raises(InputError, match="does not exist"):
+        plot.save(figure, tmp_path / "missing" / "curves.png")
+    with pytest.raises(InputError, match="whole pixels"):
+        plot.save(figure, tmp_path / "curves.png", size=(640.5, 480))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_without_a_drawable_path_are_refused(booth_race):
+    result = booth_race.results["gd"]
+    unrecorded = dataclasses.replace(result, history={"value": result.history["value"]})
+    with pytest.raises(InputError, match="keep_path=True"):
+        plot.path(unrecorded, "booth")
+    three = dataclasses.replace(result, history={**result.history, "x": np.zeros((4, 3))})
+    with pytest.raises(InputError, match="1 or 2 variables"):
+        plot.path(three)
+    with pytest.raises(InputError, match="1 or 2 variables"):
+        plot.function(ds.functions.get("rosenbrock", 3))
+
+
+def test_cli_helpers_write_their_pictures(booth_race, history, tmp_path):
+    booth = ds.functions.get("booth")
+    result = booth_race.results["gd"]
+    three = dataclasses.replace(result, history={**result.history, "x": np.zeros((301, 3))})
+    written = [
+        cli_plot.plot_minimize(result, booth, str(tmp_path / "minimize.png")),
+        cli_plot.plot_minimize(three, None, str(tmp_path / "many.png")),  # value per iteration
+        cli_plot.plot_function("booth", str(tmp_path / "booth.png")),
+        cli_plot.plot_history(SimpleNamespace(history=history), str(tmp_path / "curves.png")),
+    ]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and np.asarray(image).var() > 0
+
+
+def test_plotting_never_imports_pyplot():
+    code = (
+        "import sys, descend.plot as p; p.function('booth'); "
+        "p.loss_curves({'loss': [1.0, 0.5]}); "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
