@@ -210,3 +210,11 @@ def test_bad_arguments_are_named(kwargs, fragment):
 def test_missing_start_for_plain_function():
     with pytest.raises(InputError, match="x0 is required"):
         ds.minimize(lambda x: x**2)
+
+
+def test_nan_gradient_where_not_differentiable_is_reported():
+    # sqrt(|x|) from 1 with lr=2 lands exactly on 0, where the derivative is infinite.
+    result = ds.minimize(lambda x: jnp.sqrt(jnp.abs(x)), 1.0, optimizer=ds.optim.gd(lr=2.0))
+    assert result.status == "diverged"
+    assert "gradient is not finite" in result.reason and "differentiable" in result.reason
+    assert result.x == 1.0 and np.isfinite(result.grad)

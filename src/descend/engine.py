@@ -100,9 +100,14 @@ class IterateCarry(NamedTuple):
     has_bracket: jax.Array
     bracket: jax.Array  # (left, right) with f' < 0 at left and f' > 0 at right
     n_overshoots: jax.Array
+    failure: jax.Array  # what was non-finite when the run diverged (see FAILURES)
     history_value: jax.Array
     history_grad_norm: jax.Array
     history_x: PyTree
+
+
+# Codes of IterateCarry.failure: which part of a step was not finite.
+FAILURES = {1: "the point", 2: "the value", 3: "the gradient"}
 
 
 class IterateOutcome(NamedTuple):
@@ -155,6 +160,7 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
         has_bracket=jnp.zeros((), bool),
         bracket=jnp.zeros((2,), dtype),
         n_overshoots=jnp.zeros((), jnp.int32),
+        failure=jnp.zeros((), jnp.int32),
         history_value=jnp.full((n_slots,), jnp.nan, dtype).at[0].set(value0),
         history_grad_norm=jnp.full((n_slots,), jnp.nan, dtype).at[0].set(grad_norm0),
         history_x=history_x,
@@ -169,6 +175,11 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
         )
         value_new, grads_new = value_grad(x_new)
         finite = is_finite(value_new, grads_new, x_new)
+        failure = jnp.select(
+            [~_tree.all_finite(x_new), ~jnp.isfinite(value_new), ~_tree.all_finite(grads_new)],
+            [1, 2, 3],
+            0,
+        ).astype(jnp.int32)
         n_iter = carry.n_iter + 1
         grad_norm = _tree.norm(grads_new)
         step = _tree.sub(x_new, carry.x)
@@ -229,6 +240,7 @@ def _run_iterate(objective, optimizer: Optimizer, config: IterateConfig, x0, opt
             has_bracket=carry.has_bracket | sign_change,
             bracket=bracket,
             n_overshoots=carry.n_overshoots + (finite & overshoot).astype(jnp.int32),
+            failure=failure,
             history_value=carry.history_value.at[n_iter].set(jnp.where(finite, value_new, jnp.nan)),
             history_grad_norm=carry.history_grad_norm.at[n_iter].set(
                 jnp.where(finite, grad_norm, jnp.nan)

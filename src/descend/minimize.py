@@ -320,10 +320,14 @@ def _reason(status, carry, config, grad_norm, n_bisections, optimizer) -> str:
             f"[{left:.10g}, {right:.10g}] where |f'| = {grad_norm:.3g}"
         )
     if status == Status.DIVERGED:
-        return (
-            "diverged: the value or gradient became non-finite; returning the last finite "
-            f"point{smaller_lr}"
-        )
+        if int(carry.failure) == 3:
+            return (
+                "diverged: the gradient is not finite at the next point although the value "
+                "is (the function may not be differentiable there, e.g. sqrt or log at 0); "
+                "returning the last point with a finite gradient"
+            )
+        what = engine.FAILURES.get(int(carry.failure), "the value or gradient")
+        return f"diverged: {what} became non-finite; returning the last finite point{smaller_lr}"
     return f"maximum iterations reached ({config.max_iter}) with gradient norm {grad_norm:.3g}"
 
 
