@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -56,6 +57,12 @@ def history():
 
 def lines_by_gid(ax):
     return {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+
+
+def assert_created_like_any_file(path):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def assert_png(path, size):
@@ -195,6 +202,7 @@ def test_every_picture_renders_to_a_png_of_the_requested_size(
     before = tuple(fig.get_size_inches())
     written = plot.save(fig, tmp_path / "picture.png", size=(480, 360), dpi=80)
     assert_png(written, (480, 360))
+    assert_created_like_any_file(written)
     assert tuple(fig.get_size_inches()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]  # no temporary left
 
@@ -208,6 +216,7 @@ def test_animation_is_a_gif_with_several_frames(which, booth_race, overshooting_
         plot.animate(overshooting_run, ONE_VARIABLE, path=target, max_frames=5, dpi=40)
     with Image.open(target) as image:
         assert image.format == "GIF" and image.n_frames >= 3
+    assert_created_like_any_file(target)
     assert [p.name for p in tmp_path.iterdir()] == ["descent.gif"]
 
 

@@ -15,7 +15,7 @@ Each returns the Figure; given ``ax=``, it draws into that Axes and returns its 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,7 +215,8 @@ def race(result: Any, *, ax=None) -> Figure:
 
     The map (two-variable problems) is :func:`path` of all runs. The curves panel shows
     :math:`f(x_k) - f^*` per iteration (:math:`f(x_k)` when the minimum is unknown) on a
-    log scale, with the tolerance and the iteration each run met it; same colour per run.
+    log scale (linear if some values are negative), with the tolerance and the iteration
+    each run met it; each run has the same colour in both panels.
 
     Parameters
     ----------
@@ -415,10 +416,14 @@ def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
         raise InputError(
             f"cannot write {str(target)!r}: the directory {str(directory)!r} does not exist"
         )
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.stem}-", suffix=target.suffix, dir=directory
-    )
-    os.close(handle)
+    while True:
+        temporary = str(directory / f".{target.stem}-{secrets.token_hex(6)}{target.suffix}")
+        try:
+            # Mode 0o666 less the umask, as for any new file (mkstemp would give 0o600).
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         write(temporary)
         os.replace(temporary, target)
