@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -34,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also used as the console script)."""
     try:
         args = build_parser().parse_args(argv)
-        status = args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            status = args.handler(args)
     except DescendError as error:
         print(f"descend: {_one_line(error)}", file=sys.stderr)
         status = EXIT_USAGE
@@ -51,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         status = EXIT_FAILED
     return status
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``descend: warning: ...``, without a source location."""
+    print(f"descend: warning: {_one_line(message)}", file=sys.stderr)
 
 
 def _one_line(error: BaseException) -> str:

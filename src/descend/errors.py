@@ -60,8 +60,9 @@ def suggest(name: str, valid: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> InputError:
     """The error for an unknown optimizer / loss / model / dataset name."""
     valid = sorted(valid)
+    plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
     return InputError(
-        f"unknown {kind} {name!r}{suggest(name, valid)} (valid {kind}s: {', '.join(valid)})"
+        f"unknown {kind} {name!r}{suggest(name, valid)} (valid {plural}: {', '.join(valid)})"
     )
 
 

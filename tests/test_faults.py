@@ -1,0 +1,265 @@
+"""Bad input, faults and interruptions: clear messages, right exit codes, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import descend as ds
+from descend.cli import main
+
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status, err, fragment, expected_status=2):
+    assert status == expected_status
+    assert err.startswith("descend: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert fragment in err, err
+
+
+DATA_CASES = {
+    "missing": (None, [], "does not exist"),
+    "empty": ("", [], "is empty"),
+    "header_only": ("a,b,y\n", [], "no data rows"),
+    "ragged": ("a,b,y\n1,2,0\n3,4\n5,6,1\n", [], "line 3 has 2 fields"),
+    "missing_target": ("a,b,y\n1,2,0\n3,4,1\n", ["--target", "yy"], "did you mean 'y'"),
+    "text_in_numbers": ("a,b,y\n1,2,0\n3,x,1\n5,6,1\n", [], "row 3 has the text 'x'"),
+    "nan_features": ("a,b,y\n1,2,0\n3,nan,1\n5,6,1\n4,4,0\n", [], "nan_policy='drop'"),
+    "inf_target": ("a,b,y\n1,2,0\n3,3,inf\n5,6,1\n4,4,0\n", [], "non-finite"),
+    "single_class": (
+        "a,b,y\n1,2,0\n3,3,0\n5,6,0\n2,2,0\n",
+        ["--model", "logistic"],
+        "single class",
+    ),
+    "three_labels_for_logistic": (
+        "a,b,y\n1,2,0\n3,3,1\n5,6,2\n2,2,0\n",
+        ["--model", "logistic"],
+        "two classes",
+    ),
+    "zero_features": ("y\n1\n2\n3\n", [], "feature"),
+}
+
+
+@pytest.mark.parametrize("case", DATA_CASES)
+def test_bad_data_file_is_one_line_exit_2(case, tmp_path, capsys):
+    content, extra, fragment = DATA_CASES[case]
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    status, out, err = run_cli(capsys, "train", path, "--epochs", 1, *extra)
+    assert_one_line_error(status, err, fragment)
+
+
+def test_nan_policy_drop_trains(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    rows = "\n".join(f"{i},{(i * 7) % 5},{i % 2}" for i in range(40))
+    path.write_text("a,b,y\n" + rows + "\n3,nan,1\n")
+    status, out, err = run_cli(
+        capsys, "train", path, "--epochs", 2, "--nan-policy", "drop", "--json"
+    )
+    assert status == 0, err
+    assert json.loads(out)["epochs"] == 2
+
+
+HYPERPARAMETER_CASES = [
+    (["--lr", "-1"], "lr must be a finite number > 0"),
+    (["--lr", "nan"], "lr must be a finite number > 0"),
+    (["--lr", "inf"], "lr must be a finite number > 0"),
+    (["--optimizer", "sgd", "--opt-args", "momentum=-0.5"], "momentum"),
+    (["--opt-args", "betas=(0.9,1.5)"], "betas"),
+    (["--opt-args", "betas=(-0.1,0.9)"], "betas"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--epochs", "0"], "epochs must be an integer >= 1"),
+    (["--optimizer", "adamm"], "did you mean 'adam'"),
+    (["--loss", "mse2"], "did you mean 'mse'"),
+    (["--model", "lineer"], "did you mean 'linear'"),
+    (["--dataset", "iriss"], "did you mean 'iris'"),
+    (["--opt-args", "nesterow=true", "--optimizer", "sgd"], "did you mean 'nesterov'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), HYPERPARAMETER_CASES)
+def test_bad_hyperparameter_is_one_line_exit_2(argv, fragment, capsys):
+    status, out, err = run_cli(capsys, "train", "--epochs", 1, *argv)
+    assert_one_line_error(status, err, fragment)
+
+
+def test_batch_larger_than_data_says_what_is_used(capsys):
+    status, out, err = run_cli(capsys, "train", "--batch-size", 100000, "--epochs", 1, "--json")
+    assert status == 0
+    assert err.startswith("descend: warning: batch_size=100000 is larger than the 455")
+    assert "using 455" in err and err.count("\n") == 1
+
+
+def test_divergence_exits_1_and_names_a_smaller_lr(capsys):
+    status, out, err = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "diabetes",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        1e6,
+        "--no-standardize",
+        "--epochs",
+        3,
+        "--json",
+    )
+    assert status == 1
+    summary = json.loads(out)
+    assert summary["status"] == "diverged"
+    assert "smaller learning rate" in summary["reason"]
+
+
+def test_divergence_keeps_last_finite_params_in_library():
+    data = ds.data.load_dataset("diabetes")
+    result = ds.fit("linear", data, optimizer="sgd", lr=1e6, epochs=3, verbose=0)
+    assert result.status == "diverged"
+    assert all(np.all(np.isfinite(leaf)) for leaf in (result.params["w"], result.params["b"]))
+
+
+def test_float32_overflow_in_loss_is_divergence():
+    X = np.full((64, 2), 3e18, dtype=np.float32)
+    y = np.ones(64, dtype=np.float32)
+    result = ds.fit("linear", X, y, optimizer="sgd", lr=1.0, epochs=2, verbose=0)
+    assert result.status == "diverged"
+
+
+def test_custom_function_errors_in_minimize():
+    with pytest.raises(ds.errors.FunctionError, match="single real scalar"):
+        ds.minimize(lambda x: x * np.ones(3), 1.0)
+    with pytest.raises(ds.errors.FunctionError, match="complex"):
+        ds.minimize(lambda x: x * 1j, 1.0)
+
+
+def wait_for_line(stream, prefix, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no line starting with {prefix!r} within {timeout} s")
+
+
+def test_ctrl_c_stops_after_epoch_saves_and_resume_matches(tmp_path):
+    """SIGINT: stop after the current epoch, save, exit 130; --resume then matches."""
+    common = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "softmax",
+        "--batch-size",
+        "8",
+        "--seed",
+        "3",
+    ]
+    interrupted = tmp_path / "interrupted.ckpt"
+    process = subprocess.Popen(
+        [PYTHON, "-m", "descend", *common, "--epochs", "100000", "--save", str(interrupted)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_line(process.stdout, "epoch 2/", timeout=120)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted after epoch" in err and "--resume" in err
+    stopped = ds.load(interrupted)
+    assert stopped.n_epochs >= 2
+    target_epochs = stopped.n_epochs + 2
+    resumed, full = tmp_path / "resumed.ckpt", tmp_path / "full.ckpt"
+    for argv in (
+        [
+            *common,
+            "--epochs",
+            str(target_epochs),
+            "--resume",
+            str(interrupted),
+            "--save",
+            str(resumed),
+        ],
+        [*common, "--epochs", str(target_epochs), "--save", str(full)],
+    ):
+        subprocess.run(
+            [PYTHON, "-m", "descend", *argv, "--json"], check=True, capture_output=True, timeout=300
+        )
+    a, b = ds.load(resumed), ds.load(full)
+    assert a.n_epochs == b.n_epochs == target_epochs
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+    np.testing.assert_array_equal(a.params["b"], b.params["b"])
+
+
+MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys
+    import numpy as np
+    import descend as ds
+
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    for _ in range(100):
+        ds.fit("logistic", X, y, epochs=1, batch_size=16, verbose=0)
+    before = rss_mb()
+    for _ in range(1000):
+        ds.fit("logistic", X, y, epochs=1, batch_size=16, verbose=0)
+    print(rss_mb() - before)
+    """
+)
+
+
+@pytest.mark.slow
+def test_thousand_fits_do_not_grow_memory():
+    out = subprocess.run(
+        [PYTHON, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=600, check=True
+    ).stdout
+    growth_mb = float(out.strip().splitlines()[-1])
+    assert growth_mb < 30, f"resident memory grew by {growth_mb:.1f} MB over 1000 fits"
+
+
+@pytest.mark.slow
+def test_atheris_fuzzes_parser_without_crash():
+    pytest.importorskip("atheris")
+    process = subprocess.run(
+        [
+            PYTHON,
+            str(ROOT / "tests" / "fuzz" / "parse_fuzzer.py"),
+            "-runs=20000",
+            "-max_len=300",
+            "-timeout=10",
+            "-max_total_time=60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
