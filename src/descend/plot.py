@@ -230,7 +230,7 @@ def race(result: Any, *, ax=None) -> Figure:
     --------
     >>> from descend import plot
     >>> from descend.compare import compare
-    >>> fig = plot.race(compare("booth", ["gd", "momentum"], max_iter=200))
+    >>> fig = plot.race(compare("booth", ["gd", "momentum"], max_iter=300))
     >>> len(fig.axes)  # map, its colour bar, value curves
     3
     """
