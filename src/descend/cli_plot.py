@@ -77,9 +77,9 @@ def compare_command(args: argparse.Namespace) -> int:
     specs = optimizers_from_text(args.optimizers)
     rates = learning_rates_from_text(args.lr, len(specs))
     if args.plot:
-        _check_output(args.plot, None)
+        check_output_path(args.plot, None)
     if args.animate:
-        _check_output(args.animate, _ANIMATIONS)
+        check_output_path(args.animate, _ANIMATIONS)
     if functions.is_known(args.expression):
         target = functions.get(args.expression, args.dim)
         x0 = cli._vector_from_text(args.x0, target.dim) if args.x0 else None
@@ -185,7 +185,7 @@ def plot_history(history: Any, path: str) -> Path:
     return plot.save(plot.loss_curves(history), path)
 
 
-def _check_output(path: str, suffixes: tuple[str, ...] | None) -> None:
+def check_output_path(path: str, suffixes: tuple[str, ...] | None) -> None:
     """Refuse an output path before the work that fills it, not after."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
