@@ -16,8 +16,8 @@ from PIL import Image
 
 import descend as ds
 from descend import cli_plot, plot
-from descend.compare import compare
 from descend.errors import InputError
+from descend.race import compare
 
 ONE_VARIABLE = "(x-1)**2 + 0.1*x**4"
 

@@ -10,8 +10,8 @@ import pytest
 
 import descend as ds
 from descend import cli, cli_plot
-from descend.compare import CompareResult, compare
 from descend.errors import DescendTypeError, InputError
+from descend.race import CompareResult, compare
 
 QUADRATIC = "(x-3)**2 + 10*(y+1)**2"
 X0 = [0.0, 0.0]

@@ -21,6 +21,7 @@ from descend.expr import Expression, parse
 from descend.fit_result import FitResult
 from descend.minimize import MinimizeResult, minimize
 from descend.persistence import load, save
+from descend.race import CompareResult, compare
 from descend.training import fit
 
 __version__ = "0.1.0"
@@ -36,11 +37,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CompareResult",
     "DescendError",
     "Expression",
     "FitResult",
     "MinimizeResult",
     "__version__",
+    "compare",
     "derivative",
     "errors",
     "fit",

@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     from descend import cli_train
 
     cli_train.add_parsers(commands, _add_json, _add_optimizer_options)
+    from descend import cli_plot
+
+    cli_plot.add_compare_parser(commands)
+    minimize.add_argument(
+        "--plot", metavar="PATH.png",
+        help="draw the path over the function (1-2 variables), else the value per iteration",
+    )  # fmt: skip
+    functions.add_argument("--plot", metavar="PATH.png", help="draw the named function")
     return parser
 
 
@@ -237,6 +245,10 @@ def _minimize(args: argparse.Namespace) -> int:
     from descend.minimize import minimize
 
     optimizer = optimizer_from_args(args)
+    if args.plot:
+        from descend.cli_plot import check_output_path
+
+        check_output_path(args.plot, None)
     if functions.is_known(args.expression):
         target = functions.get(args.expression, args.dim)
         x0 = _vector_from_text(args.x0, target.dim) if args.x0 else None
@@ -256,6 +268,10 @@ def _minimize(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
+    if args.plot:
+        from descend.cli_plot import plot_minimize
+
+        plot_minimize(result, target, args.plot)
     if args.json:
         _print_json({"expression": label, **minimize_result_dict(result)})
         return status
@@ -311,6 +327,15 @@ def _vector_from_text(text: str, dim: int) -> list[float]:
 def _functions(args: argparse.Namespace) -> int:
     from descend import functions
 
+    if args.plot:
+        if not args.name:
+            raise InputError(
+                "--plot draws one function: give its name, e.g. "
+                "'descend functions rosenbrock --plot f.png'"
+            )
+        from descend.cli_plot import plot_function
+
+        plot_function(args.name, args.plot)
     chosen = (
         [functions.get(args.name)] if args.name else [functions.get(n) for n in functions.names()]
     )

@@ -71,8 +71,8 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 def compare_command(args: argparse.Namespace) -> int:
     """Run ``descend compare``: race, print the table (or JSON), save the pictures."""
     from descend import functions, plot
-    from descend.compare import compare
     from descend.expr import parse, point_from_text
+    from descend.race import compare
 
     specs = optimizers_from_text(args.optimizers)
     rates = learning_rates_from_text(args.lr, len(specs))

@@ -149,11 +149,18 @@ class Expression:
         return self._evaluate
 
     def vector_function(self) -> Callable[[Any], Any]:
-        """The expression as a JAX function of one vector, entries in ``variables`` order."""
-        names = self.variables
+        """The expression as a JAX function of one vector, entries in ``variables`` order.
+
+        The same function object every call, so compiled loops over it are reused.
+        """
+        return self._of_vector
+
+    @cached_property
+    def _of_vector(self) -> Callable[[Any], Any]:
+        names, evaluate = self.variables, self._evaluate
 
         def of_vector(x):
-            return self._evaluate({name: x[i] for i, name in enumerate(names)})
+            return evaluate({name: x[i] for i, name in enumerate(names)})
 
         return of_vector
 

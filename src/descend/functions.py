@@ -71,7 +71,7 @@ def _newton(fn: Callable, guess: tuple[float, ...], steps: int = 50) -> np.ndarr
     """Polish an approximate stationary point with Newton steps on the exact gradient."""
     with jax.enable_x64(True):
         x = jnp.asarray(guess, dtype=jnp.float64)
-        grad, hess = jax.grad(fn), jax.hessian(fn)
+        grad, hess = jax.jit(jax.grad(fn)), jax.jit(jax.hessian(fn))
         for _ in range(steps):
             g = grad(x)
             if float(jnp.max(jnp.abs(g))) < 1e-15:

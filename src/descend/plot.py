@@ -60,7 +60,7 @@ def path(
     ----------
     results:
         A :class:`~descend.MinimizeResult` with its path (``history["x"]``), a list of
-        them, a dict ``{label: result}`` or a :class:`~descend.compare.CompareResult`.
+        them, a dict ``{label: result}`` or a :class:`~descend.race.CompareResult`.
     f:
         The function: test-function name, expression text, ``TestFunction``,
         ``Expression`` or a function of one point. Default: a race's function, else none
@@ -221,7 +221,7 @@ def race(result: Any, *, ax=None) -> Figure:
     Parameters
     ----------
     result:
-        A :class:`~descend.compare.CompareResult`.
+        A :class:`~descend.race.CompareResult`.
     ax:
         One Axes (the map for a two-variable problem, else the value curves) or a pair
         ``(map_ax, curves_ax)``. Default: a new figure with both panels.
@@ -229,14 +229,14 @@ def race(result: Any, *, ax=None) -> Figure:
     Examples
     --------
     >>> from descend import plot
-    >>> from descend.compare import compare
+    >>> from descend.race import compare
     >>> fig = plot.race(compare("booth", ["gd", "momentum"], max_iter=300))
     >>> len(fig.axes)  # map, its colour bar, value curves
     3
     """
     if not hasattr(result, "rows") or not hasattr(result, "results"):
         raise DescendTypeError(
-            f"race draws the result of descend.compare.compare, got {type(result).__name__}"
+            f"race draws the result of descend.compare, got {type(result).__name__}"
         )
     two_d = result.target is not None and all(
         np.ndim(r.history.get("x")) == 2 and np.shape(r.history["x"])[1] == 2

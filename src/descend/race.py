@@ -1,7 +1,7 @@
 """An optimizer race: several optimizers on one function, from one start, side by side.
 
 >>> import descend as ds
->>> race = ds.compare.compare("(x-3)**2 + 10*(y+1)**2", ["gd", ("momentum", {"lr": 0.01})])
+>>> race = ds.compare("(x-3)**2 + 10*(y+1)**2", ["gd", ("momentum", {"lr": 0.01})])
 >>> race.best
 'gd'
 >>> [row["label"] for row in race.rows]
