@@ -44,10 +44,13 @@ def _evaluate(objective, params, X, y):
     return jnp.mean(values), metric
 
 
-def evaluate(objective, params, X, y) -> tuple[float, float]:
-    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``."""
-    loss, metric = _evaluate(objective, params, jnp.asarray(X), jnp.asarray(y))
-    return float(loss), float(metric)
+def evaluate(objective, params, X, y) -> tuple[jax.Array, jax.Array]:
+    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
+
+    Returns device scalars without waiting for them, so that the caller fetches them
+    together with the epoch's other results.
+    """
+    return tuple(_evaluate(objective, params, jnp.asarray(X), jnp.asarray(y)))
 
 
 @dataclass
@@ -59,7 +62,8 @@ class FitResult:
     model, params, opt_state, optimizer:
         The model, its trained weights (NumPy arrays), and the optimizer with its state.
     loss:
-        The loss name (or the user's function).
+        The loss name, or the user's function (None when loaded from a file, which
+        cannot hold a function).
     history:
         Per-epoch NumPy arrays: ``epoch``, ``loss`` (mean training loss over the
         epoch's batches), ``val_loss`` and ``val_accuracy`` / ``val_r2`` with validation
@@ -81,7 +85,7 @@ class FitResult:
     params: PyTree
     opt_state: PyTree
     optimizer: Optimizer
-    loss: str | Callable
+    loss: str | Callable | None
     history: dict[str, np.ndarray] = field(repr=False)
     n_updates: int
     n_epochs: int
@@ -101,13 +105,15 @@ class FitResult:
         """``X`` as the model sees it: table encoding and standardization applied."""
         from descend import data
 
-        if self.encoding is not None and (
+        if isinstance(X, data.Dataset):
+            X = X.X
+        elif self.encoding is not None and (
             isinstance(X, str) or hasattr(X, "__fspath__") or hasattr(X, "columns")
         ):
             X = self.encoding.features(X, dtype=self.dtype)
         X = data.as_arrays(X, np.zeros(len(X)), dtype=self.dtype).X
-        n_features = _n_features(self.params)
-        if n_features is not None and X.shape[1] != n_features and self.model.name != "polynomial":
+        n_features = _n_features(self.params) if self.model.name in _AFFINE_INPUT else None
+        if n_features is not None and X.shape[1] != n_features:
             raise DataError(f"X has {X.shape[1]} features; the model was trained on {n_features}")
         if self.standardizer is not None:
             X = self.standardizer.transform(X)
@@ -153,9 +159,13 @@ class FitResult:
         last = {key: float(values[-1]) for key, values in self.history.items() if len(values)}
         shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("epoch", "time"))
         return (
-            f"FitResult(model={self.model!r}, optimizer={self.optimizer!r}, epochs={self.n_epochs}, "
-            f"updates={self.n_updates}, {shown}, reason={self.reason!r})"
+            f"FitResult(model={self.model!r}, optimizer={self.optimizer!r}, "
+            f"epochs={self.n_epochs}, updates={self.n_updates}, {shown}, reason={self.reason!r})"
         )
+
+
+# Models whose first weight matrix has one row per input feature.
+_AFFINE_INPUT = ("linear", "logistic", "softmax", "mlp")
 
 
 def _n_features(params: PyTree) -> int | None:

@@ -101,7 +101,7 @@ def load(
         params=params,
         opt_state=jax.tree.unflatten(structure, leaves),
         optimizer=optimizer,
-        loss=metadata["loss"] if metadata["loss"] is not None else model.default_loss,
+        loss=metadata["loss"],
         history={key: np.asarray(values) for key, values in metadata["history"].items()},
         n_updates=int(metadata["n_updates"]),
         n_epochs=int(metadata["n_epochs"]),

@@ -17,7 +17,8 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +105,7 @@ def fit(
     restore_best: bool = True,
     callbacks: Sequence[Callable[[int, dict], Any]] = (),
     verbose: int = 1,
-    dtype: str = "float32",
+    dtype: str | None = None,
     resume: Any = None,
     target: str | None = None,
     features: Sequence[str] | None = None,
@@ -167,10 +168,13 @@ def fit(
     verbose:
         0 silent, 1 a progress bar when stderr is a terminal, 2 one line per epoch.
     dtype:
-        ``"float32"`` (default) or ``"float64"`` (inside this call only).
+        ``"float32"`` or ``"float64"`` (inside this call only). Default ``"float32"``,
+        or the checkpoint's dtype when resuming.
     resume:
         A checkpoint path (or a :class:`FitResult`) to continue from: weights, optimizer
-        state, standardization, classes and epoch count are taken from it.
+        state, standardization, classes and epoch count are taken from it, and so are
+        the optimizer (``lr`` alone changes its rate), the loss, the seed and the dtype
+        unless given. A loss given as a function is not stored in a file: pass it again.
     nan_policy:
         What to do with NaN / infinite values in the data: ``"raise"``, ``"drop"`` or
         ``"impute_mean"``.
@@ -202,9 +206,16 @@ def fit(
     seed = check_int("seed", seed, minimum=0)
     if verbose not in (0, 1, 2):
         raise InputError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if patience is not None:
+        check_int("patience", patience, minimum=1)
+    check_positive("min_delta", min_delta, allow_zero=True)
+    if tol is not None:
+        check_positive("tol", tol, allow_zero=True)
+    if dtype is None:
+        dtype = previous.dtype if previous is not None else "float32"
     if dtype not in ("float32", "float64"):
         raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    loss_fn, loss_name = _resolve_loss(loss, model)
+    loss_fn, loss_name = _resolve_loss(loss, model, previous)
     optimizer = _resolve_optimizer(optimizer, lr, previous)
 
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
@@ -272,7 +283,14 @@ def _resolve_model(model) -> models.Model:
     )
 
 
-def _resolve_loss(loss, model: models.Model):
+def _resolve_loss(loss, model: models.Model, previous: FitResult | None):
+    if loss is None and previous is not None:
+        if previous.loss is None:
+            raise InputError(
+                "the checkpoint was trained with a loss function, which cannot be stored; "
+                "pass it again to resume: fit(..., loss=your_loss, resume=...)"
+            )
+        loss = previous.loss
     if loss is None:
         loss = model.default_loss
     if isinstance(loss, str):
@@ -283,8 +301,18 @@ def _resolve_loss(loss, model: models.Model):
 
 
 def _resolve_optimizer(optimizer, lr, previous: FitResult | None) -> Optimizer:
-    if optimizer is None and previous is not None and lr is None:
-        return previous.optimizer
+    if optimizer is None and previous is not None:
+        if lr is None:
+            return previous.optimizer
+        # A new rate for the algorithm being resumed (its state fits no other one).
+        hyperparams = {**previous.optimizer.hyperparams, "lr": lr}
+        try:
+            return optim.get(previous.optimizer.name, **hyperparams)
+        except (InputError, TypeError):
+            raise InputError(
+                f"cannot rebuild {previous.optimizer!r} with lr={lr!r}; pass the optimizer "
+                "with its new learning rate: fit(..., optimizer=..., resume=...)"
+            ) from None
     if optimizer is None:
         optimizer = "adam"
         lr = 1e-3 if lr is None else lr
@@ -420,15 +448,18 @@ def _validation_arrays(validation, model, classes, n_features, dtype, nan_policy
         X_val, y_val = validation
     except (TypeError, ValueError):
         raise InputError("validation must be a pair (X_val, y_val)") from None
-    task = None if model.task == "regression" else model.task
-    X_val = data.as_arrays(X_val, np.zeros(len(X_val)), nan_policy=nan_policy, dtype=dtype).X
-    if X_val.shape[1] != n_features:
+    if model.task != "regression":
+        # Labels become the training codes first, so that rows dropped for NaN features
+        # are dropped from the labels too.
+        y_val = _codes(np.asarray(y_val).reshape(-1), classes, "validation y")
+    arrays = data.as_arrays(X_val, y_val, nan_policy=nan_policy, dtype=dtype)
+    if arrays.X.shape[1] != n_features:
         raise DataError(
-            f"validation X has {X_val.shape[1]} features but the training X has {n_features}"
+            f"validation X has {arrays.X.shape[1]} features but the training X has {n_features}"
         )
-    if task is None:
-        return X_val, data.as_arrays(X_val, y_val, dtype=dtype).y
-    return X_val, _codes(np.asarray(y_val), classes, "validation y")
+    if model.task == "regression":
+        return arrays.X, arrays.y
+    return arrays.X, arrays.y.astype(np.int32)
 
 
 def _sample_weights(sample_weight, n: int, dtype) -> np.ndarray:
@@ -455,6 +486,15 @@ def _n_outputs(model: models.Model, y: np.ndarray, classes) -> int:
 # ---------------------------------------------------------------- the epoch loop
 
 
+class _Best(NamedTuple):
+    """The epoch with the lowest monitored loss so far, and its weights and state."""
+
+    loss: float
+    params: PyTree
+    opt_state: PyTree
+    epoch: int
+
+
 @dataclass
 class _Run:
     objective: BatchObjective
@@ -476,7 +516,7 @@ class _Run:
         prepared, model = self.prepared, self.objective.model
         init_key, shuffle_key = jax.random.split(jax.random.key(self.seed))
         if self.previous is not None:
-            params = jax.tree.map(jnp.asarray, self.previous.params)
+            params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), self.previous.params)
             opt_state = _restore_state(self.optimizer, params, self.previous.opt_state)
             start, n_updates = self.previous.n_epochs, self.previous.n_updates
             history = {key: list(values) for key, values in self.previous.history.items()}
@@ -484,17 +524,16 @@ class _Run:
             params = model.init(init_key, prepared.X.shape[1], prepared.n_outputs, dtype=self.dtype)
             opt_state = self.optimizer.init(params)
             start, n_updates, history = 0, 0, {}
-        if self.patience is not None:
-            check_int("patience", self.patience, minimum=1)
-        check_positive("min_delta", self.min_delta, allow_zero=True)
-        if self.tol is not None:
-            check_positive("tol", self.tol, allow_zero=True)
         program = engine.compiled_epoch(self.objective, self.optimizer, self.config)
+        # On the device once: every epoch and its scoring read these copies.
         data = (jnp.asarray(prepared.X), jnp.asarray(prepared.y), jnp.asarray(prepared.weights))
+        scored = data[:2]
+        if prepared.X_val is not None:
+            scored = (jnp.asarray(prepared.X_val), jnp.asarray(prepared.y_val))
+        prefix = "val_" if prepared.X_val is not None else ""
         status, reason = Status.MAX_EPOCHS, f"completed {self.epochs} epochs"
-        best = (math.inf, params, start)
+        best = _Best(math.inf, params, opt_state, start)
         waited = 0
-        epoch = start
         with _Progress(self.verbose, self.epochs, start, self.config.n_samples) as progress:
             for epoch in range(start, self.epochs):
                 began = time.perf_counter()
@@ -502,28 +541,41 @@ class _Run:
                     outcome = program(
                         params, opt_state, data, jax.random.fold_in(shuffle_key, epoch)
                     )
-                    values, weights, grad_norms, n_finite = jax.device_get(
-                        (outcome.values, outcome.weights, outcome.grad_norms, outcome.n_finite)
+                    # Scoring is dispatched before the fetch, so the host waits once an epoch.
+                    score = evaluate(self.objective, outcome.params, *scored)
+                    fetched = jax.device_get(
+                        (
+                            outcome.values,
+                            outcome.weights,
+                            outcome.grad_norms,
+                            outcome.n_finite,
+                            *score,
+                        )
                     )
                 except KeyboardInterrupt:
                     status = Status.INTERRUPTED
                     reason = f"interrupted during epoch {epoch + 1}; weights are from epoch {epoch}"
                     break
+                values, weights, grad_norms, n_finite, score_loss, score_metric = fetched
                 params, opt_state = outcome.params, outcome.opt_state
                 n_updates += int(n_finite)
                 if n_finite < self.config.n_updates:
-                    epoch_done = epoch + (1 if n_finite else 0)
                     status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_finite)
-                    epoch = epoch_done - 1
                     break
-                record = self._record(params, values, weights, grad_norms, n_updates, began)
+                record = {"loss": float(np.sum(values * weights) / np.sum(weights))}
+                if prefix:
+                    record["val_loss"] = float(score_loss)
+                record[prefix + task_metric(model)] = float(score_metric)
+                record["grad_norm"] = float(grad_norms[-1])
+                record["lr"] = _current_lr(self.optimizer, n_updates)
+                record["time"] = time.perf_counter() - began
                 for key, value in record.items():
                     history.setdefault(key, []).append(value)
                 history.setdefault("epoch", []).append(epoch + 1)
                 progress.update(epoch + 1, record)
                 monitored = record.get("val_loss", record["loss"])
-                if monitored < best[0] - self.min_delta:
-                    best, waited = (monitored, params, epoch + 1), 0
+                if monitored < best.loss - self.min_delta:
+                    best, waited = _Best(monitored, params, opt_state, epoch + 1), 0
                 else:
                     waited += 1
                 if self.tol is not None and record["grad_norm"] <= self.tol:
@@ -533,26 +585,25 @@ class _Run:
                 if self.patience is not None and waited >= self.patience:
                     status, reason = Status.EARLY_STOPPING, self._early_reason(best)
                     if self.restore_best:
-                        params = best[1]
+                        params, opt_state = best.params, best.opt_state
                     break
-                if any(
-                    callback(epoch + 1, _as_arrays(history)) is True for callback in self.callbacks
-                ):
-                    status, reason = (
-                        Status.CALLBACK,
-                        f"a callback stopped training after epoch {epoch + 1}",
-                    )
+                arrays = _as_arrays(history)
+                # Every callback sees every epoch, also when an earlier one asks to stop.
+                stops = [callback(epoch + 1, arrays) is True for callback in self.callbacks]
+                if any(stops):
+                    status = Status.CALLBACK
+                    reason = f"a callback stopped training after epoch {epoch + 1}"
                     break
-        n_epochs = len(history.get("epoch", []))
+        restored = status == Status.EARLY_STOPPING and self.restore_best
         return FitResult(
-            model=self.objective.model,
+            model=model,
             params=jax.device_get(params),
             opt_state=jax.device_get(opt_state),
             optimizer=self.optimizer,
             loss=self.objective.loss_name or self.objective.loss,
             history=_as_arrays(history),
             n_updates=n_updates,
-            n_epochs=n_epochs,
+            n_epochs=len(history.get("epoch", [])),
             status=status.name.lower(),
             reason=reason,
             classes=prepared.classes,
@@ -560,23 +611,8 @@ class _Run:
             encoding=prepared.encoding,
             dtype=self.dtype,
             seed=self.seed,
-            best_epoch=best[2] if status == Status.EARLY_STOPPING and self.restore_best else None,
+            best_epoch=best.epoch if restored else None,
         )
-
-    def _record(self, params, values, weights, grad_norms, n_updates, began) -> dict[str, float]:
-        prepared, objective = self.prepared, self.objective
-        record = {"loss": float(np.sum(values * weights) / np.sum(weights))}
-        if prepared.X_val is not None:
-            val_loss, val_metric = evaluate(objective, params, prepared.X_val, prepared.y_val)
-            record["val_loss"] = val_loss
-            record[f"val_{task_metric(objective.model)}"] = val_metric
-        else:
-            _, metric = evaluate(objective, params, prepared.X, prepared.y)
-            record[task_metric(objective.model)] = metric
-        record["grad_norm"] = float(grad_norms[-1])
-        record["lr"] = _current_lr(self.optimizer, n_updates)
-        record["time"] = time.perf_counter() - began
-        return record
 
     def _diverged_reason(self, epoch: int, n_finite: int) -> str:
         lr = self.optimizer.hyperparams.get("lr")
@@ -590,27 +626,42 @@ class _Run:
             f"{epoch + 1}; kept the last finite weights{advice}"
         )
 
-    def _early_reason(self, best) -> str:
+    def _early_reason(self, best: _Best) -> str:
         monitored = "validation loss" if self.prepared.X_val is not None else "training loss"
-        restored = f"; restored the weights of epoch {best[2]}" if self.restore_best else ""
+        restored = f"; restored the weights of epoch {best.epoch}" if self.restore_best else ""
         return (
             f"early stopping: the {monitored} has not improved by more than "
-            f"{self.min_delta:g} for {self.patience} epochs (best {best[0]:.6g} at epoch "
-            f"{best[2]}){restored}"
+            f"{self.min_delta:g} for {self.patience} epochs (best {best.loss:.6g} at epoch "
+            f"{best.epoch}){restored}"
         )
 
 
+def _as_dtype(leaf, dtype: str) -> jax.Array:
+    """A saved leaf on the device, floating ones in the training ``dtype``."""
+    leaf = np.asarray(leaf)
+    return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
+
+
 def _restore_state(optimizer: Optimizer, params, saved_state):
-    """The saved optimizer state in the structure ``optimizer.init`` builds."""
+    """The saved optimizer state in the structure (and dtypes) ``optimizer.init`` builds."""
     template = optimizer.init(params)
     leaves = jax.tree.leaves(saved_state)
-    structure = jax.tree.structure(template)
-    if structure.num_leaves != len(leaves):
+    template_leaves, structure = jax.tree.flatten(template)
+    if len(template_leaves) != len(leaves) or any(
+        np.shape(leaf) != np.shape(like)
+        for leaf, like in zip(leaves, template_leaves, strict=False)
+    ):
         raise InputError(
             f"the checkpoint's optimizer state does not fit {optimizer!r}; resume with the "
             "optimizer it was trained with (or omit optimizer= to reuse it)"
         )
-    return jax.tree.unflatten(structure, [jnp.asarray(leaf) for leaf in leaves])
+    return jax.tree.unflatten(
+        structure,
+        [
+            jnp.asarray(leaf, dtype=like.dtype)
+            for leaf, like in zip(leaves, template_leaves, strict=False)
+        ],
+    )
 
 
 def _current_lr(optimizer: Optimizer, n_updates: int) -> float:

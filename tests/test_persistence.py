@@ -1,0 +1,187 @@
+"""save / load of trained models: every field round-trips, and bad files are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import descend as ds
+from descend import checkpoint, models
+from descend.errors import CheckpointError, DescendTypeError, InputError
+from descend.fit_result import FitResult
+from descend.optim import schedules
+
+
+def leaves_equal(a, b):
+    a_leaves, a_tree = jax.tree.flatten(a)
+    b_leaves, b_tree = jax.tree.flatten(b)
+    return a_tree == b_tree and all(
+        np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y)
+        for x, y in zip(a_leaves, b_leaves, strict=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A CSV file with a text feature and a text target (three classes)."""
+    rng = np.random.default_rng(0)
+    size = rng.uniform(0, 3, 60)
+    color = rng.choice(["red", "green"], 60)
+    label = np.where(size + (color == "red") > 2.5, "large", np.where(size > 1, "mid", "small"))
+    path = tmp_path_factory.mktemp("data") / "things.csv"
+    lines = ["size,color,label"] + [
+        f"{float(s)!r},{c},{t}" for s, c, t in zip(size, color, label, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(table):
+    """A result with every optional field set: encoding, classes, standardizer,
+    validation history, early stopping's best epoch, float64, a seed."""
+    return ds.fit(
+        models.mlp(hidden=(5,), task="multiclass"), str(table), target="label",
+        optimizer="adam", lr=0.05, batch_size=16, epochs=200, validation_split=0.3,
+        patience=2, min_delta=0.05, standardize=True, dtype="float64", seed=3, verbose=0,
+    )  # fmt: skip
+
+
+def assert_same_result(loaded: FitResult, result: FitResult) -> None:
+    for field in dataclasses.fields(FitResult):
+        saved, restored = getattr(result, field.name), getattr(loaded, field.name)
+        if field.name in ("params", "opt_state"):
+            assert leaves_equal(restored, saved), field.name
+        elif field.name == "history":
+            assert restored.keys() == saved.keys()
+            for key in saved:
+                np.testing.assert_array_equal(restored[key], saved[key])
+        elif field.name == "classes":
+            assert restored is None if saved is None else restored.tolist() == saved.tolist()
+        elif field.name in ("standardizer", "encoding"):
+            assert (restored is None) == (saved is None)
+            if saved is not None:
+                assert restored.to_dict() == saved.to_dict()
+        else:
+            assert restored == saved, field.name
+
+
+def test_every_field_round_trips(trained, tmp_path):
+    assert trained.status == "early_stopping" and trained.best_epoch is not None
+    assert trained.encoding is not None and trained.standardizer is not None
+    path = tmp_path / "model.ckpt"
+    ds.save(path, trained)
+    assert_same_result(ds.load(path), trained)
+
+
+def test_a_loaded_model_predicts_as_the_trained_one(trained, table, tmp_path):
+    ds.save(tmp_path / "model.ckpt", trained)
+    loaded = ds.load(str(tmp_path / "model.ckpt"))
+    predictions = trained.predict(str(table))
+    assert set(predictions) <= {"large", "mid", "small"}
+    np.testing.assert_array_equal(loaded.predict(str(table)), predictions)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(str(table)), trained.predict_proba(str(table))
+    )
+    labels = np.genfromtxt(table, delimiter=",", dtype=str, skip_header=1)[:, 2]
+    assert loaded.score(str(table), labels) == trained.score(str(table), labels)
+
+
+def test_saving_keeps_the_float32_default_and_a_plain_regression(tmp_path):
+    X = np.random.default_rng(1).normal(size=(20, 2))
+    result = ds.fit(
+        "linear", X, X @ [1.0, 2.0], optimizer="sgd", lr=0.1, batch_size=None, epochs=3, verbose=0
+    )
+    ds.save(tmp_path / "linear.ckpt", result)
+    loaded = ds.load(tmp_path / "linear.ckpt")
+    assert_same_result(loaded, result)
+    assert loaded.params["w"].dtype == np.float32
+
+
+def custom_model():
+    def apply(params, X):
+        return params["scale"] * jnp.tanh(X @ params["w"])
+
+    return models.custom(apply, {"scale": jnp.ones(()), "w": jnp.zeros(2)})
+
+
+def test_a_custom_model_must_be_given_to_load(tmp_path):
+    X = np.random.default_rng(2).normal(size=(30, 2))
+    model = custom_model()
+    result = ds.fit(model, X, np.tanh(X[:, 0]), lr=0.05, batch_size=None, epochs=3, verbose=0)
+    path = tmp_path / "custom.ckpt"
+    ds.save(path, result)
+    with pytest.raises(CheckpointError, match=r"custom model.*load\(path, model="):
+        ds.load(path)
+    loaded = ds.load(path, model=model)
+    assert_same_result(loaded, result)
+    np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
+
+
+def test_an_optimizer_with_a_schedule_must_be_given_to_load(tmp_path):
+    X = np.random.default_rng(3).normal(size=(20, 2))
+    optimizer = ds.optim.sgd(lr=schedules.inverse_scaling(0.1))
+    result = ds.fit("linear", X, X[:, 0], optimizer=optimizer, batch_size=None, epochs=2, verbose=0)
+    path = tmp_path / "scheduled.ckpt"
+    ds.save(path, result)
+    with pytest.raises(CheckpointError, match=r"load\(path, optimizer=\.\.\.\)"):
+        ds.load(path)
+    assert_same_result(ds.load(path, optimizer=optimizer), result)
+
+
+def test_loading_with_an_optimizer_of_another_state_is_refused(tmp_path):
+    X = np.random.default_rng(4).normal(size=(20, 2))
+    result = ds.fit("linear", X, X[:, 0], optimizer="adam", batch_size=None, epochs=1, verbose=0)
+    ds.save(tmp_path / "adam.ckpt", result)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        ds.load(tmp_path / "adam.ckpt", optimizer=ds.optim.momentum(lr=0.1))
+
+
+def test_a_loss_function_is_not_stored_and_must_be_given_to_resume(tmp_path):
+    X = np.random.default_rng(5).normal(size=(24, 2))
+    y = X @ [1.0, -1.0]
+
+    def squared_error(predictions, targets):
+        return (predictions - targets) ** 2
+
+    common = dict(loss=squared_error, optimizer="sgd", lr=0.1, batch_size=8, seed=1, verbose=0)
+    four = ds.fit("linear", X, y, epochs=4, **common)
+    two = ds.fit("linear", X, y, epochs=2, **common)
+    ds.save(tmp_path / "two.ckpt", two)
+    assert ds.load(tmp_path / "two.ckpt").loss is None
+    with pytest.raises(InputError, match="pass it again"):
+        ds.fit("linear", X, y, epochs=4, resume=tmp_path / "two.ckpt", verbose=0)
+    resumed = ds.fit("linear", X, y, epochs=4, resume=tmp_path / "two.ckpt", **common)
+    assert leaves_equal(resumed.params, four.params)
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_tampered_file_is_refused(trained, tmp_path, where):
+    path = tmp_path / "model.ckpt"
+    ds.save(path, trained)
+    content = bytearray(path.read_bytes())
+    content[int(len(content) * where)] ^= 0x01
+    path.write_bytes(bytes(content))
+    with pytest.raises(CheckpointError):
+        ds.load(path)
+
+
+def test_a_checkpoint_that_is_not_a_saved_model_is_refused(tmp_path):
+    path = tmp_path / "other.ckpt"
+    checkpoint.save_tree(path, {"params": {"w": np.zeros(2)}}, {"format": "something else"})
+    with pytest.raises(CheckpointError, match="not a saved model"):
+        ds.load(path)
+
+
+def test_a_missing_file_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match=r"missing\.ckpt"):
+        ds.load(tmp_path / "missing.ckpt")
+
+
+def test_save_takes_only_fit_results(tmp_path):
+    with pytest.raises(DescendTypeError, match="takes the result of fit"):
+        ds.save(tmp_path / "x.ckpt", {"w": np.zeros(2)})

@@ -1,0 +1,658 @@
+"""fit(): batch, stochastic and mini-batch descent against live oracles.
+
+Least squares from ``numpy.linalg.lstsq``; classifiers from scikit-learn; one epoch of
+plain SGD from a NumPy loop and one of Adam from ``torch.optim.Adam``; batch counts
+from ``torch.utils.data.DataLoader``; metrics from ``sklearn.metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+import torch
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import StandardScaler
+
+import descend as ds
+from descend import engine, models
+from descend.errors import DataError, DescendTypeError, InputError
+from descend.optim import schedules
+from descend.training import DescendWarning
+
+TRUE_W = np.array([1.5, -0.5, 2.0])
+
+
+# Tests share settings (and data shapes) where they can, so that one compiled epoch
+# serves several of them.
+SMALL = dict(optimizer="sgd", lr=0.05, batch_size=8, shuffle=False, dtype="float64", verbose=0)
+BATCH_GD = dict(optimizer="sgd", lr=0.5, batch_size=None, standardize=True, dtype="float64")
+
+
+def regression_data(n=120, seed=0, noise=0.5):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1.0, 3.0, 0.5] + [1.0, -2.0, 0.0]
+    y = X @ TRUE_W + 3.0 + noise * rng.normal(size=n)
+    return X, y
+
+
+def lstsq_coef(X, y):
+    """Least-squares ``(w, b)`` with an intercept column, as one vector."""
+    return np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+
+
+def coef(params, standardizer=None):
+    """``(w, b)`` of a linear model in the original feature space."""
+    w, b = np.asarray(params["w"], float), float(params["b"])
+    if standardizer is not None:
+        w, b = w / standardizer.scale, b - np.sum(w * standardizer.mean / standardizer.scale)
+    return np.r_[w, b]
+
+
+def relative_error(estimate, reference):
+    return np.linalg.norm(estimate - reference) / np.linalg.norm(reference)
+
+
+def split_dataset(name, seed=0):
+    data = ds.data.load_dataset(name)
+    return ds.data.train_validation_split(data.X, data.y, 0.25, seed=seed)
+
+
+# Batch gradient descent: each dataset's model, batch size, learning rate and epochs.
+CLASSIFIERS = {
+    "breast_cancer": ("logistic", None, 0.05, 300),
+    "digits": ("softmax", None, 0.05, 300),
+    "iris": ("softmax", None, 0.05, 300),
+}
+
+
+def regularized_adam(lr, n_samples):
+    # scikit-learn's LogisticRegression minimises C * sum(loss) + |w|^2 / 2 (C = 1): the
+    # mean loss plus |w|^2 / (2n), i.e. an L2 weight decay of 1/n on its gradient.
+    return ds.optim.adam(lr=lr, weight_decay=1.0 / n_samples)
+
+
+@pytest.fixture(scope="module")
+def trained_classifiers():
+    """Each shipped classification set: its split and a model trained as scikit-learn's."""
+    trained = {}
+    for name, (model, batch_size, lr, epochs) in CLASSIFIERS.items():
+        X_train, X_val, y_train, y_val = split_dataset(name)
+        result = ds.fit(
+            model, X_train, y_train, optimizer=regularized_adam(lr, len(X_train)),
+            batch_size=batch_size, epochs=epochs, standardize=True, verbose=0,
+        )  # fmt: skip
+        trained[name] = (X_train, X_val, y_train, y_val, result)
+    return trained
+
+
+def leaves_equal(a, b):
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+# ---------------------------------------------------------------- convergence
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [("sgd", 0.5), ("gd", None)], ids=["sgd-fixed-lr", "gd-line-search"]
+)
+def test_batch_gradient_descent_reaches_the_least_squares_solution(optimizer, lr):
+    X, y = regression_data()
+    settings = {**BATCH_GD, "optimizer": optimizer, "lr": lr}
+    result = ds.fit("linear", X, y, epochs=2000, tol=1e-11, verbose=0, **settings)
+    assert result.status == "converged", result.reason
+    expected = lstsq_coef(X, y)
+    assert relative_error(coef(result.params, result.standardizer), expected) < 1e-6
+    np.testing.assert_allclose(result.predict(X), np.c_[X, np.ones(len(X))] @ expected, rtol=1e-6)
+    assert result.n_updates == result.n_epochs
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "lr", "epochs"),
+    [
+        (16, schedules.inverse_scaling(0.1, power_t=0.5), 60),
+        (1, lambda count: 0.05 / (1 + count * 1e-2), 40),
+    ],
+    ids=["minibatch-inverse-scaling", "stochastic-callable-decay"],
+)
+def test_minibatch_and_stochastic_descent_with_decaying_lr_approach_least_squares(
+    batch_size, lr, epochs
+):
+    X, y = regression_data()
+    result = ds.fit(
+        "linear", X, y, optimizer="sgd", lr=lr, batch_size=batch_size, epochs=epochs,
+        standardize=True, dtype="float64", seed=1, verbose=0,
+    )  # fmt: skip
+    assert relative_error(coef(result.params, result.standardizer), lstsq_coef(X, y)) < 1e-2
+    assert result.history["lr"][-1] < result.history["lr"][0]  # the rate did decay
+
+
+# ---------------------------------------------------------------- update counts
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "batch_size", "drop_last", "accumulate"),
+    [
+        (20, 4, False, 1),
+        (21, 4, False, 1),
+        (21, 4, True, 1),
+        (23, 5, False, 2),
+        (23, 5, True, 3),
+    ],
+)
+def test_each_epoch_makes_one_update_per_batch_group(n_samples, batch_size, drop_last, accumulate):
+    X, y = regression_data(n_samples)
+    epochs = 2
+    result = ds.fit(
+        "linear", X, y, optimizer="sgd", lr=0.01, batch_size=batch_size, drop_last=drop_last,
+        accumulate=accumulate, epochs=epochs, shuffle=False, verbose=0,
+    )  # fmt: skip
+    loader = torch.utils.data.DataLoader(range(n_samples), batch_size, drop_last=drop_last)
+    assert result.n_updates == epochs * math.ceil(len(loader) / accumulate)
+    assert result.n_epochs == epochs
+
+
+@pytest.mark.parametrize(
+    ("method", "updates_per_epoch"), [("batch", 1), ("stochastic", 17), ("minibatch", 5)]
+)
+def test_methods_make_one_n_or_ceil_n_over_b_updates(method, updates_per_epoch):
+    X, y = regression_data(17)
+    result = ds.fit(
+        "linear", X, y, method=method, batch_size=4, epochs=3, optimizer="sgd", lr=0.01,
+        shuffle=False, verbose=0,
+    )  # fmt: skip
+    assert result.n_updates == 3 * updates_per_epoch
+
+
+@pytest.mark.parametrize(("shuffle", "drop_last"), [(True, False), (False, True)])
+def test_accumulating_k_batches_equals_one_batch_k_times_larger(shuffle, drop_last):
+    X, y = regression_data(50)
+    common = dict(
+        optimizer="adam", lr=0.05, epochs=4, shuffle=shuffle, drop_last=drop_last, seed=3,
+        dtype="float64", verbose=0,
+    )  # fmt: skip
+    accumulated = ds.fit("linear", X, y, batch_size=4, accumulate=3, **common)
+    large = ds.fit("linear", X, y, batch_size=12, accumulate=1, **common)
+    assert accumulated.n_updates == large.n_updates
+    np.testing.assert_allclose(coef(accumulated.params), coef(large.params), rtol=1e-12)
+    np.testing.assert_allclose(accumulated.history["loss"], large.history["loss"], rtol=1e-12)
+
+
+def numpy_sgd_epoch(X, y, w, b, lr, batch_size, weights=None, drop_last=False):
+    """One epoch of plain SGD on the mean squared error of ``X @ w + b``, rows in order.
+
+    Returns the new ``(w, b)`` and the epoch's loss (sample-weighted mean of each batch's
+    loss before its update).
+    """
+    weights = np.ones(len(X)) if weights is None else weights
+    stop = len(X) - len(X) % batch_size if drop_last else len(X)
+    loss_total = weight_total = 0.0
+    for start in range(0, stop, batch_size):
+        rows = slice(start, min(start + batch_size, stop))
+        Xb, yb, wb = X[rows], y[rows], weights[rows]
+        residual = Xb @ w + b - yb
+        loss_total += np.sum(wb * residual**2)
+        weight_total += np.sum(wb)
+        grad_w = 2 * Xb.T @ (wb * residual) / np.sum(wb)
+        grad_b = 2 * np.sum(wb * residual) / np.sum(wb)
+        w, b = w - lr * grad_w, b - lr * grad_b
+    return w, b, loss_total / weight_total
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_epoch_matches_numpy_sgd_with_the_short_last_batch(drop_last, weighted):
+    X, y = regression_data(23)
+    weights = np.random.default_rng(5).uniform(0.2, 2.0, len(X)) if weighted else None
+    result = ds.fit(
+        "linear", X, y, optimizer="sgd", lr=0.01, batch_size=5, epochs=2, shuffle=False,
+        drop_last=drop_last, sample_weight=weights, dtype="float64", verbose=0,
+    )  # fmt: skip
+    w, b, losses = np.zeros(3), 0.0, []
+    for _ in range(2):
+        w, b, loss = numpy_sgd_epoch(X, y, w, b, 0.01, 5, weights, drop_last)
+        losses.append(loss)
+    np.testing.assert_allclose(coef(result.params), np.r_[w, b], rtol=1e-10)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-10)
+    assert result.n_updates == 2 * (4 if drop_last else 5)
+
+
+def test_one_epoch_of_minibatch_adam_matches_torch():
+    data = ds.data.load_dataset("breast_cancer")
+    X = StandardScaler().fit_transform(data.X.astype(np.float64))
+    y = data.y.astype(np.float64)
+    batch_size, lr = 64, 0.01  # 569 rows: 8 full batches and one of 57
+    result = ds.fit(
+        "logistic", X, y, optimizer="adam", lr=lr, batch_size=batch_size, epochs=1,
+        shuffle=False, dtype="float64", verbose=0,
+    )  # fmt: skip
+    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([w, b], lr=lr)
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+    for start in range(0, len(X), batch_size):
+        adam.zero_grad()
+        logits = X_t[start : start + batch_size] @ w + b
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, y_t[start : start + batch_size]
+        )
+        loss.backward()
+        adam.step()
+    np.testing.assert_allclose(result.params["w"], w.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.params["b"], b.item(), rtol=1e-10, atol=1e-12)
+    assert result.n_updates == 9
+
+
+# ---------------------------------------------------------------- reproducibility
+
+
+IRIS_MLP = dict(batch_size=16, lr=0.01, standardize=True, verbose=0)
+
+
+def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not():
+    data = ds.data.load_dataset("iris")
+    model = models.mlp(hidden=(6,), task="multiclass")
+
+    def train(seed):
+        return ds.fit(model, data, epochs=2, seed=seed, **IRIS_MLP)
+
+    first, again, other = train(0), train(0), train(1)
+    assert leaves_equal(first.params, again.params)
+    assert first.history["loss"].tolist() == again.history["loss"].tolist()
+    assert not np.array_equal(first.params[0]["w"], other.params[0]["w"])
+
+
+@pytest.mark.parametrize("through", ["result", "file"])
+def test_five_plus_five_resumed_epochs_equal_ten(through, tmp_path):
+    data = ds.data.load_dataset("iris")
+    model = models.mlp(hidden=(6,), task="multiclass")
+    common = dict(seed=4, **IRIS_MLP)
+    ten = ds.fit(model, data, epochs=10, **common)
+    five = ds.fit(model, data, epochs=5, **common)
+    if through == "file":
+        ds.save(tmp_path / "five.ckpt", five)
+        five = tmp_path / "five.ckpt"
+    resumed = ds.fit(model, data, epochs=10, resume=five, **common)
+    assert leaves_equal(resumed.params, ten.params)
+    assert leaves_equal(resumed.opt_state, ten.opt_state)
+    assert (resumed.n_epochs, resumed.n_updates) == (ten.n_epochs, ten.n_updates)
+    for key in ("epoch", "loss", "accuracy", "grad_norm", "lr"):
+        np.testing.assert_array_equal(resumed.history[key], ten.history[key])
+
+
+def test_resuming_a_float64_result_keeps_float64():
+    X, y = regression_data(30)
+    ten = ds.fit("linear", X, y, epochs=4, **SMALL)
+    five = ds.fit("linear", X, y, epochs=2, **SMALL)
+    resumed = ds.fit("linear", X, y, epochs=4, resume=five, **{**SMALL, "dtype": None})
+    assert resumed.dtype == "float64" and resumed.params["w"].dtype == np.float64
+    assert leaves_equal(resumed.params, ten.params)
+
+
+def test_resuming_keeps_the_loss_and_lr_alone_changes_only_the_rate():
+    X, y = regression_data(30)
+    common = dict(batch_size=8, shuffle=False, dtype="float64", verbose=0)
+    four = ds.fit("linear", X, y, loss="huber", optimizer="sgd", lr=0.05, epochs=4, **common)
+    two = ds.fit("linear", X, y, loss="huber", optimizer="sgd", lr=0.05, epochs=2, **common)
+    resumed = ds.fit("linear", X, y, epochs=4, resume=two, **common)
+    assert resumed.loss == "huber" and leaves_equal(resumed.params, four.params)
+    slower = ds.fit("linear", X, y, epochs=4, lr=0.01, resume=two, **common)
+    assert slower.optimizer == ds.optim.sgd(lr=0.01)
+    np.testing.assert_allclose(slower.history["lr"][2:], 0.01)
+
+
+# ---------------------------------------------------------------- sample weights, validation
+
+
+def test_integer_sample_weights_equal_repeated_rows():
+    X, y = regression_data(20)
+    counts = np.random.default_rng(1).integers(1, 4, len(X))
+    common = dict(optimizer="sgd", lr=0.02, batch_size=None, epochs=5, dtype="float64", verbose=0)
+    weighted = ds.fit("linear", X, y, sample_weight=counts, **common)
+    repeated = ds.fit("linear", np.repeat(X, counts, 0), np.repeat(y, counts), **common)
+    np.testing.assert_allclose(coef(weighted.params), coef(repeated.params), rtol=1e-12)
+    np.testing.assert_allclose(weighted.history["loss"], repeated.history["loss"], rtol=1e-12)
+
+
+def test_weighted_least_squares_matches_scikit_learn():
+    X, y = regression_data()
+    weights = np.random.default_rng(2).uniform(0.1, 3.0, len(X))
+    result = ds.fit(
+        "linear", X, y, sample_weight=weights, epochs=2000, tol=1e-11, verbose=0, **BATCH_GD
+    )
+    reference = LinearRegression().fit(X, y, sample_weight=weights)
+    expected = np.r_[reference.coef_, reference.intercept_]
+    assert relative_error(coef(result.params, result.standardizer), expected) < 1e-6
+
+
+def test_validation_data_is_scored_with_the_final_weights():
+    X, y = regression_data(30)
+    X_val, y_val = regression_data(30, seed=9)
+    result = ds.fit("linear", X, y, validation=(X_val, y_val), epochs=3, **SMALL)
+    predictions = result.predict(X_val)
+    assert result.history["val_loss"][-1] == pytest.approx(np.mean((predictions - y_val) ** 2))
+    assert result.history["val_r2"][-1] == pytest.approx(r2_score(y_val, predictions))
+    assert "r2" not in result.history and len(result.history["val_loss"]) == 3
+
+
+def test_validation_rows_with_missing_features_are_dropped_with_their_labels():
+    X, y = regression_data(30)
+    X_val, y_val = regression_data(10, seed=9)
+    X_val[[2, 7], 1] = np.nan
+    result = ds.fit("linear", X, y, validation=(X_val, y_val), nan_policy="drop", epochs=2, **SMALL)
+    keep = np.isfinite(X_val).all(axis=1)
+    residual = result.predict(X_val[keep]) - y_val[keep]
+    assert result.history["val_loss"][-1] == pytest.approx(np.mean(residual**2))
+
+
+def test_validation_split_holds_out_the_rows_of_train_validation_split():
+    X, y = regression_data(50)
+    result = ds.fit(
+        "linear", X, y, validation_split=0.2, optimizer="sgd", lr=0.01, batch_size=1, epochs=1,
+        seed=7, dtype="float64", verbose=0,
+    )  # fmt: skip
+    X_train, X_val, _, y_val = ds.data.train_validation_split(X, y, 0.2, seed=7)
+    assert result.n_updates == len(X_train) == 40
+    predictions = result.predict(X_val)
+    assert result.history["val_loss"][-1] == pytest.approx(np.mean((predictions - y_val) ** 2))
+
+
+# ---------------------------------------------------------------- stopping rules
+
+
+def overfitting_data():
+    """Training targets y = 2x, validation targets y = x: the validation loss falls while
+    the weight passes 1, then rises."""
+    x = np.linspace(-1.0, 1.0, 40).reshape(-1, 1)
+    return x, 2 * x[:, 0], (x, x[:, 0])
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_waits_patience_epochs_and_restores_the_best(restore_best):
+    X, y, validation = overfitting_data()
+    common = dict(optimizer="sgd", lr=0.05, batch_size=None, dtype="float64", verbose=0)
+    result = ds.fit(
+        "linear", X, y, validation=validation, epochs=500, patience=3, min_delta=0.0,
+        restore_best=restore_best, **common,
+    )  # fmt: skip
+    val_loss = result.history["val_loss"]
+    best = int(np.argmin(val_loss)) + 1
+    assert result.status == "early_stopping"
+    assert result.n_epochs == best + 3 == len(val_loss)
+    assert f"epoch {best}" in result.reason
+    kept = best if restore_best else result.n_epochs
+    assert result.best_epoch == (best if restore_best else None)
+    reference = ds.fit("linear", X, y, epochs=kept, **common)
+    assert leaves_equal(result.params, reference.params)
+    assert leaves_equal(result.opt_state, reference.opt_state)
+
+
+def test_min_delta_counts_only_improvements_larger_than_it():
+    X, y, validation = overfitting_data()
+    common = dict(
+        optimizer="sgd", lr=0.05, batch_size=None, validation=validation, dtype="float64",
+        verbose=0,
+    )  # fmt: skip
+    plain = ds.fit("linear", X, y, epochs=500, patience=3, **common)
+    strict = ds.fit("linear", X, y, epochs=500, patience=3, min_delta=1e-2, **common)
+    val_loss = strict.history["val_loss"]
+    # The reference rule: epoch e improves when its loss is below best - min_delta.
+    best, waited, stopped = math.inf, 0, None
+    for epoch, loss in enumerate(val_loss, start=1):
+        best, waited = (loss, 0) if loss < best - 1e-2 else (best, waited + 1)
+        if waited == 3 and stopped is None:
+            stopped = epoch
+    assert strict.n_epochs == stopped < plain.n_epochs
+
+
+def test_divergence_stops_and_keeps_the_last_finite_weights():
+    X, y = regression_data(30)
+    common = dict(optimizer="sgd", lr=1e3, batch_size=None, verbose=0)
+    result = ds.fit("linear", X, y, epochs=200, **common)
+    assert result.status == "diverged"
+    assert "smaller learning rate" in result.reason and "lr=100" in result.reason
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
+    assert 0 < result.n_epochs < 200 and result.n_updates == result.n_epochs
+    last_finite = ds.fit("linear", X, y, epochs=result.n_epochs, **common)
+    assert leaves_equal(result.params, last_finite.params)
+
+
+def test_divergence_in_mid_epoch_counts_only_the_finite_updates():
+    X, y = regression_data(30)
+    result = ds.fit("linear", X, y, optimizer="sgd", lr=1e3, batch_size=1, epochs=5, verbose=0)
+    assert result.status == "diverged" and result.n_epochs == 0
+    assert 0 < result.n_updates < 30
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
+
+
+def test_a_callback_returning_true_stops_training_after_all_callbacks_ran():
+    X, y = regression_data(30)
+    seen, also_seen = [], []
+
+    def stop_at_three(epoch, history):
+        seen.append((epoch, len(history["loss"])))
+        return epoch == 3
+
+    callbacks = [stop_at_three, lambda epoch, history: also_seen.append(epoch)]
+    result = ds.fit("linear", X, y, epochs=10, callbacks=callbacks, **SMALL)
+    assert result.status == "callback" and result.n_epochs == 3
+    assert seen == [(1, 1), (2, 2), (3, 3)] and also_seen == [1, 2, 3]
+
+
+def test_tol_stops_when_the_gradient_norm_is_small():
+    X, y = regression_data()
+    result = ds.fit("linear", X, y, tol=1e-3, epochs=1000, verbose=0, **BATCH_GD)
+    assert result.converged and result.n_epochs < 1000
+    grad_norm = result.history["grad_norm"]
+    assert grad_norm[-1] <= 1e-3 < grad_norm[-2]
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(model="lienar"), "did you mean 'linear'"),
+        (dict(loss="msee"), "did you mean 'mse'"),
+        (dict(optimizer="sgdd"), "did you mean 'sgd'"),
+        (dict(method="minibach"), "did you mean 'minibatch'"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+        (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
+        (dict(accumulate=0), "accumulate must be an integer >= 1"),
+        (dict(dtype="float16"), "dtype must be 'float32' or 'float64'"),
+        (dict(verbose=3), "verbose must be 0, 1 or 2"),
+        (dict(patience=0), "patience must be an integer >= 1"),
+        (dict(tol=-1.0), "tol must be a finite number >= 0"),
+        (dict(validation_split=1.5), "validation_split must be in"),
+        (dict(y=None), "y is required"),
+        (dict(y=np.zeros(7)), "X has 10 samples (rows) but y has 7"),
+        (dict(sample_weight=np.ones(3)), "sample_weight must have shape (10,)"),
+        (dict(sample_weight=-np.ones(10)), "sample_weight must be finite and >= 0"),
+        (dict(validation=(np.ones((4, 2)), np.ones(4))), "validation X has 2 features"),
+        (dict(validation=np.ones(3)), "validation must be a pair"),
+        (dict(optimizer=ds.optim.sgd(lr=0.1), lr=0.1), "lr is given twice"),
+        (dict(loss=lambda p, t: jnp.mean((p - t) ** 2)), "got a scalar"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_bad_arguments_raise_input_errors_that_say_what_to_do(kwargs, message):
+    X, y = regression_data(10)
+    arguments = dict(model="linear", X=X, y=y, epochs=1, verbose=0)
+    arguments.update(kwargs)
+    with pytest.raises(InputError) as error:
+        ds.fit(arguments.pop("model"), arguments.pop("X"), arguments.pop("y"), **arguments)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(model=3), "model must be"),
+        (dict(loss=3), "loss must be"),
+        (dict(optimizer=3), "optimizer must be"),
+    ],
+)
+def test_wrong_types_raise_type_errors(kwargs, message):
+    X, y = regression_data(10)
+    arguments = dict(model="linear", epochs=1, verbose=0)
+    arguments.update(kwargs)
+    with pytest.raises(DescendTypeError, match=message):
+        ds.fit(arguments.pop("model"), X, y, **arguments)
+
+
+def test_a_batch_larger_than_the_data_warns_and_uses_batch_descent():
+    X, y = regression_data(10)
+    with pytest.warns(DescendWarning, match="batch_size=64 is larger than the 10"):
+        result = ds.fit("linear", X, y, batch_size=64, epochs=3, verbose=0)
+    assert result.n_updates == 3
+
+
+def test_unseen_validation_labels_are_a_data_error():
+    X = np.arange(8.0).reshape(-1, 1)
+    with pytest.raises(DataError, match="validation y has labels not seen in training"):
+        ds.fit("logistic", X, [0, 1] * 4, validation=(X[:2], [0, 5]), epochs=1, verbose=0)
+
+
+# ---------------------------------------------------------------- models, losses, dtypes
+
+
+def test_custom_model_fits_its_own_least_squares_problem():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, size=(60, 1))
+    y = 1.5 * x[:, 0] ** 2 - 0.5 + 0.1 * rng.normal(size=60)
+
+    def apply(params, X):
+        return params["a"] * X[:, 0] ** 2 + params["c"]
+
+    with jax.enable_x64(True):
+        initial = {"a": jnp.zeros((), jnp.float64), "c": jnp.zeros((), jnp.float64)}
+    model = models.custom(apply, initial)
+    result = ds.fit(
+        model, x, y, optimizer="sgd", lr=0.5, batch_size=None, epochs=5000, tol=1e-10,
+        dtype="float64", verbose=0,
+    )  # fmt: skip
+    expected = np.linalg.lstsq(np.c_[x[:, 0] ** 2, np.ones(60)], y, rcond=None)[0]
+    np.testing.assert_allclose([result.params["a"], result.params["c"]], expected, rtol=1e-6)
+
+
+def test_a_loss_given_as_a_function_trains_as_the_named_loss():
+    X, y = regression_data(30)
+    named = ds.fit("linear", X, y, loss="mse", epochs=3, **SMALL)
+    custom = ds.fit("linear", X, y, loss=lambda p, t: (p - t) ** 2, epochs=3, **SMALL)
+    np.testing.assert_allclose(coef(custom.params), coef(named.params), rtol=1e-12)
+    assert custom.loss is not None and named.loss == "mse"
+
+
+def test_float64_is_scoped_to_the_call():
+    X, y = regression_data(30)
+    result = ds.fit("linear", X, y, epochs=1, **SMALL)
+    assert result.params["w"].dtype == np.float64 and result.predict(X).dtype == np.float64
+    assert jnp.zeros(1).dtype == jnp.float32  # the global flag is untouched
+    single = ds.fit("linear", X, y, epochs=1, **{**SMALL, "dtype": "float32"})
+    assert single.params["w"].dtype == np.float32 and single.predict(X).dtype == np.float32
+
+
+# ---------------------------------------------------------------- classifiers
+
+
+@pytest.mark.parametrize("dataset", sorted(CLASSIFIERS))
+def test_linear_classifiers_match_scikit_learn_accuracy(dataset, trained_classifiers):
+    X_train, X_val, y_train, y_val, result = trained_classifiers[dataset]
+    scaler = StandardScaler().fit(X_train)
+    reference = LogisticRegression(max_iter=5000).fit(scaler.transform(X_train), y_train)
+    expected = reference.score(scaler.transform(X_val), y_val)
+    assert abs(result.score(X_val, y_val) - expected) <= 0.01
+    agreement = np.mean(result.predict(X_val) == reference.predict(scaler.transform(X_val)))
+    assert agreement >= 0.98
+
+
+def test_mlp_beats_softmax_regression_on_digits(trained_classifiers):
+    X_train, X_val, y_train, y_val, softmax = trained_classifiers["digits"]
+    mlp = ds.fit(
+        models.mlp(hidden=(64,), task="multiclass"), X_train, y_train, batch_size=64,
+        optimizer=regularized_adam(0.01, len(X_train)), epochs=15, standardize=True, verbose=0,
+    )  # fmt: skip
+    assert mlp.score(X_val, y_val) > softmax.score(X_val, y_val) + 0.005
+
+
+def test_predictions_and_scores_agree_with_scikit_learn_metrics(trained_classifiers):
+    X_train, X_val, y_train, y_val, result = trained_classifiers["iris"]
+    labels = result.predict(X_val)
+    assert result.score(X_val, y_val) == pytest.approx(accuracy_score(y_val, labels))
+    probabilities = result.predict_proba(X_val)
+    expected = scipy.special.softmax(result.decision_function(X_val).astype(float), axis=1)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5)
+    np.testing.assert_array_equal(result.classes[np.argmax(probabilities, axis=1)], labels)
+    assert result.history["accuracy"][-1] == pytest.approx(result.score(X_train, y_train))
+
+    X, y = regression_data(30)
+    regression = ds.fit("linear", X, y, epochs=5, **SMALL)
+    assert regression.score(X, y) == pytest.approx(r2_score(y, regression.predict(X)))
+    assert regression.history["r2"][-1] == pytest.approx(regression.score(X, y))
+
+
+def test_string_labels_come_back_from_predict(trained_classifiers):
+    X_train, X_val, y_train, y_val, coded = trained_classifiers["breast_cancer"]
+    _, batch_size, lr, epochs = CLASSIFIERS["breast_cancer"]
+    names = np.array(["malignant", "benign"])
+    result = ds.fit(
+        "logistic", X_train, names[y_train], optimizer=regularized_adam(lr, len(X_train)),
+        batch_size=batch_size, epochs=epochs, standardize=True, verbose=0,
+    )  # fmt: skip
+    assert result.classes.tolist() == ["benign", "malignant"]  # sorted, as LabelEncoder
+    predicted = result.predict(X_val)
+    assert set(predicted) <= set(names)
+    assert result.score(X_val, names[y_val]) == accuracy_score(names[y_val], predicted) > 0.9
+    np.testing.assert_allclose(result.predict_proba(X_val).sum(axis=1), 1.0, rtol=1e-6)
+    # The codes are swapped (benign is class 0 here, 1 in the dataset): the same model.
+    np.testing.assert_array_equal(predicted, names[coded.predict(X_val)])
+
+
+def test_csv_path_and_dataset_inputs_train_the_same_model(tmp_path):
+    rng = np.random.default_rng(4)
+    size = rng.uniform(1, 3, 40).tolist()
+    color = rng.choice(["red", "blue"], 40)
+    price = (2 * np.array(size) + (color == "red") + 0.05 * rng.normal(size=40)).tolist()
+    path = tmp_path / "houses.csv"
+    lines = ["size,color,price"] + [
+        f"{s!r},{c},{p!r}" for s, c, p in zip(size, color, price, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    common = dict(optimizer="sgd", lr=0.1, batch_size=None, epochs=300, verbose=0)
+    from_path = ds.fit("linear", str(path), target="price", **common)
+    dataset = ds.data.load(path, target="price")
+    from_dataset = ds.fit("linear", dataset, **common)
+    assert leaves_equal(from_path.params, from_dataset.params)
+    features = np.c_[size, color == "blue", color == "red"].astype(float)
+    assert from_path.score(str(path), price) == pytest.approx(
+        r2_score(price, np.c_[features, np.ones(40)] @ lstsq_coef(features, price)), abs=1e-3
+    )
+    np.testing.assert_allclose(from_path.predict(str(path)), from_path.predict(features))
+
+
+# ---------------------------------------------------------------- compilation
+
+
+def test_a_second_fit_with_the_same_shapes_does_not_recompile():
+    X, y = regression_data(30)
+    traces = []
+
+    def squared_error(predictions, targets):
+        traces.append(1)
+        return (predictions - targets) ** 2
+
+    common = dict(loss=squared_error, optimizer="sgd", lr=0.01, batch_size=8, verbose=0)
+    ds.fit("linear", X, y, epochs=2, **common)
+    first = len(traces)
+    hits = engine.compiled_epoch.cache_info().hits
+    ds.fit("linear", X + 1.0, y, epochs=3, seed=5, **common)
+    assert len(traces) == first > 0
+    assert engine.compiled_epoch.cache_info().hits == hits + 1
