@@ -27,7 +27,8 @@ Requires scikit-learn >= 1.6: ``pip install "descend[sklearn]"``.
 >>> from sklearn.datasets import load_iris
 >>> from descend.sklearn import GDClassifier
 >>> X, y = load_iris(return_X_y=True)
->>> clf = GDClassifier(learning_rate=0.05, max_epochs=30, random_state=0).fit(X, y)
+>>> clf = GDClassifier(learning_rate=0.05, max_epochs=30, tol=None, random_state=0)
+>>> clf = clf.fit(X, y)
 >>> clf.classes_.tolist(), clf.score(X, y) > 0.9
 ([0, 1, 2], True)
 """
@@ -45,7 +46,7 @@ import contextlib
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -105,7 +106,7 @@ class _penalize_weights:
 class _GDBase(BaseEstimator):
     """Parameters, training and prediction shared by the regressor and the classifier."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "model": [StrOptions({"linear", "mlp"})],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(models.ACTIVATIONS))],
@@ -241,17 +242,23 @@ class _GDBase(BaseEstimator):
         return self
 
     def _stopping(self) -> dict[str, Any]:
-        """sklearn's rule: stop when the loss has not improved by tol for n_iter_no_change."""
-        if self.tol is None:
-            return {"restore_best": False}
-        stopping = {
+        """SGDClassifier's rule as fit's patience: stop when the monitored loss has not
+        fallen below the best so far by more than tol for n_iter_no_change epochs."""
+        if not self.early_stopping:
+            if self.tol is None:
+                return {"restore_best": False}
+            return {
+                "patience": self.n_iter_no_change,
+                "min_delta": float(self.tol),
+                "restore_best": False,
+            }
+        # As MLPClassifier: the weights of the best validation epoch are kept.
+        return {
             "patience": self.n_iter_no_change,
-            "min_delta": float(self.tol),
-            "restore_best": bool(self.early_stopping),
+            "min_delta": float(self.tol or 0.0),
+            "restore_best": True,
+            "validation_split": float(self.validation_fraction),
         }
-        if self.early_stopping:
-            stopping["validation_split"] = float(self.validation_fraction)
-        return stopping
 
     def _store(self, result: FitResult) -> None:
         """Keep the fitted state as NumPy values only, so the estimator pickles."""
@@ -330,8 +337,11 @@ class GDRegressor(RegressorMixin, _GDBase):
     max_epochs : int >= 1, default=200
         Passes over the training data in ``fit``.
     tol : float >= 0 or None, default=1e-4
-        Stop when the monitored loss has not fallen below the best one by more than
-        ``tol`` for ``n_iter_no_change`` consecutive epochs. None: run ``max_epochs``.
+        Stop when the monitored loss (the training loss, or the validation loss with
+        ``early_stopping``) has not fallen below the best one so far by more than ``tol``
+        for ``n_iter_no_change`` consecutive epochs (``patience`` and ``min_delta`` of
+        :func:`descend.fit`). None: run ``max_epochs`` epochs, or with ``early_stopping``
+        count any decrease as an improvement.
     n_iter_no_change : int >= 1, default=10
         Epochs without improvement before stopping.
     early_stopping : bool, default=False
@@ -386,7 +396,7 @@ class GDRegressor(RegressorMixin, _GDBase):
     ([1.5, -2.0], [0.5])
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **_GDBase._parameter_constraints,
         "loss": [StrOptions(set(REGRESSION_LOSSES)), callable, None],
     }
@@ -404,7 +414,9 @@ class GDRegressor(RegressorMixin, _GDBase):
         X, y = self._validate(X, y, reset=first, multi_output=True)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if not first and n_outputs != self.n_outputs_:
-            raise ValueError(f"y has {n_outputs} targets; the model was trained on {self.n_outputs_}")
+            raise ValueError(
+                f"y has {n_outputs} targets; the model was trained on {self.n_outputs_}"
+            )
         return self._fit_targets(X, y, sample_weight, incremental=True)
 
     def _fit_targets(self, X, y, sample_weight, *, incremental):
@@ -414,6 +426,8 @@ class GDRegressor(RegressorMixin, _GDBase):
         self._train(X, y, sample_weight, incremental=incremental)
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self._linear_attributes()
+        if hasattr(self, "coef_") and self.n_outputs_ == 1:
+            self.coef_ = self.coef_[0]
         return self
 
     def predict(self, X):
@@ -470,12 +484,12 @@ validation_loss_curve_
     >>> import numpy as np
     >>> from descend.sklearn import GDClassifier
     >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
-    >>> clf = GDClassifier(learning_rate=0.1, max_epochs=50, random_state=0)
+    >>> clf = GDClassifier(learning_rate=0.1, max_epochs=50, tol=None, random_state=0)
     >>> clf.fit(X, ["no", "no", "yes", "yes"]).predict([[-3.0], [3.0]]).tolist()
     ['no', 'yes']
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **_GDBase._parameter_constraints,
         "loss": [StrOptions(set(CLASSIFICATION_LOSSES)), callable, None],
     }
@@ -533,10 +547,8 @@ validation_loss_curve_
                 f"{np.unique(y[unknown]).tolist()[:5]!r}"
             )
         self._n_classes = len(classes)
-        if len(classes) == 2:
-            targets = codes.astype(np.float64)
-        else:
-            targets = np.eye(len(classes))[codes]
+        # 0/1 codes for one logit, or one-hot rows for k logits.
+        targets = codes.astype(np.float64) if len(classes) == 2 else np.eye(len(classes))[codes]
         self._train(X, targets, sample_weight, incremental=incremental)
         self.classes_ = classes
         self._linear_attributes()

@@ -1,0 +1,266 @@
+"""descend.sklearn: scikit-learn's own estimator checks, and scikit-learn models as oracles."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import descend
+from descend.sklearn import GDClassifier, GDRegressor
+
+SRC = str(Path(descend.__file__).resolve().parents[1])
+# Few epochs and a larger rate than the defaults keep the check suite fast; the checks
+# still demand accuracy > 0.83 and R² > 0.5 of these settings. The regressor runs the MLP
+# with mini-batches, the classifier the linear (logistic / softmax) model.
+CHECKED = [
+    GDRegressor(
+        model="mlp", hidden_layer_sizes=(16,), learning_rate=0.01, max_epochs=50, random_state=0
+    ),
+    GDClassifier(learning_rate=0.05, max_epochs=50, random_state=0),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(CHECKED)
+def test_estimators_pass_sklearns_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _standardized(X):
+    return StandardScaler().fit_transform(X)
+
+
+def _regression(n_samples=60):
+    X, y = make_regression(n_samples=n_samples, n_features=4, noise=5.0, random_state=0)
+    return _standardized(X), y / y.std()
+
+
+def _classification(n_classes, n_samples=60):
+    X, y = make_classification(
+        n_samples=n_samples, n_features=4, n_informative=3, n_redundant=0,
+        n_classes=n_classes, random_state=0,
+    )  # fmt: skip
+    return _standardized(X), y
+
+
+# Batch gradient descent run to convergence, so the minimizer can be compared.
+CONVERGED = {"optimizer": "gd", "method": "batch", "max_epochs": 300, "tol": None}
+
+
+def test_alpha_is_ridges_penalty_on_the_mean_squared_error():
+    # mean (y - f)^2 + alpha/2 |w|^2 has Ridge's minimizer for Ridge alpha = n * alpha / 2.
+    X, y = _regression()
+    alpha = 0.1
+    reg = GDRegressor(learning_rate=0.4, alpha=alpha, **CONVERGED).fit(X, y)
+    ridge = Ridge(alpha=len(X) * alpha / 2).fit(X, y)
+    np.testing.assert_allclose(reg.coef_, ridge.coef_, atol=1e-8)
+    np.testing.assert_allclose(reg.intercept_, ridge.intercept_, atol=1e-8)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_alpha_is_logistic_regressions_penalty(n_classes):
+    # mean log-loss + alpha/2 |W|^2 is LogisticRegression's objective divided by C n, for
+    # C = 1 / (alpha n); two classes are binomial, three multinomial (softmax).
+    X, y = _classification(n_classes)
+    alpha = 0.1
+    clf = GDClassifier(learning_rate=1.0, alpha=alpha, **CONVERGED).fit(X, y)
+    reference = LogisticRegression(C=1 / (alpha * len(X)), tol=1e-10, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(clf.coef_, reference.coef_, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(X), reference.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), reference.predict(X))
+
+
+def test_batch_steps_follow_the_penalized_gradient_with_the_optimizer_kwargs():
+    # Two steps of heavy-ball SGD (torch.optim.SGD's momentum) from zero weights, in NumPy.
+    X, y = _regression()
+    lr, momentum, alpha = 0.1, 0.9, 0.5
+    reg = GDRegressor(
+        optimizer="sgd", learning_rate=lr, optimizer_kwargs={"momentum": momentum},
+        alpha=alpha, method="batch", max_epochs=2, tol=None,
+    ).fit(X, y)  # fmt: skip
+    w, b = np.zeros(X.shape[1]), 0.0
+    velocity_w, velocity_b = np.zeros_like(w), 0.0
+    for step in range(2):
+        residual = X @ w + b - y
+        grad_w = 2 * X.T @ residual / len(X) + alpha * w  # the bias is not penalized
+        grad_b = 2 * residual.mean()
+        velocity_w = grad_w if step == 0 else momentum * velocity_w + grad_w
+        velocity_b = grad_b if step == 0 else momentum * velocity_b + grad_b
+        w, b = w - lr * velocity_w, b - lr * velocity_b
+    np.testing.assert_allclose(reg.coef_, w, rtol=1e-12)
+    np.testing.assert_allclose(reg.intercept_, [b], rtol=1e-12)
+    assert reg.n_iter_ == 2 and reg.t_ == 2 and len(reg.loss_curve_) == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_grid_search_in_a_pipeline_scores_within_a_point_of_logistic_regression():
+    X, y = load_breast_cancer(return_X_y=True)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), GDClassifier(max_epochs=100, random_state=0)),
+        {"gdclassifier__learning_rate": [0.001, 0.01], "gdclassifier__batch_size": [32, 128]},
+        cv=folds,
+    )
+    search.fit(X, y)
+    reference = cross_val_score(
+        make_pipeline(StandardScaler(), LogisticRegression()), X, y, cv=folds
+    )
+    assert abs(search.best_score_ - reference.mean()) <= 0.01
+    assert search.best_estimator_.score(X, y) > 0.95
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_random_state_makes_fits_reproducible(model):
+    X, y = _classification(3)
+    settings = {"model": model, "hidden_layer_sizes": (8,), "max_epochs": 5, "tol": None}
+    first = GDClassifier(random_state=3, **settings).fit(X, y)
+    again = GDClassifier(random_state=3, **settings).fit(X, y)
+    other = GDClassifier(random_state=4, **settings).fit(X, y)
+    np.testing.assert_array_equal(first.predict_proba(X), again.predict_proba(X))
+    # Another seed shuffles (and, for the MLP, initializes) differently.
+    assert not np.array_equal(first.predict_proba(X), other.predict_proba(X))
+
+
+def test_clone_copies_the_parameters_and_not_the_fit():
+    X, y = _classification(2)
+    fitted = GDClassifier(model="mlp", hidden_layer_sizes=(8,), max_epochs=2, tol=None)
+    fitted.fit(X, y)
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "classes_") and not hasattr(copy, "coefs_")
+
+
+def test_pickled_estimators_predict_the_same_in_a_new_process(tmp_path):
+    X, y = _classification(3)
+    X_reg, y_reg = _regression()
+    classifier = GDClassifier(model="mlp", hidden_layer_sizes=(8,), max_epochs=5, tol=None)
+    regressor = GDRegressor(max_epochs=5, tol=None, random_state=0)
+    classifier.fit(X, np.array(["a", "b", "c"])[y])
+    regressor.fit(X_reg, y_reg)
+    path = tmp_path / "fitted.pkl"
+    path.write_bytes(pickle.dumps((classifier, regressor, X, X_reg)))
+    script = textwrap.dedent(
+        f"""
+        import pickle, sys
+        import numpy as np
+        classifier, regressor, X, X_reg = pickle.loads(open({str(path)!r}, "rb").read())
+        np.savez({str(tmp_path / "out.npz")!r}, proba=classifier.predict_proba(X),
+                 labels=classifier.predict(X), values=regressor.predict(X_reg))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(out["proba"], classifier.predict_proba(X))
+    np.testing.assert_array_equal(out["labels"], classifier.predict(X))
+    np.testing.assert_array_equal(out["values"], regressor.predict(X_reg))
+
+
+def test_descend_imports_without_sklearn_and_names_the_extra():
+    script = textwrap.dedent(
+        """
+        import sys
+
+        class NoSklearn:
+            def find_spec(self, name, path=None, target=None):
+                if name == "sklearn" or name.startswith("sklearn."):
+                    raise ImportError(f"No module named {name!r}")
+
+        sys.meta_path.insert(0, NoSklearn())
+        import descend
+        assert "sklearn" not in sys.modules
+        try:
+            descend.sklearn
+        except ImportError as error:
+            print(error)
+        else:
+            raise SystemExit("descend.sklearn imported without scikit-learn")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'pip install "descend[sklearn]"' in done.stdout
+
+
+def test_partial_fit_epochs_continue_fits_trajectory():
+    X, y = _classification(3)
+    settings = {"random_state": 0, "tol": None, "batch_size": 16}
+    fitted = GDClassifier(max_epochs=3, **settings).fit(X, y)
+    streamed = GDClassifier(**settings)
+    for _ in range(3):
+        streamed.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_allclose(streamed.coef_, fitted.coef_, rtol=1e-12)
+    assert streamed.n_iter_ == 3 and streamed.t_ == fitted.t_
+    np.testing.assert_allclose(streamed.loss_curve_, fitted.loss_curve_, rtol=1e-12)
+
+
+def test_partial_fit_learns_classes_missing_from_the_first_batch():
+    X, y = _classification(3)
+    first = y != 2
+    clf = GDClassifier(learning_rate=0.05, random_state=0)
+    clf.partial_fit(X[first], y[first], classes=np.array([0, 1, 2]))
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.predict_proba(X).shape == (len(X), 3)
+    for _ in range(20):
+        clf.partial_fit(X, y)
+    assert clf.score(X, y) > 0.7
+    with pytest.raises(ValueError, match="classes must be passed"):
+        GDClassifier().partial_fit(X, y)
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X, y + 5)
+
+
+def test_early_stopping_monitors_the_validation_loss():
+    X, y = _regression(n_samples=200)
+    reg = GDRegressor(
+        learning_rate=0.05, early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+        tol=0.0, max_epochs=300, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    assert reg.n_iter_ < 300
+    assert len(reg.validation_loss_curve_) == len(reg.loss_curve_) == reg.n_iter_
+
+
+def test_unconverged_and_diverged_fits_warn():
+    X, y = _regression()
+    with pytest.warns(ConvergenceWarning, match="max_epochs=2"):
+        GDRegressor(max_epochs=2).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="smaller learning rate"):
+        GDRegressor(optimizer="sgd", learning_rate=1e200, method="batch", max_epochs=2).fit(X, y)
+
+
+def test_sparse_input_is_refused_naming_dense_data():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = _classification(2)
+    with pytest.raises(TypeError, match="dense data is required"):
+        GDClassifier().fit(sparse.csr_array(X), y)
+
+
+def test_learning_rate_inside_optimizer_kwargs_is_refused():
+    X, y = _regression()
+    with pytest.raises(ValueError, match="learning_rate="):
+        GDRegressor(optimizer_kwargs={"lr": 0.1}).fit(X, y)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "bce_with_logits"])
+def test_losses_without_probabilities_hide_predict_proba(loss):
+    X, y = _classification(3)
+    clf = GDClassifier(loss=loss, max_epochs=5, tol=None, random_state=0).fit(X, y)
+    assert hasattr(clf, "predict_proba") == (loss == "bce_with_logits")
+    assert clf.decision_function(X).shape == (len(X), 3)
