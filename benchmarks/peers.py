@@ -1,0 +1,165 @@
+"""Logistic regression trained by hand in the peers, the way their users write it.
+
+Each trainer starts from the same NumPy arrays and zero weights, shuffles once per
+epoch, takes ``ceil(n / batch_size)`` steps per epoch (the short last batch is used, as
+in descend) and returns the weights on the host. ``max_steps`` stops early, for loops
+too slow to run whole: the caller extrapolates their time.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmarks.harness import optional
+
+
+@dataclass
+class Trained:
+    w: np.ndarray
+    b: float
+    n_steps: int
+
+
+def torch_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    algorithm: str,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    seed: int = 0,
+    implementation: str = "foreach",
+    device: str = "cpu",
+    max_steps: int | None = None,
+) -> Trained:
+    """A plain PyTorch loop, no DataLoader: ``randperm`` and indexing, then
+    ``zero_grad``, forward, ``binary_cross_entropy_with_logits``, ``backward``, ``step``.
+
+    ``algorithm`` is ``"adam"`` or ``"sgd"``; ``implementation`` is ``"foreach"`` or
+    ``"fused"`` (the ``torch.optim`` flag of that name).
+    """
+    torch = optional("torch")
+    functional = torch.nn.functional
+    features = torch.from_numpy(X).to(device)
+    labels = torch.from_numpy(y).to(device)
+    n_samples, n_features = X.shape
+    w = torch.zeros(n_features, device=device, requires_grad=True)
+    b = torch.zeros((), device=device, requires_grad=True)
+    optimizer_class = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[algorithm]
+    optimizer = optimizer_class([w, b], lr=lr, **{implementation: True})
+    generator = torch.Generator(device=device).manual_seed(seed)
+    n_steps = 0
+    for _ in range(epochs):
+        order = torch.randperm(n_samples, generator=generator, device=device)
+        for start in range(0, n_samples, batch_size):
+            if max_steps is not None and n_steps >= max_steps:
+                break
+            rows = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = functional.binary_cross_entropy_with_logits(features[rows] @ w + b, labels[rows])
+            loss.backward()
+            optimizer.step()
+            n_steps += 1
+    return Trained(w.detach().cpu().numpy(), float(b.detach().cpu()), n_steps)
+
+
+def _optax_pieces(transform):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    def loss(params, xb, yb):
+        logits = xb @ params["w"] + params["b"]
+        return optax.sigmoid_binary_cross_entropy(logits, yb).mean()
+
+    def update(params, state, xb, yb):
+        grads = jax.grad(loss)(params, xb, yb)
+        updates, state = transform.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    def start(X, y):
+        X, y = jnp.asarray(X), jnp.asarray(y)
+        params = {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
+        return X, y, params, transform.init(params)
+
+    return update, start
+
+
+def optax_step_loop(transform, batch_size: int) -> Callable[..., Trained]:
+    """JAX + Optax with one jitted step, looped over the batches in Python.
+
+    The step takes the whole data and the epoch's permutation and slices its batch
+    inside the program, so each step is one dispatch. Returns
+    ``train(X, y, *, epochs, seed, max_steps=None)``; its jitted step is compiled by
+    the first call and reused by the next ones.
+    """
+    import jax
+
+    update, start = _optax_pieces(transform)
+
+    @functools.partial(jax.jit, static_argnames="size")
+    def step(params, state, X, y, order, first, size):
+        rows = jax.lax.dynamic_slice_in_dim(order, first, size)
+        return update(params, state, X[rows], y[rows])
+
+    def train(X, y, *, epochs: int, seed: int = 0, max_steps: int | None = None) -> Trained:
+        n_samples = len(X)
+        X, y, params, state = start(X, y)
+        key = jax.random.key(seed)
+        n_steps = 0
+        for epoch in range(epochs):
+            order = jax.random.permutation(jax.random.fold_in(key, epoch), n_samples)
+            for first in range(0, n_samples, batch_size):
+                if max_steps is not None and n_steps >= max_steps:
+                    break
+                size = min(batch_size, n_samples - first)
+                params, state = step(params, state, X, y, order, first, size)
+                n_steps += 1
+        params = jax.device_get(params)
+        return Trained(np.asarray(params["w"]), float(params["b"]), n_steps)
+
+    return train
+
+
+def optax_scan_loop(transform, batch_size: int) -> Callable[..., Trained]:
+    """JAX + Optax with each epoch one jitted program: a permutation, then a
+    ``lax.scan`` over the batches gathering each batch's rows (what a JAX expert writes).
+
+    Returns ``train(X, y, *, epochs, seed)``; compiled on first call per data shape.
+    """
+    import jax
+
+    update, start = _optax_pieces(transform)
+
+    @jax.jit
+    def epoch(params, state, X, y, key):
+        n_samples = X.shape[0]
+        order = jax.random.permutation(key, n_samples)
+        n_full = n_samples // batch_size
+
+        def body(carry, rows):
+            return update(*carry, X[rows], y[rows]), None
+
+        batches = order[: n_full * batch_size].reshape(n_full, batch_size)
+        (params, state), _ = jax.lax.scan(body, (params, state), batches)
+        if n_samples % batch_size:
+            rows = order[n_full * batch_size :]
+            params, state = update(params, state, X[rows], y[rows])
+        return params, state
+
+    def train(X, y, *, epochs: int, seed: int = 0) -> Trained:
+        n_samples = len(X)
+        X, y, params, state = start(X, y)
+        key = jax.random.key(seed)
+        for number in range(epochs):
+            params, state = epoch(params, state, X, y, jax.random.fold_in(key, number))
+        params = jax.device_get(params)
+        n_steps = epochs * -(-n_samples // batch_size)
+        return Trained(np.asarray(params["w"]), float(params["b"]), n_steps)
+
+    return train
