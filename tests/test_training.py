@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.special
 import torch
@@ -321,6 +322,16 @@ def test_integer_sample_weights_equal_repeated_rows():
     np.testing.assert_allclose(weighted.history["loss"], repeated.history["loss"], rtol=1e-12)
 
 
+def test_rows_dropped_for_missing_values_drop_their_sample_weights():
+    X, y = regression_data(32)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, len(X))
+    X[[4, 17], [0, 2]] = np.nan
+    keep = np.isfinite(X).all(axis=1)
+    dropped = ds.fit("linear", X, y, sample_weight=weights, nan_policy="drop", epochs=2, **SMALL)
+    clean = ds.fit("linear", X[keep], y[keep], sample_weight=weights[keep], epochs=2, **SMALL)
+    assert leaves_equal(dropped.params, clean.params)
+
+
 def test_weighted_least_squares_matches_scikit_learn():
     X, y = regression_data()
     weights = np.random.default_rng(2).uniform(0.1, 3.0, len(X))
@@ -473,6 +484,7 @@ def test_tol_stops_when_the_gradient_norm_is_small():
         (dict(tol=-1.0), "tol must be a finite number >= 0"),
         (dict(validation_split=1.5), "validation_split must be in"),
         (dict(y=None), "y is required"),
+        (dict(target="price"), "target= and features= name columns of a file"),
         (dict(y=np.zeros(7)), "X has 10 samples (rows) but y has 7"),
         (dict(sample_weight=np.ones(3)), "sample_weight must have shape (10,)"),
         (dict(sample_weight=-np.ones(10)), "sample_weight must be finite and >= 0"),
@@ -631,6 +643,9 @@ def test_csv_path_and_dataset_inputs_train_the_same_model(tmp_path):
     dataset = ds.data.load(path, target="price")
     from_dataset = ds.fit("linear", dataset, **common)
     assert leaves_equal(from_path.params, from_dataset.params)
+    from_frame = ds.fit("linear", pd.read_csv(path), target="price", **common)
+    assert leaves_equal(from_path.params, from_frame.params)
+    np.testing.assert_array_equal(from_frame.predict(pd.read_csv(path)), from_path.predict(path))
     features = np.c_[size, color == "blue", color == "red"].astype(float)
     assert from_path.score(str(path), price) == pytest.approx(
         r2_score(price, np.c_[features, np.ones(40)] @ lstsq_coef(features, price)), abs=1e-3

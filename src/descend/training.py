@@ -121,8 +121,9 @@ def fit(
         classifier). Sized from the data: features, outputs and classes are inferred.
     X, y:
         Arrays (NumPy, JAX, lists, pandas), or ``X`` a :class:`descend.data.Dataset`
-        (``y`` omitted), or ``X`` the path of a CSV / Parquet file with ``target`` the
-        name of its target column (``features`` optionally choosing the others).
+        (``y`` omitted), or ``X`` the path of a CSV / Parquet file or a DataFrame (``y``
+        omitted) with ``target`` the name of its target column (default: the last;
+        ``features`` optionally choosing the others; text columns are one-hot encoded).
         Classifier labels may be any values; they are encoded as ``classes``.
     loss:
         A loss name (see :func:`descend.losses.names`) or a callable
@@ -388,8 +389,14 @@ def _prepare_data(
     from descend import data
 
     encoding = None
-    if isinstance(X, (str,)) or hasattr(X, "__fspath__"):
+    table = isinstance(X, str) or hasattr(X, "__fspath__") or (y is None and hasattr(X, "columns"))
+    if table:
         X = data.load(X, target=target, features=features, nan_policy=nan_policy, dtype=dtype)
+    elif target is not None or features is not None:
+        raise InputError(
+            "target= and features= name columns of a file or a DataFrame; with arrays, "
+            "pass the features as X and the targets as y"
+        )
     if isinstance(X, data.Dataset):
         if y is not None:
             raise InputError("give y only with arrays; a Dataset carries its own target")
@@ -399,11 +406,20 @@ def _prepare_data(
     elif y is None:
         raise InputError("y is required with array data: fit(model, X, y)")
     task = None if model.task == "regression" else model.task
-    arrays = data.as_arrays(X, y, task=task, nan_policy=nan_policy, dtype=dtype)
+    X = data.feature_matrix(X)
+    weights = _sample_weights(sample_weight, len(X), dtype)
+    if nan_policy == "drop" and sample_weight is not None:
+        # A last column of row numbers tells which rows survive, and so which weights.
+        tagged = np.c_[X.astype(np.float64), np.arange(len(X), dtype=np.float64)]
+        arrays = data.as_arrays(tagged, y, task=task, nan_policy=nan_policy, dtype="float64")
+        weights = weights[arrays.X[:, -1].astype(np.int64)]
+        y = arrays.y if task is not None else arrays.y.astype(dtype)
+        arrays = data.ArrayData(arrays.X[:, :-1].astype(dtype), y, arrays.classes)
+    else:
+        arrays = data.as_arrays(X, y, task=task, nan_policy=nan_policy, dtype=dtype)
     X, y, classes = arrays.X, arrays.y, arrays.classes
     if previous is not None and previous.classes is not None:
         classes, y = previous.classes, _codes(arrays.classes[arrays.y], previous.classes, "y")
-    weights = _sample_weights(sample_weight, len(X), dtype)
     X_val = y_val = None
     if validation is not None and validation_split is not None:
         raise InputError("give validation=(X_val, y_val) or validation_split, not both")
@@ -543,6 +559,7 @@ class _Run:
                     )
                     # Scoring is dispatched before the fetch, so the host waits once an epoch.
                     score = evaluate(self.objective, outcome.params, *scored)
+                    next_lr = _lr_at(self.optimizer, n_updates + self.config.n_updates)
                     fetched = jax.device_get(
                         (
                             outcome.values,
@@ -550,13 +567,14 @@ class _Run:
                             outcome.grad_norms,
                             outcome.n_finite,
                             *score,
+                            next_lr,
                         )
                     )
                 except KeyboardInterrupt:
                     status = Status.INTERRUPTED
                     reason = f"interrupted during epoch {epoch + 1}; weights are from epoch {epoch}"
                     break
-                values, weights, grad_norms, n_finite, score_loss, score_metric = fetched
+                values, weights, grad_norms, n_finite, score_loss, score_metric, next_lr = fetched
                 params, opt_state = outcome.params, outcome.opt_state
                 n_updates += int(n_finite)
                 if n_finite < self.config.n_updates:
@@ -567,7 +585,7 @@ class _Run:
                     record["val_loss"] = float(score_loss)
                 record[prefix + task_metric(model)] = float(score_metric)
                 record["grad_norm"] = float(grad_norms[-1])
-                record["lr"] = _current_lr(self.optimizer, n_updates)
+                record["lr"] = float(next_lr)
                 record["time"] = time.perf_counter() - began
                 for key, value in record.items():
                     history.setdefault(key, []).append(value)
@@ -664,11 +682,12 @@ def _restore_state(optimizer: Optimizer, params, saved_state):
     )
 
 
-def _current_lr(optimizer: Optimizer, n_updates: int) -> float:
+def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
+    """The learning rate of the next update (NaN for an optimizer without ``lr``)."""
     lr = optimizer.hyperparams.get("lr")
     if lr is None:
         return math.nan
-    return float(optim.lr_at(lr, jnp.asarray(n_updates)))
+    return optim.lr_at(lr, jnp.asarray(n_updates))
 
 
 def _as_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
