@@ -43,6 +43,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
     ) from error
 
 import contextlib
+import re
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -52,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-if tuple(int(part) for part in sklearn.__version__.split(".")[:2]) < (1, 6):
+if tuple(map(int, re.findall(r"\d+", sklearn.__version__)[:2])) < (1, 6):
     raise ImportError(
         f"descend.sklearn needs scikit-learn >= 1.6, found {sklearn.__version__}: "
         'pip install -U "descend[sklearn]"'
