@@ -109,17 +109,23 @@ def custom_model():
     return models.custom(apply, {"scale": jnp.ones(()), "w": jnp.zeros(2)})
 
 
-def test_a_custom_model_must_be_given_to_load(tmp_path):
+def test_a_custom_model_must_be_given_to_load_and_to_resume(tmp_path):
     X = np.random.default_rng(2).normal(size=(30, 2))
+    y = np.tanh(X[:, 0])
     model = custom_model()
-    result = ds.fit(model, X, np.tanh(X[:, 0]), lr=0.05, batch_size=None, epochs=3, verbose=0)
+    common = dict(optimizer="sgd", lr=0.05, batch_size=None, dtype="float64", verbose=0)
+    four = ds.fit(model, X, y, epochs=4, **common)
+    two = ds.fit(model, X, y, epochs=2, **common)
     path = tmp_path / "custom.ckpt"
-    ds.save(path, result)
+    ds.save(path, two)
     with pytest.raises(CheckpointError, match=r"custom model.*load\(path, model="):
         ds.load(path)
     loaded = ds.load(path, model=model)
-    assert_same_result(loaded, result)
-    np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
+    assert_same_result(loaded, two)
+    assert loaded.params["w"].dtype == np.float64
+    np.testing.assert_array_equal(loaded.predict(X), two.predict(X))
+    resumed = ds.fit(model, X, y, epochs=4, resume=path, **common)
+    assert leaves_equal(resumed.params, four.params)
 
 
 def test_an_optimizer_with_a_schedule_must_be_given_to_load(tmp_path):

@@ -304,6 +304,8 @@ def test_resuming_keeps_the_loss_and_lr_alone_changes_only_the_rate():
     two = ds.fit("linear", X, y, loss="huber", optimizer="sgd", lr=0.05, epochs=2, **common)
     resumed = ds.fit("linear", X, y, epochs=4, resume=two, **common)
     assert resumed.loss == "huber" and leaves_equal(resumed.params, four.params)
+    with pytest.raises(InputError, match="2 epochs already trained"):
+        ds.fit("linear", X, y, epochs=2, resume=two, **common)
     slower = ds.fit("linear", X, y, epochs=4, lr=0.01, resume=two, **common)
     assert slower.optimizer == ds.optim.sgd(lr=0.01)
     np.testing.assert_allclose(slower.history["lr"][2:], 0.01)
@@ -544,15 +546,14 @@ def test_custom_model_fits_its_own_least_squares_problem():
     def apply(params, X):
         return params["a"] * X[:, 0] ** 2 + params["c"]
 
-    with jax.enable_x64(True):
-        initial = {"a": jnp.zeros((), jnp.float64), "c": jnp.zeros((), jnp.float64)}
-    model = models.custom(apply, initial)
+    model = models.custom(apply, {"a": np.zeros(()), "c": np.zeros(())})
     result = ds.fit(
         model, x, y, optimizer="sgd", lr=0.5, batch_size=None, epochs=5000, tol=1e-10,
         dtype="float64", verbose=0,
     )  # fmt: skip
     expected = np.linalg.lstsq(np.c_[x[:, 0] ** 2, np.ones(60)], y, rcond=None)[0]
     np.testing.assert_allclose([result.params["a"], result.params["c"]], expected, rtol=1e-6)
+    assert result.params["a"].dtype == np.float64
 
 
 def test_a_loss_given_as_a_function_trains_as_the_named_loss():

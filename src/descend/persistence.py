@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from typing import Any
 
 import jax
@@ -83,7 +84,12 @@ def load(
         )
     model = model if model is not None else _model(metadata["model"], path)
     optimizer = optimizer if optimizer is not None else _optimizer(metadata["optimizer"], path)
-    like = {"params": model.init(0, 1, 1)} if model.name == "custom" else None
+    like = None
+    if model.name == "custom":
+        # The structure of the user's params, their floating leaves in the saved dtype.
+        like = {
+            "params": jax.tree.map(partial(_template, dtype=metadata["dtype"]), model.init(0, 1, 1))
+        }
     trees = checkpoint.load_tree(path, like=like).trees
     params = trees["params"]
     template = optimizer.init(jax.tree.map(np.asarray, params))
@@ -114,6 +120,11 @@ def load(
         seed=int(metadata["seed"]),
         best_epoch=metadata["best_epoch"],
     )
+
+
+def _template(leaf, dtype: str) -> np.ndarray:
+    leaf = np.asarray(leaf)
+    return np.zeros(leaf.shape, dtype if np.issubdtype(leaf.dtype, np.floating) else leaf.dtype)
 
 
 def _optimizer_config(optimizer: Optimizer) -> dict[str, Any] | None:

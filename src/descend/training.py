@@ -196,11 +196,17 @@ def fit(
     >>> np.round(result.params["w"], 3).tolist(), round(float(result.params["b"]), 3)
     ([1.0, -2.0, 0.5], 3.0)
     """
-    previous = _resolve_resume(resume)
+    previous = _resolve_resume(resume, model, optimizer)
     model = _resolve_model(
         model if previous is None else previous.model if model is None else model
     )
     epochs = check_int("epochs", epochs, minimum=1)
+    if previous is not None and epochs <= previous.n_epochs:
+        raise InputError(
+            f"epochs counts the {previous.n_epochs} epochs already trained when resuming, so "
+            f"epochs={epochs} leaves none to run; ask for more, e.g. "
+            f"epochs={previous.n_epochs + epochs}"
+        )
     accumulate = check_int("accumulate", accumulate, minimum=1)
     if seed is None:
         seed = previous.seed if previous is not None else 0
@@ -265,12 +271,17 @@ def fit(
 # ---------------------------------------------------------------- argument resolution
 
 
-def _resolve_resume(resume) -> FitResult | None:
+def _resolve_resume(resume, model, optimizer) -> FitResult | None:
     if resume is None or isinstance(resume, FitResult):
         return resume
     from descend.persistence import load
 
-    return load(resume)
+    # The file cannot hold a custom model's function or a schedule's: use the ones given.
+    return load(
+        resume,
+        model=model if isinstance(model, models.Model) else None,
+        optimizer=optimizer if isinstance(optimizer, Optimizer) else None,
+    )
 
 
 def _resolve_model(model) -> models.Model:
@@ -538,6 +549,8 @@ class _Run:
             history = {key: list(values) for key, values in self.previous.history.items()}
         else:
             params = model.init(init_key, prepared.X.shape[1], prepared.n_outputs, dtype=self.dtype)
+            if model.name == "custom":  # the user's own params, in the training dtype
+                params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
             opt_state = self.optimizer.init(params)
             start, n_updates, history = 0, 0, {}
         program = engine.compiled_epoch(self.objective, self.optimizer, self.config)
