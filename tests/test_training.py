@@ -306,6 +306,8 @@ def test_resuming_keeps_the_loss_and_lr_alone_changes_only_the_rate():
     assert resumed.loss == "huber" and leaves_equal(resumed.params, four.params)
     with pytest.raises(InputError, match="2 epochs already trained"):
         ds.fit("linear", X, y, epochs=2, resume=two, **common)
+    with pytest.raises(InputError, match="holds a linear\\(\\) model, not polynomial"):
+        ds.fit(models.polynomial(3), X[:, :1], y, epochs=4, resume=two, **common)
     slower = ds.fit("linear", X, y, epochs=4, lr=0.01, resume=two, **common)
     assert slower.optimizer == ds.optim.sgd(lr=0.01)
     np.testing.assert_allclose(slower.history["lr"][2:], 0.01)

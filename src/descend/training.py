@@ -200,6 +200,11 @@ def fit(
     model = _resolve_model(
         model if previous is None else previous.model if model is None else model
     )
+    if previous is not None and model.name != "custom" and model != previous.model:
+        raise InputError(
+            f"the checkpoint holds a {previous.model!r} model, not {model!r}; resume with "
+            "the same model (or model=None to take it from the checkpoint)"
+        )
     epochs = check_int("epochs", epochs, minimum=1)
     if previous is not None and epochs <= previous.n_epochs:
         raise InputError(
@@ -244,12 +249,8 @@ def fit(
         )
         n_train = len(prepared.X)
         batch_size = _resolve_batch_size(batch_size, method, n_train)
+        # batch_size <= n_train here, so drop_last always leaves at least one batch.
         n_batches = n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
-        if n_batches == 0:
-            raise InputError(
-                f"drop_last=True with batch_size={batch_size} leaves no batch of the "
-                f"{n_train} training samples; use a smaller batch_size or drop_last=False"
-            )
         config = EpochConfig(
             n_samples=n_train,
             n_used=n_batches * batch_size if drop_last else n_train,
