@@ -8,6 +8,11 @@ this package is imported by :func:`load_all`, so adding a row is adding a module
     @row(7, "host-devices", "Training on forced host devices")
     def run(settings: Settings) -> RowResult:
         ...
+
+A row whose measurement needs settings fixed before JAX starts (``XLA_FLAGS`` such as
+``--xla_force_host_platform_device_count=8``) runs that measurement in a child process
+(``subprocess.run([sys.executable, "-c", ...], env=...)``) and returns its numbers in
+the same tables: the suite's own process has already started JAX.
 """
 
 from __future__ import annotations
