@@ -64,12 +64,9 @@ def split_dataset(name, seed=0):
     return ds.data.train_validation_split(data.X, data.y, 0.25, seed=seed)
 
 
-# Batch gradient descent: each dataset's model, batch size, learning rate and epochs.
-CLASSIFIERS = {
-    "breast_cancer": ("logistic", None, 0.05, 300),
-    "digits": ("softmax", None, 0.05, 300),
-    "iris": ("softmax", None, 0.05, 300),
-}
+# Each shipped classification set and its linear model, trained by batch descent.
+CLASSIFIERS = {"breast_cancer": "logistic", "digits": "softmax", "iris": "softmax"}
+CLASSIFIER_SETTINGS = dict(batch_size=None, epochs=300, standardize=True, verbose=0)
 
 
 def regularized_adam(lr, n_samples):
@@ -82,12 +79,10 @@ def regularized_adam(lr, n_samples):
 def trained_classifiers():
     """Each shipped classification set: its split and a model trained as scikit-learn's."""
     trained = {}
-    for name, (model, batch_size, lr, epochs) in CLASSIFIERS.items():
+    for name, model in CLASSIFIERS.items():
         X_train, X_val, y_train, y_val = split_dataset(name)
-        result = ds.fit(
-            model, X_train, y_train, optimizer=regularized_adam(lr, len(X_train)),
-            batch_size=batch_size, epochs=epochs, standardize=True, verbose=0,
-        )  # fmt: skip
+        optimizer = regularized_adam(0.05, len(X_train))
+        result = ds.fit(model, X_train, y_train, optimizer=optimizer, **CLASSIFIER_SETTINGS)
         trained[name] = (X_train, X_val, y_train, y_val, result)
     return trained
 
@@ -461,6 +456,15 @@ def test_a_callback_returning_true_stops_training_after_all_callbacks_ran():
     assert seen == [(1, 1), (2, 2), (3, 3)] and also_seen == [1, 2, 3]
 
 
+def test_verbose_2_prints_one_line_per_epoch(capsys):
+    X, y = regression_data(30)
+    X_val, y_val = regression_data(30, seed=9)
+    ds.fit("linear", X, y, epochs=3, validation=(X_val, y_val), **{**SMALL, "verbose": 2})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("val_loss" in line and "samples/s" in line for line in lines)
+
+
 def test_tol_stops_when_the_gradient_norm_is_small():
     X, y = regression_data()
     result = ds.fit("linear", X, y, tol=1e-3, epochs=1000, verbose=0, **BATCH_GD)
@@ -616,12 +620,9 @@ def test_predictions_and_scores_agree_with_scikit_learn_metrics(trained_classifi
 
 def test_string_labels_come_back_from_predict(trained_classifiers):
     X_train, X_val, y_train, y_val, coded = trained_classifiers["breast_cancer"]
-    _, batch_size, lr, epochs = CLASSIFIERS["breast_cancer"]
     names = np.array(["malignant", "benign"])
-    result = ds.fit(
-        "logistic", X_train, names[y_train], optimizer=regularized_adam(lr, len(X_train)),
-        batch_size=batch_size, epochs=epochs, standardize=True, verbose=0,
-    )  # fmt: skip
+    optimizer = regularized_adam(0.05, len(X_train))
+    result = ds.fit("logistic", X_train, names[y_train], optimizer=optimizer, **CLASSIFIER_SETTINGS)
     assert result.classes.tolist() == ["benign", "malignant"]  # sorted, as LabelEncoder
     predicted = result.predict(X_val)
     assert set(predicted) <= set(names)
