@@ -505,7 +505,7 @@ def test_tol_stops_when_the_gradient_norm_is_small():
 )
 def test_bad_arguments_raise_input_errors_that_say_what_to_do(kwargs, message):
     X, y = regression_data(10)
-    arguments = dict(model="linear", X=X, y=y, epochs=1, verbose=0)
+    arguments = dict(model="linear", X=X, y=y, epochs=1, batch_size=None, verbose=0)
     arguments.update(kwargs)
     with pytest.raises(InputError) as error:
         ds.fit(arguments.pop("model"), arguments.pop("X"), arguments.pop("y"), **arguments)

@@ -32,7 +32,7 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
     --------
     >>> import os, tempfile, numpy as np, descend as ds
     >>> X = np.arange(8.0).reshape(4, 2); y = X.sum(axis=1)
-    >>> result = ds.fit("linear", X, y, epochs=2, verbose=0)
+    >>> result = ds.fit("linear", X, y, batch_size=None, epochs=2, verbose=0)
     >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
     >>> ds.save(path, result)
     >>> ds.load(path).n_epochs
