@@ -253,7 +253,7 @@ def test_atheris_fuzzes_parser_without_crash():
         [
             PYTHON,
             str(ROOT / "tests" / "fuzz" / "parse_fuzzer.py"),
-            "-runs=20000",
+            "-runs=5000",
             "-max_len=300",
             "-timeout=10",
             "-max_total_time=60",

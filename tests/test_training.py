@@ -22,9 +22,8 @@ from sklearn.preprocessing import StandardScaler
 
 import descend as ds
 from descend import engine, models
-from descend.errors import DataError, DescendTypeError, InputError
+from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
 from descend.optim import schedules
-from descend.training import DescendWarning
 
 TRUE_W = np.array([1.5, -0.5, 2.0])
 
@@ -349,7 +348,9 @@ def test_validation_data_is_scored_with_the_final_weights():
     predictions = result.predict(X_val)
     assert result.history["val_loss"][-1] == pytest.approx(np.mean((predictions - y_val) ** 2))
     assert result.history["val_r2"][-1] == pytest.approx(r2_score(y_val, predictions))
-    assert "r2" not in result.history and len(result.history["val_loss"]) == 3
+    assert len(result.history["val_loss"]) == 3
+    # The training metric is the running one, gathered batch by batch during the epoch.
+    assert np.all(np.isfinite(result.history["r2"]))
 
 
 def test_validation_rows_with_missing_features_are_dropped_with_their_labels():
@@ -615,7 +616,17 @@ def test_predictions_and_scores_agree_with_scikit_learn_metrics(trained_classifi
     X, y = regression_data(30)
     regression = ds.fit("linear", X, y, epochs=5, **SMALL)
     assert regression.score(X, y) == pytest.approx(r2_score(y, regression.predict(X)))
-    assert regression.history["r2"][-1] == pytest.approx(regression.score(X, y))
+
+
+def test_training_metric_is_gathered_during_the_epoch():
+    """The history's training metric is the running one (as Keras reports): with one
+    full-batch update per epoch it is the metric of the weights before that update."""
+    X, y = regression_data(30)
+    settings = {"optimizer": "sgd", "lr": 0.05, "batch_size": None, "verbose": 0}
+    five = ds.fit("linear", X, y, epochs=5, **settings)
+    four = ds.fit("linear", X, y, epochs=4, **settings)
+    assert five.history["r2"][-1] == pytest.approx(r2_score(y, four.predict(X)), rel=1e-5)
+    assert five.history["loss"][-1] == pytest.approx(np.mean((four.predict(X) - y) ** 2), rel=1e-5)
 
 
 def test_string_labels_come_back_from_predict(trained_classifiers):

@@ -48,7 +48,9 @@ def add_parsers(commands, add_json, add_optimizer_options) -> None:
     train.add_argument("--no-standardize", action="store_true", help="keep features unscaled")
     train.add_argument("--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument(
+        "--dtype", choices=("float32", "float64"), help="float32, or the checkpoint's with --resume"
+    )
     train.add_argument("--save", metavar="PATH", help="save the trained model (atomically)")
     train.add_argument("--resume", metavar="PATH", help="continue from a saved model")
     train.add_argument("--plot", metavar="PATH.png", help="draw the loss curves")
@@ -73,17 +75,19 @@ def _dataset(args: argparse.Namespace):
         features = args.features.split(",") if args.features else None
         return data.load(
             args.file, target=args.target, features=features, nan_policy=args.nan_policy,
-            dtype=args.dtype,
+            dtype=args.dtype or "float32",
         )  # fmt: skip
     if args.target or args.features:
         raise InputError("--target and --features choose columns of a FILE")
-    return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype)
+    return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype or "float32")
 
 
 def _model(args: argparse.Namespace, dataset):
     from descend import models
 
     name = args.model
+    if name == "auto" and args.resume:
+        return None  # the checkpoint's model
     n_classes = None if dataset.classes is None else len(dataset.classes)
     task = "regression" if n_classes is None else "binary" if n_classes == 2 else "multiclass"
     if name == "auto":

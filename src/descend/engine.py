@@ -329,106 +329,181 @@ def to_host(tree: PyTree) -> PyTree:
 class EpochConfig:
     """Static shape of one training epoch (hashable: part of the compilation key).
 
-    ``n_updates`` optimizer steps, each on ``accumulate`` batches of ``batch_size`` rows
-    taken from a permutation of the ``n_samples`` rows; only the first ``n_used`` of them
-    count (fewer than ``n_samples`` when the short last batch is dropped), the rest is
-    padding with weight 0.
+    The ``n_samples`` rows (a permutation of them when ``shuffle``) are cut into batches
+    of ``batch_size``; every ``accumulate`` consecutive batches make one update. The
+    batches that do not fill a whole group, and the short last batch (unless
+    ``drop_last``), make one more update at the end of the epoch. ``weighted`` says
+    that the data ends with per-sample weights. ``checked`` guards every update against
+    non-finite values (slower; used to replay an epoch that diverged).
     """
 
     n_samples: int
-    n_used: int
     batch_size: int
-    accumulate: int
-    n_updates: int
-    shuffle: bool
+    accumulate: int = 1
+    drop_last: bool = False
+    shuffle: bool = True
+    weighted: bool = False
+    checked: bool = False
+
+    @property
+    def n_full_batches(self) -> int:
+        return self.n_samples // self.batch_size
+
+    @property
+    def remainder(self) -> int:
+        """Rows of the short last batch (0 when dropped)."""
+        return 0 if self.drop_last else self.n_samples % self.batch_size
+
+    @property
+    def n_groups(self) -> int:
+        """Updates made of ``accumulate`` whole batches."""
+        return self.n_full_batches // self.accumulate
+
+    @property
+    def leftover_batches(self) -> int:
+        """Whole batches that go with the short one into the last update."""
+        return self.n_full_batches % self.accumulate
+
+    @property
+    def n_updates(self) -> int:
+        return self.n_groups + int(self.leftover_batches > 0 or self.remainder > 0)
 
 
 class EpochOutcome(NamedTuple):
     params: PyTree
     opt_state: PyTree
-    values: jax.Array  # loss of each update's batch group, (n_updates,)
-    weights: jax.Array  # total sample weight of each group, (n_updates,)
-    grad_norms: jax.Array  # gradient norm of each update, (n_updates,)
-    n_finite: jax.Array  # updates applied before the first non-finite one
+    loss_sum: jax.Array  # sum over the epoch of sample weight x loss
+    weight_sum: jax.Array  # sum of the sample weights (rows when unweighted)
+    metric_sums: jax.Array  # the objective's running metric sums (see BatchObjective)
+    grad_norm: jax.Array  # gradient norm of the epoch's last update
+    n_finite: jax.Array  # updates applied before the first non-finite one (checked only)
+    finite: jax.Array  # the loss and the weights stayed finite
 
 
-def _group_value_and_grad(batch_objective, params, group):
-    """Mean loss and gradient over a group of ``accumulate`` batches.
+def _sums_and_grads(batch_objective, params, pieces):
+    """Summed loss, weight, metrics and gradient over the batches in ``pieces``.
 
-    ``batch_objective(params, *batch) -> (weighted loss sum, weight sum)``. The gradients
-    of the sums are accumulated batch by batch (a ``lax.scan``, so only one batch is live
-    at a time), then divided by the total weight: the result equals one batch of all
-    the group's rows.
+    ``batch_objective(params, *batch) -> (loss sum, (weight sum, metric sums))``. Each
+    piece is a tuple of arrays whose first axis runs over batches of one shape; batches
+    are taken one at a time (a ``lax.scan``), so only one is live, and their gradients
+    of the sums add up: the result equals one batch of all their rows.
     """
     sum_and_grad = jax.value_and_grad(batch_objective, has_aux=True)
 
-    def accumulate(carry, batch):
-        loss_total, weight_total, grad_total = carry
-        (loss_sum, weight_sum), grads = sum_and_grad(params, *batch)
-        return (
-            loss_total + loss_sum,
-            weight_total + weight_sum,
-            _tree.add(grad_total, grads),
-        ), None
+    def one(batch):
+        (loss, (weight, metrics)), grads = sum_and_grad(params, *batch)
+        return loss, weight, metrics, grads
 
-    n_batches = jax.tree.leaves(group)[0].shape[0]
-    if n_batches == 1:
-        (loss_sum, weight_sum), grad_sum = sum_and_grad(params, *(leaf[0] for leaf in group))
-    else:
-        zero = jnp.zeros((), jnp.result_type(*jax.tree.leaves(params)))
-        init = (zero, zero, _tree.zeros_like(params))
-        (loss_sum, weight_sum, grad_sum), _ = jax.lax.scan(accumulate, init, group)
-    weight_sum = jnp.maximum(weight_sum, jnp.finfo(jnp.result_type(weight_sum)).tiny)
-    return loss_sum / weight_sum, _tree.scale(1.0 / weight_sum, grad_sum), weight_sum
+    totals = None
+    for piece in pieces:
+        if piece[0].shape[0] == 1:
+            sums = one(tuple(leaf[0] for leaf in piece))
+        else:
+
+            def accumulate(carry, batch):
+                return jax.tree.map(jnp.add, carry, one(batch)), None
+
+            first = one(tuple(leaf[0] for leaf in piece))
+            rest = tuple(leaf[1:] for leaf in piece)
+            sums, _ = jax.lax.scan(accumulate, first, rest)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    return totals
 
 
 def _run_epoch(
-    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, key
+    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order
 ):
-    """One epoch: one permutation of the rows, then a ``lax.scan`` of updates over it."""
-    rows_per_epoch = config.n_updates * config.accumulate * config.batch_size
-    order = jnp.arange(config.n_samples, dtype=jnp.int32)
-    if config.shuffle:
-        order = jax.random.permutation(key, order)
-    position = jnp.arange(rows_per_epoch)
-    # Rows past the end repeat the first ones with weight 0, so every batch has one shape
-    # and one compiled step serves the whole epoch.
-    rows = order[position % config.n_samples]
-    real = (position < config.n_used).astype(jnp.result_type(*jax.tree.leaves(params)))
-    shape = (config.n_updates, config.accumulate, config.batch_size)
-    # One gather per epoch (not one per step): the scan then reads contiguous slices.
-    *inputs, weights = data
-    batches = [leaf[rows].reshape(*shape, *leaf.shape[1:]) for leaf in inputs]
-    batch_weights = (weights[rows] * real).reshape(shape)
+    """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
 
-    def step(carry, group):
-        params, opt_state, n_finite, alive = carry
-        value, grads, weight = _group_value_and_grad(batch_objective, params, group)
+    ``order`` is this epoch's permutation of the rows (``None`` without shuffling). Each
+    step gathers its own batch's rows: on the CPU this is faster than gathering the
+    whole permuted dataset once per epoch, and it keeps no second copy of the data.
+    """
+    n_main = config.n_groups * config.accumulate * config.batch_size
+    n_used = config.n_full_batches * config.batch_size + config.remainder
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+
+    def rows(start: int, count: int, shape: tuple[int, ...]):
+        """Rows ``start .. start+count`` of the epoch's order, as batches of ``shape``."""
+        if order is None:
+            return tuple(
+                leaf[start : start + count].reshape(*shape, *leaf.shape[1:]) for leaf in data
+            )
+        indices = order[start : start + count].reshape(shape)
+        return tuple(leaf[indices] for leaf in data)
+
+    def update(carry, pieces):
+        params, opt_state, totals, _, n_finite, alive = carry
+        loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
+        scale = 1.0 / weight
+        value, grads = loss * scale, _tree.scale(scale, grads)
 
         def value_fn(p):
-            return _group_value_and_grad(batch_objective, p, group)[0]
+            sums = _sums_and_grads(batch_objective, p, pieces)
+            return sums[0] / sums[1]
 
         new_params, new_state = optimizer.step(
             params, grads, opt_state, value=value, value_fn=value_fn
         )
-        ok = alive & is_finite(value, grads, new_params)
-        params = _tree.where(ok, new_params, params)
-        opt_state = _tree.where(ok, new_state, opt_state)
-        carry = (params, opt_state, n_finite + ok.astype(jnp.int32), ok)
-        return carry, (value, weight, _tree.norm(grads))
+        if config.checked:
+            ok = alive & is_finite(value, grads, new_params)
+            new_params = _tree.where(ok, new_params, params)
+            new_state = _tree.where(ok, new_state, opt_state)
+            added = jax.tree.map(lambda a: jnp.where(ok, a, 0), (loss, weight, metrics))
+            n_finite, alive = n_finite + ok.astype(jnp.int32), ok
+        else:
+            added = (loss, weight, metrics)
+        totals = jax.tree.map(jnp.add, totals, added)
+        return (new_params, new_state, totals, _tree.norm(grads).astype(dtype), n_finite, alive)
 
-    init = (params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(True))
-    (params, opt_state, n_finite, _), (values, group_weights, grad_norms) = jax.lax.scan(
-        step, init, (*batches, batch_weights)
-    )
-    return EpochOutcome(params, opt_state, values, group_weights, grad_norms, n_finite)
+    probe = tuple(leaf[:1] for leaf in data)
+    metrics_shape = jax.eval_shape(batch_objective, params, *probe)[1][1]
+    zero = jnp.zeros((), dtype)
+    totals = (zero, zero, jnp.zeros(metrics_shape.shape, metrics_shape.dtype))
+    carry = (params, opt_state, totals, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    batch = (config.accumulate, config.batch_size)
+    if config.n_groups and order is None:
+        groups = rows(0, n_main, (config.n_groups, *batch))
+        carry, _ = jax.lax.scan(lambda c, group: (update(c, (group,)), None), carry, groups)
+    elif config.n_groups:
+        indices = order[:n_main].reshape(config.n_groups, *batch)
+
+        def step(c, group_indices):
+            return update(c, (tuple(leaf[group_indices] for leaf in data),)), None
+
+        carry, _ = jax.lax.scan(step, carry, indices)
+    tail = []
+    if config.leftover_batches:
+        count = config.leftover_batches * config.batch_size
+        tail.append(rows(n_main, count, (config.leftover_batches, config.batch_size)))
+    if config.remainder:
+        start = config.n_full_batches * config.batch_size
+        tail.append(rows(start, n_used - start, (1, n_used - start)))
+    if tail:
+        carry = update(carry, tuple(tail))
+    params, opt_state, (loss, weight, metrics), grad_norm, n_finite, _ = carry
+    if not config.checked:
+        n_finite = jnp.asarray(config.n_updates, jnp.int32)
+    finite = jnp.isfinite(loss) & _tree.all_finite(params)
+    return EpochOutcome(params, opt_state, loss, weight, metrics, grad_norm, n_finite, finite)
+
+
+def epoch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
+    """The permutation of the rows for ``epoch``: depends only on ``seed`` and ``epoch``.
+
+    Drawn on the host with NumPy (a few ms for 10^5 rows, where ``jax.random.permutation``
+    sorts on the device for ~20x longer), then passed to the compiled epoch.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n_samples).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_epoch(batch_objective, optimizer: Optimizer, config: EpochConfig):
     """The jitted epoch program for this objective, optimizer and epoch shape.
 
-    Called as ``program(params, opt_state, data, key)`` where ``data`` is a tuple of
-    arrays with the samples on the first axis, the last one the per-sample weights.
+    Called as ``program(params, opt_state, data, order)`` where ``data`` is a tuple of
+    arrays with the samples on the first axis (the last one the per-sample weights when
+    ``config.weighted``) and ``order`` the epoch's row order (:func:`epoch_order`), or
+    ``None`` when ``config.shuffle`` is false.
     """
     return jax.jit(functools.partial(_run_epoch, batch_objective, optimizer, config))

@@ -51,6 +51,10 @@ class DescendTypeError(DescendError, TypeError):
     """An argument has a type descend cannot work with."""
 
 
+class DescendWarning(UserWarning):
+    """A setting was adjusted to something usable; the message says what is used."""
+
+
 def suggest(name: str, valid: Iterable[str]) -> str:
     """A ``"; did you mean 'x'?"`` fragment for a misspelt name, or ``""``."""
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)

@@ -427,7 +427,11 @@ def predict(model: Model, params: PyTree, X) -> jax.Array:
     [0, 1]
     """
     _check_model(model)
-    outputs = model.apply(params, X)
+    return predict_from_outputs(model, model.apply(params, X))
+
+
+def predict_from_outputs(model: Model, outputs: jax.Array) -> jax.Array:
+    """:func:`predict` from the model's raw outputs (values, or logits)."""
     if model.task == "regression":
         return outputs
     if model.task == "binary":

@@ -73,9 +73,10 @@ from sklearn.utils.validation import (
 )
 
 from descend import models, optim
+from descend.errors import DescendWarning
 from descend.fit_result import FitResult
 from descend.optim.transforms import chain
-from descend.training import DescendWarning, fit
+from descend.training import fit
 
 REGRESSION_LOSSES = ("mse", "mae", "huber", "smooth_l1", "log_cosh")
 CLASSIFICATION_LOSSES = ("bce_with_logits", "cross_entropy", "hinge", "squared_hinge")

@@ -11,46 +11,41 @@ host sees the loop once per epoch, for history, validation, callbacks and progre
 from __future__ import annotations
 
 import contextlib
-import math
-import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from descend import engine, losses, models, optim
-from descend.engine import EpochConfig, Status
+from descend import losses, models, optim
+from descend._fitdata import prepare_data
+from descend._fitloop import EpochLoop
+from descend.engine import EpochConfig
 from descend.errors import (
-    DataError,
     DescendTypeError,
+    DescendWarning,
     InputError,
-    check_in_range,
     check_int,
     check_positive,
     unknown_name,
 )
-from descend.fit_result import FitResult, evaluate, task_metric
+from descend.fit_result import FitResult
 from descend.optim.base import Optimizer
 
 PyTree = Any
 METHODS = ("batch", "stochastic", "minibatch")
 
 
-class DescendWarning(UserWarning):
-    """A setting was adjusted to something usable; the message says what is used."""
-
-
 @dataclass(frozen=True)
 class BatchObjective:
-    """``(params, X, y, w) -> (sum of w * loss, sum of w)`` for one batch.
+    r"""The loss of one batch: ``(params, X, y[, w]) -> (loss sum, (weight sum, metric sums))``.
 
-    Hashable by value (model and loss), so compiled epochs are reused across calls.
+    The loss sum is :math:`\sum_i w_i \ell_i` (the weight sum the number of rows when
+    there are no sample weights); the metric sums are what the running training metric
+    needs: correct predictions for classifiers, squared residuals per output for
+    regression. Hashable by value (model and loss), so compiled epochs are reused.
     """
 
     model: models.Model
@@ -58,7 +53,9 @@ class BatchObjective:
     loss_name: str | None
 
     def per_sample(self, params, X, y) -> jax.Array:
-        predictions = self.model.apply(params, X)
+        return self._per_sample(self.model.apply(params, X), y)
+
+    def _per_sample(self, predictions, y) -> jax.Array:
         if self.loss_name is None:
             values = self.loss(predictions, y)
             if jnp.ndim(values) == 0:
@@ -75,9 +72,24 @@ class BatchObjective:
             return jnp.sum(values, axis=trailing)
         return jnp.mean(values, axis=trailing) if trailing else values
 
-    def __call__(self, params, X, y, w):
-        values = self.per_sample(params, X, y)
-        return jnp.sum(w * values), jnp.sum(w)
+    def __call__(self, params, X, y, w=None):
+        predictions = self.model.apply(params, X)
+        values = self._per_sample(predictions, y)
+        if w is None:
+            loss, weight = jnp.sum(values), jnp.asarray(values.shape[0], values.dtype)
+        else:
+            loss, weight = jnp.sum(w * values), jnp.sum(w)
+        return loss, (weight, self._metric_sums(predictions, y, w, values.dtype))
+
+    def _metric_sums(self, predictions, y, w, dtype) -> jax.Array:
+        if self.model.task == "regression":
+            residual = (jnp.reshape(y, predictions.shape) - predictions) ** 2
+            if w is not None:
+                residual = residual * jnp.reshape(w, (-1,) + (1,) * (residual.ndim - 1))
+            return jnp.sum(residual, axis=0).astype(dtype)
+        labels = models.predict_from_outputs(self.model, predictions)
+        correct = (labels == y.astype(labels.dtype)).astype(dtype)
+        return jnp.sum(correct if w is None else w * correct)
 
 
 def fit(
@@ -232,7 +244,7 @@ def fit(
 
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
-        prepared = _prepare_data(
+        prepared = prepare_data(
             model,
             X,
             y,
@@ -249,18 +261,17 @@ def fit(
         )
         n_train = len(prepared.X)
         batch_size = _resolve_batch_size(batch_size, method, n_train)
-        # batch_size <= n_train here, so drop_last always leaves at least one batch.
-        n_batches = n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
         config = EpochConfig(
             n_samples=n_train,
-            n_used=n_batches * batch_size if drop_last else n_train,
             batch_size=batch_size,
             accumulate=accumulate,
-            n_updates=math.ceil(n_batches / accumulate),
-            shuffle=bool(shuffle),
+            drop_last=bool(drop_last),
+            # The order of the rows cannot change a full-batch gradient: no need to shuffle.
+            shuffle=bool(shuffle) and batch_size < n_train,
+            weighted=prepared.weights is not None,
         )
         objective = BatchObjective(model, loss_fn, loss_name)
-        run = _Run(
+        run = EpochLoop(
             objective=objective, optimizer=optimizer, config=config, prepared=prepared,
             seed=seed, epochs=epochs, tol=tol, patience=patience, min_delta=min_delta,
             restore_best=restore_best, callbacks=tuple(callbacks), verbose=verbose,
@@ -365,387 +376,3 @@ def _resolve_batch_size(batch_size, method, n_train: int) -> int:
         )
         return n_train
     return batch_size
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass
-class Prepared:
-    X: np.ndarray
-    y: np.ndarray
-    weights: np.ndarray
-    X_val: np.ndarray | None
-    y_val: np.ndarray | None
-    classes: np.ndarray | None
-    standardizer: Any
-    encoding: Any
-    n_outputs: int
-
-
-def _prepare_data(
-    model,
-    X,
-    y,
-    sample_weight,
-    validation,
-    validation_split,
-    standardize,
-    seed,
-    target,
-    features,
-    nan_policy,
-    dtype,
-    previous,
-) -> Prepared:
-    from descend import data
-
-    encoding = None
-    table = isinstance(X, str) or hasattr(X, "__fspath__") or (y is None and hasattr(X, "columns"))
-    if table:
-        X = data.load(X, target=target, features=features, nan_policy=nan_policy, dtype=dtype)
-    elif target is not None or features is not None:
-        raise InputError(
-            "target= and features= name columns of a file or a DataFrame; with arrays, "
-            "pass the features as X and the targets as y"
-        )
-    if isinstance(X, data.Dataset):
-        if y is not None:
-            raise InputError("give y only with arrays; a Dataset carries its own target")
-        encoding = X.encoding
-        labels = None if X.classes is None else np.asarray(X.classes)
-        X, y = X.X, X.y if labels is None else labels[np.asarray(X.y, dtype=int)]
-    elif y is None:
-        raise InputError("y is required with array data: fit(model, X, y)")
-    task = None if model.task == "regression" else model.task
-    X = data.feature_matrix(X)
-    weights = _sample_weights(sample_weight, len(X), dtype)
-    if nan_policy == "drop" and sample_weight is not None:
-        # A last column of row numbers tells which rows survive, and so which weights.
-        tagged = np.c_[X.astype(np.float64), np.arange(len(X), dtype=np.float64)]
-        arrays = data.as_arrays(tagged, y, task=task, nan_policy=nan_policy, dtype="float64")
-        weights = weights[arrays.X[:, -1].astype(np.int64)]
-        y = arrays.y if task is not None else arrays.y.astype(dtype)
-        arrays = data.ArrayData(arrays.X[:, :-1].astype(dtype), y, arrays.classes)
-    else:
-        arrays = data.as_arrays(X, y, task=task, nan_policy=nan_policy, dtype=dtype)
-    X, y, classes = arrays.X, arrays.y, arrays.classes
-    if previous is not None and previous.classes is not None:
-        classes, y = previous.classes, _codes(arrays.classes[arrays.y], previous.classes, "y")
-    X_val = y_val = None
-    if validation is not None and validation_split is not None:
-        raise InputError("give validation=(X_val, y_val) or validation_split, not both")
-    if validation_split is not None:
-        check_in_range("validation_split", validation_split, 0.0, 1.0)
-        rows = np.arange(len(X))
-        train_rows, val_rows, _, _ = data.train_validation_split(rows, rows, validation_split, seed)
-        X, X_val, y, y_val = X[train_rows], X[val_rows], y[train_rows], y[val_rows]
-        weights = weights[train_rows]
-    elif validation is not None:
-        X_val, y_val = _validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
-    standardizer = previous.standardizer if previous is not None else None
-    if standardize and standardizer is None:
-        standardizer = data.Standardizer.fit(X)
-    if standardizer is not None:
-        X = np.asarray(standardizer.transform(X), dtype=dtype)
-        if X_val is not None:
-            X_val = np.asarray(standardizer.transform(X_val), dtype=dtype)
-    if model.task == "binary":
-        y = y.astype(dtype)
-        y_val = None if y_val is None else y_val.astype(dtype)
-    n_outputs = _n_outputs(model, y, classes)
-    return Prepared(X, y, weights, X_val, y_val, classes, standardizer, encoding, n_outputs)
-
-
-def _codes(labels: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
-    """Class codes of ``labels`` in the (training) ``classes``; unknown labels are an error."""
-    lookup = {label: code for code, label in enumerate(np.asarray(classes).tolist())}
-    unknown = [label for label in np.asarray(labels).tolist() if label not in lookup]
-    if unknown:
-        raise DataError(
-            f"{name} has labels not seen in training: {sorted(set(map(repr, unknown)))[:5]} "
-            f"(training classes: {np.asarray(classes).tolist()})"
-        )
-    return np.asarray([lookup[label] for label in np.asarray(labels).tolist()], dtype=np.int32)
-
-
-def _validation_arrays(validation, model, classes, n_features, dtype, nan_policy):
-    from descend import data
-
-    try:
-        X_val, y_val = validation
-    except (TypeError, ValueError):
-        raise InputError("validation must be a pair (X_val, y_val)") from None
-    if model.task != "regression":
-        # Labels become the training codes first, so that rows dropped for NaN features
-        # are dropped from the labels too.
-        y_val = _codes(np.asarray(y_val).reshape(-1), classes, "validation y")
-    arrays = data.as_arrays(X_val, y_val, nan_policy=nan_policy, dtype=dtype)
-    if arrays.X.shape[1] != n_features:
-        raise DataError(
-            f"validation X has {arrays.X.shape[1]} features but the training X has {n_features}"
-        )
-    if model.task == "regression":
-        return arrays.X, arrays.y
-    return arrays.X, arrays.y.astype(np.int32)
-
-
-def _sample_weights(sample_weight, n: int, dtype) -> np.ndarray:
-    if sample_weight is None:
-        return np.ones(n, dtype=dtype)
-    weights = np.asarray(sample_weight, dtype=float)
-    if weights.shape != (n,):
-        raise DataError(
-            f"sample_weight must have shape ({n},), one per sample, got {weights.shape}"
-        )
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
-        raise DataError("sample_weight must be finite and >= 0, with at least one > 0")
-    return weights.astype(dtype)
-
-
-def _n_outputs(model: models.Model, y: np.ndarray, classes) -> int:
-    if model.task == "multiclass":
-        return len(classes)
-    if model.task == "binary":
-        return 1
-    return 1 if y.ndim == 1 else y.shape[1]
-
-
-# ---------------------------------------------------------------- the epoch loop
-
-
-class _Best(NamedTuple):
-    """The epoch with the lowest monitored loss so far, and its weights and state."""
-
-    loss: float
-    params: PyTree
-    opt_state: PyTree
-    epoch: int
-
-
-@dataclass
-class _Run:
-    objective: BatchObjective
-    optimizer: Optimizer
-    config: EpochConfig
-    prepared: Prepared
-    seed: int
-    epochs: int
-    tol: float | None
-    patience: int | None
-    min_delta: float
-    restore_best: bool
-    callbacks: tuple
-    verbose: int
-    dtype: str
-    previous: FitResult | None
-
-    def train(self) -> FitResult:
-        prepared, model = self.prepared, self.objective.model
-        init_key, shuffle_key = jax.random.split(jax.random.key(self.seed))
-        if self.previous is not None:
-            params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), self.previous.params)
-            opt_state = _restore_state(self.optimizer, params, self.previous.opt_state)
-            start, n_updates = self.previous.n_epochs, self.previous.n_updates
-            history = {key: list(values) for key, values in self.previous.history.items()}
-        else:
-            params = model.init(init_key, prepared.X.shape[1], prepared.n_outputs, dtype=self.dtype)
-            if model.name == "custom":  # the user's own params, in the training dtype
-                params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
-            opt_state = self.optimizer.init(params)
-            start, n_updates, history = 0, 0, {}
-        program = engine.compiled_epoch(self.objective, self.optimizer, self.config)
-        # On the device once: every epoch and its scoring read these copies.
-        data = (jnp.asarray(prepared.X), jnp.asarray(prepared.y), jnp.asarray(prepared.weights))
-        scored = data[:2]
-        if prepared.X_val is not None:
-            scored = (jnp.asarray(prepared.X_val), jnp.asarray(prepared.y_val))
-        prefix = "val_" if prepared.X_val is not None else ""
-        status, reason = Status.MAX_EPOCHS, f"completed {self.epochs} epochs"
-        best = _Best(math.inf, params, opt_state, start)
-        waited = 0
-        with _Progress(self.verbose, self.epochs, start, self.config.n_samples) as progress:
-            for epoch in range(start, self.epochs):
-                began = time.perf_counter()
-                try:
-                    outcome = program(
-                        params, opt_state, data, jax.random.fold_in(shuffle_key, epoch)
-                    )
-                    # Scoring is dispatched before the fetch, so the host waits once an epoch.
-                    score = evaluate(self.objective, outcome.params, *scored)
-                    next_lr = _lr_at(self.optimizer, n_updates + self.config.n_updates)
-                    fetched = jax.device_get(
-                        (
-                            outcome.values,
-                            outcome.weights,
-                            outcome.grad_norms,
-                            outcome.n_finite,
-                            *score,
-                            next_lr,
-                        )
-                    )
-                except KeyboardInterrupt:
-                    status = Status.INTERRUPTED
-                    reason = f"interrupted during epoch {epoch + 1}; weights are from epoch {epoch}"
-                    break
-                values, weights, grad_norms, n_finite, score_loss, score_metric, next_lr = fetched
-                params, opt_state = outcome.params, outcome.opt_state
-                n_updates += int(n_finite)
-                if n_finite < self.config.n_updates:
-                    status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_finite)
-                    break
-                record = {"loss": float(np.sum(values * weights) / np.sum(weights))}
-                if prefix:
-                    record["val_loss"] = float(score_loss)
-                record[prefix + task_metric(model)] = float(score_metric)
-                record["grad_norm"] = float(grad_norms[-1])
-                record["lr"] = float(next_lr)
-                record["time"] = time.perf_counter() - began
-                for key, value in record.items():
-                    history.setdefault(key, []).append(value)
-                history.setdefault("epoch", []).append(epoch + 1)
-                progress.update(epoch + 1, record)
-                monitored = record.get("val_loss", record["loss"])
-                if monitored < best.loss - self.min_delta:
-                    best, waited = _Best(monitored, params, opt_state, epoch + 1), 0
-                else:
-                    waited += 1
-                if self.tol is not None and record["grad_norm"] <= self.tol:
-                    status = Status.CONVERGED
-                    reason = f"gradient norm {record['grad_norm']:.3g} is below tol={self.tol:g}"
-                    break
-                if self.patience is not None and waited >= self.patience:
-                    status, reason = Status.EARLY_STOPPING, self._early_reason(best)
-                    if self.restore_best:
-                        params, opt_state = best.params, best.opt_state
-                    break
-                arrays = _as_arrays(history)
-                # Every callback sees every epoch, also when an earlier one asks to stop.
-                stops = [callback(epoch + 1, arrays) is True for callback in self.callbacks]
-                if any(stops):
-                    status = Status.CALLBACK
-                    reason = f"a callback stopped training after epoch {epoch + 1}"
-                    break
-        restored = status == Status.EARLY_STOPPING and self.restore_best
-        return FitResult(
-            model=model,
-            params=jax.device_get(params),
-            opt_state=jax.device_get(opt_state),
-            optimizer=self.optimizer,
-            loss=self.objective.loss_name or self.objective.loss,
-            history=_as_arrays(history),
-            n_updates=n_updates,
-            n_epochs=len(history.get("epoch", [])),
-            status=status.name.lower(),
-            reason=reason,
-            classes=prepared.classes,
-            standardizer=prepared.standardizer,
-            encoding=prepared.encoding,
-            dtype=self.dtype,
-            seed=self.seed,
-            best_epoch=best.epoch if restored else None,
-        )
-
-    def _diverged_reason(self, epoch: int, n_finite: int) -> str:
-        lr = self.optimizer.hyperparams.get("lr")
-        advice = (
-            f"; try a smaller learning rate, e.g. lr={lr / 10:g}"
-            if isinstance(lr, (int, float))
-            else "; try a smaller learning rate"
-        )
-        return (
-            f"diverged: the loss or weights became non-finite at update {n_finite + 1} of epoch "
-            f"{epoch + 1}; kept the last finite weights{advice}"
-        )
-
-    def _early_reason(self, best: _Best) -> str:
-        monitored = "validation loss" if self.prepared.X_val is not None else "training loss"
-        restored = f"; restored the weights of epoch {best.epoch}" if self.restore_best else ""
-        return (
-            f"early stopping: the {monitored} has not improved by more than "
-            f"{self.min_delta:g} for {self.patience} epochs (best {best.loss:.6g} at epoch "
-            f"{best.epoch}){restored}"
-        )
-
-
-def _as_dtype(leaf, dtype: str) -> jax.Array:
-    """A saved leaf on the device, floating ones in the training ``dtype``."""
-    leaf = np.asarray(leaf)
-    return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
-
-
-def _restore_state(optimizer: Optimizer, params, saved_state):
-    """The saved optimizer state in the structure (and dtypes) ``optimizer.init`` builds."""
-    template = optimizer.init(params)
-    leaves = jax.tree.leaves(saved_state)
-    template_leaves, structure = jax.tree.flatten(template)
-    if len(template_leaves) != len(leaves) or any(
-        np.shape(leaf) != np.shape(like)
-        for leaf, like in zip(leaves, template_leaves, strict=False)
-    ):
-        raise InputError(
-            f"the checkpoint's optimizer state does not fit {optimizer!r}; resume with the "
-            "optimizer it was trained with (or omit optimizer= to reuse it)"
-        )
-    return jax.tree.unflatten(
-        structure,
-        [
-            jnp.asarray(leaf, dtype=like.dtype)
-            for leaf, like in zip(leaves, template_leaves, strict=False)
-        ],
-    )
-
-
-def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
-    """The learning rate of the next update (NaN for an optimizer without ``lr``)."""
-    lr = optimizer.hyperparams.get("lr")
-    if lr is None:
-        return math.nan
-    return optim.lr_at(lr, jnp.asarray(n_updates))
-
-
-def _as_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
-    return {key: np.asarray(values) for key, values in history.items()}
-
-
-class _Progress:
-    """A rich progress bar on a terminal (verbose=1) or one line per epoch (verbose=2)."""
-
-    def __init__(self, verbose: int, epochs: int, start: int, n_samples: int):
-        self.verbose, self.epochs, self.start, self.n_samples = verbose, epochs, start, n_samples
-        self.bar = None
-        if verbose == 1 and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), transient=False,
-            )  # fmt: skip
-            self.task = self.bar.add_task("train", total=epochs, completed=start, status="")
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.bar is not None:
-            self.bar.stop()
-
-    def update(self, epoch: int, record: dict[str, float]) -> None:
-        text = epoch_line(epoch, self.epochs, record, self.n_samples)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=epoch, status=text.split(": ", 1)[1])
-        elif self.verbose == 2:
-            print(text, flush=True)
-
-
-def epoch_line(epoch: int, epochs: int, record: dict[str, float], n_samples: int) -> str:
-    """``epoch 3/10: loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``."""
-    parts = [
-        f"{key} {value:.4g}"
-        for key, value in record.items()
-        if key not in ("time", "lr", "grad_norm")
-    ]
-    rate = n_samples / record["time"] if record.get("time") else math.nan
-    return f"epoch {epoch}/{epochs}: " + ", ".join(parts) + f", {rate:.3g} samples/s"

@@ -1,0 +1,154 @@
+"""The data side of :func:`descend.fit`: arrays, labels, weights, validation, scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from descend import models
+from descend.errors import DataError, InputError, check_in_range
+
+
+@dataclass
+class Prepared:
+    """Training data ready for the loop (``weights`` is None without sample weights)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    classes: np.ndarray | None
+    standardizer: Any
+    encoding: Any
+    n_outputs: int
+
+
+def prepare_data(
+    model,
+    X,
+    y,
+    sample_weight,
+    validation,
+    validation_split,
+    standardize,
+    seed,
+    target,
+    features,
+    nan_policy,
+    dtype,
+    previous,
+) -> Prepared:
+    from descend import data
+
+    encoding = None
+    table = isinstance(X, str) or hasattr(X, "__fspath__") or (y is None and hasattr(X, "columns"))
+    if table:
+        X = data.load(X, target=target, features=features, nan_policy=nan_policy, dtype=dtype)
+    elif target is not None or features is not None:
+        raise InputError(
+            "target= and features= name columns of a file or a DataFrame; with arrays, "
+            "pass the features as X and the targets as y"
+        )
+    if isinstance(X, data.Dataset):
+        if y is not None:
+            raise InputError("give y only with arrays; a Dataset carries its own target")
+        encoding = X.encoding
+        labels = None if X.classes is None else np.asarray(X.classes)
+        X, y = X.X, X.y if labels is None else labels[np.asarray(X.y, dtype=int)]
+    elif y is None:
+        raise InputError("y is required with array data: fit(model, X, y)")
+    task = None if model.task == "regression" else model.task
+    X = data.feature_matrix(X)
+    weights = _sample_weights(sample_weight, len(X), dtype)
+    if nan_policy == "drop" and weights is not None:
+        # A last column of row numbers tells which rows survive, and so which weights.
+        tagged = np.c_[X.astype(np.float64), np.arange(len(X), dtype=np.float64)]
+        arrays = data.as_arrays(tagged, y, task=task, nan_policy=nan_policy, dtype="float64")
+        weights = weights[arrays.X[:, -1].astype(np.int64)]
+        y = arrays.y if task is not None else arrays.y.astype(dtype)
+        arrays = data.ArrayData(arrays.X[:, :-1].astype(dtype), y, arrays.classes)
+    else:
+        arrays = data.as_arrays(X, y, task=task, nan_policy=nan_policy, dtype=dtype)
+    X, y, classes = arrays.X, arrays.y, arrays.classes
+    if previous is not None and previous.classes is not None:
+        classes, y = previous.classes, codes(arrays.classes[arrays.y], previous.classes, "y")
+    X_val = y_val = None
+    if validation is not None and validation_split is not None:
+        raise InputError("give validation=(X_val, y_val) or validation_split, not both")
+    if validation_split is not None:
+        check_in_range("validation_split", validation_split, 0.0, 1.0)
+        rows = np.arange(len(X))
+        train_rows, val_rows, _, _ = data.train_validation_split(rows, rows, validation_split, seed)
+        X, X_val, y, y_val = X[train_rows], X[val_rows], y[train_rows], y[val_rows]
+        weights = None if weights is None else weights[train_rows]
+    elif validation is not None:
+        X_val, y_val = _validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
+    standardizer = previous.standardizer if previous is not None else None
+    if standardize and standardizer is None:
+        standardizer = data.Standardizer.fit(X)
+    if standardizer is not None:
+        X = np.asarray(standardizer.transform(X), dtype=dtype)
+        if X_val is not None:
+            X_val = np.asarray(standardizer.transform(X_val), dtype=dtype)
+    if model.task == "binary":
+        y = y.astype(dtype)
+        y_val = None if y_val is None else y_val.astype(dtype)
+    n_outputs = _n_outputs(model, y, classes)
+    return Prepared(X, y, weights, X_val, y_val, classes, standardizer, encoding, n_outputs)
+
+
+def codes(labels: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
+    """Class codes of ``labels`` in the (training) ``classes``; unknown labels are an error."""
+    lookup = {label: code for code, label in enumerate(np.asarray(classes).tolist())}
+    unknown = [label for label in np.asarray(labels).tolist() if label not in lookup]
+    if unknown:
+        raise DataError(
+            f"{name} has labels not seen in training: {sorted(set(map(repr, unknown)))[:5]} "
+            f"(training classes: {np.asarray(classes).tolist()})"
+        )
+    return np.asarray([lookup[label] for label in np.asarray(labels).tolist()], dtype=np.int32)
+
+
+def _validation_arrays(validation, model, classes, n_features, dtype, nan_policy):
+    from descend import data
+
+    try:
+        X_val, y_val = validation
+    except (TypeError, ValueError):
+        raise InputError("validation must be a pair (X_val, y_val)") from None
+    if model.task != "regression":
+        # Labels become the training codes first, so that rows dropped for NaN features
+        # are dropped from the labels too.
+        y_val = codes(np.asarray(y_val).reshape(-1), classes, "validation y")
+    arrays = data.as_arrays(X_val, y_val, nan_policy=nan_policy, dtype=dtype)
+    if arrays.X.shape[1] != n_features:
+        raise DataError(
+            f"validation X has {arrays.X.shape[1]} features but the training X has {n_features}"
+        )
+    if model.task == "regression":
+        return arrays.X, arrays.y
+    return arrays.X, arrays.y.astype(np.int32)
+
+
+def _sample_weights(sample_weight, n: int, dtype) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=float)
+    if weights.shape != (n,):
+        raise DataError(
+            f"sample_weight must have shape ({n},), one per sample, got {weights.shape}"
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise DataError("sample_weight must be finite and >= 0, with at least one > 0")
+    return weights.astype(dtype)
+
+
+def _n_outputs(model: models.Model, y: np.ndarray, classes) -> int:
+    if model.task == "multiclass":
+        return len(classes)
+    if model.task == "binary":
+        return 1
+    return 1 if y.ndim == 1 else y.shape[1]
