@@ -256,7 +256,7 @@ def test_atheris_fuzzes_parser_without_crash():
             "-runs=5000",
             "-max_len=300",
             "-timeout=10",
-            "-max_total_time=60",
+            "-max_total_time=30",
         ],
         capture_output=True,
         text=True,
