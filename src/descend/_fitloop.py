@@ -55,6 +55,7 @@ class EpochLoop:
     verbose: int
     dtype: str
     previous: FitResult | None
+    source: Any = None  # chunks of training data (an InMemory from ``prepared`` if None)
 
     def train(self) -> FitResult:
         prepared, model = self.prepared, self.objective.model
@@ -70,46 +71,30 @@ class EpochLoop:
                 params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
             opt_state = self.optimizer.init(params)
             start, n_updates, history = 0, 0, {}
-        program = engine.compiled_epoch(self.objective, self.optimizer, self.config)
-        # On the device once: every epoch and its scoring read these copies.
-        data = (jnp.asarray(prepared.X), jnp.asarray(prepared.y))
-        if prepared.weights is not None:
-            data += (jnp.asarray(prepared.weights),)
+        source = self.source or InMemory.from_prepared(prepared, self.config)
         scored = None
         if prepared.X_val is not None:
             scored = (jnp.asarray(prepared.X_val), jnp.asarray(prepared.y_val))
         metric = task_metric(model)
-        total_squares = _total_squares(prepared) if metric == "r2" else None
+        total_squares = source.total_squares() if metric == "r2" else None
         status, reason = Status.MAX_EPOCHS, f"completed {self.epochs} epochs"
         best = _Best(math.inf, params, opt_state, start)
         waited = 0
-        with _Progress(self.verbose, self.epochs, start, self.config.n_samples) as progress:
+        with _Progress(self.verbose, self.epochs, start, source.n_samples) as progress:
             for epoch in range(start, self.epochs):
                 began = time.perf_counter()
-                order = None
-                if self.config.shuffle:
-                    order = engine.epoch_order(self.seed, epoch, self.config.n_samples)
                 try:
-                    outcome = program(params, opt_state, data, order)
-                    # Scoring is dispatched before the fetch, so the host waits once an epoch.
-                    score = evaluate(self.objective, outcome.params, *scored) if scored else ()
-                    next_lr = _lr_at(self.optimizer, n_updates + self.config.n_updates)
-                    fetched = jax.device_get((
-                        outcome.finite, outcome.loss_sum, outcome.weight_sum,
-                        outcome.metric_sums, outcome.grad_norm, next_lr, *score,
-                    ))  # fmt: skip
+                    epoch_result = self._epoch(params, opt_state, source, epoch, n_updates, scored)
                 except KeyboardInterrupt:
                     status = Status.INTERRUPTED
                     reason = f"interrupted during epoch {epoch + 1}; weights are from epoch {epoch}"
                     break
-                finite, loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
-                if not finite:
-                    params, opt_state, n_finite = self._replay(params, opt_state, data, order)
-                    n_updates += n_finite
-                    status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_finite)
+                params, opt_state, epoch_updates, fetched = epoch_result
+                n_updates += epoch_updates
+                if fetched is None:
+                    status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_updates)
                     break
-                params, opt_state = outcome.params, outcome.opt_state
-                n_updates += self.config.n_updates
+                loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
                 record = {"loss": float(loss_sum / weight_sum)}
                 record[metric] = _running_metric(metric, metric_sums, weight_sum, total_squares)
                 if scored:
@@ -162,18 +147,48 @@ class EpochLoop:
             best_epoch=best.epoch if restored else None,
         )
 
-    def _replay(self, params, opt_state, data, order):
-        """Run a diverged epoch again with every update checked: the last finite weights.
+    def _epoch(self, params, opt_state, source, epoch: int, n_updates: int, scored):
+        """One epoch over the source's chunks (one for data in memory).
+
+        Returns ``(params, opt_state, updates made, fetched)``, where ``fetched`` holds the
+        epoch's loss, weight and metric sums, last gradient norm, next learning rate and
+        validation score, or is None when the epoch diverged (then the weights are the
+        last finite ones). The host waits once per chunk.
+        """
+        totals, made = None, 0
+        for last, (config, data, order) in _with_last(source.chunks(self.seed, epoch)):
+            program = engine.compiled_epoch(self.objective, self.optimizer, config)
+            outcome = program(params, opt_state, data, order)
+            sums = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums)
+            totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            if last:
+                # Scoring is dispatched before the fetch, so the host waits once an epoch.
+                score = evaluate(self.objective, outcome.params, *scored) if scored else ()
+                next_lr = _lr_at(self.optimizer, n_updates + made + config.n_updates)
+                finite, *fetched = jax.device_get(
+                    (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
+                )
+            else:
+                finite = bool(outcome.finite)
+            if not finite:
+                params, opt_state, n_finite = self._replay(params, opt_state, config, data, order)
+                return params, opt_state, made + n_finite, None
+            params, opt_state = outcome.params, outcome.opt_state
+            made += config.n_updates
+        return params, opt_state, made, fetched
+
+    def _replay(self, params, opt_state, config, data, order):
+        """Run a diverged chunk again with every update checked: the last finite weights.
 
         The fast epoch program has no per-update guard; the checked one (compiled only
         when needed) keeps the weights and state from before the first non-finite update.
         """
-        checked = dataclasses.replace(self.config, checked=True)
+        checked = dataclasses.replace(config, checked=True)
         program = engine.compiled_epoch(self.objective, self.optimizer, checked)
         outcome = program(params, opt_state, data, order)
         return outcome.params, outcome.opt_state, int(outcome.n_finite)
 
-    def _diverged_reason(self, epoch: int, n_finite: int) -> str:
+    def _diverged_reason(self, epoch: int, n_updates: int) -> str:
         lr = self.optimizer.hyperparams.get("lr")
         advice = (
             f"; try a smaller learning rate, e.g. lr={lr / 10:g}"
@@ -181,8 +196,8 @@ class EpochLoop:
             else "; try a smaller learning rate"
         )
         return (
-            f"diverged: the loss or weights became non-finite at update {n_finite + 1} of epoch "
-            f"{epoch + 1}; kept the last finite weights{advice}"
+            f"diverged: the loss or weights became non-finite in epoch {epoch + 1}, at update "
+            f"{n_updates + 1} of the run; kept the last finite weights{advice}"
         )
 
     def _early_reason(self, best: _Best) -> str:
@@ -231,10 +246,59 @@ def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
     return optim.lr_at(lr, jnp.asarray(n_updates))
 
 
-def _total_squares(prepared: Prepared) -> np.ndarray:
-    """Weighted total sum of squares of the training targets, per output (for R²)."""
-    y = prepared.y.reshape(len(prepared.y), -1).astype(np.float64)
-    w = np.ones(len(y)) if prepared.weights is None else prepared.weights.astype(np.float64)
+@dataclass
+class InMemory:
+    """Training data held on the device: every epoch is one chunk, one compiled call.
+
+    The chunk protocol (also followed by the streaming sources of
+    :mod:`descend.streaming`): ``n_samples``, ``n_chunks``, ``chunks(seed, epoch)``
+    yielding ``(EpochConfig, data, order)`` for :func:`descend.engine.compiled_epoch`,
+    and ``total_squares()``, the weighted total sum of squares of the targets per output
+    (for the training R²).
+    """
+
+    config: EpochConfig
+    data: tuple
+    y: np.ndarray
+    weights: np.ndarray | None
+    n_chunks: int = 1
+
+    @classmethod
+    def from_prepared(cls, prepared: Prepared, config: EpochConfig) -> InMemory:
+        # On the device once: every epoch reads these copies.
+        data = (jnp.asarray(prepared.X), jnp.asarray(prepared.y))
+        if prepared.weights is not None:
+            data += (jnp.asarray(prepared.weights),)
+        return cls(config, data, prepared.y, prepared.weights)
+
+    @property
+    def n_samples(self) -> int:
+        return self.config.n_samples
+
+    def chunks(self, seed: int, epoch: int):
+        order = None
+        if self.config.shuffle:
+            order = engine.epoch_order(seed, epoch, self.config.n_samples)
+        yield self.config, self.data, order
+
+    def total_squares(self) -> np.ndarray:
+        return total_squares(self.y, self.weights)
+
+
+def _with_last(iterable):
+    """``(is_last, item)`` for each item (looking one item ahead)."""
+    iterator = iter(iterable)
+    previous = next(iterator)
+    for item in iterator:
+        yield False, previous
+        previous = item
+    yield True, previous
+
+
+def total_squares(y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Weighted total sum of squares of targets ``y``, per output (for R²)."""
+    y = np.asarray(y).reshape(len(y), -1).astype(np.float64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
     mean = np.average(y, axis=0, weights=w)
     return np.sum(w[:, None] * (y - mean) ** 2, axis=0)
 
