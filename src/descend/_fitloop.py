@@ -56,6 +56,7 @@ class EpochLoop:
     dtype: str
     previous: FitResult | None
     source: Any = None  # chunks of training data (an InMemory from ``prepared`` if None)
+    placement: Any = None  # a descend.distributed.Placement for data-parallel training
 
     def train(self) -> FitResult:
         prepared, model = self.prepared, self.objective.model
@@ -66,11 +67,13 @@ class EpochLoop:
             start, n_updates = self.previous.n_epochs, self.previous.n_updates
             history = {key: list(values) for key, values in self.previous.history.items()}
         else:
-            params = model.init(init_key, prepared.X.shape[1], prepared.n_outputs, dtype=self.dtype)
+            params = model.init(init_key, prepared.n_features, prepared.n_outputs, dtype=self.dtype)
             if model.name == "custom":  # the user's own params, in the training dtype
                 params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
             opt_state = self.optimizer.init(params)
             start, n_updates, history = 0, 0, {}
+        if self.placement is not None:  # the same weights and state on every device
+            params, opt_state = self.placement.replicate((params, opt_state))
         source = self.source or InMemory.from_prepared(prepared, self.config)
         scored = None
         if prepared.X_val is not None:
@@ -94,10 +97,15 @@ class EpochLoop:
                 if fetched is None:
                     status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_updates)
                     break
+                if total_squares is None and metric == "r2":  # a one-shot stream: known now
+                    total_squares = source.total_squares()
+                progress.n_samples = source.n_samples
                 loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
                 record = {"loss": float(loss_sum / weight_sum)}
                 record[metric] = _running_metric(metric, metric_sums, weight_sum, total_squares)
                 if scored:
+                    if self.placement is not None:  # every process scores its own rows
+                        score = self.placement.mean_scores(score, len(prepared.X_val))
                     record["val_loss"], record["val_" + metric] = map(float, score)
                 record["grad_norm"] = float(grad_norm)
                 record["lr"] = float(next_lr)
@@ -123,6 +131,8 @@ class EpochLoop:
                 arrays = _as_arrays(history)
                 # Every callback sees every epoch, also when an earlier one asks to stop.
                 stops = [callback(epoch + 1, arrays) is True for callback in self.callbacks]
+                if self.placement is not None:  # one process asking stops them all
+                    stops = [self.placement.any(any(stops))]
                 if any(stops):
                     status = Status.CALLBACK
                     reason = f"a callback stopped training after epoch {epoch + 1}"
@@ -163,7 +173,12 @@ class EpochLoop:
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
             if last:
                 # Scoring is dispatched before the fetch, so the host waits once an epoch.
-                score = evaluate(self.objective, outcome.params, *scored) if scored else ()
+                score = ()
+                if scored:
+                    weights = outcome.params
+                    if self.placement is not None:
+                        weights = self.placement.local(weights)
+                    score = evaluate(self.objective, weights, *scored)
                 next_lr = _lr_at(self.optimizer, n_updates + made + config.n_updates)
                 finite, *fetched = jax.device_get(
                     (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)

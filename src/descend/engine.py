@@ -324,6 +324,8 @@ def to_host(tree: PyTree) -> PyTree:
 
 # --------------------------------------------------------------------------- training
 
+BATCH_AXIS = "batch"  # the mesh axis that data-parallel training splits batches over
+
 
 @dataclass(frozen=True)
 class EpochConfig:
@@ -335,6 +337,12 @@ class EpochConfig:
     ``drop_last``), make one more update at the end of the epoch. ``weighted`` says
     that the data ends with per-sample weights. ``checked`` guards every update against
     non-finite values (slower; used to replay an epoch that diverged).
+
+    ``mesh`` (a :class:`jax.sharding.Mesh` with a ``"batch"`` axis) makes the epoch
+    data-parallel: every batch is split over the devices of that axis, the weights and
+    optimizer state are replicated, and XLA adds the all-reduce of the summed loss and
+    gradient. Then ``n_samples`` and ``batch_size`` count the rows of all processes
+    together, and the data and row order come as :class:`ShardedOrder` describes.
     """
 
     n_samples: int
@@ -344,6 +352,7 @@ class EpochConfig:
     shuffle: bool = True
     weighted: bool = False
     checked: bool = False
+    mesh: Any = None
 
     @property
     def n_full_batches(self) -> int:
@@ -367,6 +376,25 @@ class EpochConfig:
     @property
     def n_updates(self) -> int:
         return self.n_groups + int(self.leftover_batches > 0 or self.remainder > 0)
+
+
+class ShardedOrder(NamedTuple):
+    """The rows of a data-parallel epoch (``config.mesh`` set), as global index arrays.
+
+    The data leaves have shape ``(devices along the batch axis, n_local, ...)``: each
+    device holds its process's ``n_local`` rows. The last axis of each index array runs
+    over the rows of a batch and is split over the batch axis, and the indices a device
+    receives point into its own copy, so gathering a batch moves no data between
+    devices. ``main`` is ``(n_groups, accumulate, batch_size)``, ``leftover``
+    ``(leftover_batches, batch_size)``, ``remainder`` ``(1, padded)``: the short last
+    batch padded to split evenly, ``mask`` (same shape, the data's float dtype) being 1
+    on its rows and 0 on the padding (None without padding). Absent parts are None.
+    """
+
+    main: jax.Array | None
+    leftover: jax.Array | None
+    remainder: jax.Array | None
+    mask: jax.Array | None
 
 
 class EpochOutcome(NamedTuple):
@@ -415,22 +443,12 @@ def _run_epoch(
 ):
     """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
 
-    ``order`` is this epoch's permutation of the rows (``None`` without shuffling). Each
-    step gathers its own batch's rows: on the CPU this is faster than gathering the
-    whole permuted dataset once per epoch, and it keeps no second copy of the data.
+    ``order`` is this epoch's permutation of the rows (``None`` without shuffling), or a
+    :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
+    on the CPU this is faster than gathering the whole permuted dataset once per epoch,
+    and it keeps no second copy of the data.
     """
-    n_main = config.n_groups * config.accumulate * config.batch_size
-    n_used = config.n_full_batches * config.batch_size + config.remainder
     dtype = jnp.result_type(*jax.tree.leaves(params))
-
-    def rows(start: int, count: int, shape: tuple[int, ...]):
-        """Rows ``start .. start+count`` of the epoch's order, as batches of ``shape``."""
-        if order is None:
-            return tuple(
-                leaf[start : start + count].reshape(*shape, *leaf.shape[1:]) for leaf in data
-            )
-        indices = order[start : start + count].reshape(shape)
-        return tuple(leaf[indices] for leaf in data)
 
     def update(carry, pieces):
         params, opt_state, totals, _, n_finite, alive = carry
@@ -456,13 +474,45 @@ def _run_epoch(
         totals = jax.tree.map(jnp.add, totals, added)
         return (new_params, new_state, totals, _tree.norm(grads).astype(dtype), n_finite, alive)
 
-    probe = tuple(leaf[:1] for leaf in data)
+    sharded = config.mesh is not None
+    probe = tuple(
+        jax.ShapeDtypeStruct((1, *leaf.shape[1 + sharded :]), leaf.dtype) for leaf in data
+    )
     metrics_shape = jax.eval_shape(batch_objective, params, *probe)[1][1]
     zero = jnp.zeros((), dtype)
     totals = (zero, zero, jnp.zeros(metrics_shape.shape, metrics_shape.dtype))
     carry = (params, opt_state, totals, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    if sharded:
+        carry = _sharded_updates(config, data, order, update, carry)
+    else:
+        carry = _updates(config, data, order, update, carry)
+    params, opt_state, (loss, weight, metrics), grad_norm, n_finite, _ = carry
+    if not config.checked:
+        n_finite = jnp.asarray(config.n_updates, jnp.int32)
+    finite = jnp.isfinite(loss) & _tree.all_finite(params)
+    return EpochOutcome(params, opt_state, loss, weight, metrics, grad_norm, n_finite, finite)
+
+
+def _updates(config: EpochConfig, data, order, update, carry):
+    """The epoch's updates on one device: ``update(carry, pieces)`` for each group."""
+    n_main = config.n_groups * config.accumulate * config.batch_size
+    n_used = config.n_full_batches * config.batch_size + config.remainder
+
+    def rows(start: int, count: int, shape: tuple[int, ...]):
+        """Rows ``start .. start+count`` of the epoch's order, as batches of ``shape``."""
+        if order is None:
+            return tuple(
+                leaf[start : start + count].reshape(*shape, *leaf.shape[1:]) for leaf in data
+            )
+        indices = order[start : start + count].reshape(shape)
+        return tuple(leaf[indices] for leaf in data)
+
     batch = (config.accumulate, config.batch_size)
-    if config.n_groups and order is None:
+    if config.n_groups == 1 and order is None:
+        # A single update (batch gradient descent): no loop, so that XLA reads the data in
+        # place instead of slicing a copy of it out of the scanned operand.
+        carry = update(carry, (rows(0, n_main, batch),))
+    elif config.n_groups and order is None:
         groups = rows(0, n_main, (config.n_groups, *batch))
         carry, _ = jax.lax.scan(lambda c, group: (update(c, (group,)), None), carry, groups)
     elif config.n_groups:
@@ -481,20 +531,57 @@ def _run_epoch(
         tail.append(rows(start, n_used - start, (1, n_used - start)))
     if tail:
         carry = update(carry, tuple(tail))
-    params, opt_state, (loss, weight, metrics), grad_norm, n_finite, _ = carry
-    if not config.checked:
-        n_finite = jnp.asarray(config.n_updates, jnp.int32)
-    finite = jnp.isfinite(loss) & _tree.all_finite(params)
-    return EpochOutcome(params, opt_state, loss, weight, metrics, grad_norm, n_finite, finite)
+    return carry
 
 
-def epoch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
+def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, carry):
+    """The epoch's updates with every batch split over the mesh's batch axis.
+
+    Only the gather is written per device (``shard_map``: each device takes its rows
+    from its own copy of the data); the loss, gradient and optimizer step are the
+    single-device code on sharded batches and replicated weights, and XLA's partitioner
+    adds the all-reduce of the sums. The padding rows of the short last batch get
+    weight 0 through ``mask``, so they change no sum.
+    """
+    gather = functools.partial(_gather_rows, config.mesh, data)
+    if order.main is not None:
+        carry, _ = jax.lax.scan(lambda c, idx: (update(c, (gather(idx),)), None), carry, order.main)
+    tail = []
+    if order.leftover is not None:
+        tail.append(gather(order.leftover))
+    if order.remainder is not None:
+        piece = gather(order.remainder)
+        if order.mask is not None:
+            weights = order.mask if not config.weighted else piece[-1] * order.mask
+            piece = (*piece[:2], weights)
+        tail.append(piece)
+    if tail:
+        carry = update(carry, tuple(tail))
+    return carry
+
+
+def _gather_rows(mesh, data, indices) -> tuple:
+    """Each device's rows ``indices`` of its own data, sharded like ``indices``."""
+    spec = jax.sharding.PartitionSpec(*([None] * (indices.ndim - 1)), BATCH_AXIS)
+
+    def local(data, indices):
+        return tuple(leaf[0][indices] for leaf in data)
+
+    in_specs = (jax.sharding.PartitionSpec(BATCH_AXIS), spec)
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=spec)(data, indices)
+
+
+def epoch_order(seed: int, epoch: int, n_samples: int, *, process: int | None = None) -> np.ndarray:
     """The permutation of the rows for ``epoch``: depends only on ``seed`` and ``epoch``.
 
     Drawn on the host with NumPy (a few ms for 10^5 rows, where ``jax.random.permutation``
-    sorts on the device for ~20x longer), then passed to the compiled epoch.
+    sorts on the device for ~20x longer), then passed to the compiled epoch:
+    ``numpy.random.default_rng([seed, epoch]).permutation(n_samples)``. In multi-process
+    training each process permutes its own rows, process ``p`` with
+    ``default_rng([seed, epoch, p])``.
     """
-    return np.random.default_rng([seed, epoch]).permutation(n_samples).astype(np.int32)
+    entropy = [seed, epoch] if process is None else [seed, epoch, process]
+    return np.random.default_rng(entropy).permutation(n_samples).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -504,6 +591,8 @@ def compiled_epoch(batch_objective, optimizer: Optimizer, config: EpochConfig):
     Called as ``program(params, opt_state, data, order)`` where ``data`` is a tuple of
     arrays with the samples on the first axis (the last one the per-sample weights when
     ``config.weighted``) and ``order`` the epoch's row order (:func:`epoch_order`), or
-    ``None`` when ``config.shuffle`` is false.
+    ``None`` when ``config.shuffle`` is false. With ``config.mesh``, ``data`` and
+    ``order`` are global arrays laid out as :class:`ShardedOrder` says, and ``params``
+    and ``opt_state`` replicated over the mesh.
     """
     return jax.jit(functools.partial(_run_epoch, batch_objective, optimizer, config))

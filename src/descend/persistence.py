@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from descend import checkpoint, models, optim
+from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.fit_result import FitResult
 from descend.optim.base import Optimizer
@@ -27,6 +27,10 @@ FORMAT = "descend.fit/1"
 
 def save(path: str | os.PathLike, result: FitResult) -> None:
     """Save a trained model to ``path`` (written atomically: temp file, fsync, rename).
+
+    In a multi-process run (:func:`descend.distributed.initialize`) every process calls
+    it with the same path; process 0 writes the file and the others wait until it is
+    written, so that all of them can resume from it.
 
     Examples
     --------
@@ -58,7 +62,8 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "best_epoch": result.best_epoch,
     }
     trees = {"params": result.params, "opt_state": jax.tree.leaves(result.opt_state)}
-    checkpoint.save_tree(path, trees, metadata)
+    # In a multi-process run only process 0 writes; every process waits for the file.
+    distributed.on_first_process(checkpoint.save_tree, path, trees, metadata)
 
 
 def load(

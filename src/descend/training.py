@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from descend import losses, models, optim
+from descend import distributed, losses, models, optim
 from descend._fitdata import prepare_data
 from descend._fitloop import EpochLoop
 from descend.engine import EpochConfig
@@ -122,6 +122,7 @@ def fit(
     target: str | None = None,
     features: Sequence[str] | None = None,
     nan_policy: str = "raise",
+    devices: Any = None,
 ) -> FitResult:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
@@ -191,6 +192,14 @@ def fit(
     nan_policy:
         What to do with NaN / infinite values in the data: ``"raise"``, ``"drop"`` or
         ``"impute_mean"``.
+    devices:
+        Data-parallel training (see :mod:`descend.distributed`): ``"all"``, a list of
+        jax devices, or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis. Every
+        batch is split evenly over the devices (``batch_size`` must be a multiple of
+        their number; the short last batch is padded with rows of weight 0), the
+        weights are replicated and their gradients summed over the devices. Default
+        None: one device, or all devices of all processes after
+        :func:`descend.distributed.initialize`, each process passing its own rows.
 
     Returns
     -------
@@ -241,6 +250,7 @@ def fit(
         raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     loss_fn, loss_name = _resolve_loss(loss, model, previous)
     optimizer = _resolve_optimizer(optimizer, lr, previous)
+    placement = distributed.resolve(devices)
 
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
@@ -251,7 +261,7 @@ def fit(
             sample_weight,
             validation,
             validation_split,
-            standardize,
+            standardize and placement is None,
             seed,
             target,
             features,
@@ -259,7 +269,13 @@ def fit(
             dtype,
             previous,
         )
-        n_train = len(prepared.X)
+        if prepared.stream is not None and placement is not None:
+            raise InputError(
+                "devices= cannot be used with a stream yet; train a stream on one device"
+            )
+        if placement is not None:  # across processes: same shapes, one standardization
+            prepared = placement.prepare(prepared, standardize)
+        n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
         batch_size = _resolve_batch_size(batch_size, method, n_train)
         config = EpochConfig(
             n_samples=n_train,
@@ -269,15 +285,26 @@ def fit(
             # The order of the rows cannot change a full-batch gradient: no need to shuffle.
             shuffle=bool(shuffle) and batch_size < n_train,
             weighted=prepared.weights is not None,
+            mesh=None if placement is None else placement.mesh,
         )
+        if placement is not None:
+            placement.check_batch_size(batch_size, n_train)
+        source = None if placement is None else placement.source(prepared, config)
+        if prepared.stream is not None:  # rows read chunk by chunk (descend.streaming)
+            start = 0 if previous is None else previous.n_epochs
+            source = prepared.stream.source(config, shuffle=bool(shuffle), epochs=epochs - start)
         objective = BatchObjective(model, loss_fn, loss_name)
         run = EpochLoop(
             objective=objective, optimizer=optimizer, config=config, prepared=prepared,
             seed=seed, epochs=epochs, tol=tol, patience=patience, min_delta=min_delta,
             restore_best=restore_best, callbacks=tuple(callbacks), verbose=verbose,
-            dtype=dtype, previous=previous,
+            dtype=dtype, previous=previous, placement=placement, source=source,
         )  # fmt: skip
-        return run.train()
+        try:
+            return run.train()
+        finally:
+            if prepared.stream is not None:  # ends the reading thread, also on errors
+                source.close()
 
 
 # ---------------------------------------------------------------- argument resolution
