@@ -24,6 +24,15 @@ class Prepared:
     standardizer: Any
     encoding: Any
     n_outputs: int
+    stream: Any = None  # rows read chunk by chunk (a _streamfit.StreamPlan; X and y None)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.X) if self.stream is None else self.stream.n_samples
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1] if self.stream is None else self.stream.n_features
 
 
 def prepare_data(
@@ -42,7 +51,16 @@ def prepare_data(
     previous,
 ) -> Prepared:
     from descend import data
+    from descend.streaming import Stream
 
+    if isinstance(X, Stream):
+        from descend._streamfit import prepare_stream
+
+        return prepare_stream(
+            X, model, y=y, sample_weight=sample_weight, validation=validation,
+            validation_split=validation_split, standardize=standardize, target=target,
+            features=features, nan_policy=nan_policy, dtype=dtype, previous=previous,
+        )  # fmt: skip
     encoding = None
     table = isinstance(X, str) or hasattr(X, "__fspath__") or (y is None and hasattr(X, "columns"))
     if table:

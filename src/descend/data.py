@@ -38,6 +38,7 @@ from descend._encoding import (
 from descend._tabular import read_table
 from descend.datasets import dataset_names, load_dataset
 from descend.errors import DataError, suggest, unknown_name
+from descend.streaming import Stream, stream  # noqa: F401 (data larger than memory)
 
 TASKS = ("regression", "binary", "multiclass")
 

@@ -137,7 +137,8 @@ def fit(
         (``y`` omitted), or ``X`` the path of a CSV / Parquet file or a DataFrame (``y``
         omitted) with ``target`` the name of its target column (default: the last;
         ``features`` optionally choosing the others; text columns are one-hot encoded).
-        Classifier labels may be any values; they are encoded as ``classes``.
+        Classifier labels may be any values; they are encoded as ``classes``. Or ``X``
+        a :func:`descend.data.stream` (``y`` omitted) for data larger than memory.
     loss:
         A loss name (see :func:`descend.losses.names`) or a callable
         ``loss(predictions, targets)`` returning one value per sample. Default: the

@@ -1,0 +1,240 @@
+"""A stream prepared for :func:`descend.fit`: classes, standardizer and validation from
+the first pass, and the chunk source the epoch loop reads (``_fitloop.InMemory``'s
+protocol), with its reading thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from descend import engine
+from descend._arrays import Standardizer
+from descend._encoding import Encoding
+from descend._fitdata import Prepared, _validation_arrays
+from descend._streamread import Prefetch, finite_rows, rechunk
+from descend.errors import DataError, InputError
+from descend.streaming import Moments, Stats, Stream, chunk_order, rows_per_chunk
+
+
+def prepare_stream(
+    stream: Stream, model, *, y, sample_weight, validation, validation_split, standardize,
+    target, features, nan_policy, dtype, previous,
+) -> Prepared:  # fmt: skip
+    """The :class:`Prepared` of a stream: statistics, classes, standardizer, validation."""
+    refused = {
+        "y": (y is not None, "a stream carries its own targets: fit(model, stream)"),
+        "sample_weight": (
+            sample_weight is not None,
+            "sample weights are not supported for streams yet",
+        ),
+        "validation_split": (
+            validation_split is not None,
+            "a stream cannot hold rows out; pass validation=(X_val, y_val) held in memory",
+        ),
+        "target": (target is not None, "name the target in ds.data.stream(..., target=)"),
+        "features": (features is not None, "name the features in ds.data.stream(..., features=)"),
+        "nan_policy": (
+            nan_policy != "raise",
+            "a stream needs finite data (nan_policy='raise'); clean the source first",
+        ),
+    }
+    for name, (given, why) in refused.items():
+        if given:
+            raise InputError(f"{name} cannot be used with a stream: {why}")
+    if np.dtype(dtype) != stream.dtype:
+        raise InputError(
+            f"the stream reads {stream.dtype} and fit trains in {dtype}; make them the same: "
+            f"fit(..., dtype='{stream.dtype}') or ds.data.stream(..., dtype='{dtype}')"
+        )
+    task = model.task
+    classes = previous.classes if previous is not None else None
+    standardizer = previous.standardizer if previous is not None else None
+    need_labels = task != "regression" and classes is None
+    need_features = bool(standardize) and standardizer is None
+    reader = stream._reader
+    stats = None
+    if reader.one_shot:
+        if need_labels or need_features:
+            raise InputError(
+                "a one-shot iterator is read once, and a classifier's classes or "
+                "standardize=True need a first pass over the data; pass a list of chunks or "
+                "a function returning a fresh iterator"
+            )
+        reader.peek()
+    else:
+        stats = stream._statistics(labels=need_labels, features=need_features)
+    if need_labels:
+        classes = _classes(stats.labels, task)
+    if need_features:
+        standardizer = stats.features.standardizer()
+    if task != "regression" and reader.y_shape not in ((), (1,)):
+        raise DataError(f"y must be 1-D labels for a {task} model, got {reader.y_shape} per row")
+    X_val = y_val = None
+    if validation is not None:
+        X_val, y_val = _validation_arrays(
+            validation, model, classes, reader.n_features, dtype, "raise"
+        )
+        if standardizer is not None:
+            X_val = np.asarray(standardizer.transform(X_val), dtype=dtype)
+        if task == "binary":
+            y_val = y_val.astype(dtype)
+    if task == "multiclass":
+        n_outputs = len(classes)
+    else:
+        n_outputs = 1 if task == "binary" or reader.y_shape == () else reader.y_shape[0]
+    encoding = None
+    if reader.kind == "parquet":
+        encoding = Encoding(reader.features, {}, reader.target, None)
+    plan = StreamPlan(stream, task, classes, standardizer, stats)
+    return Prepared(
+        None, None, None, X_val, y_val, classes, standardizer, encoding, n_outputs, stream=plan
+    )
+
+
+def _classes(labels: np.ndarray, task: str) -> np.ndarray:
+    """The sorted label set, as integers when every label is one (as ``as_arrays``)."""
+    if np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
+    if len(labels) < 2:
+        raise DataError(
+            f"the stream's target has a single class ({labels.tolist()[0]!r}); {task} "
+            "classification needs at least two"
+        )
+    if task == "binary" and len(labels) > 2:
+        raise DataError(
+            f"a binary model needs two classes but the stream's target has {len(labels)} "
+            f"({', '.join(map(repr, labels[:5].tolist()))}{', ...' if len(labels) > 5 else ''}); "
+            "use a multiclass model (e.g. 'softmax')"
+        )
+    return labels
+
+
+@dataclass
+class StreamPlan:
+    """A stream prepared for one ``fit``: what a chunk becomes before training."""
+
+    stream: Stream
+    task: str
+    classes: np.ndarray | None
+    standardizer: Standardizer | None
+    stats: Stats | None  # None for a one-shot iterator (counted while training)
+
+    @property
+    def n_samples(self) -> int:
+        """Rows in all (a one-shot iterator counts them while training: a large bound)."""
+        count = self.stream.n_samples
+        return sys.maxsize if count is None else count
+
+    @property
+    def n_features(self) -> int:
+        return self.stream.n_features
+
+    def source(self, config: engine.EpochConfig, *, shuffle: bool, epochs: int) -> StreamSource:
+        """The chunk source for ``fit``'s loop (``epochs``: how many it will run)."""
+        if self.stream._reader.one_shot and epochs > 1:
+            raise InputError(
+                f"a one-shot iterator (a generator) can be read once, but fit would run "
+                f"{epochs} epochs; use epochs=1 (one more when resuming), or pass a list of "
+                "chunks or a function returning a fresh iterator"
+            )
+        group = config.batch_size * config.accumulate
+        rows = rows_per_chunk(self.stream.chunk_rows, group, config.batch_size)
+        return StreamSource(self, config, bool(shuffle), rows)
+
+    def transform(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A chunk as training sees it: standardized features, targets or class codes."""
+        dtype = self.stream.dtype
+        if self.standardizer is not None:
+            X = np.asarray(self.standardizer.transform(X), dtype=dtype)
+        if self.task == "regression":
+            return X, y.astype(dtype)
+        labels = y.reshape(-1).astype(np.float64)
+        known = np.asarray(self.classes, dtype=np.float64)
+        codes = np.minimum(np.searchsorted(known, labels), len(known) - 1)
+        unseen = known[codes] != labels
+        if unseen.any():
+            raise DataError(
+                "the stream has labels not seen in training: "
+                f"{np.unique(labels[unseen])[:5].tolist()} "
+                f"(training classes: {np.asarray(self.classes).tolist()})"
+            )
+        return X, codes.astype(dtype if self.task == "binary" else np.int32)
+
+
+class StreamSource:
+    """The chunk source of a stream for :class:`descend._fitloop.EpochLoop`.
+
+    Follows the protocol of ``_fitloop.InMemory``: ``n_samples``, ``n_chunks``,
+    ``chunks(seed, epoch)`` and ``total_squares()``; ``close()`` ends its reading
+    threads (also on errors and interrupts).
+    """
+
+    def __init__(self, plan: StreamPlan, config: engine.EpochConfig, shuffle: bool, rows: int):
+        self.plan, self.config, self.shuffle, self.rows = plan, config, shuffle, rows
+        self._threads: set[Prefetch] = set()
+        self._counted: Moments | None = None  # a one-shot iterator's target, as read
+
+    @property
+    def n_samples(self) -> int | None:
+        if self.plan.stats is None:
+            return None if self._counted is None else self._counted.n
+        return self.plan.stats.n_samples
+
+    @property
+    def n_chunks(self) -> int | None:
+        n = self.n_samples
+        return None if n is None else -(-n // self.rows)
+
+    def total_squares(self) -> np.ndarray | None:
+        """Per output; None for a one-shot iterator before its pass (the loop asks again)."""
+        moments = self._counted if self.plan.stats is None else self.plan.stats.target
+        return None if moments is None else moments.m2
+
+    def chunks(self, seed: int, epoch: int):
+        prefetch = Prefetch(self._prepared_chunks(seed, epoch))
+        self._threads.add(prefetch)
+        try:
+            for config, X, y, order in prefetch:
+                yield config, (jnp.asarray(X), jnp.asarray(y)), order
+        finally:
+            prefetch.close()
+            self._threads.discard(prefetch)
+
+    def close(self) -> None:
+        for prefetch in list(self._threads):
+            prefetch.close()
+        self._threads.clear()
+
+    def _prepared_chunks(self, seed: int, epoch: int):
+        """(config, X, y, order) of each chunk: read, joined, checked, transformed.
+
+        Runs in the reading thread: NumPy and pyarrow release the GIL while they copy.
+        """
+        plan, stream = self.plan, self.plan.stream
+        pieces = stream._piece_order(seed, epoch, self.shuffle)
+        counted = Moments() if plan.stats is None else None
+        reader, n_rows = stream._reader, 0
+        for index, parts in enumerate(rechunk(stream._read(pieces, features=True), self.rows)):
+            X = np.concatenate([finite_rows(p.X, p, "X", reader) for p in parts]).astype(
+                stream.dtype, copy=False
+            )
+            y = np.concatenate([finite_rows(p.y, p, "target", reader) for p in parts])
+            X, y = plan.transform(X, y)
+            if counted is not None:
+                counted.add(y.reshape(len(y), -1).astype(np.float64))
+            shuffle = self.shuffle and self.config.batch_size < len(X)
+            config = dataclasses.replace(self.config, n_samples=len(X), shuffle=shuffle)
+            order = chunk_order(seed, epoch, index, len(X)) if shuffle else None
+            n_rows += len(X)
+            yield config, X, y, order
+        if counted is not None:
+            self._counted = counted
+        elif n_rows != plan.stats.n_samples:
+            raise DataError(
+                f"the {stream.kind} source gave {n_rows} rows in epoch {epoch + 1} but "
+                f"{plan.stats.n_samples} in its first pass; it must give the same rows each time"
+            )
