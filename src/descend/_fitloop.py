@@ -67,7 +67,7 @@ class EpochLoop:
             start, n_updates = self.previous.n_epochs, self.previous.n_updates
             history = {key: list(values) for key, values in self.previous.history.items()}
         else:
-            params = model.init(init_key, prepared.X.shape[1], prepared.n_outputs, dtype=self.dtype)
+            params = model.init(init_key, prepared.n_features, prepared.n_outputs, dtype=self.dtype)
             if model.name == "custom":  # the user's own params, in the training dtype
                 params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
             opt_state = self.optimizer.init(params)
@@ -97,6 +97,9 @@ class EpochLoop:
                 if fetched is None:
                     status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_updates)
                     break
+                if total_squares is None and metric == "r2":  # a one-shot stream: known now
+                    total_squares = source.total_squares()
+                progress.n_samples = source.n_samples
                 loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
                 record = {"loss": float(loss_sum / weight_sum)}
                 record[metric] = _running_metric(metric, metric_sums, weight_sum, total_squares)

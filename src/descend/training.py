@@ -137,7 +137,8 @@ def fit(
         (``y`` omitted), or ``X`` the path of a CSV / Parquet file or a DataFrame (``y``
         omitted) with ``target`` the name of its target column (default: the last;
         ``features`` optionally choosing the others; text columns are one-hot encoded).
-        Classifier labels may be any values; they are encoded as ``classes``.
+        Classifier labels may be any values; they are encoded as ``classes``. Or ``X``
+        a :func:`descend.data.stream` (``y`` omitted) for data larger than memory.
     loss:
         A loss name (see :func:`descend.losses.names`) or a callable
         ``loss(predictions, targets)`` returning one value per sample. Default: the
@@ -269,9 +270,13 @@ def fit(
             dtype,
             previous,
         )
+        if prepared.stream is not None and placement is not None:
+            raise InputError(
+                "devices= cannot be used with a stream yet; train a stream on one device"
+            )
         if placement is not None:  # across processes: same shapes, one standardization
             prepared = placement.prepare(prepared, standardize)
-        n_train = len(prepared.X) * (1 if placement is None else placement.n_processes)
+        n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
         batch_size = _resolve_batch_size(batch_size, method, n_train)
         config = EpochConfig(
             n_samples=n_train,
@@ -285,15 +290,22 @@ def fit(
         )
         if placement is not None:
             placement.check_batch_size(batch_size, n_train)
+        source = None if placement is None else placement.source(prepared, config)
+        if prepared.stream is not None:  # rows read chunk by chunk (descend.streaming)
+            start = 0 if previous is None else previous.n_epochs
+            source = prepared.stream.source(config, shuffle=bool(shuffle), epochs=epochs - start)
         objective = BatchObjective(model, loss_fn, loss_name)
         run = EpochLoop(
             objective=objective, optimizer=optimizer, config=config, prepared=prepared,
             seed=seed, epochs=epochs, tol=tol, patience=patience, min_delta=min_delta,
             restore_best=restore_best, callbacks=tuple(callbacks), verbose=verbose,
-            dtype=dtype, previous=previous, placement=placement,
-            source=None if placement is None else placement.source(prepared, config),
+            dtype=dtype, previous=previous, placement=placement, source=source,
         )  # fmt: skip
-        return run.train()
+        try:
+            return run.train()
+        finally:
+            if prepared.stream is not None:  # ends the reading thread, also on errors
+                source.close()
 
 
 # ---------------------------------------------------------------- argument resolution
