@@ -358,3 +358,33 @@ def test_two_processes_train_one_model_equal_to_one_process_on_the_union(tmp_pat
     # (accuracy is a float32 mean in the library: the weighted mean of two rounds at 1e-7)
     for key, rtol in (("loss", 1e-9), ("val_loss", 1e-9), ("val_accuracy", 1e-6)):
         np.testing.assert_allclose(results[0][key], reference.history[key], rtol=rtol, err_msg=key)
+
+
+def test_two_processes_train_from_the_command_line_and_process_0_saves(tmp_path):
+    port = _free_port()
+    for process in range(2):
+        X, y = _classification(48, seed=20 + process)
+        lines = [",".join([f"x{i}" for i in range(X.shape[1])] + ["label"])]
+        for row, label in zip(X.tolist(), y, strict=True):  # text labels: a classifier
+            lines.append(",".join(map(repr, row)) + ("," + "yes" if label else ",no"))
+        (tmp_path / f"shard{process}.csv").write_text("\n".join(lines) + "\n")
+    commands = [
+        [
+            sys.executable, "-m", "descend", "train", f"shard{p}.csv", "--batch-size", "8",
+            "--epochs", "2", "--save", "model.ckpt", "--plot", "loss.png", "--json",
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p),
+        ]
+        for p in range(2)
+    ]  # fmt: skip
+    outputs = _run_together(commands, [_environment(1)] * 2, tmp_path)
+    # (Gloo announces its connections on stdout: the JSON object is the last line)
+    summaries = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    assert summaries[0]["model"] == "logistic()"
+    histories = [summary["history"] for summary in summaries]
+    for history in histories:
+        del history["time"]  # each process's own clock
+    assert histories[0] == histories[1]
+    assert summaries[0]["updates"] == 2 * 10  # 2 x 48 rows, 20% held out: 76 per batch of 8
+    saved = ds.load(tmp_path / "model.ckpt")
+    assert saved.n_epochs == 2 and (tmp_path / "loss.png").is_file()
+    np.testing.assert_allclose(saved.history["loss"], summaries[0]["history"]["loss"])

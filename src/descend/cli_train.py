@@ -54,6 +54,18 @@ def add_parsers(commands, add_json, add_optimizer_options) -> None:
     train.add_argument("--save", metavar="PATH", help="save the trained model (atomically)")
     train.add_argument("--resume", metavar="PATH", help="continue from a saved model")
     train.add_argument("--plot", metavar="PATH.png", help="draw the loss curves")
+    several = train.add_argument_group(
+        "several processes (each trains on its own FILE; one model, saved by process 0)"
+    )
+    several.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address (or DESCEND_COORDINATOR)"
+    )
+    several.add_argument(
+        "--num-processes", type=int, metavar="N", help="processes (or DESCEND_NUM_PROCESSES)"
+    )
+    several.add_argument(
+        "--process-id", type=int, metavar="I", help="this one, 0..N-1 (or DESCEND_PROCESS_ID)"
+    )
     add_json(train)
     train.set_defaults(handler=train_command)
 
@@ -101,7 +113,12 @@ def _model(args: argparse.Namespace, dataset):
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from descend import save
+    from descend import distributed, save
+
+    several = (args.coordinator, args.num_processes, args.process_id)
+    if distributed.requested(*several):  # before JAX computes anything
+        distributed.initialize(*several)
+
     from descend.cli import _print_json, optimizer_from_args
     from descend.training import fit
 
@@ -125,7 +142,7 @@ def train_command(args: argparse.Namespace) -> int:
         result.reason = f"interrupted (Ctrl-C) after epoch {result.n_epochs}"
     if args.save:
         save(args.save, result)
-    if args.plot:
+    if args.plot and distributed.is_first_process():  # one picture, not one per process
         from descend.cli_plot import plot_history
 
         plot_history(result.history, args.plot)

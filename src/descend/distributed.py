@@ -167,6 +167,11 @@ def is_multiprocess() -> bool:
     return jax.distributed.is_initialized() and jax.process_count() > 1
 
 
+def is_first_process() -> bool:
+    """True in a single-process run, and on process 0 of a multi-process one."""
+    return not is_multiprocess() or jax.process_index() == 0
+
+
 def on_first_process(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` on process 0 only, then a barrier (in multi-process runs).
 
