@@ -27,6 +27,12 @@ def add_parsers(commands, add_json, add_optimizer_options) -> None:
     )  # fmt: skip
     train.add_argument("file", nargs="?", help="a .csv / .tsv / .parquet file")
     train.add_argument("--dataset", help="a shipped dataset: breast_cancer, diabetes, digits, iris")
+    train.add_argument(
+        "--stream", action="store_true",
+        help="read FILE (a Parquet file or folder, or a folder of X_<k>.npy / y_<k>.npy "
+        "shards) chunk by chunk: for data larger than memory (no validation split)",
+    )  # fmt: skip
+    train.add_argument("--chunk-rows", type=int, help="rows per chunk with --stream (65536)")
     train.add_argument("--target", help="the target column of FILE (default: the last)")
     train.add_argument("--features", help="comma-separated feature columns (default: the others)")
     train.add_argument(
@@ -83,6 +89,18 @@ def _dataset(args: argparse.Namespace):
 
     if args.file and args.dataset:
         raise InputError("give a FILE or --dataset, not both")
+    if args.stream:
+        from descend.streaming import DEFAULT_CHUNK_ROWS
+
+        if not args.file:
+            raise InputError("--stream reads a FILE or folder; a --dataset is read in memory")
+        features = args.features.split(",") if args.features else None
+        return data.stream(
+            args.file, target=args.target, features=features, dtype=args.dtype or "float32",
+            chunk_rows=DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows,
+        )  # fmt: skip
+    if args.chunk_rows is not None:
+        raise InputError("--chunk-rows goes with --stream")
     if args.file:
         features = args.features.split(",") if args.features else None
         return data.load(
@@ -100,7 +118,8 @@ def _model(args: argparse.Namespace, dataset):
     name = args.model
     if name == "auto" and args.resume:
         return None  # the checkpoint's model
-    n_classes = None if dataset.classes is None else len(dataset.classes)
+    classes = getattr(dataset, "classes", None)  # a stream's labels are numbers: none
+    n_classes = None if classes is None else len(classes)
     task = "regression" if n_classes is None else "binary" if n_classes == 2 else "multiclass"
     if name == "auto":
         name = {"regression": "linear", "binary": "logistic", "multiclass": "softmax"}[task]
@@ -131,7 +150,7 @@ def train_command(args: argparse.Namespace) -> int:
         result = fit(
             model, dataset, loss=args.loss, optimizer=optimizer, batch_size=args.batch_size,
             method=args.method, epochs=args.epochs, accumulate=args.accumulate,
-            validation_split=args.validation_split or None,
+            validation_split=None if args.stream else args.validation_split or None,
             standardize=not args.no_standardize, tol=args.tol, patience=args.patience,
             seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
             nan_policy=args.nan_policy, callbacks=[interrupt.requested],
