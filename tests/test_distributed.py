@@ -388,3 +388,19 @@ def test_two_processes_train_from_the_command_line_and_process_0_saves(tmp_path)
     saved = ds.load(tmp_path / "model.ckpt")
     assert saved.n_epochs == 2 and (tmp_path / "loss.png").is_file()
     np.testing.assert_allclose(saved.history["loss"], summaries[0]["history"]["loss"])
+
+
+def test_benchmark_row_on_forced_host_devices_fills_its_table(tmp_path):
+    repository = str(SOURCE.parent)
+    if repository not in sys.path:
+        sys.path.insert(0, repository)
+    from benchmarks import harness
+    from benchmarks.rows import row7_devices
+
+    settings = harness.Settings.for_mode("tiny", strict=True, out_dir=tmp_path)
+    result = row7_devices.run(settings)
+    (table,) = result.tables
+    sizes = row7_devices.SIZES["tiny"]
+    assert len(table.rows) == len(sizes.batch_sizes) * len(sizes.device_counts)
+    assert all("–" not in cells[2] for cells in table.rows), table.rows
+    assert not any(note.startswith("failed") for note in result.notes)
