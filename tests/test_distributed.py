@@ -282,10 +282,14 @@ first = ds.fit("logistic", shard["X"], shard["y"], epochs=1, **settings)
 ds.save(f"{folder}/model.ckpt", first)
 resumed = ds.fit(None, shard["X"], shard["y"], epochs=EPOCHS, resume=f"{folder}/model.ckpt",
                  **settings)
+# Regression: the training R² needs the total sum of squares of all processes' targets.
+regression = ds.fit("linear", shard["X"], shard["y_linear"], epochs=2, batch_size=BATCH,
+                    seed=SEED, dtype="float64", verbose=0)
 np.savez(f"{folder}/result{process}.npz", w=whole.params["w"], b=whole.params["b"],
          resumed_w=resumed.params["w"], resumed_b=resumed.params["b"],
          loss=whole.history["loss"], val_loss=whole.history["val_loss"],
-         val_accuracy=whole.history["val_accuracy"])
+         val_accuracy=whole.history["val_accuracy"], r2=regression.history["r2"],
+         w_linear=regression.params["w"])
 print(json.dumps({"writes": len(writes), "warnings": [str(w.message) for w in caught]}))
 """
 
@@ -304,11 +308,25 @@ def _global_order(epoch: int, n_local: int) -> np.ndarray:
     return np.concatenate([order[start : start + share] for start in starts for order in orders])
 
 
+def _one_process(model, X, y, epochs: int, **settings):
+    """Training on one device with the union's rows in the two processes' global order
+    (one epoch per call, resumed: the order changes every epoch)."""
+    result = None
+    for epoch in range(epochs):
+        rows = _global_order(epoch, len(X) // 2)
+        result = ds.fit(
+            model, X[rows], y[rows], epochs=epoch + 1, resume=result, shuffle=False,
+            batch_size=BATCH, seed=SEED, dtype="float64", verbose=0, **settings,
+        )  # fmt: skip
+    return result
+
+
 def test_two_processes_train_one_model_equal_to_one_process_on_the_union(tmp_path):
     shards = []
     for process, n_rows in enumerate(N_ROWS):
         X, y = _classification(n_rows + 20, seed=10 + process)
         shard = dict(X=X[:n_rows], y=y[:n_rows], X_val=X[n_rows:], y_val=y[n_rows:])
+        shard["y_linear"] = shard["X"] @ np.arange(1.0, 5.0) + np.sin(7.0 * shard["X"][:, 0])
         np.savez(tmp_path / f"shard{process}.npz", **shard)
         shards.append(shard)
     port = _free_port()
@@ -345,19 +363,19 @@ def test_two_processes_train_one_model_equal_to_one_process_on_the_union(tmp_pat
     validation = tuple(
         np.concatenate([shard[key] for shard in shards]) for key in ("X_val", "y_val")
     )
-    reference = None
-    for epoch in range(EPOCHS):
-        rows = _global_order(epoch, n_local)
-        reference = ds.fit(
-            "logistic", X[rows], y[rows], epochs=epoch + 1, resume=reference, shuffle=False,
-            validation=validation, batch_size=BATCH, accumulate=ACCUMULATE, seed=SEED,
-            dtype="float64", standardize=True, verbose=0,
-        )  # fmt: skip
+    reference = _one_process(
+        "logistic", X, y, EPOCHS, validation=validation, accumulate=ACCUMULATE,
+        standardize=True,
+    )  # fmt: skip
     np.testing.assert_allclose(results[0]["w"], reference.params["w"], rtol=1e-9)
     np.testing.assert_allclose(results[0]["b"], reference.params["b"], rtol=1e-9)
     # (accuracy is a float32 mean in the library: the weighted mean of two rounds at 1e-7)
     for key, rtol in (("loss", 1e-9), ("val_loss", 1e-9), ("val_accuracy", 1e-6)):
         np.testing.assert_allclose(results[0][key], reference.history[key], rtol=rtol, err_msg=key)
+    y_linear = np.concatenate([shard["y_linear"][:n_local] for shard in shards])
+    linear = _one_process("linear", X, y_linear, 2)
+    np.testing.assert_allclose(results[0]["w_linear"], linear.params["w"], rtol=1e-9)
+    np.testing.assert_allclose(results[0]["r2"], linear.history["r2"], rtol=1e-9)
 
 
 def test_two_processes_train_from_the_command_line_and_process_0_saves(tmp_path):
