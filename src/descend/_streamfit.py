@@ -15,7 +15,7 @@ from descend import engine
 from descend._arrays import Standardizer
 from descend._encoding import Encoding
 from descend._fitdata import Prepared, _validation_arrays
-from descend._streamread import Prefetch, finite_rows, rechunk
+from descend._streamread import Prefetch, rechunk
 from descend.errors import DataError, InputError
 from descend.streaming import Moments, Stats, Stream, chunk_order, rows_per_chunk
 
@@ -146,10 +146,15 @@ class StreamPlan:
         return StreamSource(self, config, bool(shuffle), rows)
 
     def transform(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A chunk as training sees it: standardized features, targets or class codes."""
+        """A chunk as training sees it: standardized features, targets or class codes.
+
+        ``X`` (a fresh buffer) is standardized in place, as ``Standardizer.transform``
+        computes it: ``(X - mean) / scale`` in the dtype of ``X``.
+        """
         dtype = self.stream.dtype
         if self.standardizer is not None:
-            X = np.asarray(self.standardizer.transform(X), dtype=dtype)
+            X -= np.asarray(self.standardizer.mean, dtype)
+            X /= np.asarray(self.standardizer.scale, dtype)
         if self.task == "regression":
             return X, y.astype(dtype)
         labels = y.reshape(-1).astype(np.float64)
@@ -199,7 +204,9 @@ class StreamSource:
         self._threads.add(prefetch)
         try:
             for config, X, y, order in prefetch:
-                yield config, (jnp.asarray(X), jnp.asarray(y)), order
+                data = (jnp.asarray(X), jnp.asarray(y))
+                del X, y  # the host copy is not kept while the chunk trains
+                yield config, data, order
         finally:
             prefetch.close()
             self._threads.discard(prefetch)
@@ -218,14 +225,11 @@ class StreamSource:
         pieces = stream._piece_order(seed, epoch, self.shuffle)
         counted = Moments() if plan.stats is None else None
         reader, n_rows = stream._reader, 0
-        for index, parts in enumerate(rechunk(stream._read(pieces, features=True), self.rows)):
-            X = np.concatenate([finite_rows(p.X, p, "X", reader) for p in parts]).astype(
-                stream.dtype, copy=False
-            )
-            y = np.concatenate([finite_rows(p.y, p, "target", reader) for p in parts])
+        parts = stream._read(pieces, features=True)
+        for index, (X, y) in enumerate(rechunk(parts, self.rows, stream.dtype, reader)):
             X, y = plan.transform(X, y)
             if counted is not None:
-                counted.add(y.reshape(len(y), -1).astype(np.float64))
+                counted.add(y.reshape(len(y), -1))
             shuffle = self.shuffle and self.config.batch_size < len(X)
             config = dataclasses.replace(self.config, n_samples=len(X), shuffle=shuffle)
             order = chunk_order(seed, epoch, index, len(X)) if shuffle else None

@@ -18,6 +18,7 @@ from descend._arrays import feature_matrix
 from descend.errors import DataError, DescendTypeError, InputError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+PART_ROWS = 16384  # rows read at a time: small next to a chunk, large for the readers
 _SHARD = re.compile(r"X_(\d+)\.npy")
 
 
@@ -370,24 +371,30 @@ def finite_rows(values: np.ndarray, part: Part, name: str, reader) -> np.ndarray
     return values
 
 
-def rechunk(parts: Iterator[Part], rows: int) -> Iterator[list[Part]]:
-    """Regroup parts of any size into lists of parts holding exactly ``rows`` rows (the
-    last list fewer)."""
-    pending: list[Part] = []
-    count = 0
+def rechunk(parts: Iterator[Part], rows: int, dtype, reader) -> Iterator[tuple]:
+    """Copy parts of any size into chunks ``(X, y)`` of exactly ``rows`` rows (the last
+    fewer), ``X`` in ``dtype``; non-finite values are an error naming their part.
+
+    Each part is copied into the chunk's buffer as it arrives, so besides the chunk only
+    one part is held.
+    """
+    X = None
     for part in parts:
+        finite_rows(part.X, part, "X", reader)
+        finite_rows(part.y, part, "target", reader)
         start = 0
         while start < len(part.y):
+            if X is None:
+                X, targets, count = np.empty((rows, part.X.shape[1]), dtype), [], 0
             take = min(rows - count, len(part.y) - start)
-            stop = start + take
-            X = None if part.X is None else part.X[start:stop]
-            pending.append(Part(part.piece, X, part.y[start:stop], part.where, part.offset + start))
-            count, start = count + take, stop
+            X[count : count + take] = part.X[start : start + take]
+            targets.append(part.y[start : start + take])
+            count, start = count + take, start + take
             if count == rows:
-                yield pending
-                pending, count = [], 0
-    if pending:
-        yield pending
+                yield X, np.concatenate(targets)
+                X = None
+    if X is not None:
+        yield X[:count].copy(), np.concatenate(targets)
 
 
 class Prefetch:

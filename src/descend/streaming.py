@@ -74,6 +74,7 @@ from descend import engine
 from descend._arrays import Standardizer
 from descend._encoding import float_dtype
 from descend._streamread import (
+    PART_ROWS,
     IterableReader,
     Part,
     Prefetch,
@@ -249,8 +250,9 @@ class Stream:
         return np.random.default_rng([seed, epoch, _PIECE_STREAM]).permutation(n_pieces)
 
     def _read(self, pieces, *, features: bool) -> Iterator[Part]:
-        """Parts of at most ``chunk_rows`` rows of the pieces, checked (not yet converted)."""
-        for part in self._reader.read(pieces, features=features, rows=self.chunk_rows):
+        """Parts of the pieces (bounded in size), checked but not yet converted."""
+        rows = min(self.chunk_rows, PART_ROWS)
+        for part in self._reader.read(pieces, features=features, rows=rows):
             check_part(part, self._reader)
             yield part
 
@@ -280,11 +282,11 @@ class Stream:
                 y = finite_rows(part.y, part, "target", self._reader)
                 if labels:
                     label_sets.append(np.unique(y.astype(np.float64)))
-                # The target as training reads it (in the stream's dtype), in float64.
-                stats.target.add(y.reshape(len(y), -1).astype(self.dtype).astype(np.float64))
+                # The target as training reads it: in the stream's dtype.
+                stats.target.add(y.reshape(len(y), -1).astype(self.dtype))
                 if features:
                     X = finite_rows(part.X, part, "X", self._reader)
-                    stats.features.add(X.astype(self.dtype, copy=False).astype(np.float64))
+                    stats.features.add(X.astype(self.dtype, copy=False))
         if stats.target.n == 0:
             raise DataError(f"the {self.kind} source holds no rows")
         stats.n_samples = stats.target.n
@@ -331,9 +333,12 @@ class Moments:
         self.n, self.mean, self.m2, self.low, self.high = 0, None, None, None, None
 
     def add(self, values: np.ndarray) -> None:
+        """Merge the rows of ``values`` (in float64, a few thousand rows at a time)."""
+        for start in range(0, len(values), 4096):
+            self._merge(values[start : start + 4096].astype(np.float64))
+
+    def _merge(self, values: np.ndarray) -> None:
         n_b = len(values)
-        if n_b == 0:
-            return
         mean_b = values.mean(axis=0)
         m2_b = ((values - mean_b) ** 2).sum(axis=0)
         low, high = values.min(axis=0), values.max(axis=0)
