@@ -27,7 +27,10 @@ from descend.training import fit
 __version__ = "0.1.0"
 
 # Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
-_LAZY_MODULES = ("functions", "losses", "models", "data", "checkpoint", "plot", "sklearn")
+_LAZY_MODULES = (
+    "functions", "losses", "models", "data", "checkpoint", "plot", "sklearn", "distributed",
+    "streaming",
+)  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
