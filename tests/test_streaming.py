@@ -139,6 +139,35 @@ def test_unshuffled_stream_trains_as_the_arrays_in_memory(sources, kind, chunk_r
     np.testing.assert_allclose(result.history["r2"], reference.history["r2"], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "options", [dict(accumulate=3), dict(drop_last=True), dict(accumulate=2, drop_last=True)]
+)
+def test_accumulation_and_dropped_batches_follow_the_arrays_in_memory(sources, options):
+    X, y = sources["regression"]["arrays"]
+    stream = ds.data.stream(sources["regression"]["npy"], chunk_rows=1000)
+    result = ds.fit("linear", stream, epochs=2, shuffle=False, **BATCH, **options)
+    reference = ds.fit("linear", X, y, epochs=2, shuffle=False, **BATCH, **options)
+    assert_same_training(result, reference)
+
+
+def test_two_outputs_and_chosen_columns_stream_as_in_memory(sources, tmp_path):
+    X, y = sources["regression"]["arrays"]
+    targets = np.c_[y, X[:, 0] - y]
+    shards = write_npy(tmp_path / "two", X, targets)
+    result = ds.fit("linear", ds.data.stream(shards, chunk_rows=2048), shuffle=False, **BATCH)
+    reference = ds.fit("linear", X, targets, shuffle=False, **BATCH)
+    assert result.params["w"].shape == (N_FEATURES, 2)
+    assert_same_training(result, reference)
+    np.testing.assert_allclose(result.history["r2"], reference.history["r2"], rtol=1e-6)
+    chosen = ds.data.stream(
+        sources["regression"]["parquet"], target="f0", features=["f3", "f1"], chunk_rows=2048
+    )
+    assert chosen.feature_names == ("f3", "f1") and chosen.n_features == 2
+    result = ds.fit("linear", chosen, shuffle=False, **BATCH)
+    reference = ds.fit("linear", X[:, [3, 1]], X[:, 0], shuffle=False, **BATCH)
+    assert_same_training(result, reference)
+
+
 @pytest.mark.parametrize("kind", ["parquet", "npy", "iterable"])
 def test_shuffled_stream_trains_as_memory_in_its_row_order(sources, kind):
     X, y = sources["regression"]["arrays"]
@@ -335,6 +364,9 @@ def test_missing_or_unreadable_sources_are_named(tmp_path):
         ds.data.stream(tmp_path / "data.csv")
     with pytest.raises(TypeError, match="iterable of"):
         ds.data.stream(42)
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"cannot read .*broken\.parquet.* as Parquet"):
+        ds.data.stream(tmp_path / "broken.parquet")
 
 
 def test_npy_shards_of_mixed_shapes_are_refused(tmp_path):

@@ -73,11 +73,21 @@ class _ParquetReader:
     one_shot = False
 
     def __init__(self, files: list[Path], target, features):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError(
+                "streaming Parquet files needs pyarrow; install the data extra: "
+                'pip install "descend[data]"'
+            ) from None
         self.files = files
-        self.metadata = [pq.read_metadata(file) for file in files]
+        self.metadata = []
+        for file in files:
+            try:
+                self.metadata.append(pq.read_metadata(file))
+            except Exception as error:  # pyarrow raises several types for a bad file
+                raise DataError(f"cannot read {str(file)!r} as Parquet: {error}") from None
         schema = self.metadata[0].schema.to_arrow_schema()
         names = schema.names
         for file, metadata in zip(files[1:], self.metadata[1:], strict=True):
