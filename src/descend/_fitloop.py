@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import engine, optim
+from descend._arrays import aligned_array
 from descend._fitdata import Prepared
 from descend.engine import EpochConfig, Status
 from descend.errors import InputError
@@ -77,7 +78,7 @@ class EpochLoop:
         source = self.source or InMemory.from_prepared(prepared, self.config)
         scored = None
         if prepared.X_val is not None:
-            scored = (jnp.asarray(prepared.X_val), jnp.asarray(prepared.y_val))
+            scored = (on_device(prepared.X_val), on_device(prepared.y_val))
         metric = task_metric(model)
         total_squares = source.total_squares() if metric == "r2" else None
         status, reason = Status.MAX_EPOCHS, f"completed {self.epochs} epochs"
@@ -281,9 +282,9 @@ class InMemory:
     @classmethod
     def from_prepared(cls, prepared: Prepared, config: EpochConfig) -> InMemory:
         # On the device once: every epoch reads these copies.
-        data = (jnp.asarray(prepared.X), jnp.asarray(prepared.y))
+        data = (on_device(prepared.X), on_device(prepared.y))
         if prepared.weights is not None:
-            data += (jnp.asarray(prepared.weights),)
+            data += (on_device(prepared.weights),)
         return cls(config, data, prepared.y, prepared.weights)
 
     @property
@@ -298,6 +299,19 @@ class InMemory:
 
     def total_squares(self) -> np.ndarray:
         return total_squares(self.y, self.weights)
+
+
+def on_device(array: np.ndarray) -> jax.Array:
+    """``array`` on the default device; on the CPU without copying it again.
+
+    The CPU client uses host memory in place when it is 64-byte aligned
+    (:func:`descend._arrays.aligned_array`): measured for 80 MB, about 10 ms for the
+    aligned copy instead of 50-90 ms for a transfer. The training data is ours and never
+    changed, so sharing it is safe.
+    """
+    if jax.default_backend() != "cpu":
+        return jax.device_put(np.asarray(array))
+    return jax.device_put(aligned_array(np.asarray(array)), may_alias=True)
 
 
 def _with_last(iterable):

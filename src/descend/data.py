@@ -19,6 +19,7 @@ import numpy as np
 
 from descend._arrays import (
     Standardizer,
+    aligned_array,
     batch_indices,
     feature_matrix,
     n_batches,
@@ -313,7 +314,7 @@ def as_arrays(
         column=lambda j: f"column {j}",
     )  # fmt: skip
     if not classification:
-        return ArrayData(X.astype(dtype), y.astype(dtype), None)
+        return ArrayData(aligned_array(X, dtype), y.astype(dtype), None)
     classes, codes = np.unique(y, return_inverse=True)
     if y.dtype.kind == "f" and np.all(classes == np.round(classes)):
         classes = classes.astype(np.int64)
@@ -328,7 +329,7 @@ def as_arrays(
             f"task='binary' needs two classes but y has {len(classes)} ({shown}); "
             "use task='multiclass'"
         )
-    return ArrayData(X.astype(dtype), codes.astype(np.int32), classes)
+    return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
 
 
 def _float_targets(y: np.ndarray) -> np.ndarray:
