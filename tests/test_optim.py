@@ -19,6 +19,7 @@ import pytest
 
 import descend as ds
 from descend.errors import InputError
+from torch_names import SAME_DEFAULTS_AS_TORCH as TORCH_CLASSES
 
 # Each algorithm with settings that switch on every piece of state it can keep.
 SETTINGS = {
@@ -40,19 +41,6 @@ SETTINGS = {
 }
 NAMES = list(SETTINGS)
 
-TORCH_CLASSES = {
-    "sgd": "SGD",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adadelta": "Adadelta",
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "adamax": "Adamax",
-    "nadam": "NAdam",
-    "radam": "RAdam",
-    "rprop": "Rprop",
-    "asgd": "ASGD",
-}
 OPTAX_NAMES = {"lion": "lion", "adabelief": "adabelief"}
 
 

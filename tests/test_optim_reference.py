@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import descend as ds
+from torch_names import TORCH_CLASSES
 
 torch = pytest.importorskip("torch")
 optax = pytest.importorskip("optax")
@@ -95,23 +96,6 @@ class Case:
     name: str
     hyperparams: dict = field(default_factory=dict)
     problems: tuple[str, ...] = ALL
-
-
-TORCH_CLASSES = {
-    "gd": "SGD",
-    "sgd": "SGD",
-    "momentum": "SGD",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adadelta": "Adadelta",
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "adamax": "Adamax",
-    "nadam": "NAdam",
-    "radam": "RAdam",
-    "rprop": "Rprop",
-    "asgd": "ASGD",
-}
 
 
 def _optax_lion(hp):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import traceback
@@ -19,6 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from descend._json import jsonable
 from descend.errors import DescendError, InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -294,9 +294,9 @@ def _minimize(args: argparse.Namespace) -> int:
 def minimize_result_dict(result) -> dict[str, Any]:
     """The JSON form of a :class:`~descend.MinimizeResult` (keys listed in the README)."""
     return {
-        "x": _jsonable(result.x),
+        "x": jsonable(result.x),
         "fun": result.fun,
-        "grad": _jsonable(result.grad),
+        "grad": jsonable(result.grad),
         "grad_norm": result.grad_norm,
         "n_iter": result.n_iter,
         "n_fev": result.n_fev,
@@ -416,27 +416,8 @@ def _point_text(point: Any) -> str:
     return "(" + ", ".join(_number(v) for v in values) + ")"
 
 
-def _jsonable(value: Any) -> Any:
-    """NumPy values and pytrees to JSON types; non-finite numbers become null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) > 0:
-        return [_jsonable(v) for v in np.asarray(value).tolist()]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if hasattr(value, "__array__"):
-        return _jsonable(np.asarray(value))
-    return value
-
-
 def _print_json(payload: Any) -> None:
-    print(json.dumps(_jsonable(payload), allow_nan=False))
+    print(json.dumps(jsonable(payload), allow_nan=False))
 
 
 if __name__ == "__main__":

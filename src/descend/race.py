@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from descend import optim
+from descend._json import jsonable
 from descend._target import Target, resolve
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.expr import Expression
@@ -103,10 +104,10 @@ class CompareResult:
         become ``None``); ``history=True`` adds each run's history as lists."""
         rows = []
         for row in self.rows:
-            entry = {key: _plain(value) for key, value in row.items() if key != "result"}
+            entry = {key: jsonable(value) for key, value in row.items() if key != "result"}
             if history:
                 entry["history"] = {
-                    key: _plain(np.asarray(value)) for key, value in row["result"].history.items()
+                    key: jsonable(np.asarray(value)) for key, value in row["result"].history.items()
                 }
             rows.append(entry)
         target = self.target
@@ -115,9 +116,9 @@ class CompareResult:
             "kind": self.kind,
             "tol": self.tol,
             "criterion": self.criterion,
-            "x0": _plain(self.x0),
-            "minimum": None if target is None else _plain(target.minimum),
-            "minimizers": [] if target is None else [_plain(m) for m in target.minimizers],
+            "x0": jsonable(self.x0),
+            "minimum": None if target is None else jsonable(target.minimum),
+            "minimizers": [] if target is None else [jsonable(m) for m in target.minimizers],
             "best": self.best,
             "rows": rows,
         }
@@ -383,20 +384,3 @@ def _distance(x, minimizers) -> float | None:
         return None
     point = np.asarray(list(x.values()) if isinstance(x, Mapping) else x, dtype=float).ravel()
     return float(min(np.linalg.norm(point - np.ravel(m)) for m in minimizers))
-
-
-def _plain(value: Any) -> Any:
-    """NumPy values to JSON types; non-finite numbers to ``None``."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value

@@ -1,0 +1,28 @@
+"""Plain JSON values from NumPy / JAX values and pytrees (for ``--json`` and ``to_dict``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def jsonable(value: Any) -> Any:
+    """Dicts, lists and Python numbers in place of arrays; non-finite numbers become None."""
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) > 0:
+        return [jsonable(item) for item in np.asarray(value).tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "__array__"):
+        return jsonable(np.asarray(value))
+    return value
