@@ -131,11 +131,15 @@ def in_memory_in_row_order(model, stream, X, y, *, epochs, seed, **options):
 def test_unshuffled_stream_trains_as_the_arrays_in_memory(sources, kind, chunk_rows):
     # 4000 is not a multiple of the batch size: chunks are cut at 3968 rows, so that
     # no batch straddles two chunks and the updates are those of the arrays in memory.
+    # Then chunks and arrays split into loops of different lengths, and the epoch loop
+    # runs two updates per iteration (engine.SCAN_UNROLL): an odd last update runs from
+    # a separately compiled copy of the step, which may round the last bit differently.
     X, y = sources["regression"]["arrays"]
     stream = ds.data.stream(sources["regression"][kind], chunk_rows=chunk_rows)
     result = ds.fit("linear", stream, epochs=2, shuffle=False, **BATCH)
     reference = ds.fit("linear", X, y, epochs=2, shuffle=False, **BATCH)
-    assert_same_training(result, reference)
+    whole_pairs = chunk_rows % (2 * BATCH["batch_size"]) == 0
+    assert_same_training(result, reference, rtol=0.0 if whole_pairs else 1e-6)
     np.testing.assert_allclose(result.history["r2"], reference.history["r2"], rtol=1e-6)
 
 

@@ -324,6 +324,11 @@ def to_host(tree: PyTree) -> PyTree:
 
 # --------------------------------------------------------------------------- training
 
+# Two updates per loop iteration: measured on the CPU, an epoch of 6,250 batch-32 Adam
+# updates takes 25 ms instead of 35-48 ms, and one of 200,000 single-sample updates
+# 180 ms instead of 220 ms; four per iteration gain no more and compile 0.3 s longer.
+SCAN_UNROLL = 2
+
 BATCH_AXIS = "batch"  # the mesh axis that data-parallel training splits batches over
 
 
@@ -514,14 +519,16 @@ def _updates(config: EpochConfig, data, order, update, carry):
         carry = update(carry, (rows(0, n_main, batch),))
     elif config.n_groups and order is None:
         groups = rows(0, n_main, (config.n_groups, *batch))
-        carry, _ = jax.lax.scan(lambda c, group: (update(c, (group,)), None), carry, groups)
+        carry, _ = jax.lax.scan(
+            lambda c, group: (update(c, (group,)), None), carry, groups, unroll=SCAN_UNROLL
+        )
     elif config.n_groups:
         indices = order[:n_main].reshape(config.n_groups, *batch)
 
         def step(c, group_indices):
             return update(c, (tuple(leaf[group_indices] for leaf in data),)), None
 
-        carry, _ = jax.lax.scan(step, carry, indices)
+        carry, _ = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
     tail = []
     if config.leftover_batches:
         count = config.leftover_batches * config.batch_size
