@@ -187,7 +187,14 @@ def _affine_apply(params: PyTree, X) -> jax.Array:
     if not isinstance(params, Mapping) or set(params) != {"w", "b"}:
         raise InputError("params must be a dict with keys 'w' and 'b', as init() returns")
     w, b = params["w"], params["b"]
-    return _features(X, w.shape[0], w.dtype) @ w + b
+    X = _features(X, w.shape[0], w.dtype)
+    if w.ndim == 1:
+        # One output: a row-wise multiply-and-sum rather than a matrix-vector product.
+        # Its gradient, sum(g[:, None] * X, 0), is what XLA on the CPU computes fastest;
+        # the transpose of X @ w takes a slow vector-matrix kernel (1,000,000 x 100
+        # float32: 35 ms for value and gradient instead of 67 ms).
+        return jnp.sum(X * w, axis=-1) + b
+    return X @ w + b
 
 
 def _powers(X, degree: int) -> jax.Array:
