@@ -194,6 +194,9 @@ def row_lines(result: RowResult, figure_root: Path) -> list[str]:
     return lines
 
 
+TUNING = Path(__file__).with_name("TUNING.md")
+
+
 def render(results: list[RowResult], settings: Settings, run: dict[str, Any], out: Path) -> str:
     """The whole RESULTS.md text."""
     device = "GPU" if settings.device == "gpu" else "CPU"
@@ -212,6 +215,9 @@ def render(results: list[RowResult], settings: Settings, run: dict[str, Any], ou
     ]
     lines += _markdown_table(["", ""], [[key, value] for key, value in run["machine"].items()])
     lines += ["", "## Method", "", METHOD]
+    if settings.device == "cpu" and TUNING.exists():
+        # The hand-written part: the targets, what was tried and what each change did.
+        lines += ["", TUNING.read_text().rstrip()]
     for result in results:
         lines += row_lines(result, out.parent)
     return "\n".join(lines).rstrip() + "\n"
