@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(script, tmp_path):
+    # The package from this checkout, also when it is not installed (PYTHONPATH=src).
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     process = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-        timeout=600, env={**os.environ, "MPLBACKEND": "Agg"},
+        timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path},
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-3000:]
     assert process.stdout.strip()
