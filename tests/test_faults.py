@@ -253,10 +253,10 @@ def test_atheris_fuzzes_parser_without_crash():
         [
             PYTHON,
             str(ROOT / "tests" / "fuzz" / "parse_fuzzer.py"),
-            "-runs=5000",
+            "-runs=2000",
             "-max_len=300",
             "-timeout=10",
-            "-max_total_time=30",
+            "-max_total_time=20",
         ],
         capture_output=True,
         text=True,
