@@ -61,14 +61,16 @@ class EpochLoop:
 
     def train(self) -> FitResult:
         prepared, model = self.prepared, self.objective.model
-        init_key = jax.random.key(self.seed)
         if self.previous is not None:
             params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), self.previous.params)
             opt_state = _restore_state(self.optimizer, params, self.previous.opt_state)
             start, n_updates = self.previous.n_epochs, self.previous.n_updates
             history = {key: list(values) for key, values in self.previous.history.items()}
         else:
-            params = model.init(init_key, prepared.n_features, prepared.n_outputs, dtype=self.dtype)
+            # The seed itself: models that start at zero then need no random key.
+            params = model.init(
+                self.seed, prepared.n_features, prepared.n_outputs, dtype=self.dtype
+            )
             if model.name == "custom":  # the user's own params, in the training dtype
                 params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
             opt_state = self.optimizer.init(params)
@@ -259,6 +261,8 @@ def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
     lr = optimizer.hyperparams.get("lr")
     if lr is None:
         return math.nan
+    if not callable(lr):
+        return float(lr)
     return optim.lr_at(lr, jnp.asarray(n_updates))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from descend.errors import DescendTypeError, InputError, check_int, unknown_name
 
@@ -166,10 +167,13 @@ def _as_key(key) -> jax.Array:
 
 
 def _affine_zeros(n_features: int, n_outputs: int, dtype) -> dict[str, jax.Array]:
-    # Zeros: the problems are convex, and scikit-learn's solvers start there too.
-    if n_outputs == 1:
-        return {"w": jnp.zeros((n_features,), dtype), "b": jnp.zeros((), dtype)}
-    return {"w": jnp.zeros((n_features, n_outputs), dtype), "b": jnp.zeros((n_outputs,), dtype)}
+    # Zeros: the problems are convex, and scikit-learn's solvers start there too. Made in
+    # NumPy and transferred: no small XLA program to compile on the first call.
+    shapes = ((n_features,), ()) if n_outputs == 1 else ((n_features, n_outputs), (n_outputs,))
+    return {
+        name: jax.device_put(np.zeros(shape, dtype))
+        for name, shape in zip("wb", shapes, strict=True)
+    }
 
 
 def _features(X, n_features: int, dtype) -> jax.Array:

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from descend import _tree
 from descend.errors import InputError, check_in_range, check_positive
@@ -110,7 +111,8 @@ def float_dtype(params: PyTree) -> jnp.dtype:
 
 
 def zero_count() -> jax.Array:
-    return jnp.zeros((), jnp.int32)
+    """An int32 zero for a step counter (made in NumPy: nothing to compile on first use)."""
+    return jax.device_put(np.zeros((), np.int32))
 
 
 def cast_like(params: PyTree, new_params: PyTree) -> PyTree:

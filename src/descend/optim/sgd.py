@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
+from descend.optim._common import zero_count
 from descend.optim.base import LearningRate, Optimizer, apply_updates, check_lr, lr_at
 
 
@@ -79,7 +80,7 @@ def gd(
         lr = check_lr(lr)
 
         def init(params):
-            return GDState(count=jnp.zeros((), jnp.int32))
+            return GDState(count=zero_count())
 
         def step(params, grads, state, *, value=None, value_fn=None):
             rate = lr_at(lr, state.count)
@@ -100,9 +101,9 @@ def gd(
     def init_search(params):
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
         return LineSearchState(
-            count=jnp.zeros((), jnp.int32),
+            count=zero_count(),
             step_size=jnp.asarray(initial_step, dtype),
-            n_evals=jnp.zeros((), jnp.int32),
+            n_evals=zero_count(),
             previous_params=params,
             previous_grads=_tree.zeros_like(params),
         )
@@ -253,7 +254,7 @@ def sgd(
 
     def init(params):
         buffer = _tree.zeros_like(params) if momentum != 0 else None
-        return SGDState(count=jnp.zeros((), jnp.int32), momentum_buffer=buffer)
+        return SGDState(count=zero_count(), momentum_buffer=buffer)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         if maximize:
