@@ -11,6 +11,7 @@ from torch.optim._muon import _zeropower_via_newtonschulz
 
 from descend.errors import InputError
 from descend.optim.matrix import adafactor, muon
+from trajectories import flat, trajectory
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(20, 6))
@@ -37,20 +38,8 @@ def loss(params, lib=jnp):
     return fit + 0.1 * lib.sum((params["T"] - target) ** 2) + (params["s"] - 2.0) ** 2
 
 
-def flat(params):
-    return np.concatenate([np.ravel(np.asarray(params[k])) for k in sorted(params)])
-
-
 def run_ours(opt, params, n_steps, objective=loss):
-    grad = jax.grad(objective)
-    step = jax.jit(lambda p, s: opt.step(p, grad(p), s))
-    params = {k: jnp.asarray(v) for k, v in params.items()}
-    state = opt.init(params)
-    path = []
-    for _ in range(n_steps):
-        params, state = step(params, state)
-        path.append(flat(params))
-    return np.array(path), state
+    return trajectory(opt, objective, params, n_steps)
 
 
 def run_torch(make, params, n_steps, objective=loss):

@@ -18,6 +18,7 @@ from descend.optim.transforms import (
     clip_by_value,
     decoupled_weight_decay,
 )
+from trajectories import flat, trajectory
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(30, 5)) * 3.0
@@ -37,20 +38,8 @@ def loss(params, lib=jnp):
     return lib.mean((x @ params["W"] + params["b"] - y) ** 2)
 
 
-def flat(params):
-    return np.concatenate([np.ravel(np.asarray(params[k])) for k in sorted(params)])
-
-
 def run_ours(opt, n_steps=N_STEPS):
-    grad = jax.grad(loss)
-    step = jax.jit(lambda p, s: opt.step(p, grad(p), s))
-    params = {k: jnp.asarray(v) for k, v in START.items()}
-    state = opt.init(params)
-    path = []
-    for _ in range(n_steps):
-        params, state = step(params, state)
-        path.append(flat(params))
-    return np.array(path)
+    return trajectory(opt, loss, START, n_steps)[0]
 
 
 def run_torch(make_optimizer, before_step, n_steps=N_STEPS):

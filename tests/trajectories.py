@@ -1,0 +1,23 @@
+"""Running one of our optimizers step by step on a dict of params (shared by tests)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def flat(params):
+    """The params' values in one vector, keys in sorted order (as a reference run lists them)."""
+    return np.concatenate([np.ravel(np.asarray(params[k])) for k in sorted(params)])
+
+
+def trajectory(opt, objective, params, n_steps):
+    """``(path, state)``: the flattened params after each of ``n_steps`` jitted steps."""
+    grad = jax.grad(objective)
+    step = jax.jit(lambda p, s: opt.step(p, grad(p), s))
+    params = {k: jnp.asarray(v) for k, v in params.items()}
+    state = opt.init(params)
+    path = []
+    for _ in range(n_steps):
+        params, state = step(params, state)
+        path.append(flat(params))
+    return np.array(path), state
