@@ -17,7 +17,8 @@ from hypothesis.extra import numpy as hnp
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
-from descend import _tabular, data
+from descend import data
+from descend.data import tables as _tabular
 from descend.data import (
     Encoding,
     Standardizer,

@@ -12,7 +12,7 @@ import pytest
 import descend as ds
 from descend import checkpoint, models
 from descend.errors import CheckpointError, DescendTypeError, InputError
-from descend.fit_result import FitResult
+from descend.training.result import FitResult
 from descend.optim import schedules
 
 

@@ -15,9 +15,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import descend as ds
-from descend import cli_plot, plot
+from descend import plot
+from descend.cli import race as cli_plot
 from descend.errors import InputError
-from descend.race import compare
+from descend.plot.racing import compare
 
 ONE_VARIABLE = "(x-1)**2 + 0.1*x**4"
 

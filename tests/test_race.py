@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import descend as ds
-from descend import cli, cli_plot
+from descend import cli
+from descend.cli import race as cli_plot
 from descend.errors import DescendTypeError, InputError
-from descend.race import CompareResult, compare
+from descend.plot.racing import CompareResult, compare
 
 QUADRATIC = "(x-3)**2 + 10*(y+1)**2"
 X0 = [0.0, 0.0]

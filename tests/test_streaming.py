@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import descend as ds
-from descend import _fitloop, engine
+from descend import engine
+from descend.training import loop as _fitloop
 from descend.cli import main
 from descend.data import Standardizer
 from descend.errors import DataError, InputError

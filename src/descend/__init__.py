@@ -18,24 +18,24 @@ from descend import errors, optim
 from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
-from descend.fit_result import FitResult
-from descend.minimize import MinimizeResult, minimize
-from descend.persistence import load, save
-from descend.race import CompareResult, compare
-from descend.training import fit
+from descend.minimization import MinimizeResult, minimize
+from descend.training import FitResult, fit, load, save
 
 __version__ = "0.1.0"
 
 # Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
 _LAZY_MODULES = (
     "functions", "losses", "models", "data", "checkpoint", "plot", "sklearn", "distributed",
-    "streaming",
 )  # fmt: skip
+# The race lives with the pictures (matplotlib), loaded on first use as well.
+_LAZY_NAMES = {"compare": "descend.plot.racing", "CompareResult": "descend.plot.racing"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return importlib.import_module(f"descend.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'descend' has no attribute {name!r}")
 
 

@@ -74,7 +74,7 @@ from sklearn.utils.validation import (
 
 from descend import models, optim
 from descend.errors import DescendWarning
-from descend.fit_result import FitResult
+from descend.training.result import FitResult
 from descend.optim.transforms import chain
 from descend.training import fit
 

@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import engine
-from descend._arrays import Standardizer
-from descend._encoding import Encoding
-from descend._fitdata import Prepared, _validation_arrays
-from descend._streamread import Prefetch, rechunk
+from descend.data.arrays import Standardizer
+from descend.data.encoding import Encoding
+from descend.training.prepare import Prepared, _validation_arrays
+from descend.data.readers import Prefetch, rechunk
 from descend.errors import DataError, InputError
-from descend.streaming import Moments, Stats, Stream, chunk_order, rows_per_chunk
+from descend.data.streams import Moments, Stats, Stream, chunk_order, rows_per_chunk
 
 
 def prepare_stream(

@@ -90,7 +90,7 @@ def _dataset(args: argparse.Namespace):
     if args.file and args.dataset:
         raise InputError("give a FILE or --dataset, not both")
     if args.stream:
-        from descend.streaming import DEFAULT_CHUNK_ROWS
+        from descend.data.streams import DEFAULT_CHUNK_ROWS
 
         if not args.file:
             raise InputError("--stream reads a FILE or folder; a --dataset is read in memory")
@@ -162,7 +162,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.save:
         save(args.save, result)
     if args.plot and distributed.is_first_process():  # one picture, not one per process
-        from descend.cli_plot import plot_history
+        from descend.cli.race import plot_history
 
         plot_history(result.history, args.plot)
     summary = fit_summary(result, seconds)

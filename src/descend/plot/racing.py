@@ -21,7 +21,7 @@ import numpy as np
 
 from descend import optim
 from descend._json import jsonable
-from descend._target import Target, resolve
+from descend.plot.target import Target, resolve
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.expr import Expression
 from descend.optim.base import Optimizer
@@ -208,7 +208,7 @@ def compare(
     The race of optimizers on the Rosenbrock function follows the illustrations of
     Ruder, "An overview of gradient descent optimization algorithms", arXiv:1609.04747.
     """
-    from descend.minimize import _expression_objective, minimize
+    from descend.minimization import _expression_objective, minimize
 
     if isinstance(optimizers, (str, Optimizer)) or not isinstance(optimizers, Sequence):
         raise DescendTypeError(

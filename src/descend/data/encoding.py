@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from descend._tabular import Table, as_number, category_label, read_table
+from descend.data.tables import Table, as_number, category_label, read_table
 from descend.errors import DataError, suggest, unknown_name
 
 NAN_POLICIES = ("raise", "drop", "impute_mean")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator
 
-from descend._target import Target, resolve
+from descend.plot.target import Target, resolve
 from descend.errors import DescendTypeError, InputError, check_int
 
 GRID = 200  # contour grid points per axis

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend._tabular import is_dataframe
+from descend.data.tables import is_dataframe
 from descend.errors import DataError, check_in_range, check_int
 
 

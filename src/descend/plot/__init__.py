@@ -25,8 +25,8 @@ from matplotlib import animation
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from descend import _plotting as draw
-from descend._target import resolve
+from descend.plot import draw
+from descend.plot.target import resolve
 from descend.errors import DescendTypeError, InputError, check_int
 
 Levels = int | Sequence[float]
@@ -229,7 +229,7 @@ def race(result: Any, *, ax=None) -> Figure:
     Examples
     --------
     >>> from descend import plot
-    >>> from descend.race import compare
+    >>> from descend.plot.racing import compare
     >>> fig = plot.race(compare("booth", ["gd", "momentum"], max_iter=300))
     >>> len(fig.axes)  # map, its colour bar, value curves
     3

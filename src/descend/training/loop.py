@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import engine, optim
-from descend._arrays import aligned_array
-from descend._fitdata import Prepared
+from descend.data.arrays import aligned_array
+from descend.training.prepare import Prepared
 from descend.engine import EpochConfig, Status
 from descend.errors import InputError
-from descend.fit_result import FitResult, evaluate, task_metric
+from descend.training.result import FitResult, evaluate, task_metric
 from descend.optim.base import Optimizer
 
 PyTree = Any

@@ -71,9 +71,9 @@ from typing import Any
 import numpy as np
 
 from descend import engine
-from descend._arrays import Standardizer
-from descend._encoding import float_dtype
-from descend._streamread import (
+from descend.data.arrays import Standardizer
+from descend.data.encoding import float_dtype
+from descend.data.readers import (
     PART_ROWS,
     IterableReader,
     Part,

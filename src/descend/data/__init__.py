@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from descend._arrays import (
+from descend.data.arrays import (
     Standardizer,
     aligned_array,
     batch_indices,
@@ -25,7 +25,7 @@ from descend._arrays import (
     n_batches,
     train_validation_split,
 )
-from descend._encoding import (
+from descend.data.encoding import (
     Encoding,
     check_nan_policy,
     column_kind,
@@ -36,10 +36,10 @@ from descend._encoding import (
     sorted_labels,
     stray_text_error,
 )
-from descend._tabular import read_table
-from descend.datasets import dataset_names, load_dataset
+from descend.data.tables import read_table
+from descend.data.datasets import dataset_names, load_dataset
 from descend.errors import DataError, suggest, unknown_name
-from descend.streaming import Stream, stream  # noqa: F401 (data larger than memory)
+from descend.data.streams import Stream, stream  # noqa: F401 (data larger than memory)
 
 TASKS = ("regression", "binary", "multiclass")
 

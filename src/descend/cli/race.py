@@ -72,7 +72,7 @@ def compare_command(args: argparse.Namespace) -> int:
     """Run ``descend compare``: race, print the table (or JSON), save the pictures."""
     from descend import functions, plot
     from descend.expr import parse, point_from_text
-    from descend.race import compare
+    from descend.plot.racing import compare
 
     specs = optimizers_from_text(args.optimizers)
     rates = learning_rates_from_text(args.lr, len(specs))

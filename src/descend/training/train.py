@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from descend import distributed, losses, models, optim
-from descend._fitdata import prepare_data
-from descend._fitloop import EpochLoop
+from descend.training.prepare import prepare_data
+from descend.training.loop import EpochLoop
 from descend.engine import EpochConfig
 from descend.errors import (
     DescendTypeError,
@@ -31,7 +31,7 @@ from descend.errors import (
     check_positive,
     unknown_name,
 )
-from descend.fit_result import FitResult
+from descend.training.result import FitResult
 from descend.optim.base import Optimizer
 
 PyTree = Any
@@ -314,7 +314,7 @@ def fit(
 def _resolve_resume(resume, model, optimizer) -> FitResult | None:
     if resume is None or isinstance(resume, FitResult):
         return resume
-    from descend.persistence import load
+    from descend.training.saving import load
 
     # The file cannot hold a custom model's function or a schedule's: use the ones given.
     return load(

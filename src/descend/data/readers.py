@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from descend._arrays import feature_matrix
+from descend.data.arrays import feature_matrix
 from descend.errors import DataError, DescendTypeError, InputError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -51,10 +51,10 @@ def prepare_data(
     previous,
 ) -> Prepared:
     from descend import data
-    from descend.streaming import Stream
+    from descend.data.streams import Stream
 
     if isinstance(X, Stream):
-        from descend._streamfit import prepare_stream
+        from descend.training.streams import prepare_stream
 
         return prepare_stream(
             X, model, y=y, sample_weight=sample_weight, validation=validation,

@@ -19,7 +19,7 @@ import numpy as np
 
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
-from descend.fit_result import FitResult
+from descend.training.result import FitResult
 from descend.optim.base import Optimizer
 
 FORMAT = "descend.fit/1"

@@ -108,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(optimizers)
     optimizers.set_defaults(handler=_optimizers)
 
-    from descend import cli_train
+    from descend.cli import training as cli_train
 
     cli_train.add_parsers(commands, _add_json, _add_optimizer_options)
-    from descend import cli_plot
+    from descend.cli import race as cli_plot
 
     cli_plot.add_compare_parser(commands)
     minimize.add_argument(
@@ -242,11 +242,11 @@ def _grad(args: argparse.Namespace) -> int:
 def _minimize(args: argparse.Namespace) -> int:
     from descend import functions
     from descend.expr import parse, point_from_text
-    from descend.minimize import minimize
+    from descend.minimization import minimize
 
     optimizer = optimizer_from_args(args)
     if args.plot:
-        from descend.cli_plot import check_output_path
+        from descend.cli.race import check_output_path
 
         check_output_path(args.plot, None)
     if functions.is_known(args.expression):
@@ -269,7 +269,7 @@ def _minimize(args: argparse.Namespace) -> int:
     )
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
     if args.plot:
-        from descend.cli_plot import plot_minimize
+        from descend.cli.race import plot_minimize
 
         plot_minimize(result, target, args.plot)
     if args.json:
@@ -333,7 +333,7 @@ def _functions(args: argparse.Namespace) -> int:
                 "--plot draws one function: give its name, e.g. "
                 "'descend functions rosenbrock --plot f.png'"
             )
-        from descend.cli_plot import plot_function
+        from descend.cli.race import plot_function
 
         plot_function(args.name, args.plot)
     chosen = (
