@@ -18,7 +18,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
 from descend import data
-from descend.data import tables as _tabular
 from descend.data import (
     Encoding,
     Standardizer,
@@ -30,6 +29,7 @@ from descend.data import (
     n_batches,
     train_validation_split,
 )
+from descend.data import tables as _tabular
 from descend.errors import DataError, DescendTypeError, InputError
 
 

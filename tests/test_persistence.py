@@ -12,8 +12,8 @@ import pytest
 import descend as ds
 from descend import checkpoint, models
 from descend.errors import CheckpointError, DescendTypeError, InputError
-from descend.training.result import FitResult
 from descend.optim import schedules
+from descend.training.result import FitResult
 
 
 def leaves_equal(a, b):

@@ -4,7 +4,7 @@ The oracle is ``fit`` on NumPy arrays in memory: without shuffling, a stream's c
 are consecutive runs of batches, so training on them equals training on the arrays;
 with shuffling, a stream trains in the order :meth:`Stream.row_order` gives, and fits
 in memory on the rows in that order (``shuffle=False``, one epoch each, resumed) give
-the same weights. Statistics are checked against NumPy and ``_fitloop.total_squares``.
+the same weights. Statistics are checked against NumPy and ``descend.data.moments.total_squares``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import pytest
 
 import descend as ds
 from descend import engine
-from descend.training import loop as _fitloop
 from descend.cli import main
 from descend.data import Standardizer
+from descend.data.moments import total_squares
 from descend.errors import DataError, InputError
 
 PIECES = (3000, 5000, 1234, 7000, 3766)  # rows of each row group / shard / chunk
@@ -226,7 +226,7 @@ def test_standardization_and_total_squares_match_numpy(sources):
     np.testing.assert_allclose(result.standardizer.scale, expected.scale, rtol=1e-12)
     assert result.standardizer.scale[4] == 1.0
     stats = stream._statistics(labels=False, features=False)  # cached by the fit
-    np.testing.assert_allclose(stats.target.m2, _fitloop.total_squares(y, None), rtol=1e-10)
+    np.testing.assert_allclose(stats.target.m2, total_squares(y, None), rtol=1e-10)
     reference = ds.fit("linear", X, y, epochs=1, standardize=True, shuffle=False, **BATCH)
     assert_same_training(result, reference, rtol=1e-5)
 

@@ -1,7 +1,8 @@
 """Small pytree arithmetic shared by the optimizers and the engine.
 
 Params, gradients and optimizer states are pytrees (a float, an array, or nested
-dicts / lists / tuples of arrays). These helpers apply one operation leaf by leaf.
+dicts / lists / tuples of arrays). These helpers apply one operation leaf by leaf;
+:func:`to_host` is the one conversion of device values to NumPy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-PyTree = Any
+PyTree = Any  # a float, an array, or nested dicts / lists / tuples of them
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """Every leaf as a NumPy array, 0-d ones as NumPy scalars (fetched in one wait)."""
+
+    def convert(leaf):
+        array = np.asarray(leaf)
+        return array[()] if array.ndim == 0 else array
+
+    return jax.tree.map(convert, jax.device_get(tree))
 
 
 def add(a: PyTree, b: PyTree) -> PyTree:

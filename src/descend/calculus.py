@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from descend.errors import FunctionError, InputError
 
@@ -179,13 +178,3 @@ def hessian(f: Callable[[Any], Any]) -> Callable[[Any], PyTree]:
         return jax.hessian(checked)(as_float_tree(x))
 
     return evaluate
-
-
-def to_numpy(tree: PyTree) -> PyTree:
-    """Leaves as NumPy arrays (0-d arrays become NumPy scalars)."""
-
-    def convert(leaf):
-        array = np.asarray(leaf)
-        return array[()] if array.ndim == 0 else array
-
-    return jax.tree.map(convert, tree)

@@ -15,7 +15,7 @@ and they train one model:
 - ``batch_size`` is the global batch, split evenly over the processes and over each
   process's devices. Each process permutes its own rows every epoch (process ``p``
   draws ``numpy.random.default_rng([seed, epoch, p]).permutation(n_local)``, see
-  :func:`descend.engine.epoch_order`), and the global batch ``t`` is the concatenation,
+  :func:`descend.data.shuffle.epoch_order`), and the global batch ``t`` is the concatenation,
   in process order, of every process's local batch ``t``. Without shuffling the local
   order is ``0 .. n_local - 1``.
 - Every process must have as many training rows: the larger shards are cut to the
@@ -48,11 +48,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from descend import engine
+from descend._tree import PyTree
+from descend.data.moments import Moments
+from descend.data.shuffle import epoch_order
 from descend.engine import BATCH_AXIS, EpochConfig, ShardedOrder
 from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
 
-PyTree = Any
 ENVIRONMENT = ("DESCEND_COORDINATOR", "DESCEND_NUM_PROCESSES", "DESCEND_PROCESS_ID")
 
 
@@ -387,9 +388,9 @@ class Placement:
     def prepare(self, prepared, standardize: bool):
         """Check that the processes' data agree, cut them to one length, standardize.
 
-        ``prepared`` comes from ``_fitdata.prepare_data`` run without standardization
-        (unless resumed): the standardization is fitted here on the training rows of
-        all processes together.
+        ``prepared`` comes from :func:`descend.training.prepare.prepare`, run without
+        standardization (unless resumed): the standardization is fitted here on the
+        training rows of all processes together.
         """
         if self.n_processes > 1:
             prepared = self._agree_on_shapes(prepared)
@@ -454,27 +455,21 @@ class Placement:
         return prepared
 
     def _standardizer(self, X: np.ndarray):
-        """The standardization of all processes' rows (Chan et al.'s pooled variance)."""
+        """The standardization of all processes' rows (their moments merged)."""
         from descend.data import Standardizer
 
         if self.n_processes == 1:
             return Standardizer.fit(X)
-        X = np.asarray(X, dtype=np.float64)
-        if not np.isfinite(X).all():
+        if not np.isfinite(np.asarray(X, dtype=np.float64)).all():
             Standardizer.fit(X)  # its error, worded once
-        mean = X.mean(axis=0)
-        parts = [len(X)], mean, ((X - mean) ** 2).sum(axis=0), X.min(axis=0), X.max(axis=0)
-        table = self.agree(np.concatenate(parts))
-        counts, means, squares, lows, highs = (
-            table[:, 0:1],
-            *np.split(table[:, 1:], 4, axis=1),
-        )
-        total = counts.sum()
-        pooled = (counts * means).sum(axis=0) / total
-        m2 = (squares + counts * (means - pooled) ** 2).sum(axis=0)
-        constant = highs.max(axis=0) == lows.min(axis=0)
-        scale = np.where(constant, 1.0, np.sqrt(m2 / total))
-        return Standardizer(pooled, scale)
+        return self._merged(Moments.of(X)).standardizer()
+
+    def _merged(self, local: Moments) -> Moments:
+        """Every process's moments merged, in process order (the same on all of them)."""
+        merged = Moments()
+        for row in self.agree(local.to_array()):
+            merged.merge(Moments.from_array(row))
+        return merged
 
     def source(self, prepared, config: EpochConfig) -> ShardedSource:
         """The training rows on the mesh, as a chunk source for the epoch loop."""
@@ -527,7 +522,7 @@ class Placement:
 
 @dataclass
 class ShardedSource:
-    """Training rows held on a mesh; the chunk protocol of ``_fitloop.InMemory``."""
+    """Training rows held on a mesh, a :class:`~descend.training.sources.ChunkSource`."""
 
     placement: Placement
     config: EpochConfig
@@ -535,7 +530,6 @@ class ShardedSource:
     y: np.ndarray
     weights: np.ndarray | None
     n_local: int
-    n_chunks: int = 1
 
     @property
     def n_samples(self) -> int:
@@ -545,7 +539,7 @@ class ShardedSource:
         placement = self.placement
         if self.config.shuffle:
             process = placement.process if placement.n_processes > 1 else None
-            local_order = engine.epoch_order(seed, epoch, self.n_local, process=process)
+            local_order = epoch_order(seed, epoch, self.n_local, process=process)
         else:
             local_order = np.arange(self.n_local, dtype=np.int32)
         order = placement.order(self.config, local_order, self.data[0].dtype)
@@ -553,15 +547,8 @@ class ShardedSource:
 
     def total_squares(self) -> np.ndarray:
         """The weighted total sum of squares of all processes' targets, per output."""
-        y = np.asarray(self.y, dtype=np.float64).reshape(len(self.y), -1)
-        w = np.ones(len(y)) if self.weights is None else np.asarray(self.weights, np.float64)
-        weight = w.sum()
-        mean = w @ y / weight
-        squares = w @ (y - mean) ** 2
-        table = self.placement.agree(np.concatenate([[weight], mean, squares]))
-        weights, means, sums = table[:, 0:1], *np.split(table[:, 1:], 2, axis=1)
-        pooled = (weights * means).sum(axis=0) / weights.sum()
-        return (sums + weights * (means - pooled) ** 2).sum(axis=0)
+        y = np.asarray(self.y).reshape(len(self.y), -1)
+        return self.placement._merged(Moments.of(y, self.weights)).m2
 
 
 def _allgather(values: np.ndarray) -> np.ndarray:

@@ -70,39 +70,175 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> InputError:
     )
 
 
+def invalid(name: str, requirement: str, value: Any, hint: str = "") -> InputError:
+    """The one wording of a bad argument: ``"<name> must be <requirement>, got <value>"``.
+
+    ``hint`` (``"; ..."``) says what to do when the requirement alone does not.
+    """
+    return InputError(f"{name} must be {requirement}, got {value!r}{hint}")
+
+
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float, or raise if it is not a finite number > 0 (or >= 0)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    bound_ok = number >= 0 if allow_zero else number > 0
-    if not math.isfinite(number) or not bound_ok:
-        relation = ">= 0" if allow_zero else "> 0"
-        raise InputError(f"{name} must be a finite number {relation}, got {value!r}")
-    return number
+    return Number(minimum=0.0, strict=not allow_zero).check(name, value)
 
 
 def check_in_range(name: str, value: Any, low: float, high: float, *, closed_high: bool = False):
     """Return ``value`` as a float, or raise if it is outside ``[low, high)`` (``[low, high]``)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    inside = low <= number <= high if closed_high else low <= number < high
-    if not math.isfinite(number) or not inside:
-        bracket = "]" if closed_high else ")"
-        raise InputError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
-    return number
+    return Interval(low, high, closed_high=closed_high).check(name, value)
 
 
 def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or (
-        not isinstance(value, (int,)) and not (hasattr(value, "__index__"))
-    ):
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return number
+    return Integer(minimum).check(name, value)
+
+
+# ------------------------------------------------------------ declared constraints
+#
+# A front door declares what each of its parameters accepts in one table of these
+# (as scikit-learn's ``_parameter_constraints``) and checks them with one call of
+# :func:`check_all`; every message follows :func:`invalid`.
+
+
+class Constraint:
+    """What a parameter accepts: ``requirement`` in words, ``check`` returns the value."""
+
+    requirement = "valid"
+
+    def accepts(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` converted, or :func:`invalid` raised."""
+        if not self.accepts(value):
+            raise invalid(name, self.requirement, value, self.hint(value))
+        return self.convert(value)
+
+    def hint(self, value: Any) -> str:
+        return ""
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (bool, str)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+class Integer(Constraint):
+    """An integer (not a bool) >= ``minimum``."""
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+        self.requirement = f"an integer >= {minimum}"
+
+    def accepts(self, value: Any) -> bool:
+        whole = isinstance(value, int) or hasattr(value, "__index__")
+        return whole and not isinstance(value, bool) and int(value) >= self.minimum
+
+    def convert(self, value: Any) -> int:
+        return int(value)
+
+
+class Number(Constraint):
+    """A finite number > ``minimum`` (``strict``) or >= it."""
+
+    def __init__(self, minimum: float = 0.0, *, strict: bool = False):
+        self.minimum, self.strict = minimum, strict
+        bound = f"{minimum:g}"
+        self.requirement = f"a finite number {'>' if strict else '>='} {bound}"
+
+    def accepts(self, value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        number = float(value)
+        return number > self.minimum if self.strict else number >= self.minimum
+
+    def convert(self, value: Any) -> float:
+        return float(value)
+
+
+class Interval(Constraint):
+    """A number in ``[low, high)``, or ``[low, high]`` with ``closed_high``, or ``(low, high)``
+    with ``open_low``."""
+
+    def __init__(self, low: float, high: float, *, closed_high: bool = False, open_low=False):
+        self.low, self.high, self.closed_high, self.open_low = low, high, closed_high, open_low
+        self.requirement = (
+            f"in {'(' if open_low else '['}{low}, {high}{']' if closed_high else ')'}"
+        )
+
+    def accepts(self, value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        number = float(value)
+        above = number > self.low if self.open_low else number >= self.low
+        below = number <= self.high if self.closed_high else number < self.high
+        return above and below
+
+    def convert(self, value: Any) -> float:
+        return float(value)
+
+
+class OneOf(Constraint):
+    """One of a few values (compared with ``==``; bools are not numbers here)."""
+
+    def __init__(self, *options: Any):
+        self.options = options
+        shown = [repr(option) for option in options]
+        self.requirement = (
+            shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+        )
+
+    def accepts(self, value: Any) -> bool:
+        return any(
+            value == option and isinstance(value, bool) == isinstance(option, bool)
+            for option in self.options
+        )
+
+    def hint(self, value: Any) -> str:
+        names = [option for option in self.options if isinstance(option, str)]
+        return suggest(value, names) if isinstance(value, str) else ""
+
+
+class Flag(Constraint):
+    """``True`` or ``False`` (not a string, not a number)."""
+
+    requirement = "True or False"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+
+class Optional(Constraint):
+    """``None``, or what ``inner`` accepts."""
+
+    def __init__(self, inner: Constraint):
+        self.inner = inner
+        self.requirement = f"None or {inner.requirement}"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or self.inner.accepts(value)
+
+    def convert(self, value: Any) -> Any:
+        return None if value is None else self.inner.convert(value)
+
+    def check(self, name: str, value: Any) -> Any:
+        # The inner requirement alone reads better: "tol must be a finite number >= 0".
+        return None if value is None else self.inner.check(name, value)
+
+
+def check_all(constraints: dict[str, Constraint], values: dict[str, Any]) -> dict[str, Any]:
+    """Every ``values[name]`` checked against ``constraints[name]``, converted.
+
+    Names without a constraint pass unchanged.
+    """
+    return {
+        name: constraints[name].check(name, value) if name in constraints else value
+        for name, value in values.items()
+    }

@@ -1,8 +1,14 @@
-"""``minimize``: the seed's loop on a function, from a start point to a stated stop."""
+"""``minimize``: the seed's loop on a function, from a start point to a stated stop.
+
+The front door of the engine for functions: it checks its arguments once, runs the
+engine's iterations (:mod:`descend.engine.iterate`) in the engine's block loop
+(:func:`descend.engine.run`), and turns what they found into a :class:`MinimizeResult`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,16 +18,37 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import _tree, engine, optim
-from descend.calculus import to_numpy
-from descend.engine import IterateConfig, Status
-from descend.errors import DescendTypeError, FunctionError, InputError, check_int, check_positive
+from descend._json import jsonable
+from descend._tree import PyTree
+from descend.engine import FAILURES, IterateConfig, Status, status
+from descend.errors import (
+    DescendTypeError,
+    Flag,
+    FunctionError,
+    InputError,
+    Integer,
+    Number,
+    OneOf,
+    Optional,
+    check_all,
+)
 from descend.expr import Expression, parse
 from descend.optim.base import Optimizer
 
-PyTree = Any
-
 # Keep the path of iterates when it costs at most this many numbers.
 _PATH_BUDGET = 10_000_000
+
+# What each argument of minimize accepts (checked once, at the front door).
+CONSTRAINTS = {
+    "tol": Number(0.0),
+    "max_iter": Integer(1),
+    "patience": Integer(1),
+    "ftol": Number(0.0),
+    "refine": Flag(),
+    "dtype": OneOf("float64", "float32"),
+    "keep_path": Optional(Flag()),
+    "verbose": OneOf(0, 1, 2),
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +58,8 @@ class MinimizeResult:
     Attributes
     ----------
     x:
-        The final point, in the structure of ``x0`` (NumPy arrays).
+        The final point, in the structure of ``x0`` (NumPy arrays); for an interrupted
+        run, the best point found.
     fun, grad, grad_norm:
         The value, the gradient (structure of ``x``) and its Euclidean norm at ``x``.
     n_iter:
@@ -42,7 +70,8 @@ class MinimizeResult:
         True when the gradient norm reached ``tol`` (or the sign-change bisection did).
     status:
         Short name of the stopping rule: ``"converged"``, ``"no_decrease"``,
-        ``"sign_change"``, ``"diverged"`` or ``"max_iter"``.
+        ``"sign_change"``, ``"diverged"``, ``"max_iter"``, ``"callback"`` or
+        ``"interrupted"``.
     reason:
         The stopping rule as a sentence, with its numbers.
     history:
@@ -58,6 +87,8 @@ class MinimizeResult:
         Advice derived from the run (e.g. the step is too large).
     optimizer:
         The optimizer used, as text.
+    variables:
+        The variable names of an expression, else ``None``.
     """
 
     x: PyTree
@@ -90,6 +121,24 @@ class MinimizeResult:
             lines.append(f"  bracket: {self.bracket}")
         return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (the CLI's ``--json``; history left out)."""
+        return {
+            "x": jsonable(self.x),
+            "fun": jsonable(self.fun),
+            "grad": jsonable(self.grad),
+            "grad_norm": jsonable(self.grad_norm),
+            "n_iter": self.n_iter,
+            "n_fev": self.n_fev,
+            "converged": self.converged,
+            "status": self.status,
+            "reason": self.reason,
+            "bracket": None if self.bracket is None else list(self.bracket),
+            "n_overshoots": self.n_overshoots,
+            "hints": list(self.hints),
+            "optimizer": self.optimizer,
+        }
+
 
 def minimize(
     f: Callable[[PyTree], Any] | str | Expression,
@@ -103,12 +152,15 @@ def minimize(
     refine: bool = False,
     dtype: str = "float64",
     keep_path: bool | None = None,
+    callback: Callable[..., Any] | None = None,
+    verbose: int = 1,
 ) -> MinimizeResult:
     r"""Minimize ``f`` by gradient descent, starting from ``x0``.
 
     The seed's loop: take a point, compute the gradient, step against it with the
     optimizer, repeat until a stopping rule holds (see ``reason`` in the result). The
-    whole loop runs compiled; the gradient is exact (JAX autodiff).
+    iterations run compiled, in blocks (see :mod:`descend.engine.iterate`); the
+    gradient is exact (JAX autodiff).
 
     Parameters
     ----------
@@ -125,12 +177,14 @@ def minimize(
         descent with an Armijo backtracking line search (``optim.gd()``), which
         converges on smooth functions without a learning rate to tune.
     tol:
-        Stop when the Euclidean norm of the gradient is at most ``tol``.
+        Stop when the Euclidean norm of the gradient is at most ``tol`` (>= 0).
     max_iter:
-        The budget of optimizer steps.
+        The budget of optimizer steps (>= 1).
     patience, ftol:
         Stop ("no further decrease") when the best value has not improved by more than
-        ``ftol * |best|`` for ``patience`` steps, or when a step leaves the point unchanged.
+        ``ftol * |best|`` for ``patience`` steps (``patience >= 1``, ``ftol >= 0``; the
+        rule of :func:`descend.rules.improved`), or when a step leaves the point
+        unchanged.
     refine:
         For a function of one variable: when the derivative changes sign between two
         iterates, stop and narrow that bracket by bisection on the derivative.
@@ -140,6 +194,30 @@ def minimize(
     keep_path:
         Record every iterate in ``history["x"]``. Default: when it takes at most ten
         million numbers.
+    callback:
+        Called after every iteration, as SciPy's ``minimize`` calls it: with the
+        intermediate :class:`MinimizeResult` when its one parameter is named
+        ``intermediate_result`` (``x``, ``fun``, ``grad``, ``grad_norm``, ``n_iter``),
+        else with the current point ``x``. Returning ``True`` or raising
+        ``StopIteration`` stops the run (status ``"callback"``).
+    verbose:
+        0 silent; 1 (default) a progress bar on stderr, when it is a terminal, for runs
+        longer than a second; 2 one line per block of iterations.
+
+    Returns
+    -------
+    MinimizeResult
+
+    Raises
+    ------
+    InputError
+        An argument out of its range (the message names it, its valid range and what
+        was given), an empty or complex ``x0``, or an expression that does not parse.
+    FunctionError
+        ``f`` does not return one real number, or is not finite at ``x0``.
+
+    Ctrl-C stops the run after the block in flight and returns the best point found so
+    far (status ``"interrupted"``).
 
     Examples
     --------
@@ -150,33 +228,52 @@ def minimize(
     >>> result = ds.minimize("(x-3)**2 + 10*(y+1)**2", {"x": 0, "y": 0})
     >>> {name: round(value, 4) for name, value in result.x.items()}
     {'x': 3.0, 'y': -1.0}
+    >>> ds.minimize(lambda x: (x - 3.0) ** 2, 0.0, callback=lambda x: True).status
+    'callback'
     """
     objective, x0, variables = _resolve_objective(f, x0)
     optimizer = _resolve_optimizer(optimizer)
-    tol = check_positive("tol", tol, allow_zero=True)
-    max_iter = check_int("max_iter", max_iter, minimum=1)
-    patience = check_int("patience", patience, minimum=1)
-    ftol = check_positive("ftol", ftol, allow_zero=True)
-    if dtype not in ("float64", "float32"):
-        raise InputError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-
+    settings = check_all(
+        CONSTRAINTS,
+        dict(tol=tol, max_iter=max_iter, patience=patience, ftol=ftol, refine=refine,
+             dtype=dtype, keep_path=keep_path, verbose=verbose),
+    )  # fmt: skip
+    if callback is not None and not callable(callback):
+        raise DescendTypeError(
+            f"callback must be a function (of the point x, or of intermediate_result), got "
+            f"{type(callback).__name__}"
+        )
+    dtype = settings["dtype"]
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
         x0 = _as_float(x0, dtype)
         n_params = _tree.size(x0)
         if n_params == 0:
             raise InputError("x0 has no numbers to optimize")
-        if refine and n_params != 1:
+        if settings["refine"] and n_params != 1:
             raise InputError(
                 f"refine=True bisects a sign change of the derivative, for functions of one "
                 f"variable; x0 has {n_params} numbers"
             )
+        keep_path = settings["keep_path"]
         if keep_path is None:
-            keep_path = n_params * (max_iter + 1) <= _PATH_BUDGET
-        config = IterateConfig(tol, max_iter, patience, ftol, bool(refine), bool(keep_path))
-        outcome = engine.iterate(objective, x0, optimizer, config)
-        outcome = engine.to_host(outcome)
-    return _result(outcome, config, optimizer, variables, tol)
+            keep_path = n_params * (settings["max_iter"] + 1) <= _PATH_BUDGET
+        config = IterateConfig(
+            settings["tol"], settings["max_iter"], settings["patience"], settings["ftol"],
+            settings["refine"], keep_path,
+        )  # fmt: skip
+        iterations = engine.Iterations(
+            objective, x0, optimizer, config, per_block=None if callback is None else 1
+        )
+        callbacks = ()
+        if callback is not None:
+            callbacks = (_scipy_callback(callback, iterations, optimizer, variables),)
+        progress = engine.Progress(
+            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
+        )
+        stop = engine.run(iterations, callbacks=callbacks, progress=progress)
+        outcome = iterations.outcome()
+    return _result(outcome, stop, config, optimizer, variables)
 
 
 def _resolve_objective(f, x0):
@@ -240,98 +337,146 @@ def _as_float(x0, dtype):
     return jax.tree.map(convert, x0)
 
 
-_STATUS_NAMES = {
-    Status.CONVERGED: "converged",
-    Status.NO_DECREASE: "no_decrease",
-    Status.SIGN_CHANGE: "sign_change",
-    Status.DIVERGED: "diverged",
-    Status.MAX_ITER: "max_iter",
-}
+def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
+    """The user's callback as the engine calls it: with no arguments, after a block.
+
+    As in ``scipy.optimize.minimize``: a callback whose one parameter is named
+    ``intermediate_result`` receives a :class:`MinimizeResult` of the current iterate;
+    any other receives the current point ``x``.
+    """
+    try:
+        parameters = list(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        parameters = []
+    wants_result = parameters == ["intermediate_result"]
+
+    def call():
+        carry = iterations.carry
+        x, value, grads, grad_norm = _tree.to_host(
+            (carry.x, carry.value, carry.grads, carry.grad_norm)
+        )
+        x, grads = _named(x, variables), _named(grads, variables)
+        if not wants_result:
+            return callback(x)
+        return callback(
+            MinimizeResult(
+                x=x,
+                fun=float(value),
+                grad=grads,
+                grad_norm=float(grad_norm),
+                n_iter=iterations.done(),
+                n_fev=0,
+                converged=False,
+                status="running",
+                reason="running",
+                history={},
+                optimizer=repr(optimizer),
+                variables=variables,
+            )
+        )
+
+    return call
 
 
-def _result(outcome, config: IterateConfig, optimizer: Optimizer, variables, tol) -> MinimizeResult:
-    carry = outcome.carry
-    status = Status(int(carry.status))
-    n_iter = int(carry.n_iter)
-    grads_finite = all(np.all(np.isfinite(g)) for g in jax.tree.leaves(carry.grads))
-    if n_iter == 0 and not (np.isfinite(carry.value) and grads_finite):
+def _named(x: PyTree, variables) -> PyTree:
+    """An expression's point as ``{variable: value}``; other points as they are."""
+    if variables is None:
+        return x
+    return {name: float(value) for name, value in zip(variables, np.ravel(x), strict=True)}
+
+
+def _result(outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, variables):
+    n_iter = int(outcome.n_iter)
+    grads_finite = all(np.all(np.isfinite(g)) for g in jax.tree.leaves(outcome.grads))
+    if n_iter == 0 and not (np.isfinite(outcome.value) and grads_finite):
         raise FunctionError(
-            f"the function is not finite at x0 (value {float(carry.value)}, gradient "
+            f"the function is not finite at x0 (value {float(outcome.value)}, gradient "
             f"{'finite' if grads_finite else 'not finite'}); start from a point where it is defined"
         )
-    grad_norm = float(np.sqrt(sum(np.vdot(g, g) for g in jax.tree.leaves(carry.grads))))
+    x, value, grads = outcome.x, outcome.value, outcome.grads
+    if stop == Status.INTERRUPTED:  # the best point so far, not the last one
+        x, value, grads = outcome.best_x, outcome.best, outcome.best_grads
+    grad_norm = float(np.sqrt(sum(np.vdot(g, g).real for g in jax.tree.leaves(grads))))
     history = {
-        "value": carry.history_value[: n_iter + 1],
-        "grad_norm": carry.history_grad_norm[: n_iter + 1],
+        "value": outcome.history_value[: n_iter + 1],
+        "grad_norm": outcome.history_grad_norm[: n_iter + 1],
     }
-    if carry.history_x is not None:
-        history["x"] = jax.tree.map(lambda h: h[: n_iter + 1], carry.history_x)
+    if outcome.history_x is not None:
+        history["x"] = jax.tree.map(lambda h: h[: n_iter + 1], outcome.history_x)
     bracket = None
-    if bool(carry.has_bracket) or status == Status.SIGN_CHANGE:
-        bracket = (float(carry.bracket[0]), float(carry.bracket[1]))
-    x = to_numpy(carry.x)
-    grad = to_numpy(carry.grads)
-    if variables is not None:
-        x = {name: float(value) for name, value in zip(variables, np.ravel(x), strict=True)}
-        grad = dict(zip(variables, map(float, np.ravel(grad)), strict=True))
-    converged = status == Status.CONVERGED or (status == Status.SIGN_CHANGE and grad_norm <= tol)
-    reason = _reason(status, carry, config, grad_norm, int(outcome.n_bisections), optimizer)
-    hints = _hints(status, n_iter, int(carry.n_overshoots), optimizer)
+    if bool(outcome.has_bracket) or stop == Status.SIGN_CHANGE:
+        bracket = (float(outcome.bracket[0]), float(outcome.bracket[1]))
+    converged = stop == Status.CONVERGED or (stop == Status.SIGN_CHANGE and grad_norm <= config.tol)
     return MinimizeResult(
-        x=x,
-        fun=float(carry.value),
-        grad=grad,
+        x=_named(x, variables),
+        fun=float(value),
+        grad=_named(grads, variables),
         grad_norm=grad_norm,
         n_iter=n_iter,
-        n_fev=int(outcome.n_evaluations),
+        n_fev=int(outcome.n_fev),
         converged=bool(converged),
-        status=_STATUS_NAMES[status],
-        reason=reason,
+        status=stop.label,
+        reason=_reason(stop, outcome, config, grad_norm, optimizer),
         history=history,
         bracket=bracket,
-        n_overshoots=int(carry.n_overshoots),
-        hints=hints,
+        n_overshoots=int(outcome.n_overshoots),
+        hints=_hints(stop, n_iter, int(outcome.n_overshoots), optimizer),
         optimizer=repr(optimizer),
         variables=variables,
     )
 
 
-def _reason(status, carry, config, grad_norm, n_bisections, optimizer) -> str:
+def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, optimizer) -> str:
     lr = optimizer.hyperparams.get("lr")
-    smaller_lr = f"; try a smaller learning rate than lr={lr!r}" if lr is not None else ""
-    if status == Status.CONVERGED:
-        return f"gradient norm {grad_norm:.3g} is below tol={config.tol:g}"
-    if status == Status.NO_DECREASE:
-        start, now = float(carry.history_value[0]), float(carry.value)
+    # A line search (lr=None) chooses its own steps: no learning rate to lower.
+    advice = "" if lr is None else status.smaller_lr(lr)
+    n_iter = int(outcome.n_iter)
+    if stop == Status.CONVERGED:
+        return stop.message(grad_norm=grad_norm, tol=config.tol)
+    if stop == Status.NO_DECREASE:
+        start, now = float(outcome.history_value[0]), float(outcome.value)
         if now > start:
-            return (
-                f"no further decrease: the value grew from {start:.6g} at x0 to {now:.6g}, "
-                f"the steps are diverging{smaller_lr}"
+            why = (
+                f"the value grew from {start:.6g} at x0 to {now:.6g}, the steps are "
+                f"diverging{advice}"
             )
-        return (
-            f"no further decrease: the value has not improved for {config.patience} steps "
-            "or the step no longer changes x"
+        elif int(outcome.since_best) >= config.patience:
+            why = status.plateau(
+                "value", rtol=config.ftol, atol=0.0, patience=config.patience,
+                unit="iteration", best=float(outcome.best), best_at=int(outcome.best_iter),
+            )  # fmt: skip
+        else:
+            why = f"the step no longer changes x (iteration {n_iter})"
+        return stop.message(why=why)
+    if stop == Status.SIGN_CHANGE:
+        left, right = (float(v) for v in outcome.bracket)
+        return stop.message(
+            n_bisections=int(outcome.n_bisections), left=left, right=right, grad_norm=grad_norm
         )
-    if status == Status.SIGN_CHANGE:
-        left, right = (float(v) for v in carry.bracket)
-        return (
-            f"derivative changed sign, so a minimum lies between the last two iterates; "
-            f"{n_bisections} bisection steps on the derivative narrowed it to "
-            f"[{left:.10g}, {right:.10g}] where |f'| = {grad_norm:.3g}"
+    if stop == Status.DIVERGED:
+        if int(outcome.failure) == 3:
+            return stop.message(
+                what="the gradient is not finite at the next point although the value is "
+                "(the function may not be differentiable there, e.g. sqrt or log at 0)",
+                where="", kept="returning the last point with a finite gradient", advice="",
+            )  # fmt: skip
+        what = FAILURES.get(int(outcome.failure), "the value or gradient")
+        return stop.message(
+            what=f"{what} became non-finite", where="", kept="returning the last finite point",
+            advice=advice,
+        )  # fmt: skip
+    if stop == Status.MAX_ITER:
+        return stop.message(max_iter=config.max_iter, grad_norm=grad_norm)
+    if stop == Status.INTERRUPTED:
+        kept = (
+            f"returning the best point so far (iteration {int(outcome.best_iter)}, "
+            f"f = {float(outcome.best):.6g})"
         )
-    if status == Status.DIVERGED:
-        if int(carry.failure) == 3:
-            return (
-                "diverged: the gradient is not finite at the next point although the value "
-                "is (the function may not be differentiable there, e.g. sqrt or log at 0); "
-                "returning the last point with a finite gradient"
-            )
-        what = engine.FAILURES.get(int(carry.failure), "the value or gradient")
-        return f"diverged: {what} became non-finite; returning the last finite point{smaller_lr}"
-    return f"maximum iterations reached ({config.max_iter}) with gradient norm {grad_norm:.3g}"
+        return stop.message(unit="iteration", done=n_iter, kept=kept)
+    return stop.message(unit="iteration", done=n_iter)
 
 
-def _hints(status, n_iter, n_overshoots, optimizer) -> tuple[str, ...]:
+def _hints(stop: Status, n_iter: int, n_overshoots: int, optimizer: Optimizer) -> tuple[str, ...]:
     hints = []
     fixed_step = optimizer.hyperparams.get("lr", None) is not None
     if fixed_step and n_iter and n_overshoots > n_iter // 2:
@@ -339,14 +484,14 @@ def _hints(status, n_iter, n_overshoots, optimizer) -> tuple[str, ...]:
             f"the directional derivative changed sign after {n_overshoots} of {n_iter} steps: "
             "the step overshoots the minimum along its direction; a smaller lr may converge faster"
         )
-    if status == Status.MAX_ITER:
+    if stop == Status.MAX_ITER:
         hints.append("increase max_iter, or try another optimizer (e.g. lbfgs)")
     own_tolerances = {
         key: optimizer.hyperparams[key]
         for key in ("tolerance_grad", "tolerance_change")
         if optimizer.hyperparams.get(key)
     }
-    if status == Status.NO_DECREASE and own_tolerances:
+    if stop == Status.NO_DECREASE and own_tolerances:
         settings = ", ".join(f"{key}={value:g}" for key, value in own_tolerances.items())
         hints.append(
             f"{optimizer.name} stops stepping at its own tolerances ({settings}, as in torch); "

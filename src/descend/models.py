@@ -469,7 +469,26 @@ def predict_proba(model: Model, params: PyTree, X) -> jax.Array:
             "use predict for its values"
         )
     outputs = model.apply(params, X)
-    if model.task == "binary":
-        logits = jnp.reshape(outputs, (-1,))
+    return class_probabilities(jnp.reshape(outputs, (-1,)) if model.task == "binary" else outputs)
+
+
+def class_probabilities(logits: jax.Array, *, one_vs_rest: bool = False) -> jax.Array:
+    r"""Class probabilities from logits: ``(n,)`` (two classes) or ``(n, k)``.
+
+    One logit :math:`z` per row gives the columns :math:`(\sigma(-z), \sigma(z))`
+    (classes 0 then 1, scikit-learn's order). ``k`` logits give their softmax, or with
+    ``one_vs_rest`` the ``k`` sigmoids normalized to sum to 1 (as scikit-learn's
+    ``SGDClassifier`` does for one-vs-rest logistic losses). Returns shape ``(n, 2)``
+    or ``(n, k)``.
+
+    >>> import jax.numpy as jnp
+    >>> class_probabilities(jnp.array([0.0])).tolist()
+    [[0.5, 0.5]]
+    """
+    logits = jnp.asarray(logits)
+    if logits.ndim == 1:
         return jnp.stack([jax.nn.sigmoid(-logits), jax.nn.sigmoid(logits)], axis=1)
-    return jax.nn.softmax(outputs, axis=-1)
+    if one_vs_rest:
+        probabilities = jax.nn.sigmoid(logits)
+        return probabilities / jnp.sum(probabilities, axis=1, keepdims=True)
+    return jax.nn.softmax(logits, axis=-1)

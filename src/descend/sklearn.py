@@ -74,9 +74,9 @@ from sklearn.utils.validation import (
 
 from descend import models, optim
 from descend.errors import DescendWarning
-from descend.training.result import FitResult
 from descend.optim.transforms import chain
 from descend.training import fit
+from descend.training.result import FitResult, FitState
 
 REGRESSION_LOSSES = ("mse", "mae", "huber", "smooth_l1", "log_cosh")
 CLASSIFICATION_LOSSES = ("bce_with_logits", "cross_entropy", "hinge", "squared_hinge")
@@ -210,15 +210,11 @@ class _GDBase(BaseEstimator):
         arguments = self._fit_arguments()
         if incremental and hasattr(self, "_model"):
             dtype = self._dtype
-            previous = FitResult(
-                model=self._model, params=self._params(), opt_state=self._opt_state,
-                optimizer=arguments["optimizer"], loss=arguments["loss"],
-                history=self._history, n_updates=self.t_, n_epochs=self.n_iter_,
-                status="max_epochs", reason="", dtype=dtype, seed=self._seed,
-            )  # fmt: skip
-            model, seed, epochs, stopping = None, None, self.n_iter_ + 1, {}
+            # One more epoch, continuing the run's count, shuffling and history.
+            start = FitState(self._params(), self._opt_state, self.n_iter_, self.t_, self._history)
+            model, seed, epochs, stopping = self._model, self._seed, self.n_iter_ + 1, {}
         else:
-            previous, model = None, self._build_model()
+            start, model = None, self._build_model()
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             epochs = 1 if incremental else self.max_epochs
             stopping = {} if incremental else self._stopping()
@@ -228,7 +224,7 @@ class _GDBase(BaseEstimator):
             result = fit(
                 model, np.asarray(X, dtype=dtype), np.asarray(targets, dtype=dtype),
                 epochs=epochs, seed=seed, sample_weight=sample_weight, dtype=dtype,
-                resume=previous, **stopping, **arguments,
+                init=start, **stopping, **arguments,
             )  # fmt: skip
         self._store(result)
         if result.status == "diverged":
@@ -585,25 +581,17 @@ validation_loss_curve_
         (``"bce_with_logits"``, as ``SGDClassifier``).
         """
         outputs = self._outputs(X)
-        if outputs.ndim == 1:
-            return np.stack([_sigmoid(-outputs), _sigmoid(outputs)], axis=1)
-        if self.loss == "bce_with_logits":
-            probabilities = _sigmoid(outputs)
-            return probabilities / probabilities.sum(axis=1, keepdims=True)
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        with jax.enable_x64(True) if self._dtype == "float64" else contextlib.nullcontext():
+            probabilities = models.class_probabilities(
+                jnp.asarray(outputs), one_vs_rest=self.loss == "bce_with_logits"
+            )
+            return np.asarray(probabilities)
 
     @available_if(_has_proba)
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp of -|z| only, so large logits neither overflow nor round the small side to 0.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 __all__ = ["GDClassifier", "GDRegressor"]

@@ -273,7 +273,7 @@ def _minimize(args: argparse.Namespace) -> int:
 
         plot_minimize(result, target, args.plot)
     if args.json:
-        _print_json({"expression": label, **minimize_result_dict(result)})
+        _print_json({"expression": label, **result.to_dict()})
         return status
     print(f"minimize {label} with {result.optimizer}")
     print(f"  minimizer: {_point_text(result.x)}")
@@ -289,25 +289,6 @@ def _minimize(args: argparse.Namespace) -> int:
     for hint in result.hints:
         print(f"  hint: {hint}")
     return status
-
-
-def minimize_result_dict(result) -> dict[str, Any]:
-    """The JSON form of a :class:`~descend.MinimizeResult` (keys listed in the README)."""
-    return {
-        "x": jsonable(result.x),
-        "fun": result.fun,
-        "grad": jsonable(result.grad),
-        "grad_norm": result.grad_norm,
-        "n_iter": result.n_iter,
-        "n_fev": result.n_fev,
-        "converged": result.converged,
-        "status": result.status,
-        "reason": result.reason,
-        "bracket": list(result.bracket) if result.bracket is not None else None,
-        "n_overshoots": result.n_overshoots,
-        "hints": list(result.hints),
-        "optimizer": result.optimizer,
-    }
 
 
 def _vector_from_text(text: str, dim: int) -> list[float]:

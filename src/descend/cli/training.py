@@ -146,26 +146,23 @@ def train_command(args: argparse.Namespace) -> int:
     optimizer = optimizer_from_args(args)
     verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
     began = time.perf_counter()
-    with _StopOnInterrupt() as interrupt:
-        result = fit(
-            model, dataset, loss=args.loss, optimizer=optimizer, batch_size=args.batch_size,
-            method=args.method, epochs=args.epochs, accumulate=args.accumulate,
-            validation_split=None if args.stream else args.validation_split or None,
-            standardize=not args.no_standardize, tol=args.tol, patience=args.patience,
-            seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
-            nan_policy=args.nan_policy, callbacks=[interrupt.requested],
-        )  # fmt: skip
+    # Ctrl-C stops training after the epoch in flight (status "interrupted"): see fit.
+    result = fit(
+        model, dataset, loss=args.loss, optimizer=optimizer, batch_size=args.batch_size,
+        method=args.method, epochs=args.epochs, accumulate=args.accumulate,
+        validation_split=None if args.stream else args.validation_split or None,
+        standardize=not args.no_standardize, tol=args.tol, patience=args.patience,
+        seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
+        nan_policy=args.nan_policy,
+    )  # fmt: skip
     seconds = time.perf_counter() - began
-    if interrupt.received:
-        result.status = "interrupted"
-        result.reason = f"interrupted (Ctrl-C) after epoch {result.n_epochs}"
     if args.save:
         save(args.save, result)
     if args.plot and distributed.is_first_process():  # one picture, not one per process
         from descend.cli.race import plot_history
 
         plot_history(result.history, args.plot)
-    summary = fit_summary(result, seconds)
+    summary = {**result.to_dict(), "seconds": seconds}
     if args.save:
         summary["saved"] = str(args.save)
     if args.json:
@@ -180,53 +177,11 @@ def train_command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result.status == "diverged" else EXIT_OK
 
 
-class _StopOnInterrupt:
-    """Turn Ctrl-C into "stop after the current epoch" (a second Ctrl-C stops at once)."""
-
-    def __init__(self):
-        self.received = False
-
-    def requested(self, epoch: int, history: dict) -> bool:
-        return self.received
-
-    def _handle(self, signum, frame):
-        if self.received:
-            raise KeyboardInterrupt
-        self.received = True
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc_info):
-        import signal
-
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def fit_summary(result, seconds: float) -> dict[str, Any]:
-    """The final metrics of a training run, as printed (and as ``--json`` keys)."""
-    last = {key: float(values[-1]) for key, values in result.history.items() if len(values)}
-    return {
-        "model": repr(result.model),
-        "optimizer": repr(result.optimizer),
-        "epochs": result.n_epochs,
-        "updates": result.n_updates,
-        "status": result.status,
-        "reason": result.reason,
-        "metrics": {k: v for k, v in last.items() if k not in ("epoch", "time")},
-        "seconds": seconds,
-    }
-
-
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    metrics = ", ".join(f"{key} {value:.4g}" for key, value in summary["metrics"].items())
+    metrics = ", ".join(
+        f"{key} {'nan' if value is None else format(value, '.4g')}"
+        for key, value in summary["metrics"].items()
+    )
     lines = [
         f"trained {summary['model']} with {summary['optimizer']}",
         f"  {summary['epochs']} epochs, {summary['updates']} updates, {summary['seconds']:.2f} s",

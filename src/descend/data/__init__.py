@@ -25,6 +25,7 @@ from descend.data.arrays import (
     n_batches,
     train_validation_split,
 )
+from descend.data.datasets import dataset_names, load_dataset
 from descend.data.encoding import (
     Encoding,
     check_nan_policy,
@@ -36,10 +37,9 @@ from descend.data.encoding import (
     sorted_labels,
     stray_text_error,
 )
-from descend.data.tables import read_table
-from descend.data.datasets import dataset_names, load_dataset
-from descend.errors import DataError, suggest, unknown_name
 from descend.data.streams import Stream, stream  # noqa: F401 (data larger than memory)
+from descend.data.tables import read_table
+from descend.errors import DataError, suggest, unknown_name
 
 TASKS = ("regression", "binary", "multiclass")
 

@@ -31,7 +31,7 @@ permutation drawn from ``(seed, e)``; an iterable is read in its own order. The 
 the pieces, one after another, are cut into chunks of ``chunk_rows`` rows (rounded down
 to a multiple of ``batch_size * accumulate``, so that batches never straddle two
 chunks); the rows of chunk ``k`` are permuted by
-``descend.engine.epoch_order(chunk_seed(seed, k), e, rows)`` (``chunk_seed(seed, 0) =
+``descend.data.shuffle.epoch_order(chunk_seed(seed, k), e, rows)`` (``chunk_seed(seed, 0) =
 seed``, so data that fits in one chunk is shuffled as in memory). Rows move between
 batches only within a chunk: the shuffle is local, so a source sorted by the target
 should be shuffled once when it is written. :meth:`Stream.row_order` returns the order.
@@ -70,9 +70,8 @@ from typing import Any
 
 import numpy as np
 
-from descend import engine
-from descend.data.arrays import Standardizer
 from descend.data.encoding import float_dtype
+from descend.data.moments import Moments
 from descend.data.readers import (
     PART_ROWS,
     IterableReader,
@@ -82,12 +81,12 @@ from descend.data.readers import (
     finite_rows,
     path_reader,
 )
+from descend.data.shuffle import chunk_order, piece_order
 from descend.errors import DataError, DescendTypeError, InputError, check_int
 
 __all__ = ["Stream", "stream"]
 
 DEFAULT_CHUNK_ROWS = 65536
-_PIECE_STREAM = 1  # the piece order's random stream: apart from the rows' (see row_order)
 
 
 def stream(
@@ -247,7 +246,7 @@ class Stream:
         n_pieces = len(self._reader.piece_rows)
         if not shuffle:
             return np.arange(n_pieces)
-        return np.random.default_rng([seed, epoch, _PIECE_STREAM]).permutation(n_pieces)
+        return piece_order(seed, epoch, n_pieces)
 
     def _read(self, pieces, *, features: bool) -> Iterator[Part]:
         """Parts of the pieces (bounded in size), checked but not yet converted."""
@@ -308,54 +307,7 @@ def rows_per_chunk(chunk_rows: int, group: int, batch_size: int) -> int:
     return chunk_rows - chunk_rows % group
 
 
-def chunk_seed(seed: int, index: int) -> int:
-    """The seed of chunk ``index``'s row permutation: ``seed`` itself for the first chunk."""
-    if index == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
-
-
-def chunk_order(seed: int, epoch: int, index: int, n_rows: int) -> np.ndarray:
-    return engine.epoch_order(chunk_seed(seed, index), epoch, n_rows)
-
-
 # ----------------------------------------------------------------------- statistics
-
-
-class Moments:
-    """Running count, mean, sum of squared deviations, min and max of each column.
-
-    Batches merge as in Chan, Golub & LeVeque (1979): with ``d = mean_b - mean_a``,
-    ``mean = mean_a + d n_b / n`` and ``M2 = M2_a + M2_b + d^2 n_a n_b / n``.
-    """
-
-    def __init__(self):
-        self.n, self.mean, self.m2, self.low, self.high = 0, None, None, None, None
-
-    def add(self, values: np.ndarray) -> None:
-        """Merge the rows of ``values`` (in float64, a few thousand rows at a time)."""
-        for start in range(0, len(values), 4096):
-            self._merge(values[start : start + 4096].astype(np.float64))
-
-    def _merge(self, values: np.ndarray) -> None:
-        n_b = len(values)
-        mean_b = values.mean(axis=0)
-        m2_b = ((values - mean_b) ** 2).sum(axis=0)
-        low, high = values.min(axis=0), values.max(axis=0)
-        if self.n == 0:
-            self.n, self.mean, self.m2, self.low, self.high = n_b, mean_b, m2_b, low, high
-            return
-        n = self.n + n_b
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + delta**2 * (self.n * n_b / n)
-        self.low, self.high = np.minimum(self.low, low), np.maximum(self.high, high)
-        self.n = n
-
-    def standardizer(self) -> Standardizer:
-        """As :meth:`Standardizer.fit`: population std, 1 for a constant column."""
-        scale = np.sqrt(self.m2 / self.n)
-        return Standardizer(self.mean, np.where(self.low == self.high, 1.0, scale))
 
 
 @dataclass

@@ -25,9 +25,9 @@ from matplotlib import animation
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from descend.errors import DescendTypeError, InputError, check_int
 from descend.plot import draw
 from descend.plot.target import resolve
-from descend.errors import DescendTypeError, InputError, check_int
 
 Levels = int | Sequence[float]
 

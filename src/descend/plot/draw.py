@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator
 
-from descend.plot.target import Target, resolve
 from descend.errors import DescendTypeError, InputError, check_int
+from descend.plot.target import Target, resolve
 
 GRID = 200  # contour grid points per axis
 CURVE = 400  # points on a one-variable curve

@@ -21,10 +21,10 @@ import numpy as np
 
 from descend import optim
 from descend._json import jsonable
-from descend.plot.target import Target, resolve
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.expr import Expression
 from descend.optim.base import Optimizer
+from descend.plot.target import Target, resolve
 
 OptimizerSpec = Optimizer | str | tuple[str, Mapping[str, Any]]
 

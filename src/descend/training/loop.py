@@ -1,188 +1,134 @@
-"""The host side of :func:`descend.fit`: the loop over epochs around the compiled epoch.
+"""``fit``'s side of the engine's block loop: one epoch per block.
 
-Once per epoch it fetches the epoch's sums (one host sync), records the history,
-applies the stopping rules (gradient tolerance, early stopping, callbacks, divergence
-with a checked replay) and reports progress. The numerics live in
-:func:`descend.engine.compiled_epoch`.
+:class:`Epochs` runs an epoch's compiled program on each chunk of the source
+(:func:`descend.engine.compiled_epoch`), fetches the epoch's sums once, records the
+history, and applies the rules that need them: the gradient tolerance, early
+stopping, divergence (a diverged chunk is replayed with every update checked, to keep
+the last finite weights). The loop itself, with progress, callbacks and Ctrl-C, is
+:func:`descend.engine.run`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend import engine, optim
-from descend.data.arrays import aligned_array
-from descend.training.prepare import Prepared
-from descend.engine import EpochConfig, Status
-from descend.errors import InputError
-from descend.training.result import FitResult, evaluate, task_metric
+from descend import engine, metrics, optim, rules
+from descend.engine import Status, status
 from descend.optim.base import Optimizer
-
-PyTree = Any
-
-
-class _Best(NamedTuple):
-    """The epoch with the lowest monitored loss so far, and its weights and state."""
-
-    loss: float
-    params: PyTree
-    opt_state: PyTree
-    epoch: int
+from descend.training.objective import BatchObjective, evaluate
+from descend.training.prepare import Prepared
+from descend.training.result import FitResult, FitState
+from descend.training.sources import ChunkSource, on_device
+from descend.training.spec import FitSpec
 
 
-@dataclass
-class EpochLoop:
-    objective: Any  # descend.training.BatchObjective
-    optimizer: Optimizer
-    config: EpochConfig
-    prepared: Prepared
-    seed: int
-    epochs: int
-    tol: float | None
-    patience: int | None
-    min_delta: float
-    restore_best: bool
-    callbacks: tuple
-    verbose: int
-    dtype: str
-    previous: FitResult | None
-    source: Any = None  # chunks of training data (an InMemory from ``prepared`` if None)
-    placement: Any = None  # a descend.distributed.Placement for data-parallel training
+class Epochs:
+    """The epochs of one ``fit``, as a :class:`~descend.engine.loop.Block`."""
 
-    def train(self) -> FitResult:
-        prepared, model = self.prepared, self.objective.model
-        if self.previous is not None:
-            params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), self.previous.params)
-            opt_state = _restore_state(self.optimizer, params, self.previous.opt_state)
-            start, n_updates = self.previous.n_epochs, self.previous.n_updates
-            history = {key: list(values) for key, values in self.previous.history.items()}
-        else:
-            # The seed itself: models that start at zero then need no random key.
-            params = model.init(
-                self.seed, prepared.n_features, prepared.n_outputs, dtype=self.dtype
-            )
-            if model.name == "custom":  # the user's own params, in the training dtype
-                params = jax.tree.map(partial(_as_dtype, dtype=self.dtype), params)
-            opt_state = self.optimizer.init(params)
-            start, n_updates, history = 0, 0, {}
-        if self.placement is not None:  # the same weights and state on every device
-            params, opt_state = self.placement.replicate((params, opt_state))
-        source = self.source or InMemory.from_prepared(prepared, self.config)
-        scored = None
+    unit = "epoch"
+
+    def __init__(
+        self,
+        spec: FitSpec,
+        prepared: Prepared,
+        source: ChunkSource,
+        state: FitState,
+        objective: BatchObjective,
+    ):
+        self.spec, self.prepared, self.source, self.objective = spec, prepared, source, objective
+        params, opt_state = state.params, state.opt_state
+        if spec.placement is not None:  # the same weights and state on every device
+            params, opt_state = spec.placement.replicate((params, opt_state))
+        self.params, self.opt_state = params, opt_state
+        self.epoch, self.n_updates = state.n_epochs, state.n_updates
+        self.history = {key: list(values) for key, values in state.history.items()}
+        self.scored = None
         if prepared.X_val is not None:
-            scored = (on_device(prepared.X_val), on_device(prepared.y_val))
-        metric = task_metric(model)
-        total_squares = source.total_squares() if metric == "r2" else None
-        status, reason = Status.MAX_EPOCHS, f"completed {self.epochs} epochs"
-        best = _Best(math.inf, params, opt_state, start)
-        waited = 0
-        with _Progress(self.verbose, self.epochs, start, source.n_samples) as progress:
-            for epoch in range(start, self.epochs):
-                began = time.perf_counter()
-                try:
-                    epoch_result = self._epoch(params, opt_state, source, epoch, n_updates, scored)
-                except KeyboardInterrupt:
-                    status = Status.INTERRUPTED
-                    reason = f"interrupted during epoch {epoch + 1}; weights are from epoch {epoch}"
-                    break
-                params, opt_state, epoch_updates, fetched = epoch_result
-                n_updates += epoch_updates
-                if fetched is None:
-                    status, reason = Status.DIVERGED, self._diverged_reason(epoch, n_updates)
-                    break
-                if total_squares is None and metric == "r2":  # a one-shot stream: known now
-                    total_squares = source.total_squares()
-                progress.n_samples = source.n_samples
-                loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
-                record = {"loss": float(loss_sum / weight_sum)}
-                record[metric] = _running_metric(metric, metric_sums, weight_sum, total_squares)
-                if scored:
-                    if self.placement is not None:  # every process scores its own rows
-                        score = self.placement.mean_scores(score, len(prepared.X_val))
-                    record["val_loss"], record["val_" + metric] = map(float, score)
-                record["grad_norm"] = float(grad_norm)
-                record["lr"] = float(next_lr)
-                record["time"] = time.perf_counter() - began
-                for key_name, value in record.items():
-                    history.setdefault(key_name, []).append(value)
-                history.setdefault("epoch", []).append(epoch + 1)
-                progress.update(epoch + 1, record)
-                monitored = record.get("val_loss", record["loss"])
-                if monitored < best.loss - self.min_delta:
-                    best, waited = _Best(monitored, params, opt_state, epoch + 1), 0
-                else:
-                    waited += 1
-                if self.tol is not None and record["grad_norm"] <= self.tol:
-                    status = Status.CONVERGED
-                    reason = f"gradient norm {record['grad_norm']:.3g} is below tol={self.tol:g}"
-                    break
-                if self.patience is not None and waited >= self.patience:
-                    status, reason = Status.EARLY_STOPPING, self._early_reason(best)
-                    if self.restore_best:
-                        params, opt_state = best.params, best.opt_state
-                    break
-                arrays = _as_arrays(history)
-                # Every callback sees every epoch, also when an earlier one asks to stop.
-                stops = [callback(epoch + 1, arrays) is True for callback in self.callbacks]
-                if self.placement is not None:  # one process asking stops them all
-                    stops = [self.placement.any(any(stops))]
-                if any(stops):
-                    status = Status.CALLBACK
-                    reason = f"a callback stopped training after epoch {epoch + 1}"
-                    break
-        restored = status == Status.EARLY_STOPPING and self.restore_best
-        return FitResult(
-            model=model,
-            params=jax.device_get(params),
-            opt_state=jax.device_get(opt_state),
-            optimizer=self.optimizer,
-            loss=self.objective.loss_name or self.objective.loss,
-            history=_as_arrays(history),
-            n_updates=n_updates,
-            n_epochs=len(history.get("epoch", [])),
-            status=status.name.lower(),
-            reason=reason,
-            classes=prepared.classes,
-            standardizer=prepared.standardizer,
-            encoding=prepared.encoding,
-            dtype=self.dtype,
-            seed=self.seed,
-            best_epoch=best.epoch if restored else None,
-        )
+            self.scored = (on_device(prepared.X_val), on_device(prepared.y_val))
+        self.metric = metrics.task_metric(spec.model.task)
+        self.total_squares = source.total_squares() if self.metric == "r2" else None
+        self.plateau = rules.Plateau(atol=spec.min_delta)
+        self.text: str | None = None
+        self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
 
-    def _epoch(self, params, opt_state, source, epoch: int, n_updates: int, scored):
+    # ------------------------------------------------------------ the Block protocol
+
+    def advance(self) -> Status:
+        began = time.perf_counter()
+        self.text = None
+        params, opt_state, made, fetched = self._epoch()
+        if fetched is None:
+            self.params, self.opt_state = params, opt_state
+            self.n_updates += made
+            self.diverged_at = (self.epoch + 1, self.n_updates + 1)
+            return Status.DIVERGED
+        record = self._record(fetched, time.perf_counter() - began)
+        self.params, self.opt_state = params, opt_state
+        self.n_updates += made
+        self.epoch += 1
+        for key, value in record.items():
+            self.history.setdefault(key, []).append(value)
+        self.history.setdefault("epoch", []).append(self.epoch)
+        self.text = _describe(record, self.source.n_samples)
+        self.plateau.update(record.get("val_loss", record["loss"]), self.epoch, (params, opt_state))
+        spec = self.spec
+        if spec.tol is not None and record["grad_norm"] <= spec.tol:
+            return Status.CONVERGED
+        if spec.patience is not None and self.plateau.waited >= spec.patience:
+            if spec.restore_best and self.plateau.kept is not None:
+                self.params, self.opt_state = self.plateau.kept
+            return Status.EARLY_STOPPING
+        return Status.RUNNING
+
+    def done(self) -> int:
+        return self.epoch
+
+    def describe(self) -> str | None:
+        return self.text
+
+    def spent(self) -> Status | None:
+        return Status.MAX_EPOCHS if self.epoch >= self.spec.epochs else None
+
+    def intact(self) -> bool:
+        return True  # the state is replaced only once an epoch completed
+
+    def callback(self, user_callback):
+        """A ``callback(epoch, history)`` as the engine calls it (no arguments)."""
+        return lambda: user_callback(self.epoch, _as_arrays(self.history))
+
+    # ------------------------------------------------------------ an epoch
+
+    def _epoch(self):
         """One epoch over the source's chunks (one for data in memory).
 
-        Returns ``(params, opt_state, updates made, fetched)``, where ``fetched`` holds the
-        epoch's loss, weight and metric sums, last gradient norm, next learning rate and
-        validation score, or is None when the epoch diverged (then the weights are the
+        Returns ``(params, opt_state, updates made, fetched)``, where ``fetched`` holds
+        the epoch's loss, weight and metric sums, last gradient norm, next learning rate
+        and validation score, or is None when the epoch diverged (then the weights are the
         last finite ones). The host waits once per chunk.
         """
+        spec, placement = self.spec, self.spec.placement
+        params, opt_state = self.params, self.opt_state
         totals, made = None, 0
-        for last, (config, data, order) in _with_last(source.chunks(self.seed, epoch)):
-            program = engine.compiled_epoch(self.objective, self.optimizer, config)
+        for last, (config, data, order) in _with_last(self.source.chunks(spec.seed, self.epoch)):
+            program = engine.compiled_epoch(self.objective, spec.optimizer, config)
             outcome = program(params, opt_state, data, order)
             sums = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums)
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
             if last:
                 # Scoring is dispatched before the fetch, so the host waits once an epoch.
                 score = ()
-                if scored:
-                    weights = outcome.params
-                    if self.placement is not None:
-                        weights = self.placement.local(weights)
-                    score = evaluate(self.objective, weights, *scored)
-                next_lr = _lr_at(self.optimizer, n_updates + made + config.n_updates)
+                if self.scored:
+                    weights = (
+                        outcome.params if placement is None else placement.local(outcome.params)
+                    )
+                    score = evaluate(self.objective, weights, *self.scored)
+                next_lr = _lr_at(spec.optimizer, self.n_updates + made + config.n_updates)
                 finite, *fetched = jax.device_get(
                     (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
                 )
@@ -202,58 +148,102 @@ class EpochLoop:
         when needed) keeps the weights and state from before the first non-finite update.
         """
         checked = dataclasses.replace(config, checked=True)
-        program = engine.compiled_epoch(self.objective, self.optimizer, checked)
+        program = engine.compiled_epoch(self.objective, self.spec.optimizer, checked)
         outcome = program(params, opt_state, data, order)
         return outcome.params, outcome.opt_state, int(outcome.n_finite)
 
-    def _diverged_reason(self, epoch: int, n_updates: int) -> str:
-        lr = self.optimizer.hyperparams.get("lr")
-        advice = (
-            f"; try a smaller learning rate, e.g. lr={lr / 10:g}"
-            if isinstance(lr, (int, float))
-            else "; try a smaller learning rate"
+    def _record(self, fetched, seconds: float) -> dict[str, float]:
+        if self.total_squares is None and self.metric == "r2":  # a one-shot stream: known now
+            self.total_squares = self.source.total_squares()
+        loss_sum, weight_sum, metric_sums, grad_norm, next_lr, *score = fetched
+        record = {"loss": float(loss_sum / weight_sum)}
+        record[self.metric] = metrics.running(
+            self.metric, metric_sums, weight_sum, self.total_squares
         )
-        return (
-            f"diverged: the loss or weights became non-finite in epoch {epoch + 1}, at update "
-            f"{n_updates + 1} of the run; kept the last finite weights{advice}"
+        if self.scored:
+            placement = self.spec.placement
+            if placement is not None:  # every process scores its own rows
+                score = placement.mean_scores(score, len(self.prepared.X_val))
+            record["val_loss"], record["val_" + self.metric] = map(float, score)
+        record["grad_norm"] = float(grad_norm)
+        record["lr"] = float(next_lr)
+        record["time"] = seconds
+        return record
+
+    # ------------------------------------------------------------ the result
+
+    def reason(self, stop: Status) -> str:
+        """The sentence of ``stop``, with this run's numbers."""
+        spec = self.spec
+        if stop == Status.MAX_EPOCHS:
+            return stop.message(epochs=spec.epochs)
+        if stop == Status.CONVERGED:
+            return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
+        if stop == Status.EARLY_STOPPING:
+            watched = "validation loss" if self.scored else "training loss"
+            why = status.plateau(
+                watched, rtol=0.0, atol=spec.min_delta, patience=spec.patience, unit="epoch",
+                best=self.plateau.best, best_at=self.plateau.best_at, restored=spec.restore_best,
+            )  # fmt: skip
+            return stop.message(why=why)
+        if stop == Status.DIVERGED:
+            epoch, update = self.diverged_at
+            return stop.message(
+                what="the loss or weights became non-finite",
+                where=f" in epoch {epoch}, at update {update} of the run",
+                kept="kept the last finite weights",
+                advice=status.smaller_lr(spec.optimizer.hyperparams.get("lr")),
+            )
+        if stop == Status.INTERRUPTED:
+            kept = f"the weights are from epoch {self.epoch}"
+            return stop.message(unit="epoch", done=self.epoch, kept=kept)
+        return stop.message(unit="epoch", done=self.epoch)
+
+    def result(self, stop: Status) -> FitResult:
+        prepared, spec = self.prepared, self.spec
+        restored = stop == Status.EARLY_STOPPING and spec.restore_best
+        return FitResult(
+            model=spec.model,
+            params=jax.device_get(self.params),
+            opt_state=jax.device_get(self.opt_state),
+            optimizer=spec.optimizer,
+            loss=spec.loss_name or spec.loss,
+            history=_as_arrays(self.history),
+            n_updates=self.n_updates,
+            n_epochs=len(self.history.get("epoch", [])),
+            status=stop.label,
+            reason=self.reason(stop),
+            classes=prepared.classes,
+            standardizer=prepared.standardizer,
+            encoding=prepared.encoding,
+            dtype=spec.dtype,
+            seed=spec.seed,
+            best_epoch=self.plateau.best_at if restored else None,
         )
 
-    def _early_reason(self, best: _Best) -> str:
-        monitored = "validation loss" if self.prepared.X_val is not None else "training loss"
-        restored = f"; restored the weights of epoch {best.epoch}" if self.restore_best else ""
-        return (
-            f"early stopping: the {monitored} has not improved by more than "
-            f"{self.min_delta:g} for {self.patience} epochs (best {best.loss:.6g} at epoch "
-            f"{best.epoch}){restored}"
-        )
 
+def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
+    """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result."""
+    state = spec.initial_state(prepared.n_features, prepared.n_outputs)
+    objective = BatchObjective(spec.model, spec.loss, spec.loss_name)
+    epochs = Epochs(spec, prepared, source, state, objective)
+    placement = spec.placement
 
-def _as_dtype(leaf, dtype: str) -> jax.Array:
-    """A saved leaf on the device, floating ones in the training ``dtype``."""
-    leaf = np.asarray(leaf)
-    return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
+    def agree(stop: bool, interrupted: bool) -> tuple[bool, bool]:
+        # One process asking to stop (a callback, Ctrl-C) stops them all, at the same epoch.
+        table = placement.agree([float(stop), float(interrupted)])
+        return bool(table[:, 0].max() > 0), bool(table[:, 1].max() > 0)
 
-
-def _restore_state(optimizer: Optimizer, params, saved_state):
-    """The saved optimizer state in the structure (and dtypes) ``optimizer.init`` builds."""
-    template = optimizer.init(params)
-    leaves = jax.tree.leaves(saved_state)
-    template_leaves, structure = jax.tree.flatten(template)
-    if len(template_leaves) != len(leaves) or any(
-        np.shape(leaf) != np.shape(like)
-        for leaf, like in zip(leaves, template_leaves, strict=False)
-    ):
-        raise InputError(
-            f"the checkpoint's optimizer state does not fit {optimizer!r}; resume with the "
-            "optimizer it was trained with (or omit optimizer= to reuse it)"
-        )
-    return jax.tree.unflatten(
-        structure,
-        [
-            jnp.asarray(leaf, dtype=like.dtype)
-            for leaf, like in zip(leaves, template_leaves, strict=False)
-        ],
+    progress = engine.Progress(
+        spec.verbose, unit="epoch", total=spec.epochs, start=spec.first_epoch
     )
+    stop = engine.run(
+        epochs,
+        callbacks=[epochs.callback(callback) for callback in spec.callbacks],
+        progress=progress,
+        agree=None if placement is None else agree,
+    )
+    return epochs.result(stop)
 
 
 def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
@@ -266,58 +256,6 @@ def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
     return optim.lr_at(lr, jnp.asarray(n_updates))
 
 
-@dataclass
-class InMemory:
-    """Training data held on the device: every epoch is one chunk, one compiled call.
-
-    The chunk protocol (also followed by the streaming sources of
-    :mod:`descend.streaming`): ``n_samples``, ``n_chunks``, ``chunks(seed, epoch)``
-    yielding ``(EpochConfig, data, order)`` for :func:`descend.engine.compiled_epoch`,
-    and ``total_squares()``, the weighted total sum of squares of the targets per output
-    (for the training R²).
-    """
-
-    config: EpochConfig
-    data: tuple
-    y: np.ndarray
-    weights: np.ndarray | None
-    n_chunks: int = 1
-
-    @classmethod
-    def from_prepared(cls, prepared: Prepared, config: EpochConfig) -> InMemory:
-        # On the device once: every epoch reads these copies.
-        data = (on_device(prepared.X), on_device(prepared.y))
-        if prepared.weights is not None:
-            data += (on_device(prepared.weights),)
-        return cls(config, data, prepared.y, prepared.weights)
-
-    @property
-    def n_samples(self) -> int:
-        return self.config.n_samples
-
-    def chunks(self, seed: int, epoch: int):
-        order = None
-        if self.config.shuffle:
-            order = engine.epoch_order(seed, epoch, self.config.n_samples)
-        yield self.config, self.data, order
-
-    def total_squares(self) -> np.ndarray:
-        return total_squares(self.y, self.weights)
-
-
-def on_device(array: np.ndarray) -> jax.Array:
-    """``array`` on the default device; on the CPU without copying it again.
-
-    The CPU client uses host memory in place when it is 64-byte aligned
-    (:func:`descend._arrays.aligned_array`): measured for 80 MB, about 10 ms for the
-    aligned copy instead of 50-90 ms for a transfer. The training data is ours and never
-    changed, so sharing it is safe.
-    """
-    if jax.default_backend() != "cpu":
-        return jax.device_put(np.asarray(array))
-    return jax.device_put(aligned_array(np.asarray(array)), may_alias=True)
-
-
 def _with_last(iterable):
     """``(is_last, item)`` for each item (looking one item ahead)."""
     iterator = iter(iterable)
@@ -328,73 +266,19 @@ def _with_last(iterable):
     yield True, previous
 
 
-def total_squares(y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Weighted total sum of squares of targets ``y``, per output (for R²)."""
-    y = np.asarray(y).reshape(len(y), -1).astype(np.float64)
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    mean = np.average(y, axis=0, weights=w)
-    return np.sum(w[:, None] * (y - mean) ** 2, axis=0)
-
-
-def _running_metric(metric: str, sums, weight_sum, total_squares) -> float:
-    """The epoch's training metric from the sums gathered batch by batch (as Keras reports).
-
-    Accuracy: correct predictions over samples. R²: per output ``1 - SS_res / SS_tot``
-    (a constant target scores 1 when fitted exactly, else 0, as scikit-learn), averaged.
-    """
-    if metric == "accuracy":
-        return float(sums / weight_sum)
-    residual = np.reshape(np.asarray(sums, dtype=np.float64), -1)
-    r2 = np.where(
-        total_squares > 0,
-        1 - residual / np.where(total_squares > 0, total_squares, 1),
-        (residual == 0) * 1.0,
-    )
-    return float(np.mean(r2))
-
-
 def _as_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
     return {key: np.asarray(values) for key, values in history.items()}
 
 
-class _Progress:
-    """A rich progress bar on a terminal (verbose=1) or one line per epoch (verbose=2)."""
-
-    def __init__(self, verbose: int, epochs: int, start: int, n_samples: int):
-        self.verbose, self.epochs, self.start, self.n_samples = verbose, epochs, start, n_samples
-        self.bar = None
-        if verbose == 1 and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), transient=False,
-            )  # fmt: skip
-            self.task = self.bar.add_task("train", total=epochs, completed=start, status="")
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.bar is not None:
-            self.bar.stop()
-
-    def update(self, epoch: int, record: dict[str, float]) -> None:
-        text = epoch_line(epoch, self.epochs, record, self.n_samples)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=epoch, status=text.split(": ", 1)[1])
-        elif self.verbose == 2:
-            print(text, flush=True)
-
-
-def epoch_line(epoch: int, epochs: int, record: dict[str, float], n_samples: int) -> str:
-    """``epoch 3/10: loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``."""
+def _describe(record: dict[str, float], n_samples: int | None) -> str:
+    """``loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``."""
     parts = [
         f"{key} {value:.4g}"
         for key, value in record.items()
         if key not in ("time", "lr", "grad_norm")
     ]
-    rate = n_samples / record["time"] if record.get("time") else math.nan
-    return f"epoch {epoch}/{epochs}: " + ", ".join(parts) + f", {rate:.3g} samples/s"
+    rate = (n_samples or 0) / record["time"] if record.get("time") else math.nan
+    return ", ".join(parts) + f", {rate:.3g} samples/s"
+
+
+__all__ = ["Epochs", "train"]

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from descend import models
-from descend.errors import DataError, InputError, check_in_range
+from descend.errors import DataError, InputError
+from descend.training.spec import FitSpec
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Prepared:
     standardizer: Any
     encoding: Any
     n_outputs: int
-    stream: Any = None  # rows read chunk by chunk (a _streamfit.StreamPlan; X and y None)
+    stream: Any = None  # rows read chunk by chunk (a training.streams.StreamPlan; X, y None)
 
     @property
     def n_samples(self) -> int:
@@ -35,32 +36,19 @@ class Prepared:
         return self.X.shape[1] if self.stream is None else self.stream.n_features
 
 
-def prepare_data(
-    model,
-    X,
-    y,
-    sample_weight,
-    validation,
-    validation_split,
-    standardize,
-    seed,
-    target,
-    features,
-    nan_policy,
-    dtype,
-    previous,
-) -> Prepared:
+def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) -> Prepared:
+    """Arrays in memory ready for training, from whatever ``fit`` was given as data.
+
+    Tables are loaded and encoded, labels coded as the (resumed) classes, rows with
+    missing values handled by ``spec.nan_policy``, a validation split held out, and
+    the features standardized (not here for several devices, whose standardization
+    covers the rows of all processes: see :meth:`descend.distributed.Placement.prepare`).
+    """
     from descend import data
-    from descend.data.streams import Stream
 
-    if isinstance(X, Stream):
-        from descend.training.streams import prepare_stream
-
-        return prepare_stream(
-            X, model, y=y, sample_weight=sample_weight, validation=validation,
-            validation_split=validation_split, standardize=standardize, target=target,
-            features=features, nan_policy=nan_policy, dtype=dtype, previous=previous,
-        )  # fmt: skip
+    model, dtype, nan_policy = spec.model, spec.dtype, spec.nan_policy
+    target, features, previous = spec.target, spec.features, spec.resumed
+    standardize = spec.standardize and spec.placement is None
     encoding = None
     table = isinstance(X, str) or hasattr(X, "__fspath__") or (y is None and hasattr(X, "columns"))
     if table:
@@ -94,16 +82,17 @@ def prepare_data(
     if previous is not None and previous.classes is not None:
         classes, y = previous.classes, codes(arrays.classes[arrays.y], previous.classes, "y")
     X_val = y_val = None
-    if validation is not None and validation_split is not None:
+    if validation is not None and spec.validation_split is not None:
         raise InputError("give validation=(X_val, y_val) or validation_split, not both")
-    if validation_split is not None:
-        check_in_range("validation_split", validation_split, 0.0, 1.0)
+    if spec.validation_split is not None:
         rows = np.arange(len(X))
-        train_rows, val_rows, _, _ = data.train_validation_split(rows, rows, validation_split, seed)
+        train_rows, val_rows, _, _ = data.train_validation_split(
+            rows, rows, spec.validation_split, spec.seed
+        )
         X, X_val, y, y_val = X[train_rows], X[val_rows], y[train_rows], y[val_rows]
         weights = None if weights is None else weights[train_rows]
     elif validation is not None:
-        X_val, y_val = _validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
+        X_val, y_val = validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
     standardizer = previous.standardizer if previous is not None else None
     if standardize and standardizer is None:
         standardizer = data.Standardizer.fit(X)
@@ -130,7 +119,8 @@ def codes(labels: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
     return np.asarray([lookup[label] for label in np.asarray(labels).tolist()], dtype=np.int32)
 
 
-def _validation_arrays(validation, model, classes, n_features, dtype, nan_policy):
+def validation_arrays(validation, model, classes, n_features: int, dtype, nan_policy: str):
+    """``validation=(X_val, y_val)`` as arrays: labels coded as the training ``classes``."""
     from descend import data
 
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,45 +11,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend import models
+from descend import metrics, models
+from descend._json import jsonable
+from descend._tree import PyTree
 from descend.errors import DataError
 from descend.optim.base import Optimizer
 
-PyTree = Any
 
+@dataclass(frozen=True)
+class FitState:
+    """Where a training run stands: what ``fit(..., init=state)`` continues from.
 
-def task_metric(model: models.Model) -> str:
-    """The metric reported for a model: ``"r2"`` for regression, else ``"accuracy"``."""
-    return "r2" if model.task == "regression" else "accuracy"
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _evaluate(objective, params, X, y):
-    values = objective.per_sample(params, X, y)
-    outputs = objective.model.apply(params, X)
-    if objective.model.task == "regression":
-        targets = y.reshape(outputs.shape)
-        residual = jnp.sum((targets - outputs) ** 2, axis=0)
-        total = jnp.sum((targets - jnp.mean(targets, axis=0)) ** 2, axis=0)
-        # R² per output, averaged (scikit-learn's "uniform_average"); a constant target
-        # scores 1 when predicted exactly, else 0, as scikit-learn does.
-        r2 = jnp.where(
-            total > 0, 1 - residual / jnp.where(total > 0, total, 1), (residual == 0) * 1.0
-        )
-        metric = jnp.mean(r2)
-    else:
-        labels = models.predict(objective.model, params, X)
-        metric = jnp.mean(labels == y.astype(labels.dtype))
-    return jnp.mean(values), metric
-
-
-def evaluate(objective, params, X, y) -> tuple[jax.Array, jax.Array]:
-    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
-
-    Returns device scalars without waiting for them, so that the caller fetches them
-    together with the epoch's other results.
+    Attributes
+    ----------
+    params, opt_state:
+        The weights and the optimizer state (pytrees of arrays).
+    n_epochs, n_updates:
+        Epochs and optimizer steps already taken (>= 0): the next epoch is number
+        ``n_epochs`` (counted from 0), so its shuffled order continues the run's.
+    history:
+        The per-epoch history so far (``{name: array}``), continued by the run.
     """
-    return tuple(_evaluate(objective, params, jnp.asarray(X), jnp.asarray(y)))
+
+    params: PyTree
+    opt_state: PyTree
+    n_epochs: int = 0
+    n_updates: int = 0
+    history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -146,15 +133,33 @@ class FitResult:
             raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
         if self.model.task != "regression":
             return float(np.mean(predictions == y))
-        y = y.reshape(predictions.shape).astype(float)
-        residual = np.sum((y - predictions) ** 2, axis=0)
-        total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-        r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), residual == 0)
-        return float(np.mean(r2))
+        return float(metrics.r2(y.astype(float), predictions))
 
     @property
     def converged(self) -> bool:
         return self.status == "converged"
+
+    @property
+    def state(self) -> FitState:
+        """Where this run stands, for ``fit(..., init=result.state)``."""
+        return FitState(self.params, self.opt_state, self.n_epochs, self.n_updates, self.history)
+
+    def to_dict(self, *, history: bool = False) -> dict[str, Any]:
+        """The run as JSON-ready values: what it trained, how far, why it stopped, and the
+        final value of each metric (``history=True`` adds the per-epoch lists)."""
+        last = {key: values[-1] for key, values in self.history.items() if len(values)}
+        summary = {
+            "model": repr(self.model),
+            "optimizer": repr(self.optimizer),
+            "epochs": self.n_epochs,
+            "updates": self.n_updates,
+            "status": self.status,
+            "reason": self.reason,
+            "metrics": {k: jsonable(v) for k, v in last.items() if k not in ("epoch", "time")},
+        }
+        if history:
+            summary["history"] = jsonable(self.history)
+        return summary
 
     def __repr__(self) -> str:
         last = {key: float(values[-1]) for key, values in self.history.items() if len(values)}

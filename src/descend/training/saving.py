@@ -19,8 +19,8 @@ import numpy as np
 
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
-from descend.training.result import FitResult
 from descend.optim.base import Optimizer
+from descend.training.result import FitResult
 
 FORMAT = "descend.fit/1"
 

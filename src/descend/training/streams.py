@@ -1,55 +1,35 @@
 """A stream prepared for :func:`descend.fit`: classes, standardizer and validation from
-the first pass, and the chunk source the epoch loop reads (``_fitloop.InMemory``'s
-protocol), with its reading thread."""
+the first pass, and the chunk source the epoch loop reads (a
+:class:`~descend.training.sources.ChunkSource`), with its reading thread."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
-from descend import engine
 from descend.data.arrays import Standardizer
 from descend.data.encoding import Encoding
-from descend.training.prepare import Prepared, _validation_arrays
+from descend.data.moments import Moments
 from descend.data.readers import Prefetch, rechunk
+from descend.data.shuffle import chunk_order
+from descend.data.streams import Stats, Stream, rows_per_chunk
+from descend.engine import EpochConfig
 from descend.errors import DataError, InputError
-from descend.data.streams import Moments, Stats, Stream, chunk_order, rows_per_chunk
+from descend.training.prepare import Prepared, validation_arrays
+from descend.training.spec import FitSpec
 
 
-def prepare_stream(
-    stream: Stream, model, *, y, sample_weight, validation, validation_split, standardize,
-    target, features, nan_policy, dtype, previous,
-) -> Prepared:  # fmt: skip
-    """The :class:`Prepared` of a stream: statistics, classes, standardizer, validation."""
-    refused = {
-        "y": (y is not None, "a stream carries its own targets: fit(model, stream)"),
-        "sample_weight": (
-            sample_weight is not None,
-            "sample weights are not supported for streams yet",
-        ),
-        "validation_split": (
-            validation_split is not None,
-            "a stream cannot hold rows out; pass validation=(X_val, y_val) held in memory",
-        ),
-        "target": (target is not None, "name the target in ds.data.stream(..., target=)"),
-        "features": (features is not None, "name the features in ds.data.stream(..., features=)"),
-        "nan_policy": (
-            nan_policy != "raise",
-            "a stream needs finite data (nan_policy='raise'); clean the source first",
-        ),
-    }
-    for name, (given, why) in refused.items():
-        if given:
-            raise InputError(f"{name} cannot be used with a stream: {why}")
-    if np.dtype(dtype) != stream.dtype:
-        raise InputError(
-            f"the stream reads {stream.dtype} and fit trains in {dtype}; make them the same: "
-            f"fit(..., dtype='{stream.dtype}') or ds.data.stream(..., dtype='{dtype}')"
-        )
+def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
+    """The :class:`Prepared` of a stream: statistics, classes, standardizer, validation.
+
+    The options a stream cannot take were refused by :class:`FitSpec` already.
+    """
+    model, dtype, previous, standardize = spec.model, spec.dtype, spec.resumed, spec.standardize
     task = model.task
     classes = previous.classes if previous is not None else None
     standardizer = previous.standardizer if previous is not None else None
@@ -75,7 +55,7 @@ def prepare_stream(
         raise DataError(f"y must be 1-D labels for a {task} model, got {reader.y_shape} per row")
     X_val = y_val = None
     if validation is not None:
-        X_val, y_val = _validation_arrays(
+        X_val, y_val = validation_arrays(
             validation, model, classes, reader.n_features, dtype, "raise"
         )
         if standardizer is not None:
@@ -133,7 +113,7 @@ class StreamPlan:
     def n_features(self) -> int:
         return self.stream.n_features
 
-    def source(self, config: engine.EpochConfig, *, shuffle: bool, epochs: int) -> StreamSource:
+    def source(self, config: EpochConfig, *, shuffle: bool, epochs: int) -> StreamSource:
         """The chunk source for ``fit``'s loop (``epochs``: how many it will run)."""
         if self.stream._reader.one_shot and epochs > 1:
             raise InputError(
@@ -171,14 +151,12 @@ class StreamPlan:
 
 
 class StreamSource:
-    """The chunk source of a stream for :class:`descend._fitloop.EpochLoop`.
+    """The chunk source of a stream (a :class:`~descend.training.sources.ChunkSource`).
 
-    Follows the protocol of ``_fitloop.InMemory``: ``n_samples``, ``n_chunks``,
-    ``chunks(seed, epoch)`` and ``total_squares()``; ``close()`` ends its reading
-    threads (also on errors and interrupts).
+    ``close()`` ends its reading threads (also on errors and interrupts).
     """
 
-    def __init__(self, plan: StreamPlan, config: engine.EpochConfig, shuffle: bool, rows: int):
+    def __init__(self, plan: StreamPlan, config: EpochConfig, shuffle: bool, rows: int):
         self.plan, self.config, self.shuffle, self.rows = plan, config, shuffle, rows
         self._threads: set[Prefetch] = set()
         self._counted: Moments | None = None  # a one-shot iterator's target, as read
@@ -188,11 +166,6 @@ class StreamSource:
         if self.plan.stats is None:
             return None if self._counted is None else self._counted.n
         return self.plan.stats.n_samples
-
-    @property
-    def n_chunks(self) -> int | None:
-        n = self.n_samples
-        return None if n is None else -(-n // self.rows)
 
     def total_squares(self) -> np.ndarray | None:
         """Per output; None for a one-shot iterator before its pass (the loop asks again)."""

@@ -1,0 +1,295 @@
+"""``fit``'s block: one epoch of updates over the batches, as one compiled program.
+
+The rows (a permutation of them when shuffling) are cut into batches; each update
+takes the summed loss and gradient of ``accumulate`` batches, scaled to their mean,
+and steps the optimizer. The host side of an epoch (its chunks, divergence, history,
+early stopping) is :mod:`descend.training.loop`; :func:`compiled_epoch` is the program.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from descend import _tree, rules
+from descend._tree import PyTree
+from descend.optim.base import Optimizer
+
+# Two updates per loop iteration: measured on the CPU, an epoch of 6,250 batch-32 Adam
+# updates takes 25 ms instead of 35-48 ms, and one of 200,000 single-sample updates
+# 180 ms instead of 220 ms; four per iteration gain no more and compile 0.3 s longer.
+SCAN_UNROLL = 2
+
+BATCH_AXIS = "batch"  # the mesh axis that data-parallel training splits batches over
+
+
+@dataclass(frozen=True)
+class EpochConfig:
+    """Static shape of one training epoch (hashable: part of the compilation key).
+
+    The ``n_samples`` rows (a permutation of them when ``shuffle``) are cut into batches
+    of ``batch_size``; every ``accumulate`` consecutive batches make one update. The
+    batches that do not fill a whole group, and the short last batch (unless
+    ``drop_last``), make one more update at the end of the epoch. ``weighted`` says
+    that the data ends with per-sample weights. ``checked`` guards every update against
+    non-finite values (slower; used to replay an epoch that diverged).
+
+    ``mesh`` (a :class:`jax.sharding.Mesh` with a ``"batch"`` axis) makes the epoch
+    data-parallel: every batch is split over the devices of that axis, the weights and
+    optimizer state are replicated, and XLA adds the all-reduce of the summed loss and
+    gradient. Then ``n_samples`` and ``batch_size`` count the rows of all processes
+    together, and the data and row order come as :class:`ShardedOrder` describes.
+    """
+
+    n_samples: int
+    batch_size: int
+    accumulate: int = 1
+    drop_last: bool = False
+    shuffle: bool = True
+    weighted: bool = False
+    checked: bool = False
+    mesh: Any = None
+
+    @property
+    def n_full_batches(self) -> int:
+        return self.n_samples // self.batch_size
+
+    @property
+    def remainder(self) -> int:
+        """Rows of the short last batch (0 when dropped)."""
+        return 0 if self.drop_last else self.n_samples % self.batch_size
+
+    @property
+    def n_groups(self) -> int:
+        """Updates made of ``accumulate`` whole batches."""
+        return self.n_full_batches // self.accumulate
+
+    @property
+    def leftover_batches(self) -> int:
+        """Whole batches that go with the short one into the last update."""
+        return self.n_full_batches % self.accumulate
+
+    @property
+    def n_updates(self) -> int:
+        return self.n_groups + int(self.leftover_batches > 0 or self.remainder > 0)
+
+
+class ShardedOrder(NamedTuple):
+    """The rows of a data-parallel epoch (``config.mesh`` set), as global index arrays.
+
+    The data leaves have shape ``(devices along the batch axis, n_local, ...)``: each
+    device holds its process's ``n_local`` rows. The last axis of each index array runs
+    over the rows of a batch and is split over the batch axis, and the indices a device
+    receives point into its own copy, so gathering a batch moves no data between
+    devices. ``main`` is ``(n_groups, accumulate, batch_size)``, ``leftover``
+    ``(leftover_batches, batch_size)``, ``remainder`` ``(1, padded)``: the short last
+    batch padded to split evenly, ``mask`` (same shape, the data's float dtype) being 1
+    on its rows and 0 on the padding (None without padding). Absent parts are None.
+    """
+
+    main: jax.Array | None
+    leftover: jax.Array | None
+    remainder: jax.Array | None
+    mask: jax.Array | None
+
+
+class EpochOutcome(NamedTuple):
+    params: PyTree
+    opt_state: PyTree
+    loss_sum: jax.Array  # sum over the epoch of sample weight x loss
+    weight_sum: jax.Array  # sum of the sample weights (rows when unweighted)
+    metric_sums: jax.Array  # the objective's running metric sums (see BatchObjective)
+    grad_norm: jax.Array  # gradient norm of the epoch's last update
+    n_finite: jax.Array  # updates applied before the first non-finite one (checked only)
+    finite: jax.Array  # the loss and the weights stayed finite
+
+
+def _sums_and_grads(batch_objective, params, pieces):
+    """Summed loss, weight, metrics and gradient over the batches in ``pieces``.
+
+    ``batch_objective(params, *batch) -> (loss sum, (weight sum, metric sums))``. Each
+    piece is a tuple of arrays whose first axis runs over batches of one shape; batches
+    are taken one at a time (a ``lax.scan``), so only one is live, and their gradients
+    of the sums add up: the result equals one batch of all their rows.
+    """
+    sum_and_grad = jax.value_and_grad(batch_objective, has_aux=True)
+
+    def one(batch):
+        (loss, (weight, metrics)), grads = sum_and_grad(params, *batch)
+        return loss, weight, metrics, grads
+
+    totals = None
+    for piece in pieces:
+        if piece[0].shape[0] == 1:
+            sums = one(tuple(leaf[0] for leaf in piece))
+        else:
+
+            def accumulate(carry, batch):
+                return jax.tree.map(jnp.add, carry, one(batch)), None
+
+            first = one(tuple(leaf[0] for leaf in piece))
+            rest = tuple(leaf[1:] for leaf in piece)
+            sums, _ = jax.lax.scan(accumulate, first, rest)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    return totals
+
+
+def _run_epoch(
+    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order
+):
+    """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
+
+    ``order`` is this epoch's permutation of the rows (``None`` without shuffling), or a
+    :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
+    on the CPU this is faster than gathering the whole permuted dataset once per epoch,
+    and it keeps no second copy of the data.
+    """
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+
+    def update(carry, pieces):
+        params, opt_state, totals, _, n_finite, alive = carry
+        loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
+        scale = 1.0 / weight
+        value, grads = loss * scale, _tree.scale(scale, grads)
+
+        def value_fn(p):
+            sums = _sums_and_grads(batch_objective, p, pieces)
+            return sums[0] / sums[1]
+
+        new_params, new_state = optimizer.step(
+            params, grads, opt_state, value=value, value_fn=value_fn
+        )
+        if config.checked:
+            ok = alive & rules.is_finite(value, grads, new_params)
+            new_params = _tree.where(ok, new_params, params)
+            new_state = _tree.where(ok, new_state, opt_state)
+            added = jax.tree.map(lambda a: jnp.where(ok, a, 0), (loss, weight, metrics))
+            n_finite, alive = n_finite + ok.astype(jnp.int32), ok
+        else:
+            added = (loss, weight, metrics)
+        totals = jax.tree.map(jnp.add, totals, added)
+        return (new_params, new_state, totals, _tree.norm(grads).astype(dtype), n_finite, alive)
+
+    sharded = config.mesh is not None
+    probe = tuple(
+        jax.ShapeDtypeStruct((1, *leaf.shape[1 + sharded :]), leaf.dtype) for leaf in data
+    )
+    metrics_shape = jax.eval_shape(batch_objective, params, *probe)[1][1]
+    zero = jnp.zeros((), dtype)
+    totals = (zero, zero, jnp.zeros(metrics_shape.shape, metrics_shape.dtype))
+    carry = (params, opt_state, totals, zero, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    if sharded:
+        carry = _sharded_updates(config, data, order, update, carry)
+    else:
+        carry = _updates(config, data, order, update, carry)
+    params, opt_state, (loss, weight, metrics), grad_norm, n_finite, _ = carry
+    if not config.checked:
+        n_finite = jnp.asarray(config.n_updates, jnp.int32)
+    finite = rules.is_finite(loss, params)
+    return EpochOutcome(params, opt_state, loss, weight, metrics, grad_norm, n_finite, finite)
+
+
+def _updates(config: EpochConfig, data, order, update, carry):
+    """The epoch's updates on one device: ``update(carry, pieces)`` for each group."""
+    n_main = config.n_groups * config.accumulate * config.batch_size
+    n_used = config.n_full_batches * config.batch_size + config.remainder
+
+    def rows(start: int, count: int, shape: tuple[int, ...]):
+        """Rows ``start .. start+count`` of the epoch's order, as batches of ``shape``."""
+        if order is None:
+            return tuple(
+                leaf[start : start + count].reshape(*shape, *leaf.shape[1:]) for leaf in data
+            )
+        indices = order[start : start + count].reshape(shape)
+        return tuple(leaf[indices] for leaf in data)
+
+    batch = (config.accumulate, config.batch_size)
+    if config.n_groups == 1 and order is None:
+        # A single update (batch gradient descent): no loop, so that XLA reads the data in
+        # place instead of slicing a copy of it out of the scanned operand.
+        carry = update(carry, (rows(0, n_main, batch),))
+    elif config.n_groups and order is None:
+        groups = rows(0, n_main, (config.n_groups, *batch))
+        carry, _ = jax.lax.scan(
+            lambda c, group: (update(c, (group,)), None), carry, groups, unroll=SCAN_UNROLL
+        )
+    elif config.n_groups:
+        indices = order[:n_main].reshape(config.n_groups, *batch)
+
+        def step(c, group_indices):
+            return update(c, (tuple(leaf[group_indices] for leaf in data),)), None
+
+        carry, _ = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
+    tail = []
+    if config.leftover_batches:
+        count = config.leftover_batches * config.batch_size
+        tail.append(rows(n_main, count, (config.leftover_batches, config.batch_size)))
+    if config.remainder:
+        start = config.n_full_batches * config.batch_size
+        tail.append(rows(start, n_used - start, (1, n_used - start)))
+    if tail:
+        carry = update(carry, tuple(tail))
+    return carry
+
+
+def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, carry):
+    """The epoch's updates with every batch split over the mesh's batch axis.
+
+    Only the gather is written per device (``shard_map``: each device takes its rows
+    from its own copy of the data); the loss, gradient and optimizer step are the
+    single-device code on sharded batches and replicated weights, and XLA's partitioner
+    adds the all-reduce of the sums. The padding rows of the short last batch get
+    weight 0 through ``mask``, so they change no sum.
+    """
+    gather = functools.partial(_gather_rows, config.mesh, data)
+    if order.main is not None:
+        carry, _ = jax.lax.scan(lambda c, idx: (update(c, (gather(idx),)), None), carry, order.main)
+    tail = []
+    if order.leftover is not None:
+        tail.append(gather(order.leftover))
+    if order.remainder is not None:
+        piece = gather(order.remainder)
+        if order.mask is not None:
+            weights = order.mask if not config.weighted else piece[-1] * order.mask
+            piece = (*piece[:2], weights)
+        tail.append(piece)
+    if tail:
+        carry = update(carry, tuple(tail))
+    return carry
+
+
+def _gather_rows(mesh, data, indices) -> tuple:
+    """Each device's rows ``indices`` of its own data, sharded like ``indices``."""
+    spec = jax.sharding.PartitionSpec(*([None] * (indices.ndim - 1)), BATCH_AXIS)
+
+    def local(data, indices):
+        return tuple(leaf[0][indices] for leaf in data)
+
+    in_specs = (jax.sharding.PartitionSpec(BATCH_AXIS), spec)
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=spec)(data, indices)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_epoch(batch_objective, optimizer: Optimizer, config: EpochConfig):
+    """The jitted epoch program for this objective, optimizer and epoch shape.
+
+    Called as ``program(params, opt_state, data, order)`` where ``data`` is a tuple of
+    arrays with the samples on the first axis (the last one the per-sample weights when
+    ``config.weighted``) and ``order`` the epoch's row order
+    (:func:`descend.data.shuffle.epoch_order`), or ``None`` when ``config.shuffle`` is
+    false. With ``config.mesh``, ``data`` and
+    ``order`` are global arrays laid out as :class:`ShardedOrder` says, and ``params``
+    and ``opt_state`` replicated over the mesh.
+    """
+    options = None
+    if jax.default_backend() == "cpu":
+        # LLVM's level 1 instead of 2: the epoch compiles 10 % faster (0.32 s instead of
+        # 0.35 s for logistic regression with Adam) and runs no slower.
+        options = {"xla_backend_optimization_level": 1}
+    return jax.jit(
+        functools.partial(_run_epoch, batch_objective, optimizer, config), compiler_options=options
+    )

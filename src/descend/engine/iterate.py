@@ -1,0 +1,384 @@
+"""``minimize``'s blocks: k iterations of value, gradient and optimizer step per program.
+
+One compiled program (a ``lax.while_loop`` under ``jit``) runs the iterations of a
+block and applies the stopping rules on the device after every step; the host loop of
+:mod:`descend.engine.loop` sees the run once per block. Blocks are sized by time: the
+first holds :data:`FIRST_BLOCK` iterations, the next ones grow until a block takes
+about :data:`BLOCK_SECONDS`, so a short run is one or two programs and a long one
+shows progress and answers Ctrl-C within a fraction of a second. The number of
+iterations of a block is an argument of the program, not part of its shape: the
+program compiles once per (objective, optimizer, settings, shapes). The carry is
+donated from block to block, so the recorded history is never copied.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from descend import _tree, rules
+from descend._tree import PyTree
+from descend.calculus import check_scalar_output
+from descend.engine.status import Status
+from descend.optim.base import Optimizer
+
+FIRST_BLOCK = 128  # iterations in the first block of a run
+BLOCK_SECONDS = 0.25  # what later blocks aim at: the host sees a long run four times a second
+MAX_GROWTH = 16  # a block holds at most this many times the iterations of the one before
+
+# Codes of IterateCarry.failure: which part of a step was not finite.
+FAILURES = {1: "the point", 2: "the value", 3: "the gradient"}
+
+
+@dataclass(frozen=True)
+class IterateConfig:
+    """Static settings of the iterations (hashable: part of the compilation key).
+
+    ``ftol`` is the relative tolerance of the improvement rule (:func:`descend.rules.improved`)
+    that ``patience`` counts steps of.
+    """
+
+    tol: float
+    max_iter: int
+    patience: int
+    ftol: float
+    refine: bool
+    keep_path: bool
+
+
+class IterateCarry(NamedTuple):
+    """Everything the loop keeps between iterations and between blocks (on the device)."""
+
+    started: jax.Array  # False until the first block evaluated f at x0
+    n_iter: jax.Array
+    x: PyTree
+    value: jax.Array
+    grads: PyTree
+    grad_norm: jax.Array
+    opt_state: PyTree
+    status: jax.Array
+    best: jax.Array  # the lowest value so far, and where: what an interrupted run returns
+    best_x: PyTree
+    best_grads: PyTree
+    best_iter: jax.Array
+    since_best: jax.Array  # steps since the best value last improved by the rule
+    has_bracket: jax.Array
+    bracket: jax.Array  # (left, right) with f' < 0 at left and f' > 0 at right
+    n_overshoots: jax.Array
+    failure: jax.Array  # what was non-finite when the run diverged (see FAILURES)
+    n_bisections: jax.Array
+    n_fev: jax.Array
+    history_value: jax.Array
+    history_grad_norm: jax.Array
+    history_x: PyTree
+
+
+def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
+    """``jax.value_and_grad``, checking (at trace time) that the objective is a real scalar."""
+
+    def checked(params, *batch):
+        value = objective(params, *batch)
+        check_scalar_output(value, what="the objective")
+        return value
+
+    return jax.value_and_grad(checked)
+
+
+# --------------------------------------------------------------------------- device side
+
+
+def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateCarry:
+    """The carry before the first block: copies of ``x0`` and the state, empty history.
+
+    Compiled on its own (it holds no objective), so the buffers are new ones that the
+    blocks may update in place.
+    """
+    dtype = jnp.result_type(*jax.tree.leaves(x0))
+    n_slots = config.max_iter + 1
+    zero, nan = jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, dtype)
+    history_x = None
+    if config.keep_path:
+        history_x = jax.tree.map(lambda leaf: jnp.zeros((n_slots, *leaf.shape), leaf.dtype), x0)
+    return IterateCarry(
+        started=jnp.zeros((), bool),
+        n_iter=zero,
+        x=jax.tree.map(jnp.copy, x0),
+        value=nan,
+        grads=_tree.zeros_like(x0),
+        grad_norm=nan,
+        opt_state=jax.tree.map(jnp.copy, opt_state0),
+        status=zero,
+        best=nan,
+        best_x=jax.tree.map(jnp.copy, x0),
+        best_grads=_tree.zeros_like(x0),
+        best_iter=zero,
+        since_best=zero,
+        has_bracket=jnp.zeros((), bool),
+        bracket=jnp.zeros((2,), dtype),
+        n_overshoots=zero,
+        failure=zero,
+        n_bisections=zero,
+        n_fev=zero,
+        history_value=jnp.full((n_slots,), jnp.nan, dtype),
+        history_grad_norm=jnp.full((n_slots,), jnp.nan, dtype),
+        history_x=history_x,
+    )
+
+
+def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCarry:
+    """Evaluate f at x0 and apply the rules that can stop a run before its first step."""
+    dtype = carry.value.dtype
+    value, grads = value_grad(carry.x)
+    value = value.astype(dtype)
+    grad_norm = _tree.norm(grads).astype(dtype)
+    finite = rules.is_finite(value, grads, carry.x)
+    status = jnp.select(
+        [~finite, grad_norm <= config.tol, jnp.asarray(config.max_iter == 0)],
+        [Status.DIVERGED, Status.CONVERGED, Status.MAX_ITER],
+        Status.RUNNING,
+    ).astype(jnp.int32)
+    history_x = carry.history_x
+    if config.keep_path:
+        history_x = jax.tree.map(lambda h, leaf: h.at[0].set(leaf), history_x, carry.x)
+    return carry._replace(
+        started=jnp.ones((), bool),
+        value=value,
+        grads=grads,
+        grad_norm=grad_norm,
+        status=status,
+        best=value,
+        best_grads=grads,
+        history_value=carry.history_value.at[0].set(value),
+        history_grad_norm=carry.history_grad_norm.at[0].set(grad_norm),
+        history_x=history_x,
+    )
+
+
+def _flat_scalar(tree: PyTree) -> jax.Array:
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])[0]
+
+
+def _set_flat_scalar(tree: PyTree, value: jax.Array) -> PyTree:
+    return jax.tree.map(lambda leaf: jnp.full_like(leaf, value), tree)
+
+
+def _step(objective, value_grad, optimizer, config, one_dimensional, carry: IterateCarry):
+    """One iteration: the optimizer's step, f and its gradient there, the stopping rules."""
+    x_new, state_new = optimizer.step(
+        carry.x, carry.grads, carry.opt_state, value=carry.value, value_fn=objective
+    )
+    value_new, grads_new = value_grad(x_new)
+    value_new = value_new.astype(carry.value.dtype)
+    finite = rules.is_finite(value_new, grads_new, x_new)
+    failure = jnp.select(
+        [~_tree.all_finite(x_new), ~jnp.isfinite(value_new), ~_tree.all_finite(grads_new)],
+        [1, 2, 3],
+        0,
+    ).astype(jnp.int32)
+    n_iter = carry.n_iter + 1
+    grad_norm = _tree.norm(grads_new).astype(carry.value.dtype)
+    step = _tree.sub(x_new, carry.x)
+    moved = _tree.vdot(step, step) > 0
+    overshoot = _tree.vdot(grads_new, step) > 0
+    better = rules.improved(value_new, carry.best, rtol=config.ftol)
+    since_best = jnp.where(better, 0, carry.since_best + 1)
+
+    sign_change = jnp.asarray(False)
+    bracket = carry.bracket
+    if one_dimensional:
+        g_old, g_new = _flat_scalar(carry.grads), _flat_scalar(grads_new)
+        x_old, x_now = _flat_scalar(carry.x), _flat_scalar(x_new)
+        sign_change = finite & (g_old * g_new < 0)
+        # Going from the point with f' < 0 to the one with f' > 0, f' crosses zero upward:
+        # a local minimum lies between them.
+        left = jnp.where(g_old < 0, x_old, x_now)
+        right = jnp.where(g_old < 0, x_now, x_old)
+        bracket = jnp.where(sign_change, jnp.stack([left, right]), carry.bracket)
+
+    status = jnp.select(
+        [
+            ~finite,
+            grad_norm <= config.tol,
+            sign_change & config.refine,
+            ~moved | (since_best >= config.patience),
+            n_iter >= config.max_iter,
+        ],
+        [
+            Status.DIVERGED,
+            Status.CONVERGED,
+            Status.SIGN_CHANGE,
+            Status.NO_DECREASE,
+            Status.MAX_ITER,
+        ],
+        Status.RUNNING,
+    ).astype(jnp.int32)
+
+    def keep(new, old):
+        return _tree.where(finite, new, old)
+
+    lowest = finite & (value_new < carry.best)
+    history_x = carry.history_x
+    if config.keep_path:
+        history_x = jax.tree.map(
+            lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])),
+            history_x,
+            x_new,
+        )
+    return carry._replace(
+        n_iter=jnp.where(finite, n_iter, carry.n_iter),
+        x=keep(x_new, carry.x),
+        value=keep(value_new, carry.value),
+        grads=keep(grads_new, carry.grads),
+        grad_norm=jnp.where(finite, grad_norm, carry.grad_norm),
+        opt_state=keep(state_new, carry.opt_state),
+        status=status,
+        best=jnp.where(lowest, value_new, carry.best),
+        best_x=_tree.where(lowest, x_new, carry.best_x),
+        best_grads=_tree.where(lowest, grads_new, carry.best_grads),
+        best_iter=jnp.where(lowest, n_iter, carry.best_iter),
+        since_best=since_best,
+        has_bracket=carry.has_bracket | sign_change,
+        bracket=bracket,
+        n_overshoots=carry.n_overshoots + (finite & overshoot).astype(jnp.int32),
+        failure=failure,
+        history_value=carry.history_value.at[n_iter].set(jnp.where(finite, value_new, jnp.nan)),
+        history_grad_norm=carry.history_grad_norm.at[n_iter].set(
+            jnp.where(finite, grad_norm, jnp.nan)
+        ),
+        history_x=history_x,
+    )
+
+
+def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -> IterateCarry:
+    """Narrow the sign-change bracket by bisection on the derivative."""
+
+    def evaluate(point):
+        x = _set_flat_scalar(carry.x, point)
+        value, grads = value_grad(x)
+        return x, value.astype(carry.value.dtype), grads, _flat_scalar(grads)
+
+    def not_done(state):
+        left, right, _, _, _, derivative, steps = state
+        width_ok = right - left > 4 * jnp.finfo(left.dtype).eps * jnp.maximum(1.0, jnp.abs(left))
+        return (jnp.abs(derivative) > tol) & width_ok & (steps < max_steps)
+
+    def halve(state):
+        left, right, *_, steps = state
+        middle = 0.5 * (left + right)
+        x, value, grads, derivative = evaluate(middle)
+        left = jnp.where(derivative < 0, middle, left)
+        right = jnp.where(derivative < 0, right, middle)
+        return left, right, x, value, grads, derivative, steps + 1
+
+    left, right = carry.bracket[0], carry.bracket[1]
+    x, value, grads, derivative = evaluate(0.5 * (left + right))
+    state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32))
+    left, right, x, value, grads, _, steps = jax.lax.while_loop(not_done, halve, state)
+    return carry._replace(
+        x=x,
+        value=value,
+        grads=grads,
+        grad_norm=_tree.norm(grads).astype(carry.value.dtype),
+        bracket=jnp.stack([left, right]),
+        n_bisections=steps,
+    )
+
+
+def _block(objective, optimizer: Optimizer, config: IterateConfig, carry, stop_at):
+    """Iterations until a rule stops the run or ``n_iter`` reaches ``stop_at``."""
+    value_grad = value_and_grad(objective)
+    one_dimensional = _tree.size(carry.x) == 1
+    carry = jax.lax.cond(
+        carry.started, lambda c: c, functools.partial(_start, value_grad, config), carry
+    )
+    step = functools.partial(_step, objective, value_grad, optimizer, config, one_dimensional)
+    carry = jax.lax.while_loop(
+        lambda c: (c.status == Status.RUNNING) & (c.n_iter < stop_at), step, carry
+    )
+    if one_dimensional and config.refine:
+        carry = jax.lax.cond(
+            carry.status == Status.SIGN_CHANGE,
+            functools.partial(_bisect, value_grad, config.tol),
+            lambda c: c,
+            carry,
+        )
+    extra = optimizer.evaluations(carry.opt_state) if optimizer.evaluations else 0
+    n_fev = carry.n_iter + 1 + carry.n_bisections + extra
+    return carry._replace(n_fev=jnp.asarray(n_fev, jnp.int32))
+
+
+@functools.lru_cache(maxsize=64)
+def _programs(objective, optimizer: Optimizer, config: IterateConfig):
+    allocate = jax.jit(functools.partial(_allocate, config))
+    block = jax.jit(functools.partial(_block, objective, optimizer, config), donate_argnums=0)
+    return allocate, block
+
+
+# --------------------------------------------------------------------------- host side
+
+
+class Iterations:
+    """``minimize``'s side of the engine's block loop (a :class:`~descend.engine.loop.Block`).
+
+    ``per_block`` fixes the iterations of every block (1 when a callback must see each
+    iteration, as SciPy calls its callback); otherwise blocks are sized by time.
+    """
+
+    unit = "iteration"
+
+    def __init__(
+        self,
+        objective: Callable[[PyTree], jax.Array],
+        x0: PyTree,
+        optimizer: Optimizer,
+        config: IterateConfig,
+        *,
+        per_block: int | None = None,
+    ):
+        allocate, self._program = _programs(objective, optimizer, config)
+        self.config = config
+        self.carry = allocate(x0, optimizer.init(x0))
+        self.per_block = per_block
+        self.size = per_block or FIRST_BLOCK
+        self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
+
+    def advance(self) -> Status:
+        stop_at = min(self.n_iter + self.size, self.config.max_iter)
+        began = time.perf_counter()
+        self.carry = self._program(self.carry, np.int32(stop_at))
+        status, n_iter, value, grad_norm = jax.device_get(
+            (self.carry.status, self.carry.n_iter, self.carry.value, self.carry.grad_norm)
+        )
+        elapsed = time.perf_counter() - began
+        done_now = max(int(n_iter) - self.n_iter, 1)
+        self.n_iter, self.value, self.grad_norm = int(n_iter), float(value), float(grad_norm)
+        if self.per_block is None:
+            # The next block aims at BLOCK_SECONDS from this one's pace, never shrinking:
+            # the first block's time includes compiling.
+            pace = elapsed / done_now
+            wanted = int(BLOCK_SECONDS / pace) if pace > 0 else self.size * MAX_GROWTH
+            self.size = max(self.size, min(wanted, self.size * MAX_GROWTH))
+        return Status(int(status))
+
+    def done(self) -> int:
+        return self.n_iter
+
+    def describe(self) -> str:
+        return f"f {self.value:.6g}, gradient norm {self.grad_norm:.3g}"
+
+    def spent(self) -> Status | None:
+        return None  # the budget is a rule of the compiled loop (MAX_ITER)
+
+    def intact(self) -> bool:
+        return not any(leaf.is_deleted() for leaf in jax.tree.leaves(self.carry))
+
+    def outcome(self) -> IterateCarry:
+        """The carry on the host (NumPy values): everything the run found."""
+        return _tree.to_host(self.carry)

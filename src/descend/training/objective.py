@@ -1,0 +1,89 @@
+"""The loss of a model on a batch, as the compiled epoch needs it, and validation scores."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from descend import metrics, models
+from descend._tree import PyTree
+from descend.errors import InputError
+
+
+@dataclass(frozen=True)
+class BatchObjective:
+    r"""The loss of one batch: ``(params, X, y[, w]) -> (loss sum, (weight sum, metric sums))``.
+
+    The loss sum is :math:`\sum_i w_i \ell_i` (the weight sum the number of rows when
+    there are no sample weights); the metric sums are what the running training metric
+    needs: correct predictions for classifiers, squared residuals per output for
+    regression. Hashable by value (model and loss), so compiled epochs are reused.
+    """
+
+    model: models.Model
+    loss: Callable[..., jax.Array]
+    loss_name: str | None
+
+    def per_sample(self, params: PyTree, X: jax.Array, y: jax.Array) -> jax.Array:
+        """One loss per row of ``X``, shape ``(n,)``."""
+        return self._per_sample(self.model.apply(params, X), y)
+
+    def _per_sample(self, predictions, y) -> jax.Array:
+        if self.loss_name is None:
+            values = self.loss(predictions, y)
+            if jnp.ndim(values) == 0:
+                raise InputError(
+                    "a custom loss must return one value per sample (shape (n,)), got a "
+                    "scalar; return the per-sample losses without averaging them"
+                )
+        else:
+            values = self.loss(predictions, y, reduction="none")
+        # One number per sample: the mean over outputs (as torch's "mean" over all
+        # elements), except KL divergence, summed over classes (torch's "batchmean").
+        trailing = tuple(range(1, jnp.ndim(values)))
+        if self.loss_name == "kl_div":
+            return jnp.sum(values, axis=trailing)
+        return jnp.mean(values, axis=trailing) if trailing else values
+
+    def __call__(self, params, X, y, w=None):
+        predictions = self.model.apply(params, X)
+        values = self._per_sample(predictions, y)
+        if w is None:
+            loss, weight = jnp.sum(values), jnp.asarray(values.shape[0], values.dtype)
+        else:
+            loss, weight = jnp.sum(w * values), jnp.sum(w)
+        return loss, (weight, self._metric_sums(predictions, y, w, values.dtype))
+
+    def _metric_sums(self, predictions, y, w, dtype) -> jax.Array:
+        if self.model.task == "regression":
+            residual = (jnp.reshape(y, predictions.shape) - predictions) ** 2
+            if w is not None:
+                residual = residual * jnp.reshape(w, (-1,) + (1,) * (residual.ndim - 1))
+            return jnp.sum(residual, axis=0).astype(dtype)
+        labels = models.predict_from_outputs(self.model, predictions)
+        correct = (labels == y.astype(labels.dtype)).astype(dtype)
+        return jnp.sum(correct if w is None else w * correct)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(objective: BatchObjective, params, X, y):
+    values = objective.per_sample(params, X, y)
+    outputs = objective.model.apply(params, X)
+    if objective.model.task == "regression":
+        metric = metrics.r2(y, outputs, xp=jnp)
+    else:
+        metric = metrics.accuracy(y, models.predict_from_outputs(objective.model, outputs), xp=jnp)
+    return jnp.mean(values), metric
+
+
+def evaluate(objective: BatchObjective, params: PyTree, X, y) -> tuple[jax.Array, jax.Array]:
+    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
+
+    Returns device scalars without waiting for them, so that the caller fetches them
+    together with the epoch's other results.
+    """
+    return tuple(_evaluate(objective, params, jnp.asarray(X), jnp.asarray(y)))

@@ -1,0 +1,366 @@
+"""The front door of ``fit``: its arguments, checked once, as one :class:`FitSpec`.
+
+:data:`CONSTRAINTS` declares what every option accepts (scikit-learn's
+``_parameter_constraints`` idea) and :data:`STREAM_REFUSES` what a stream cannot take;
+:meth:`FitSpec.build` checks them all, resolves names (model, loss, optimizer), the
+checkpoint or state to continue from and the devices, and returns a frozen
+specification that the data preparation and the loop trust. The one rule for a batch
+larger than the data is :meth:`FitSpec.batch_size_for`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from descend import distributed, losses, models, optim
+from descend._tree import PyTree
+from descend.errors import (
+    DescendTypeError,
+    DescendWarning,
+    Flag,
+    InputError,
+    Integer,
+    Interval,
+    Number,
+    OneOf,
+    Optional,
+    check_all,
+)
+from descend.optim.base import Optimizer
+from descend.training.result import FitResult, FitState
+
+METHODS = ("batch", "stochastic", "minibatch")
+
+# What each option of fit accepts; the messages follow descend.errors.invalid.
+CONSTRAINTS = {
+    "batch_size": Optional(Integer(1)),
+    "method": Optional(OneOf(*METHODS)),
+    "epochs": Integer(1),
+    "accumulate": Integer(1),
+    "drop_last": Flag(),
+    "shuffle": Flag(),
+    "seed": Optional(Integer(0)),
+    "validation_split": Optional(Interval(0.0, 1.0, open_low=True)),
+    "standardize": Flag(),
+    "tol": Optional(Number(0.0)),
+    "patience": Optional(Integer(1)),
+    "min_delta": Number(0.0),
+    "restore_best": Flag(),
+    "verbose": OneOf(0, 1, 2),
+    "dtype": Optional(OneOf("float32", "float64")),
+    "nan_policy": OneOf("raise", "drop", "impute_mean"),
+}
+
+# Options a stream cannot take: (the value that means "not given", why, and what instead).
+STREAM_REFUSES = {
+    "y": (None, "a stream carries its own targets: fit(model, stream)"),
+    "sample_weight": (None, "sample weights are not supported for streams yet"),
+    "validation_split": (
+        None,
+        "a stream cannot hold rows out; pass validation=(X_val, y_val) held in memory",
+    ),
+    "target": (None, "name the target in ds.data.stream(..., target=)"),
+    "features": (None, "name the features in ds.data.stream(..., features=)"),
+    "nan_policy": (
+        "raise",
+        "a stream needs finite data (nan_policy='raise'); clean the source first",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """Everything ``fit`` was asked to do, checked (see :func:`descend.fit` for each field).
+
+    ``batch_size`` is None for all rows (batch gradient descent); :meth:`batch_size_for`
+    resolves it against the data. ``start`` is the state training continues from (a
+    checkpoint's, or ``init``), ``resumed`` the checkpoint itself (its classes,
+    standardization and table encoding are reused), ``placement`` the devices of a
+    data-parallel run (None: one device).
+    """
+
+    model: models.Model
+    loss: Callable[..., jax.Array]
+    loss_name: str | None
+    optimizer: Optimizer
+    batch_size: int | None
+    epochs: int
+    accumulate: int
+    drop_last: bool
+    shuffle: bool
+    seed: int
+    validation_split: float | None
+    standardize: bool
+    tol: float | None
+    patience: int | None
+    min_delta: float
+    restore_best: bool
+    callbacks: tuple[Callable[[int, dict], Any], ...]
+    verbose: int
+    dtype: str
+    target: str | None
+    features: tuple[str, ...] | None
+    nan_policy: str
+    start: FitState | None = None
+    resumed: FitResult | None = None
+    placement: distributed.Placement | None = None
+
+    @classmethod
+    def build(cls, model: Any, data: dict[str, Any], options: dict[str, Any]) -> FitSpec:
+        """The specification of ``fit(model, **data, **options)``.
+
+        ``data`` holds ``X``, ``y``, ``sample_weight`` and ``validation`` (looked at here
+        only to refuse what a stream cannot take), ``options`` every other keyword of
+        :func:`descend.fit`.
+        """
+        from descend.data.streams import Stream
+
+        options = dict(options)
+        resume, init, devices = (options.pop(k) for k in ("resume", "init", "devices"))
+        loss, optimizer, lr = (options.pop(k) for k in ("loss", "optimizer", "lr"))
+        callbacks = options.pop("callbacks")
+        options = check_all(CONSTRAINTS, options)
+        resumed = _resumed(resume, model, optimizer)
+        if resumed is not None and init is not None:
+            raise InputError("give resume= or init=, not both: both say where training starts")
+        if resumed is not None and model is None:
+            model = resumed.model
+        model = _model(model)
+        if resumed is not None and model.name != "custom" and model != resumed.model:
+            raise InputError(
+                f"the checkpoint holds a {resumed.model!r} model, not {model!r}; resume with "
+                "the same model (or model=None to take it from the checkpoint)"
+            )
+        for name, fallback in (("seed", 0), ("dtype", "float32")):
+            if options[name] is None:
+                options[name] = getattr(resumed, name) if resumed is not None else fallback
+        loss_fn, loss_name = _loss(loss, model, resumed)
+        optimizer = _optimizer(optimizer, lr, resumed)
+        placement = distributed.resolve(devices)
+        if isinstance(data["X"], Stream):
+            _check_stream(data["X"], options, data, placement)
+        options["callbacks"] = _callbacks(callbacks)
+        if options["features"] is not None:
+            options["features"] = tuple(options["features"])
+        if options["method"] is not None:
+            options["batch_size"] = _batch_size_of_method(options["method"], options["batch_size"])
+        del options["method"]
+        spec = cls(
+            model=model, loss=loss_fn, loss_name=loss_name, optimizer=optimizer,
+            resumed=resumed, placement=placement, **options,
+        )  # fmt: skip
+        start = resumed.state if resumed is not None else init
+        if start is not None:
+            spec = spec._continuing(start)
+        return spec
+
+    def _continuing(self, start: Any) -> FitSpec:
+        """This spec continuing from ``start`` (a FitState or a pair (params, opt_state))."""
+        if isinstance(start, tuple) and len(start) == 2:
+            start = FitState(*start)
+        if not isinstance(start, FitState):
+            raise DescendTypeError(
+                "init must be a FitState (e.g. result.state) or a pair (params, opt_state), got "
+                f"{type(start).__name__}"
+            )
+        if self.epochs <= start.n_epochs:
+            raise InputError(
+                f"epochs counts the {start.n_epochs} epochs already trained when resuming, so "
+                f"epochs={self.epochs} leaves none to run; ask for more, e.g. "
+                f"epochs={start.n_epochs + self.epochs}"
+            )
+        return replace(self, start=start)
+
+    @property
+    def first_epoch(self) -> int:
+        """The number (from 0) of the first epoch this run trains."""
+        return 0 if self.start is None else self.start.n_epochs
+
+    def batch_size_for(self, n_train: int) -> int:
+        """The batch size for ``n_train`` rows: the one rule for every source of rows.
+
+        ``None`` means all rows (batch gradient descent). A batch larger than the data
+        is the data, with a :class:`~descend.errors.DescendWarning` saying so.
+        """
+        if self.batch_size is None:
+            return n_train
+        if self.batch_size > n_train:
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the {n_train} training samples; "
+                f"using {n_train} (batch gradient descent)",
+                DescendWarning,
+                stacklevel=4,
+            )
+            return n_train
+        return self.batch_size
+
+    def initial_state(self, n_features: int, n_outputs: int) -> FitState:
+        """The weights and optimizer state the first epoch starts from, in ``dtype``."""
+        if self.start is None:
+            # The seed itself: models that start at zero then need no random key.
+            params = self.model.init(self.seed, n_features, n_outputs, dtype=self.dtype)
+            if self.model.name == "custom":  # the user's own params, in the training dtype
+                params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), params)
+            return FitState(params, self.optimizer.init(params))
+        params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), self.start.params)
+        opt_state = _fitting_state(self.optimizer, params, self.start.opt_state)
+        history = {key: list(values) for key, values in (self.start.history or {}).items()}
+        return FitState(params, opt_state, self.start.n_epochs, self.start.n_updates, history)
+
+
+# ---------------------------------------------------------------- resolving names
+
+
+def _resumed(resume: Any, model: Any, optimizer: Any) -> FitResult | None:
+    if resume is None or isinstance(resume, FitResult):
+        return resume
+    from descend.training.saving import load
+
+    # The file cannot hold a custom model's function or a schedule's: use the ones given.
+    return load(
+        resume,
+        model=model if isinstance(model, models.Model) else None,
+        optimizer=optimizer if isinstance(optimizer, Optimizer) else None,
+    )
+
+
+def _model(model: Any) -> models.Model:
+    if isinstance(model, models.Model):
+        return model
+    if isinstance(model, str):
+        return models.get(model)
+    raise DescendTypeError(
+        f"model must be a descend model (e.g. descend.models.linear()) or a name, got "
+        f"{type(model).__name__}"
+    )
+
+
+def _loss(loss: Any, model: models.Model, resumed: FitResult | None):
+    if loss is None and resumed is not None:
+        if resumed.loss is None:
+            raise InputError(
+                "the checkpoint was trained with a loss function, which cannot be stored; "
+                "pass it again to resume: fit(..., loss=your_loss, resume=...)"
+            )
+        loss = resumed.loss
+    if loss is None:
+        loss = model.default_loss
+    if isinstance(loss, str):
+        return losses.get(loss), loss
+    if callable(loss):
+        return loss, None
+    raise DescendTypeError(f"loss must be a name or a function, got {type(loss).__name__}")
+
+
+def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
+    if optimizer is None and resumed is not None:
+        if lr is None:
+            return resumed.optimizer
+        # A new rate for the algorithm being resumed (its state fits no other one).
+        hyperparams = {**resumed.optimizer.hyperparams, "lr": lr}
+        try:
+            return optim.get(resumed.optimizer.name, **hyperparams)
+        except (InputError, TypeError):
+            raise InputError(
+                f"cannot rebuild {resumed.optimizer!r} with lr={lr!r}; pass the optimizer "
+                "with its new learning rate: fit(..., optimizer=..., resume=...)"
+            ) from None
+    if optimizer is None:
+        optimizer = "adam"
+        lr = 1e-3 if lr is None else lr
+    if isinstance(optimizer, Optimizer):
+        if lr is not None:
+            raise InputError(
+                "lr is given twice: as lr= and inside the optimizer; build the optimizer "
+                "with its lr, or pass the optimizer by name with lr="
+            )
+        return optimizer
+    if isinstance(optimizer, str):
+        return optim.get(optimizer) if lr is None else optim.get(optimizer, lr=lr)
+    raise DescendTypeError(
+        f"optimizer must be an Optimizer or a name, got {type(optimizer).__name__}"
+    )
+
+
+def _batch_size_of_method(method: str, batch_size: int | None) -> int | None:
+    if method == "batch":
+        return None
+    if method == "stochastic":
+        return 1
+    if batch_size is None:
+        raise InputError("method='minibatch' needs a batch_size, e.g. batch_size=32")
+    return batch_size
+
+
+def _callbacks(callbacks: Any) -> tuple:
+    try:
+        callbacks = tuple(callbacks)
+    except TypeError:
+        raise DescendTypeError(
+            f"callbacks must be a list of functions callback(epoch, history), got "
+            f"{type(callbacks).__name__}"
+        ) from None
+    for callback in callbacks:
+        if not callable(callback):
+            raise DescendTypeError(
+                f"each callback must be a function callback(epoch, history), got "
+                f"{type(callback).__name__}"
+            )
+    return callbacks
+
+
+def _check_stream(stream: Any, options: dict, data_arguments: dict, placement) -> None:
+    given = {**options, **data_arguments}
+    for name, (default, why) in STREAM_REFUSES.items():
+        value = given[name]
+        if value is not None if default is None else value != default:
+            raise InputError(f"{name} cannot be used with a stream: {why}")
+    if placement is not None:
+        raise InputError("devices= cannot be used with a stream yet; train a stream on one device")
+    if np.dtype(options["dtype"]) != stream.dtype:
+        raise InputError(
+            f"the stream reads {stream.dtype} and fit trains in {options['dtype']}; make them "
+            f"the same: fit(..., dtype='{stream.dtype}') or "
+            f"ds.data.stream(..., dtype='{options['dtype']}')"
+        )
+
+
+# ---------------------------------------------------------------- continuing a run
+
+
+def _as_dtype(leaf: Any, dtype: str) -> jax.Array:
+    """A saved leaf on the device, floating ones in the training ``dtype``."""
+    leaf = np.asarray(leaf)
+    return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
+
+
+def _fitting_state(optimizer: Optimizer, params: PyTree, saved_state: PyTree) -> PyTree:
+    """The saved optimizer state in the structure (and dtypes) ``optimizer.init`` builds."""
+    template = optimizer.init(params)
+    leaves = jax.tree.leaves(saved_state)
+    template_leaves, structure = jax.tree.flatten(template)
+    if len(template_leaves) != len(leaves) or any(
+        np.shape(leaf) != np.shape(like)
+        for leaf, like in zip(leaves, template_leaves, strict=False)
+    ):
+        raise InputError(
+            f"the checkpoint's optimizer state does not fit {optimizer!r}; resume with the "
+            "optimizer it was trained with (or omit optimizer= to reuse it)"
+        )
+    return jax.tree.unflatten(
+        structure,
+        [
+            jnp.asarray(leaf, dtype=like.dtype)
+            for leaf, like in zip(leaves, template_leaves, strict=True)
+        ],
+    )
+
+
+__all__ = ["CONSTRAINTS", "METHODS", "STREAM_REFUSES", "FitSpec"]
