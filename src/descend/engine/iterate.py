@@ -2,13 +2,21 @@
 
 One compiled program (a ``lax.while_loop`` under ``jit``) runs the iterations of a
 block and applies the stopping rules on the device after every step; the host loop of
-:mod:`descend.engine.loop` sees the run once per block. Blocks are sized by time: the
-first holds :data:`FIRST_BLOCK` iterations, the next ones grow until a block takes
-about :data:`BLOCK_SECONDS`, so a short run is one or two programs and a long one
-shows progress and answers Ctrl-C within a fraction of a second. The number of
-iterations of a block is an argument of the program, not part of its shape: the
-program compiles once per (objective, optimizer, settings, shapes). The carry is
-donated from block to block, so the recorded history is never copied.
+:mod:`descend.engine.loop` sees the run once per block. How many iterations a block
+holds:
+
+- a callback must see every iteration: one per block (as SciPy calls its callback);
+- someone may watch (``interactive``: a terminal, for the progress bar and Ctrl-C):
+  the first block holds :data:`FIRST_BLOCK` iterations and the next ones grow until a
+  block takes about :data:`BLOCK_SECONDS`, so that a long run shows progress and
+  answers Ctrl-C within a fraction of a second;
+- nobody watches: the whole run is one block, one program call, as fast as a
+  hand-written ``while_loop``.
+
+The number of iterations of a block is an argument of the program, not part of its
+shape, so blocks of any size share one compilation per (objective, optimizer,
+settings, shapes); the carry is donated from block to block, so the recorded history
+is never copied.
 """
 
 from __future__ import annotations
@@ -314,11 +322,22 @@ def _block(objective, optimizer: Optimizer, config: IterateConfig, carry, stop_a
     return carry._replace(n_fev=jnp.asarray(n_fev, jnp.int32))
 
 
+@dataclass(frozen=True)
+class _Programs:
+    allocate: Callable  # (x0, opt_state0) -> carry
+    block: Callable  # (carry, stop_at) -> carry, the carry donated
+    whole: Callable  # (x0, opt_state0) -> carry: a whole run in one call
+
+
 @functools.lru_cache(maxsize=64)
-def _programs(objective, optimizer: Optimizer, config: IterateConfig):
-    allocate = jax.jit(functools.partial(_allocate, config))
-    block = jax.jit(functools.partial(_block, objective, optimizer, config), donate_argnums=0)
-    return allocate, block
+def _programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Programs:
+    allocate = functools.partial(_allocate, config)
+    block = functools.partial(_block, objective, optimizer, config)
+    return _Programs(
+        allocate=jax.jit(allocate),
+        block=jax.jit(block, donate_argnums=0),
+        whole=jax.jit(lambda x0, state0: block(allocate(x0, state0), config.max_iter)),
+    )
 
 
 # --------------------------------------------------------------------------- host side
@@ -328,7 +347,8 @@ class Iterations:
     """``minimize``'s side of the engine's block loop (a :class:`~descend.engine.loop.Block`).
 
     ``per_block`` fixes the iterations of every block (1 when a callback must see each
-    iteration, as SciPy calls its callback); otherwise blocks are sized by time.
+    one); otherwise blocks are sized by time when ``interactive``, and the whole run is
+    one block when not (see the module documentation).
     """
 
     unit = "iteration"
@@ -341,30 +361,42 @@ class Iterations:
         config: IterateConfig,
         *,
         per_block: int | None = None,
+        interactive: bool = True,
     ):
-        allocate, self._program = _programs(objective, optimizer, config)
         self.config = config
-        self.carry = allocate(x0, optimizer.init(x0))
+        self._programs = _programs(objective, optimizer, config)
+        self.x0, self.opt_state0 = x0, optimizer.init(x0)
+        self.carry: IterateCarry | None = None
         self.per_block = per_block
+        self.one_block = per_block is None and not interactive
         self.size = per_block or FIRST_BLOCK
         self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
 
     def advance(self) -> Status:
+        if self.one_block:
+            self.carry = self._programs.whole(self.x0, self.opt_state0)
+            return self._fetch()
+        if self.carry is None:
+            self.carry = self._programs.allocate(self.x0, self.opt_state0)
         stop_at = min(self.n_iter + self.size, self.config.max_iter)
         began = time.perf_counter()
-        self.carry = self._program(self.carry, np.int32(stop_at))
-        status, n_iter, value, grad_norm = jax.device_get(
-            (self.carry.status, self.carry.n_iter, self.carry.value, self.carry.grad_norm)
-        )
-        elapsed = time.perf_counter() - began
-        done_now = max(int(n_iter) - self.n_iter, 1)
-        self.n_iter, self.value, self.grad_norm = int(n_iter), float(value), float(grad_norm)
+        self.carry = self._programs.block(self.carry, np.int32(stop_at))
+        before = self.n_iter
+        status = self._fetch()
         if self.per_block is None:
             # The next block aims at BLOCK_SECONDS from this one's pace, never shrinking:
             # the first block's time includes compiling.
-            pace = elapsed / done_now
+            pace = (time.perf_counter() - began) / max(self.n_iter - before, 1)
             wanted = int(BLOCK_SECONDS / pace) if pace > 0 else self.size * MAX_GROWTH
             self.size = max(self.size, min(wanted, self.size * MAX_GROWTH))
+        return status
+
+    def _fetch(self) -> Status:
+        carry = self.carry
+        status, n_iter, value, grad_norm = jax.device_get(
+            (carry.status, carry.n_iter, carry.value, carry.grad_norm)
+        )
+        self.n_iter, self.value, self.grad_norm = int(n_iter), float(value), float(grad_norm)
         return Status(int(status))
 
     def done(self) -> int:
@@ -377,8 +409,10 @@ class Iterations:
         return None  # the budget is a rule of the compiled loop (MAX_ITER)
 
     def intact(self) -> bool:
-        return not any(leaf.is_deleted() for leaf in jax.tree.leaves(self.carry))
+        return self.carry is not None and not any(
+            leaf.is_deleted() for leaf in jax.tree.leaves(self.carry)
+        )
 
     def outcome(self) -> IterateCarry:
-        """The carry on the host (NumPy values): everything the run found."""
-        return _tree.to_host(self.carry)
+        """What the run found, on the host (NumPy values; the optimizer state left out)."""
+        return _tree.to_host(self.carry._replace(opt_state=None))
