@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import descend as ds
-from descend.errors import FunctionError, InputError
+from descend.errors import DescendTypeError, FunctionError, InputError
 
 
 def central_difference(f, x, h=1e-6):
@@ -98,6 +98,32 @@ def test_hessian_matches_finite_differences_of_gradient(x64):
 def test_non_scalar_output_is_refused_with_its_shape():
     with pytest.raises(FunctionError, match=r"single real scalar, got shape \(3,\)"):
         ds.gradient(lambda v: v**2)(jnp.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("f", "got"),
+    [
+        (lambda v: lambda x: x, "got a function of type function; it makes functions"),
+        (lambda v: ds.functions.rosenbrock, "got a function of type TestFunction"),
+        (lambda v: (v[0], v[1]), "got a tuple of 2 items"),
+        (lambda v: None, "got None"),
+    ],
+)
+def test_output_that_is_not_a_number_is_refused_by_name(f, got):
+    with pytest.raises(FunctionError, match=f"single real scalar, {got}"):
+        ds.gradient(f)(jnp.ones(2))
+    with pytest.raises(FunctionError, match=f"single real scalar, {got}"):
+        ds.hessian(f)(jnp.ones(2))
+
+
+def test_gradient_of_functions_get_says_to_pass_the_function():
+    with pytest.raises(DescendTypeError, match="name of a test function"):
+        ds.gradient(ds.functions.get)(jnp.ones(2))
+
+
+def test_gradient_of_a_test_function_entry():
+    g = ds.gradient(ds.functions.rosenbrock)(jnp.array([-1.2, 1.0]))
+    np.testing.assert_allclose(g, [-215.6, -88.0], rtol=1e-5)
 
 
 def test_complex_output_is_refused():

@@ -152,6 +152,36 @@ def test_functions_listing_and_json(capsys):
     assert payload["name"] == "himmelblau" and len(payload["minimizers"]) == 4
 
 
+def test_functions_dim_shows_that_dimension(capsys):
+    status, out, _ = run(capsys, "functions", "rosenbrock", "--dim", "4", "--json")
+    payload = json.loads(out)
+    assert status == 0 and payload["dim"] == 4
+    assert payload["minimizers"] == [[1.0] * 4] and len(payload["start"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["functions", "--dim", "4"], "--dim describes one function"),
+        (["functions", "booth", "--dim", "3"], "booth is a function of 2 variables, got dim=3"),
+        (["minimize", "rosenbrock", "--dim", "1"], "rosenbrock is defined for dim >= 2"),
+        (["minimize", "booth", "--x0", "1,2,3"], "--x0 has 3 values; the function has 2"),
+        (["minimize", "sphere", "--dim", "3", "--x0", "1,2"], "--x0 has 2 values"),
+    ],
+)
+def test_test_function_dimensions_are_checked(capsys, argv, fragment):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and fragment in err
+
+
+def test_minimize_takes_the_dimension_from_x0(capsys):
+    argv = ["minimize", "rosenbrock", "--x0=-1,-1,-1,-1,-1", "--optimizer", "lbfgs", "--json"]
+    status, out, _ = run(capsys, *argv)
+    payload = json.loads(out)
+    assert status == 0 and len(payload["x"]) == 5
+    assert max(abs(v - 1.0) for v in payload["x"]) < 1e-4
+
+
 def test_optimizers_listing_json(capsys):
     status, out, _ = run(capsys, "optimizers", "--json")
     names = [row["name"] for row in json.loads(out)]

@@ -9,7 +9,7 @@ import pytest
 import scipy.optimize
 
 import descend as ds
-from descend.errors import FunctionError, InputError
+from descend.errors import DescendTypeError, FunctionError, InputError
 
 
 @pytest.mark.parametrize("name", ds.functions.names())
@@ -205,6 +205,40 @@ def test_vector_valued_function_is_refused():
 def test_bad_arguments_are_named(kwargs, fragment):
     with pytest.raises((InputError, TypeError), match=fragment):
         ds.minimize(lambda x: x**2, 1.0, **kwargs)
+
+
+def make_bowl(scale=1.0):
+    """A factory: it returns the objective rather than a value."""
+    return lambda x: scale * jnp.sum(x**2)
+
+
+@pytest.mark.parametrize(
+    ("objective", "got"),
+    [
+        (make_bowl, "got a function of type function; it makes functions"),
+        (lambda x: ds.functions.get("booth"), "got a function of type TestFunction"),
+        (lambda x: None, "got None"),
+        (lambda x: [x[0], x[1]], "got a list of 2 items"),
+        (lambda x: "value", "got an object of type str"),
+    ],
+)
+def test_an_objective_returning_no_number_is_refused_by_name(objective, got):
+    with pytest.raises(FunctionError, match=f"must return a single real scalar, {got}"):
+        ds.minimize(objective, np.ones(2))
+
+
+def test_passing_functions_get_as_the_objective_says_to_pass_the_function():
+    with pytest.raises(DescendTypeError, match=r"pass the function itself, e.g. ds.minimize\("):
+        ds.minimize(ds.functions.get, np.ones(2))
+
+
+def test_test_functions_are_objectives_as_they_are():
+    result = ds.minimize(ds.functions.booth)  # from its start
+    np.testing.assert_allclose(result.x, ds.functions.booth.minimizers[0], atol=1e-6)
+    result = ds.minimize(ds.functions.sphere, [1.0, -2.0, 3.0])
+    assert result.converged and result.x.shape == (3,)
+    with pytest.raises(InputError, match=r"booth is a function of 2 variables.*got length 3"):
+        ds.minimize(ds.functions.booth, [1.0, -2.0, 3.0])
 
 
 def test_missing_start_for_plain_function():

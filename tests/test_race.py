@@ -164,6 +164,36 @@ def _run_cli(argv, monkeypatch):
     return cli.main(argv)
 
 
+def test_a_test_function_entry_races_in_the_dimension_of_the_start():
+    race = compare(ds.functions.rosenbrock, ["gd", "lbfgs"], x0=np.zeros(5))
+    assert race.problem == "rosenbrock" and race.criterion == "value"
+    np.testing.assert_array_equal(race.target.minimizers, [np.ones(5)])
+    for row in race.rows:
+        final = np.asarray(row["result"].x)
+        assert final.shape == (5,)
+        assert row["distance"] == pytest.approx(np.linalg.norm(final - np.ones(5)))
+        assert row["distance"] < 1e-3
+    assert race.to_dict()["minimizers"] == [[1.0] * 5]
+
+
+def test_a_two_variable_entry_refuses_a_start_of_another_length():
+    with pytest.raises(InputError, match="booth is a function of 2 variables, got dim=3"):
+        compare(ds.functions.booth, ["gd"], x0=np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("f", "error", "fragment"),
+    [
+        (lambda x: lambda y: y, ds.errors.FunctionError, "got a function of type function"),
+        (lambda x: None, ds.errors.FunctionError, "single real scalar, got None"),
+        (ds.functions.get, DescendTypeError, "name of a test function"),
+    ],
+)
+def test_an_objective_returning_no_number_is_refused_by_name(f, error, fragment):
+    with pytest.raises(error, match=fragment):
+        compare(f, ["gd"], x0=np.ones(2))
+
+
 def test_cli_compare_json_has_the_race_numbers(capsys, monkeypatch, tmp_path):
     picture = tmp_path / "race.png"
     argv = [

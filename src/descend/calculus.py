@@ -38,6 +38,10 @@ def check_scalar_output(value: Any, *, what: str = "the function") -> None:
 
     Called at trace time, so the check costs nothing per evaluation.
     """
+    if not isinstance(value, _NUMBER_TYPES):
+        raise FunctionError(
+            f"{what} must return a single real scalar, got {_kind_of(value)}{_hint_for(value)}"
+        )
     shape = jnp.shape(value)
     dtype = jnp.result_type(value)
     if shape != ():
@@ -53,6 +57,34 @@ def check_scalar_output(value: Any, *, what: str = "the function") -> None:
             f"{what} must return a floating-point scalar, got dtype {dtype}; "
             "differentiable functions are made of float operations"
         )
+
+
+# What a function may return: arrays (traced ones are jax.Array) and Python numbers.
+# Anything else (a function, a list, None) is refused before JAX tries to read its
+# dtype and fails with a message that does not name the cause.
+_NUMBER_TYPES = (jax.Array, np.ndarray, np.generic, int, float, complex)
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        count = len(value)
+        return f"a {type(value).__name__} of {count} item{'' if count == 1 else 's'}"
+    return f"{'a function' if callable(value) else 'an object'} of type {type(value).__name__}"
+
+
+def _hint_for(value: Any) -> str:
+    if value is None:
+        return " (is a return statement missing?)"
+    if isinstance(value, (list, tuple)):
+        return " (return one number, e.g. jnp.sum(...) of them)"
+    if callable(value):
+        return (
+            "; it makes functions rather than computing a value (a factory): pass the "
+            "function it makes, e.g. make() rather than make"
+        )
+    return ""
 
 
 def scalar_function(f: Callable[..., Any], *, what: str = "the function") -> Callable[..., Any]:

@@ -1,18 +1,32 @@
 """Test functions for minimization, with their formulas and known minima.
 
-Each is a :class:`TestFunction`: a JAX function of one vector, its formula, its
-global minimizers and minimum value, a suggested start and a plotting range.
+Each entry (``ds.functions.rosenbrock``, ``ds.functions.booth``, ...) is a
+:class:`TestFunction`: a function of one vector, written in ``jax.numpy``, that is
+called, differentiated and passed to :func:`descend.minimize`, :func:`descend.compare`
+and :mod:`descend.plot` as it is (as ``scipy.optimize.rosen`` is passed to SciPy), and
+that carries its formula, its global minimizers and minimum value, a suggested start
+and a plotting range.
 
->>> import descend as ds
->>> f = ds.functions.get("rosenbrock")
->>> float(f(f.minimizers[0]))
+sphere, rosenbrock, styblinski_tang and rastrigin are n-dimensional: they take a vector
+of any length (rosenbrock at least 2), their metadata is for 2 variables, and
+``with_dim(n)`` gives it for ``n``. The others are functions of 2 variables.
+
+>>> import descend as ds, jax.numpy as jnp
+>>> float(ds.functions.rosenbrock(jnp.array([1.0, 1.0])))
 0.0
+>>> result = ds.minimize(ds.functions.rosenbrock, [-1.2, 1.0])  # as scipy.optimize.rosen
+>>> [round(float(v), 6) for v in result.x]
+[1.0, 1.0]
+>>> f = ds.functions.rosenbrock.with_dim(10)
+>>> len(f.start), f.minimizers[0].shape, f.minimum
+(10, (10,), 0.0)
 >>> ds.functions.names()[:3]
 ['beale', 'booth', 'himmelblau']
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,21 +35,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend.errors import InputError, check_int, unknown_name
+from descend.errors import DescendTypeError, InputError, check_int, unknown_name
 
 
 @dataclass(frozen=True, eq=False)
 class TestFunction:
     """A function with known minima, for trying optimizers.
 
+    Called on a vector ``x`` it returns ``fn(x)``, a scalar; it works eagerly and under
+    ``jax.jit``, ``jax.grad`` and :func:`descend.gradient`, and can be given wherever
+    descend expects an objective.
+
     Attributes
     ----------
     name, formula:
         Its name and its formula as text.
     fn:
-        The function of one vector ``x`` (length ``dim``), written in ``jax.numpy``.
+        The function of one vector ``x`` (length ``dim``), written in ``jax.numpy``. For
+        the built-in functions it refuses, when traced, a vector of a length it is not
+        defined for (:class:`~descend.errors.InputError`); the n-dimensional ones accept
+        any length from their minimum up.
     dim:
-        Number of variables.
+        Number of variables the metadata below is for.
     minimum:
         The global minimum value.
     start:
@@ -57,14 +78,66 @@ class TestFunction:
     bounds: tuple[tuple[float, float], ...]
     reference: str = ""
     _minimizer_guesses: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+    # For an n-dimensional function: its smallest dimension, and the (cached) builder of
+    # its metadata for another dimension. None for a function of a fixed number of variables.
+    _min_dim: int | None = field(default=None, repr=False)
+    _resize: Callable[[int], TestFunction] | None = field(default=None, repr=False)
 
     def __call__(self, x) -> jax.Array:
+        """``fn(x)``: the value at ``x``, a vector of ``dim`` numbers (any length >= the
+        minimum for an n-dimensional function); a 0-d array."""
         return self.fn(jnp.asarray(x))
+
+    @property
+    def __name__(self) -> str:
+        # Read by functools.wraps (descend.gradient) and by code written for plain functions.
+        return self.name
+
+    @property
+    def n_dimensional(self) -> bool:
+        """Whether it is defined for other numbers of variables (see :meth:`with_dim`)."""
+        return self._resize is not None
 
     @cached_property
     def minimizers(self) -> list[np.ndarray]:
-        """The global minimizers, each refined to float64 precision by Newton's method."""
+        """The global minimizers, each of shape ``(dim,)``, refined to float64 precision by
+        Newton's method."""
         return [_newton(self.fn, guess) for guess in self._minimizer_guesses]
+
+    def with_dim(self, dim: int) -> TestFunction:
+        """This function of ``dim`` variables: its start, bounds, minimizers and minimum
+        for that length (the same ``fn``).
+
+        ``dim`` is an integer at least the function's smallest dimension (1, or 2 for
+        rosenbrock). A function of a fixed number of variables accepts only that number
+        and returns itself.
+
+        Raises
+        ------
+        InputError
+            ``dim`` is not an integer, is below the smallest dimension, or differs from
+            the number of variables of a function that is not n-dimensional.
+
+        Examples
+        --------
+        >>> import descend as ds
+        >>> f = ds.functions.sphere.with_dim(3)
+        >>> f.dim, f.start, f.minimum
+        (3, (1.5, 1.5, 1.5), 0.0)
+        """
+        if self._resize is None or self._min_dim is None:
+            if check_int("dim", dim, minimum=1) != self.dim:
+                raise InputError(
+                    f"{self.name} is a function of {self.dim} variables, got dim={dim!r}; "
+                    f"only the n-dimensional test functions ({', '.join(_N_DIMENSIONAL)}) take "
+                    "another dim"
+                )
+            return self
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self._min_dim:
+            raise InputError(
+                f"{self.name} is defined for dim >= {self._min_dim} (an integer), got dim={dim!r}"
+            )
+        return self if dim == self.dim else self._resize(int(dim))
 
 
 def _newton(fn: Callable, guess: tuple[float, ...], steps: int = 50) -> np.ndarray:
@@ -78,6 +151,47 @@ def _newton(fn: Callable, guess: tuple[float, ...], steps: int = 50) -> np.ndarr
                 break
             x = x - jnp.linalg.solve(hess(x), g)
         return np.asarray(x)
+
+
+def _of_vector(name: str, formula: Callable, length: int, *, at_least: bool = False) -> Callable:
+    """``formula`` behind a check that its argument is one vector of a length it is
+    defined for: exactly ``length``, or at least ``length`` when ``at_least``.
+
+    The check reads the shape, which is static under ``jit`` and ``grad``: a wrong
+    length is refused once, when traced, with an :class:`InputError` naming the
+    function, instead of a JAX indexing error or a silently wrong value.
+    """
+
+    def fn(x):
+        x = jnp.asarray(x)
+        _check_vector(name, jnp.shape(x), length, at_least)
+        # Integers would make the value an integer and JAX refuses to differentiate them.
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            x = x.astype(jnp.result_type(float))
+        return formula(x)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"The {name} function of one vector (see descend.functions.{name})."
+    return fn
+
+
+def _check_vector(name: str, shape: tuple[int, ...], length: int, at_least: bool) -> None:
+    """Raise :class:`InputError` unless ``shape`` is ``(length,)`` (``(n,)``, ``n >= length``)."""
+    if len(shape) == 1 and (shape[0] >= length if at_least else shape[0] == length):
+        return
+    if len(shape) == 1:
+        got = f"length {shape[0]}"
+    else:
+        got = "a scalar" if shape == () else f"an array of shape {shape}"
+    if at_least:
+        raise InputError(
+            f"{name} takes one vector of length >= {length}, got {got}"
+            + ("; pass the point as a vector, e.g. [x]" if shape == () else "")
+        )
+    raise InputError(
+        f"{name} is a function of {length} variables: it takes one vector of length {length}, "
+        f"got {got}"
+    )
 
 
 def _sphere(x):
@@ -124,174 +238,217 @@ def _styblinski_tang_coordinate() -> float:
     return float(np.min(roots[np.isreal(roots)].real))
 
 
-def sphere(dim: int = 2) -> TestFunction:
-    dim = check_int("dim", dim, minimum=1)
+# One checked function per n-dimensional family, shared by all its dimensions, so that a
+# compiled minimization loop is reused whatever metadata the call resolved.
+_SPHERE = _of_vector("sphere", _sphere, 1, at_least=True)
+_ROSENBROCK = _of_vector("rosenbrock", _rosenbrock, 2, at_least=True)
+_STYBLINSKI_TANG = _of_vector("styblinski_tang", _styblinski_tang, 1, at_least=True)
+_RASTRIGIN = _of_vector("rastrigin", _rastrigin, 1, at_least=True)
+
+
+# The builders below are cached, so each dimension's minimizers are polished once.
+@functools.lru_cache(maxsize=32)
+def _sphere_of(dim: int) -> TestFunction:
     return TestFunction(
         "sphere",
         "sum_i x_i^2",
-        _sphere,
+        _SPHERE,
         dim,
         0.0,
         (1.5,) * dim,
         ((-2.0, 2.0),) * dim,
         "De Jong (1975)",
         ((0.0,) * dim,),
+        1,
+        _sphere_of,
     )
 
 
-def booth() -> TestFunction:
-    return TestFunction(
-        "booth",
-        "(x + 2y - 7)^2 + (2x + y - 5)^2",
-        _booth,
-        2,
-        0.0,
-        (-5.0, 5.0),
-        ((-10.0, 10.0), (-10.0, 10.0)),
-        "Jamil & Yang (2013)",
-        ((1.0, 3.0),),
-    )
-
-
-def matyas() -> TestFunction:
-    return TestFunction(
-        "matyas",
-        "0.26 (x^2 + y^2) - 0.48 x y",
-        _matyas,
-        2,
-        0.0,
-        (8.0, -6.0),
-        ((-10.0, 10.0), (-10.0, 10.0)),
-        "Jamil & Yang (2013)",
-        ((0.0, 0.0),),
-    )
-
-
-def beale() -> TestFunction:
-    return TestFunction(
-        "beale",
-        "(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
-        _beale,
-        2,
-        0.0,
-        (1.0, 1.0),
-        ((-4.5, 4.5), (-4.5, 4.5)),
-        "Beale (1958)",
-        ((3.0, 0.5),),
-    )
-
-
-def rosenbrock(dim: int = 2) -> TestFunction:
-    dim = check_int("dim", dim, minimum=2)
+@functools.lru_cache(maxsize=32)
+def _rosenbrock_of(dim: int) -> TestFunction:
     start = (-1.2, 1.0) if dim == 2 else tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
     return TestFunction(
         "rosenbrock",
         "sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2",
-        _rosenbrock,
+        _ROSENBROCK,
         dim,
         0.0,
         start,
         ((-2.0, 2.0), (-1.0, 3.0)) + ((-2.0, 2.0),) * (dim - 2),
         "Rosenbrock (1960)",
         ((1.0,) * dim,),
-    )
-
-
-def himmelblau() -> TestFunction:
-    return TestFunction(
-        "himmelblau",
-        "(x^2 + y - 11)^2 + (x + y^2 - 7)^2",
-        _himmelblau,
         2,
-        0.0,
-        (0.0, 0.0),
-        ((-5.0, 5.0), (-5.0, 5.0)),
-        "Himmelblau (1972)",
-        # Approximate locations, refined by Newton's method in ``minimizers``.
-        ((3.0, 2.0), (-2.8, 3.1), (-3.8, -3.3), (3.6, -1.8)),
+        _rosenbrock_of,
     )
 
 
-def three_hump_camel() -> TestFunction:
-    return TestFunction(
-        "three_hump_camel",
-        "2x^2 - 1.05x^4 + x^6/6 + xy + y^2",
-        _three_hump_camel,
-        2,
-        0.0,
-        (0.5, -0.5),
-        ((-2.0, 2.0), (-2.0, 2.0)),
-        "Jamil & Yang (2013)",
-        ((0.0, 0.0),),
-    )
-
-
-def styblinski_tang(dim: int = 2) -> TestFunction:
-    dim = check_int("dim", dim, minimum=1)
+@functools.lru_cache(maxsize=32)
+def _styblinski_tang_of(dim: int) -> TestFunction:
     t = _styblinski_tang_coordinate()
-    minimum = 0.5 * dim * (t**4 - 16 * t**2 + 5 * t)
     return TestFunction(
         "styblinski_tang",
         "0.5 sum_i (x_i^4 - 16 x_i^2 + 5 x_i)",
-        _styblinski_tang,
+        _STYBLINSKI_TANG,
         dim,
-        minimum,
+        0.5 * dim * (t**4 - 16 * t**2 + 5 * t),
         (-2.0,) * dim,
         ((-5.0, 5.0),) * dim,
         "Styblinski & Tang (1990)",
         ((t,) * dim,),
+        1,
+        _styblinski_tang_of,
     )
 
 
-def rastrigin(dim: int = 2) -> TestFunction:
-    dim = check_int("dim", dim, minimum=1)
+@functools.lru_cache(maxsize=32)
+def _rastrigin_of(dim: int) -> TestFunction:
     return TestFunction(
         "rastrigin",
         "10 n + sum_i (x_i^2 - 10 cos(2 pi x_i))",
-        _rastrigin,
+        _RASTRIGIN,
         dim,
         0.0,
         (0.4,) * dim,
         ((-5.12, 5.12),) * dim,
         "Rastrigin (1974)",
         ((0.0,) * dim,),
+        1,
+        _rastrigin_of,
     )
 
 
-_REGISTRY: dict[str, Callable[..., TestFunction]] = {
-    "sphere": sphere,
-    "booth": booth,
-    "matyas": matyas,
-    "beale": beale,
-    "rosenbrock": rosenbrock,
-    "himmelblau": himmelblau,
-    "three_hump_camel": three_hump_camel,
-    "styblinski_tang": styblinski_tang,
-    "rastrigin": rastrigin,
+sphere = _sphere_of(2)
+"""Sphere, ``sum_i x_i^2``: any length >= 1; minimum 0 at the origin. De Jong (1975)."""
+
+booth = TestFunction(
+    "booth",
+    "(x + 2y - 7)^2 + (2x + y - 5)^2",
+    _of_vector("booth", _booth, 2),
+    2,
+    0.0,
+    (-5.0, 5.0),
+    ((-10.0, 10.0), (-10.0, 10.0)),
+    "Jamil & Yang (2013)",
+    ((1.0, 3.0),),
+)
+"""Booth's function of 2 variables; minimum 0 at (1, 3). Jamil & Yang (2013)."""
+
+matyas = TestFunction(
+    "matyas",
+    "0.26 (x^2 + y^2) - 0.48 x y",
+    _of_vector("matyas", _matyas, 2),
+    2,
+    0.0,
+    (8.0, -6.0),
+    ((-10.0, 10.0), (-10.0, 10.0)),
+    "Jamil & Yang (2013)",
+    ((0.0, 0.0),),
+)
+"""Matyas' function of 2 variables, a narrow valley; minimum 0 at (0, 0). Jamil & Yang (2013)."""
+
+beale = TestFunction(
+    "beale",
+    "(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
+    _of_vector("beale", _beale, 2),
+    2,
+    0.0,
+    (1.0, 1.0),
+    ((-4.5, 4.5), (-4.5, 4.5)),
+    "Beale (1958)",
+    ((3.0, 0.5),),
+)
+"""Beale's function of 2 variables; minimum 0 at (3, 0.5). Beale (1958)."""
+
+rosenbrock = _rosenbrock_of(2)
+"""Rosenbrock's banana valley, ``sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2``: any
+length >= 2; minimum 0 at (1, ..., 1). Rosenbrock (1960)."""
+
+himmelblau = TestFunction(
+    "himmelblau",
+    "(x^2 + y - 11)^2 + (x + y^2 - 7)^2",
+    _of_vector("himmelblau", _himmelblau, 2),
+    2,
+    0.0,
+    (0.0, 0.0),
+    ((-5.0, 5.0), (-5.0, 5.0)),
+    "Himmelblau (1972)",
+    # Approximate locations, refined by Newton's method in ``minimizers``.
+    ((3.0, 2.0), (-2.8, 3.1), (-3.8, -3.3), (3.6, -1.8)),
+)
+"""Himmelblau's function of 2 variables; minimum 0 at four points, (3, 2) one of them.
+Himmelblau (1972)."""
+
+three_hump_camel = TestFunction(
+    "three_hump_camel",
+    "2x^2 - 1.05x^4 + x^6/6 + xy + y^2",
+    _of_vector("three_hump_camel", _three_hump_camel, 2),
+    2,
+    0.0,
+    (0.5, -0.5),
+    ((-2.0, 2.0), (-2.0, 2.0)),
+    "Jamil & Yang (2013)",
+    ((0.0, 0.0),),
+)
+"""The three-hump camel function of 2 variables; minimum 0 at (0, 0). Jamil & Yang (2013)."""
+
+styblinski_tang = _styblinski_tang_of(2)
+"""Styblinski-Tang, ``0.5 sum_i (x_i^4 - 16 x_i^2 + 5 x_i)``: any length n >= 1;
+minimum about -39.166 n at (-2.9035, ..., -2.9035). Styblinski & Tang (1990)."""
+
+rastrigin = _rastrigin_of(2)
+"""Rastrigin, ``10 n + sum_i (x_i^2 - 10 cos(2 pi x_i))``: any length n >= 1, many local
+minima; global minimum 0 at the origin. Rastrigin (1974)."""
+
+
+_ENTRIES: dict[str, TestFunction] = {
+    f.name: f
+    for f in (
+        sphere,
+        booth,
+        matyas,
+        beale,
+        rosenbrock,
+        himmelblau,
+        three_hump_camel,
+        styblinski_tang,
+        rastrigin,
+    )
 }
-_N_DIMENSIONAL = {"sphere", "rosenbrock", "styblinski_tang", "rastrigin"}
+_N_DIMENSIONAL = tuple(name for name, f in _ENTRIES.items() if f.n_dimensional)
 
 
 def names() -> list[str]:
-    """The names of the built-in test functions."""
-    return sorted(_REGISTRY)
+    """The names of the built-in test functions, sorted."""
+    return sorted(_ENTRIES)
 
 
 def get(name: str, dim: int | None = None) -> TestFunction:
-    """The test function called ``name`` (``dim`` for the n-dimensional ones)."""
+    """The test function called ``name``; with ``dim``, its metadata for ``dim`` variables.
+
+    ``get(name)`` is the module attribute of that name (``get("rosenbrock") is
+    rosenbrock``); ``get(name, dim)`` is ``get(name).with_dim(dim)``.
+
+    Raises
+    ------
+    InputError
+        ``name`` is not a test function (the message suggests the closest), or ``dim``
+        does not suit it (see :meth:`TestFunction.with_dim`).
+    DescendTypeError
+        ``name`` is not text (e.g. ``get`` itself was passed as an objective).
+    """
+    if not isinstance(name, str):
+        raise DescendTypeError(
+            f"get() takes the name of a test function, e.g. get('rosenbrock'), got "
+            f"{type(name).__name__}; to minimize a test function pass the function itself, "
+            "e.g. ds.minimize(ds.functions.rosenbrock, x0)"
+        )
     try:
-        factory = _REGISTRY[name]
+        function = _ENTRIES[name]
     except KeyError:
-        raise unknown_name("test function", name, _REGISTRY) from None
-    if dim is None:
-        return factory()
-    if name not in _N_DIMENSIONAL:
-        if dim != 2:
-            raise InputError(f"{name} is a function of 2 variables, got dim={dim}")
-        return factory()
-    return factory(dim)
+        raise unknown_name("test function", name, _ENTRIES) from None
+    return function if dim is None else function.with_dim(dim)
 
 
 def is_known(name: str) -> bool:
     """Whether ``name`` names a built-in test function."""
-    return name in _REGISTRY
+    return isinstance(name, str) and name in _ENTRIES

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     functions = commands.add_parser("functions", help="list the built-in test functions")
     functions.add_argument("name", nargs="?", help="show one function")
+    functions.add_argument("--dim", type=int, help="its number of variables (n-dimensional)")
     _add_json(functions)
     functions.set_defaults(handler=_functions)
 
@@ -250,8 +251,7 @@ def _minimize(args: argparse.Namespace) -> int:
 
         check_output_path(args.plot, None)
     if functions.is_known(args.expression):
-        target = functions.get(args.expression, args.dim)
-        x0 = _vector_from_text(args.x0, target.dim) if args.x0 else None
+        target, x0 = _known_function_and_start(args.expression, args.x0, args.dim)
         label = target.name
     else:
         target = parse(args.expression)
@@ -291,6 +291,22 @@ def _minimize(args: argparse.Namespace) -> int:
     return status
 
 
+def _known_function_and_start(name: str, x0_text: str | None, dim: int | None):
+    """The test function ``name`` and the start ``--x0`` as a list (``None`` when absent).
+
+    Without ``--dim``, an n-dimensional function takes as many variables as ``--x0``
+    has values, so its minimizers and minimum are those of that dimension.
+    """
+    from descend import functions
+
+    function = functions.get(name, dim)
+    if not x0_text:
+        return function, None
+    if dim is None and function.n_dimensional:
+        function = function.with_dim(len(x0_text.split(",")))
+    return function, _vector_from_text(x0_text, function.dim)
+
+
 def _vector_from_text(text: str, dim: int) -> list[float]:
     from descend.expr import parse
 
@@ -316,9 +332,13 @@ def _functions(args: argparse.Namespace) -> int:
             )
         from descend.cli.race import plot_function
 
-        plot_function(args.name, args.plot)
+        plot_function(args.name, args.plot, args.dim)
+    if args.dim is not None and not args.name:
+        raise InputError("--dim describes one function: give its name, e.g. 'rosenbrock --dim 10'")
     chosen = (
-        [functions.get(args.name)] if args.name else [functions.get(n) for n in functions.names()]
+        [functions.get(args.name, args.dim)]
+        if args.name
+        else [functions.get(n) for n in functions.names()]
     )
     rows = [
         {

@@ -81,8 +81,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if args.animate:
         check_output_path(args.animate, _ANIMATIONS)
     if functions.is_known(args.expression):
-        target = functions.get(args.expression, args.dim)
-        x0 = cli._vector_from_text(args.x0, target.dim) if args.x0 else None
+        target, x0 = cli._known_function_and_start(args.expression, args.x0, args.dim)
     else:
         target = parse(args.expression)
         point = point_from_text(args.x0, target.variables) if args.x0 else {}

@@ -58,7 +58,13 @@ class Target:
 
 
 def resolve(f: Any, dim: int | None = None) -> Target:
-    """Any accepted form of a function as a :class:`Target` (``dim``: for n-dim test functions)."""
+    """Any accepted form of a function as a :class:`Target`.
+
+    ``dim``, the number of variables when known (e.g. the length of the start point),
+    picks the metadata of an n-dimensional test function, given by name or as a
+    :class:`~descend.functions.TestFunction` (``with_dim``); a test function of a fixed
+    number of variables refuses another ``dim`` with an :class:`~descend.errors.InputError`.
+    """
     from descend import functions
 
     if isinstance(f, Target):
@@ -66,6 +72,7 @@ def resolve(f: Any, dim: int | None = None) -> Target:
     if isinstance(f, str):
         f = functions.get(f, dim) if functions.is_known(f) else parse(f)
     if isinstance(f, functions.TestFunction):
+        f = f if dim is None else f.with_dim(dim)
         return Target(
             name=f.name,
             source=f,
