@@ -139,7 +139,12 @@ class Integer(Constraint):
 
     def accepts(self, value: Any) -> bool:
         whole = isinstance(value, int) or hasattr(value, "__index__")
-        return whole and not isinstance(value, bool) and int(value) >= self.minimum
+        if not whole or isinstance(value, bool):
+            return False
+        try:  # a traced JAX value has __index__ but no value yet
+            return int(value) >= self.minimum
+        except (TypeError, ValueError):
+            return False
 
     def convert(self, value: Any) -> int:
         return int(value)

@@ -288,6 +288,11 @@ def _resolve_objective(f, x0):
         else:
             f = parse(f)
     if isinstance(f, functions.TestFunction):
+        if isinstance(x0, Mapping):
+            raise InputError(
+                f"{f.name} is a function of one vector; give x0 as a sequence or an array "
+                f"of {f.dim if not f.n_dimensional else 'n'} numbers, not a dict"
+            )
         start = f.start if x0 is None else x0
         return f.fn, np.asarray(start, dtype=float), None
     if isinstance(f, Expression):
