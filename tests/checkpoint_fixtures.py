@@ -46,9 +46,7 @@ def tree_fixture() -> dict:
     optax_state = (optax_state[0]._replace(count=np.int32(1), mu=moments, nu=squares),
                    *optax_state[1:])  # fmt: skip
     descend_state = optim.adam(lr=1e-3).init(params)
-    descend_state = descend_state._replace(
-        count=np.int32(2), exp_avg=moments, exp_avg_sq=squares
-    )
+    descend_state = descend_state._replace(count=np.int32(2), exp_avg=moments, exp_avg_sq=squares)
     return {
         "params": params,
         "optax_state": optax_state,
