@@ -34,14 +34,16 @@ table}}}``. A leaf entry gives the leaf's path and keys, then either its ``tenso
 ``dtype``, ``shape`` (plus ``stored``: ``"complex"`` or ``"bytes"``, and ``key_impl``
 for a PRNG key) or, for a Python bool / int / float / complex / str leaf, its value.
 
-**Integrity.** ``descend.sha256`` is the SHA-256 of that JSON string followed, for each
-tensor in leaf-table order, by its name, dtype, shape and bytes. It is verified on every
-load, so a truncated or modified file is refused; it covers the content only, so a
-file rewritten by another safetensors tool with the same tensors and metadata still
-loads.
+**Integrity.** ``descend.sha256`` is the hex SHA-256 of that JSON string (UTF-8)
+followed, for each tensor in leaf-table order, by ``"\\0name\\0dtype\\0shape\\0"`` (UTF-8,
+the safetensors dtype, the shape as comma-separated numbers) and the tensor's bytes. It
+is verified on every load, so a truncated or modified file is refused; it covers the
+content only, so a file rewritten by another safetensors tool with the same tensors
+and metadata still loads.
 
-Files of descend 0.1.0 (an own container, see :mod:`descend.checkpoint.legacy`) are
-still read; the format is told by the first bytes.
+Files of descend 0.1.0 (its own container, see :mod:`descend.checkpoint.legacy`) are
+still read; the format is told by the first bytes (``\\x89descend-ckpt`` there, an
+8-byte length and ``{`` here).
 """
 
 from __future__ import annotations
