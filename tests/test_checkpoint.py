@@ -1,4 +1,5 @@
-"""Checkpoints: round trips, dtypes, atomic saves under SIGKILL, corruption detection."""
+"""Checkpoints: round trips, dtypes, atomic saves under SIGKILL, corruption detection,
+the safetensors layout, and files written by descend 0.1.0."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ import ml_dtypes
 import numpy as np
 import optax
 import pytest
+import safetensors.numpy
+import safetensors.torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
 
+from checkpoint_fixtures import METADATA, TREE_FILE, tree_fixture
 from descend import checkpoint
-from descend.checkpoint import Checkpoint, load_metadata, load_tree, save_tree
+from descend.checkpoint import Checkpoint, legacy, load_metadata, load_tree, save_tree
 from descend.errors import CheckpointError, DescendTypeError
 
 SRC = str(Path(checkpoint.__file__).resolve().parents[1])
@@ -388,15 +393,18 @@ def test_empty_file_is_refused(saved):
         load_tree(saved)
 
 
-@pytest.mark.parametrize("where", ["version", "header", "payload", "checksum", "last"])
+@pytest.mark.parametrize(
+    "where", ["length", "header", "tensor table", "metadata", "checksum", "payload", "last"]
+)
 def test_one_flipped_byte_is_detected(saved, where):
     data = bytearray(saved.read_bytes())
-    header_start = len(checkpoint._MAGIC) + 12
     position = {
-        "version": len(checkpoint._MAGIC),
-        "header": header_start + 5,
-        "payload": len(data) - 32 - 400,
-        "checksum": len(data) - 20,
+        "length": 0,  # the header length
+        "header": 8 + 5,  # inside "__metadata__"
+        "tensor table": data.index(b'"F64"') + 2,
+        "metadata": data.index(b"epoch"),
+        "checksum": data.index(b'descend.sha256":"') + 20,
+        "payload": len(data) - 400,
         "last": len(data) - 1,
     }[where]
     data[position] ^= 0x01
@@ -442,10 +450,13 @@ def test_files_of_other_formats_are_refused_without_unpickling(tmp_path, kind):
     assert not (tmp_path / "unpickled").exists()
 
 
-def _forge(path, header: dict, payload: bytes = b"", version: int = checkpoint.FORMAT_VERSION):
+# ------------------------------------------------------------ forged files of descend 0.1.0
+
+
+def _forge(path, header: dict, payload: bytes = b"", version: int = legacy.FORMAT_VERSION):
     """A file with a valid checksum around an arbitrary header (what an attacker can write)."""
     text = json.dumps(header).encode()
-    body = checkpoint._MAGIC + struct.pack("<IQ", version, len(text)) + text
+    body = legacy.MAGIC + struct.pack("<IQ", version, len(text)) + text
     body += bytes(-len(body) % 64) + payload
     path.write_bytes(body + hashlib.sha256(body).digest())
 
@@ -484,4 +495,268 @@ def test_newer_format_version_asks_for_an_upgrade(tmp_path):
     path = tmp_path / "future.ckpt"
     _forge(path, {"metadata": {}, "payload_bytes": 0, "trees": {}}, version=99)
     with pytest.raises(CheckpointError, match=r"version 99.*upgrade descend"):
+        load_tree(path)
+
+
+# ------------------------------------------------------------ files of descend 0.1.0
+
+
+def _key_data(tree):
+    """Typed PRNG keys as their key data, so that trees compare with assert_trees_equal."""
+
+    def data(leaf):
+        is_key = isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(
+            leaf.dtype, jax.dtypes.prng_key
+        )
+        return jax.random.key_data(leaf) if is_key else leaf
+
+    return jax.tree.map(data, tree)
+
+
+def test_a_0_1_0_file_loads_with_the_values_it_was_saved_with():
+    expected = tree_fixture()
+    assert TREE_FILE.read_bytes().startswith(legacy.MAGIC)
+    loaded = load_tree(TREE_FILE, like=expected)
+    assert loaded.metadata == METADATA == load_metadata(TREE_FILE)
+    assert_trees_equal(_key_data(loaded.trees), _key_data(expected))
+    impl = jax.random.key_impl
+    assert str(impl(loaded.trees["key"])) == str(impl(expected["key"]))
+    plain = load_tree(TREE_FILE).trees
+    assert list(plain["opt_state"]) == ["count", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    assert plain["misc"]["python"] == [0.25, 3, True, "relu", 1 + 2j, None]
+
+
+def test_a_0_1_0_file_and_its_resave_load_the_same(ckpt):
+    old = load_tree(TREE_FILE)
+    save_tree(ckpt, old.trees, old.metadata)
+    new = load_tree(ckpt)
+    assert new.metadata == old.metadata
+    assert_trees_equal(_key_data(new.trees), _key_data(old.trees))
+
+
+# ------------------------------------------------------------ the safetensors layout
+
+
+def test_safetensors_numpy_and_torch_open_a_checkpoint(ckpt):
+    trees = tree_fixture()
+    save_tree(ckpt, trees, METADATA)
+    params, state, misc = trees["params"], trees["opt_state"], trees["misc"]
+    expected = {
+        "params/w": params["w"],
+        "opt_state/exp_avg/w": state.exp_avg["w"],
+        "opt_state/count": np.asarray(state.count),
+        "optax_state/0/mu/b": trees["optax_state"][0].mu["b"],
+        "key": np.asarray(jax.random.key_data(trees["key"])),
+        "misc/complex64": np.stack([misc["complex64"].real, misc["complex64"].imag], axis=-1),
+        "misc/int64": misc["int64"],
+        "misc/bool": misc["bool"],
+        "misc/empty": misc["empty"],
+        "misc/numpy_scalar": np.asarray(misc["numpy_scalar"]),
+    }
+    with_numpy = safetensors.numpy.load_file(ckpt)
+    with_torch = safetensors.torch.load_file(ckpt)
+    assert set(with_numpy) == set(with_torch) == {
+        "params/w", "params/b", "key", "raw_key", *(f"optax_state/0/{field}" for field in
+        ["count", "mu/w", "mu/b", "nu/w", "nu/b"]), *(f"opt_state/{field}" for field in
+        ["count", "exp_avg/w", "exp_avg/b", "exp_avg_sq/w", "exp_avg_sq/b"]),
+        *(f"misc/{name}" for name in misc if name != "python"),
+    }  # fmt: skip
+    for name, value in expected.items():
+        assert with_numpy[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(with_numpy[name], value)
+        np.testing.assert_array_equal(with_torch[name].numpy(), value)
+    assert with_torch["misc/bfloat16"].dtype == safetensors.torch.torch.bfloat16
+    np.testing.assert_array_equal(with_torch["misc/bfloat16"].float().numpy(), [1.0, -2.5, 3.25])
+    with safe_open(ckpt, framework="np") as handle:
+        metadata = handle.metadata()
+    assert set(metadata) == {"descend.checkpoint", "descend.sha256"}
+    assert json.loads(metadata["descend.checkpoint"])["metadata"]["epoch"] == 3
+
+
+def test_tensor_names_follow_the_pytree_paths(ckpt):
+    trees = {
+        "params": {"a/b": np.ones(1), "50%": np.ones(1), "layers": [Layer(np.ones(2), np.ones(1))]},
+        "state": Moments(np.int32(1), {"w": np.ones(1)}, {"w": np.ones(1)}),
+        "scalar": np.float32(2.0),
+        "a/b": {"c": np.zeros(1)},
+        "__metadata__": np.ones(1),
+        "python": {"lr": 0.1, "name": "adam"},
+    }
+    save_tree(ckpt, trees)
+    assert set(safetensors.numpy.load_file(ckpt)) == {
+        "params/a%2Fb", "params/50%25", "params/layers/0/w", "params/layers/0/b",
+        "state/count", "state/mu/w", "state/nu/w", "scalar", "a%2Fb/c", "%5F_metadata__",
+    }  # fmt: skip
+    assert_trees_equal(load_tree(ckpt, like=trees).trees, jax.tree.map(np.asarray, trees))
+
+
+def test_complex_arrays_are_stored_as_real_and_imaginary_parts(ckpt):
+    array = np.array([[1 + 2j, 3 - 4j]], np.complex128)
+    save_tree(ckpt, {"z": array, "scalar": np.complex64(5j)})
+    tensors = safetensors.numpy.load_file(ckpt)
+    np.testing.assert_array_equal(tensors["z"], [[[1, 2], [3, -4]]])
+    np.testing.assert_array_equal(tensors["scalar"], np.array([0, 5], np.float32))
+    trees = load_tree(ckpt).trees
+    assert trees["z"].dtype == np.complex128 and trees["scalar"].shape == ()
+    np.testing.assert_array_equal(trees["z"], array)
+    assert trees["scalar"] == 5j and trees["scalar"].dtype == np.complex64
+
+
+ML_DTYPES = sorted(
+    name
+    for name, kind in vars(ml_dtypes).items()
+    if isinstance(kind, type) and issubclass(kind, np.generic)
+)
+
+
+@pytest.mark.parametrize("name", ML_DTYPES)
+def test_every_ml_dtypes_type_round_trips_bit_for_bit(ckpt, name):
+    array = np.array([[0, 1, 2], [3, 4, 5]]).astype(getattr(ml_dtypes, name))
+    save_tree(ckpt, {"t": {"a": array}})
+    loaded = load_tree(ckpt).trees["t"]["a"]
+    assert loaded.dtype == array.dtype and loaded.shape == array.shape
+    np.testing.assert_array_equal(loaded.view(np.uint8), array.view(np.uint8))
+    # safetensors stores what it knows natively (torch reads those as its float8 types);
+    # the other types are stored as their bytes.
+    tensor = safetensors.torch.load_file(ckpt)["t/a"]
+    native = name in ("bfloat16", "float8_e4m3fn", "float8_e5m2")
+    assert str(tensor.dtype) == f"torch.{name if native else 'uint8'}"
+
+
+@pytest.mark.parametrize(
+    "array", [np.array(["text"]), np.array(["2024-01-01"], "datetime64[D]"),
+              np.ones(2, np.longdouble)], ids=["str", "datetime64", "longdouble"],
+)  # fmt: skip
+def test_dtypes_that_no_checkpoint_holds_are_refused(ckpt, array):
+    if array.dtype == np.float64:
+        pytest.skip("long double is double on this platform")
+    with pytest.raises(DescendTypeError, match="cannot be saved; checkpoints hold bool"):
+        save_tree(ckpt, {"p": array})
+    assert not ckpt.exists()
+
+
+def test_leaves_that_would_share_a_tensor_name_are_refused(ckpt):
+    @jax.tree_util.register_pytree_with_keys_class
+    class Pair:  # a node keyed by 1 and "1", which are one name as text
+        def __init__(self, a, b):
+            self.a, self.b = a, b
+
+        def tree_flatten_with_keys(self):
+            keys = [jax.tree_util.DictKey(1), jax.tree_util.DictKey("1")]
+            return list(zip(keys, [self.a, self.b], strict=True)), None
+
+        @classmethod
+        def tree_unflatten(cls, aux, children):
+            return cls(*children)
+
+    with pytest.raises(DescendTypeError, match="two leaves would be stored as the tensor 'p/1'"):
+        save_tree(ckpt, {"p": Pair(np.ones(1), np.zeros(1))})
+
+
+def test_a_file_rewritten_by_safetensors_with_the_same_content_still_loads(ckpt, tmp_path):
+    # Twelve layers: safetensors puts params/layers/10 before /2, save_tree after /9.
+    layers = [np.full((2, 3), i, np.float32) for i in range(12)]
+    trees = {"params": {"layers": layers, "b": np.float64(1)}, "k": [1, "x"]}
+    save_tree(ckpt, trees, {"epoch": 2})
+    with safe_open(ckpt, framework="np") as handle:
+        metadata = handle.metadata()
+    copy = tmp_path / "copy.safetensors"
+    safetensors.numpy.save_file(safetensors.numpy.load_file(ckpt), copy, metadata=metadata)
+    assert copy.read_bytes() != ckpt.read_bytes()  # another layout, the same content
+    loaded = load_tree(copy)
+    assert loaded.metadata == {"epoch": 2}
+    assert_trees_equal(loaded.trees, jax.tree.map(np.asarray, trees))
+
+
+def test_a_safetensors_file_without_descend_metadata_is_refused_with_a_hint(tmp_path):
+    path = tmp_path / "model.safetensors"
+    safetensors.numpy.save_file({"w": np.ones(3)}, path, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="not a descend checkpoint") as info:
+        load_tree(path)
+    assert "safetensors.numpy.load_file" in str(info.value)
+
+
+@pytest.mark.parametrize("change", ["append", "extra tensor", "drop tensor"])
+def test_tensors_added_or_removed_are_detected(saved, tmp_path, change):
+    tensors = safetensors.numpy.load_file(saved)
+    with safe_open(saved, framework="np") as handle:
+        metadata = handle.metadata()
+    if change == "append":
+        saved.write_bytes(saved.read_bytes() + bytes(8))
+    elif change == "extra tensor":
+        safetensors.numpy.save_file(tensors | {"x": np.ones(1)}, saved, metadata=metadata)
+    else:
+        safetensors.numpy.save_file({}, saved, metadata=metadata)
+    with pytest.raises(CheckpointError, match="is truncated or was modified: checksum mismatch"):
+        load_tree(saved)
+
+
+# ------------------------------------------------------------ forged safetensors files
+
+_CODES = {"float32": "F32", "float64": "F64", "uint8": "U8"}
+
+
+def _forge_safetensors(path, header: dict, tensors: dict):
+    """A file whose checksum, computed by the documented rule, is right (an attacker's)."""
+    text = json.dumps(header)
+    digest = hashlib.sha256(text.encode())
+    for tree in header["trees"].values():
+        for entry in tree["leaves"]:
+            if "tensor" in entry:
+                array = tensors[entry["tensor"]]
+                code, shape = _CODES[array.dtype.name], ",".join(map(str, array.shape))
+                digest.update(f"\0{entry['tensor']}\0{code}\0{shape}\0".encode())
+                digest.update(array.tobytes())
+    metadata = {"descend.checkpoint": text, "descend.sha256": digest.hexdigest()}
+    safetensors.numpy.save_file(tensors, path, metadata=metadata)
+
+
+def _leaf(**fields):
+    return {"path": "", "keys": []} | fields
+
+
+def test_a_forged_safetensors_file_with_the_right_checksum_loads(tmp_path):
+    path = tmp_path / "forged.ckpt"
+    leaf = _leaf(tensor="t", dtype="float32", shape=[2])
+    header = {"version": 2, "metadata": {"by": "hand"},
+              "trees": {"t": {"structure": {"leaf": 0}, "leaves": [leaf]}}}  # fmt: skip
+    _forge_safetensors(path, header, {"t": np.array([1.5, 2.5], np.float32)})
+    trees, metadata = load_tree(path)
+    assert metadata == {"by": "hand"}
+    np.testing.assert_array_equal(trees["t"], [1.5, 2.5])
+
+
+def test_object_dtype_in_a_forged_safetensors_file_is_refused(tmp_path):
+    path = tmp_path / "forged.ckpt"
+    pickled = np.frombuffer(pickle.dumps(_Touch(tmp_path / "unpickled")), np.uint8)
+    leaf = _leaf(tensor="t", dtype="object", shape=[1])
+    header = {"version": 2, "metadata": {},
+              "trees": {"t": {"structure": {"leaf": 0}, "leaves": [leaf]}}}  # fmt: skip
+    _forge_safetensors(path, header, {"t": pickled})
+    with pytest.raises(CheckpointError, match="dtype 'object', which descend refuses to load"):
+        load_tree(path)
+    assert not (tmp_path / "unpickled").exists()
+
+
+@pytest.mark.parametrize(
+    "leaf",
+    [
+        _leaf(tensor="t", dtype="float64", shape=[3]),  # the tensor is float32
+        _leaf(tensor="t", dtype="float32", shape=[4]),  # the tensor has 3 values
+        _leaf(tensor="t", dtype="complex64", shape=[3]),  # complex needs a last axis of 2
+    ],
+)
+def test_a_forged_leaf_that_its_tensor_cannot_hold_is_refused(tmp_path, leaf):
+    path = tmp_path / "forged.ckpt"
+    header = {"version": 2, "metadata": {},
+              "trees": {"t": {"structure": {"leaf": 0}, "leaves": [leaf]}}}  # fmt: skip
+    _forge_safetensors(path, header, {"t": np.ones(3, np.float32)})
+    with pytest.raises(CheckpointError, match="is not a valid descend checkpoint"):
+        load_tree(path)
+
+
+def test_a_newer_safetensors_format_version_asks_for_an_upgrade(tmp_path):
+    path = tmp_path / "future.ckpt"
+    _forge_safetensors(path, {"version": 3, "metadata": {}, "trees": {}}, {})
+    with pytest.raises(CheckpointError, match=r"version 3.*upgrade descend"):
         load_tree(path)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import safetensors.numpy
 
 import descend as ds
+from checkpoint_fixtures import FIT_FILE, FIT_VALUES, TABLE
 from descend import checkpoint, models
 from descend.errors import CheckpointError, DescendTypeError, InputError
 from descend.optim import schedules
@@ -191,3 +194,72 @@ def test_a_missing_file_is_a_checkpoint_error(tmp_path):
 def test_save_takes_only_fit_results(tmp_path):
     with pytest.raises(DescendTypeError, match="takes the result of fit"):
         ds.save(tmp_path / "x.ckpt", {"w": np.zeros(2)})
+
+
+def test_the_tensors_of_a_saved_model_are_named_by_their_paths(tmp_path):
+    X = np.random.default_rng(6).normal(size=(20, 2))
+    result = ds.fit("linear", X, X[:, 0], optimizer="adam", batch_size=None, epochs=2, verbose=0)
+    ds.save(tmp_path / "model.ckpt", result)
+    tensors = safetensors.numpy.load_file(tmp_path / "model.ckpt")
+    assert set(tensors) == {"params/w", "params/b", "opt_state/count", "opt_state/exp_avg/w",
+                            "opt_state/exp_avg/b", "opt_state/exp_avg_sq/w",
+                            "opt_state/exp_avg_sq/b"}  # fmt: skip
+    np.testing.assert_array_equal(tensors["params/w"], result.params["w"])
+    np.testing.assert_array_equal(tensors["opt_state/exp_avg/w"], result.opt_state.exp_avg["w"])
+
+
+OPTIMIZERS = [name for name in ds.optim.names() if name != "lbfgs"] + [
+    ds.optim.lbfgs(),
+    ds.optim.chain(ds.optim.clip_by_global_norm(1.0), ds.optim.decoupled_weight_decay(0.1,
+                   lr=0.01), ds.optim.adam(lr=0.01)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_optimizer_state_comes_back_in_its_own_structure(tmp_path, optimizer, dtype):
+    X = np.random.default_rng(7).normal(size=(12, 2))
+    model = "linear"
+    given = {} if isinstance(optimizer, str) else {"optimizer": optimizer}
+    if optimizer == "muon":  # which takes 2-D weights only
+        model = models.custom(lambda params, X: (X @ params["w"])[:, 0], {"w": jnp.zeros((2, 1))})
+        given["model"] = model
+    result = ds.fit(model, X, X[:, 0], optimizer=optimizer, batch_size=None, epochs=2,
+                    dtype=dtype, verbose=0)  # fmt: skip
+    ds.save(tmp_path / "model.ckpt", result)
+    loaded = ds.load(tmp_path / "model.ckpt", **given)
+    assert_same_result(loaded, result)
+
+
+# ------------------------------------------------------------ a model saved by descend 0.1.0
+
+
+def test_a_model_saved_by_0_1_0_loads_with_the_values_it_had():
+    expected = json.loads(FIT_VALUES.read_text())
+    loaded = ds.load(FIT_FILE)
+    for name in ("params", "opt_state"):
+        leaves = jax.tree.leaves(getattr(loaded, name))
+        assert [str(leaf.dtype) for leaf in leaves] == [e["dtype"] for e in expected[name]]
+        for leaf, saved in zip(leaves, expected[name], strict=True):
+            np.testing.assert_array_equal(leaf, saved["value"])
+    assert type(loaded.opt_state).__name__ == "AdamState"
+    assert {key: value.tolist() for key, value in loaded.history.items()} == expected["history"]
+    assert loaded.standardizer.to_dict() == expected["standardizer"]
+    assert loaded.encoding.to_dict() == expected["encoding"]
+    assert loaded.classes.tolist() == expected["classes"]
+    for field in ("n_epochs", "n_updates", "seed", "dtype"):
+        assert getattr(loaded, field) == expected[field], field
+    assert loaded.predict(str(TABLE)).tolist() == expected["predictions"]
+    np.testing.assert_array_equal(loaded.predict_proba(str(TABLE)), expected["probabilities"])
+
+
+def test_training_resumes_from_a_model_saved_by_0_1_0(tmp_path):
+    common = dict(target="label", batch_size=8, verbose=0)
+    resumed = ds.fit("logistic", str(TABLE), epochs=3, resume=FIT_FILE, **common)
+    whole = ds.fit("logistic", str(TABLE), optimizer="adam", lr=0.1, epochs=3, standardize=True,
+                   seed=0, **common)  # fmt: skip
+    assert resumed.n_epochs == 3
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    ds.save(tmp_path / "resumed.ckpt", resumed)  # and it is saved in the new format
+    assert_same_result(ds.load(tmp_path / "resumed.ckpt"), resumed)

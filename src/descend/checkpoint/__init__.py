@@ -1,52 +1,70 @@
-"""Checkpoints: named pytrees of arrays plus JSON metadata, in one checksummed file.
+"""Checkpoints: named pytrees of arrays plus JSON metadata, in one safetensors file.
 
 Saving is atomic (the file at ``path`` is always either the old checkpoint or the new
 one, whole, even if the process is killed mid-save) and loading never unpickles.
 
-File layout (integers little-endian)::
+A checkpoint is a standard `safetensors <https://huggingface.co/docs/safetensors>`_
+file: ``safetensors.numpy.load_file(path)`` or ``safetensors.torch.load_file(path)``
+open its arrays without descend. Layout::
 
-    magic      18 bytes  b"\\x89descend-ckpt\\r\\n\\x1a\\n"
-    version    uint32    1
-    header     uint64 n, then n bytes of UTF-8 JSON: metadata, tree structures, leaf table
-    padding    zeros up to a multiple of 64 bytes
-    payload    the raw bytes of every array (C order, little-endian), each 64-byte aligned
-    checksum   32 bytes  SHA-256 of everything before it
+    8 bytes   little-endian length n of the JSON header
+    n bytes   JSON header (padded with spaces to a multiple of 8 bytes):
+              {"__metadata__": {"descend.checkpoint": ..., "descend.sha256": ...},
+               tensor name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
+               ...}
+    the bytes of every tensor, C order, little-endian, back to back
+
+**Tensor names.** Each array leaf is one tensor named by its pytree path:
+``<tree>/<key>/<key>/...`` with the tree's name, then the dict keys, sequence indices
+and NamedTuple / dataclass field names down to the leaf, e.g. ``params/w``,
+``params/layers/0/b`` or ``opt_state/0/mu/w`` (an Optax chain state). A ``%`` or ``/``
+inside a key is written ``%25`` or ``%2F``, so two leaves never share a name; a tree
+that is itself an array is named ``<tree>``.
+
+**Dtypes.** Bool, (u)int8-64, float16/32/64, bfloat16, float8_e4m3fn and float8_e5m2
+arrays are stored as they are. Complex arrays, which safetensors lacks, are stored as
+their real and imaginary parts: a float32 / float64 tensor with one more axis of
+length 2. The other ml_dtypes types (float8_e4m3fnuz, int4, ...) are stored as their
+raw bytes (U8). A typed PRNG key (``jax.random.key``) is stored as its key data.
+The leaf table records the original dtype and shape, so that all come back exactly.
+
+**Metadata.** ``descend.checkpoint`` is one JSON string: ``{"version": 2, "metadata":
+the user's metadata, "trees": {name: {"structure": the tree's nodes, "leaves": the leaf
+table}}}``. A leaf entry gives the leaf's path and keys, then either its ``tensor``,
+``dtype``, ``shape`` (plus ``stored``: ``"complex"`` or ``"bytes"``, and ``key_impl``
+for a PRNG key) or, for a Python bool / int / float / complex / str leaf, its value.
+
+**Integrity.** ``descend.sha256`` is the hex SHA-256 of that JSON string (UTF-8)
+followed, for each tensor in leaf-table order, by ``"\\0name\\0dtype\\0shape\\0"`` (UTF-8,
+the safetensors dtype, the shape as comma-separated numbers) and the tensor's bytes. It
+is verified on every load, so a truncated or modified file is refused; it covers the
+content only, so a file rewritten by another safetensors tool with the same tensors
+and metadata still loads.
+
+Files of descend 0.1.0 (its own container, see :mod:`descend.checkpoint.legacy`) are
+still read; the format is told by the first bytes (``\\x89descend-ckpt`` there, an
+8-byte length and ``{`` here).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import struct
-import sys
-import tempfile
-from collections import OrderedDict, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
+from descend.checkpoint import _files, _safetensors, legacy
+from descend.checkpoint._common import malformed
+from descend.checkpoint._tree import build, encode_tree, restore_like
 from descend.errors import CheckpointError, DescendTypeError, suggest
 
 PyTree = Any
 
-FORMAT_VERSION = 1
-_MAGIC = b"\x89descend-ckpt\r\n\x1a\n"
-_PREFIX = struct.Struct("<IQ")  # format version, header length
-_ALIGN = 64
-_DIGEST_SIZE = 32
-_NUMPY_DTYPES = frozenset(
-    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-     "float16", "float32", "float64", "complex64", "complex128"]
-)  # fmt: skip
-
-# Python leaves stored inline in the JSON header: type name -> (type, JSON types accepted).
-_PYTHON_SCALARS = {"bool": (bool, bool), "int": (int, int), "float": (float, (float, int)),
-                   "str": (str, str)}  # fmt: skip
+FORMAT_VERSION = _safetensors.FORMAT_VERSION
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load_metadata", "load_tree", "save_tree"]
 
@@ -83,6 +101,9 @@ def save_tree(
 
     Notes
     -----
+    The file is a safetensors file (see the module docstring): each array leaf is a
+    tensor named by its path, such as ``params/w``, and the rest (metadata, tree
+    structures, Python scalars, dtype notes, checksum) is JSON in its metadata header.
     Arrays keep dtype and shape; JAX arrays are copied to the host first (so a sharded
     array must be fully addressable). The file is written under a temporary name in
     the same folder, flushed and fsync-ed, then renamed over ``path`` with
@@ -111,14 +132,16 @@ def save_tree(
         raise DescendTypeError(
             f"metadata must be JSON-able (dicts, lists, str, numbers, bool, None): {error}"
         ) from None
-    payload = _Payload()
-    encoded = {name: _encode_tree(name, tree, payload) for name, tree in trees.items()}
-    header = {"metadata": metadata_json, "trees": encoded, "payload_bytes": payload.size}
-    _write_atomically(Path(path), json.dumps(header).encode(), payload)
+    tensors = _safetensors.Tensors()
+    encoded = {name: encode_tree(name, tree, tensors.add) for name, tree in trees.items()}
+    header = {"version": FORMAT_VERSION, "metadata": metadata_json, "trees": encoded}
+    _safetensors.write(Path(path), json.dumps(header), tensors)
 
 
 def load_tree(path: str | os.PathLike, *, like: Mapping[str, PyTree] | None = None) -> Checkpoint:
     """Load the pytrees and metadata saved by :func:`save_tree`.
+
+    Files written by descend 0.1.0, in its own container format, load the same way.
 
     Parameters
     ----------
@@ -155,10 +178,10 @@ def load_tree(path: str | os.PathLike, *, like: Mapping[str, PyTree] | None = No
     >>> load_tree(path, like={"opt_state": state}).trees["opt_state"]
     (TraceState(trace={'w': array([0., 0.], dtype=float32)}), EmptyState())
     """
-    header, payload = _read_verified(Path(path))
+    header, decode = _open(Path(path))
     trees = header.get("trees")
     if not isinstance(trees, dict):
-        raise _malformed(path, "no tree table")
+        raise malformed(path, "no tree table")
     like = dict(like or {})
     for name in like:
         if name not in trees:
@@ -169,25 +192,25 @@ def load_tree(path: str | os.PathLike, *, like: Mapping[str, PyTree] | None = No
     loaded = {}
     for name, encoded in trees.items():
         try:
-            leaves = [_decode_leaf(entry, payload, path) for entry in encoded["leaves"]]
+            leaves = [decode(entry) for entry in encoded["leaves"]]
             if name in like:
-                loaded[name] = _restore_like(path, name, encoded["leaves"], leaves, like[name])
+                loaded[name] = restore_like(path, name, encoded["leaves"], leaves, like[name])
             else:
-                loaded[name] = _build(encoded["structure"], leaves)
+                loaded[name] = build(encoded["structure"], leaves)
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise _malformed(path, f"tree {name!r}: {error!r}") from None
+            raise malformed(path, f"tree {name!r}: {error!r}") from None
     return Checkpoint(loaded, header.get("metadata", {}))
 
 
 def load_metadata(path: str | os.PathLike) -> dict:
     """Only the metadata of a checkpoint (the whole file is still checksum-verified)."""
-    header, _ = _read_verified(Path(path))
+    header, _ = _open(Path(path))
     return header.get("metadata", {})
 
 
-# ---------------------------------------------------------------- writing
+# ---------------------------------------------------------------- helpers
 
 
 def _json_scalar(value: Any) -> Any:
@@ -198,314 +221,11 @@ def _json_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r} is not JSON-able")
 
 
-class _Payload:
-    """Arrays laid out at 64-byte aligned offsets."""
-
-    def __init__(self):
-        self.arrays: list[tuple[int, np.ndarray]] = []
-        self.size = 0
-
-    def add(self, array: np.ndarray) -> dict:
-        if sys.byteorder == "big" or array.dtype.byteorder == ">":
-            array = array.astype(array.dtype.newbyteorder("<"))
-        if not array.flags.c_contiguous:
-            array = array.copy(order="C")
-        offset = _aligned(self.size)
-        self.arrays.append((offset, array))
-        self.size = offset + array.nbytes
-        return {"dtype": array.dtype.name, "shape": list(array.shape), "offset": offset,
-                "nbytes": array.nbytes}  # fmt: skip
-
-
-def _aligned(n: int) -> int:
-    return -(-n // _ALIGN) * _ALIGN
-
-
-def _is_namedtuple(node: Any) -> bool:
-    return isinstance(node, tuple) and hasattr(type(node), "_fields")
-
-
-def _encode_tree(name: str, tree: PyTree, payload: _Payload) -> dict:
-    """JSON structure + leaf table; leaves are numbered in ``jax.tree.leaves`` order."""
-    expected = iter(jax.tree_util.tree_flatten_with_path(tree)[0])
-    leaves: list[dict] = []
-
-    def visit(node):
-        kind = type(node)
-        if node is None:
-            return None
-        if kind in (dict, OrderedDict, defaultdict):
-            bad = [key for key in node if not isinstance(key, str)]
-            if bad:
-                raise DescendTypeError(f"tree {name!r}: dict keys must be str, got {bad[0]!r}")
-            # JAX sorts dict keys (OrderedDict keeps its order): visit in that order so
-            # leaf numbers match jax.tree.leaves, but store the keys in insertion order.
-            children = {
-                key: visit(node[key]) for key in (node if kind is OrderedDict else sorted(node))
-            }
-            return {"dict": [[key, children[key]] for key in node]}
-        if _is_namedtuple(node):
-            items = [visit(child) for child in node]
-            return {"namedtuple": kind.__name__, "fields": list(node._fields), "items": items}
-        if kind in (list, tuple):
-            return {kind.__name__: [visit(child) for child in node]}
-        if jax.tree_util.treedef_is_leaf(jax.tree.structure(node)):
-            path, leaf = next(expected)
-            assert leaf is node  # the walk above must follow JAX's flattening order
-            leaves.append(_encode_leaf(name, jax.tree_util.keystr(path), path, node, payload))
-            return {"leaf": len(leaves) - 1}
-        children = jax.tree.leaves(node, is_leaf=lambda child: child is not node)
-        return {"node": kind.__qualname__, "items": [visit(child) for child in children]}
-
-    structure = visit(tree)
-    assert next(expected, None) is None
-    return {"structure": structure, "leaves": leaves}
-
-
-def _key_names(path) -> list:
-    names = []
-    for key in path:
-        for attribute in ("key", "name", "idx"):
-            if hasattr(key, attribute):
-                names.append(getattr(key, attribute))
-                break
-    return names
-
-
-def _encode_leaf(name: str, where: str, path, leaf: Any, payload: _Payload) -> dict:
-    entry: dict[str, Any] = {"path": where, "keys": _key_names(path)}
-    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        entry["key_impl"] = str(jax.random.key_impl(leaf))
-        leaf = jax.random.key_data(leaf)
-    if isinstance(leaf, (np.ndarray, np.generic, jax.Array)):
-        array = np.asarray(leaf)
-        if _dtype_from_name(array.dtype.name) is None:
-            raise DescendTypeError(
-                f"tree {name!r}{where}: arrays of dtype {array.dtype} cannot be saved; "
-                "checkpoints hold bool, integer, float and complex arrays"
-            )
-        return entry | payload.add(array)
-    if isinstance(leaf, (bool, int, float, str)):
-        return entry | {"python": type(leaf).__name__, "value": leaf}
-    if isinstance(leaf, complex):
-        return entry | {"python": "complex", "value": [leaf.real, leaf.imag]}
-    raise DescendTypeError(
-        f"tree {name!r}{where}: cannot save a {type(leaf).__name__}; leaves must be arrays, "
-        "NumPy scalars or Python bool / int / float / complex / str"
-    )
-
-
-def _write_atomically(path: Path, header: bytes, payload: _Payload) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise CheckpointError(
-            f"cannot save {str(path)!r}: the folder {str(folder)!r} does not exist"
-        )
-    mode = _file_mode(path)
-    temporary_name = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as temporary:
-            temporary_name = temporary.name
-            digest = hashlib.sha256()
-
-            def write(chunk) -> None:
-                digest.update(chunk)
-                temporary.write(chunk)
-
-            write(_MAGIC + _PREFIX.pack(FORMAT_VERSION, len(header)) + header)
-            position = len(_MAGIC) + _PREFIX.size + len(header)
-            start = _aligned(position)
-            for offset, array in payload.arrays:
-                write(bytes(start + offset - position))
-                write(array.reshape(-1).view(np.uint8))
-                position = start + offset + array.nbytes
-            write(bytes(start + payload.size - position))
-            temporary.write(digest.digest())
-            temporary.flush()
-            os.fsync(temporary.fileno())
-        os.chmod(temporary_name, mode)
-        os.replace(temporary_name, path)
-    except BaseException:
-        if temporary_name is not None:
-            Path(temporary_name).unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-
-
-def _file_mode(path: Path) -> int:
-    """Keep an existing file's permissions; else the usual ones for a new file (umask)."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0o022)  # reading the umask means setting it; restore at once
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename durable on POSIX; folders cannot be opened like this on Windows.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _read_verified(path: Path) -> tuple[dict, memoryview]:
-    """The header dict and the payload bytes of a checkpoint whose checksum is right."""
-    name = repr(str(path))
-    try:
-        with open(path, "rb") as handle:
-            data = bytearray(os.fstat(handle.fileno()).st_size)
-            handle.readinto(data)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint file {name} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{name} is a folder, not a checkpoint file") from None
-    except PermissionError:
-        raise CheckpointError(f"cannot read {name}: permission denied") from None
-    if not data:
-        raise CheckpointError(f"{name} is empty (0 bytes); it is not a descend checkpoint")
-    if not data.startswith(_MAGIC):
-        if _MAGIC.startswith(bytes(data)):
-            raise _truncated(name)
-        raise CheckpointError(
-            f"{name} is not a descend checkpoint (it {_looks_like(bytes(data[:8]))}); load it "
-            "with the program that wrote it"
-        )
-    fixed = len(_MAGIC) + _PREFIX.size
-    if len(data) < fixed + _DIGEST_SIZE:
-        raise _truncated(name)
-    body = memoryview(data)[: len(data) - _DIGEST_SIZE]
-    if hashlib.sha256(body).digest() != bytes(data[len(body) :]):
-        raise _truncated(name)
-    version, header_size = _PREFIX.unpack_from(data, len(_MAGIC))
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{name} is in checkpoint format version {version}, but this descend reads "
-            f"version {FORMAT_VERSION}; upgrade descend to read it"
-        )
-    try:
-        header = json.loads(bytes(body[fixed : fixed + header_size]))
-        start = _aligned(fixed + header_size)
-        payload = body[start : start + int(header["payload_bytes"])]
-    except (ValueError, KeyError, TypeError) as error:
-        raise _malformed(path, f"unreadable header ({error})") from None
-    if not isinstance(header, dict) or len(payload) != header["payload_bytes"]:
-        raise _malformed(path, "the header does not match the file size")
-    return header, payload
-
-
-def _truncated(name: str) -> CheckpointError:
-    return CheckpointError(
-        f"{name} is truncated or was modified: checksum mismatch; re-save it or restore it "
-        "from a backup"
-    )
-
-
-def _malformed(path, reason: str) -> CheckpointError:
-    return CheckpointError(f"{str(path)!r} is not a valid descend checkpoint: {reason}")
-
-
-def _looks_like(start: bytes) -> str:
-    if start[:1] == b"\x80":
-        return "looks like a pickle file, which descend never loads: unpickling can run code"
-    if start.startswith(b"PK\x03\x04"):
-        return "looks like a zip or .npz file"
-    if start.startswith(b"\x93NUMPY"):
-        return "looks like a .npy file"
-    return f"starts with {start!r}"
-
-
-def _dtype_from_name(name: str) -> np.dtype | None:
-    """Only plain numeric dtypes (and ml_dtypes' floats / ints) resolve: never objects."""
-    if name in _NUMPY_DTYPES:
-        return np.dtype(name)
-    import ml_dtypes  # installed with JAX; home of bfloat16 and the float8 types
-
-    candidate = getattr(ml_dtypes, name, None) if isinstance(name, str) else None
-    if isinstance(candidate, type) and issubclass(candidate, np.generic):
-        return np.dtype(candidate)
-    return None
-
-
-def _decode_leaf(entry: dict, payload: memoryview, path) -> Any:
-    if "python" in entry:
-        kind, value = entry["python"], entry["value"]
-        if kind == "complex":
-            return complex(*value)
-        if kind not in _PYTHON_SCALARS or not isinstance(value, _PYTHON_SCALARS[kind][1]):
-            raise _malformed(path, f"leaf {entry['path']}: bad Python value {value!r}")
-        return _PYTHON_SCALARS[kind][0](value)
-    dtype = _dtype_from_name(entry["dtype"])
-    if dtype is None:
-        raise CheckpointError(
-            f"{str(path)!r}: leaf {entry['path']} has dtype {entry['dtype']!r}, which descend "
-            "refuses to load (only bool, integer, float and complex arrays, never objects)"
-        )
-    shape = tuple(int(n) for n in entry["shape"])
-    count, offset = math.prod(shape), int(entry["offset"])
-    if (
-        min(shape, default=0) < 0
-        or count * dtype.itemsize != entry["nbytes"]
-        or (offset < 0 or offset + entry["nbytes"] > len(payload))
-    ):
-        raise _malformed(path, f"leaf {entry['path']} lies outside the payload")
-    array = np.frombuffer(payload, dtype.newbyteorder("<") if dtype.isbuiltin else dtype,
-                          count=count, offset=offset) if count else np.zeros(0, dtype)  # fmt: skip
-    array = array.reshape(shape)
-    if "key_impl" in entry:
-        return jax.random.wrap_key_data(array, impl=entry["key_impl"])
-    return array
-
-
-def _build(node: Any, leaves: list) -> PyTree:
-    if node is None:
-        return None
-    (kind,) = (k for k in node if k in ("leaf", "dict", "list", "tuple", "namedtuple", "node"))
-    if kind == "leaf":
-        return leaves[node["leaf"]]
-    if kind == "dict":
-        return {key: _build(child, leaves) for key, child in node["dict"]}
-    if kind == "namedtuple":
-        return {
-            f: _build(child, leaves) for f, child in zip(node["fields"], node["items"], strict=True)
-        }
-    children = [_build(child, leaves) for child in node["items" if kind == "node" else kind]]
-    return tuple(children) if kind == "tuple" else children
-
-
-def _restore_like(path, name: str, entries: list, leaves: list, template: PyTree) -> PyTree:
-    pairs, treedef = jax.tree_util.tree_flatten_with_path(template)
-    where = f"{str(path)!r}, tree {name!r}"
-    if len(pairs) != len(leaves):
-        raise CheckpointError(
-            f"{where} has {len(leaves)} leaves but the template in like= has {len(pairs)}; "
-            f"saved leaves: {', '.join(e['path'] or '(root)' for e in entries[:8])}"
-            + (", ..." if len(entries) > 8 else "")
-        )
-    for (template_path, template_leaf), leaf, entry in zip(pairs, leaves, entries, strict=True):
-        if _key_names(template_path) != entry["keys"]:
-            raise CheckpointError(
-                f"{where}: the template's leaf {jax.tree_util.keystr(template_path)} stands "
-                f"where the file has {entry['path']}; the structures differ"
-            )
-        shape = template_leaf.shape if hasattr(template_leaf, "shape") else np.shape(template_leaf)
-        dtype = getattr(template_leaf, "dtype", None)
-        mismatch = None
-        if tuple(shape) != np.shape(leaf):
-            mismatch = f"shape {np.shape(leaf)} in the file but {tuple(shape)} in the template"
-        elif dtype is not None and hasattr(leaf, "dtype") and leaf.dtype != dtype:
-            mismatch = f"dtype {leaf.dtype} in the file but {dtype} in the template"
-        if mismatch:
-            raise CheckpointError(f"{where}: leaf {entry['path']} has {mismatch}")
-    return jax.tree.unflatten(treedef, leaves)
+def _open(path: Path) -> tuple[dict, Callable[[dict], Any]]:
+    """The verified header of a checkpoint of either format, and its leaf decoder."""
+    data = _files.read_bytes(path)
+    if legacy.is_legacy(data):
+        return legacy.read(path, data)
+    if _safetensors.looks_like(data):
+        return _safetensors.read(path, data)
+    raise _files.foreign(path, data)

@@ -5,6 +5,12 @@ weights, the optimizer (name, hyperparameters and state), the standardization, t
 table encoding, the classes, the seed and the epoch count, so that
 ``fit(..., resume=path)`` continues exactly where training stopped: 5 + 5 epochs give
 the weights of 10.
+
+The file is a :mod:`descend.checkpoint` (safetensors) file with two trees, ``params``
+and ``opt_state``, so its tensors are named like ``params/w`` or
+``opt_state/exp_avg/w``; everything else is in its metadata, with ``"format":
+"descend.fit/2"``. Files of descend 0.1.0 (``"descend.fit/1"``, the optimizer state a
+flat list of leaves) still load.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
 from descend.training.result import FitResult
 
-FORMAT = "descend.fit/1"
+FORMAT = "descend.fit/2"
+_FLAT_STATE_FORMAT = "descend.fit/1"  # descend 0.1.0: the optimizer state as a list of leaves
 
 
 def save(path: str | os.PathLike, result: FitResult) -> None:
@@ -61,7 +68,7 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "seed": result.seed,
         "best_epoch": result.best_epoch,
     }
-    trees = {"params": result.params, "opt_state": jax.tree.leaves(result.opt_state)}
+    trees = {"params": result.params, "opt_state": result.opt_state}
     # In a multi-process run only process 0 writes; every process waits for the file.
     distributed.on_first_process(checkpoint.save_tree, path, trees, metadata)
 
@@ -82,7 +89,7 @@ def load(
     from descend import data
 
     metadata = checkpoint.load_metadata(path)
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") not in (FORMAT, _FLAT_STATE_FORMAT):
         raise CheckpointError(
             f"{str(path)!r} is a descend checkpoint but not a saved model "
             f"(format {metadata.get('format')!r}); it was not written by descend.save"
@@ -98,9 +105,8 @@ def load(
     trees = checkpoint.load_tree(path, like=like).trees
     params = trees["params"]
     template = optimizer.init(jax.tree.map(np.asarray, params))
-    structure = jax.tree.structure(template)
-    leaves = trees["opt_state"]
-    if structure.num_leaves != len(leaves):
+    opt_state = _optimizer_state(trees["opt_state"], template, metadata["format"])
+    if opt_state is None:
         raise CheckpointError(
             f"the optimizer state in {str(path)!r} does not fit {optimizer!r}; load it with "
             "the optimizer it was trained with"
@@ -110,7 +116,7 @@ def load(
     return FitResult(
         model=model,
         params=params,
-        opt_state=jax.tree.unflatten(structure, leaves),
+        opt_state=opt_state,
         optimizer=optimizer,
         loss=metadata["loss"],
         history={key: np.asarray(values) for key, values in metadata["history"].items()},
@@ -125,6 +131,40 @@ def load(
         seed=int(metadata["seed"]),
         best_epoch=metadata["best_epoch"],
     )
+
+
+def _optimizer_state(saved: Any, template: Any, file_format: str) -> Any:
+    """The saved state in the structure of ``template`` (a fresh state of the optimizer),
+    or None when it does not fit."""
+    structure = jax.tree.structure(template)
+    leaves = saved if file_format == _FLAT_STATE_FORMAT else jax.tree.leaves(saved)
+    if structure.num_leaves != len(leaves):
+        return None
+    if file_format == _FLAT_STATE_FORMAT:
+        return jax.tree.unflatten(structure, leaves)
+    try:
+        return _like(saved, template)
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _like(saved: Any, template: Any) -> Any:
+    """``saved`` as loaded without a template (NamedTuples as dicts of their fields, other
+    nodes as lists of their children) rebuilt in the template's structure, following the
+    template's keys: the dtypes stay the file's, as training left them."""
+    if template is None:
+        return None
+    children, node = jax.tree_util.tree_flatten_with_path(
+        template, is_leaf=lambda child: child is not template
+    )
+    if node.num_nodes == 1 and node.num_leaves == 1:  # a leaf (an empty node has none)
+        return saved
+    rebuilt = []
+    for index, ((key,), child) in enumerate(children):
+        name = getattr(key, "key", getattr(key, "name", None))
+        part = saved[name] if isinstance(saved, dict) else saved[index]
+        rebuilt.append(_like(part, child))
+    return jax.tree.unflatten(node, rebuilt)
 
 
 def _template(leaf, dtype: str) -> np.ndarray:
