@@ -22,11 +22,9 @@ from descend.data import (
     Encoding,
     Standardizer,
     as_arrays,
-    batch_indices,
     dataset_names,
     load,
     load_dataset,
-    n_batches,
     train_validation_split,
 )
 from descend.data import tables as _tabular
@@ -520,39 +518,6 @@ def test_split_follows_the_documented_rule(n_samples, fraction, seed):
 def test_split_refuses_bad_arguments(args, message):
     with pytest.raises(InputError, match=message):
         train_validation_split(*args)
-
-
-@pytest.mark.parametrize(("n_samples", "batch_size"), [(10, 3), (10, 5), (7, 7), (5, 1), (6, None)])
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_batch_indices_cover_a_permutation_once(n_samples, batch_size, drop_last):
-    key = jax.random.key(3)
-    indices, mask = batch_indices(n_samples, batch_size, key=key, drop_last=drop_last)
-    size = n_samples if batch_size is None else batch_size
-    count = n_batches(n_samples, size, drop_last=drop_last)
-    assert indices.shape == mask.shape == (count, size)
-    assert count == (n_samples // size if drop_last else math.ceil(n_samples / size))
-    permutation = np.asarray(jax.random.permutation(key, n_samples))
-    used = np.asarray(indices)[np.asarray(mask)]
-    np.testing.assert_array_equal(used, permutation[: count * size if drop_last else n_samples])
-
-
-def test_batch_indices_compile_with_static_sizes():
-    jitted = jax.jit(batch_indices, static_argnums=(0, 1))
-    indices, mask = jitted(10, 4, key=jax.random.key(0))
-    eager = batch_indices(10, 4, key=jax.random.key(0))
-    np.testing.assert_array_equal(indices, eager[0])
-    np.testing.assert_array_equal(mask, eager[1])
-
-
-def test_batch_indices_without_key_are_in_order_and_padding_is_masked():
-    indices, mask = batch_indices(5, 2)
-    assert indices.tolist() == [[0, 1], [2, 3], [4, 0]]
-    assert mask.tolist() == [[True, True], [True, True], [True, False]]
-
-
-def test_batch_size_larger_than_the_data_suggests_full_batch():
-    with pytest.raises(DataError, match="batch_size=None for full-batch"):
-        batch_indices(4, 8)
 
 
 def test_module_exports_what_it_documents():

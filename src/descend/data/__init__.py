@@ -20,9 +20,7 @@ import numpy as np
 from descend.data.arrays import (
     Standardizer,
     aligned_array,
-    batch_indices,
     feature_matrix,
-    n_batches,
     train_validation_split,
 )
 from descend.data.datasets import dataset_names, load_dataset
@@ -49,11 +47,9 @@ __all__ = [
     "Encoding",
     "Standardizer",
     "as_arrays",
-    "batch_indices",
     "dataset_names",
     "load",
     "load_dataset",
-    "n_batches",
     "train_validation_split",
 ]
 

@@ -1,5 +1,5 @@
-"""Arrays in memory: the feature-matrix checks, standardization, the train / validation
-split and the batch indices of an epoch."""
+"""Arrays in memory: the feature-matrix checks, standardization and the train /
+validation split. (Which rows each batch of an epoch takes is :mod:`descend.data.shuffle`.)"""
 
 from __future__ import annotations
 
@@ -193,59 +193,3 @@ def train_validation_split(X: Any, y: Any, fraction: float = 0.2, seed: int = 0)
     validation = np.sort(perm[:n_validation])
     train = np.sort(perm[n_validation:])
     return X[train], X[validation], y[train], y[validation]
-
-
-def n_batches(n_samples: int, batch_size: int, *, drop_last: bool = False) -> int:
-    """Batches per epoch: ``ceil(n_samples / batch_size)`` (``floor`` with drop_last)."""
-    n_samples = check_int("n_samples", n_samples)
-    batch_size = _check_batch_size(batch_size, n_samples)
-    return n_samples // batch_size if drop_last else -(-n_samples // batch_size)
-
-
-def _check_batch_size(batch_size: int | None, n_samples: int) -> int:
-    if batch_size is None:
-        return n_samples
-    batch_size = check_int("batch_size", batch_size)
-    if batch_size > n_samples:
-        raise DataError(
-            f"batch_size={batch_size} is larger than the number of samples ({n_samples}); "
-            "use batch_size=None for full-batch gradient descent"
-        )
-    return batch_size
-
-
-def batch_indices(
-    n_samples: int, batch_size: int | None, *, key: jax.Array | None = None, drop_last: bool = False
-) -> tuple[jax.Array, jax.Array]:
-    """Row indices of each batch of one epoch, as one ``(n_batches, batch_size)`` array.
-
-    With ``key``, the rows are a fresh permutation ``jax.random.permutation(key, n)``
-    (sampling without replacement, as ``torch.utils.data.DataLoader(shuffle=True)``);
-    without, they are in order. Every batch has the same shape, so one compiled step
-    serves the whole epoch (a ``lax.scan`` over the rows of ``indices``): the last,
-    short batch is padded with repeats of the first rows of the epoch, marked False in
-    ``mask``. Weight per-sample losses by ``mask`` (``sum(mask * loss) / sum(mask)``).
-    ``drop_last=True`` drops the short batch instead, as in PyTorch. ``batch_size=None``
-    is one batch of all samples. The function is jit-able with static sizes.
-
-    Returns
-    -------
-    indices : int32 array, shape (n_batches, batch_size)
-    mask : bool array, shape (n_batches, batch_size)
-
-    Examples
-    --------
-    >>> indices, mask = batch_indices(5, 2)
-    >>> indices.tolist(), mask.tolist()
-    ([[0, 1], [2, 3], [4, 0]], [[True, True], [True, True], [True, False]])
-    """
-    count = n_batches(n_samples, batch_size, drop_last=drop_last)
-    batch_size = _check_batch_size(batch_size, n_samples)
-    order = jnp.arange(n_samples, dtype=jnp.int32)
-    if key is not None:
-        order = jax.random.permutation(key, order)
-    padded = count * batch_size
-    position = jnp.arange(padded)
-    indices = order[position % n_samples].reshape(count, batch_size)
-    mask = (position < n_samples).reshape(count, batch_size)
-    return indices, mask
