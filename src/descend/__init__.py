@@ -19,7 +19,7 @@ from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
 from descend.minimization import MinimizeResult, minimize
-from descend.training import FitResult, fit, load, save
+from descend.training import FitResult, FitState, fit, load, save
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,7 @@ __all__ = [
     "DescendError",
     "Expression",
     "FitResult",
+    "FitState",
     "MinimizeResult",
     "__version__",
     "compare",

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-from descend.training.result import FitResult
+from descend.training.result import FitResult, FitState
 from descend.training.saving import load, save
 from descend.training.train import fit
 
-__all__ = ["FitResult", "fit", "load", "save"]
+__all__ = ["FitResult", "FitState", "fit", "load", "save"]

@@ -40,7 +40,7 @@ class FitState:
     history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitResult:
     """What :func:`descend.fit` trained, and why it stopped.
 
