@@ -16,7 +16,7 @@ from PIL import Image
 
 import descend as ds
 from descend import plot
-from descend.cli import race as cli_plot
+from descend.cli import pictures as cli_plot
 from descend.errors import InputError
 from descend.plot.racing import compare
 

@@ -10,7 +10,8 @@ import pytest
 
 import descend as ds
 from descend import cli
-from descend.cli import race as cli_plot
+from descend.cli import common
+from descend.cli import race as cli_race
 from descend.errors import DescendTypeError, InputError
 from descend.plot.racing import CompareResult, compare
 
@@ -155,9 +156,9 @@ def _run_cli(argv, monkeypatch):
     """`descend compare` through cli.main, with the command added to the parser."""
 
     def build_parser():
-        parser = cli._Parser(prog="descend")
-        commands = parser.add_subparsers(dest="command", required=True, parser_class=cli._Parser)
-        cli_plot.add_compare_parser(commands)
+        parser = common.Parser(prog="descend")
+        commands = parser.add_subparsers(dest="command", required=True, parser_class=common.Parser)
+        cli_race.add_parsers(commands)
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build_parser)
@@ -246,12 +247,12 @@ def test_cli_compare_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, extra
 
 
 def test_cli_option_readers():
-    assert cli_plot.optimizers_from_text("gd, momentum(lr=0.001,nesterov=true),adam") == [
+    assert cli_race.optimizers_from_text("gd, momentum(lr=0.001,nesterov=true),adam") == [
         "gd",
         ("momentum", {"lr": 0.001, "nesterov": True}),
         "adam",
     ]
-    assert cli_plot.learning_rates_from_text("0.1", 3) == 0.1
-    assert cli_plot.learning_rates_from_text("0.1,none", 2) == [0.1, None]
+    assert cli_race.learning_rates_from_text("0.1", 3) == 0.1
+    assert cli_race.learning_rates_from_text("0.1,none", 2) == [0.1, None]
     with pytest.raises(InputError, match="numbers or 'none'"):
-        cli_plot.learning_rates_from_text("fast", 1)
+        cli_race.learning_rates_from_text("fast", 1)

@@ -1,28 +1,29 @@
-"""Command-line pieces for races and pictures: ``descend compare`` and the ``--plot`` helpers.
-
-:func:`add_compare_parser` adds the ``compare`` command to the ``descend`` parser; the
-``plot_*`` helpers save the picture behind ``--plot`` of ``minimize``, ``functions`` and
-``train``. Printing, exit statuses and option parsing are :mod:`descend.cli`'s.
-"""
+"""``descend compare``: race several optimizers on one function."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from descend import cli  # attributes are read at call time, so cli may import this module
+from descend.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    check_output_path,
+    known_function_and_start,
+    parse_options,
+    print_json,
+    print_table,
+    split_top_level,
+)
 from descend.errors import InputError
 
 DEFAULT_OPTIMIZERS = "gd,momentum,adam,lbfgs"
 _ANIMATIONS = (".gif", ".mp4")
 
 
-def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``descend compare`` to ``subparsers`` (the result of ``add_subparsers``)."""
-    parser = subparsers.add_parser(
+def add_parsers(commands: Any) -> argparse.ArgumentParser:
+    """Add ``descend compare`` to ``commands`` (the result of ``add_subparsers``)."""
+    parser = commands.add_parser(
         "compare",
         help="race several optimizers on one function",
         description="Run several optimizers from the same start and compare them.",
@@ -81,7 +82,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if args.animate:
         check_output_path(args.animate, _ANIMATIONS)
     if functions.is_known(args.expression):
-        target, x0 = cli._known_function_and_start(args.expression, args.x0, args.dim)
+        target, x0 = known_function_and_start(args.expression, args.x0, args.dim)
     else:
         target = parse(args.expression)
         point = point_from_text(args.x0, target.variables) if args.x0 else {}
@@ -102,15 +103,13 @@ def compare_command(args: argparse.Namespace) -> int:
     if args.animate:
         plot.animate(result, path=args.animate)
         saved["animation"] = args.animate
-    status = cli.EXIT_FAILED if all(row["diverged"] for row in result.rows) else cli.EXIT_OK
+    status = EXIT_FAILED if all(row["diverged"] for row in result.rows) else EXIT_OK
     if args.json:
-        cli._print_json({**result.to_dict(), **saved})
+        print_json({**result.to_dict(), **saved})
         return status
     headings, rows = result.cells()
     measure = "f - f*" if result.criterion == "value" else "gradient norm"
-    cli._print_table(
-        f"{result.problem}: iterations until {measure} <= {result.tol:g}", headings, rows
-    )
+    print_table(f"{result.problem}: iterations until {measure} <= {result.tol:g}", headings, rows)
     best = result.best
     if best is None:
         print(f"no optimizer reached {measure} <= {result.tol:g} within {args.max_iter} iterations")
@@ -125,12 +124,12 @@ def compare_command(args: argparse.Namespace) -> int:
 def optimizers_from_text(text: str) -> list[Any]:
     """Read ``"gd,momentum(lr=0.001,nesterov=true),adam"`` into names and (name, options) pairs."""
     specs: list[Any] = []
-    for item in cli._split_top_level(text):
+    for item in split_top_level(text):
         name, paren, rest = item.partition("(")
         name = name.strip()
         if not name.isidentifier() or (paren and not rest.endswith(")")):
             raise InputError(f"expected name or name(key=value,...) in --optimizers, got {item!r}")
-        specs.append((name, cli.parse_options(rest[:-1])) if paren else name)
+        specs.append((name, parse_options(rest[:-1])) if paren else name)
     if not specs:
         raise InputError(f"--optimizers names no optimizer, got {text!r}")
     return specs
@@ -157,52 +156,3 @@ def learning_rates_from_text(text: str | None, count: int) -> float | list[float
             f"--lr has {len(values)} values for {count} optimizers: give one, or one each"
         )
     return values
-
-
-def plot_minimize(result: Any, target: Any, path: str) -> Path:
-    """``descend minimize ... --plot PATH``: the path over the function (1 or 2 variables),
-    else the value and gradient norm per iteration. Returns the path written."""
-    from descend import plot
-
-    recorded = result.history.get("x")
-    drawable = isinstance(recorded, np.ndarray) and np.size(recorded[0]) in (1, 2)
-    figure = plot.path(result, target) if drawable else plot.loss_curves(result)
-    return plot.save(figure, path)
-
-
-def plot_function(name: str, path: str, dim: int | None = None) -> Path:
-    """``descend functions NAME --plot PATH``: the test function's contours and minimizers."""
-    from descend import functions, plot
-
-    return plot.save(plot.function(functions.get(name, dim)), path)
-
-
-def plot_history(history: Any, path: str) -> Path:
-    """``descend train ... --plot PATH``: loss curves (and lr, gradient norm when recorded)."""
-    from descend import plot
-
-    return plot.save(plot.loss_curves(history), path)
-
-
-def check_output_path(path: str, suffixes: tuple[str, ...] | None) -> None:
-    """Refuse an output path before the work that fills it, not after."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    target = Path(path)
-    allowed = suffixes or tuple(
-        "." + s for s in FigureCanvasAgg(Figure()).get_supported_filetypes()
-    )
-    if target.suffix.lower() not in allowed:
-        raise InputError(f"cannot write {path!r}: give a path ending in {', '.join(allowed)}")
-    if not target.parent.is_dir():
-        raise InputError(
-            f"cannot write {path!r}: the directory {str(target.parent)!r} does not exist"
-        )
-    if target.suffix.lower() == ".mp4":
-        from matplotlib import animation
-
-        if not animation.writers.is_available("ffmpeg"):
-            raise InputError(
-                f"writing {path!r} needs ffmpeg, which is not installed; give a .gif path"
-            )

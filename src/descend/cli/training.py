@@ -12,13 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from descend.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_json,
+    add_optimizer_options,
+    optimizer_from_args,
+    print_json,
+)
 from descend.errors import InputError
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DEFAULT_DATASET = "breast_cancer"
 
 
-def add_parsers(commands, add_json, add_optimizer_options) -> None:
+def add_parsers(commands) -> None:
     """Add ``train`` and ``predict`` to the ``descend`` sub-command parsers."""
     train = commands.add_parser(
         "train", help="train a model on a CSV / Parquet file or a shipped dataset",
@@ -138,7 +146,6 @@ def train_command(args: argparse.Namespace) -> int:
     if distributed.requested(*several):  # before JAX computes anything
         distributed.initialize(*several)
 
-    from descend.cli import _print_json, optimizer_from_args
     from descend.training import fit
 
     dataset = _dataset(args)
@@ -159,14 +166,14 @@ def train_command(args: argparse.Namespace) -> int:
     if args.save:
         save(args.save, result)
     if args.plot and distributed.is_first_process():  # one picture, not one per process
-        from descend.cli.race import plot_history
+        from descend.cli.pictures import plot_history
 
         plot_history(result.history, args.plot)
     summary = {**result.to_dict(), "seconds": seconds}
     if args.save:
         summary["saved"] = str(args.save)
     if args.json:
-        _print_json({**summary, "history": result.history})
+        print_json({**summary, "history": result.history})
     else:
         for line in summary_lines(summary):
             print(line)
@@ -195,7 +202,6 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def predict_command(args: argparse.Namespace) -> int:
     from descend import load
-    from descend.cli import _print_json
 
     result = load(args.checkpoint)
     if args.proba:
@@ -210,7 +216,7 @@ def predict_command(args: argparse.Namespace) -> int:
         )
     rows = np.asarray(values).reshape(len(values), -1).tolist()
     if args.json:
-        _print_json({"columns": columns, "predictions": rows})
+        print_json({"columns": columns, "predictions": rows})
         return EXIT_OK
     buffer = io.StringIO()
     writer = csv.writer(buffer)

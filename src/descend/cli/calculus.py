@@ -1,0 +1,223 @@
+"""``descend grad``, ``minimize``, ``functions`` and ``optimizers``: derivatives and
+minimization of expressions and test functions."""
+
+from __future__ import annotations
+
+import argparse
+
+from descend.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_json,
+    add_optimizer_options,
+    check_output_path,
+    known_function_and_start,
+    number,
+    optimizer_from_args,
+    point_text,
+    print_json,
+    print_table,
+)
+from descend.errors import InputError
+
+
+def add_parsers(commands) -> None:
+    """Add ``grad``, ``minimize``, ``functions`` and ``optimizers`` to the sub-commands."""
+    grad = commands.add_parser("grad", help="partial derivatives and gradient of an expression")
+    grad.add_argument("expression", help='e.g. "2*x**2 + 6*z**2 + 7*m**3"')
+    grad.add_argument("--at", required=True, metavar="x=1,z=1,m=1", help="the point")
+    add_json(grad)
+    grad.set_defaults(handler=_grad)
+
+    minimize = commands.add_parser("minimize", help="minimize an expression or test function")
+    minimize.add_argument("expression", help="an expression, or a test function name")
+    minimize.add_argument(
+        "--x0", metavar="x=0,y=0", help="start point (default: 0, or the test function's start)"
+    )
+    minimize.add_argument(
+        "--dim", type=int, help="number of variables for n-dimensional test functions"
+    )
+    add_optimizer_options(minimize)
+    minimize.add_argument("--tol", type=float, default=1e-6, help="gradient-norm tolerance (1e-6)")
+    minimize.add_argument("--max-iter", type=int, default=10_000, help="step budget (10000)")
+    minimize.add_argument(
+        "--refine", action="store_true", help="bisect a derivative sign change (1 variable)"
+    )
+    minimize.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    add_json(minimize)
+    minimize.set_defaults(handler=_minimize)
+
+    functions = commands.add_parser("functions", help="list the built-in test functions")
+    functions.add_argument("name", nargs="?", help="show one function")
+    functions.add_argument("--dim", type=int, help="its number of variables (n-dimensional)")
+    add_json(functions)
+    functions.set_defaults(handler=_functions)
+
+    optimizers = commands.add_parser(
+        "optimizers", help="list the optimizers and their hyperparameters"
+    )
+    add_json(optimizers)
+    optimizers.set_defaults(handler=_optimizers)
+
+    minimize.add_argument(
+        "--plot", metavar="PATH.png",
+        help="draw the path over the function (1-2 variables), else the value per iteration",
+    )  # fmt: skip
+    functions.add_argument("--plot", metavar="PATH.png", help="draw the named function")
+
+
+def _grad(args: argparse.Namespace) -> int:
+    import jax
+
+    from descend.calculus import gradient
+    from descend.expr import parse, point_from_text
+
+    expression = parse(args.expression)
+    point = point_from_text(args.at, expression.variables)
+    values = expression.bind(**point)
+    with jax.enable_x64(True):
+        grads = gradient(expression.function())(values)
+    numbers = {name: float(grads[name]) for name in expression.variables}
+    partials = expression.derivatives
+    if args.json:
+        print_json(
+            {
+                "expression": expression.text,
+                "variables": list(expression.variables),
+                "at": values,
+                "partials": partials,
+                "values": numbers,
+                "gradient": [numbers[name] for name in expression.variables],
+            }
+        )
+        return EXIT_OK
+    names = ", ".join(expression.variables)
+    print(f"f({names}) = {expression.text.strip()}")
+    for name in expression.variables:
+        print(f"df/d{name} = {partials[name]} = {number(numbers[name])}")
+    where = ", ".join(f"{name}={number(values[name])}" for name in expression.variables)
+    gradient_text = ", ".join(number(numbers[name]) for name in expression.variables)
+    print(f"gradient at ({where}): [{gradient_text}]")
+    return EXIT_OK
+
+
+def _minimize(args: argparse.Namespace) -> int:
+    from descend import functions
+    from descend.expr import parse, point_from_text
+    from descend.minimization import minimize
+
+    optimizer = optimizer_from_args(args)
+    if args.plot:
+        check_output_path(args.plot, None)
+    if functions.is_known(args.expression):
+        target, x0 = known_function_and_start(args.expression, args.x0, args.dim)
+        label = target.name
+    else:
+        target = parse(args.expression)
+        x0 = point_from_text(args.x0, target.variables) if args.x0 else {}
+        x0 = {name: x0.get(name, 0.0) for name in target.variables}
+        label = target.text
+    result = minimize(
+        target,
+        x0,
+        optimizer=optimizer,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        refine=args.refine,
+        dtype=args.dtype,
+    )
+    status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
+    if args.plot:
+        from descend.cli.pictures import plot_minimize
+
+        plot_minimize(result, target, args.plot)
+    if args.json:
+        print_json({"expression": label, **result.to_dict()})
+        return status
+    print(f"minimize {label} with {result.optimizer}")
+    print(f"  minimizer: {point_text(result.x)}")
+    print(f"  f(x) = {result.fun:.10g}")
+    print(f"  gradient norm = {result.grad_norm:.3g}")
+    print(f"  iterations: {result.n_iter} ({result.n_fev} function evaluations)")
+    print(f"  stopped: {result.reason}")
+    if result.bracket is not None:
+        print(
+            "  derivative sign change bracket: "
+            f"[{result.bracket[0]:.10g}, {result.bracket[1]:.10g}]"
+        )
+    for hint in result.hints:
+        print(f"  hint: {hint}")
+    return status
+
+
+def _functions(args: argparse.Namespace) -> int:
+    from descend import functions
+
+    if args.plot:
+        if not args.name:
+            raise InputError(
+                "--plot draws one function: give its name, e.g. "
+                "'descend functions rosenbrock --plot f.png'"
+            )
+        from descend.cli.pictures import plot_function
+
+        plot_function(args.name, args.plot, args.dim)
+    if args.dim is not None and not args.name:
+        raise InputError("--dim describes one function: give its name, e.g. 'rosenbrock --dim 10'")
+    chosen = (
+        [functions.get(args.name, args.dim)]
+        if args.name
+        else [functions.get(n) for n in functions.names()]
+    )
+    rows = [
+        {
+            "name": f.name,
+            "formula": f.formula,
+            "dim": f.dim,
+            "minimum": f.minimum,
+            "minimizers": [m.tolist() for m in f.minimizers],
+            "start": list(f.start),
+            "bounds": [list(b) for b in f.bounds],
+        }
+        for f in chosen
+    ]
+    if args.json:
+        print_json(rows[0] if args.name else rows)
+        return EXIT_OK
+    print_table(
+        "Test functions",
+        ["name", "formula", "minimum", "minimizers", "start"],
+        [
+            [
+                row["name"],
+                row["formula"],
+                f"{row['minimum']:.6g}",
+                "; ".join(point_text(m) for m in row["minimizers"]),
+                point_text(row["start"]),
+            ]
+            for row in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def _optimizers(args: argparse.Namespace) -> int:
+    from descend import optim
+
+    table = optim.available()
+    if args.json:
+        print_json(table)
+        return EXIT_OK
+    print_table(
+        "Optimizers",
+        ["name", "hyperparameters (defaults)", "summary"],
+        [
+            [
+                row["name"],
+                ", ".join(f"{k}={v!r}" for k, v in row["hyperparams"].items()),
+                row["summary"],
+            ]
+            for row in table
+        ],
+    )
+    return EXIT_OK

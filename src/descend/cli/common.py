@@ -1,0 +1,194 @@
+"""What every command of the ``descend`` command line shares.
+
+Exit codes, the parser that turns usage errors into one line, printing (JSON, tables,
+numbers, points), and reading options from text (``--opt-args``, ``--x0``) without
+evaluating anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from descend._json import jsonable
+from descend.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see '{self.prog} --help')")
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``descend: warning: ...``, without a source location."""
+    print(f"descend: warning: {one_line(message)}", file=sys.stderr)
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_optimizer_options(parser: argparse.ArgumentParser, default: str = "gd") -> None:
+    parser.add_argument(
+        "--optimizer", default=default, help=f"algorithm name ({default}; see 'descend optimizers')"
+    )
+    parser.add_argument(
+        "--lr", type=float, help="learning rate (gd without --lr uses a line search)"
+    )
+    parser.add_argument(
+        "--opt-args",
+        default="",
+        metavar="key=value,...",
+        help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99)",
+    )
+
+
+def optimizer_from_args(args: argparse.Namespace):
+    """Build the optimizer named by ``--optimizer``, ``--lr`` and ``--opt-args``."""
+    from descend import optim
+
+    hyperparams = parse_options(args.opt_args)
+    if args.lr is not None:
+        if "lr" in hyperparams:
+            raise InputError("lr is given twice: by --lr and in --opt-args")
+        hyperparams["lr"] = args.lr
+    return optim.get(args.optimizer, **hyperparams)
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """Read ``"momentum=0.9,nesterov=true,betas=(0.9,0.99)"`` into a dict of Python values.
+
+    Values are numbers, ``true``/``false``, ``none``, tuples of numbers in parentheses,
+    or bare words (kept as text). Nothing is evaluated.
+    """
+    options: dict[str, Any] = {}
+    for item in split_top_level(text):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InputError(f"expected key=value in --opt-args, got {item!r}")
+        options[key] = option_value(value.strip())
+    return options
+
+
+def split_top_level(text: str) -> list[str]:
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item for item in (i.strip() for i in items) if item]
+
+
+def option_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    if text.startswith("(") and text.endswith(")"):
+        return tuple(option_value(part) for part in split_top_level(text[1:-1]))
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def vector_from_text(text: str, dim: int) -> list[float]:
+    from descend.expr import parse
+
+    values = []
+    for part in text.split(","):
+        constant = parse(part.split("=")[-1].strip())
+        if constant.variables:
+            raise InputError(f"--x0 values must be numbers, got {part!r}")
+        values.append(float(constant()))
+    if len(values) != dim:
+        raise InputError(f"--x0 has {len(values)} values; the function has {dim} variables")
+    return values
+
+
+def known_function_and_start(name: str, x0_text: str | None, dim: int | None):
+    """The test function ``name`` and the start ``--x0`` as a list (``None`` when absent).
+
+    Without ``--dim``, an n-dimensional function takes as many variables as ``--x0``
+    has values, so its minimizers and minimum are those of that dimension.
+    """
+    from descend import functions
+
+    function = functions.get(name, dim)
+    if not x0_text:
+        return function, None
+    if dim is None and function.n_dimensional:
+        function = function.with_dim(len(x0_text.split(",")))
+    return function, vector_from_text(x0_text, function.dim)
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def number(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def point_text(point: Any) -> str:
+    if isinstance(point, dict):
+        return ", ".join(f"{name} = {number(float(v))}" for name, v in point.items())
+    values = np.ravel(np.asarray(point, dtype=float))
+    return "(" + ", ".join(number(v) for v in values) + ")"
+
+
+def print_json(payload: Any) -> None:
+    print(json.dumps(jsonable(payload), allow_nan=False))
+
+
+def check_output_path(path: str, suffixes: tuple[str, ...] | None) -> None:
+    """Refuse an output path before the work that fills it, not after."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    target = Path(path)
+    allowed = suffixes or tuple(
+        "." + s for s in FigureCanvasAgg(Figure()).get_supported_filetypes()
+    )
+    if target.suffix.lower() not in allowed:
+        raise InputError(f"cannot write {path!r}: give a path ending in {', '.join(allowed)}")
+    if not target.parent.is_dir():
+        raise InputError(
+            f"cannot write {path!r}: the directory {str(target.parent)!r} does not exist"
+        )
+    if target.suffix.lower() == ".mp4":
+        from matplotlib import animation
+
+        if not animation.writers.is_available("ffmpeg"):
+            raise InputError(
+                f"writing {path!r} needs ffmpeg, which is not installed; give a .gif path"
+            )
