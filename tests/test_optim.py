@@ -283,7 +283,7 @@ def test_docstring_examples_run(module_name):
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9, 0.999, 0.9999])
 def test_bias_correction_in_float32_is_as_accurate_as_torchs_double(beta):
     """torch computes 1 - beta**t in Python floats; float32 JAX must not lose digits."""
-    from descend.optim._common import bias_correction
+    from descend.optim.blocks import bias_correction
 
     steps = np.array([1, 2, 3, 10, 100, 1000, 100_000], np.int32)
     ours = np.asarray(jax.jit(lambda t: bias_correction(beta, t * 1.0))(steps))
