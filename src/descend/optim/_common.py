@@ -8,17 +8,37 @@ valid range. The numerical pieces the optimizers share are in
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from descend.errors import InputError, check_in_range, check_positive
 from descend.optim.base import LearningRate, check_lr
 
 
+def store_checked(instance: Any, /, **checks: Callable[[str, Any], Any]) -> None:
+    """Replace each named field of a frozen dataclass by its checked value, in order.
+
+    For schedules and transforms: ``check(name, value)`` raises or returns the value
+    to keep (``check_positive`` returns it as a float).
+    """
+    for name, check in checks.items():
+        object.__setattr__(instance, name, check(name, getattr(instance, name)))
+
+
+nonnegative_number = functools.partial(check_positive, allow_zero=True)
+
+
+def lr_or_schedule(name: str, value: Any) -> LearningRate:
+    """:func:`~descend.optim.base.check_lr` in the form :func:`store_checked` calls."""
+    return check_lr(value, name=name)
+
+
 def check_nonnegative(**values: Any) -> None:
     """Each value a finite number >= 0 (``eps``, ``weight_decay``, ``momentum``, ...)."""
     for name, value in values.items():
-        check_positive(name, value, allow_zero=True)
+        nonnegative_number(name, value)
 
 
 def check_unit_interval(name: str, value: Any, *, closed_high: bool = False) -> float:
