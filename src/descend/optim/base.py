@@ -59,6 +59,12 @@ class Optimizer:
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
         algorithm made inside its steps (line-search trials), for result reporting.
+
+    Two optimizers are equal (and hash alike) when their name, hyperparameters,
+    ``needs_value_fn`` and functions agree, functions comparing by their code and
+    the values they capture. Equal optimizers share compiled loops, so
+    ``adam(lr=0.1)`` built twice compiles once, while optimizers whose functions
+    capture different values never share one.
     """
 
     name: str
