@@ -283,10 +283,66 @@ def test_docstring_examples_run(module_name):
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9, 0.999, 0.9999])
 def test_bias_correction_in_float32_is_as_accurate_as_torchs_double(beta):
     """torch computes 1 - beta**t in Python floats; float32 JAX must not lose digits."""
-    from descend.optim._common import bias_correction
+    from descend.optim.blocks import bias_correction
 
     steps = np.array([1, 2, 3, 10, 100, 1000, 100_000], np.int32)
     ours = np.asarray(jax.jit(lambda t: bias_correction(beta, t * 1.0))(steps))
     assert ours.dtype == np.float32
     expected = np.array([1 - beta ** float(t) for t in steps])
     np.testing.assert_allclose(ours, expected, rtol=3e-7)
+
+
+def test_get_refuses_hyperparameters_next_to_an_optimizer():
+    from descend.errors import DescendTypeError
+
+    with pytest.raises(DescendTypeError, match="adam") as excinfo:
+        ds.optim.get(ds.optim.adam(), lr=0.1)
+    assert isinstance(excinfo.value, TypeError)
+    assert "ds.optim.get('adam', lr=0.1)" in str(excinfo.value)
+
+
+def _scaled_descent(c: float) -> ds.optim.Optimizer:
+    """A user-built optimizer whose step size is captured, not listed in hyperparams."""
+
+    def init(params):
+        return ()
+
+    return ds.optim.Optimizer("scaled", init, lambda p, g, s, **kw: (p - c * g, s))
+
+
+def test_optimizers_differing_only_in_a_captured_value_each_run_their_own_program():
+    curvature = np.array([1.0, 3.0])
+    x0 = np.array([1.0, -2.0])
+
+    def f(x):
+        return 0.5 * jnp.sum(jnp.asarray(curvature) * x * x)
+
+    slow, fast = _scaled_descent(0.1), _scaled_descent(0.5)
+    assert slow != fast
+    for c, opt in ((0.1, slow), (0.5, fast)):
+        result = ds.minimize(f, x0, optimizer=opt, tol=1e-12, max_iter=5)
+        np.testing.assert_allclose(result.x, (1 - c * curvature) ** 5 * x0, rtol=1e-12)
+
+
+def test_optimizers_built_alike_are_equal_and_hash_alike():
+    assert ds.optim.adam(lr=0.1) == ds.optim.adam(lr=0.1)
+    assert hash(ds.optim.adam(lr=0.1)) == hash(ds.optim.adam(lr=0.1))
+    assert ds.optim.adam(lr=0.1) != ds.optim.adam(lr=0.2)
+    assert _scaled_descent(0.1) == _scaled_descent(0.1)
+    assert hash(_scaled_descent(0.1)) == hash(_scaled_descent(0.1))
+
+
+def test_schedules_given_as_functions_compare_by_what_they_capture():
+    def decaying(base):
+        return lambda count: base / (1.0 + count)
+
+    assert ds.optim.sgd(lr=decaying(0.1)) == ds.optim.sgd(lr=decaying(0.1))
+    assert ds.optim.sgd(lr=decaying(0.1)) != ds.optim.sgd(lr=decaying(0.2))
+
+
+def test_an_optimizer_whose_step_refers_to_itself_still_hashes():
+    def step(params, grads, state, **kw):
+        return params - 0.1 * grads, (state, step)[0]
+
+    opt = ds.optim.Optimizer("recursive", lambda params: (), step)
+    assert opt == opt and hash(opt) == hash(opt)

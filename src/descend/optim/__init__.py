@@ -28,7 +28,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from descend.errors import unknown_name
+from descend.errors import DescendTypeError, unknown_name
 from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
 from descend.optim.adam_variants import adabelief, lion, radam
@@ -87,7 +87,14 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
     """
     if isinstance(name, Optimizer):
         if hyperparams:
-            raise TypeError("hyperparameters can only be given with an optimizer name")
+            settings = ", ".join(f"{key}={value!r}" for key, value in hyperparams.items())
+            instead = "build the optimizer with them and pass it alone"
+            if name.name in _ALGORITHMS:
+                instead = f"call ds.optim.get({name.name!r}, {settings}), or {instead}"
+            raise DescendTypeError(
+                f"hyperparameters ({settings}) go with an optimizer name, not with the "
+                f"optimizer {name!r}: {instead}"
+            )
         return name
     try:
         factory = _ALGORITHMS[name]

@@ -1,31 +1,44 @@
-"""Checks and small pieces shared by the adaptive optimizers (Adagrad, Adam, Rprop, ...).
+"""Checks of hyperparameters shared by the optimizers.
 
-The checks validate hyperparameters once, when an optimizer is built, and raise
+They run once, when an optimizer is built, and raise
 :class:`~descend.errors.InputError` naming the parameter, the value given and the
-valid range. The numerical helpers are written so that the arithmetic follows the
-order of operations of ``torch.optim``'s single-tensor code paths, which is what
-lets the reference tests compare trajectories to ~1e-12.
+valid range. The numerical pieces the optimizers share are in
+:mod:`descend.optim.blocks`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from descend import _tree
 from descend.errors import InputError, check_in_range, check_positive
-from descend.optim.base import check_lr
-
-PyTree = Any
+from descend.optim.base import LearningRate, check_lr
 
 
-def check_nonnegative(name: str, value: Any) -> float:
-    """A finite number >= 0 (``eps``, ``weight_decay``, ``momentum``, ...)."""
-    return check_positive(name, value, allow_zero=True)
+def store_checked(instance: Any, /, **checks: Callable[[str, Any], Any]) -> None:
+    """Replace each named field of a frozen dataclass by its checked value, in order.
+
+    For schedules and transforms: ``check(name, value)`` raises or returns the value
+    to keep (``check_positive`` returns it as a float).
+    """
+    for name, check in checks.items():
+        object.__setattr__(instance, name, check(name, getattr(instance, name)))
+
+
+nonnegative_number = functools.partial(check_positive, allow_zero=True)
+
+
+def lr_or_schedule(name: str, value: Any) -> LearningRate:
+    """:func:`~descend.optim.base.check_lr` in the form :func:`store_checked` calls."""
+    return check_lr(value, name=name)
+
+
+def check_nonnegative(**values: Any) -> None:
+    """Each value a finite number >= 0 (``eps``, ``weight_decay``, ``momentum``, ...)."""
+    for name, value in values.items():
+        nonnegative_number(name, value)
 
 
 def check_unit_interval(name: str, value: Any, *, closed_high: bool = False) -> float:
@@ -33,11 +46,11 @@ def check_unit_interval(name: str, value: Any, *, closed_high: bool = False) -> 
     return check_in_range(name, value, 0.0, 1.0, closed_high=closed_high)
 
 
-def check_flag(name: str, value: Any) -> bool:
-    """``True`` or ``False`` (not a string, not a number)."""
-    if not isinstance(value, bool):
-        raise InputError(f"{name} must be True or False, got {value!r}")
-    return value
+def check_flags(**values: Any) -> None:
+    """Each value ``True`` or ``False`` (not a string, not a number)."""
+    for name, value in values.items():
+        if not isinstance(value, bool):
+            raise InputError(f"{name} must be True or False, got {value!r}")
 
 
 def check_pair(name: str, value: Any) -> tuple[float, float]:
@@ -61,80 +74,12 @@ def check_betas(value: Any, *, name: str = "betas") -> tuple[float, float]:
     return betas
 
 
-def descent_grads(params: PyTree, grads: PyTree, *, maximize: bool, weight_decay: float) -> PyTree:
-    """The gradient the update follows: negated to maximize, plus coupled L2 decay.
-
-    As in ``torch.optim``: ``g = -grad`` when maximizing, then ``g + weight_decay * p``.
-    """
-    if maximize:
-        grads = _tree.scale(-1.0, grads)
-    if weight_decay != 0:
-        grads = jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
-    return grads
-
-
-def lerp(start: jax.Array, end: jax.Array, weight: float) -> jax.Array:
-    """``start + weight * (end - start)``, rounded as ``torch.lerp`` rounds it.
-
-    PyTorch switches to ``end - (end - start) * (1 - weight)`` for weights >= 0.5,
-    which is more accurate there; the moving averages use it with ``1 - beta``.
-    """
-    if abs(weight) < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * (1.0 - weight)
-
-
-def step_number(count: jax.Array) -> jax.Array:
-    """The 1-based step as a weakly typed float scalar.
-
-    Weak typing keeps scalar arithmetic (``beta ** t``, bias corrections) at the
-    widest enabled float precision without promoting float32 params to float64.
-    """
-    return (count + 1) * 1.0
-
-
-def bias_correction(beta: float, t: jax.Array) -> jax.Array:
-    """``1 - beta ** t``, accurate to the last bit even in float32.
-
-    PyTorch computes it in Python (double precision) whatever the params' dtype.
-    Written as ``-expm1(t log beta)`` it keeps that accuracy when JAX works in
-    float32, where ``1 - 0.999 ** 1`` would lose five significant digits.
-    """
-    if beta == 0:
-        return jnp.ones_like(t)
-    return -jnp.expm1(t * math.log(beta))
-
-
-def float_dtype(params: PyTree) -> jnp.dtype:
-    """The floating dtype shared by the params (for scalar state kept per tree)."""
-    return jnp.result_type(*jax.tree.leaves(params), jnp.float32)
-
-
-def zero_count() -> jax.Array:
-    """An int32 zero for a step counter (made in NumPy: nothing to compile on first use)."""
-    return jax.device_put(np.zeros((), np.int32))
-
-
-def cast_like(params: PyTree, new_params: PyTree) -> PyTree:
-    """``new_params`` with each leaf cast back to the dtype of the matching leaf of ``params``."""
-    return jax.tree.map(lambda p, q: q.astype(jnp.result_type(p)), params, new_params)
-
-
-def decay_weights(params, grads, rate, *, weight_decay: float, decoupled: bool):
-    """Weight decay the torch way: ``p *= 1 - lr * wd`` (decoupled) or ``g += wd * p``."""
-    if weight_decay == 0:
-        return params, grads
-    if decoupled:
-        return _tree.scale(1 - rate * weight_decay, params), grads
-    return params, jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
-
-
-def check_adam_like(lr, betas, eps, weight_decay, flags: dict[str, Any]):
+def check_adam_like(
+    lr: Any, betas: Any, eps: Any, weight_decay: Any, flags: dict[str, Any]
+) -> tuple[LearningRate, tuple[float, float]]:
     """Validate ``lr``, ``betas``, ``eps``, ``weight_decay`` and boolean flags."""
     lr = check_lr(lr)
     betas = check_betas(betas)
-    check_nonnegative("eps", eps)
-    check_nonnegative("weight_decay", weight_decay)
-    for name, value in flags.items():
-        check_flag(name, value)
+    check_nonnegative(eps=eps, weight_decay=weight_decay)
+    check_flags(**flags)
     return lr, betas

@@ -12,20 +12,23 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from descend import _tree
-from descend.optim._common import (
+from descend.optim._common import check_adam_like, check_nonnegative
+from descend.optim.base import LearningRate, Optimizer, lr_at
+from descend.optim.blocks import (
+    adam_moments,
+    add_updates,
     bias_correction,
-    cast_like,
-    check_adam_like,
-    check_nonnegative,
-    decay_weights,
+    decayed_descent,
     descent_grads,
     float_dtype,
-    lerp,
+    fresh_state,
+    lerp_average,
+    root_plus_eps,
+    running_max,
+    scaled_ratio,
     step_number,
-    zero_count,
+    zeros_if,
 )
-from descend.optim.base import LearningRate, Optimizer, lr_at
 
 
 class AdamState(NamedTuple):
@@ -53,39 +56,24 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> O
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
 
     def init(params):
-        return AdamState(
-            count=zero_count(),
-            exp_avg=_tree.zeros_like(params),
-            exp_avg_sq=_tree.zeros_like(params),
-            max_exp_avg_sq=_tree.zeros_like(params) if amsgrad else None,
-        )
+        return fresh_state(AdamState, params, max_exp_avg_sq=zeros_if(amsgrad, params))
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        t = step_number(state.count)
-        rate = lr_at(lr, state.count)
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
-        decayed, grads = decay_weights(
-            params, grads, rate, weight_decay=weight_decay, decoupled=decoupled
+        t, rate = step_number(state.count), lr_at(lr, state.count)
+        start, grads = decayed_descent(
+            params, grads, rate, maximize=maximize, weight_decay=weight_decay, decoupled=decoupled
         )
-        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
-        exp_avg_sq = jax.tree.map(
-            lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
+        exp_avg, exp_avg_sq = adam_moments(state.exp_avg, state.exp_avg_sq, grads, (beta1, beta2))
+        # AMSGrad keeps the maximum of the raw second moment, then bias-corrects it.
+        max_exp_avg_sq = running_max(state.max_exp_avg_sq, exp_avg_sq) if amsgrad else None
+        denom = root_plus_eps(
+            max_exp_avg_sq if amsgrad else exp_avg_sq,
+            eps,
+            divisor=jnp.sqrt(bias_correction(beta2, t)),
         )
         step_size = rate / bias_correction(beta1, t)
-        bias_correction2_sqrt = jnp.sqrt(bias_correction(beta2, t))
-        # AMSGrad keeps the maximum of the raw second moment, then bias-corrects it.
-        max_exp_avg_sq = state.max_exp_avg_sq
-        if amsgrad:
-            max_exp_avg_sq = jax.tree.map(jnp.maximum, max_exp_avg_sq, exp_avg_sq)
-        second = max_exp_avg_sq if amsgrad else exp_avg_sq
-        new_params = jax.tree.map(
-            lambda p, m, v: p + -step_size * m / (jnp.sqrt(v) / bias_correction2_sqrt + eps),
-            decayed,
-            exp_avg,
-            second,
-        )
-        new_state = AdamState(state.count + 1, exp_avg, exp_avg_sq, max_exp_avg_sq)
-        return cast_like(params, new_params), new_state
+        new_params = add_updates(params, scaled_ratio(-step_size, exp_avg, denom), start=start)
+        return new_params, AdamState(state.count + 1, exp_avg, exp_avg_sq, max_exp_avg_sq)
 
     hyperparams = {
         "lr": lr,
@@ -254,19 +242,17 @@ def adamax(
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, {"maximize": maximize})
 
     def init(params):
-        zeros = _tree.zeros_like(params)
-        return AdamaxState(count=zero_count(), exp_avg=zeros, exp_inf=zeros)
+        return fresh_state(AdamaxState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
-        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
+        exp_avg = lerp_average(state.exp_avg, grads, beta1)
         exp_inf = jax.tree.map(
             lambda u, g: jnp.maximum(u * beta2, jnp.abs(g) + eps), state.exp_inf, grads
         )
         clr = lr_at(lr, state.count) / bias_correction(beta1, step_number(state.count))
-        new_params = jax.tree.map(lambda p, m, u: p + -clr * m / u, params, exp_avg, exp_inf)
-        new_state = AdamaxState(state.count + 1, exp_avg, exp_inf)
-        return cast_like(params, new_params), new_state
+        new_params = add_updates(params, scaled_ratio(-clr, exp_avg, exp_inf))
+        return new_params, AdamaxState(state.count + 1, exp_avg, exp_inf)
 
     hyperparams = {
         "lr": lr,
@@ -344,39 +330,39 @@ def nadam(
     """
     flags = {"decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
-    check_nonnegative("momentum_decay", momentum_decay)
+    check_nonnegative(momentum_decay=momentum_decay)
+
+    def momentum_coefficient(t):
+        # Dozat's warm-up: the momentum grows from beta1 / 2 towards beta1.
+        return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
     def init(params):
-        zeros = _tree.zeros_like(params)
-        mu_product = jnp.ones((), float_dtype(params))
-        return NAdamState(zero_count(), mu_product, exp_avg=zeros, exp_avg_sq=zeros)
+        return fresh_state(NAdamState, params, mu_product=jnp.ones((), float_dtype(params)))
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        t = step_number(state.count)
-        rate = lr_at(lr, state.count)
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
-        decayed, grads = decay_weights(
-            params, grads, rate, weight_decay=weight_decay, decoupled=decoupled_weight_decay
+        t, rate = step_number(state.count), lr_at(lr, state.count)
+        start, grads = decayed_descent(
+            params,
+            grads,
+            rate,
+            maximize=maximize,
+            weight_decay=weight_decay,
+            decoupled=decoupled_weight_decay,
         )
         bias_correction2 = bias_correction(beta2, t)
-        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
-        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu, mu_next = momentum_coefficient(t), momentum_coefficient(t + 1)
         mu_product = state.mu_product * mu
-        mu_product_next = mu_product * mu_next
         grad_coef = -rate * (1.0 - mu) / (1.0 - mu_product)
-        avg_coef = (-rate * mu_next) / (1.0 - mu_product_next)
-        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
-        exp_avg_sq = jax.tree.map(
-            lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
+        avg_coef = (-rate * mu_next) / (1.0 - mu_product * mu_next)
+        exp_avg, exp_avg_sq = adam_moments(state.exp_avg, state.exp_avg_sq, grads, (beta1, beta2))
+        denom = jax.tree.map(lambda v: jnp.sqrt(v / bias_correction2) + eps, exp_avg_sq)
+        new_params = add_updates(
+            params,
+            scaled_ratio(grad_coef, grads, denom),
+            scaled_ratio(avg_coef, exp_avg, denom),
+            start=start,
         )
-
-        def update(p, g, m, v):
-            denom = jnp.sqrt(v / bias_correction2) + eps
-            return (p + grad_coef * g / denom) + avg_coef * m / denom
-
-        new_params = jax.tree.map(update, decayed, grads, exp_avg, exp_avg_sq)
-        new_state = NAdamState(state.count + 1, mu_product, exp_avg, exp_avg_sq)
-        return cast_like(params, new_params), new_state
+        return new_params, NAdamState(state.count + 1, mu_product, exp_avg, exp_avg_sq)
 
     hyperparams = {
         "lr": lr,

@@ -14,21 +14,26 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from descend import _tree
 from descend.optim._common import (
-    bias_correction,
-    cast_like,
     check_adam_like,
     check_betas,
-    check_flag,
+    check_flags,
     check_nonnegative,
-    decay_weights,
-    descent_grads,
-    lerp,
-    step_number,
-    zero_count,
 )
-from descend.optim.base import LearningRate, Optimizer, apply_updates, check_lr, lr_at
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import (
+    adam_moments,
+    add_updates,
+    bias_correction,
+    coupled_decay,
+    decayed_descent,
+    fresh_state,
+    optax_average,
+    optax_debias,
+    optax_scale_by_rate,
+    signed,
+    step_number,
+)
 
 
 class RAdamState(NamedTuple):
@@ -112,37 +117,39 @@ def radam(
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
     rho_inf = 2 / (1 - beta2) - 1
 
-    def init(params):
-        zeros = _tree.zeros_like(params)
-        return RAdamState(count=zero_count(), exp_avg=zeros, exp_avg_sq=zeros)
-
-    def step(params, grads, state, *, value=None, value_fn=None):
-        t = step_number(state.count)
-        rate = lr_at(lr, state.count)
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
-        decayed, grads = decay_weights(
-            params, grads, rate, weight_decay=weight_decay, decoupled=decoupled_weight_decay
-        )
-        exp_avg = jax.tree.map(lambda m, g: lerp(m, g, 1 - beta1), state.exp_avg, grads)
-        exp_avg_sq = jax.tree.map(
-            lambda v, g: v * beta2 + (1 - beta2) * g * g, state.exp_avg_sq, grads
-        )
-        bias_correction1 = bias_correction(beta1, t)
-        bias_correction2 = bias_correction(beta2, t)
+    def rectification(t, bias_correction2):
+        """Whether the adaptive step is on at step t, and its factor r_t there."""
         rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
         rectified = rho_t > 5.0
         # Only evaluated where rectified; elsewhere the ratio may be negative.
         ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-        rect = jnp.sqrt(jnp.where(rectified, ratio, 1.0))
+        return rectified, jnp.sqrt(jnp.where(rectified, ratio, 1.0))
 
-        def update(p, m, v):
+    def init(params):
+        return fresh_state(RAdamState, params)
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        t, rate = step_number(state.count), lr_at(lr, state.count)
+        start, grads = decayed_descent(
+            params,
+            grads,
+            rate,
+            maximize=maximize,
+            weight_decay=weight_decay,
+            decoupled=decoupled_weight_decay,
+        )
+        exp_avg, exp_avg_sq = adam_moments(state.exp_avg, state.exp_avg_sq, grads, (beta1, beta2))
+        bias_correction1 = bias_correction(beta1, t)
+        bias_correction2 = bias_correction(beta2, t)
+        rectified, rect = rectification(t, bias_correction2)
+
+        def update(m, v):
             corrected = m / bias_correction1 * rate
             adaptive = jnp.sqrt(bias_correction2) / (jnp.sqrt(v) + eps)
-            return p - jnp.where(rectified, corrected * adaptive * rect, corrected)
+            return -jnp.where(rectified, corrected * adaptive * rect, corrected)
 
-        new_params = jax.tree.map(update, decayed, exp_avg, exp_avg_sq)
-        new_state = RAdamState(state.count + 1, exp_avg, exp_avg_sq)
-        return cast_like(params, new_params), new_state
+        new_params = add_updates(params, jax.tree.map(update, exp_avg, exp_avg_sq), start=start)
+        return new_params, RAdamState(state.count + 1, exp_avg, exp_avg_sq)
 
     hyperparams = {
         "lr": lr,
@@ -204,23 +211,20 @@ def lion(
     """
     lr = check_lr(lr)
     beta1, beta2 = check_betas(betas)
-    check_nonnegative("weight_decay", weight_decay)
-    check_flag("maximize", maximize)
+    check_nonnegative(weight_decay=weight_decay)
+    check_flags(maximize=maximize)
 
     def init(params):
-        return LionState(count=zero_count(), exp_avg=_tree.zeros_like(params))
+        return fresh_state(LionState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
-        directions = jax.tree.map(
-            lambda g, m: jnp.sign((1.0 - beta1) * g + beta1 * m), grads, state.exp_avg
-        )
-        exp_avg = jax.tree.map(lambda g, m: (1 - beta2) * g + beta2 * m, grads, state.exp_avg)
-        if weight_decay != 0:
-            directions = jax.tree.map(lambda c, p: c + weight_decay * p, directions, params)
-        rate = lr_at(lr, state.count)
-        updates = jax.tree.map(lambda c: jnp.asarray(-rate, c.dtype) * c, directions)
-        return apply_updates(params, updates), LionState(state.count + 1, exp_avg)
+        grads = signed(grads, maximize=maximize)
+        directions = jax.tree.map(jnp.sign, optax_average(state.exp_avg, grads, beta1))
+        exp_avg = optax_average(state.exp_avg, grads, beta2)
+        # Optax adds the decay to the sign, so it is scaled by the learning rate too.
+        directions = coupled_decay(directions, params, weight_decay)
+        updates = optax_scale_by_rate(directions, lr_at(lr, state.count))
+        return add_updates(params, updates), LionState(state.count + 1, exp_avg)
 
     hyperparams = {
         "lr": lr,
@@ -288,44 +292,32 @@ def adabelief(
     """
     lr = check_lr(lr)
     beta1, beta2 = check_betas(betas)
-    check_nonnegative("eps", eps)
-    check_nonnegative("eps_root", eps_root)
-    check_flag("nesterov", nesterov)
-    check_flag("maximize", maximize)
-
-    def bias_corrected(moment, beta, t):
-        correction = 1 - beta**t
-        return jax.tree.map(lambda x: x / correction.astype(jnp.result_type(x)), moment)
+    check_nonnegative(eps=eps, eps_root=eps_root)
+    check_flags(nesterov=nesterov, maximize=maximize)
 
     def init(params):
-        zeros = _tree.zeros_like(params)
-        return AdaBeliefState(count=zero_count(), exp_avg=zeros, exp_avg_var=zeros)
+        return fresh_state(AdaBeliefState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
-        exp_avg = jax.tree.map(lambda g, m: (1 - beta1) * g + beta1 * m, grads, state.exp_avg)
+        grads = signed(grads, maximize=maximize)
+        exp_avg = optax_average(state.exp_avg, grads, beta1)
+        surprise = jax.tree.map(lambda g, m: (g - m) ** 2, grads, exp_avg)
         exp_avg_var = jax.tree.map(
-            lambda g, m, s: (1 - beta2) * ((g - m) ** 2) + beta2 * s + eps_root,
-            grads,
-            exp_avg,
-            state.exp_avg_var,
+            lambda s: s + eps_root, optax_average(state.exp_avg_var, surprise, beta2)
         )
         t = state.count + 1
         if nesterov:
             avg_hat = jax.tree.map(
                 lambda m, g: beta1 * m + (1 - beta1) * g,
-                bias_corrected(exp_avg, beta1, t + 1),
-                bias_corrected(grads, beta1, t),
+                optax_debias(exp_avg, beta1, t + 1),
+                optax_debias(grads, beta1, t),
             )
         else:
-            avg_hat = bias_corrected(exp_avg, beta1, t)
-        var_hat = bias_corrected(exp_avg_var, beta2, t)
-        rate = lr_at(lr, state.count)
-        updates = jax.tree.map(
-            lambda m, s: jnp.asarray(-rate, m.dtype) * (m / (jnp.sqrt(s) + eps)), avg_hat, var_hat
-        )
-        new_state = AdaBeliefState(state.count + 1, exp_avg, exp_avg_var)
-        return apply_updates(params, updates), new_state
+            avg_hat = optax_debias(exp_avg, beta1, t)
+        var_hat = optax_debias(exp_avg_var, beta2, t)
+        directions = jax.tree.map(lambda m, s: m / (jnp.sqrt(s) + eps), avg_hat, var_hat)
+        updates = optax_scale_by_rate(directions, lr_at(lr, state.count))
+        return add_updates(params, updates), AdaBeliefState(state.count + 1, exp_avg, exp_avg_var)
 
     hyperparams = {
         "lr": lr,

@@ -12,16 +12,19 @@ import jax
 import jax.numpy as jnp
 
 from descend import _tree
-from descend.optim._common import (
-    check_flag,
-    check_nonnegative,
-    check_unit_interval,
+from descend.optim._common import check_flags, check_nonnegative, check_unit_interval
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import (
+    add_updates,
     descent_grads,
-    lerp,
+    fresh_state,
+    lerp_average,
+    root_plus_eps,
+    scaled_ratio,
+    square_average,
     step_number,
-    zero_count,
+    zeros_if,
 )
-from descend.optim.base import LearningRate, Optimizer, apply_updates, check_lr, lr_at
 
 
 class AdagradState(NamedTuple):
@@ -97,15 +100,17 @@ def adagrad(
     0.5
     """
     lr = check_lr(lr)
-    check_nonnegative("lr_decay", lr_decay)
-    check_nonnegative("weight_decay", weight_decay)
-    check_nonnegative("initial_accumulator_value", initial_accumulator_value)
-    check_nonnegative("eps", eps)
-    check_flag("maximize", maximize)
+    check_nonnegative(
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
+    )
+    check_flags(maximize=maximize)
 
     def init(params):
-        return AdagradState(
-            count=zero_count(), sum=_tree.full_like(params, initial_accumulator_value)
+        return fresh_state(
+            AdagradState, params, sum=_tree.full_like(params, initial_accumulator_value)
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
@@ -113,8 +118,8 @@ def adagrad(
         t = step_number(state.count)
         clr = lr_at(lr, state.count) / (1 + (t - 1) * lr_decay)
         sums = jax.tree.map(lambda s, g: s + g * g, state.sum, grads)
-        updates = jax.tree.map(lambda g, s: -clr * g / (jnp.sqrt(s) + eps), grads, sums)
-        return apply_updates(params, updates), AdagradState(count=state.count + 1, sum=sums)
+        new_params = add_updates(params, scaled_ratio(-clr, grads, root_plus_eps(sums, eps)))
+        return new_params, AdagradState(count=state.count + 1, sum=sums)
 
     hyperparams = {
         "lr": lr,
@@ -192,45 +197,34 @@ def rmsprop(
     lr = check_lr(lr)
     # PyTorch only asks alpha >= 0; beyond 1 the average of squares can turn negative.
     check_unit_interval("alpha", alpha, closed_high=True)
-    check_nonnegative("eps", eps)
-    check_nonnegative("weight_decay", weight_decay)
-    check_nonnegative("momentum", momentum)
-    check_flag("centered", centered)
-    check_flag("maximize", maximize)
+    check_nonnegative(eps=eps, weight_decay=weight_decay, momentum=momentum)
+    check_flags(centered=centered, maximize=maximize)
 
     def init(params):
-        return RMSpropState(
-            count=zero_count(),
-            square_avg=_tree.zeros_like(params),
-            grad_avg=_tree.zeros_like(params) if centered else None,
-            momentum_buffer=_tree.zeros_like(params) if momentum > 0 else None,
+        return fresh_state(
+            RMSpropState,
+            params,
+            grad_avg=zeros_if(centered, params),
+            momentum_buffer=zeros_if(momentum > 0, params),
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
-        square_avg = jax.tree.map(
-            lambda v, g: v * alpha + (1 - alpha) * g * g, state.square_avg, grads
-        )
-        grad_avg = state.grad_avg
+        square_avg = square_average(state.square_avg, grads, alpha)
+        grad_avg, variance = state.grad_avg, square_avg
         if centered:
-            grad_avg = jax.tree.map(lambda a, g: lerp(a, g, 1 - alpha), grad_avg, grads)
-            denom = jax.tree.map(lambda v, a: jnp.sqrt(v + -1 * a * a) + eps, square_avg, grad_avg)
-        else:
-            denom = jax.tree.map(lambda v: jnp.sqrt(v) + eps, square_avg)
+            grad_avg = lerp_average(grad_avg, grads, alpha)
+            variance = jax.tree.map(lambda v, a: v + -1 * a * a, square_avg, grad_avg)
+        denom = root_plus_eps(variance, eps)
         rate = lr_at(lr, state.count)
         buffer = state.momentum_buffer
         if momentum > 0:
             buffer = jax.tree.map(lambda b, g, d: b * momentum + g / d, buffer, grads, denom)
             updates = _tree.scale(-rate, buffer)
         else:
-            updates = jax.tree.map(lambda g, d: -rate * g / d, grads, denom)
-        new_state = RMSpropState(
-            count=state.count + 1,
-            square_avg=square_avg,
-            grad_avg=grad_avg,
-            momentum_buffer=buffer,
-        )
-        return apply_updates(params, updates), new_state
+            updates = scaled_ratio(-rate, grads, denom)
+        new_state = RMSpropState(state.count + 1, square_avg, grad_avg, buffer)
+        return add_updates(params, updates), new_state
 
     hyperparams = {
         "lr": lr,
@@ -297,32 +291,24 @@ def adadelta(
     """
     lr = check_lr(lr)
     check_unit_interval("rho", rho, closed_high=True)
-    check_nonnegative("eps", eps)
-    check_nonnegative("weight_decay", weight_decay)
-    check_flag("maximize", maximize)
+    check_nonnegative(eps=eps, weight_decay=weight_decay)
+    check_flags(maximize=maximize)
 
     def init(params):
-        return AdadeltaState(
-            count=zero_count(),
-            square_avg=_tree.zeros_like(params),
-            acc_delta=_tree.zeros_like(params),
-        )
+        return fresh_state(AdadeltaState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
-        square_avg = jax.tree.map(lambda v, g: v * rho + (1 - rho) * g * g, state.square_avg, grads)
+        square_avg = square_average(state.square_avg, grads, rho)
         deltas = jax.tree.map(
             lambda u, v, g: jnp.sqrt(u + eps) / jnp.sqrt(v + eps) * g,
             state.acc_delta,
             square_avg,
             grads,
         )
-        acc_delta = jax.tree.map(lambda u, d: u * rho + (1 - rho) * d * d, state.acc_delta, deltas)
-        rate = lr_at(lr, state.count)
-        new_params = apply_updates(params, _tree.scale(-rate, deltas))
-        return new_params, AdadeltaState(
-            count=state.count + 1, square_avg=square_avg, acc_delta=acc_delta
-        )
+        acc_delta = square_average(state.acc_delta, deltas, rho)
+        updates = _tree.scale(-lr_at(lr, state.count), deltas)
+        return add_updates(params, updates), AdadeltaState(state.count + 1, square_avg, acc_delta)
 
     hyperparams = {
         "lr": lr,

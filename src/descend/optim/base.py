@@ -14,7 +14,8 @@ trace under ``jax.jit``; the state is a pytree, so it jits, saves and shards lik
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +59,12 @@ class Optimizer:
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
         algorithm made inside its steps (line-search trials), for result reporting.
+
+    Two optimizers are equal (and hash alike) when their name, hyperparameters,
+    ``needs_value_fn`` and functions agree, functions comparing by their code and
+    the values they capture. Equal optimizers share compiled loops, so
+    ``adam(lr=0.1)`` built twice compiles once, while optimizers whose functions
+    capture different values never share one.
     """
 
     name: str
@@ -67,34 +74,99 @@ class Optimizer:
     needs_value_fn: bool = False
     evaluations: Callable[[State], jax.Array] | None = None
 
-    def _key(self) -> tuple:
-        # Two optimizers built by the same factory with equal hyperparameters behave
-        # identically; comparing code objects (not closures) lets compiled loops be
-        # reused across calls instead of recompiled.
+    def _key(self, visiting: frozenset[int] = frozenset()) -> tuple:
+        # Compiled loops are cached on the optimizer, so two optimizers may compare
+        # equal only when they compute the same thing: same functions (code, and the
+        # values they captured) and same hyperparameters. Two optimizers built by the
+        # same factory with equal arguments then share one compiled program.
+        visiting = visiting | {id(self)}
         return (
             self.name,
-            getattr(self.init, "__code__", self.init),
-            getattr(self.step, "__code__", self.step),
-            tuple(sorted(self.hyperparams.items())),
+            _value_key(self.init, visiting),
+            _value_key(self.step, visiting),
+            tuple(sorted((key, _value_key(v, visiting)) for key, v in self.hyperparams.items())),
+            self.needs_value_fn,
+            _value_key(self.evaluations, visiting),
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Optimizer):
             return NotImplemented
-        try:
-            return self._key() == other._key()
-        except TypeError:
-            return self is other
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        try:
-            return hash(self._key())
-        except TypeError:
-            return id(self)
+        return hash(self._key())
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.hyperparams.items())
         return f"{self.name}({args})"
+
+
+class _Identity:
+    """Compares equal only to a wrapper of the same object (kept alive by the wrapper)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+
+def _value_key(value: Any, visiting: frozenset[int]) -> Hashable:
+    """A hashable stand-in for ``value`` that is equal only for values that act alike.
+
+    Functions compare by code, captured values and defaults (recursively), hashable
+    values by type and value, anything else (arrays, lists, ...) by identity. A
+    function or optimizer met again inside itself stands for itself by identity,
+    which ends the recursion.
+    """
+    if id(value) in visiting:
+        return _Identity(value)
+    if isinstance(value, Optimizer):
+        return value._key(visiting)
+    if inspect.ismethod(value):
+        # A bound method acts on its instance: the instance is part of what it computes.
+        return (
+            "method",
+            _value_key(value.__func__, visiting),
+            _value_key(value.__self__, visiting),
+        )
+    if inspect.isfunction(value):
+        return _function_key(value, visiting | {id(value)})
+    if isinstance(value, tuple):
+        return (type(value), tuple(_value_key(item, visiting) for item in value))
+    try:
+        hash(value)
+    except TypeError:
+        return _Identity(value)
+    # The type keeps 1, 1.0 and True apart: they trace to different dtypes.
+    return (type(value), value)
+
+
+_UNBOUND = object()
+
+
+def _function_key(function: Callable, visiting: frozenset[int]) -> tuple:
+    cells = function.__closure__ or ()
+    captured = []
+    for cell in cells:
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # a cell not yet bound (a function defined after its user)
+            contents = _UNBOUND
+        captured.append(_value_key(contents, visiting))
+    kwdefaults = sorted((function.__kwdefaults__ or {}).items())
+    return (
+        function.__code__,
+        tuple(captured),
+        _value_key(function.__defaults__ or (), visiting),
+        tuple((name, _value_key(default, visiting)) for name, default in kwdefaults),
+    )
 
 
 Schedule = Callable[[jax.Array], jax.Array]

@@ -12,16 +12,17 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import InputError
-from descend.optim._common import (
-    check_flag,
-    check_nonnegative,
-    check_pair,
+from descend.optim._common import check_flags, check_nonnegative, check_pair
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import (
+    add_updates,
     descent_grads,
     float_dtype,
+    fresh_state,
+    signed,
     step_number,
     zero_count,
 )
-from descend.optim.base import LearningRate, Optimizer, apply_updates, check_lr, lr_at
 
 
 class RpropState(NamedTuple):
@@ -106,17 +107,13 @@ def rprop(
         raise InputError(
             f"step_sizes must be (min, max) with 0 <= min <= max, both finite, got {step_sizes!r}"
         )
-    check_flag("maximize", maximize)
+    check_flags(maximize=maximize)
 
     def init(params):
-        return RpropState(
-            count=zero_count(),
-            prev=_tree.zeros_like(params),
-            step_size=_tree.full_like(params, lr),
-        )
+        return fresh_state(RpropState, params, step_size=_tree.full_like(params, lr))
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=0.0)
+        grads = signed(grads, maximize=maximize)
         signs = jax.tree.map(lambda g, prev: jnp.sign(g * prev), grads, state.prev)
         factors = jax.tree.map(
             lambda s: jnp.where(s > 0, eta_plus, jnp.where(s < 0, eta_minus, 1.0)), signs
@@ -124,10 +121,11 @@ def rprop(
         step_size = jax.tree.map(
             lambda size, f: jnp.clip(size * f, step_min, step_max), state.step_size, factors
         )
+        # After a sign flip the gradient counts as zero: no step, and no comparison next.
         grads = jax.tree.map(lambda g, s: jnp.where(s < 0, jnp.zeros_like(g), g), grads, signs)
         updates = jax.tree.map(lambda g, size: -jnp.sign(g) * size, grads, step_size)
         new_state = RpropState(count=state.count + 1, prev=grads, step_size=step_size)
-        return apply_updates(params, updates), new_state
+        return add_updates(params, updates), new_state
 
     hyperparams = {
         "lr": lr,
@@ -200,19 +198,16 @@ def asgd(
     (0.8, 0.8)
     """
     lr = check_lr(lr)
-    check_nonnegative("lambd", lambd)
-    check_nonnegative("alpha", alpha)
-    check_nonnegative("t0", t0)
-    check_nonnegative("weight_decay", weight_decay)
-    check_flag("maximize", maximize)
+    check_nonnegative(lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay)
+    check_flags(maximize=maximize)
 
     def init(params):
         dtype = float_dtype(params)
-        return ASGDState(
-            count=zero_count(),
+        return fresh_state(
+            ASGDState,
+            params,
             eta=jnp.asarray(lr_at(lr, zero_count()), dtype),
             mu=jnp.ones((), dtype),
-            ax=_tree.zeros_like(params),
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):

@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import decoupled_decay, fresh_state, lerp, map_leaves, signed
 
 
 class AdafactorState(NamedTuple):
@@ -23,13 +23,6 @@ class AdafactorState(NamedTuple):
 class MuonState(NamedTuple):
     count: jax.Array
     momentum_buffer: Any
-
-
-def _lerp(start: jax.Array, end: jax.Array, weight: Any) -> jax.Array:
-    """``start + weight (end - start)``, rounded as ``torch.lerp`` (from the nearer end)."""
-    return jnp.where(
-        weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight)
-    )
 
 
 def _rms(x: jax.Array) -> jax.Array:
@@ -125,7 +118,6 @@ def adafactor(
     if not isinstance(d, (int, float)) or not d >= 1:
         raise InputError(f"d (the clipping threshold) must be a number >= 1, got {d!r}")
     weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
-    sign = -1.0 if maximize else 1.0
 
     def init(params):
         def row(p):
@@ -138,8 +130,9 @@ def adafactor(
             return None if p.ndim > 1 else jnp.zeros_like(p)
 
         params = jax.tree.map(jnp.asarray, params)
-        return AdafactorState(
-            count=jnp.zeros((), jnp.int32),
+        return fresh_state(
+            AdafactorState,
+            params,
             row_var=jax.tree.map(row, params),
             col_var=jax.tree.map(col, params),
             variance=jax.tree.map(vector, params),
@@ -152,20 +145,19 @@ def adafactor(
         rho = jnp.minimum(rate, 1.0 / jnp.sqrt(t))
 
         def update_leaf(p, g, row_var, col_var, variance):
-            p, g = jnp.asarray(p), sign * jnp.asarray(g)
+            p, g = jnp.asarray(p), jnp.asarray(g)
             dtype = p.dtype
             floor = jnp.finfo(dtype).eps if eps1 is None else eps1
             weight = beta2_weight.astype(dtype)
             alpha = jnp.maximum(eps2, _rms(p)) * rho
-            if weight_decay != 0:
-                p = p * (1 - rate * weight_decay)
+            p = decoupled_decay(p, rate, weight_decay)
             if g.ndim > 1:
-                row_var = _lerp(row_var, _mean_square(g, axis=-1), weight)
-                col_var = _lerp(col_var, _mean_square(g, axis=-2), weight)
+                row_var = lerp(row_var, _mean_square(g, axis=-1), weight)
+                col_var = lerp(col_var, _mean_square(g, axis=-2), weight)
                 row_scale = jnp.maximum(jnp.mean(row_var, axis=-2, keepdims=True), floor)
                 estimate = (row_var @ col_var) / row_scale
             else:
-                variance = _lerp(variance, g * g, weight)
+                variance = lerp(variance, g * g, weight)
                 estimate = variance
             # floor**2 because the square root is taken after clamping.
             update = jax.lax.rsqrt(jnp.maximum(estimate, floor * floor)) * g
@@ -173,18 +165,11 @@ def adafactor(
             new_p = (p - (alpha / denom) * update).astype(dtype)
             return new_p, row_var, col_var, variance
 
-        leaves, treedef = jax.tree.flatten(params)
-        grads_l = treedef.flatten_up_to(grads)
-        rows = treedef.flatten_up_to(state.row_var)
-        cols = treedef.flatten_up_to(state.col_var)
-        variances = treedef.flatten_up_to(state.variance)
-        results = [
-            update_leaf(*args) for args in zip(leaves, grads_l, rows, cols, variances, strict=True)
-        ]
-        new_params, new_rows, new_cols, new_vars = (
-            treedef.unflatten([r[i] for r in results]) for i in range(4)
+        grads = signed(grads, maximize=maximize)
+        new_params, *moments = map_leaves(
+            update_leaf, params, grads, state.row_var, state.col_var, state.variance, outputs=4
         )
-        return new_params, AdafactorState(state.count + 1, new_rows, new_cols, new_vars)
+        return new_params, AdafactorState(state.count + 1, *moments)
 
     hyperparams = {
         "lr": lr,
@@ -335,31 +320,23 @@ def muon(
 
     def init(params):
         _check_matrices(params)
-        return MuonState(count=jnp.zeros((), jnp.int32), momentum_buffer=_tree.zeros_like(params))
+        return fresh_state(MuonState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         _check_matrices(params)
         rate = lr_at(lr, state.count)
 
         def update_leaf(p, g, buffer):
-            buffer = _lerp(buffer, g, 1 - momentum)
-            direction = _lerp(g, buffer, momentum) if nesterov else buffer
+            p, g = jnp.asarray(p), jnp.asarray(g)
+            buffer = lerp(buffer, g, 1 - momentum)
+            direction = lerp(g, buffer, momentum) if nesterov else buffer
             ortho = orthogonalize(direction).astype(p.dtype)
-            new_p = p * (1 - rate * weight_decay) - rate * shape_factor(p.shape) * ortho
+            new_p = decoupled_decay(p, rate, weight_decay) - rate * shape_factor(p.shape) * ortho
             return new_p.astype(p.dtype), buffer
 
-        leaves, treedef = jax.tree.flatten(params)
-        results = [
-            update_leaf(jnp.asarray(p), jnp.asarray(g), buf)
-            for p, g, buf in zip(
-                leaves,
-                treedef.flatten_up_to(grads),
-                treedef.flatten_up_to(state.momentum_buffer),
-                strict=True,
-            )
-        ]
-        new_params = treedef.unflatten([r[0] for r in results])
-        buffers = treedef.unflatten([r[1] for r in results])
+        new_params, buffers = map_leaves(
+            update_leaf, params, grads, state.momentum_buffer, outputs=2
+        )
         return new_params, MuonState(count=state.count + 1, momentum_buffer=buffers)
 
     hyperparams = {

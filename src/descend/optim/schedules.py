@@ -21,6 +21,7 @@ rather than being passed as ``lr``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -29,12 +30,32 @@ import jax
 import jax.numpy as jnp
 
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
-from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
+from descend.optim.base import LearningRate, Optimizer, lr_at
 
 
 def _steps(count: Any) -> jax.Array:
     """The step count as a float array of the default float dtype."""
     return jnp.asarray(count).astype(jnp.result_type(float))
+
+
+_count = functools.partial(check_int, minimum=0)
+_unit = functools.partial(check_in_range, low=0.0, high=1.0, closed_high=True)
+
+
+def _share(name: str, value: Any) -> float:
+    """A number in ``(0, 1]``: a fraction of the learning rate that is never zero."""
+    number = _unit(name, value)
+    if number == 0.0:
+        raise InputError(f"{name} must be in (0, 1], got 0.0")
+    return number
+
+
+def _milestones(name: str, value: Any) -> tuple[int, ...]:
+    try:
+        return tuple(sorted(_count(name, m) for m in value))
+    except TypeError:
+        raise InputError(f"{name} must be a sequence of integers >= 0, got {value!r}") from None
 
 
 # Schedules are classes (frozen, so hashable) named in lower case like the functions
@@ -72,15 +93,7 @@ class constant:
     total_iters: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        object.__setattr__(
-            self, "factor", check_in_range("factor", self.factor, 0.0, 1.0, closed_high=True)
-        )
-        if self.factor == 0.0:
-            raise InputError("factor must be in (0, 1], got 0.0")
-        object.__setattr__(
-            self, "total_iters", check_int("total_iters", self.total_iters, minimum=0)
-        )
+        store_checked(self, lr=check_positive, factor=_share, total_iters=_count)
 
     def __call__(self, count):
         k = _steps(count)
@@ -118,9 +131,7 @@ class step:
     gamma: float = 0.1
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        object.__setattr__(self, "step_size", check_int("step_size", self.step_size))
-        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+        store_checked(self, lr=check_positive, step_size=check_int, gamma=check_positive)
 
     def __call__(self, count):
         k = _steps(count)
@@ -157,17 +168,7 @@ class multistep:
     gamma: float = 0.1
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        try:
-            milestones = tuple(
-                sorted(check_int("milestones", m, minimum=0) for m in self.milestones)
-            )
-        except TypeError:
-            raise InputError(
-                f"milestones must be a sequence of integers >= 0, got {self.milestones!r}"
-            ) from None
-        object.__setattr__(self, "milestones", milestones)
-        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+        store_checked(self, lr=check_positive, milestones=_milestones, gamma=check_positive)
 
     def __call__(self, count):
         k = _steps(count)
@@ -202,8 +203,7 @@ class exponential:
     gamma: float
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        object.__setattr__(self, "gamma", check_positive("gamma", self.gamma))
+        store_checked(self, lr=check_positive, gamma=check_positive)
 
     def __call__(self, count):
         return self.lr * self.gamma ** _steps(count)
@@ -245,11 +245,7 @@ class cosine_annealing:
     eta_min: float = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        object.__setattr__(self, "T_max", check_int("T_max", self.T_max))
-        object.__setattr__(
-            self, "eta_min", check_positive("eta_min", self.eta_min, allow_zero=True)
-        )
+        store_checked(self, lr=check_positive, T_max=check_int, eta_min=nonnegative_number)
 
     def __call__(self, count):
         k = _steps(count)
@@ -304,12 +300,7 @@ class linear_warmup:
     chained: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "schedule", check_lr(self.schedule, name="schedule"))
-        object.__setattr__(self, "warmup_steps", check_int("warmup_steps", self.warmup_steps))
-        factor = check_in_range("start_factor", self.start_factor, 0.0, 1.0, closed_high=True)
-        if factor == 0.0:
-            raise InputError("start_factor must be in (0, 1], got 0.0")
-        object.__setattr__(self, "start_factor", factor)
+        store_checked(self, schedule=lr_or_schedule, warmup_steps=check_int, start_factor=_share)
         if not isinstance(self.chained, bool):
             raise DescendTypeError(f"chained must be True or False, got {self.chained!r}")
 
@@ -378,21 +369,12 @@ class one_cycle:
     three_phase: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "max_lr", check_positive("max_lr", self.max_lr))
-        object.__setattr__(self, "total_steps", check_int("total_steps", self.total_steps))
-        object.__setattr__(
-            self,
-            "pct_start",
-            check_in_range("pct_start", self.pct_start, 0.0, 1.0, closed_high=True),
-        )
+        store_checked(self, max_lr=check_positive, total_steps=check_int, pct_start=_unit)
         if self.anneal_strategy not in ("cos", "linear"):
             raise InputError(
                 f"anneal_strategy must be 'cos' or 'linear', got {self.anneal_strategy!r}"
             )
-        object.__setattr__(self, "div_factor", check_positive("div_factor", self.div_factor))
-        object.__setattr__(
-            self, "final_div_factor", check_positive("final_div_factor", self.final_div_factor)
-        )
+        store_checked(self, div_factor=check_positive, final_div_factor=check_positive)
 
     def _phases(self) -> list[tuple[float, float, float]]:
         """``(end_step, start_lr, end_lr)`` of each phase, as torch lays them out."""
@@ -462,10 +444,7 @@ class inverse_scaling:
     power_t: float = 0.5
 
     def __post_init__(self):
-        object.__setattr__(self, "eta0", check_positive("eta0", self.eta0))
-        object.__setattr__(
-            self, "power_t", check_positive("power_t", self.power_t, allow_zero=True)
-        )
+        store_checked(self, eta0=check_positive, power_t=nonnegative_number)
 
     def __call__(self, count):
         return self.eta0 / (_steps(count) + 1) ** self.power_t

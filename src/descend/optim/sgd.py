@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
-from descend.optim._common import zero_count
-from descend.optim.base import LearningRate, Optimizer, apply_updates, check_lr, lr_at
+from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import add_updates, descent_grads, fresh_state, zero_count, zeros_if
 
 
 class GDState(NamedTuple):
@@ -80,12 +80,11 @@ def gd(
         lr = check_lr(lr)
 
         def init(params):
-            return GDState(count=zero_count())
+            return fresh_state(GDState, params)
 
         def step(params, grads, state, *, value=None, value_fn=None):
-            rate = lr_at(lr, state.count)
-            updates = _tree.scale(-sign * rate, grads)
-            return apply_updates(params, updates), GDState(count=state.count + 1)
+            updates = _tree.scale(-sign * lr_at(lr, state.count), grads)
+            return add_updates(params, updates), GDState(count=state.count + 1)
 
         return Optimizer("gd", init, step, {"lr": lr, "maximize": maximize})
 
@@ -100,12 +99,12 @@ def gd(
 
     def init_search(params):
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
-        return LineSearchState(
-            count=zero_count(),
+        return fresh_state(
+            LineSearchState,
+            params,
             step_size=jnp.asarray(initial_step, dtype),
             n_evals=zero_count(),
             previous_params=params,
-            previous_grads=_tree.zeros_like(params),
         )
 
     def search_step(params, grads, state, *, value=None, value_fn=None):
@@ -128,7 +127,7 @@ def gd(
         rounding = 10 * jnp.finfo(dtype).eps * jnp.abs(current)
 
         def trial(eta):
-            return apply_updates(params, _tree.scale(-sign * eta, grads))
+            return add_updates(params, _tree.scale(-sign * eta, grads))
 
         def insufficient(eta):
             candidate = objective(trial(eta))
@@ -253,16 +252,13 @@ def sgd(
         )
 
     def init(params):
-        buffer = _tree.zeros_like(params) if momentum != 0 else None
-        return SGDState(count=zero_count(), momentum_buffer=buffer)
+        return fresh_state(SGDState, params, momentum_buffer=zeros_if(momentum != 0, params))
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        if maximize:
-            grads = _tree.scale(-1.0, grads)
-        if weight_decay != 0:
-            grads = _tree.axpy(weight_decay, params, grads)
+        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
         buffer = state.momentum_buffer
         if momentum != 0:
+            # Torch starts the buffer at the first gradient itself, undampened.
             first = state.count == 0
             buffer = jax.tree.map(
                 lambda b, g: jnp.where(first, g, momentum * b + (1 - dampening) * g),
@@ -270,9 +266,8 @@ def sgd(
                 grads,
             )
             grads = _tree.axpy(momentum, buffer, grads) if nesterov else buffer
-        rate = lr_at(lr, state.count)
-        new_params = apply_updates(params, _tree.scale(-rate, grads))
-        return new_params, SGDState(count=state.count + 1, momentum_buffer=buffer)
+        updates = _tree.scale(-lr_at(lr, state.count), grads)
+        return add_updates(params, updates), SGDState(state.count + 1, buffer)
 
     hyperparams = {
         "lr": lr,

@@ -26,14 +26,22 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import DescendTypeError, check_positive
-from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
+from descend.optim.base import LearningRate, Optimizer, lr_at
 
 PyTree = Any
 _TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
 
 
+class _Stateless:
+    """The ``init`` of a transform that keeps no state between steps."""
+
+    def init(self, params: PyTree) -> tuple:
+        return ()
+
+
 @dataclass(frozen=True)
-class clip_by_global_norm:
+class clip_by_global_norm(_Stateless):
     r"""Scale all gradients down together when their joint norm exceeds ``max_norm``.
 
     .. math::
@@ -65,10 +73,7 @@ class clip_by_global_norm:
     max_norm: float
 
     def __post_init__(self):
-        object.__setattr__(self, "max_norm", check_positive("max_norm", self.max_norm))
-
-    def init(self, params: PyTree) -> tuple:
-        return ()
+        store_checked(self, max_norm=check_positive)
 
     def apply(self, grads, state, params, *, value=None):
         coefficient = jnp.minimum(self.max_norm / (_tree.norm(grads) + _TORCH_CLIP_EPS), 1.0)
@@ -76,7 +81,7 @@ class clip_by_global_norm:
 
 
 @dataclass(frozen=True)
-class clip_by_value:
+class clip_by_value(_Stateless):
     r"""Clip every gradient entry to ``[-clip_value, clip_value]``.
 
     .. math:: g \leftarrow \min(\max(g, -c), c)
@@ -100,10 +105,7 @@ class clip_by_value:
     clip_value: float
 
     def __post_init__(self):
-        object.__setattr__(self, "clip_value", check_positive("clip_value", self.clip_value))
-
-    def init(self, params: PyTree) -> tuple:
-        return ()
+        store_checked(self, clip_value=check_positive)
 
     def apply(self, grads, state, params, *, value=None):
         clipped = jax.tree.map(lambda g: jnp.clip(g, -self.clip_value, self.clip_value), grads)
@@ -111,7 +113,7 @@ class clip_by_value:
 
 
 @dataclass(frozen=True)
-class add_weight_decay:
+class add_weight_decay(_Stateless):
     r"""Coupled L2 weight decay: add ``weight_decay * params`` to the gradients.
 
     .. math:: g \leftarrow g + \lambda \theta
@@ -138,12 +140,7 @@ class add_weight_decay:
     weight_decay: float
 
     def __post_init__(self):
-        object.__setattr__(
-            self, "weight_decay", check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        )
-
-    def init(self, params: PyTree) -> tuple:
-        return ()
+        store_checked(self, weight_decay=nonnegative_number)
 
     def apply(self, grads, state, params, *, value=None):
         decayed = jax.tree.map(
@@ -201,10 +198,7 @@ class decoupled_weight_decay:
     lr: LearningRate
 
     def __post_init__(self):
-        object.__setattr__(
-            self, "weight_decay", check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        )
-        object.__setattr__(self, "lr", check_lr(self.lr))
+        store_checked(self, weight_decay=nonnegative_number, lr=lr_or_schedule)
 
     def init(self, params: PyTree) -> DecayState:
         return DecayState(count=jnp.zeros((), jnp.int32))
