@@ -236,6 +236,20 @@ def test_reduce_on_plateau_scales_like_optax(settings):
     assert float(state.scale) < 1.0
 
 
+def test_reduce_on_plateau_never_counts_a_growing_negative_loss_as_an_improvement():
+    """The documented difference from Optax: the relative threshold is of |best|."""
+    settings = {"factor": 0.5, "patience": 2, "rtol": 0.1}
+    reference = optax.contrib.reduce_on_plateau(**settings)
+    ref_state = reference.init(jnp.zeros(()))
+    opt = schedules.reduce_on_plateau(sgd(lr=1.0), **settings)
+    x, state = jnp.zeros(()), opt.init(jnp.zeros(()))
+    for loss in [-1.0, -0.95, -0.9]:  # getting worse
+        _, ref_state = reference.update(jnp.ones(()), ref_state, value=jnp.asarray(loss))
+        x, state = opt.step(x, jnp.ones(()), state, value=loss)
+    assert float(state.scale) == 0.5  # two bad steps: reduced
+    assert float(ref_state.scale) == 1.0  # Optax took -0.95 for an improvement on -1.0
+
+
 def test_reduce_on_plateau_needs_the_loss_and_keeps_inner_properties():
     from descend.optim.lbfgs import lbfgs
 

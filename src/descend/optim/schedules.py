@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import rules
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
 from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
 from descend.optim.base import LearningRate, Optimizer, lr_at
@@ -477,7 +478,8 @@ def reduce_on_plateau(
     The loss passed to ``step`` as ``value`` is averaged over ``accumulation_size``
     steps. After each full average :math:`\bar v`, with the best average so far
     :math:`v^*`, it counts as an improvement when
-    :math:`\bar v < (1 - \text{rtol})\, v^* - \text{atol}`; after ``patience``
+    :math:`\bar v < v^* - (\text{rtol}\,|v^*| + \text{atol})` (the improvement rule of
+    every loop, :func:`descend.rules.improved`); after ``patience``
     averages without one, the scale is multiplied by ``factor`` (not below
     ``min_scale``) and ``cooldown`` averages are ignored. Each step of the wrapped
     optimizer is then multiplied by the current scale:
@@ -493,8 +495,12 @@ def reduce_on_plateau(
     improvement with one threshold in ``"rel"`` or ``"abs"`` mode, reduces when the
     bad count *exceeds* ``patience`` and has ``min_lr`` and ``eps``; this wrapper
     follows Optax (``rtol`` and ``atol`` together, reduction when the count *reaches*
-    ``patience``, averaging of per-step losses). It needs ``value``; the engine passes
-    the loss of each step.
+    ``patience``, averaging of per-step losses). Differences from
+    ``optax.contrib.reduce_on_plateau``: Optax's test is
+    :math:`\bar v < (1 - \text{rtol})\, v^* - \text{atol}`, the same as the one here for
+    a positive best value; for a negative one Optax (and torch's ``"rel"`` mode) would
+    count a growing loss as an improvement, which this rule never does. It needs
+    ``value``; the engine passes the loss of each step.
 
     Parameters
     ----------
@@ -556,7 +562,7 @@ def reduce_on_plateau(
         )
 
     def check(state: PlateauState) -> PlateauState:
-        improved = state.avg_value < (1 - rtol) * state.best_value - atol
+        improved = rules.improved(state.avg_value, state.best_value, rtol=rtol, atol=atol)
         best = jnp.where(improved, state.avg_value, state.best_value)
         bad = jnp.where(improved, 0, state.plateau_count + 1)
         cooling = state.cooldown_count > 0
