@@ -15,13 +15,12 @@ import importlib
 from typing import Any
 
 from descend import errors, optim
+from descend._version import __version__
 from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
 from descend.minimization import MinimizeResult, minimize
 from descend.training import FitResult, FitState, fit, load, save
-
-__version__ = "0.1.0"
 
 # Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
 _LAZY_MODULES = (

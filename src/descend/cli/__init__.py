@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from descend import __version__
+    from descend._version import __version__
 
     return f"descend {__version__}"
 

@@ -140,7 +140,8 @@ def _model(args: argparse.Namespace, dataset):
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from descend import distributed, save
+    from descend import distributed
+    from descend.training import save
 
     several = (args.coordinator, args.num_processes, args.process_id)
     if distributed.requested(*several):  # before JAX computes anything
@@ -201,7 +202,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from descend import load
+    from descend.training import load
 
     result = load(args.checkpoint)
     if args.proba:

@@ -298,3 +298,55 @@ def handle_nonfinite(
         raise DataError(f"{subject}: {column(j)} has no finite value to take a mean of")
     means = np.where(bad_x, 0.0, X).sum(axis=0) / finite_count
     return np.where(bad_x, means, X), y
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features and target read from a table, with the encoding that produced them.
+
+    Attributes
+    ----------
+    X : numpy.ndarray, shape (n_samples, n_features)
+        Float features (one-hot columns included).
+    y : numpy.ndarray, shape (n_samples,)
+        Float targets, or ``int32`` class codes ``0 … k-1`` when the target is text or
+        categorical (then ``classes[y[i]]`` is the label of row ``i``).
+    encoding : Encoding
+        Column order, categories and classes; ``encoding.features(...)`` applies the same
+        encoding to new data and ``encoding.to_dict()`` stores it in a checkpoint.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    encoding: Encoding
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.encoding.feature_names
+
+    @property
+    def target_name(self) -> str | None:
+        return self.encoding.target_name
+
+    @property
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.encoding.categories)
+
+    @property
+    def classes(self) -> tuple | None:
+        return self.encoding.classes
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    def __repr__(self) -> str:
+        classes = "" if self.classes is None else f", classes={self.classes!r}"
+        return (
+            f"Dataset(n_samples={self.n_samples}, n_features={self.n_features}, "
+            f"target_name={self.target_name!r}{classes})"
+        )

@@ -117,8 +117,7 @@ def load_dataset(name: str, *, dtype: Any = "float32"):
     >>> data.X.shape, data.classes[:3]
     ((1797, 64), (0, 1, 2))
     """
-    from descend.data import Dataset
-    from descend.data.encoding import Encoding, float_dtype
+    from descend.data.encoding import Dataset, Encoding, float_dtype
 
     spec = _SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
