@@ -534,6 +534,14 @@ def test_a_0_1_0_file_and_its_resave_load_the_same(ckpt):
     assert_trees_equal(_key_data(new.trees), _key_data(old.trees))
 
 
+def test_loaded_arrays_are_writable_in_both_formats(ckpt):
+    save_tree(ckpt, {"p": {"w": np.zeros(3, np.float32), "b": np.zeros(2, ml_dtypes.bfloat16)}})
+    for path in (ckpt, TREE_FILE):
+        for leaf in jax.tree.leaves(load_tree(path).trees):
+            if isinstance(leaf, np.ndarray) and leaf.size:
+                leaf.reshape(-1)[0] = leaf.reshape(-1)[-1]  # raises if read-only
+
+
 # ------------------------------------------------------------ the safetensors layout
 
 

@@ -225,7 +225,7 @@ def _open(path: Path) -> tuple[dict, Callable[[dict], Any]]:
     """The verified header of a checkpoint of either format, and its leaf decoder."""
     data = _files.read_bytes(path)
     if legacy.is_legacy(data):
-        return legacy.read(path, data)
+        return legacy.read(path, bytearray(data))  # its arrays are writable views of it
     if _safetensors.looks_like(data):
         return _safetensors.read(path, data)
     raise _files.foreign(path, data)

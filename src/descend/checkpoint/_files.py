@@ -10,13 +10,12 @@ from pathlib import Path
 from descend.errors import CheckpointError
 
 
-def read_bytes(path: Path) -> bytearray:
-    """The file's content; a bytearray so that arrays loaded from it are writable views."""
+def read_bytes(path: Path) -> bytes:
+    """The file's content, read once (``safetensors.deserialize`` takes ``bytes``)."""
     name = repr(str(path))
     try:
         with open(path, "rb") as handle:
-            data = bytearray(os.fstat(handle.fileno()).st_size)
-            handle.readinto(data)
+            data = handle.read()
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file {name} does not exist; check the path") from None
     except IsADirectoryError:
@@ -28,7 +27,7 @@ def read_bytes(path: Path) -> bytearray:
     return data
 
 
-def foreign(path: Path, data: bytearray) -> CheckpointError:
+def foreign(path: Path, data: bytes) -> CheckpointError:
     """The error for a file of another format, saying which when it is a known one."""
     start = bytes(data[:8])
     if start[:1] == b"\x80":

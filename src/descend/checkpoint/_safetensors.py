@@ -1,20 +1,22 @@
 """Checkpoint files in the safetensors format: tensors, metadata header, content checksum.
 
-See the :mod:`descend.checkpoint` docstring for the layout. The file is written and
-read here, following the format's specification, rather than through the
-``safetensors`` package: writing hashes each array, then streams it into a temporary
-file that is fsync-ed before the rename (the package writes to the final path itself),
-and reading returns writable NumPy views of one buffer for every dtype, float8 included
-(``safetensors.numpy`` copies each tensor and has no float8). The tests check that
-``safetensors.numpy`` and ``safetensors.torch`` open the files.
+See the :mod:`descend.checkpoint` docstring for the layout. The ``safetensors`` package
+does the format both ways. ``safetensors.numpy.save`` builds the file's bytes (header,
+padding, tensor layout); ``_files.write_atomically`` writes them under a temporary name,
+fsyncs and renames (``safetensors.numpy.save_file`` never fsyncs).
+``safetensors.deserialize`` checks a file's bytes and splits them into tensors, each a
+safetensors dtype code and a ``bytearray``: ``_DTYPES`` maps the codes to NumPy /
+ml_dtypes dtypes, as ``safetensors.numpy.load`` has no bfloat16 and no float8. The
+package reads the ``__metadata__`` entry only from a path (``safe_open``), so it is taken
+from the header of the same bytes once ``deserialize`` has accepted them: the checksum
+then compares one version of a file that another process may be replacing. The tests
+check that ``safetensors.numpy`` and ``safetensors.torch`` open the files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import struct
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 
 import jax
 import numpy as np
+import safetensors
+import safetensors.numpy
 
 from descend.checkpoint._common import decode_python, dtype_from_name, malformed, refused_dtype
 from descend.checkpoint._common import truncated as _truncated
@@ -35,12 +39,12 @@ _MAX_HEADER = 100_000_000  # the safetensors limit on the JSON header
 _RESERVED = "__metadata__"
 
 # NumPy / ml_dtypes dtype name -> safetensors dtype: only those every safetensors release
-# since 0.4 reads. Complex arrays are stored as real pairs, other ml_dtypes as bytes.
+# since 0.4 reads (``safetensors.numpy.save`` writes float8 since 0.4.2). Complex arrays
+# are stored as real pairs, other ml_dtypes as bytes.
 _CODES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16",
           "uint32": "U32", "int32": "I32", "uint64": "U64", "int64": "I64", "float16": "F16",
           "bfloat16": "BF16", "float32": "F32", "float64": "F64",
           "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2"}  # fmt: skip
-_NAMES = {code: name for name, code in _CODES.items()}
 
 Tensor = tuple[str, str, np.ndarray]  # name, safetensors dtype, the array as stored
 
@@ -68,6 +72,10 @@ def _little(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("<") if dtype.isbuiltin else dtype
 
 
+# safetensors dtype -> the NumPy / ml_dtypes dtype of its bytes (little-endian).
+_DTYPES = {code: _little(dtype_from_name(name)) for name, code in _CODES.items()}
+
+
 class Tensors:
     """The arrays of a checkpoint as safetensors stores them, in leaf-table order."""
 
@@ -92,7 +100,7 @@ class Tensors:
             array = array.copy(order="C")
         if note is not None:
             entry["stored"] = note
-            array = array.reshape(-1).view(_little(dtype_from_name(_NAMES[code]))).reshape(shape)
+            array = array.reshape(-1).view(_DTYPES[code]).reshape(shape)
         self.items.append((name, code, array))
         return entry
 
@@ -109,54 +117,45 @@ def digest(header: str, tensors: Iterable[Tensor]) -> str:
 
 
 def write(path: Path, header: str, tensors: Tensors) -> None:
-    items = tensors.items
-    table: dict[str, Any] = {_RESERVED: {HEADER_KEY: header, DIGEST_KEY: digest(header, items)}}
-    # Widest dtypes first: with the header padded to 8 bytes, every tensor is aligned.
-    order = sorted(items, key=lambda item: -item[2].dtype.itemsize)
-    offset = 0
-    for name, code, array in order:
-        table[name] = {"dtype": code, "shape": list(array.shape),
-                       "data_offsets": [offset, offset + array.nbytes]}  # fmt: skip
-        offset += array.nbytes
-    text = json.dumps(table, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    chunks = [struct.pack("<Q", len(text)), text]
-    write_atomically(path, chunks + [array.reshape(-1).view(np.uint8) for *_, array in order])
+    """The checksum covers the arrays, so it is computed from them before the file exists."""
+    metadata = {HEADER_KEY: header, DIGEST_KEY: digest(header, tensors.items)}
+    arrays = {name: array for name, _, array in tensors.items}
+    write_atomically(path, [safetensors.numpy.save(arrays, metadata=metadata)])
 
 
 # ---------------------------------------------------------------- reading
 
 
-def looks_like(data: bytearray) -> bool:
+def looks_like(data: bytes) -> bool:
     """A safetensors file starts with the length of its JSON header, then ``{``."""
     return len(data) > 8 and data[8] == ord("{") and _header_size(data) <= _MAX_HEADER
 
 
-def _header_size(data: bytearray) -> int:
+def _header_size(data: bytes) -> int:
     return int.from_bytes(data[:8], "little")
 
 
-def read(path: Path, data: bytearray) -> tuple[dict, Callable[[dict], Any]]:
+def read(path: Path, data: bytes) -> tuple[dict, Callable[[dict], Any]]:
     """The header of a checkpoint whose checksum is right, and its leaf decoder."""
     name = repr(str(path))
     size = _header_size(data)
-    if 8 + size > len(data):
-        raise _truncated(name)
     raw = bytes(data[8 : 8 + size])
     try:
-        table = json.loads(raw)
-    except ValueError:
-        table = None
-    metadata = _metadata(table)
-    if metadata is None:
-        if b"descend" in raw:  # a descend checkpoint whose header was damaged
+        parsed = safetensors.deserialize(data)
+        metadata = json.loads(raw).get(_RESERVED)  # a JSON object: deserialize checked it
+    except (safetensors.SafetensorError, ValueError):
+        parsed = metadata = None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(metadata.get(key), str) for key in (HEADER_KEY, DIGEST_KEY)
+    ):
+        if len(raw) < size or b"descend" in raw:  # a cut or damaged descend checkpoint
             raise _truncated(name)
         raise CheckpointError(
             f"{name} is a safetensors file but not a descend checkpoint (it has no "
             f"{HEADER_KEY!r} metadata); open it with safetensors.numpy.load_file or "
             "safetensors.torch.load_file"
         )
-    tensors = _tensors(table, memoryview(data)[8 + size :])
+    tensors = _tensors(parsed)
     header = None if tensors is None else _verified(metadata, tensors)
     if header is None:
         raise _truncated(name)
@@ -171,49 +170,16 @@ def read(path: Path, data: bytearray) -> tuple[dict, Callable[[dict], Any]]:
     return header, lambda entry: _decode_leaf(entry, tensors, path)
 
 
-def _metadata(table: Any) -> dict | None:
-    metadata = table.get(_RESERVED) if isinstance(table, dict) else None
-    if not isinstance(metadata, dict) or not all(
-        isinstance(metadata.get(key), str) for key in (HEADER_KEY, DIGEST_KEY)
-    ):
-        return None
-    return metadata
-
-
-def _tensors(table: dict, buffer: memoryview) -> dict[str, tuple[str, np.ndarray]] | None:
-    """Each tensor's dtype and array, or None unless they tile the buffer as in a valid
-    safetensors file (no gap, no overlap, nothing after the last one)."""
-    found, spans = {}, []
-    for name, info in table.items():
-        if name == _RESERVED:
-            continue
-        try:
-            code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
+def _tensors(parsed: list) -> dict[str, tuple[str, np.ndarray]] | None:
+    """Each tensor's dtype and array (writable: ``deserialize`` gives bytearrays), or None
+    if one has a dtype that descend does not write."""
+    found = {}
+    for name, info in parsed:
+        dtype = _DTYPES.get(info["dtype"])
+        if dtype is None:
             return None
-        dtype = dtype_from_name(_NAMES.get(code, ""))
-        numbers = [*shape, begin, end] if isinstance(shape, list) else [None]
-        if dtype is None or not all(type(n) is int and n >= 0 for n in numbers):
-            return None
-        if end - begin != math.prod(shape) * dtype.itemsize:
-            return None
-        spans.append((begin, end))
-        found[name] = (code, _array(buffer, _little(dtype), tuple(shape), begin))
-    position = 0
-    for begin, end in sorted(spans):
-        if begin != position:
-            return None
-        position = end
-    return found if position == len(buffer) else None
-
-
-def _array(buffer: memoryview, dtype: np.dtype, shape: tuple, offset: int) -> np.ndarray:
-    count = math.prod(shape)
-    if not count:
-        return np.zeros(shape, dtype)
-    if offset + count * dtype.itemsize > len(buffer):
-        return np.zeros(0, dtype)  # the tiling check that follows refuses the file
-    return np.frombuffer(buffer, dtype, count=count, offset=offset).reshape(shape)
+        found[name] = (info["dtype"], np.frombuffer(info["data"], dtype).reshape(info["shape"]))
+    return found
 
 
 def _verified(metadata: dict, tensors: dict) -> dict | None:
