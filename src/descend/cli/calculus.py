@@ -11,12 +11,12 @@ from descend.cli.common import (
     add_json,
     add_optimizer_options,
     check_output_path,
-    known_function_and_start,
     number,
     optimizer_from_args,
     point_text,
     print_json,
     print_table,
+    target_and_start,
 )
 from descend.errors import InputError
 
@@ -102,21 +102,12 @@ def _grad(args: argparse.Namespace) -> int:
 
 
 def _minimize(args: argparse.Namespace) -> int:
-    from descend import functions
-    from descend.expr import parse, point_from_text
     from descend.minimization import minimize
 
     optimizer = optimizer_from_args(args)
     if args.plot:
         check_output_path(args.plot, None)
-    if functions.is_known(args.expression):
-        target, x0 = known_function_and_start(args.expression, args.x0, args.dim)
-        label = target.name
-    else:
-        target = parse(args.expression)
-        x0 = point_from_text(args.x0, target.variables) if args.x0 else {}
-        x0 = {name: x0.get(name, 0.0) for name in target.variables}
-        label = target.text
+    target, x0, label = target_and_start(args.expression, args.x0, args.dim)
     result = minimize(
         target,
         x0,

@@ -127,20 +127,29 @@ def vector_from_text(text: str, dim: int) -> list[float]:
     return values
 
 
-def known_function_and_start(name: str, x0_text: str | None, dim: int | None):
-    """The test function ``name`` and the start ``--x0`` as a list (``None`` when absent).
+def target_and_start(text: str, x0_text: str | None, dim: int | None) -> tuple[Any, Any, str]:
+    """What ``minimize`` and ``compare`` run on: ``(function, start, label)``.
 
-    Without ``--dim``, an n-dimensional function takes as many variables as ``--x0``
-    has values, so its minimizers and minimum are those of that dimension.
+    ``text`` names a test function or is an expression. A test function's start is
+    ``--x0`` as a list (``None`` when absent: its own start); without ``--dim`` an
+    n-dimensional one takes as many variables as ``--x0`` has values, so its minimizers
+    and minimum are those of that dimension. An expression's start is ``{variable:
+    value}``, 0 for the variables ``--x0`` leaves out.
     """
     from descend import functions
+    from descend.expr import parse, point_from_text
 
-    function = functions.get(name, dim)
+    if not functions.is_known(text):
+        expression = parse(text)
+        point = point_from_text(x0_text, expression.variables) if x0_text else {}
+        start = {name: point.get(name, 0.0) for name in expression.variables}
+        return expression, start, expression.text
+    function = functions.get(text, dim)
     if not x0_text:
-        return function, None
+        return function, None, function.name
     if dim is None and function.n_dimensional:
         function = function.with_dim(len(x0_text.split(",")))
-    return function, vector_from_text(x0_text, function.dim)
+    return function, vector_from_text(x0_text, function.dim), function.name
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:

@@ -9,11 +9,11 @@ from descend.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     check_output_path,
-    known_function_and_start,
     parse_options,
     print_json,
     print_table,
     split_top_level,
+    target_and_start,
 )
 from descend.errors import InputError
 
@@ -71,8 +71,7 @@ def add_parsers(commands: Any) -> argparse.ArgumentParser:
 
 def compare_command(args: argparse.Namespace) -> int:
     """Run ``descend compare``: race, print the table (or JSON), save the pictures."""
-    from descend import functions, plot
-    from descend.expr import parse, point_from_text
+    from descend import plot
     from descend.plot.racing import compare
 
     specs = optimizers_from_text(args.optimizers)
@@ -81,12 +80,7 @@ def compare_command(args: argparse.Namespace) -> int:
         check_output_path(args.plot, None)
     if args.animate:
         check_output_path(args.animate, _ANIMATIONS)
-    if functions.is_known(args.expression):
-        target, x0 = known_function_and_start(args.expression, args.x0, args.dim)
-    else:
-        target = parse(args.expression)
-        point = point_from_text(args.x0, target.variables) if args.x0 else {}
-        x0 = {name: point.get(name, 0.0) for name in target.variables}
+    target, x0, _ = target_and_start(args.expression, args.x0, args.dim)
     result = compare(
         target,
         specs,

@@ -27,6 +27,7 @@ from descend.data.encoding import (
     Dataset,
     Encoding,
     check_nan_policy,
+    class_set,
     column_kind,
     float_dtype,
     handle_nonfinite,
@@ -259,20 +260,8 @@ def as_arrays(
     )  # fmt: skip
     if not classification:
         return ArrayData(aligned_array(X, dtype), y.astype(dtype), None)
-    classes, codes = np.unique(y, return_inverse=True)
-    if y.dtype.kind == "f" and np.all(classes == np.round(classes)):
-        classes = classes.astype(np.int64)
-    if len(classes) < 2:
-        raise DataError(
-            f"y has a single class ({classes.tolist()[0]!r}); {task} classification needs at least "
-            "two, so add samples of another class"
-        )
-    if task == "binary" and len(classes) > 2:
-        shown = ", ".join(map(repr, classes[:5].tolist())) + (", ..." if len(classes) > 5 else "")
-        raise DataError(
-            f"task='binary' needs two classes but y has {len(classes)} ({shown}); "
-            "use task='multiclass'"
-        )
+    classes = class_set(y, task, fix="use task='multiclass'")
+    codes = np.unique(y, return_inverse=True)[1]  # each label's place in the sorted set
     return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
 
 

@@ -350,3 +350,29 @@ class Dataset:
             f"Dataset(n_samples={self.n_samples}, n_features={self.n_features}, "
             f"target_name={self.target_name!r}{classes})"
         )
+
+
+def class_set(labels: np.ndarray, task: str, *, subject: str = "y", fix: str = "") -> np.ndarray:
+    """The sorted distinct labels of a classification target, checked for ``task``.
+
+    Float labels that are all whole numbers become int64 (``1.0`` is class ``1``). A
+    single class, or more than two for ``task="binary"``, is a :class:`DataError` that
+    names ``subject`` (the target, in words) and, for the binary case, the ``fix``.
+
+    >>> class_set(np.array([0.0, 1.0, 1.0]), "binary").tolist()
+    [0, 1]
+    """
+    classes = np.unique(labels)
+    if classes.dtype.kind == "f" and np.all(classes == np.round(classes)):
+        classes = classes.astype(np.int64)
+    if len(classes) < 2:
+        raise DataError(
+            f"{subject} has a single class ({classes.tolist()[0]!r}); {task} classification "
+            "needs at least two, so add samples of another class"
+        )
+    if task == "binary" and len(classes) > 2:
+        shown = ", ".join(map(repr, classes[:5].tolist())) + (", ..." if len(classes) > 5 else "")
+        raise DataError(
+            f"task='binary' needs two classes but {subject} has {len(classes)} ({shown}); {fix}"
+        )
+    return classes

@@ -14,6 +14,8 @@ import numpy as np
 from descend import metrics, models
 from descend._json import jsonable
 from descend._tree import PyTree
+from descend.data.arrays import Standardizer
+from descend.data.encoding import Encoding
 from descend.errors import DataError
 from descend.optim.base import Optimizer
 
@@ -80,8 +82,8 @@ class FitResult:
     status: str
     reason: str
     classes: np.ndarray | None = None
-    standardizer: Any = None
-    encoding: Any = field(default=None, repr=False)
+    standardizer: Standardizer | None = None
+    encoding: Encoding | None = field(default=None, repr=False)
     dtype: str = "float32"
     seed: int = 0
     best_epoch: int | None = None

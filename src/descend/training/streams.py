@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend.data.arrays import Standardizer
-from descend.data.encoding import Encoding
+from descend.data.encoding import Encoding, class_set
 from descend.data.moments import Moments
 from descend.data.readers import Prefetch, rechunk
 from descend.data.shuffle import chunk_order
@@ -48,7 +48,10 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     else:
         stats = stream._statistics(labels=need_labels, features=need_features)
     if need_labels:
-        classes = _classes(stats.labels, task)
+        classes = class_set(
+            stats.labels, task, subject="the stream's target", fix="use a multiclass model "
+            "(e.g. 'softmax')",
+        )  # fmt: skip
     if need_features:
         standardizer = stats.features.standardizer()
     if task != "regression" and reader.y_shape not in ((), (1,)):
@@ -73,24 +76,6 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     return Prepared(
         None, None, None, X_val, y_val, classes, standardizer, encoding, n_outputs, stream=plan
     )
-
-
-def _classes(labels: np.ndarray, task: str) -> np.ndarray:
-    """The sorted label set, as integers when every label is one (as ``as_arrays``)."""
-    if np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
-    if len(labels) < 2:
-        raise DataError(
-            f"the stream's target has a single class ({labels.tolist()[0]!r}); {task} "
-            "classification needs at least two"
-        )
-    if task == "binary" and len(labels) > 2:
-        raise DataError(
-            f"a binary model needs two classes but the stream's target has {len(labels)} "
-            f"({', '.join(map(repr, labels[:5].tolist()))}{', ...' if len(labels) > 5 else ''}); "
-            "use a multiclass model (e.g. 'softmax')"
-        )
-    return labels
 
 
 @dataclass
