@@ -39,9 +39,9 @@ import math
 import os
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import jax
 import numpy as np
@@ -53,6 +53,21 @@ from descend.data.moments import Moments
 from descend.data.shuffle import epoch_order
 from descend.engine import BATCH_AXIS, EpochConfig, ShardedOrder
 from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
+
+
+class Rows(Protocol):
+    """A process's training rows as ``fit`` prepared them (``training.prepare.Prepared``)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    X_val: np.ndarray | None
+    classes: np.ndarray | None
+    standardizer: Any
+    n_outputs: int
+
+
+R = TypeVar("R", bound=Rows)
 
 ENVIRONMENT = ("DESCEND_COORDINATOR", "DESCEND_NUM_PROCESSES", "DESCEND_PROCESS_ID")
 
@@ -385,7 +400,7 @@ class Placement:
         weights = table[:, 0]
         return [float(np.dot(weights, column) / weights.sum()) for column in table[:, 1:].T]
 
-    def prepare(self, prepared, standardize: bool):
+    def prepare(self, prepared: R, standardize: bool) -> R:
         """Check that the processes' data agree, cut them to one length, standardize.
 
         ``prepared`` comes from :func:`descend.training.prepare.prepare`, run without
@@ -471,7 +486,7 @@ class Placement:
             merged.merge(Moments.from_array(row))
         return merged
 
-    def source(self, prepared, config: EpochConfig) -> ShardedSource:
+    def source(self, prepared: Rows, config: EpochConfig) -> ShardedSource:
         """The training rows on the mesh, as a chunk source for the epoch loop."""
         data = (prepared.X, prepared.y)
         if prepared.weights is not None:
@@ -488,7 +503,7 @@ class Placement:
         arrays = tuple(spread(local) for local in data)
         return ShardedSource(self, config, arrays, prepared.y, prepared.weights, len(prepared.X))
 
-    def order(self, config: EpochConfig, local_order: np.ndarray, dtype) -> ShardedOrder:
+    def order(self, config: EpochConfig, local_order: np.ndarray, dtype: Any) -> ShardedOrder:
         """This epoch's batches as global index arrays (see :class:`ShardedOrder`).
 
         Each process's part of the last axis is its own share of every batch:
@@ -535,7 +550,7 @@ class ShardedSource:
     def n_samples(self) -> int:
         return self.config.n_samples
 
-    def chunks(self, seed: int, epoch: int):
+    def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, ShardedOrder]]:
         placement = self.placement
         if self.config.shuffle:
             process = placement.process if placement.n_processes > 1 else None

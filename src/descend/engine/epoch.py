@@ -9,6 +9,7 @@ early stopping) is :mod:`descend.training.loop`; :func:`compiled_epoch` is the p
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -274,7 +275,9 @@ def _gather_rows(mesh, data, indices) -> tuple:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_epoch(batch_objective, optimizer: Optimizer, config: EpochConfig):
+def compiled_epoch(
+    batch_objective: Callable[..., Any], optimizer: Optimizer, config: EpochConfig
+) -> Callable[..., EpochOutcome]:
     """The jitted epoch program for this objective, optimizer and epoch shape.
 
     Called as ``program(params, opt_state, data, order)`` where ``data`` is a tuple of

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +100,7 @@ class Epochs:
     def intact(self) -> bool:
         return True  # the state is replaced only once an epoch completed
 
-    def callback(self, user_callback):
+    def callback(self, user_callback: Callable[[int, dict], Any]) -> Callable[[], Any]:
         """A ``callback(epoch, history)`` as the engine calls it (no arguments)."""
         return lambda: user_callback(self.epoch, _as_arrays(self.history))
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from descend import metrics, models
 from descend._tree import PyTree
@@ -49,7 +50,9 @@ class BatchObjective:
             return jnp.sum(values, axis=trailing)
         return jnp.mean(values, axis=trailing) if trailing else values
 
-    def __call__(self, params, X, y, w=None):
+    def __call__(
+        self, params: PyTree, X: jax.Array, y: jax.Array, w: jax.Array | None = None
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         predictions = self.model.apply(params, X)
         values = self._per_sample(predictions, y)
         if w is None:
@@ -80,7 +83,9 @@ def _evaluate(objective: BatchObjective, params, X, y):
     return jnp.mean(values), metric
 
 
-def evaluate(objective: BatchObjective, params: PyTree, X, y) -> tuple[jax.Array, jax.Array]:
+def evaluate(
+    objective: BatchObjective, params: PyTree, X: ArrayLike, y: ArrayLike
+) -> tuple[jax.Array, jax.Array]:
     """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
 
     Returns device scalars without waiting for them, so that the caller fetches them

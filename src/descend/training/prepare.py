@@ -119,7 +119,10 @@ def codes(labels: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
     return np.asarray([lookup[label] for label in np.asarray(labels).tolist()], dtype=np.int32)
 
 
-def validation_arrays(validation, model, classes, n_features: int, dtype, nan_policy: str):
+def validation_arrays(
+    validation: Any, model: models.Model, classes: np.ndarray | None, n_features: int,
+    dtype: Any, nan_policy: str,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``validation=(X_val, y_val)`` as arrays: labels coded as the training ``classes``."""
     from descend import data
 

@@ -49,7 +49,9 @@ class InMemory:
     weights: np.ndarray | None
 
     @classmethod
-    def of(cls, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, config: EpochConfig):
+    def of(
+        cls, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, config: EpochConfig
+    ) -> InMemory:
         # On the device once: every epoch reads these copies.
         data = (on_device(X), on_device(y))
         if weights is not None:
@@ -60,7 +62,7 @@ class InMemory:
     def n_samples(self) -> int:
         return self.config.n_samples
 
-    def chunks(self, seed: int, epoch: int):
+    def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, Any]]:
         order = None
         if self.config.shuffle:
             order = epoch_order(seed, epoch, self.config.n_samples)

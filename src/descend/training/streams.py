@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,7 +158,7 @@ class StreamSource:
         moments = self._counted if self.plan.stats is None else self.plan.stats.target
         return None if moments is None else moments.m2
 
-    def chunks(self, seed: int, epoch: int):
+    def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, Any]]:
         prefetch = Prefetch(self._prepared_chunks(seed, epoch))
         self._threads.add(prefetch)
         try:
