@@ -251,6 +251,7 @@ def compare(
                 tol=tol,
                 max_iter=max_iter,
                 dtype=dtype,
+                verbose=0,  # the race prints its own table
             )
             return _with_variables(result, target.variables)
 
