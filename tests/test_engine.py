@@ -14,6 +14,7 @@ import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -382,6 +383,45 @@ def test_ctrl_c_in_a_terminal_stops_a_long_minimize_within_a_block():
     assert report["status"] == "interrupted" and 0 < report["n_iter"] < 10**8
     assert report["fun"] == report["best"]
     assert waited < 10
+
+
+BAR_CHILD = """
+import numpy as np, jax.numpy as jnp, descend as ds
+def f(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+r = ds.minimize(f, np.full(2000, -1.0), optimizer=ds.optim.gd(lr=1e-6), tol=0.0,
+                max_iter=30_000, patience=10**8, keep_path=False)
+print(r.status, r.n_iter)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
+def test_a_long_minimize_shows_a_progress_bar_on_a_terminal():
+    controller, terminal = pty.openpty()
+    shown = []
+    reader = threading.Thread(target=_drain, args=(controller, shown), daemon=True)
+    reader.start()
+    child = subprocess.run(
+        [sys.executable, "-c", BAR_CHILD], stderr=terminal, stdout=subprocess.PIPE,
+        text=True, timeout=300, check=True,
+    )  # fmt: skip
+    os.close(terminal)
+    reader.join(timeout=10)
+    os.close(controller)
+    assert child.stdout.split() == ["max_iter", "30000"]
+    assert "iteration" in b"".join(shown).decode(errors="replace")
+
+
+def _drain(descriptor: int, into: list) -> None:
+    """Read a pseudo-terminal until it closes (a full one would block the writer)."""
+    while True:
+        try:
+            chunk = os.read(descriptor, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.append(chunk)
 
 
 def test_minimize_shows_its_blocks_at_verbose_2(capsys):

@@ -152,7 +152,7 @@ def train_command(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     model = _model(args, dataset)
     optimizer = optimizer_from_args(args)
-    verbose = 0 if args.json else (1 if sys.stdout.isatty() else 2)
+    verbose = 0 if args.json else (1 if sys.stderr.isatty() else 2)
     began = time.perf_counter()
     # Ctrl-C stops training after the epoch in flight (status "interrupted"): see fit.
     result = fit(

@@ -46,11 +46,14 @@ class Progress:
     def _show_bar(self) -> None:
         if self.verbose != 1 or not sys.stderr.isatty() or self.bar is not None:
             return
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # On stderr, the terminal it was checked on: stdout stays for results and pipes.
         self.bar = Progress(
             TextColumn(f"{self.unit} {{task.completed}}/{{task.total}}"), BarColumn(),
             TextColumn("{task.fields[status]}"), TimeRemainingColumn(), transient=False,
+            console=Console(stderr=True),
         )  # fmt: skip
         self.task = self.bar.add_task(self.unit, total=self.total, completed=self.start, status="")
         self.bar.start()
