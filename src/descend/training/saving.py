@@ -1,6 +1,6 @@
 """``save`` and ``load`` of trained models: one atomic, checksummed file, no pickle.
 
-A saved :class:`~descend.fit_result.FitResult` keeps the model configuration, the
+A saved :class:`~descend.training.FitResult` keeps the model configuration, the
 weights, the optimizer (name, hyperparameters and state), the standardization, the
 table encoding, the classes, the seed and the epoch count, so that
 ``fit(..., resume=path)`` continues exactly where training stopped: 5 + 5 epochs give
