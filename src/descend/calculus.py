@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from descend._tree import PyTree
 from descend.errors import FunctionError, InputError
-
-PyTree = Any
 
 
 def as_float_tree(tree: PyTree) -> PyTree:

@@ -83,7 +83,9 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     return Number(minimum=0.0, strict=not allow_zero).check(name, value)
 
 
-def check_in_range(name: str, value: Any, low: float, high: float, *, closed_high: bool = False):
+def check_in_range(
+    name: str, value: Any, low: float, high: float, *, closed_high: bool = False
+) -> float:
     """Return ``value`` as a float, or raise if it is outside ``[low, high)`` (``[low, high]``)."""
     return Interval(low, high, closed_high=closed_high).check(name, value)
 

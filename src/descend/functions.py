@@ -34,6 +34,7 @@ from functools import cached_property
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from descend.errors import DescendTypeError, InputError, check_int, unknown_name
 
@@ -83,7 +84,7 @@ class TestFunction:
     _min_dim: int | None = field(default=None, repr=False)
     _resize: Callable[[int], TestFunction] | None = field(default=None, repr=False)
 
-    def __call__(self, x) -> jax.Array:
+    def __call__(self, x: ArrayLike) -> jax.Array:
         """``fn(x)``: the value at ``x``, a vector of ``dim`` numbers (any length >= the
         minimum for an n-dimensional function); a 0-d array."""
         return self.fn(jnp.asarray(x))

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from descend.errors import (
     DescendTypeError,
@@ -149,7 +150,13 @@ def _signed(targets: Array) -> Array:
 
 
 # ---------------------------------------------------------------- regression
-def mse(predictions, targets, *, reduction: str = "mean", weights=None) -> Array:
+def mse(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Mean squared error, :math:`\ell = (p - t)^2`; as ``torch.nn.functional.mse_loss``.
 
     See the module docstring for ``reduction`` (``"mean"``, ``"sum"``, ``"none"``) and
@@ -164,7 +171,13 @@ def mse(predictions, targets, *, reduction: str = "mean", weights=None) -> Array
     return _reduce(jnp.square(predictions - targets), reduction, weights)
 
 
-def mae(predictions, targets, *, reduction: str = "mean", weights=None) -> Array:
+def mae(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Mean absolute error, :math:`\ell = |p - t|`; as ``torch.nn.functional.l1_loss``.
 
     >>> from descend import losses
@@ -179,7 +192,14 @@ def mae(predictions, targets, *, reduction: str = "mean", weights=None) -> Array
 l1 = mae
 
 
-def huber(predictions, targets, *, reduction="mean", weights=None, delta: float = 1.0) -> Array:
+def huber(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+    delta: float = 1.0,
+) -> Array:
     r"""Huber loss; as ``torch.nn.functional.huber_loss``.
 
     With :math:`d = p - t`: :math:`\ell = d^2/2` if :math:`|d| < \delta`, else
@@ -197,7 +217,14 @@ def huber(predictions, targets, *, reduction="mean", weights=None, delta: float 
     return _reduce(loss, reduction, weights)
 
 
-def smooth_l1(predictions, targets, *, reduction="mean", weights=None, beta: float = 1.0):
+def smooth_l1(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+    beta: float = 1.0,
+) -> Array:
     r"""Smooth L1 loss; as ``torch.nn.functional.smooth_l1_loss``.
 
     With :math:`d = p - t`: :math:`\ell = d^2/(2\beta)` if :math:`|d| < \beta`, else
@@ -218,7 +245,13 @@ def smooth_l1(predictions, targets, *, reduction="mean", weights=None, beta: flo
     return _reduce(loss, reduction, weights)
 
 
-def log_cosh(predictions, targets, *, reduction: str = "mean", weights=None) -> Array:
+def log_cosh(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Log-cosh loss, :math:`\ell = \log\cosh(p - t)` (no PyTorch equivalent).
 
     Computed as :math:`\operatorname{logaddexp}(d, -d) - \log 2`, which stays finite where
@@ -236,11 +269,11 @@ def log_cosh(predictions, targets, *, reduction: str = "mean", weights=None) -> 
 
 
 def poisson_nll(
-    predictions,
-    targets,
+    predictions: ArrayLike,
+    targets: ArrayLike,
     *,
     reduction: str = "mean",
-    weights=None,
+    weights: ArrayLike | None = None,
     log_input: bool = True,
     full: bool = False,
     eps: float = 1e-8,
@@ -270,7 +303,13 @@ def poisson_nll(
 
 
 # ---------------------------------------------------------------- binary classification
-def binary_cross_entropy(predictions, targets, *, reduction="mean", weights=None) -> Array:
+def binary_cross_entropy(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Binary cross-entropy from probabilities; as ``torch.nn.functional.binary_cross_entropy``.
 
     :math:`\ell = -[t \log p + (1 - t)\log(1 - p)]` with each logarithm clamped at
@@ -314,7 +353,12 @@ def _bce_elementwise_jvp(primals, tangents):
 
 
 def binary_cross_entropy_with_logits(
-    predictions, targets, *, reduction: str = "mean", weights=None, pos_weight=None
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
 ) -> Array:
     r"""Binary cross-entropy from logits; as ``F.binary_cross_entropy_with_logits`` in torch.
 
@@ -336,7 +380,13 @@ def binary_cross_entropy_with_logits(
     return _reduce(loss, reduction, weights)
 
 
-def hinge(predictions, targets, *, reduction: str = "mean", weights=None) -> Array:
+def hinge(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Hinge loss of a linear SVM, :math:`\ell = \max(0, 1 - y f)` (no PyTorch equivalent).
 
     ``predictions`` are raw scores :math:`f`. Targets greater than 0 are the positive class
@@ -352,7 +402,13 @@ def hinge(predictions, targets, *, reduction: str = "mean", weights=None) -> Arr
     return _reduce(jax.nn.relu(1 - _signed(targets) * predictions), reduction, weights)
 
 
-def squared_hinge(predictions, targets, *, reduction: str = "mean", weights=None) -> Array:
+def squared_hinge(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+) -> Array:
     r"""Squared hinge loss, :math:`\ell = \max(0, 1 - y f)^2`; labels as in :func:`hinge`.
 
     >>> from descend import losses
@@ -367,12 +423,12 @@ def squared_hinge(predictions, targets, *, reduction: str = "mean", weights=None
 
 # ---------------------------------------------------------------- multiclass
 def cross_entropy(
-    predictions,
-    targets,
+    predictions: ArrayLike,
+    targets: ArrayLike,
     *,
     reduction: str = "mean",
-    weights=None,
-    class_weights=None,
+    weights: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
 ) -> Array:
     r"""Softmax cross-entropy from logits; as ``torch.nn.functional.cross_entropy``.
@@ -415,7 +471,14 @@ def cross_entropy(
     return _reduce(loss, reduction, weights, mass)
 
 
-def nll(predictions, targets, *, reduction="mean", weights=None, class_weights=None) -> Array:
+def nll(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
+) -> Array:
     r"""Negative log-likelihood of log-probabilities; as ``torch.nn.functional.nll_loss``.
 
     ``predictions`` are log-probabilities :math:`q` of shape ``(n, C)`` (e.g. from
@@ -444,7 +507,12 @@ def nll(predictions, targets, *, reduction="mean", weights=None, class_weights=N
 
 
 def kl_div(
-    predictions, targets, *, reduction: str = "mean", weights=None, log_target: bool = False
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "mean",
+    weights: ArrayLike | None = None,
+    log_target: bool = False,
 ) -> Array:
     r"""Kullback-Leibler divergence :math:`KL(t \,\|\, \cdot)`; as ``torch.nn.functional.kl_div``.
 

@@ -25,10 +25,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
+from descend._tree import PyTree
 from descend.errors import DescendTypeError, InputError, check_int, unknown_name
 
-PyTree = Any
 TASKS = ("regression", "binary", "multiclass")
 _DEFAULT_LOSS = {"regression": "mse", "binary": "bce_with_logits", "multiclass": "cross_entropy"}
 # torch.nn.GELU's default is the exact (erf) form; jax.nn.gelu defaults to the tanh approximation.
@@ -83,7 +84,14 @@ class Model:
     user_apply: Callable[[PyTree, jax.Array], jax.Array] | None = field(default=None, repr=False)
     user_params: _ByIdentity | None = field(default=None, repr=False)
 
-    def init(self, key, n_features: int, n_outputs: int = 1, *, dtype=jnp.float32) -> PyTree:
+    def init(
+        self,
+        key: jax.Array | int | None,
+        n_features: int,
+        n_outputs: int = 1,
+        *,
+        dtype: DTypeLike = jnp.float32,
+    ) -> PyTree:
         """Initial parameters for ``n_features`` inputs and ``n_outputs`` outputs.
 
         ``key`` is a ``jax.random`` key or an int seed (ignored by the zero-initialised
@@ -123,7 +131,7 @@ class Model:
             return _mlp_init(_as_key(key), sizes, self.settings["activation"], dtype)
         return _affine_zeros(n_features, n_outputs, dtype)
 
-    def apply(self, params: PyTree, X) -> jax.Array:
+    def apply(self, params: PyTree, X: ArrayLike) -> jax.Array:
         """Raw outputs for inputs ``X`` of shape ``(n_samples, n_features)``.
 
         Values or logits of shape ``(n,)`` for one output, ``(n, n_outputs)`` otherwise.
@@ -307,7 +315,9 @@ def polynomial(degree: int) -> Model:
     return Model("polynomial", "regression", "mse", (("degree", check_int("degree", degree)),))
 
 
-def mlp(hidden: Sequence[int] | int = (64,), activation: str = "relu", task: str = "regression"):
+def mlp(
+    hidden: Sequence[int] | int = (64,), activation: str = "relu", task: str = "regression"
+) -> Model:
     r"""Multilayer perceptron: :math:`h_0 = X`, :math:`h_{l} = a(h_{l-1} W_l + b_l)`, a
     final affine layer without activation.
 
@@ -345,7 +355,9 @@ def mlp(hidden: Sequence[int] | int = (64,), activation: str = "relu", task: str
     return Model("mlp", task, _DEFAULT_LOSS[task], options)
 
 
-def custom(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, task="regression"):
+def custom(
+    apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, task: str = "regression"
+) -> Model:
     """Wrap your own ``apply(params, X) -> outputs`` and its initial ``params``.
 
     ``init`` returns these ``params`` whatever key and shapes it is given. ``apply`` must
@@ -425,7 +437,7 @@ def _check_model(model: Model) -> None:
         raise DescendTypeError(f"model must be a descend Model, got {type(model).__name__}")
 
 
-def predict(model: Model, params: PyTree, X) -> jax.Array:
+def predict(model: Model, params: PyTree, X: ArrayLike) -> jax.Array:
     """Predicted values (regression) or class labels (classifiers) for ``X``.
 
     Binary: label 1 where the logit is > 0 (probability > 0.5), else 0, as int32. Multiclass:
@@ -450,7 +462,7 @@ def predict_from_outputs(model: Model, outputs: jax.Array) -> jax.Array:
     return jnp.argmax(outputs, axis=-1)
 
 
-def predict_proba(model: Model, params: PyTree, X) -> jax.Array:
+def predict_proba(model: Model, params: PyTree, X: ArrayLike) -> jax.Array:
     r"""Class probabilities for ``X``, shape ``(n, 2)`` for binary, ``(n, k)`` for multiclass.
 
     Binary: columns :math:`(\sigma(-z), \sigma(z))` for logit :math:`z` (scikit-learn's

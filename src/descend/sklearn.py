@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 if tuple(map(int, re.findall(r"\d+", sklearn.__version__)[:2])) < (1, 6):
     raise ImportError(
@@ -400,13 +401,17 @@ class GDRegressor(RegressorMixin, _GDBase):
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> GDRegressor:
         """Train from scratch for up to ``max_epochs`` epochs; returns ``self``."""
         X, y = self._validate(X, y, reset=True, multi_output=True)
         return self._fit_targets(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> GDRegressor:
         """One epoch over ``(X, y)``, continuing from the current weights (if fitted)."""
         first = not hasattr(self, "_model")
         X, y = self._validate(X, y, reset=first, multi_output=True)
@@ -428,7 +433,7 @@ class GDRegressor(RegressorMixin, _GDBase):
             self.coef_ = self.coef_[0]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted values, shape ``(n_samples,)`` or ``(n_samples, n_outputs_)``."""
         return self._outputs(X)
 
@@ -493,7 +498,9 @@ validation_loss_curve_
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> GDClassifier:
         """Train from scratch for up to ``max_epochs`` epochs; returns ``self``."""
         X, y = self._validate(X, y, reset=True, multi_output=False)
         y = column_or_1d(y, warn=True)
@@ -510,7 +517,13 @@ validation_loss_curve_
         return self._fit_classes(X, y, classes, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> GDClassifier:
         """One epoch over ``(X, y)``, continuing from the current weights (if fitted).
 
         ``classes`` (all the labels the stream will contain) is required on the first
@@ -558,12 +571,12 @@ validation_loss_curve_
             return "bce_with_logits" if binary else "cross_entropy"
         return self.loss
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Logits: shape ``(n_samples,)`` (of class ``classes_[1]``) for two classes,
         ``(n_samples, n_classes)`` for more."""
         return self._outputs(X)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The label of the largest logit (for two classes: ``classes_[1]`` where z > 0)."""
         outputs = self._outputs(X)
         codes = (outputs > 0).astype(int) if outputs.ndim == 1 else np.argmax(outputs, axis=1)
@@ -573,7 +586,7 @@ validation_loss_curve_
         return self.loss in _PROBABILISTIC
 
     @available_if(_has_proba)
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         r"""Class probabilities, columns in ``classes_`` order.
 
         Two classes: :math:`(\sigma(-z), \sigma(z))`; more: the softmax of the logits
@@ -588,7 +601,7 @@ validation_loss_curve_
             return np.asarray(probabilities)
 
     @available_if(_has_proba)
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))

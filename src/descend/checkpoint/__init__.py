@@ -57,12 +57,11 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from descend._tree import PyTree
 from descend.checkpoint import _files, _safetensors, legacy
 from descend.checkpoint._common import malformed
 from descend.checkpoint._tree import build, encode_tree, restore_like
 from descend.errors import CheckpointError, DescendTypeError, suggest
-
-PyTree = Any
 
 FORMAT_VERSION = _safetensors.FORMAT_VERSION
 

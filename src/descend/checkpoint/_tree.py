@@ -18,10 +18,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from descend._tree import PyTree
 from descend.checkpoint._common import dtype_from_name, encode_python
 from descend.errors import CheckpointError, DescendTypeError
-
-PyTree = Any
 
 # store(tree name, keys, array) -> the entry fields that locate the array in the file.
 Store = Callable[[str, list, np.ndarray], dict]

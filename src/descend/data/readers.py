@@ -8,7 +8,7 @@ import contextlib
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,9 @@ class Part:
     offset: int
 
 
-def path_reader(path: Path, target, features):
+def path_reader(
+    path: Path, target: str | None, features: Sequence[str] | None
+) -> _ParquetReader | _NpyReader:
     if not path.exists():
         raise DataError(f"no such file or folder: {str(path)!r}")
     if path.is_file():
@@ -309,7 +311,7 @@ class IterableReader:
             raise DataError(f"{where}: {error}") from None
         return Part(index, X, np.asarray(y), where, 0)
 
-    def read(self, pieces, *, features: bool, rows: int) -> Iterator[Part]:
+    def read(self, pieces: Iterable[int] | None, *, features: bool, rows: int) -> Iterator[Part]:
         count = 0
         for index, item in enumerate(self._open()):
             part = self._part(index, item)
@@ -326,13 +328,17 @@ class IterableReader:
             raise DataError("the iterable yields no chunks")
 
 
+# What path_reader and IterableReader make; check_part and the others take any of them.
+Reader = _ParquetReader | _NpyReader | IterableReader
+
+
 def _chain(first: list, rest: Iterator) -> Iterator:
     yield from first
     first.clear()
     yield from rest
 
 
-def check_part(part: Part, reader) -> None:
+def check_part(part: Part, reader: Reader) -> None:
     """Shapes and kinds of a part, against the first part seen (or the metadata)."""
     if part.X is not None:
         if part.X.dtype.kind not in "biuf":
@@ -368,7 +374,7 @@ def check_part(part: Part, reader) -> None:
         )
 
 
-def finite_rows(values: np.ndarray, part: Part, name: str, reader) -> np.ndarray:
+def finite_rows(values: np.ndarray, part: Part, name: str, reader: Reader) -> np.ndarray:
     """``values``, or a DataError naming the first row (and column) that is not finite."""
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         bad = np.argwhere(~np.isfinite(values.reshape(len(values), -1)))[0]
@@ -381,7 +387,7 @@ def finite_rows(values: np.ndarray, part: Part, name: str, reader) -> np.ndarray
     return values
 
 
-def rechunk(parts: Iterator[Part], rows: int, dtype, reader) -> Iterator[tuple]:
+def rechunk(parts: Iterator[Part], rows: int, dtype: np.dtype, reader: Reader) -> Iterator[tuple]:
     """Copy parts of any size into chunks ``(X, y)`` of exactly ``rows`` rows (the last
     fewer), ``X`` in ``dtype``; non-finite values are an error naming their part.
 

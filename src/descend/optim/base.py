@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 
+from descend._tree import PyTree
 from descend.errors import DescendTypeError, check_positive
 
-PyTree = Any
 State = Any
 
 

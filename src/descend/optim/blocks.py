@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import _tree
+from descend._tree import PyTree
 
-PyTree = Any
 State = TypeVar("State")
 
 

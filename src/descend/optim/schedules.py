@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from descend import rules
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
@@ -96,7 +97,7 @@ class constant:
     def __post_init__(self):
         store_checked(self, lr=check_positive, factor=_share, total_iters=_count)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = _steps(count)
         return self.lr * jnp.where(k < self.total_iters, self.factor, 1.0)
 
@@ -134,7 +135,7 @@ class step:
     def __post_init__(self):
         store_checked(self, lr=check_positive, step_size=check_int, gamma=check_positive)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = _steps(count)
         return self.lr * self.gamma ** jnp.floor(k / self.step_size)
 
@@ -171,7 +172,7 @@ class multistep:
     def __post_init__(self):
         store_checked(self, lr=check_positive, milestones=_milestones, gamma=check_positive)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array | float:
         k = _steps(count)
         passed = sum((k >= m).astype(k.dtype) for m in self.milestones) if self.milestones else 0.0
         return self.lr * self.gamma**passed
@@ -206,7 +207,7 @@ class exponential:
     def __post_init__(self):
         store_checked(self, lr=check_positive, gamma=check_positive)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         return self.lr * self.gamma ** _steps(count)
 
 
@@ -248,7 +249,7 @@ class cosine_annealing:
     def __post_init__(self):
         store_checked(self, lr=check_positive, T_max=check_int, eta_min=nonnegative_number)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = _steps(count)
         return self.eta_min + (self.lr - self.eta_min) * (1 + jnp.cos(math.pi * k / self.T_max)) / 2
 
@@ -305,7 +306,7 @@ class linear_warmup:
         if not isinstance(self.chained, bool):
             raise DescendTypeError(f"chained must be True or False, got {self.chained!r}")
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = _steps(count)
         ramp = self.start_factor + (1 - self.start_factor) * jnp.minimum(k, self.warmup_steps) / (
             self.warmup_steps
@@ -391,7 +392,7 @@ class one_cycle:
             ]
         return [(warm_end, initial, self.max_lr), (last, self.max_lr, minimum)]
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         k = jnp.minimum(_steps(count), self.total_steps - 1)
         phases = self._phases()
         rate = None
@@ -447,7 +448,7 @@ class inverse_scaling:
     def __post_init__(self):
         store_checked(self, eta0=check_positive, power_t=nonnegative_number)
 
-    def __call__(self, count):
+    def __call__(self, count: ArrayLike) -> jax.Array:
         return self.eta0 / (_steps(count) + 1) ** self.power_t
 
 

@@ -25,11 +25,11 @@ import jax
 import jax.numpy as jnp
 
 from descend import _tree
+from descend._tree import PyTree
 from descend.errors import DescendTypeError, check_positive
 from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
 from descend.optim.base import LearningRate, Optimizer, lr_at
 
-PyTree = Any
 _TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
 
 
@@ -75,7 +75,9 @@ class clip_by_global_norm(_Stateless):
     def __post_init__(self):
         store_checked(self, max_norm=check_positive)
 
-    def apply(self, grads, state, params, *, value=None):
+    def apply(
+        self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
+    ) -> tuple[PyTree, tuple]:
         coefficient = jnp.minimum(self.max_norm / (_tree.norm(grads) + _TORCH_CLIP_EPS), 1.0)
         return _scale_keeping_dtype(coefficient, grads), state
 
@@ -107,7 +109,9 @@ class clip_by_value(_Stateless):
     def __post_init__(self):
         store_checked(self, clip_value=check_positive)
 
-    def apply(self, grads, state, params, *, value=None):
+    def apply(
+        self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
+    ) -> tuple[PyTree, tuple]:
         clipped = jax.tree.map(lambda g: jnp.clip(g, -self.clip_value, self.clip_value), grads)
         return clipped, state
 
@@ -142,7 +146,9 @@ class add_weight_decay(_Stateless):
     def __post_init__(self):
         store_checked(self, weight_decay=nonnegative_number)
 
-    def apply(self, grads, state, params, *, value=None):
+    def apply(
+        self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
+    ) -> tuple[PyTree, tuple]:
         decayed = jax.tree.map(
             lambda g, p: (jnp.asarray(g) + self.weight_decay * p).astype(jnp.result_type(g)),
             grads,
@@ -203,10 +209,17 @@ class decoupled_weight_decay:
     def init(self, params: PyTree) -> DecayState:
         return DecayState(count=jnp.zeros((), jnp.int32))
 
-    def apply(self, grads, state, params, *, value=None):
+    def apply(
+        self,
+        grads: PyTree,
+        state: DecayState,
+        params: PyTree,
+        *,
+        value: jax.Array | None = None,
+    ) -> tuple[PyTree, DecayState]:
         return grads, DecayState(count=state.count + 1)
 
-    def update_params(self, params, state):
+    def update_params(self, params: PyTree, state: DecayState) -> PyTree:
         shrink = 1 - lr_at(self.lr, state.count) * self.weight_decay
         return _scale_keeping_dtype(shrink, params)
 

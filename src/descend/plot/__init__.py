@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib import animation
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -30,16 +31,17 @@ from descend.plot import draw
 from descend.plot.target import resolve
 
 Levels = int | Sequence[float]
+Bounds = Sequence[tuple[float, float]]
 
 
 def path(
     results: Any,
     f: Any = None,
     *,
-    ax=None,
+    ax: Axes | None = None,
     levels: Levels = 30,
     log_levels: bool = True,
-    bounds=None,
+    bounds: Bounds | None = None,
     title: str | None = None,
     tangents: int = 3,
 ) -> Figure:
@@ -104,8 +106,8 @@ def path(
 def function(
     f: Any,
     *,
-    ax=None,
-    bounds=None,
+    ax: Axes | None = None,
+    bounds: Bounds | None = None,
     levels: Levels = 30,
     log_levels: bool = True,
     title: str | None = None,
@@ -143,7 +145,7 @@ def function(
     return fig
 
 
-def loss_curves(history: Any, *, ax=None, log_scale: bool = True) -> Figure:
+def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True) -> Figure:
     """Training and validation loss per epoch, with learning rate and gradient norm below.
 
     Parameters
@@ -210,7 +212,7 @@ def loss_curves(history: Any, *, ax=None, log_scale: bool = True) -> Figure:
     return fig
 
 
-def race(result: Any, *, ax=None) -> Figure:
+def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     r"""Draw an optimizer race: every path on one contour map, every value curve on one panel.
 
     The map (two-variable problems) is :func:`path` of all runs. The curves panel shows
@@ -272,7 +274,7 @@ def animate(
     max_frames: int = 200,
     dpi: int = 80,
     size: tuple[float, float] = (6.4, 5.2),
-    bounds=None,
+    bounds: Bounds | None = None,
     levels: Levels = 30,
     log_levels: bool = True,
     title: str | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -44,7 +45,9 @@ class Scene:
         return ["x", "y"][: self.dim]
 
 
-def new_figure(size, nrows: int = 1, ncols: int = 1):
+def new_figure(
+    size: tuple[float, float], nrows: int = 1, ncols: int = 1
+) -> tuple[Figure, Axes | list[Axes]]:
     """A Figure on the Agg canvas (no pyplot) and its axes: one, or a flat list."""
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
@@ -52,7 +55,7 @@ def new_figure(size, nrows: int = 1, ncols: int = 1):
     return fig, axes[0] if len(axes) == 1 else axes
 
 
-def runs_of(results) -> list[tuple[str, Any]]:
+def runs_of(results: Any) -> list[tuple[str, Any]]:
     """``[(label, result)]`` from a result, a list or dict of results, or a race."""
     if hasattr(results, "rows") and hasattr(results, "results"):
         return list(results.results.items())
@@ -77,7 +80,7 @@ def runs_of(results) -> list[tuple[str, Any]]:
     return runs
 
 
-def scene_of(results, f, bounds) -> Scene:
+def scene_of(results: Any, f: Any, bounds: Sequence[tuple[float, float]] | None) -> Scene:
     runs = runs_of(results)
     if f is None and hasattr(results, "target"):
         f = results.target
@@ -103,7 +106,12 @@ def scene_of(results, f, bounds) -> Scene:
     return Scene(target, runs, paths, shape, dim, bounds_of(bounds, target, paths, dim))
 
 
-def bounds_of(bounds, target, paths, dim) -> list[tuple[float, float]]:
+def bounds_of(
+    bounds: Sequence[tuple[float, float]] | None,
+    target: Target | None,
+    paths: Sequence[np.ndarray],
+    dim: int,
+) -> list[tuple[float, float]]:
     """The range drawn: as given, else the function's, else the paths' extent."""
     if bounds is not None:
         pairs = [tuple(float(v) for v in pair) for pair in bounds]
@@ -150,14 +158,16 @@ def derivative(scene: Scene, x: float) -> float:
         return float(jax.grad(_scalar_fn(scene))(jnp.float64(x)))
 
 
-def heights(scene: Scene, points: np.ndarray, result) -> np.ndarray:
+def heights(scene: Scene, points: np.ndarray, result: Any) -> np.ndarray:
     """Where one-variable iterates sit: on the curve, else at their recorded values."""
     if scene.target is None:
         return np.asarray(result.history["value"], dtype=float)
     return evaluate(scene, points)
 
 
-def draw_background(ax, scene: Scene, levels, log_levels: bool, colorbar: bool) -> None:
+def draw_background(
+    ax: Axes, scene: Scene, levels: int | Sequence[float], log_levels: bool, colorbar: bool
+) -> None:
     """Axes, labels and the function: its curve (one variable) or contours (two)."""
     names = scene.axis_names()
     x_low, x_high = scene.bounds[0]
@@ -224,7 +234,7 @@ def draw_background(ax, scene: Scene, levels, log_levels: bool, colorbar: bool) 
         ax.plot(m[:, 0], m[:, 1], ms=16, label="known minimizer", gid="minimizers", **STAR)
 
 
-def run_label(label: str, result) -> str:
+def run_label(label: str, result: Any) -> str:
     if not hasattr(result, "n_iter"):
         return label
     return f"{label}: {result.n_iter} iterations, f = {result.fun:.3g}"
@@ -234,7 +244,7 @@ def _every(n: int) -> int:
     return max(1, n // MARKERS)
 
 
-def draw_paths(ax, scene: Scene) -> None:
+def draw_paths(ax: Axes, scene: Scene) -> None:
     """Each run's path as a line through its points, with its start and end marked."""
     for i, ((label, result), points) in enumerate(zip(scene.runs, scene.paths, strict=True)):
         color = f"C{i}"
@@ -257,7 +267,7 @@ def draw_paths(ax, scene: Scene) -> None:
         ax.add_line(Line2D([], [], ls="none", marker="X", color="gray", mec="black", label="end"))
 
 
-def tangent_segment(scene: Scene, x: float):
+def tangent_segment(scene: Scene, x: float) -> tuple[np.ndarray, np.ndarray, float, float]:
     """``(xs, ys, f(x), f'(x))``: a short piece of the tangent line at ``x``."""
     width = 0.12 * (scene.bounds[0][1] - scene.bounds[0][0])
     value, slope = float(evaluate(scene, np.array([[x]]))[0]), derivative(scene, x)
@@ -280,7 +290,7 @@ def _spread(xs: np.ndarray, count: int) -> list[int]:
     return chosen
 
 
-def draw_iterates(ax, scene: Scene, tangents: int) -> None:
+def draw_iterates(ax: Axes, scene: Scene, tangents: int) -> None:
     """One variable: the iterates on the curve and the tangent at some of them."""
     for i, ((label, result), points) in enumerate(zip(scene.runs, scene.paths, strict=True)):
         color = f"C{i}"
@@ -318,7 +328,7 @@ def draw_iterates(ax, scene: Scene, tangents: int) -> None:
                 ax.annotate("", end, (x, value), arrowprops={"arrowstyle": "->", "color": color})
 
 
-def draw_values(ax, race) -> None:
+def draw_values(ax: Axes, race: Any) -> None:
     """Every run's value (minus the known minimum) per iteration, on a log scale."""
     minimum = race.target.minimum if race.target is not None else None
     shift = 0.0 if minimum is None else minimum
@@ -355,7 +365,7 @@ def draw_values(ax, race) -> None:
     ax.legend(fontsize="small")
 
 
-def log_if_positive(ax, log_scale: bool, *arrays) -> bool:
+def log_if_positive(ax: Axes, log_scale: bool, *arrays: np.ndarray) -> bool:
     """Use a log y-axis when asked and the finite values are >= 0 with some > 0."""
     values = np.concatenate([np.ravel(a) for a in arrays])
     values = values[np.isfinite(values)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from descend.data.encoding import Dataset, Encoding, float_dtype
 from descend.errors import unknown_name
 
 _BREAST_CANCER_MEASURES = (
@@ -87,7 +88,7 @@ def _read_labelled_csv(filename: str) -> tuple[np.ndarray, np.ndarray, tuple[str
     return table[:, :-1], table[:, -1], tuple(header[2:])
 
 
-def load_dataset(name: str, *, dtype: Any = "float32"):
+def load_dataset(name: str, *, dtype: Any = "float32") -> Dataset:
     """Load a shipped dataset as a :class:`descend.data.Dataset` (no download).
 
     ============== ============ ========= ========== ==========================
@@ -117,8 +118,6 @@ def load_dataset(name: str, *, dtype: Any = "float32"):
     >>> data.X.shape, data.classes[:3]
     ((1797, 64), (0, 1, 2))
     """
-    from descend.data.encoding import Dataset, Encoding, float_dtype
-
     spec = _SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
         raise unknown_name("dataset", str(name), _SPECS)
