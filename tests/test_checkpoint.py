@@ -662,7 +662,8 @@ def test_leaves_that_would_share_a_tensor_name_are_refused(ckpt):
 
 
 def test_a_file_rewritten_by_safetensors_with_the_same_content_still_loads(ckpt, tmp_path):
-    # Twelve layers: safetensors puts params/layers/10 before /2, save_tree after /9.
+    """The checksum covers the content, not the layout: safetensors may order the tensors
+    and the metadata entries of its header differently on every write."""
     layers = [np.full((2, 3), i, np.float32) for i in range(12)]
     trees = {"params": {"layers": layers, "b": np.float64(1)}, "k": [1, "x"]}
     save_tree(ckpt, trees, {"epoch": 2})
@@ -670,7 +671,6 @@ def test_a_file_rewritten_by_safetensors_with_the_same_content_still_loads(ckpt,
         metadata = handle.metadata()
     copy = tmp_path / "copy.safetensors"
     safetensors.numpy.save_file(safetensors.numpy.load_file(ckpt), copy, metadata=metadata)
-    assert copy.read_bytes() != ckpt.read_bytes()  # another layout, the same content
     loaded = load_tree(copy)
     assert loaded.metadata == {"epoch": 2}
     assert_trees_equal(loaded.trees, jax.tree.map(np.asarray, trees))
