@@ -140,10 +140,28 @@ def test_every_public_name_imports_from_the_package(name):
     assert getattr(module, name) is getattr(descend, name)
 
 
-def test_the_readme_layout_names_every_unit_and_nothing_else():
+def _readme_layout() -> dict[str, str]:
+    """``{unit: what the README's Layout table says it imports}``."""
     text = README.read_text()
     section = text[text.index("## Layout") :]
     section = section[: section.index("\n## ", 1)]
-    named = set(re.findall(r"^\| `([\w/]+?)/?` \|", section, flags=re.MULTILINE))
+    rows = re.findall(r"^\| `(\w+)/?` \| .* \| (.*) \|$", section, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def test_the_readme_layout_names_every_unit_and_nothing_else():
     units = {_unit(module) for module in MODULES} - {"descend", "__main__", "_version"}
-    assert named == units
+    assert set(_readme_layout()) == units
+
+
+def test_the_readme_layout_says_what_each_unit_imports():
+    imported: dict[str, set[str]] = {}
+    for module, targets in GRAPH.items():
+        imported.setdefault(_unit(module), set()).update(
+            _unit(target) for target in targets if _unit(target) != _unit(module)
+        )
+    for unit, said in _readme_layout().items():
+        if said == "everything above":
+            continue
+        named = set(re.findall(r"`(\w+)`", said))
+        assert named == imported.get(unit, set()), unit

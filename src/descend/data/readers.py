@@ -1,6 +1,6 @@
 """Reading a stream's pieces (Parquet row groups, .npy shards, iterable chunks) in
 parts of bounded size, checking them, re-cutting them into chunks, and reading ahead in
-a background thread. See :mod:`descend.streaming` for the layouts."""
+a background thread. See :mod:`descend.data.streams` for the layouts."""
 
 from __future__ import annotations
 

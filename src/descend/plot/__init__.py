@@ -62,7 +62,7 @@ def path(
     ----------
     results:
         A :class:`~descend.MinimizeResult` with its path (``history["x"]``), a list of
-        them, a dict ``{label: result}`` or a :class:`~descend.race.CompareResult`.
+        them, a dict ``{label: result}`` or a :class:`~descend.plot.racing.CompareResult`.
     f:
         The function: test-function name, expression text, ``TestFunction``,
         ``Expression`` or a function of one point. Default: a race's function, else none
@@ -223,7 +223,7 @@ def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     Parameters
     ----------
     result:
-        A :class:`~descend.race.CompareResult`.
+        A :class:`~descend.plot.racing.CompareResult`.
     ax:
         One Axes (the map for a two-variable problem, else the value curves) or a pair
         ``(map_ax, curves_ax)``. Default: a new figure with both panels.
