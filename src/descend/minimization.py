@@ -275,7 +275,8 @@ def minimize(
         )
         stop = engine.run(iterations, callbacks=callbacks, progress=progress)
         outcome = iterations.outcome()
-    return _result(outcome, stop, config, optimizer, variables)
+        best = _best_point(objective, outcome) if stop == Status.INTERRUPTED else None
+    return _result(outcome, stop, config, optimizer, variables, best)
 
 
 def _resolve_objective(f, x0):
@@ -397,7 +398,25 @@ def _named(x: PyTree, variables) -> PyTree:
     return {name: float(value) for name, value in zip(variables, np.ravel(x), strict=True)}
 
 
-def _result(outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, variables):
+def _best_point(objective, outcome) -> tuple[PyTree, float, PyTree, int]:
+    """``(x, f(x), gradient, iteration)`` of the lowest value of the run so far.
+
+    The point comes from the recorded path, or from the loop's own copy of the best
+    point when the path is not kept; the gradient is evaluated once more there.
+    """
+    n_iter = int(outcome.n_iter)
+    at = int(np.nanargmin(outcome.history_value[: n_iter + 1]))
+    if outcome.history_x is not None:
+        x = jax.tree.map(lambda h: h[at], outcome.history_x)
+    else:
+        x = outcome.best_x
+    value, grads = jax.jit(engine.iterate.value_and_grad(objective))(x)
+    return x, float(value), _tree.to_host(grads), at
+
+
+def _result(
+    outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, variables, best=None
+) -> MinimizeResult:
     n_iter = int(outcome.n_iter)
     grads_finite = all(np.all(np.isfinite(g)) for g in jax.tree.leaves(outcome.grads))
     if n_iter == 0 and not (np.isfinite(outcome.value) and grads_finite):
@@ -406,8 +425,8 @@ def _result(outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, 
             f"{'finite' if grads_finite else 'not finite'}); start from a point where it is defined"
         )
     x, value, grads = outcome.x, outcome.value, outcome.grads
-    if stop == Status.INTERRUPTED:  # the best point so far, not the last one
-        x, value, grads = outcome.best_x, outcome.best, outcome.best_grads
+    if best is not None:  # interrupted: the best point so far, not the last one
+        x, value, grads, _ = best
     grad_norm = float(np.sqrt(sum(np.vdot(g, g).real for g in jax.tree.leaves(grads))))
     history = {
         "value": outcome.history_value[: n_iter + 1],
@@ -428,7 +447,7 @@ def _result(outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, 
         n_fev=int(outcome.n_fev),
         converged=bool(converged),
         status=stop.label,
-        reason=_reason(stop, outcome, config, grad_norm, optimizer),
+        reason=_reason(stop, outcome, config, grad_norm, optimizer, best),
         history=history,
         bracket=bracket,
         n_overshoots=int(outcome.n_overshoots),
@@ -438,7 +457,7 @@ def _result(outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, 
     )
 
 
-def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, optimizer) -> str:
+def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, optimizer, best) -> str:
     lr = optimizer.hyperparams.get("lr")
     # A line search (lr=None) chooses its own steps: no learning rate to lower.
     advice = "" if lr is None else status.smaller_lr(lr)
@@ -455,7 +474,8 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
         elif int(outcome.since_best) >= config.patience:
             why = status.plateau(
                 "value", rtol=config.ftol, atol=0.0, patience=config.patience,
-                unit="iteration", best=float(outcome.best), best_at=int(outcome.best_iter),
+                unit="iteration", best=float(outcome.best),
+                best_at=int(np.nanargmin(outcome.history_value[: n_iter + 1])),
             )  # fmt: skip
         else:
             why = f"the step no longer changes x (iteration {n_iter})"
@@ -480,10 +500,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
     if stop == Status.MAX_ITER:
         return stop.message(max_iter=config.max_iter, grad_norm=grad_norm)
     if stop == Status.INTERRUPTED:
-        kept = (
-            f"returning the best point so far (iteration {int(outcome.best_iter)}, "
-            f"f = {float(outcome.best):.6g})"
-        )
+        kept = f"returning the best point so far (iteration {best[3]}, f = {best[1]:.6g})"
         return stop.message(unit="iteration", done=n_iter, kept=kept)
     return stop.message(unit="iteration", done=n_iter)
 

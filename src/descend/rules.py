@@ -46,6 +46,8 @@ def improved(value: Any, best: Any, *, rtol: float = 0.0, atol: float = 0.0) -> 
     -------
     bool, or a boolean JAX scalar for JAX inputs.
     """
+    if not rtol and not atol:  # the plain test (no work spent on zero tolerances)
+        return value < best
     threshold = best - (rtol * abs(best) + atol)
     # inf - inf is NaN: before the first value, "better than nothing" is value < inf.
     return (value < threshold) | ((best == float("inf")) & (value < best))

@@ -72,10 +72,10 @@ class IterateCarry(NamedTuple):
     grad_norm: jax.Array
     opt_state: PyTree
     status: jax.Array
-    best: jax.Array  # the lowest value so far, and where: what an interrupted run returns
+    best: jax.Array  # the lowest value so far
+    # Where it was, when the path is not kept (else history_x holds it): what an
+    # interrupted run returns. None with the path, so the loop does no extra work.
     best_x: PyTree
-    best_grads: PyTree
-    best_iter: jax.Array
     since_best: jax.Array  # steps since the best value last improved by the rule
     has_bracket: jax.Array
     bracket: jax.Array  # (left, right) with f' < 0 at left and f' > 0 at right
@@ -124,9 +124,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
         opt_state=jax.tree.map(jnp.copy, opt_state0),
         status=zero,
         best=nan,
-        best_x=jax.tree.map(jnp.copy, x0),
-        best_grads=_tree.zeros_like(x0),
-        best_iter=zero,
+        best_x=None if config.keep_path else jax.tree.map(jnp.copy, x0),
         since_best=zero,
         has_bracket=jnp.zeros((), bool),
         bracket=jnp.zeros((2,), dtype),
@@ -162,7 +160,6 @@ def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCar
         grad_norm=grad_norm,
         status=status,
         best=value,
-        best_grads=grads,
         history_value=carry.history_value.at[0].set(value),
         history_grad_norm=carry.history_grad_norm.at[0].set(grad_norm),
         history_x=history_x,
@@ -232,13 +229,15 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         return _tree.where(finite, new, old)
 
     lowest = finite & (value_new < carry.best)
-    history_x = carry.history_x
+    history_x, best_x = carry.history_x, carry.best_x
     if config.keep_path:
         history_x = jax.tree.map(
             lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])),
             history_x,
             x_new,
         )
+    else:
+        best_x = _tree.where(lowest, x_new, carry.best_x)
     return carry._replace(
         n_iter=jnp.where(finite, n_iter, carry.n_iter),
         x=keep(x_new, carry.x),
@@ -248,9 +247,7 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         opt_state=keep(state_new, carry.opt_state),
         status=status,
         best=jnp.where(lowest, value_new, carry.best),
-        best_x=_tree.where(lowest, x_new, carry.best_x),
-        best_grads=_tree.where(lowest, grads_new, carry.best_grads),
-        best_iter=jnp.where(lowest, n_iter, carry.best_iter),
+        best_x=best_x,
         since_best=since_best,
         has_bracket=carry.has_bracket | sign_change,
         bracket=bracket,
@@ -367,20 +364,23 @@ class Iterations:
         self._programs = _programs(objective, optimizer, config)
         self.x0, self.opt_state0 = x0, optimizer.init(x0)
         self.carry: IterateCarry | None = None
+        self._host: IterateCarry | None = None  # the carry on the host, once fetched
         self.per_block = per_block
         self.one_block = per_block is None and not interactive
         self.size = per_block or FIRST_BLOCK
         self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
 
     def advance(self) -> Status:
-        if self.one_block:
+        if self.one_block:  # the run is over: fetch everything at once
             self.carry = self._programs.whole(self.x0, self.opt_state0)
-            return self._fetch()
+            host = self._host = _tree.to_host(self.carry._replace(opt_state=None))
+            return self._read(host.status, host.n_iter, host.value, host.grad_norm)
         if self.carry is None:
             self.carry = self._programs.allocate(self.x0, self.opt_state0)
         stop_at = min(self.n_iter + self.size, self.config.max_iter)
         began = time.perf_counter()
         self.carry = self._programs.block(self.carry, np.int32(stop_at))
+        self._host = None
         before = self.n_iter
         status = self._fetch()
         if self.per_block is None:
@@ -392,10 +392,13 @@ class Iterations:
         return status
 
     def _fetch(self) -> Status:
+        """The block's status and progress numbers (four scalars, one wait)."""
         carry = self.carry
-        status, n_iter, value, grad_norm = jax.device_get(
-            (carry.status, carry.n_iter, carry.value, carry.grad_norm)
+        return self._read(
+            *jax.device_get((carry.status, carry.n_iter, carry.value, carry.grad_norm))
         )
+
+    def _read(self, status, n_iter, value, grad_norm) -> Status:
         self.n_iter, self.value, self.grad_norm = int(n_iter), float(value), float(grad_norm)
         return Status(int(status))
 
@@ -415,4 +418,6 @@ class Iterations:
 
     def outcome(self) -> IterateCarry:
         """What the run found, on the host (NumPy values; the optimizer state left out)."""
-        return _tree.to_host(self.carry._replace(opt_state=None))
+        if self._host is None:
+            self._host = _tree.to_host(self.carry._replace(opt_state=None))
+        return self._host

@@ -14,6 +14,7 @@ trace under ``jax.jit``; the state is a pytree, so it jits, saves and shards lik
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -89,13 +90,19 @@ class Optimizer:
             _value_key(self.evaluations, visiting),
         )
 
+    @functools.cached_property
+    def _identity(self) -> tuple[tuple, int]:
+        # Computed once: compiled loops look the optimizer up at every call and epoch.
+        key = self._key()
+        return key, hash(key)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Optimizer):
             return NotImplemented
-        return self._key() == other._key()
+        return self is other or self._identity[0] == other._identity[0]
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return self._identity[1]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.hyperparams.items())
