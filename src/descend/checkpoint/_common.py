@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
 from descend.errors import CheckpointError
@@ -64,3 +66,17 @@ def truncated(name: str) -> CheckpointError:
 
 def malformed(path, reason: str) -> CheckpointError:
     return CheckpointError(f"{str(path)!r} is not a valid descend checkpoint: {reason}")
+
+
+def decode_leaf(entry: dict, path: Any, read: Callable[[np.dtype, tuple], np.ndarray]) -> Any:
+    """A leaf from its entry in the leaf table: a Python value, a PRNG key, or the array
+    that ``read(dtype, shape)`` takes from the file (each format reads its own way)."""
+    if "python" in entry:
+        return decode_python(entry, path)
+    dtype = dtype_from_name(entry["dtype"])
+    if dtype is None:
+        raise refused_dtype(path, entry)
+    array = read(dtype, tuple(int(n) for n in entry["shape"]))
+    if "key_impl" in entry:
+        return jax.random.wrap_key_data(array, impl=entry["key_impl"])
+    return array

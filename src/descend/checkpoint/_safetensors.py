@@ -22,12 +22,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import safetensors
 import safetensors.numpy
 
-from descend.checkpoint._common import decode_python, dtype_from_name, malformed, refused_dtype
+from descend.checkpoint._common import decode_leaf, dtype_from_name, malformed
 from descend.checkpoint._common import truncated as _truncated
 from descend.checkpoint._files import write_atomically
 from descend.errors import CheckpointError, DescendTypeError
@@ -197,21 +196,15 @@ def _verified(metadata: dict, tensors: dict) -> dict | None:
 
 
 def _decode_leaf(entry: dict, tensors: dict, path) -> Any:
-    if "python" in entry:
-        return decode_python(entry, path)
-    dtype = dtype_from_name(entry["dtype"])
-    if dtype is None:
-        raise refused_dtype(path, entry)
-    shape = tuple(int(n) for n in entry["shape"])
-    code, stored_shape, note = stored_form(dtype, shape)
-    tensor_code, tensor = tensors[entry["tensor"]]
-    if (code, stored_shape, note) != (tensor_code, tensor.shape, entry.get("stored")):
-        raise malformed(
-            path,
-            f"leaf {entry['path']}: the tensor {entry['tensor']!r} ({tensor_code} "
-            f"{list(tensor.shape)}) cannot hold a {dtype.name} array of shape {list(shape)}",
-        )
-    array = tensor if note is None else tensor.reshape(-1).view(_little(dtype)).reshape(shape)
-    if "key_impl" in entry:
-        return jax.random.wrap_key_data(array, impl=entry["key_impl"])
-    return array
+    def read(dtype: np.dtype, shape: tuple) -> np.ndarray:
+        code, stored_shape, note = stored_form(dtype, shape)
+        tensor_code, tensor = tensors[entry["tensor"]]
+        if (code, stored_shape, note) != (tensor_code, tensor.shape, entry.get("stored")):
+            raise malformed(
+                path,
+                f"leaf {entry['path']}: the tensor {entry['tensor']!r} ({tensor_code} "
+                f"{list(tensor.shape)}) cannot hold a {dtype.name} array of shape {list(shape)}",
+            )
+        return tensor if note is None else tensor.reshape(-1).view(_little(dtype)).reshape(shape)
+
+    return decode_leaf(entry, path, read)

@@ -24,14 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from descend.checkpoint._common import (
-    decode_python,
-    dtype_from_name,
+    decode_leaf,
     malformed,
-    refused_dtype,
     truncated,
 )
 from descend.errors import CheckpointError
@@ -81,22 +78,16 @@ def _aligned(n: int) -> int:
 
 
 def _decode_leaf(entry: dict, payload: memoryview, path) -> Any:
-    if "python" in entry:
-        return decode_python(entry, path)
-    dtype = dtype_from_name(entry["dtype"])
-    if dtype is None:
-        raise refused_dtype(path, entry)
-    shape = tuple(int(n) for n in entry["shape"])
-    count, offset = math.prod(shape), int(entry["offset"])
-    if (
-        min(shape, default=0) < 0
-        or count * dtype.itemsize != entry["nbytes"]
-        or (offset < 0 or offset + entry["nbytes"] > len(payload))
-    ):
-        raise malformed(path, f"leaf {entry['path']} lies outside the payload")
-    array = np.frombuffer(payload, dtype.newbyteorder("<") if dtype.isbuiltin else dtype,
-                          count=count, offset=offset) if count else np.zeros(0, dtype)  # fmt: skip
-    array = array.reshape(shape)
-    if "key_impl" in entry:
-        return jax.random.wrap_key_data(array, impl=entry["key_impl"])
-    return array
+    def read(dtype: np.dtype, shape: tuple) -> np.ndarray:
+        count, offset = math.prod(shape), int(entry["offset"])
+        if (
+            min(shape, default=0) < 0
+            or count * dtype.itemsize != entry["nbytes"]
+            or (offset < 0 or offset + entry["nbytes"] > len(payload))
+        ):
+            raise malformed(path, f"leaf {entry['path']} lies outside the payload")
+        little = dtype.newbyteorder("<") if dtype.isbuiltin else dtype
+        array = np.frombuffer(payload, little, count=count, offset=offset) if count else None
+        return (np.zeros(0, dtype) if array is None else array).reshape(shape)
+
+    return decode_leaf(entry, path, read)
