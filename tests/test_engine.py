@@ -68,6 +68,14 @@ def test_the_loop_stops_on_the_first_status_a_block_reports():
     assert engine.run(block) == Status.CONVERGED and block.n == 3
 
 
+def test_callbacks_see_the_block_that_ended_the_run_but_not_one_that_diverged():
+    seen = []
+    engine.run(Scripted([Status.RUNNING, Status.CONVERGED]), callbacks=[lambda: seen.append(1)])
+    assert len(seen) == 2
+    engine.run(Scripted([Status.RUNNING, Status.DIVERGED]), callbacks=[lambda: seen.append(2)])
+    assert seen.count(2) == 1
+
+
 def test_the_budget_ends_the_loop_after_callbacks_ran():
     seen = []
     block = Scripted([], budget=4)
@@ -269,11 +277,7 @@ def _run(x0, **kwargs):
 def test_block_sizes_do_not_change_the_run():
     """One block, blocks of one iteration and blocks sized by time give the same iterates."""
     x0 = [-1.2, 1.0, 0.5]
-    runs = [
-        _run(x0, interactive=False),
-        _run(x0, per_block=1),
-        _run(x0, interactive=True),
-    ]
+    runs = [_run(x0, per_block=400), _run(x0, per_block=1), _run(x0)]
     for status, outcome in runs[1:]:
         assert status == runs[0][0]
         np.testing.assert_array_equal(outcome.x, runs[0][1].x)
@@ -281,7 +285,7 @@ def test_block_sizes_do_not_change_the_run():
         assert outcome.n_fev == runs[0][1].n_fev
 
 
-@pytest.mark.parametrize("verbose", [0, 2])  # one block; blocks sized by time
+@pytest.mark.parametrize("verbose", [0, 2])
 def test_a_second_minimize_compiles_nothing_and_leaves_x0_alone(verbose, x64):
     x0 = jnp.array([-1.2, 1.0])
     ds.minimize(rosenbrock, x0, verbose=verbose)
@@ -289,10 +293,10 @@ def test_a_second_minimize_compiles_nothing_and_leaves_x0_alone(verbose, x64):
     config = IterateConfig(1e-6, 10_000, 100, 0.0, False, True)
     programs = engine.iterate._programs(rosenbrock, ds.optim.gd(), config)
     before = engine.iterate._programs.cache_info()
-    sizes = (programs.whole._cache_size(), programs.block._cache_size())
+    sizes = (programs.allocate._cache_size(), programs.block._cache_size())
     ds.minimize(rosenbrock, x0, verbose=verbose)
     assert engine.iterate._programs.cache_info().misses == before.misses
-    assert (programs.whole._cache_size(), programs.block._cache_size()) == sizes
+    assert (programs.allocate._cache_size(), programs.block._cache_size()) == sizes
     assert not x0.is_deleted() and float(x0[0]) == -1.2  # copied, never donated
 
 
@@ -311,18 +315,28 @@ def test_a_callback_sees_every_iterate_and_can_stop_the_run():
     np.testing.assert_array_equal(stopped.x, full.history["x"][5])
 
 
+def test_a_callback_sees_the_last_iterate_too_as_scipys_does():
+    seen = []
+    result = ds.minimize(rosenbrock, np.array([-1.2, 1.0]), callback=seen.append)
+    assert result.converged and len(seen) == result.n_iter
+    np.testing.assert_array_equal(seen[-1], result.x)
+
+
 def test_an_intermediate_result_callback_gets_scipys_fields_and_may_raise_stopiteration():
     values = []
 
     def callback(intermediate_result):
-        values.append((intermediate_result.n_iter, intermediate_result.fun))
+        values.append(
+            (intermediate_result.n_iter, intermediate_result.fun, intermediate_result.n_fev)
+        )
         if intermediate_result.n_iter == 3:
             raise StopIteration
 
     result = ds.minimize("(x-3)**2 + 10*(y+1)**2", {"x": 0, "y": 0}, optimizer="adam",
                          callback=callback)  # fmt: skip
-    assert result.status == "callback" and [n for n, _ in values] == [1, 2, 3]
-    np.testing.assert_allclose([fun for _, fun in values], result.history["value"][1:4])
+    assert result.status == "callback" and [n for n, _, _ in values] == [1, 2, 3]
+    assert all(n_fev > n for n, _, n_fev in values)
+    np.testing.assert_allclose([fun for _, fun, _ in values], result.history["value"][1:4])
 
 
 def test_a_callback_must_be_callable():

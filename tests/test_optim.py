@@ -346,3 +346,8 @@ def test_an_optimizer_whose_step_refers_to_itself_still_hashes():
 
     opt = ds.optim.Optimizer("recursive", lambda params: (), step)
     assert opt == opt and hash(opt) == hash(opt)
+
+
+def test_an_unknown_hyperparameter_lists_the_valid_ones_in_good_english():
+    with pytest.raises(InputError, match=r"valid hyperparameters of adam: amsgrad"):
+        ds.optim.get("adam", foo=1)

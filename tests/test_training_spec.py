@@ -107,3 +107,30 @@ def test_the_scikit_learn_estimators_follow_the_same_rule_quietly():
         warnings.simplefilter("error", DescendWarning)
         reg = GDRegressor(batch_size=64, max_epochs=3, tol=None, random_state=0).fit(X, y)
     assert reg.t_ == 3
+
+
+def test_init_weights_that_do_not_fit_the_model_are_refused_with_both_shapes():
+    data = ds.data.load_dataset("breast_cancer")
+    logistic = ds.fit("logistic", data, epochs=1, verbose=0)
+    with pytest.raises(InputError, match=r"have shapes .* but softmax\(\) for 30 features"):
+        ds.fit("softmax", data, epochs=2, verbose=0, init=logistic.state)
+
+
+def test_an_optimizer_that_does_not_fit_the_state_is_named_without_blaming_a_checkpoint():
+    X, y = _data()
+    first = ds.fit("linear", X, y, epochs=1, verbose=0)  # adam
+    with pytest.raises(InputError, match=r"\(the checkpoint's, or init=\) does not fit sgd"):
+        ds.fit("linear", X, y, epochs=2, verbose=0, optimizer="sgd", init=first.state)
+
+
+def test_score_of_class_codes_is_an_error_not_a_silent_zero():
+    """A Dataset's y holds codes; predict returns labels (sklearn's accuracy is the oracle)."""
+    from sklearn.metrics import accuracy_score
+
+    data = ds.data.load_dataset("breast_cancer")
+    result = ds.fit("logistic", data, epochs=3, verbose=0, standardize=True)
+    labels = np.asarray(data.classes)[data.y]
+    assert result.score(data) == pytest.approx(accuracy_score(labels, result.predict(data.X)))
+    assert result.score(data.X, labels) == result.score(data)
+    with pytest.raises(ds.errors.DataError, match="labels the model was not trained on"):
+        result.score(data.X, data.y)

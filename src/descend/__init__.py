@@ -30,6 +30,10 @@ _LAZY_MODULES = (
 _LAZY_NAMES = {"compare": "descend.plot.racing", "CompareResult": "descend.plot.racing"}
 
 
+def __dir__() -> list[str]:
+    return sorted({*__all__, *_LAZY_MODULES, *_LAZY_NAMES})
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return importlib.import_module(f"descend.{name}")

@@ -64,7 +64,8 @@ def suggest(name: str, valid: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> InputError:
     """The error for an unknown optimizer / loss / model / dataset name."""
     valid = sorted(valid)
-    plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+    noun, of, rest = kind.partition(" of ")  # "hyperparameter of adam": pluralize the noun
+    plural = (f"{noun}es" if noun.endswith("s") else f"{noun}s") + of + rest
     return InputError(
         f"unknown {kind} {name!r}{suggest(name, valid)} (valid {plural}: {', '.join(valid)})"
     )

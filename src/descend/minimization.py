@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,9 +263,8 @@ def minimize(
             settings["refine"], keep_path,
         )  # fmt: skip
         iterations = engine.Iterations(
-            objective, x0, optimizer, config, per_block=None if callback is None else 1,
-            interactive=_interactive(settings["verbose"]),
-        )  # fmt: skip
+            objective, x0, optimizer, config, per_block=None if callback is None else 1
+        )
         callbacks = ()
         if callback is not None:
             callbacks = (_scipy_callback(callback, iterations, optimizer, variables),)
@@ -345,11 +343,6 @@ def _as_float(x0, dtype):
     return jax.tree.map(convert, x0)
 
 
-def _interactive(verbose: int) -> bool:
-    """Whether someone may watch the run (progress, Ctrl-C): a terminal, or verbose=2."""
-    return verbose == 2 or sys.stderr.isatty() or sys.stdin.isatty()
-
-
 def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
     """The user's callback as the engine calls it: with no arguments, after a block.
 
@@ -365,8 +358,8 @@ def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
 
     def call():
         carry = iterations.carry
-        x, value, grads, grad_norm = _tree.to_host(
-            (carry.x, carry.value, carry.grads, carry.grad_norm)
+        x, value, grads, grad_norm, n_fev = _tree.to_host(
+            (carry.x, carry.value, carry.grads, carry.grad_norm, carry.n_fev)
         )
         x, grads = _named(x, variables), _named(grads, variables)
         if not wants_result:
@@ -378,7 +371,7 @@ def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
                 grad=grads,
                 grad_norm=float(grad_norm),
                 n_iter=iterations.done(),
-                n_fev=0,
+                n_fev=int(n_fev),
                 converged=False,
                 status="running",
                 reason="running",

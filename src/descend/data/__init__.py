@@ -260,7 +260,9 @@ def as_arrays(
     )  # fmt: skip
     if not classification:
         return ArrayData(aligned_array(X, dtype), y.astype(dtype), None)
-    classes = class_set(y, task, fix="use task='multiclass'")
+    classes = class_set(
+        y, task, fix="use task='multiclass' (with fit: a multiclass model such as 'softmax')"
+    )
     codes = np.unique(y, return_inverse=True)[1]  # each label's place in the sorted set
     return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
 
@@ -273,5 +275,6 @@ def _float_targets(y: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError):
         raise DataError(
             f"y has dtype {y.dtype} and cannot become float; for class labels pass "
-            "task='binary' or task='multiclass'"
+            "task='binary' or task='multiclass' (with fit: a classifier model such as "
+            "'logistic' or 'softmax')"
         ) from None

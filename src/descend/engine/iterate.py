@@ -6,12 +6,10 @@ block and applies the stopping rules on the device after every step; the host lo
 holds:
 
 - a callback must see every iteration: one per block (as SciPy calls its callback);
-- someone may watch (``interactive``: a terminal, for the progress bar and Ctrl-C):
-  the first block holds :data:`FIRST_BLOCK` iterations and the next ones grow until a
-  block takes about :data:`BLOCK_SECONDS`, so that a long run shows progress and
-  answers Ctrl-C within a fraction of a second;
-- nobody watches: the whole run is one block, one program call, as fast as a
-  hand-written ``while_loop``.
+- otherwise the first block holds :data:`FIRST_BLOCK` iterations and the next ones
+  grow until a block takes about :data:`BLOCK_SECONDS`: a short run is one block, and a
+  long one shows progress and answers Ctrl-C (in a terminal, a notebook or a process
+  sent SIGINT) within a fraction of a second.
 
 The number of iterations of a block is an argument of the program, not part of its
 shape, so blocks of any size share one compilation per (objective, optimizer,
@@ -150,9 +148,6 @@ def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCar
         [Status.DIVERGED, Status.CONVERGED, Status.MAX_ITER],
         Status.RUNNING,
     ).astype(jnp.int32)
-    history_x = carry.history_x
-    if config.keep_path:
-        history_x = jax.tree.map(lambda h, leaf: h.at[0].set(leaf), history_x, carry.x)
     return carry._replace(
         started=jnp.ones((), bool),
         value=value,
@@ -160,9 +155,6 @@ def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCar
         grad_norm=grad_norm,
         status=status,
         best=value,
-        history_value=carry.history_value.at[0].set(value),
-        history_grad_norm=carry.history_grad_norm.at[0].set(grad_norm),
-        history_x=history_x,
     )
 
 
@@ -296,44 +288,85 @@ def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -
     )
 
 
+def _without_history(carry: IterateCarry) -> IterateCarry:
+    return carry._replace(history_value=None, history_grad_norm=None, history_x=None)
+
+
 def _block(objective, optimizer: Optimizer, config: IterateConfig, carry, stop_at):
-    """Iterations until a rule stops the run or ``n_iter`` reaches ``stop_at``."""
+    """Iterations until a rule stops the run or ``n_iter`` reaches ``stop_at``.
+
+    The recorded history (``max_iter + 1`` entries) never goes through a ``lax.cond``,
+    which would copy it at every block: the conditions act on the rest of the carry and
+    the history is updated in place.
+    """
     value_grad = value_and_grad(objective)
     one_dimensional = _tree.size(carry.x) == 1
-    carry = jax.lax.cond(
-        carry.started, lambda c: c, functools.partial(_start, value_grad, config), carry
+    first = ~carry.started
+    head = jax.lax.cond(
+        carry.started,
+        lambda c: c,
+        functools.partial(_start, value_grad, config),
+        _without_history(carry),
+    )
+
+    def first_entry(history, value):
+        return history.at[0].set(jnp.where(first, value, history[0]))
+
+    history_x = carry.history_x
+    if config.keep_path:
+        history_x = jax.tree.map(first_entry, history_x, head.x)
+    carry = head._replace(
+        history_value=first_entry(carry.history_value, head.value),
+        history_grad_norm=first_entry(carry.history_grad_norm, head.grad_norm),
+        history_x=history_x,
     )
     step = functools.partial(_step, objective, value_grad, optimizer, config, one_dimensional)
     carry = jax.lax.while_loop(
         lambda c: (c.status == Status.RUNNING) & (c.n_iter < stop_at), step, carry
     )
     if one_dimensional and config.refine:
-        carry = jax.lax.cond(
+        head = jax.lax.cond(
             carry.status == Status.SIGN_CHANGE,
             functools.partial(_bisect, value_grad, config.tol),
             lambda c: c,
-            carry,
+            _without_history(carry),
+        )
+        carry = head._replace(
+            history_value=carry.history_value,
+            history_grad_norm=carry.history_grad_norm,
+            history_x=carry.history_x,
         )
     extra = optimizer.evaluations(carry.opt_state) if optimizer.evaluations else 0
     n_fev = carry.n_iter + 1 + carry.n_bisections + extra
     return carry._replace(n_fev=jnp.asarray(n_fev, jnp.int32))
 
 
+def _histories(carry: IterateCarry) -> tuple:
+    return carry.history_value, carry.history_grad_norm, carry.history_x
+
+
+def _block_on_parts(objective, optimizer, config, head, histories, stop_at):
+    value, grad_norm, x = histories
+    carry = head._replace(history_value=value, history_grad_norm=grad_norm, history_x=x)
+    carry = _block(objective, optimizer, config, carry, stop_at)
+    return _without_history(carry), _histories(carry)
+
+
 @dataclass(frozen=True)
 class _Programs:
     allocate: Callable  # (x0, opt_state0) -> carry
-    block: Callable  # (carry, stop_at) -> carry, the carry donated
-    whole: Callable  # (x0, opt_state0) -> carry: a whole run in one call
+    block: Callable  # (head, histories, stop_at) -> (head, histories), histories donated
 
 
 @functools.lru_cache(maxsize=64)
 def _programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Programs:
-    allocate = functools.partial(_allocate, config)
-    block = functools.partial(_block, objective, optimizer, config)
+    # Only the history (max_iter + 1 entries) is donated, to be updated in place from block
+    # to block: donating the thirty small buffers of the rest costs more than copying them
+    # (75 us a call, measured on the CPU).
+    block = functools.partial(_block_on_parts, objective, optimizer, config)
     return _Programs(
-        allocate=jax.jit(allocate),
-        block=jax.jit(block, donate_argnums=0),
-        whole=jax.jit(lambda x0, state0: block(allocate(x0, state0), config.max_iter)),
+        allocate=jax.jit(functools.partial(_allocate, config)),
+        block=jax.jit(block, donate_argnums=1),
     )
 
 
@@ -344,8 +377,7 @@ class Iterations:
     """``minimize``'s side of the engine's block loop (a :class:`~descend.engine.loop.Block`).
 
     ``per_block`` fixes the iterations of every block (1 when a callback must see each
-    one); otherwise blocks are sized by time when ``interactive``, and the whole run is
-    one block when not (see the module documentation).
+    one); otherwise blocks are sized by time (see the module documentation).
     """
 
     unit = "iteration"
@@ -358,7 +390,6 @@ class Iterations:
         config: IterateConfig,
         *,
         per_block: int | None = None,
-        interactive: bool = True,
     ):
         self.config = config
         self._programs = _programs(objective, optimizer, config)
@@ -366,20 +397,19 @@ class Iterations:
         self.carry: IterateCarry | None = None
         self._host: IterateCarry | None = None  # the carry on the host, once fetched
         self.per_block = per_block
-        self.one_block = per_block is None and not interactive
         self.size = per_block or FIRST_BLOCK
         self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
 
     def advance(self) -> Status:
-        if self.one_block:  # the run is over: fetch everything at once
-            self.carry = self._programs.whole(self.x0, self.opt_state0)
-            host = self._host = _tree.to_host(self.carry._replace(opt_state=None))
-            return self._read(host.status, host.n_iter, host.value, host.grad_norm)
         if self.carry is None:
             self.carry = self._programs.allocate(self.x0, self.opt_state0)
         stop_at = min(self.n_iter + self.size, self.config.max_iter)
         began = time.perf_counter()
-        self.carry = self._programs.block(self.carry, np.int32(stop_at))
+        head, histories = self._programs.block(
+            _without_history(self.carry), _histories(self.carry), np.int32(stop_at)
+        )
+        value, grad_norm, x = histories
+        self.carry = head._replace(history_value=value, history_grad_norm=grad_norm, history_x=x)
         self._host = None
         before = self.n_iter
         status = self._fetch()
@@ -392,10 +422,11 @@ class Iterations:
         return status
 
     def _fetch(self) -> Status:
-        """The block's status and progress numbers (four scalars, one wait)."""
+        """The block's status and progress numbers (four scalars; ``numpy.asarray`` waits
+        for them, 8x faster than ``jax.device_get`` for so few)."""
         carry = self.carry
         return self._read(
-            *jax.device_get((carry.status, carry.n_iter, carry.value, carry.grad_norm))
+            *map(np.asarray, (carry.status, carry.n_iter, carry.value, carry.grad_norm))
         )
 
     def _read(self, status, n_iter, value, grad_norm) -> Status:

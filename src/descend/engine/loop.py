@@ -62,8 +62,9 @@ def run(
     """Run ``block`` until a rule stops it; returns that :class:`Status`.
 
     After each block, in this order: the block's own rules (from ``advance``), the
-    progress display, every callback (each sees every block, also when an earlier one
-    asks to stop), Ctrl-C, then the budget. A callback asks to stop by returning
+    progress display, every callback (each sees every completed block, the last one
+    too, also when an earlier callback asks to stop; not a block that diverged), Ctrl-C,
+    then the budget. A callback asks to stop by returning
     ``True`` or raising ``StopIteration``. ``agree(stop, interrupted)`` makes the stop
     decisions of several processes one (any process asking stops them all).
     """
@@ -86,9 +87,13 @@ def _next(block: Block, callbacks, progress: Progress, agree, interrupts) -> Sta
     text = block.describe()
     if text is not None:
         progress.update(block.done(), text)
+    if status == Status.DIVERGED:  # the block was undone: nothing new to show a callback
+        return status
+    # Callbacks see every completed block, the last one too (as SciPy's and Keras's do);
+    # a rule that already stopped the run keeps its status.
+    stop = _callbacks_ask_to_stop(callbacks)
     if status != Status.RUNNING:
         return status
-    stop = _callbacks_ask_to_stop(callbacks)
     interrupted = interrupts.count > 0
     if agree is not None:
         stop, interrupted = agree(stop, interrupted)

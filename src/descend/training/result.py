@@ -127,15 +127,35 @@ class FitResult:
         with self._context():
             return np.asarray(models.predict_proba(self.model, self.params, self.features(X)))
 
-    def score(self, X: Any, y: Any) -> float:
-        """R² for regression (averaged over outputs), accuracy for classifiers."""
+    def score(self, X: Any, y: Any = None) -> float:
+        """R² for regression (averaged over outputs), accuracy for classifiers.
+
+        ``X, y`` as for ``fit``; ``y`` may be omitted when ``X`` is a
+        :class:`~descend.data.Dataset` (its labels are used). A classifier's ``y`` holds
+        labels, as ``predict`` returns them; labels it was not trained on are a
+        :class:`~descend.errors.DataError`, never a silent 0.
+        """
+        from descend.data import Dataset
+
+        if y is None:
+            if not isinstance(X, Dataset):
+                raise DataError("score(X, y) needs the targets y (or a Dataset as X)")
+            y = X.y if X.classes is None else np.asarray(X.classes)[np.asarray(X.y, dtype=int)]
         predictions = self.predict(X)
         y = np.asarray(y)
         if len(y) != len(predictions):
             raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
-        if self.model.task != "regression":
-            return float(np.mean(predictions == y))
-        return float(metrics.r2(y.astype(float), predictions))
+        if self.model.task == "regression":
+            return float(metrics.r2(y.astype(float), predictions))
+        unknown = ~np.isin(y, np.asarray(self.classes))
+        if unknown.any():
+            shown = np.unique(y[unknown]).tolist()[:5]
+            raise DataError(
+                f"y has labels the model was not trained on: {shown} (its classes: "
+                f"{np.asarray(self.classes).tolist()[:10]}); pass labels as predict returns "
+                "them (a Dataset's y holds class codes: score(dataset) uses its labels)"
+            )
+        return float(metrics.accuracy(y, predictions))
 
     @property
     def converged(self) -> bool:

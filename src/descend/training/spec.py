@@ -210,6 +210,8 @@ class FitSpec:
                 params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), params)
             return FitState(params, self.optimizer.init(params))
         params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), self.start.params)
+        if self.model.name != "custom":
+            _check_fits(self.model, params, n_features, n_outputs, self.dtype)
         opt_state = _fitting_state(self.optimizer, params, self.start.opt_state)
         history = {key: list(values) for key, values in (self.start.history or {}).items()}
         return FitState(params, opt_state, self.start.n_epochs, self.start.n_updates, history)
@@ -341,6 +343,21 @@ def _as_dtype(leaf: Any, dtype: str) -> jax.Array:
     return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
 
 
+def _check_fits(model: models.Model, params: PyTree, n_features: int, n_outputs: int, dtype):
+    """The weights to continue from have the structure and shapes this model needs."""
+    needed = jax.eval_shape(lambda: model.init(0, n_features, n_outputs, dtype=dtype))
+    have = [np.shape(leaf) for leaf in jax.tree.leaves(params)]
+    need = [leaf.shape for leaf in jax.tree.leaves(needed)]
+    if jax.tree.structure(params) != jax.tree.structure(needed) or have != need:
+        shapes = jax.tree.map(np.shape, params)
+        raise InputError(
+            f"the weights to continue from (init= or the checkpoint) have shapes "
+            f"{shapes}, but {model!r} for {n_features} features and {n_outputs} outputs "
+            f"needs {jax.tree.map(lambda s: s.shape, needed)}; continue with the model and "
+            "data they were trained on"
+        )
+
+
 def _fitting_state(optimizer: Optimizer, params: PyTree, saved_state: PyTree) -> PyTree:
     """The saved optimizer state in the structure (and dtypes) ``optimizer.init`` builds."""
     template = optimizer.init(params)
@@ -351,8 +368,9 @@ def _fitting_state(optimizer: Optimizer, params: PyTree, saved_state: PyTree) ->
         for leaf, like in zip(leaves, template_leaves, strict=False)
     ):
         raise InputError(
-            f"the checkpoint's optimizer state does not fit {optimizer!r}; resume with the "
-            "optimizer it was trained with (or omit optimizer= to reuse it)"
+            f"the optimizer state to continue from (the checkpoint's, or init=) does not "
+            f"fit {optimizer!r}; pass the optimizer it was made with (when resuming a "
+            "checkpoint, omitting optimizer= reuses the checkpoint's)"
         )
     return jax.tree.unflatten(
         structure,
