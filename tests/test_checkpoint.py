@@ -341,7 +341,11 @@ def test_checkpoint_survives_sigkill_mid_save(ckpt):
     rng = np.random.default_rng(0)
     steps, killed_mid_save = [], 0
     try:
-        for _ in range(8):
+        # At least 8 kills, and on until one lands while the file is being written (its
+        # window is a part of each save: the rest is hashing and serializing).
+        for attempt in range(60):
+            if attempt >= 8 and killed_mid_save:
+                break
             writer.stdin.write("go\n")
             writer.stdin.flush()
             child = int(writer.stdout.readline())
