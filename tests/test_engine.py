@@ -277,7 +277,7 @@ def _run(x0, **kwargs):
 def test_block_sizes_do_not_change_the_run():
     """One block, blocks of one iteration and blocks sized by time give the same iterates."""
     x0 = [-1.2, 1.0, 0.5]
-    runs = [_run(x0, per_block=400), _run(x0, per_block=1), _run(x0)]
+    runs = [_run(x0, per_block=400), _run(x0, per_block=1), _run(x0), _run(x0, watched=False)]
     for status, outcome in runs[1:]:
         assert status == runs[0][0]
         np.testing.assert_array_equal(outcome.x, runs[0][1].x)
@@ -293,11 +293,25 @@ def test_a_second_minimize_compiles_nothing_and_leaves_x0_alone(verbose, x64):
     config = IterateConfig(1e-6, 10_000, 100, 0.0, False, True)
     programs = engine.iterate._programs(rosenbrock, ds.optim.gd(), config)
     before = engine.iterate._programs.cache_info()
-    sizes = (programs.allocate._cache_size(), programs.block._cache_size())
+    sizes = [program._cache_size() for program in (programs.first, programs.block)]
     ds.minimize(rosenbrock, x0, verbose=verbose)
     assert engine.iterate._programs.cache_info().misses == before.misses
-    assert (programs.allocate._cache_size(), programs.block._cache_size()) == sizes
+    assert [program._cache_size() for program in (programs.first, programs.block)] == sizes
     assert not x0.is_deleted() and float(x0[0]) == -1.2  # copied, never donated
+
+
+def test_an_unwatched_run_longer_than_its_first_block_goes_on_in_blocks(x64):
+    """Past UNWATCHED_BLOCK iterations the run continues with the block program, unchanged."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    config = IterateConfig(0.0, 25_000, 10**6, 0.0, False, False)
+    runs = []
+    for watched in (False, True):
+        iterations = Iterations(f, jnp.zeros(3), ds.optim.gd(lr=1e-5), config, watched=watched)
+        runs.append((engine.run(iterations), iterations.outcome()))
+    (status, unwatched), (_, watched) = runs
+    assert status == Status.MAX_ITER and unwatched.n_iter == 25_000
+    np.testing.assert_array_equal(unwatched.x, watched.x)
+    np.testing.assert_array_equal(unwatched.history_value, watched.history_value)
 
 
 def test_a_callback_sees_every_iterate_and_can_stop_the_run():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,8 +264,9 @@ def minimize(
             settings["refine"], keep_path,
         )  # fmt: skip
         iterations = engine.Iterations(
-            objective, x0, optimizer, config, per_block=None if callback is None else 1
-        )
+            objective, x0, optimizer, config, per_block=None if callback is None else 1,
+            watched=_watched(settings["verbose"]),
+        )  # fmt: skip
         callbacks = ()
         if callback is not None:
             callbacks = (_scipy_callback(callback, iterations, optimizer, variables),)
@@ -341,6 +343,11 @@ def _as_float(x0, dtype):
         return jnp.asarray(array, dtype=dtype)
 
     return jax.tree.map(convert, x0)
+
+
+def _watched(verbose: int) -> bool:
+    """Whether someone may watch the run: a terminal, a notebook, or verbose=2."""
+    return verbose == 2 or sys.stderr.isatty() or sys.stdin.isatty() or "ipykernel" in sys.modules
 
 
 def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):

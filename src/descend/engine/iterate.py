@@ -6,15 +6,19 @@ block and applies the stopping rules on the device after every step; the host lo
 holds:
 
 - a callback must see every iteration: one per block (as SciPy calls its callback);
-- otherwise the first block holds :data:`FIRST_BLOCK` iterations and the next ones
-  grow until a block takes about :data:`BLOCK_SECONDS`: a short run is one block, and a
-  long one shows progress and answers Ctrl-C (in a terminal, a notebook or a process
-  sent SIGINT) within a fraction of a second.
+- someone may watch (a terminal or a notebook: progress, Ctrl-C): the first block holds
+  :data:`FIRST_BLOCK` iterations and the next ones grow until a block takes about
+  :data:`BLOCK_SECONDS`, so a long run shows progress and answers Ctrl-C within a
+  fraction of a second;
+- nobody watches (a script without a terminal, a test, a benchmark): the first
+  :data:`UNWATCHED_BLOCK` iterations are one program call that also allocates the
+  carry — as fast as a hand-written ``while_loop``, most runs end there — and a longer
+  run goes on in blocks sized by time.
 
 The number of iterations of a block is an argument of the program, not part of its
 shape, so blocks of any size share one compilation per (objective, optimizer,
-settings, shapes); the carry is donated from block to block, so the recorded history
-is never copied.
+settings, shapes); the recorded history is donated from block to block, so it is
+never copied.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from descend.calculus import check_scalar_output
 from descend.engine.status import Status
 from descend.optim.base import Optimizer
 
-FIRST_BLOCK = 128  # iterations in the first block of a run
+FIRST_BLOCK = 128  # iterations in the first block of a watched run
+UNWATCHED_BLOCK = 10_000  # ... and of a run nobody watches (minimize's default max_iter)
 BLOCK_SECONDS = 0.25  # what later blocks aim at: the host sees a long run four times a second
 MAX_GROWTH = 16  # a block holds at most this many times the iterations of the one before
 
@@ -356,6 +361,7 @@ def _block_on_parts(objective, optimizer, config, head, histories, stop_at):
 class _Programs:
     allocate: Callable  # (x0, opt_state0) -> carry
     block: Callable  # (head, histories, stop_at) -> (head, histories), histories donated
+    first: Callable  # (x0, opt_state0, stop_at) -> (head, histories): allocate + block
 
 
 @functools.lru_cache(maxsize=64)
@@ -364,9 +370,16 @@ def _programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Progra
     # to block: donating the thirty small buffers of the rest costs more than copying them
     # (75 us a call, measured on the CPU).
     block = functools.partial(_block_on_parts, objective, optimizer, config)
+    allocate = functools.partial(_allocate, config)
+
+    def first(x0, opt_state0, stop_at):
+        carry = allocate(x0, opt_state0)
+        return block(_without_history(carry), _histories(carry), stop_at)
+
     return _Programs(
-        allocate=jax.jit(functools.partial(_allocate, config)),
+        allocate=jax.jit(allocate),
         block=jax.jit(block, donate_argnums=1),
+        first=jax.jit(first),
     )
 
 
@@ -377,7 +390,8 @@ class Iterations:
     """``minimize``'s side of the engine's block loop (a :class:`~descend.engine.loop.Block`).
 
     ``per_block`` fixes the iterations of every block (1 when a callback must see each
-    one); otherwise blocks are sized by time (see the module documentation).
+    one); otherwise blocks are sized by time, after a first block of
+    :data:`UNWATCHED_BLOCK` iterations when not ``watched`` (see the module documentation).
     """
 
     unit = "iteration"
@@ -390,6 +404,7 @@ class Iterations:
         config: IterateConfig,
         *,
         per_block: int | None = None,
+        watched: bool = True,
     ):
         self.config = config
         self._programs = _programs(objective, optimizer, config)
@@ -397,17 +412,21 @@ class Iterations:
         self.carry: IterateCarry | None = None
         self._host: IterateCarry | None = None  # the carry on the host, once fetched
         self.per_block = per_block
-        self.size = per_block or FIRST_BLOCK
+        self.unwatched = per_block is None and not watched
+        self.size = per_block or (UNWATCHED_BLOCK if self.unwatched else FIRST_BLOCK)
         self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
 
     def advance(self) -> Status:
-        if self.carry is None:
-            self.carry = self._programs.allocate(self.x0, self.opt_state0)
-        stop_at = min(self.n_iter + self.size, self.config.max_iter)
+        stop_at = np.int32(min(self.n_iter + self.size, self.config.max_iter))
         began = time.perf_counter()
-        head, histories = self._programs.block(
-            _without_history(self.carry), _histories(self.carry), np.int32(stop_at)
-        )
+        if self.carry is None and self.unwatched:  # one call: allocate and run
+            head, histories = self._programs.first(self.x0, self.opt_state0, stop_at)
+        else:
+            if self.carry is None:
+                self.carry = self._programs.allocate(self.x0, self.opt_state0)
+            head, histories = self._programs.block(
+                _without_history(self.carry), _histories(self.carry), stop_at
+            )
         value, grad_norm, x = histories
         self.carry = head._replace(history_value=value, history_grad_norm=grad_norm, history_x=x)
         self._host = None
