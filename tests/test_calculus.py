@@ -140,3 +140,10 @@ def test_derivative_of_vector_argument_points_to_gradient():
 def test_derivative_order_must_be_positive_integer(order):
     with pytest.raises(InputError, match="order"):
         ds.derivative(lambda x: x, order=order)
+
+
+def test_a_list_point_is_a_vector_and_errors_inside_f_are_named():
+    gradient = ds.gradient(lambda v: jnp.sum(v**2))([1.0, 2.0])
+    np.testing.assert_allclose(gradient, [2.0, 4.0])
+    with pytest.raises(ds.errors.FunctionError, match="the function raised ZeroDivisionError"):
+        ds.gradient(lambda v: v / 0 if isinstance(v, float) else 1 / 0)(1.0)

@@ -252,3 +252,33 @@ def test_nan_gradient_where_not_differentiable_is_reported():
     assert result.status == "diverged"
     assert "gradient is not finite" in result.reason and "differentiable" in result.reason
     assert result.x == 1.0 and np.isfinite(result.grad)
+
+
+def test_a_list_start_is_a_vector_as_in_scipy():
+    import scipy.optimize
+
+    def f(v):
+        return jnp.sum((v - 1.0) ** 2) + 0.1 * jnp.sum(v**4)
+
+    result = ds.minimize(f, [0.0, 0.0], tol=1e-10)
+    reference = scipy.optimize.minimize(
+        lambda v: np.sum((v - 1.0) ** 2) + 0.1 * np.sum(v**4), [0.0, 0.0], method="BFGS",
+        tol=1e-12,
+    )  # fmt: skip
+    np.testing.assert_allclose(result.x, reference.x, atol=1e-6)
+    assert isinstance(result.x, np.ndarray) and result.x.shape == (2,)
+    assert ds.minimize(f, (0.0, 0.0)).x.shape == (2,)  # a tuple too, as ds.compare takes it
+
+
+@pytest.mark.parametrize(
+    ("f", "words"),
+    [
+        (lambda v: v["a"] + 1.0, "the objective raised TypeError"),
+        (lambda v: float(v[0]) ** 2, "inside jax.jit: use jax.numpy"),
+        (lambda v: undefined_here(v), "NameError"),  # noqa: F821
+    ],
+)
+def test_an_error_inside_the_users_function_is_reported_as_its_own(f, words):
+    with pytest.raises(FunctionError, match=words) as error:
+        ds.minimize(f, [0.0, 0.0])
+    assert "when called with an array of shape (2,)" in str(error.value)

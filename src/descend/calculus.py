@@ -18,11 +18,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend._tree import PyTree
-from descend.errors import FunctionError, InputError
+from descend.errors import DescendError, FunctionError, InputError
+
+
+def as_point(x: Any) -> PyTree:
+    """A point as the front doors take it: a list or tuple of numbers is one array.
+
+    As in SciPy, ``[0.0, 0.0]`` is a vector (not a pytree of two scalars): a list or a
+    tuple (not a NamedTuple) whose leaves are all numbers, nested lists included,
+    becomes a NumPy array. Anything else (arrays, dicts, sequences holding arrays) keeps
+    its structure.
+    """
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        leaves = jax.tree.leaves(x)
+        if leaves and all(isinstance(leaf, (int, float, np.number, np.bool_)) for leaf in leaves):
+            try:
+                return np.asarray(x, dtype=float)
+            except ValueError:  # ragged: a pytree after all
+                return x
+    return x
 
 
 def as_float_tree(tree: PyTree) -> PyTree:
-    """Integers and bools become floats (JAX differentiates floats only); floats are kept."""
+    """Integers and bools become floats (JAX differentiates floats only); floats are kept.
+
+    A list or tuple of numbers becomes one array first (:func:`as_point`).
+    """
 
     def to_float(leaf):
         array = jnp.asarray(leaf)
@@ -30,7 +51,52 @@ def as_float_tree(tree: PyTree) -> PyTree:
             return array
         return array.astype(jnp.result_type(float))
 
-    return jax.tree.map(to_float, tree)
+    return jax.tree.map(to_float, as_point(tree))
+
+
+def call_user(f: Callable[..., Any], *args: Any, what: str = "the function") -> Any:
+    """``f(*args)`` for a function the user wrote; what it raises is reported as its own.
+
+    Called at trace time (inside ``jax.jit`` / ``jax.grad``): an exception from inside
+    ``f`` becomes a :class:`FunctionError` that says which function raised what, and on
+    which arguments, instead of surfacing from deep inside JAX. descend's own errors
+    pass unchanged.
+    """
+    try:
+        return f(*args)
+    except DescendError:
+        raise
+    except Exception as error:
+        raise FunctionError(
+            f"{what} raised {type(error).__name__}: {_first_line(error)} when called with "
+            f"{_described(args)}{_traced_hint(error)}"
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else "(no message)"
+
+
+def _described(args: tuple) -> str:
+    def one(arg):
+        leaves = jax.tree.leaves(arg)
+        if len(leaves) == 1 and leaves[0] is arg:
+            shape, dtype = jnp.shape(arg), jnp.result_type(arg)
+            return f"an array of shape {shape} and dtype {dtype}" if shape else f"a {dtype} scalar"
+        shapes = jax.tree.map(lambda leaf: tuple(jnp.shape(leaf)), arg)
+        return f"a {type(arg).__name__} of arrays {shapes}"
+
+    return ", ".join(one(arg) for arg in args) or "no arguments"
+
+
+def _traced_hint(error: BaseException) -> str:
+    if isinstance(error, jax.errors.JAXTypeError) or "Tracer" in type(error).__name__:
+        return (
+            "; it is called with traced JAX arrays inside jax.jit: use jax.numpy "
+            "(jnp.where instead of if on values, no float() or numpy of them)"
+        )
+    return ""
 
 
 def check_scalar_output(value: Any, *, what: str = "the function") -> None:
@@ -92,7 +158,7 @@ def scalar_function(f: Callable[..., Any], *, what: str = "the function") -> Cal
 
     @functools.wraps(f)
     def checked(*args, **kwargs):
-        value = f(*args, **kwargs)
+        value = call_user(functools.partial(f, **kwargs), *args, what=what)
         check_scalar_output(value, what=what)
         return value
 

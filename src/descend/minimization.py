@@ -21,6 +21,7 @@ import numpy as np
 from descend import _tree, engine, optim
 from descend._json import jsonable
 from descend._tree import PyTree
+from descend.calculus import as_point
 from descend.engine import FAILURES, IterateConfig, Status, status
 from descend.errors import (
     DescendTypeError,
@@ -336,6 +337,8 @@ def _resolve_optimizer(optimizer) -> Optimizer:
 
 
 def _as_float(x0, dtype):
+    x0 = as_point(x0)  # a list of numbers is a vector, as in SciPy
+
     def convert(leaf):
         array = np.asarray(leaf)
         if array.dtype.kind not in "biuf":

@@ -35,7 +35,7 @@ import numpy as np
 
 from descend import _tree, rules
 from descend._tree import PyTree
-from descend.calculus import check_scalar_output
+from descend.calculus import call_user, check_scalar_output
 from descend.engine.status import Status
 from descend.optim.base import Optimizer
 
@@ -95,7 +95,7 @@ def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
     """``jax.value_and_grad``, checking (at trace time) that the objective is a real scalar."""
 
     def checked(params, *batch):
-        value = objective(params, *batch)
+        value = call_user(objective, params, *batch, what="the objective")
         check_scalar_output(value, what="the objective")
         return value
 

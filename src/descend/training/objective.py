@@ -12,6 +12,7 @@ from jax.typing import ArrayLike
 
 from descend import metrics, models
 from descend._tree import PyTree
+from descend.calculus import call_user
 from descend.errors import InputError
 
 
@@ -31,11 +32,16 @@ class BatchObjective:
 
     def per_sample(self, params: PyTree, X: jax.Array, y: jax.Array) -> jax.Array:
         """One loss per row of ``X``, shape ``(n,)``."""
-        return self._per_sample(self.model.apply(params, X), y)
+        return self._per_sample(self._predict(params, X), y)
+
+    def _predict(self, params, X) -> jax.Array:
+        if self.model.name == "custom":  # the user's function: its errors are named as such
+            return call_user(self.model.apply, params, X, what="the custom model's apply")
+        return self.model.apply(params, X)
 
     def _per_sample(self, predictions, y) -> jax.Array:
         if self.loss_name is None:
-            values = self.loss(predictions, y)
+            values = call_user(self.loss, predictions, y, what="the loss function")
             if jnp.ndim(values) == 0:
                 raise InputError(
                     "a custom loss must return one value per sample (shape (n,)), got a "
@@ -53,7 +59,7 @@ class BatchObjective:
     def __call__(
         self, params: PyTree, X: jax.Array, y: jax.Array, w: jax.Array | None = None
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        predictions = self.model.apply(params, X)
+        predictions = self._predict(params, X)
         values = self._per_sample(predictions, y)
         if w is None:
             loss, weight = jnp.sum(values), jnp.asarray(values.shape[0], values.dtype)
@@ -75,7 +81,7 @@ class BatchObjective:
 @functools.partial(jax.jit, static_argnums=0)
 def _evaluate(objective: BatchObjective, params, X, y):
     values = objective.per_sample(params, X, y)
-    outputs = objective.model.apply(params, X)
+    outputs = objective._predict(params, X)
     if objective.model.task == "regression":
         metric = metrics.r2(y, outputs, xp=jnp)
     else:
