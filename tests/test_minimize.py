@@ -282,3 +282,34 @@ def test_an_error_inside_the_users_function_is_reported_as_its_own(f, words):
     with pytest.raises(FunctionError, match=words) as error:
         ds.minimize(f, [0.0, 0.0])
     assert "when called with an array of shape (2,)" in str(error.value)
+
+
+def test_lbfgs_by_default_stops_on_tol_not_on_its_own_tolerances():
+    """Inside minimize, lbfgs's own tolerances left unset are off: SciPy is the reference."""
+    import scipy.optimize
+
+    result = ds.minimize("rosenbrock", optimizer="lbfgs")
+    reference = scipy.optimize.minimize(scipy.optimize.rosen, [-1.2, 1.0], method="L-BFGS-B")
+    assert result.converged and result.grad_norm <= 1e-6
+    np.testing.assert_allclose(result.x, reference.x, atol=1e-5)
+    assert ds.optim.lbfgs().hyperparams["tolerance_grad"] is None  # torch's 1e-7 by hand
+
+
+def test_a_stop_by_the_optimizers_own_tolerance_says_so_with_its_number():
+    result = ds.minimize("rosenbrock", optimizer=ds.optim.lbfgs(tolerance_change=1e-9))
+    assert result.status == "no_decrease" and not result.converged
+    assert "lbfgs made no step" in result.reason and "tolerance_change=1e-09" in result.reason
+    assert "has not reached tol=1e-06" in result.reason
+
+
+@pytest.mark.parametrize("where", ["minimize", "fit", "chained"])
+def test_an_ascending_optimizer_is_refused_with_the_fix(where):
+    adam = ds.optim.adam(lr=0.05, maximize=True)
+    with pytest.raises(InputError, match="ascends it"):
+        if where == "minimize":
+            ds.minimize(lambda x: -((x - 1.0) ** 2), 0.0, optimizer=adam)
+        elif where == "fit":
+            ds.fit("linear", np.ones((4, 1)), np.ones(4), optimizer=adam, epochs=1, verbose=0)
+        else:
+            chained = ds.optim.chain(ds.optim.clip_by_global_norm(1.0), adam)
+            ds.minimize(lambda x: x**2, 1.0, optimizer=chained)

@@ -35,7 +35,7 @@ from descend.errors import (
     check_all,
 )
 from descend.expr import Expression, parse
-from descend.optim.base import Optimizer
+from descend.optim.base import Optimizer, maximizes
 
 # Keep the path of iterates when it costs at most this many numbers.
 _PATH_BUDGET = 10_000_000
@@ -327,13 +327,34 @@ def _resolve_optimizer(optimizer) -> Optimizer:
     if optimizer is None:
         return optim.gd()
     if isinstance(optimizer, str):
-        return optim.get(optimizer)
-    if isinstance(optimizer, Optimizer):
+        optimizer = optim.get(optimizer)
+    if not isinstance(optimizer, Optimizer):
+        raise DescendTypeError(
+            f"optimizer must be an Optimizer (e.g. descend.optim.gd(lr=0.1)) or a name, "
+            f"got {type(optimizer).__name__}"
+        )
+    if maximizes(optimizer):
+        raise InputError(
+            f"minimize minimizes f, and {optimizer!r} ascends it (maximize=True); to find a "
+            "maximum, minimize -f, e.g. minimize(lambda x: -f(x), x0)"
+        )
+    return _own_stops_left_to_tol(optimizer)
+
+
+# An optimizer's own stopping tolerances (torch's LBFGS has two). Left unset (None) they
+# are 0 inside minimize: its tol alone decides when to stop.
+_OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
+
+
+def _own_stops_left_to_tol(optimizer: Optimizer) -> Optimizer:
+    unset = {
+        key: 0.0
+        for key in _OWN_TOLERANCES
+        if key in optimizer.hyperparams and optimizer.hyperparams[key] is None
+    }
+    if not unset:
         return optimizer
-    raise DescendTypeError(
-        f"optimizer must be an Optimizer (e.g. descend.optim.gd(lr=0.1)) or a name, "
-        f"got {type(optimizer).__name__}"
-    )
+    return optim.get(optimizer.name, **{**optimizer.hyperparams, **unset})
 
 
 def _as_float(x0, dtype):
@@ -481,7 +502,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
                 best_at=int(np.nanargmin(outcome.history_value[: n_iter + 1])),
             )  # fmt: skip
         else:
-            why = f"the step no longer changes x (iteration {n_iter})"
+            why = _stall(optimizer, n_iter, grad_norm, config.tol)
         return stop.message(why=why)
     if stop == Status.SIGN_CHANGE:
         left, right = (float(v) for v in outcome.bracket)
@@ -506,6 +527,28 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
         kept = f"returning the best point so far (iteration {best[3]}, f = {best[1]:.6g})"
         return stop.message(unit="iteration", done=n_iter, kept=kept)
     return stop.message(unit="iteration", done=n_iter)
+
+
+def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> str:
+    """Why a step left x unchanged: the rule that stopped the optimizer, with its numbers."""
+    short = f"gradient norm {grad_norm:.3g} has not reached tol={tol:g}"
+    own = {key: optimizer.hyperparams.get(key) for key in _OWN_TOLERANCES}
+    own = {key: value for key, value in own.items() if value}
+    if own:
+        settings = ", ".join(f"{key}={value:g}" for key, value in own.items())
+        return (
+            f"{optimizer.name} made no step at iteration {n_iter}: its own {settings} (as "
+            f"torch's) ended it, and the {short}; leave them unset or 0 to let tol decide"
+        )
+    if optimizer.hyperparams.get("lr", 0) is None:  # gd's line search
+        return (
+            f"the line search found no step that lowers f at iteration {n_iter} (the change "
+            f"is below f's rounding error), and the {short}"
+        )
+    return (
+        f"the step no longer changes x at iteration {n_iter} (the update is below the "
+        f"precision of x), and the {short}"
+    )
 
 
 def _hints(stop: Status, n_iter: int, n_overshoots: int, optimizer: Optimizer) -> tuple[str, ...]:

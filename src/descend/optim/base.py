@@ -197,3 +197,12 @@ def lr_at(lr: LearningRate, count: jax.Array) -> jax.Array:
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leaf by leaf, keeping each leaf's dtype."""
     return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)
+
+
+def maximizes(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` (or one it wraps or chains) ascends: ``maximize=True``."""
+    for value in optimizer.hyperparams.values():
+        members = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(member, Optimizer) and maximizes(member) for member in members):
+            return True
+    return optimizer.hyperparams.get("maximize") is True

@@ -39,8 +39,8 @@ def lbfgs(
     lr: LearningRate = 1.0,
     *,
     history_size: int = 100,
-    tolerance_grad: float = 1e-7,
-    tolerance_change: float = 1e-9,
+    tolerance_grad: float | None = None,
+    tolerance_change: float | None = None,
     line_search_fn: str | None = "strong_wolfe",
     c1: float = 1e-4,
     c2: float = 0.9,
@@ -100,10 +100,13 @@ def lbfgs(
         Number of curvature pairs kept, :math:`m \ge 1`. Default 100. Memory is
         ``2 * history_size * n_params`` numbers.
     tolerance_grad:
-        Skip the step when the largest gradient entry is at most this (>= 0). Default 1e-7.
+        Skip the step when the largest gradient entry is at most this (>= 0). Default
+        None: torch's 1e-7 when you call ``step`` yourself; inside :func:`descend.minimize`,
+        0, so that ``minimize``'s ``tol`` alone decides when to stop (give a number to
+        use it there too; a stop it causes is then named in the result's reason).
     tolerance_change:
         Directional-derivative threshold and the line search's bracket-width tolerance
-        (>= 0). Default 1e-9.
+        (>= 0). Default None: torch's 1e-9 when you call ``step``, 0 inside ``minimize``.
     line_search_fn:
         ``"strong_wolfe"`` (default) or ``None``.
     c1, c2:
@@ -131,6 +134,10 @@ def lbfgs(
     """
     lr = check_lr(lr)
     history_size = check_int("history_size", history_size)
+    # None keeps the hyperparameter unset (minimize sets 0); the step uses torch's value.
+    given = {"tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change}
+    tolerance_grad = 1e-7 if tolerance_grad is None else tolerance_grad
+    tolerance_change = 1e-9 if tolerance_change is None else tolerance_change
     tolerance_grad = check_positive("tolerance_grad", tolerance_grad, allow_zero=True)
     tolerance_change = check_positive("tolerance_change", tolerance_change, allow_zero=True)
     if line_search_fn not in (None, "strong_wolfe"):
@@ -226,8 +233,8 @@ def lbfgs(
     hyperparams = {
         "lr": lr,
         "history_size": history_size,
-        "tolerance_grad": tolerance_grad,
-        "tolerance_change": tolerance_change,
+        "tolerance_grad": given["tolerance_grad"],
+        "tolerance_change": given["tolerance_change"],
         "line_search_fn": line_search_fn,
         "c1": c1,
         "c2": c2,

@@ -33,7 +33,7 @@ from descend.errors import (
     Optional,
     check_all,
 )
-from descend.optim.base import Optimizer
+from descend.optim.base import Optimizer, maximizes
 from descend.training.result import FitResult, FitState
 
 METHODS = ("batch", "stochastic", "minibatch")
@@ -143,6 +143,11 @@ class FitSpec:
                 options[name] = getattr(resumed, name) if resumed is not None else fallback
         loss_fn, loss_name = _loss(loss, model, resumed)
         optimizer = _optimizer(optimizer, lr, resumed)
+        if maximizes(optimizer):
+            raise InputError(
+                f"fit minimizes the loss, and {optimizer!r} ascends it (maximize=True); "
+                "pass the optimizer without maximize=True"
+            )
         placement = distributed.resolve(devices)
         if isinstance(data["X"], Stream):
             _check_stream(data["X"], options, data, placement)
