@@ -263,3 +263,17 @@ def test_atheris_fuzzes_parser_without_crash():
         timeout=300,
     )
     assert process.returncode == 0, process.stderr[-3000:]
+
+
+def test_exploding_runs_exit_1_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "scaled.csv"
+    x = np.linspace(100, 500, 21)
+    path.write_text("x,y\n" + "\n".join(f"{a},{0.3 * a + 7}" for a in x) + "\n")
+    status, out, err = run_cli(
+        capsys, "train", path, "--model", "linear", "--optimizer", "sgd", "--lr", "1e-5",
+        "--method", "batch", "--epochs", 300, "--no-standardize", "--validation-split", 0,
+        "--json",
+    )  # fmt: skip
+    assert status == 1 and json.loads(out)["status"] == "diverged"
+    status, out, err = run_cli(capsys, "minimize", "x**2", "--x0", "x=1", "--lr", 1.5, "--json")
+    assert status == 1 and json.loads(out)["status"] == "diverged"

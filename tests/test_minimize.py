@@ -150,9 +150,11 @@ def test_overflow_to_infinity_is_divergence():
 
 
 def test_growing_values_are_reported_as_diverging_steps():
+    """Values that stay finite but explode are a divergence (once: "no further decrease")."""
     result = ds.minimize(lambda x: x**2, 1.0, optimizer=ds.optim.gd(lr=1.5), patience=10)
-    assert result.status == "no_decrease"
-    assert "diverging" in result.reason and "lr=1.5" in result.reason
+    assert result.status == "diverged"
+    assert "grew from 1 at x0" in result.reason and "lr=1.5" in result.reason
+    assert result.x == result.history["x"][-1]  # the last point, as for non-finite values
 
 
 def test_budget_reason():

@@ -264,3 +264,14 @@ def test_losses_without_probabilities_hide_predict_proba(loss):
     clf = GDClassifier(loss=loss, max_epochs=5, tol=None, random_state=0).fit(X, y)
     assert hasattr(clf, "predict_proba") == (loss == "bce_with_logits")
     assert clf.decision_function(X).shape == (len(X), 3)
+
+
+def test_an_estimator_whose_loss_rises_warns_instead_of_ending_quietly():
+    """Unscaled features and a rate too large: the loss rises while staying finite and the
+    run ends on ``n_iter_no_change``; that is a ConvergenceWarning, as a divergence is."""
+    x = np.linspace(100, 500, 21)[:, None]
+    y = 0.3 * x[:, 0] + 7
+    model = GDRegressor(optimizer="sgd", learning_rate=1e-5, batch_size=None, max_epochs=300)
+    with pytest.warns(ConvergenceWarning, match="loss rose from .* lower learning_rate"):
+        model.fit(x, y)
+    assert model.score(x, y) < 0  # the fault the warning is there for

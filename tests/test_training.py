@@ -687,3 +687,17 @@ def test_a_second_fit_with_the_same_shapes_does_not_recompile():
     after = engine.compiled_epoch.cache_info()
     assert len(traces) == first > 0
     assert after.misses == before.misses and after.hits == before.hits + 3
+
+
+def test_a_loss_that_explodes_while_finite_is_a_divergence():
+    """The filed case: unscaled x in 100..500, lr=1e-5: the loss grows without bound."""
+    x = np.linspace(100, 500, 21)
+    y = 0.3 * x + 7
+    result = ds.fit(
+        "linear", x[:, None], y, optimizer="sgd", lr=1e-5, batch_size=None, epochs=300,
+        standardize=False, verbose=0,
+    )  # fmt: skip
+    assert result.status == "diverged" and result.n_epochs < 300
+    assert "the loss grew from" in result.reason and "standardize=True" in result.reason
+    assert "lr=1e-06" in result.reason
+    assert result.history["loss"][-1] > 1e6 * result.history["loss"][0]

@@ -18,11 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend import _tree, engine, optim
+from descend import _tree, engine, optim, rules
 from descend._json import jsonable
 from descend._tree import PyTree
 from descend.calculus import as_point
 from descend.engine import FAILURES, IterateConfig, Status, status
+from descend.engine.iterate import GREW
 from descend.errors import (
     DescendTypeError,
     Flag,
@@ -515,6 +516,13 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
                 what="the gradient is not finite at the next point although the value is "
                 "(the function may not be differentiable there, e.g. sqrt or log at 0)",
                 where="", kept="returning the last point with a finite gradient", advice="",
+            )  # fmt: skip
+        if int(outcome.failure) == GREW:
+            start = float(outcome.history_value[0])
+            return stop.message(
+                what=f"the value grew from {start:.6g} at x0 to {float(outcome.value):.6g}, "
+                f"more than {rules.GROWTH:g} times its scale (the steps are too large)",
+                where="", advice=advice, kept="returning the last point",
             )  # fmt: skip
         what = FAILURES.get(int(outcome.failure), "the value or gradient")
         return stop.message(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from descend import _tree
@@ -81,3 +82,22 @@ class Plateau:
             self.best, self.best_at, self.kept, self.waited = value, at, keep, 0
         else:
             self.waited += 1
+
+
+GROWTH = 1e6  # how far above its start a value may go before the run counts as diverging
+
+
+def grew_without_bound(value: Any, start: Any, *, factor: float = GROWTH) -> Any:
+    r"""The divergence test for values that stay finite: far above where the run began.
+
+    .. math:: \text{value} > \text{start} + \text{factor} \cdot \max(|\text{start}|, 1)
+
+    With the default factor a loss that began at 10 must pass ten million. A descent
+    that goes up that far is not descending: its steps are too large (or the features
+    unscaled). Works on Python, NumPy and JAX values, traced ones included.
+
+    >>> grew_without_bound(2e7, 10.0), grew_without_bound(50.0, 10.0)
+    (True, False)
+    """
+    scale = jnp.maximum(abs(start), 1.0) if isinstance(start, jax.Array) else max(abs(start), 1.0)
+    return value > start + factor * scale

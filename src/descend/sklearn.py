@@ -228,8 +228,18 @@ class _GDBase(BaseEstimator):
                 init=start, **stopping, **arguments,
             )  # fmt: skip
         self._store(result)
+        losses = result.history.get("loss", [])
         if result.status == "diverged":
             warnings.warn(result.reason, ConvergenceWarning, stacklevel=5)
+        elif len(losses) > 1 and losses[-1] > losses[0]:
+            warnings.warn(
+                f"the training loss rose from {losses[0]:.6g} to {losses[-1]:.6g} over "
+                f"{len(losses)} epochs: the steps are too large; lower learning_rate "
+                f"(now {self.learning_rate:g}) or scale the features (e.g. StandardScaler "
+                "in a pipeline)",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
         elif not incremental and self.tol is not None and result.status == "max_epochs":
             warnings.warn(
                 f"stopped after max_epochs={self.max_epochs} epochs while the loss was still "

@@ -44,8 +44,10 @@ UNWATCHED_BLOCK = 10_000  # ... and of a run nobody watches (minimize's default 
 BLOCK_SECONDS = 0.25  # what later blocks aim at: the host sees a long run four times a second
 MAX_GROWTH = 16  # a block holds at most this many times the iterations of the one before
 
-# Codes of IterateCarry.failure: which part of a step was not finite.
-FAILURES = {1: "the point", 2: "the value", 3: "the gradient"}
+# Codes of IterateCarry.failure: which part of a step was not finite (1-3), or the value
+# grew without bound (4, :func:`descend.rules.grew_without_bound`).
+FAILURES = {1: "the point", 2: "the value", 3: "the gradient", 4: "the value"}
+GREW = 4
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class IterateCarry(NamedTuple):
     opt_state: PyTree
     status: jax.Array
     best: jax.Array  # the lowest value so far
+    # f(x0), for the growth rule; its own scalar, since reading the history inside the
+    # loop makes XLA copy the whole history at every iteration.
+    start_value: jax.Array
     # Where it was, when the path is not kept (else history_x holds it): what an
     # interrupted run returns. None with the path, so the loop does no extra work.
     best_x: PyTree
@@ -127,6 +132,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
         opt_state=jax.tree.map(jnp.copy, opt_state0),
         status=zero,
         best=nan,
+        start_value=nan,
         best_x=None if config.keep_path else jax.tree.map(jnp.copy, x0),
         since_best=zero,
         has_bracket=jnp.zeros((), bool),
@@ -160,6 +166,7 @@ def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCar
         grad_norm=grad_norm,
         status=status,
         best=value,
+        start_value=value,
     )
 
 
@@ -179,9 +186,10 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
     value_new, grads_new = value_grad(x_new)
     value_new = value_new.astype(carry.value.dtype)
     finite = rules.is_finite(value_new, grads_new, x_new)
+    grew = finite & rules.grew_without_bound(value_new, carry.start_value)
     failure = jnp.select(
-        [~_tree.all_finite(x_new), ~jnp.isfinite(value_new), ~_tree.all_finite(grads_new)],
-        [1, 2, 3],
+        [~_tree.all_finite(x_new), ~jnp.isfinite(value_new), ~_tree.all_finite(grads_new), grew],
+        [1, 2, 3, 4],
         0,
     ).astype(jnp.int32)
     n_iter = carry.n_iter + 1
@@ -206,7 +214,7 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
 
     status = jnp.select(
         [
-            ~finite,
+            ~finite | grew,
             grad_norm <= config.tol,
             sign_change & config.refine,
             ~moved | (since_best >= config.patience),

@@ -58,6 +58,7 @@ class Epochs:
         self.plateau = rules.Plateau(atol=spec.min_delta)
         self.text: str | None = None
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
+        self.grew_at: int | None = None  # the epoch whose loss grew without bound
 
     # ------------------------------------------------------------ the Block protocol
 
@@ -80,6 +81,9 @@ class Epochs:
         self.text = _describe(record, self.source.n_samples)
         self.plateau.update(record.get("val_loss", record["loss"]), self.epoch, (params, opt_state))
         spec = self.spec
+        if rules.grew_without_bound(record["loss"], self.history["loss"][0]):
+            self.grew_at = self.epoch  # finite but exploding
+            return Status.DIVERGED
         if spec.tol is not None and record["grad_norm"] <= spec.tol:
             return Status.CONVERGED
         if spec.patience is not None and self.plateau.waited >= spec.patience:
@@ -188,6 +192,19 @@ class Epochs:
                 best=self.plateau.best, best_at=self.plateau.best_at, restored=spec.restore_best,
             )  # fmt: skip
             return stop.message(why=why)
+        if stop == Status.DIVERGED and self.grew_at is not None:
+            losses = self.history["loss"]
+            advice = status.smaller_lr(spec.optimizer.hyperparams.get("lr"))
+            if not spec.standardize:
+                advice += ", or standardize=True"
+            return stop.message(
+                what=f"the loss grew from {losses[0]:.6g} (epoch 1) to {losses[-1]:.6g} "
+                f"(epoch {self.grew_at}), more than {rules.GROWTH:g} times its scale (the "
+                "steps are too large)",
+                where="",
+                kept="kept the last weights",
+                advice=advice,
+            )
         if stop == Status.DIVERGED:
             epoch, update = self.diverged_at
             return stop.message(
