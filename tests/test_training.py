@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pandas as pd
 import pytest
 import scipy.special
@@ -701,3 +702,93 @@ def test_a_loss_that_explodes_while_finite_is_a_divergence():
     assert "the loss grew from" in result.reason and "standardize=True" in result.reason
     assert "lr=1e-06" in result.reason
     assert result.history["loss"][-1] > 1e6 * result.history["loss"][0]
+
+
+# ---------------------------------------------------------------- plateau rules in fit
+
+
+def _torch_sgd_with_plateau_scheduler(X, y, *, lr, batch_size, epochs, patience, factor,
+                                      validation=None):  # fmt: skip
+    """SGD on a linear model with torch's ReduceLROnPlateau stepped once per epoch with
+    the epoch's mean training loss (or the validation loss): the Keras/PyTorch idiom."""
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    sgd = torch.optim.SGD([w, b], lr=lr)
+    # torch reduces when the bad count exceeds patience; descend's rule when it reaches it.
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        sgd, factor=factor, patience=patience - 1, threshold=1e-4, threshold_mode="rel"
+    )
+    rates = []
+    for _ in range(epochs):
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            sgd.zero_grad()
+            batch = slice(start, start + batch_size)
+            loss = torch.nn.functional.mse_loss(X_t[batch] @ w + b, y_t[batch])
+            loss.backward()
+            sgd.step()
+            total += loss.item() * len(X_t[batch])
+        watched = total / len(X)
+        if validation is not None:
+            with torch.no_grad():
+                X_v, y_v = map(torch.from_numpy, validation)
+                watched = torch.nn.functional.mse_loss(X_v @ w + b, y_v).item()
+        scheduler.step(watched)
+        rates.append(sgd.param_groups[0]["lr"])
+    return w.detach().numpy(), b.item(), np.array(rates)
+
+
+@pytest.mark.parametrize("with_validation", [False, True])
+def test_reduce_on_plateau_in_fit_watches_epochs_like_torchs_scheduler(with_validation):
+    """The filed case, scaled down: a plateau rule fed every mini-batch's loss cut the rate
+    to nothing within the first epoch; fit feeds it each epoch's (validation) loss, as
+    torch's ReduceLROnPlateau stepped per epoch is fed."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(size=400)
+    validation = (X[:100] + 0.1, y[:100]) if with_validation else None
+    settings = dict(lr=0.02, batch_size=16, epochs=12, patience=2, factor=0.5)
+    opt = ds.optim.reduce_on_plateau(
+        ds.optim.sgd(lr=settings["lr"]), patience=settings["patience"], factor=settings["factor"]
+    )
+    result = ds.fit(
+        "linear", X, y, optimizer=opt, batch_size=16, epochs=12, shuffle=False,
+        standardize=False, dtype="float64", verbose=0, validation=validation,
+    )  # fmt: skip
+    w, b, rates = _torch_sgd_with_plateau_scheduler(X, y, validation=validation, **settings)
+    assert rates[-1] < settings["lr"]  # the rule fired, so the comparison means something
+    np.testing.assert_allclose(result.history["lr"], rates, rtol=1e-12)
+    np.testing.assert_allclose(result.params["w"], w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.params["b"], b, rtol=1e-9, atol=1e-12)
+
+
+def test_history_reports_the_effective_rate_of_wrapped_and_chained_optimizers():
+    X, y = regression_data()
+    schedule = schedules.cosine_annealing(0.05, T_max=200)
+    chained = ds.optim.chain(ds.optim.clip_by_global_norm(100.0), ds.optim.sgd(lr=schedule))
+    settings = {key: value for key, value in SMALL.items() if key not in ("optimizer", "lr")}
+    result = ds.fit("linear", X, y, optimizer=chained, epochs=3, **settings)
+    expected = [float(schedule(n)) for n in result.history["epoch"] * 15]  # 120 rows / 8
+    np.testing.assert_allclose(result.history["lr"], expected, rtol=1e-6)
+    wrapped = ds.optim.reduce_on_plateau(ds.optim.adam(lr=0.01))
+    result = ds.fit("linear", X, y, optimizer=wrapped, epochs=2, **settings)
+    np.testing.assert_array_equal(result.history["lr"], [0.01, 0.01])
+
+
+def test_a_plateau_rule_stepped_by_hand_still_watches_each_step_unless_told_otherwise():
+    """Optax's convention by hand and in minimize; watch_epochs + observe is fit's way."""
+    opt = ds.optim.reduce_on_plateau(ds.optim.sgd(lr=1.0), patience=1, factor=0.5)
+    reference = optax.contrib.reduce_on_plateau(patience=1, factor=0.5)
+    state, ref_state = opt.init(0.0), reference.init(0.0)
+    for loss in [1.0, 1.0, 1.0, 0.5]:
+        _, state = opt.step(0.0, 1.0, state, value=loss)
+        _, ref_state = reference.update(1.0, ref_state, value=loss)
+    assert float(state.scale) == float(ref_state.scale) < 1
+    epochs = ds.optim.watch_epochs(opt.init(0.0))
+    for _ in range(5):  # steps alone never reduce in epoch mode
+        _, epochs = opt.step(0.0, 1.0, epochs, value=1.0)
+    assert float(epochs.scale) == 1.0
+    for loss in [1.0, 1.0, 1.0]:
+        epochs = ds.optim.observe(epochs, loss)
+    assert float(epochs.scale) == 0.25

@@ -33,11 +33,11 @@ from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
 from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
-from descend.optim.base import Optimizer, apply_updates, lr_at
+from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
 from descend.optim.classic import asgd, rprop
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
-from descend.optim.schedules import reduce_on_plateau
+from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.transforms import (
     add_weight_decay,
@@ -147,10 +147,12 @@ __all__ = [
     "lbfgs",
     "lion",
     "lr_at",
+    "lr_of",
     "momentum",
     "muon",
     "nadam",
     "names",
+    "observe",
     "radam",
     "reduce_on_plateau",
     "register",
@@ -159,4 +161,5 @@ __all__ = [
     "schedules",
     "sgd",
     "transforms",
+    "watch_epochs",
 ]

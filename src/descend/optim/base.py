@@ -194,6 +194,34 @@ def lr_at(lr: LearningRate, count: jax.Array) -> jax.Array:
     return lr(count) if callable(lr) else jnp.asarray(lr)
 
 
+def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
+    """The effective learning rate of ``optimizer``'s next step, wrappers included.
+
+    An optimizer with ``lr`` gives it (a schedule evaluated at ``count``, the 0-based
+    number of steps taken). A wrapper (:func:`~descend.optim.chain`,
+    :func:`~descend.optim.reduce_on_plateau`, anything whose hyperparameters hold the
+    wrapped ``optimizer`` and whose state holds its state as ``inner`` or
+    ``optimizer``) gives the wrapped one's rate, times its ``scale`` where its state
+    has one. NaN for an optimizer without a learning rate (``lbfgs`` with a line
+    search has one; ``adafactor`` with relative steps reports its ``lr`` setting).
+
+    >>> from descend import optim
+    >>> opt = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(lr=0.1))
+    >>> float(lr_of(opt, opt.init(0.0), 0))
+    0.1
+    """
+    lr = optimizer.hyperparams.get("lr")
+    if lr is not None:
+        return lr_at(lr, jnp.asarray(count)) if callable(lr) else float(lr)
+    inner = optimizer.hyperparams.get("optimizer")
+    inner_state = getattr(state, "inner", getattr(state, "optimizer", None))
+    if not isinstance(inner, Optimizer) or inner_state is None:
+        return float("nan")
+    rate = lr_of(inner, inner_state, count)
+    scale = getattr(state, "scale", None)
+    return rate if scale is None else rate * scale
+
+
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leaf by leaf, keeping each leaf's dtype."""
     return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)

@@ -21,6 +21,7 @@ rather than being passed as ``lr``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -452,6 +453,30 @@ class inverse_scaling:
         return self.eta0 / (_steps(count) + 1) ** self.power_t
 
 
+@dataclass(frozen=True)
+class PlateauRule:
+    """The settings of one :func:`reduce_on_plateau`, carried in its state as static data.
+
+    A pytree node without leaves: it travels with the state (so that :func:`observe`
+    can apply the rule wherever the state sits, inside a chain or any wrapper) without
+    adding arrays to checkpoints. ``by_epoch`` is False when the rule watches the
+    ``value`` of each step, True once a loop with epochs took the watching over
+    (:func:`watch_epochs`).
+    """
+
+    factor: float
+    patience: int
+    rtol: float
+    atol: float
+    cooldown: int
+    accumulation_size: int
+    min_scale: float
+    by_epoch: bool = False
+
+
+jax.tree_util.register_pytree_node(PlateauRule, lambda rule: ((), rule), lambda rule, _: rule)
+
+
 class PlateauState(NamedTuple):
     count: jax.Array  # optimizer steps taken
     scale: jax.Array  # the factor applied to the wrapped optimizer's steps
@@ -461,6 +486,79 @@ class PlateauState(NamedTuple):
     accumulated: jax.Array  # values averaged since the last check
     avg_value: jax.Array
     inner: Any  # the wrapped optimizer's state
+    rule: PlateauRule  # static: no arrays
+
+
+def _watch(state: PlateauState, value: Any) -> PlateauState:
+    """Add ``value`` to the running average; at ``accumulation_size`` values, check it."""
+    rule = state.rule
+    accumulated = state.accumulated + 1
+    average = (
+        state.accumulated * state.avg_value + jnp.asarray(value, state.avg_value.dtype)
+    ) / accumulated
+    watched = state._replace(accumulated=accumulated, avg_value=average)
+    return jax.lax.cond(accumulated == rule.accumulation_size, _check, lambda s: s, watched)
+
+
+def _check(state: PlateauState) -> PlateauState:
+    """One plateau check of the average: improvement, bad count, reduction, cooldown."""
+    rule = state.rule
+    improved = rules.improved(state.avg_value, state.best_value, rtol=rule.rtol, atol=rule.atol)
+    best = jnp.where(improved, state.avg_value, state.best_value)
+    bad = jnp.where(improved, 0, state.plateau_count + 1)
+    cooling = state.cooldown_count > 0
+    reduce = ~cooling & (bad == rule.patience)
+    reduced = jnp.where(reduce, state.scale * rule.factor, state.scale)
+    return state._replace(
+        best_value=best,
+        plateau_count=jnp.where(cooling | reduce, 0, bad),
+        scale=jnp.where(cooling, state.scale, jnp.maximum(reduced, rule.min_scale)).astype(
+            state.scale.dtype
+        ),
+        cooldown_count=jnp.where(
+            cooling, state.cooldown_count - 1, jnp.where(reduce, rule.cooldown, 0)
+        ).astype(jnp.int32),
+        accumulated=jnp.zeros((), jnp.int32),
+        avg_value=jnp.zeros_like(state.avg_value),
+    )
+
+
+def _is_plateau(node: Any) -> bool:
+    return isinstance(node, PlateauState)
+
+
+def watch_epochs(opt_state: Any) -> Any:
+    """``opt_state`` with every :func:`reduce_on_plateau` in it watching epochs, not steps.
+
+    Its steps then only apply the current scale; :func:`observe` feeds it one value per
+    epoch. :func:`descend.fit` does this before its first epoch, and feeds each epoch's
+    validation loss (the training loss without validation data), as Keras's
+    ``ReduceLROnPlateau`` and a ``torch.optim.lr_scheduler.ReduceLROnPlateau`` stepped
+    once per epoch do. States without a plateau rule are returned unchanged.
+    """
+    return jax.tree.map(
+        lambda node: (
+            node._replace(rule=dataclasses.replace(node.rule, by_epoch=True))
+            if _is_plateau(node)
+            else node
+        ),
+        opt_state,
+        is_leaf=_is_plateau,
+    )
+
+
+def observe(opt_state: Any, value: ArrayLike) -> Any:
+    """Feed one epoch's loss to every epoch-watching plateau rule in ``opt_state``.
+
+    ``value``: a real scalar (the epoch's validation or training loss). Pure and
+    traceable; rules that watch steps (the default, see :func:`watch_epochs`) and other
+    states are left unchanged.
+    """
+    return jax.tree.map(
+        lambda node: _watch(node, value) if _is_plateau(node) and node.rule.by_epoch else node,
+        opt_state,
+        is_leaf=_is_plateau,
+    )
 
 
 def reduce_on_plateau(
@@ -500,8 +598,16 @@ def reduce_on_plateau(
     ``optax.contrib.reduce_on_plateau``: Optax's test is
     :math:`\bar v < (1 - \text{rtol})\, v^* - \text{atol}`, the same as the one here for
     a positive best value; for a negative one Optax (and torch's ``"rel"`` mode) would
-    count a growing loss as an improvement, which this rule never does. It needs
-    ``value``; the engine passes the loss of each step.
+    count a growing loss as an improvement, which this rule never does.
+
+    What it watches depends on the loop. ``minimize`` and a loop written by hand pass
+    the loss of each step as ``value`` (Optax's convention). :func:`descend.fit`
+    watches epochs instead, as Keras's ``ReduceLROnPlateau`` and a torch scheduler
+    stepped once per epoch do: each epoch's validation loss (the training loss without
+    validation data) is one value, and ``patience``, ``cooldown`` and
+    ``accumulation_size`` count epochs (see :func:`watch_epochs` and :func:`observe`
+    to do the same by hand). Per-batch losses are noisy and many per epoch, so a
+    per-step rule in mini-batch training reduces the rate within the first epochs.
 
     Parameters
     ----------
@@ -510,7 +616,8 @@ def reduce_on_plateau(
     factor:
         Reduction factor in ``(0, 1)``. Default 0.1.
     patience:
-        Averages without improvement before reducing (>= 0). Default 10.
+        Averages without improvement before reducing (>= 0). Default 10. With torch's
+        ``ReduceLROnPlateau``, ``patience=p`` reduces where this rule's ``p + 1`` does.
     rtol, atol:
         Relative (in ``[0, 1]``) and absolute (>= 0) improvement tolerances, not both
         zero. Defaults 1e-4 and 0.
@@ -548,6 +655,8 @@ def reduce_on_plateau(
     accumulation_size = check_int("accumulation_size", accumulation_size)
     min_scale = check_positive("min_scale", min_scale, allow_zero=True)
 
+    rule = PlateauRule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale)
+
     def init(params):
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
         zero = jnp.zeros((), jnp.int32)
@@ -560,41 +669,19 @@ def reduce_on_plateau(
             accumulated=zero,
             avg_value=jnp.zeros((), dtype),
             inner=optimizer.init(params),
-        )
-
-    def check(state: PlateauState) -> PlateauState:
-        improved = rules.improved(state.avg_value, state.best_value, rtol=rtol, atol=atol)
-        best = jnp.where(improved, state.avg_value, state.best_value)
-        bad = jnp.where(improved, 0, state.plateau_count + 1)
-        cooling = state.cooldown_count > 0
-        reduce = ~cooling & (bad == patience)
-        return state._replace(
-            best_value=best,
-            plateau_count=jnp.where(cooling | reduce, 0, bad),
-            scale=jnp.where(
-                cooling,
-                state.scale,
-                jnp.maximum(jnp.where(reduce, state.scale * factor, state.scale), min_scale),
-            ).astype(state.scale.dtype),
-            cooldown_count=jnp.where(
-                cooling, state.cooldown_count - 1, jnp.where(reduce, cooldown, 0)
-            ).astype(jnp.int32),
-            accumulated=jnp.zeros((), jnp.int32),
-            avg_value=jnp.zeros_like(state.avg_value),
+            rule=rule,
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        if value is None:
-            raise InputError(
-                "reduce_on_plateau watches the loss: call step(..., value=loss); "
-                "the minimize and fit loops pass it"
-            )
-        accumulated = state.accumulated + 1
-        average = (
-            state.accumulated * state.avg_value + jnp.asarray(value, state.avg_value.dtype)
-        ) / accumulated
-        watched = state._replace(accumulated=accumulated, avg_value=average)
-        watched = jax.lax.cond(accumulated == accumulation_size, check, lambda s: s, watched)
+        watched = state
+        if not state.rule.by_epoch:
+            if value is None:
+                raise InputError(
+                    "reduce_on_plateau watches the loss: call step(..., value=loss), or "
+                    "watch_epochs(state) and observe(state, loss) once per epoch; the "
+                    "minimize and fit loops do this for you"
+                )
+            watched = _watch(state, value)
         stepped, inner = optimizer.step(params, grads, state.inner, value=value, value_fn=value_fn)
         scale = watched.scale
         # An unreduced scale keeps the wrapped optimizer's result bit for bit.

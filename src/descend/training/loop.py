@@ -22,7 +22,7 @@ import numpy as np
 
 from descend import engine, metrics, optim, rules
 from descend.engine import Status, status
-from descend.optim.base import Optimizer
+from descend.optim.schedules import PlateauState
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
 from descend.training.result import FitResult, FitState
@@ -59,6 +59,7 @@ class Epochs:
         self.text: str | None = None
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
         self.grew_at: int | None = None  # the epoch whose loss grew without bound
+        self.observes = _has_plateau_rule(opt_state)
 
     # ------------------------------------------------------------ the Block protocol
 
@@ -79,8 +80,14 @@ class Epochs:
             self.history.setdefault(key, []).append(value)
         self.history.setdefault("epoch", []).append(self.epoch)
         self.text = _describe(record, self.source.n_samples)
-        self.plateau.update(record.get("val_loss", record["loss"]), self.epoch, (params, opt_state))
         spec = self.spec
+        watched = record.get("val_loss", record["loss"])
+        if self.observes:  # the optimizer's plateau rules watch the same loss as early stopping
+            self.opt_state = _observe(self.opt_state, watched)
+            self.history["lr"][-1] = float(
+                optim.lr_of(spec.optimizer, self.opt_state, self.n_updates)
+            )
+        self.plateau.update(watched, self.epoch, (self.params, self.opt_state))
         if rules.grew_without_bound(record["loss"], self.history["loss"][0]):
             self.grew_at = self.epoch  # finite but exploding
             return Status.DIVERGED
@@ -134,7 +141,9 @@ class Epochs:
                         outcome.params if placement is None else placement.local(outcome.params)
                     )
                     score = evaluate(self.objective, weights, *self.scored)
-                next_lr = _lr_at(spec.optimizer, self.n_updates + made + config.n_updates)
+                next_lr = optim.lr_of(
+                    spec.optimizer, outcome.opt_state, self.n_updates + made + config.n_updates
+                )
                 finite, *fetched = jax.device_get(
                     (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
                 )
@@ -265,14 +274,13 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
     return epochs.result(stop)
 
 
-def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:
-    """The learning rate of the next update (NaN for an optimizer without ``lr``)."""
-    lr = optimizer.hyperparams.get("lr")
-    if lr is None:
-        return math.nan
-    if not callable(lr):
-        return float(lr)
-    return optim.lr_at(lr, jnp.asarray(n_updates))
+_observe = jax.jit(optim.observe)
+
+
+def _has_plateau_rule(opt_state) -> bool:
+    """Whether a plateau rule in ``opt_state`` waits for the epochs' losses."""
+    nodes = jax.tree.leaves(opt_state, is_leaf=lambda node: isinstance(node, PlateauState))
+    return any(isinstance(node, PlateauState) and node.rule.by_epoch for node in nodes)
 
 
 def _with_last(iterable):

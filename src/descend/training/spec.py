@@ -213,11 +213,12 @@ class FitSpec:
             params = self.model.init(self.seed, n_features, n_outputs, dtype=self.dtype)
             if self.model.name == "custom":  # the user's own params, in the training dtype
                 params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), params)
-            return FitState(params, self.optimizer.init(params))
+            return FitState(params, optim.watch_epochs(self.optimizer.init(params)))
         params = jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), self.start.params)
         if self.model.name != "custom":
             _check_fits(self.model, params, n_features, n_outputs, self.dtype)
-        opt_state = _fitting_state(self.optimizer, params, self.start.opt_state)
+        # Plateau rules read each epoch's loss in fit, not each batch's (Keras, torch).
+        opt_state = optim.watch_epochs(_fitting_state(self.optimizer, params, self.start.opt_state))
         history = {key: list(values) for key, values in (self.start.history or {}).items()}
         return FitState(params, opt_state, self.start.n_epochs, self.start.n_updates, history)
 
