@@ -277,3 +277,29 @@ def test_exploding_runs_exit_1_on_the_command_line(tmp_path, capsys):
     assert status == 1 and json.loads(out)["status"] == "diverged"
     status, out, err = run_cli(capsys, "minimize", "x**2", "--x0", "x=1", "--lr", 1.5, "--json")
     assert status == 1 and json.loads(out)["status"] == "diverged"
+
+
+def test_cli_resume_keeps_the_checkpoints_optimizer_seed_and_early_stopping(tmp_path, capsys):
+    """``--resume`` without ``--optimizer`` or ``--seed`` continues the saved run (it
+    used to start adam at its default rate and seed 0); early stopping's count goes on."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    y = (X[:, 0] + 0.8 * rng.normal(size=300) > 0).astype(int)
+    path = tmp_path / "labels.csv"
+    rows = (",".join(map(str, [*row, label])) for row, label in zip(X, y, strict=True))
+    path.write_text("a,b,c,d,e,f,y\n" + "\n".join(rows) + "\n")
+    common = ["train", path, "--target", "y", "--batch-size", 16, "--validation-split", 0.3,
+              "--patience", 3, "--dtype", "float64", "--json"]  # fmt: skip
+    first, resumed, full = (tmp_path / f"{name}.ckpt" for name in ("first", "resumed", "full"))
+    trained = ["--optimizer", "sgd", "--lr", 0.5, "--seed", 4]
+    assert run_cli(capsys, *common, *trained, "--epochs", 6, "--save", first)[0] == 0
+    assert run_cli(capsys, *common, "--epochs", 40, "--resume", first, "--save", resumed)[0] == 0
+    assert run_cli(capsys, *common, *trained, "--epochs", 40, "--save", full)[0] == 0
+    a, b = ds.load(resumed), ds.load(full)
+    assert b.status == "early_stopping" and b.n_epochs < 40
+    assert (a.status, a.n_epochs, a.best_epoch, a.seed) == (b.status, b.n_epochs, b.best_epoch, 4)
+    assert a.optimizer == b.optimizer
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+    status, out, err = run_cli(capsys, *common, "--epochs", 40, "--resume", first,
+                               "--opt-args", "momentum=0.9")  # fmt: skip
+    assert_one_line_error(status, err, "--opt-args with --resume needs --optimizer")

@@ -263,3 +263,80 @@ def test_training_resumes_from_a_model_saved_by_0_1_0(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     ds.save(tmp_path / "resumed.ckpt", resumed)  # and it is saved in the new format
     assert_same_result(ds.load(tmp_path / "resumed.ckpt"), resumed)
+
+
+# ---------------------------------------------------------------- resuming a run
+
+
+def _noisy_labels(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    return X, (X[:, 0] + 0.8 * rng.normal(size=n) > 0).astype(int)
+
+
+def _exploding_line():
+    x = np.linspace(100, 500, 21)
+    return x[:, None], 0.3 * x + 7
+
+
+# Each stopping rule, with its own numbers, and where to interrupt: before the rule
+# fires and, for early stopping, also after the best epoch (its weights kept aside).
+RUNS = {
+    "early stopping on validation loss, restored (the filed case)": (
+        "logistic", _noisy_labels, 6, 40,
+        dict(optimizer="adam", lr=0.2, batch_size=16, validation_split=0.3, patience=3),
+    ),
+    "early stopping at the best epoch itself": (
+        "logistic", _noisy_labels, 5, 40,
+        dict(optimizer="adam", lr=0.2, batch_size=16, validation_split=0.3, patience=3),
+    ),
+    "early stopping on training loss, not restored": (
+        "logistic", _noisy_labels, 4, 60,
+        dict(optimizer="sgd", lr=0.5, batch_size=32, patience=2, min_delta=1e-3,
+             restore_best=False),
+    ),
+    "gradient tolerance": (
+        "logistic", _noisy_labels, 3, 60, dict(optimizer="gd", lr=1.0, batch_size=None, tol=2e-3),
+    ),
+    "plateau rule on the optimizer": (
+        "logistic", _noisy_labels, 4, 14,
+        dict(optimizer=ds.optim.reduce_on_plateau(ds.optim.sgd(lr=0.8), patience=2),
+             batch_size=20, validation_split=0.25),
+    ),
+    "schedule over the whole run": (
+        "logistic", _noisy_labels, 3, 8,
+        dict(optimizer=ds.optim.sgd(lr=schedules.one_cycle(0.5, total_steps=8 * 19)),
+             batch_size=16),
+    ),
+    "loss growing without bound": (
+        "linear", _exploding_line, 3, 300,
+        dict(optimizer="sgd", lr=1e-5, batch_size=None, standardize=False),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["file", "state"])
+@pytest.mark.parametrize("case", list(RUNS))
+def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(case, how, tmp_path):
+    """Everything that decides a run's future is saved: early stopping's best loss, epoch,
+    weights and count, plateau rules, the shuffled order, schedules, the divergence guard."""
+    model, make_data, stop_after, epochs, options = RUNS[case]
+    X, y = make_data()
+    options = dict(options, seed=3, dtype="float64", verbose=0)
+    straight = ds.fit(model, X, y, epochs=epochs, **options)
+    first = ds.fit(model, X, y, epochs=stop_after, **options)
+    assert first.status == "max_epochs" and straight.n_epochs > stop_after  # a real split
+    start = dict(init=first.state)
+    if how == "file":
+        ds.save(tmp_path / "first.descend", first)
+        start = dict(resume=tmp_path / "first.descend")
+    resumed = ds.fit(model, X, y, epochs=epochs, **start, **options)
+    assert (resumed.status, resumed.n_epochs, resumed.best_epoch) == (
+        straight.status, straight.n_epochs, straight.best_epoch,
+    )  # fmt: skip
+    assert resumed.reason == straight.reason
+    assert leaves_equal(resumed.params, straight.params)
+    assert leaves_equal(resumed.opt_state, straight.opt_state)
+    for key in straight.history:
+        if key != "time":
+            np.testing.assert_array_equal(resumed.history[key], straight.history[key])

@@ -564,3 +564,19 @@ def test_two_gigabyte_parquet_trains_under_a_memory_cap_as_in_memory_chunks(tmp_
         assert streamed["loss"][0] == pytest.approx(chunk_losses.mean(), rel=1e-5)
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_a_resumed_stream_stops_early_where_the_uninterrupted_one_does(sources, tmp_path):
+    """Early stopping's record is saved with the model, streams included."""
+    X_val, y_val = make_data("binary", n=500, seed=9)
+    X_val = X_val + np.float32(1.5)  # a shifted validation set: its loss soon rises
+    stream = ds.data.stream(sources["binary"]["parquet"], chunk_rows=4096)
+    options = dict(standardize=True, seed=2, patience=2, validation=(X_val, y_val), **BATCH)
+    straight = ds.fit("logistic", stream, epochs=30, **options)
+    assert straight.status == "early_stopping"
+    first = ds.fit("logistic", stream, epochs=straight.best_epoch + 1, **options)
+    ds.save(tmp_path / "first.descend", first)
+    resumed = ds.fit("logistic", stream, epochs=30, resume=tmp_path / "first.descend", **options)
+    assert (resumed.n_epochs, resumed.best_epoch) == (straight.n_epochs, straight.best_epoch)
+    for key in straight.params:
+        np.testing.assert_array_equal(resumed.params[key], straight.params[key])

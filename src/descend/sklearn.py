@@ -231,7 +231,7 @@ class _GDBase(BaseEstimator):
         losses = result.history.get("loss", [])
         if result.status == "diverged":
             warnings.warn(result.reason, ConvergenceWarning, stacklevel=5)
-        elif len(losses) > 1 and losses[-1] > losses[0]:
+        elif not incremental and len(losses) > 1 and losses[-1] > losses[0]:
             warnings.warn(
                 f"the training loss rose from {losses[0]:.6g} to {losses[-1]:.6g} over "
                 f"{len(losses)} epochs: the steps are too large; lower learning_rate "

@@ -54,7 +54,10 @@ def encode_tree(name: str, tree: PyTree, store: Store) -> dict:
             return {"namedtuple": kind.__name__, "fields": list(node._fields), "items": items}
         if kind in (list, tuple):
             return {kind.__name__: [visit(child) for child in node]}
-        if jax.tree_util.treedef_is_leaf(jax.tree.structure(node)):
+        structure = jax.tree.structure(node)
+        if structure.num_leaves == 0:  # a node of static data only (no arrays to store)
+            return {"node": kind.__qualname__, "items": []}
+        if jax.tree_util.treedef_is_leaf(structure):
             path, leaf = next(expected)
             assert leaf is node  # the walk above must follow JAX's flattening order
             leaves.append(_encode_leaf(name, path, node, store))

@@ -41,9 +41,16 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def add_optimizer_options(parser: argparse.ArgumentParser, default: str = "gd") -> None:
+def add_optimizer_options(
+    parser: argparse.ArgumentParser, default: str = "gd", *, resumable: bool = False
+) -> None:
+    """``--optimizer``, ``--lr`` and ``--opt-args``; with ``resumable``, ``--optimizer``
+    left out means the checkpoint's optimizer when resuming (else ``default``)."""
+    shown = f"{default}, or the checkpoint's with --resume" if resumable else default
     parser.add_argument(
-        "--optimizer", default=default, help=f"algorithm name ({default}; see 'descend optimizers')"
+        "--optimizer",
+        default=None if resumable else default,
+        help=f"algorithm name ({shown}; see 'descend optimizers')",
     )
     parser.add_argument(
         "--lr", type=float, help="learning rate (gd without --lr uses a line search)"
@@ -56,8 +63,9 @@ def add_optimizer_options(parser: argparse.ArgumentParser, default: str = "gd") 
     )
 
 
-def optimizer_from_args(args: argparse.Namespace):
-    """Build the optimizer named by ``--optimizer``, ``--lr`` and ``--opt-args``."""
+def optimizer_from_args(args: argparse.Namespace, default: str = "gd"):
+    """Build the optimizer named by ``--optimizer``, ``--lr`` and ``--opt-args``
+    (``default`` when ``--optimizer`` was left out)."""
     from descend import optim
 
     hyperparams = parse_options(args.opt_args)
@@ -65,7 +73,7 @@ def optimizer_from_args(args: argparse.Namespace):
         if "lr" in hyperparams:
             raise InputError("lr is given twice: by --lr and in --opt-args")
         hyperparams["lr"] = args.lr
-    return optim.get(args.optimizer, **hyperparams)
+    return optim.get(args.optimizer or default, **hyperparams)
 
 
 def parse_options(text: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def add_parsers(commands) -> None:
     train.add_argument("--activation", default="relu", help="MLP activation")
     train.add_argument("--degree", type=int, default=2, help="polynomial degree")
     train.add_argument("--loss", help="loss name (default: the model's)")
-    add_optimizer_options(train, default="adam")
+    add_optimizer_options(train, default="adam", resumable=True)
     train.add_argument("--method", choices=("batch", "stochastic", "minibatch"))
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--epochs", type=int, default=20)
@@ -61,7 +61,7 @@ def add_parsers(commands) -> None:
     train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
     train.add_argument("--no-standardize", action="store_true", help="keep features unscaled")
     train.add_argument("--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="0, or the checkpoint's with --resume")
     train.add_argument(
         "--dtype", choices=("float32", "float64"), help="float32, or the checkpoint's with --resume"
     )
@@ -151,12 +151,20 @@ def train_command(args: argparse.Namespace) -> int:
 
     dataset = _dataset(args)
     model = _model(args, dataset)
-    optimizer = optimizer_from_args(args)
+    if args.resume and args.optimizer is None:
+        if args.opt_args:
+            raise InputError(
+                "--opt-args with --resume needs --optimizer: name the algorithm (the "
+                "checkpoint's optimizer is used when --optimizer is left out)"
+            )
+        optimizer, lr = None, args.lr  # the checkpoint's, with a new rate if --lr is given
+    else:
+        optimizer, lr = optimizer_from_args(args, default="adam"), None
     verbose = 0 if args.json else (1 if sys.stderr.isatty() else 2)
     began = time.perf_counter()
     # Ctrl-C stops training after the epoch in flight (status "interrupted"): see fit.
     result = fit(
-        model, dataset, loss=args.loss, optimizer=optimizer, batch_size=args.batch_size,
+        model, dataset, loss=args.loss, optimizer=optimizer, lr=lr, batch_size=args.batch_size,
         method=args.method, epochs=args.epochs, accumulate=args.accumulate,
         validation_split=None if args.stream else args.validation_split or None,
         standardize=not args.no_standardize, tol=args.tol, patience=args.patience,

@@ -25,7 +25,7 @@ from descend.engine import Status, status
 from descend.optim.schedules import PlateauState
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
-from descend.training.result import FitResult, FitState
+from descend.training.result import BestEpoch, FitResult, FitState
 from descend.training.sources import ChunkSource, on_device
 from descend.training.spec import FitSpec
 
@@ -56,6 +56,15 @@ class Epochs:
         self.metric = metrics.task_metric(spec.model.task)
         self.total_squares = source.total_squares() if self.metric == "r2" else None
         self.plateau = rules.Plateau(atol=spec.min_delta)
+        if state.best is not None:  # a continued run: early stopping's count goes on
+            best = state.best
+            kept = (params, opt_state)
+            if best.params is not None:
+                kept = (best.params, best.opt_state)
+                if spec.placement is not None:
+                    kept = spec.placement.replicate(kept)
+            self.plateau.best, self.plateau.best_at = best.loss, best.epoch
+            self.plateau.waited, self.plateau.kept = best.waited, kept
         self.text: str | None = None
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
         self.grew_at: int | None = None  # the epoch whose loss grew without bound
@@ -227,6 +236,17 @@ class Epochs:
             return stop.message(unit="epoch", done=self.epoch, kept=kept)
         return stop.message(unit="epoch", done=self.epoch)
 
+    def best(self) -> BestEpoch | None:
+        """Early stopping's record, its weights kept only where they are not the current."""
+        plateau = self.plateau
+        if plateau.best_at is None:
+            return None
+        kept_params, kept_state = plateau.kept
+        if kept_params is self.params:
+            return BestEpoch(plateau.best, plateau.best_at, plateau.waited)
+        kept_params, kept_state = jax.device_get((kept_params, kept_state))
+        return BestEpoch(plateau.best, plateau.best_at, plateau.waited, kept_params, kept_state)
+
     def result(self, stop: Status) -> FitResult:
         prepared, spec = self.prepared, self.spec
         restored = stop == Status.EARLY_STOPPING and spec.restore_best
@@ -234,6 +254,7 @@ class Epochs:
             model=spec.model,
             params=jax.device_get(self.params),
             opt_state=jax.device_get(self.opt_state),
+            best=self.best(),
             optimizer=spec.optimizer,
             loss=spec.loss_name or spec.loss,
             history=_as_arrays(self.history),

@@ -21,6 +21,32 @@ from descend.optim.base import Optimizer
 
 
 @dataclass(frozen=True)
+class BestEpoch:
+    """Early stopping's record of a run: what decides when it stops and what it restores.
+
+    Attributes
+    ----------
+    loss:
+        The lowest watched loss so far (validation loss with validation data, else the
+        epoch's training loss), improved on by more than ``min_delta``.
+    epoch:
+        The epoch (from 1) that reached it.
+    waited:
+        Epochs since then without such an improvement (early stopping stops at
+        ``patience``).
+    params, opt_state:
+        The weights and optimizer state after ``epoch`` (what ``restore_best``
+        restores), or None when they are the run's own current ones.
+    """
+
+    loss: float
+    epoch: int
+    waited: int
+    params: PyTree | None = field(default=None, repr=False)
+    opt_state: PyTree | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class FitState:
     """Where a training run stands: what ``fit(..., init=state)`` continues from.
 
@@ -33,6 +59,13 @@ class FitState:
         ``n_epochs`` (counted from 0), so its shuffled order continues the run's.
     history:
         The per-epoch history so far (``{name: array}``), continued by the run.
+    best:
+        Early stopping's record (:class:`BestEpoch`), so that a continued run stops and
+        restores where the uninterrupted one would; None starts the count afresh.
+        The rest of what decides a run's future is here too: the shuffled order and the
+        validation split follow from the seed and ``n_epochs``, schedules from
+        ``n_updates``, plateau rules from ``opt_state``, the divergence guard from
+        ``history``.
     """
 
     params: PyTree
@@ -40,6 +73,7 @@ class FitState:
     n_epochs: int = 0
     n_updates: int = 0
     history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    best: BestEpoch | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,13 @@ class FitResult:
     standardizer, encoding:
         The feature standardization and the table encoding (for CSV data) applied by
         ``predict``.
+    dtype, seed:
+        The training dtype and seed (a resumed run reuses them).
+    best_epoch:
+        The epoch whose weights early stopping restored (``restore_best``), else None.
+    best:
+        Early stopping's record (:class:`BestEpoch`), saved with the model so that a
+        resumed run continues the count; None before the first epoch.
     """
 
     model: models.Model
@@ -87,6 +128,7 @@ class FitResult:
     dtype: str = "float32"
     seed: int = 0
     best_epoch: int | None = None
+    best: BestEpoch | None = field(default=None, repr=False)
 
     def _context(self):
         return jax.enable_x64(True) if self.dtype == "float64" else contextlib.nullcontext()
@@ -164,7 +206,9 @@ class FitResult:
     @property
     def state(self) -> FitState:
         """Where this run stands, for ``fit(..., init=result.state)``."""
-        return FitState(self.params, self.opt_state, self.n_epochs, self.n_updates, self.history)
+        return FitState(
+            self.params, self.opt_state, self.n_epochs, self.n_updates, self.history, self.best
+        )
 
     def to_dict(self, *, history: bool = False) -> dict[str, Any]:
         """The run as JSON-ready values: what it trained, how far, why it stopped, and the

@@ -16,6 +16,7 @@ flat list of leaves) still load.
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import partial
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
-from descend.training.result import FitResult
+from descend.training.result import BestEpoch, FitResult
 
 FORMAT = "descend.fit/2"
 _FLAT_STATE_FORMAT = "descend.fit/1"  # descend 0.1.0: the optimizer state as a list of leaves
@@ -69,6 +70,18 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "best_epoch": result.best_epoch,
     }
     trees = {"params": result.params, "opt_state": result.opt_state}
+    best = result.best
+    if best is not None:
+        # Early stopping's count, so that a resumed run stops where an uninterrupted one
+        # would; its weights only when they are not the saved ones already.
+        metadata["best"] = {
+            "loss": None if math.isinf(best.loss) else float(best.loss),
+            "epoch": best.epoch,
+            "waited": best.waited,
+            "weights": best.params is not None,
+        }
+        if best.params is not None:
+            trees.update(best_params=best.params, best_opt_state=best.opt_state)
     # In a multi-process run only process 0 writes; every process waits for the file.
     distributed.on_first_process(checkpoint.save_tree, path, trees, metadata)
 
@@ -102,15 +115,22 @@ def load(
         like = {
             "params": jax.tree.map(partial(_template, dtype=metadata["dtype"]), model.init(0, 1, 1))
         }
+    if like is not None and (metadata.get("best") or {}).get("weights"):
+        like["best_params"] = like["params"]
     trees = checkpoint.load_tree(path, like=like).trees
     params = trees["params"]
     template = optimizer.init(jax.tree.map(np.asarray, params))
-    opt_state = _optimizer_state(trees["opt_state"], template, metadata["format"])
-    if opt_state is None:
-        raise CheckpointError(
-            f"the optimizer state in {str(path)!r} does not fit {optimizer!r}; load it with "
-            "the optimizer it was trained with"
-        )
+    opt_state = _fitting(trees["opt_state"], template, metadata["format"], optimizer, path)
+    best = metadata.get("best")
+    if best is not None:
+        weights = (None, None)
+        if best["weights"]:
+            best_state = _fitting(
+                trees["best_opt_state"], template, metadata["format"], optimizer, path
+            )
+            weights = (trees["best_params"], best_state)
+        loss = math.inf if best["loss"] is None else best["loss"]
+        best = BestEpoch(loss, int(best["epoch"]), int(best["waited"]), *weights)
     standardizer = metadata["standardizer"]
     encoding = metadata["encoding"]
     return FitResult(
@@ -130,7 +150,19 @@ def load(
         dtype=metadata["dtype"],
         seed=int(metadata["seed"]),
         best_epoch=metadata["best_epoch"],
+        best=best,
     )
+
+
+def _fitting(saved: Any, template: Any, file_format: str, optimizer: Optimizer, path) -> Any:
+    """:func:`_optimizer_state`, or the error that the state does not fit the optimizer."""
+    state = _optimizer_state(saved, template, file_format)
+    if state is None:
+        raise CheckpointError(
+            f"the optimizer state in {str(path)!r} does not fit {optimizer!r}; load it with "
+            "the optimizer it was trained with"
+        )
+    return state
 
 
 def _optimizer_state(saved: Any, template: Any, file_format: str) -> Any:

@@ -220,7 +220,17 @@ class FitSpec:
         # Plateau rules read each epoch's loss in fit, not each batch's (Keras, torch).
         opt_state = optim.watch_epochs(_fitting_state(self.optimizer, params, self.start.opt_state))
         history = {key: list(values) for key, values in (self.start.history or {}).items()}
-        return FitState(params, opt_state, self.start.n_epochs, self.start.n_updates, history)
+        best = self.start.best
+        if best is not None and best.params is not None:  # in the training dtype, as params
+            best = replace(
+                best,
+                params=jax.tree.map(lambda leaf: _as_dtype(leaf, self.dtype), best.params),
+                opt_state=optim.watch_epochs(
+                    _fitting_state(self.optimizer, params, best.opt_state)
+                ),
+            )
+        start = self.start
+        return FitState(params, opt_state, start.n_epochs, start.n_updates, history, best)
 
 
 # ---------------------------------------------------------------- resolving names
