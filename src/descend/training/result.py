@@ -33,6 +33,13 @@ class FitState:
         ``n_epochs`` (counted from 0), so its shuffled order continues the run's.
     history:
         The per-epoch history so far (``{name: array}``), continued by the run.
+    weights_seen:
+        ``(sum, count)`` of the sample weights of rows trained on before, in earlier
+        calls on other rows (``partial_fit``'s earlier batches; a row without weights
+        counts 1): the mean weight that scales every update (see ``fit``'s
+        ``sample_weight``) is then that of those rows and this call's together, so that a
+        call's weights count against the earlier ones, not only against each other.
+        None (the default, and ``result.state``'s): this call's rows only.
     """
 
     params: PyTree
@@ -40,6 +47,7 @@ class FitState:
     n_epochs: int = 0
     n_updates: int = 0
     history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    weights_seen: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True)
