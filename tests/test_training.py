@@ -495,7 +495,6 @@ def test_full_batch_loss_history_is_the_weighted_mean_loss_of_the_data():
     )
 
 
-
 @pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax"])
 def test_weighted_r2_and_accuracy_match_scikit_learn(xp):
     rng = np.random.default_rng(2)
@@ -512,6 +511,7 @@ def test_weighted_r2_and_accuracy_match_scikit_learn(xp):
         expected = accuracy_score(labels, guesses, sample_weight=weights)
         assert float(ours) == pytest.approx(expected, rel=1e-12)
         assert expected != pytest.approx(accuracy_score(labels, guesses), rel=1e-3)
+
 
 @pytest.mark.parametrize("model", ["linear", "logistic"])
 @pytest.mark.parametrize("batch_size", [None, 8, 1])

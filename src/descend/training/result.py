@@ -63,10 +63,11 @@ class FitResult:
         cannot hold a function).
     history:
         Per-epoch NumPy arrays: ``epoch``, ``loss`` (mean training loss over the
-        epoch's batches), ``val_loss`` and ``val_accuracy`` / ``val_r2`` with validation
-        data (else ``accuracy`` / ``r2`` on the training data), ``grad_norm`` (of the
-        epoch's last update), ``lr`` (the rate of the next update) and ``time``
-        (seconds).
+        epoch's batches, each row's before its update), ``val_loss`` and
+        ``val_accuracy`` / ``val_r2`` with validation data (else ``accuracy`` / ``r2``
+        on the training data), all weighted with sample weights (the validation scores
+        with ``validation_split``'s held-out rows'), ``grad_norm`` (of the epoch's last
+        update), ``lr`` (the rate of the next update) and ``time`` (seconds).
     n_updates, n_epochs:
         Optimizer steps and epochs taken in total (resumed ones included).
     status, reason:

@@ -105,10 +105,16 @@ def fit(
         :math:`\sum_{i \in B} w_i l_i / (b \bar w)`, with :math:`\bar w` the mean
         weight of all the training rows (as scikit-learn's ``SGDRegressor`` weighs
         each row's step by :math:`w_i`), an unbiased estimate of it for every batch
-        size; batch gradient descent uses it exactly. Weights that are all equal are
-        the same as none.
+        size; batch gradient descent uses it exactly. The history's ``loss`` and
+        training metric are weighted too. Weights that are all equal are the same as
+        none. With ``init=FitState(..., weights_seen=(sum, count))``, :math:`\bar w`
+        also covers the rows trained on before (what ``partial_fit`` does).
     validation, validation_split:
         Validation data ``(X_val, y_val)``, or the share of the data to hold out for it.
+        The rows held out by ``validation_split`` keep their ``sample_weight``:
+        ``val_loss`` is then their weighted mean loss and the validation metric is
+        weighted (as ``sklearn.metrics.r2_score`` / ``accuracy_score`` weigh it); a
+        :class:`~descend.errors.DataError` if they all weigh 0.
     standardize:
         Standardize features with the training mean and standard deviation, stored with
         the result and applied by ``predict``.
