@@ -102,6 +102,14 @@ CASES = {
     "accumulated with leftover batches": dict(batch_size=16, accumulate=3),
     "without shuffling": dict(batch_size=16, shuffle=False),
     "sample weights": dict(batch_size=8, sample_weight="uniform"),
+    # Rows weighted 10 or 0.1: every update divides by its rows times the mean weight of
+    # all rows, which the padding rows (3 real rows of the last batch over 4 devices) and
+    # single-row shares do not change.
+    "skewed weights, padded last batch": dict(
+        batch_size=16, accumulate=3, validation_split=0.2, sample_weight="skewed"
+    ),
+    "skewed weights, one row per device": dict(batch_size=4, sample_weight="skewed"),
+    "skewed weights, full batch": dict(batch_size=None, sample_weight="skewed"),
     "validation and standardization": dict(batch_size=32, validation_split=0.2, standardize=True),
     "full batch": dict(batch_size=None),
 }
@@ -120,6 +128,8 @@ report = {"devices": len(jax.devices())}
 for name, settings in cases.items():
     if settings.get("sample_weight") == "uniform":
         settings["sample_weight"] = rng.uniform(size=len(X))
+    elif settings.get("sample_weight") == "skewed":
+        settings["sample_weight"] = np.where(rng.random(len(X)) < 0.5, 10.0, 0.1)
     runs = {
         where: ds.fit("logistic", X, y, epochs=3, verbose=0, dtype="float64", devices=devices,
                       **settings)
@@ -130,6 +140,24 @@ for name, settings in cases.items():
                 "history": {k: v.tolist() for k, v in r.history.items() if k != "time"}}
         for where, r in runs.items()
     }
+
+# Weighted least squares by descent over the four devices (the parent computes the
+# reference): rows of two opposite laws weighted about 10 and 0.1.
+X_w = rng.normal(size=(200, 3))
+heavy = np.arange(200) < 100
+y_w = np.where(heavy, X_w @ [1.5, -0.5, 2.0] + 3.0, X_w @ [-1.5, 0.5, -2.0] - 1.0)
+y_w = y_w + 0.5 * rng.normal(size=200)
+w_w = np.where(heavy, 10.0, 0.1) * rng.uniform(0.5, 1.5, 200)
+decaying = ds.optim.schedules.inverse_scaling(0.2, power_t=0.75)
+report["weighted"] = {"X": X_w.tolist(), "y": y_w.tolist(), "weights": w_w.tolist()}
+for name, settings in {
+    "batch": dict(batch_size=None, lr=0.5, epochs=500),
+    "minibatch": dict(batch_size=16, lr=decaying, epochs=300),
+    "one row per device": dict(batch_size=4, lr=decaying, epochs=100),
+}.items():
+    r = ds.fit("linear", X_w, y_w, optimizer="sgd", sample_weight=w_w, dtype="float64",
+               verbose=0, devices="all", **settings)
+    report["weighted"][name] = [*r.params["w"].tolist(), float(r.params["b"])]
 
 # The evidence of sharding: the predictions' layout seen by a loss, the compiled program.
 seen, programs = [], []
@@ -179,6 +207,25 @@ def test_four_devices_train_like_one_device_on_the_same_global_batches(four_devi
     assert four["history"].keys() == one["history"].keys()
     for key, values in one["history"].items():
         np.testing.assert_allclose(four["history"][key], values, rtol=1e-10, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("method", "tolerance"),
+    [("batch", 1e-9), ("minibatch", 1e-3), ("one row per device", 1e-3)],
+)
+def test_four_devices_reach_weighted_least_squares_with_any_batch(four_devices, method, tolerance):
+    # Every update divides by its rows times the mean weight of all the rows. Measured:
+    # 5e-15, 1.4e-4 and 2.6e-5; divided by each batch's own weight sum, the mini-batches
+    # miss by 3.8e-3 and the batches of 4 rows by 0.12.
+    weighted = four_devices["weighted"]
+    X, y, weights = (np.asarray(weighted[key]) for key in ("X", "y", "weights"))
+    scale = np.sqrt(weights)
+    A = np.c_[X, np.ones(len(X))]
+    expected = np.linalg.lstsq(A * scale[:, None], y * scale, rcond=None)[0]
+    unweighted = np.linalg.lstsq(A, y, rcond=None)[0]
+    distance = np.linalg.norm(np.asarray(weighted[method]) - expected) / np.linalg.norm(expected)
+    assert np.linalg.norm(unweighted - expected) / np.linalg.norm(expected) > 0.5
+    assert distance < tolerance, distance
 
 
 def test_batches_are_split_over_the_devices_and_gradients_all_reduced(four_devices):
@@ -308,15 +355,17 @@ def _global_order(epoch: int, n_local: int) -> np.ndarray:
     return np.concatenate([order[start : start + share] for start in starts for order in orders])
 
 
-def _one_process(model, X, y, epochs: int, **settings):
+def _one_process(model, X, y, epochs: int, sample_weight=None, **settings):
     """Training on one device with the union's rows in the two processes' global order
     (one epoch per call, resumed: the order changes every epoch)."""
     result = None
     for epoch in range(epochs):
         rows = _global_order(epoch, len(X) // 2)
+        weights = None if sample_weight is None else sample_weight[rows]
         result = ds.fit(
             model, X[rows], y[rows], epochs=epoch + 1, resume=result, shuffle=False,
-            batch_size=BATCH, seed=SEED, dtype="float64", verbose=0, **settings,
+            batch_size=BATCH, seed=SEED, dtype="float64", verbose=0, sample_weight=weights,
+            **settings,
         )  # fmt: skip
     return result
 
@@ -376,6 +425,54 @@ def test_two_processes_train_one_model_equal_to_one_process_on_the_union(tmp_pat
     linear = _one_process("linear", X, y_linear, 2)
     np.testing.assert_allclose(results[0]["w_linear"], linear.params["w"], rtol=1e-9)
     np.testing.assert_allclose(results[0]["r2"], linear.history["r2"], rtol=1e-9)
+
+
+WEIGHTED_WORKER = """
+import sys
+import numpy as np
+import descend as ds
+
+process, port, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ds.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process)
+shard = np.load(f"{folder}/shard{process}.npz")
+X, y = shard["X"], shard["y"]
+settings = dict(batch_size=BATCH, seed=SEED, dtype="float64", verbose=0)
+# Each process's weights are all equal, but not equal to the other process's.
+weighted = ds.fit("logistic", X, y, epochs=EPOCHS, sample_weight=shard["weights"], **settings)
+equal = ds.fit("logistic", X, y, epochs=EPOCHS, sample_weight=np.full(len(X), 2.5), **settings)
+plain = ds.fit("logistic", X, y, epochs=EPOCHS, **settings)
+np.savez(f"{folder}/result{process}.npz", w=weighted.params["w"], b=weighted.params["b"],
+         loss=weighted.history["loss"], equal_w=equal.params["w"], plain_w=plain.params["w"])
+"""
+
+
+def test_two_processes_scale_updates_by_the_mean_weight_of_all_their_rows(tmp_path):
+    # Process 0's rows weigh 10 each, process 1's 0.1: locally equal weights, which weigh
+    # something only together. The mean weight is the union's (5.05), as one process on
+    # the union computes it; weights equal everywhere train exactly as none.
+    shards = []
+    for process, weight in enumerate((10.0, 0.1)):
+        X, y = _classification(61, seed=30 + process)
+        shards.append(dict(X=X, y=y, weights=np.full(len(X), weight)))
+        np.savez(tmp_path / f"shard{process}.npz", **shards[-1])
+    port = _free_port()
+    code = textwrap.dedent(WEIGHTED_WORKER)
+    for name, value in dict(BATCH=BATCH, SEED=SEED, EPOCHS=EPOCHS).items():
+        code = code.replace(name, str(value))
+    commands = [[sys.executable, "-c", code, str(p), str(port), str(tmp_path)] for p in range(2)]
+    _run_together(commands, [_environment(2)] * 2, tmp_path)
+    results = [np.load(tmp_path / f"result{p}.npz") for p in range(2)]
+    for key in results[0].files:
+        np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
+    np.testing.assert_array_equal(results[0]["equal_w"], results[0]["plain_w"])
+
+    X, y, weights = (
+        np.concatenate([shard[key] for shard in shards]) for key in ("X", "y", "weights")
+    )
+    reference = _one_process("logistic", X, y, EPOCHS, sample_weight=weights)
+    np.testing.assert_allclose(results[0]["w"], reference.params["w"], rtol=1e-9)
+    np.testing.assert_allclose(results[0]["b"], reference.params["b"], rtol=1e-9)
+    np.testing.assert_allclose(results[0]["loss"], reference.history["loss"], rtol=1e-9)
 
 
 def test_two_processes_train_from_the_command_line_and_process_0_saves(tmp_path):

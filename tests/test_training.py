@@ -25,6 +25,7 @@ import descend as ds
 from descend import engine, models
 from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
 from descend.optim import schedules
+from descend.training.objective import BatchObjective
 
 TRUE_W = np.array([1.5, -0.5, 2.0])
 
@@ -184,8 +185,10 @@ def test_accumulating_k_batches_equals_one_batch_k_times_larger(shuffle, drop_la
 def numpy_sgd_epoch(X, y, w, b, lr, batch_size, weights=None, drop_last=False):
     """One epoch of plain SGD on the mean squared error of ``X @ w + b``, rows in order.
 
-    Returns the new ``(w, b)`` and the epoch's loss (sample-weighted mean of each batch's
-    loss before its update).
+    Each batch's weighted sums are divided by its rows times the mean weight of all the
+    rows (scikit-learn's SGD weighs a row's step by its weight). Returns the new
+    ``(w, b)`` and the epoch's loss (sample-weighted mean of each batch's loss before
+    its update).
     """
     weights = np.ones(len(X)) if weights is None else weights
     stop = len(X) - len(X) % batch_size if drop_last else len(X)
@@ -196,8 +199,9 @@ def numpy_sgd_epoch(X, y, w, b, lr, batch_size, weights=None, drop_last=False):
         residual = Xb @ w + b - yb
         loss_total += np.sum(wb * residual**2)
         weight_total += np.sum(wb)
-        grad_w = 2 * Xb.T @ (wb * residual) / np.sum(wb)
-        grad_b = 2 * np.sum(wb * residual) / np.sum(wb)
+        denominator = len(wb) * np.mean(weights)
+        grad_w = 2 * Xb.T @ (wb * residual) / denominator
+        grad_b = 2 * np.sum(wb * residual) / denominator
         w, b = w - lr * grad_w, b - lr * grad_b
     return w, b, loss_total / weight_total
 
@@ -340,6 +344,280 @@ def test_weighted_least_squares_matches_scikit_learn():
     reference = LinearRegression().fit(X, y, sample_weight=weights)
     expected = np.r_[reference.coef_, reference.intercept_]
     assert relative_error(coef(result.params, result.standardizer), expected) < 1e-6
+
+
+# ---------------------------------------------------------------- weights in every update
+
+
+def two_populations(n=200, seed=0):
+    """Rows of two linear laws in that order: the first half weighted about 10, the
+    second about 0.1. Weighted least squares follows the first law; least squares
+    without weights (as when each batch divides by its own weight sum) neither."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1.0, 3.0, 0.5] + [1.0, -2.0, 0.0]
+    heavy = np.arange(n) < n // 2
+    y = np.where(heavy, X @ TRUE_W + 3.0, X @ -TRUE_W - 1.0) + 0.5 * rng.normal(size=n)
+    weights = np.where(heavy, 10.0, 0.1) * rng.uniform(0.5, 1.5, n)
+    return X, y, weights
+
+
+def weighted_lstsq(X, y, weights):
+    """Weighted least-squares ``(w, b)``: ``lstsq`` on the rows scaled by sqrt(weights)."""
+    scale = np.sqrt(weights)
+    return np.linalg.lstsq(np.c_[X, np.ones(len(X))] * scale[:, None], y * scale, rcond=None)[0]
+
+
+DECAYING = schedules.inverse_scaling(0.2, power_t=0.75)
+
+# Each way to cut the rows into updates, and how close it gets to weighted least squares
+# (measured: 5e-14 batch, 2.5e-4 - 1.4e-3 mini-batch, 2e-4 stochastic; dividing each
+# update by its own weight sum instead: 3e-3 shuffled mini-batches, 0.7 unshuffled, 0.8
+# stochastic).
+WEIGHTED_DESCENT = {
+    "batch": (dict(batch_size=None, lr=0.5, epochs=2000, tol=1e-11), 1e-9),
+    "minibatch": (dict(batch_size=16), 1e-3),
+    "accumulated": (dict(batch_size=4, accumulate=4), 1e-3),
+    "drop_last": (dict(batch_size=16, drop_last=True), 1e-3),
+    "unshuffled": (dict(batch_size=16, shuffle=False), 3e-3),
+    "stochastic": (
+        dict(batch_size=1, lr=lambda count: 0.05 / (1 + count * 1e-2), epochs=100),
+        1e-3,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WEIGHTED_DESCENT)
+def test_weighted_descent_reaches_weighted_least_squares_at_every_batch_size(case):
+    X, y, weights = two_populations()
+    settings, tolerance = WEIGHTED_DESCENT[case]
+    settings = {"lr": DECAYING, "epochs": 300, **settings}
+    result = ds.fit(
+        "linear", X, y, optimizer="sgd", standardize=True, sample_weight=weights,
+        dtype="float64", verbose=0, **settings,
+    )  # fmt: skip
+    expected = weighted_lstsq(X, y, weights)
+    unweighted = lstsq_coef(X, y)
+    assert relative_error(unweighted, expected) > 0.5  # the weights matter here
+    assert relative_error(coef(result.params, result.standardizer), expected) < tolerance
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "shuffle"), [(None, True), (50, True), (50, False), (1, True)]
+)
+def test_rows_weighted_10_outweigh_rows_weighted_a_tenth_with_any_batch(batch_size, shuffle):
+    # y = 2x on the first half (weights 10), y = -2x on the second (weights 0.1): the
+    # weighted least-squares slope is 1.947, the unweighted one -0.21.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    first = np.arange(300) < 150
+    y = np.where(first, 2 * x, -2 * x) + 0.1 * rng.normal(size=300)
+    weights = np.where(first, 10.0, 0.1)
+    expected = weighted_lstsq(x[:, None], y, weights)
+    assert expected[0] == pytest.approx(1.947, abs=1e-3)
+    lr = 0.5 if batch_size is None else DECAYING
+    if batch_size == 1:
+        lr = lambda count: 0.05 / (1 + count * 1e-2)  # noqa: E731
+    result = ds.fit(
+        "linear", x[:, None], y, optimizer="sgd", lr=lr, batch_size=batch_size,
+        shuffle=shuffle, epochs=30 if batch_size == 1 else 200, sample_weight=weights,
+        dtype="float64", verbose=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(coef(result.params), expected, atol=3e-3)
+
+
+def test_accumulating_weighted_batches_equals_one_batch_k_times_larger():
+    X, y, weights = two_populations(50)
+    common = dict(
+        optimizer="adam", lr=0.05, epochs=4, seed=3, sample_weight=weights, dtype="float64",
+        verbose=0,
+    )  # fmt: skip
+    accumulated = ds.fit("linear", X, y, batch_size=4, accumulate=3, **common)
+    large = ds.fit("linear", X, y, batch_size=12, **common)
+    np.testing.assert_allclose(coef(accumulated.params), coef(large.params), rtol=1e-12)
+    np.testing.assert_allclose(accumulated.history["loss"], large.history["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(batch_size=None),
+        dict(batch_size=1),
+        dict(batch_size=7),
+        dict(batch_size=4, accumulate=3),
+        dict(batch_size=7, drop_last=True, shuffle=False),
+    ],
+    ids=["batch", "stochastic", "short-last-batch", "accumulated", "drop-last-unshuffled"],
+)
+def test_equal_weights_train_bit_for_bit_as_no_weights(settings):
+    X, y = regression_data(30)
+    common = dict(optimizer="adam", lr=0.05, epochs=3, verbose=0, **settings)
+    plain = ds.fit("linear", X, y, **common)
+    for value in (0.3, 7.0):
+        equal = ds.fit("linear", X, y, sample_weight=np.full(len(X), value), **common)
+        assert leaves_equal(equal.params, plain.params)
+        assert leaves_equal(equal.opt_state, plain.opt_state)
+        for key in ("loss", "r2", "grad_norm"):
+            np.testing.assert_array_equal(equal.history[key], plain.history[key], err_msg=key)
+
+
+def test_an_update_divides_by_its_rows_times_the_mean_weight_of_all_the_data():
+    # One step of SGD with lr=1 from zero weights: minus the gradient of sum(w * loss)
+    # over the update's rows, divided by b times the mean weight given for all the rows.
+    # Over every row of the data, by their own weight sum (the same up to rounding); over
+    # every row of a chunk of a larger epoch (a stream's), by b times the data's mean.
+    X, y = regression_data(10)
+    weights = np.random.default_rng(4).uniform(0.1, 3.0, len(X))
+    gradient_sum = -2 * np.c_[X, np.ones(len(X))].T @ (weights * y)  # at zero weights
+    objective = BatchObjective(models.linear(), ds.losses.get("mse"), "mse")
+    optimizer = ds.optim.sgd(lr=1.0)
+    with jax.enable_x64(True):
+        params = models.linear().init(0, 3, 1, dtype="float64")
+        data = tuple(jnp.asarray(a) for a in (X, y, weights))
+        for chunk, denominator in ((False, weights.sum()), (True, len(X) * 5.0)):
+            config = engine.EpochConfig(10, 10, shuffle=False, weighted=True, chunk=chunk)
+            program = engine.compiled_epoch(objective, optimizer, config)
+            outcome = program(params, optimizer.init(params), data, None, jnp.asarray(5.0))
+            step = np.r_[outcome.params["w"], outcome.params["b"]]
+            np.testing.assert_allclose(step, -gradient_sum / denominator, rtol=1e-12)
+
+
+def test_full_batch_loss_history_is_the_weighted_mean_loss_of_the_data():
+    # Batch descent: the loss of epoch k is that of the weights after epoch k - 1.
+    X, y, weights = two_populations(60)
+    common = dict(optimizer="sgd", lr=0.05, batch_size=None, sample_weight=weights,
+                  dtype="float64", verbose=0)  # fmt: skip
+    before = ds.fit("linear", X, y, epochs=3, **common)
+    after = ds.fit("linear", X, y, epochs=4, **common)
+    residual = before.predict(X) - y
+    expected = np.sum(weights * residual**2) / np.sum(weights)
+    assert after.history["loss"][-1] == pytest.approx(expected, rel=1e-12)
+    assert after.history["r2"][-1] == pytest.approx(
+        r2_score(y, before.predict(X), sample_weight=weights), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax"])
+def test_weighted_r2_and_accuracy_match_scikit_learn(xp):
+    rng = np.random.default_rng(2)
+    weights = rng.uniform(0.0, 3.0, 40)
+    y, predictions = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    labels, guesses = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+    with jax.enable_x64(True):
+        for targets, outputs in ((y, predictions), (y[:, 0], predictions[:, 0])):
+            ours = ds.metrics.r2(targets, outputs, xp=xp, sample_weight=weights)
+            assert float(ours) == pytest.approx(
+                r2_score(targets, outputs, sample_weight=weights), rel=1e-12
+            )
+        ours = ds.metrics.accuracy(labels, guesses, xp=xp, sample_weight=weights)
+        expected = accuracy_score(labels, guesses, sample_weight=weights)
+        assert float(ours) == pytest.approx(expected, rel=1e-12)
+        assert expected != pytest.approx(accuracy_score(labels, guesses), rel=1e-3)
+
+
+@pytest.mark.parametrize("model", ["linear", "logistic"])
+@pytest.mark.parametrize("batch_size", [None, 8, 1])
+def test_validation_split_scores_the_held_out_rows_with_their_weights(model, batch_size):
+    X, y, weights = two_populations(80)
+    if model == "logistic":
+        y = (y > np.median(y)).astype(int)
+    result = ds.fit(
+        model, X, y, validation_split=0.25, batch_size=batch_size, sample_weight=weights,
+        epochs=2, seed=3, dtype="float64", verbose=0,
+    )  # fmt: skip
+    rows = np.arange(len(X))
+    _, val_rows, _, _ = ds.data.train_validation_split(rows, rows, 0.25, seed=3)
+    X_val, y_val, w_val = X[val_rows], y[val_rows], weights[val_rows]
+    if model == "linear":
+        predictions = result.predict(X_val)
+        losses = (predictions - y_val) ** 2
+        metric = r2_score(y_val, predictions, sample_weight=w_val)
+    else:
+        p = result.predict_proba(X_val)[:, 1]
+        losses = -(y_val * np.log(p) + (1 - y_val) * np.log1p(-p))
+        metric = accuracy_score(y_val, result.predict(X_val), sample_weight=w_val)
+    val_metric = result.history["val_r2" if model == "linear" else "val_accuracy"][-1]
+    assert result.history["val_loss"][-1] == pytest.approx(np.average(losses, weights=w_val))
+    assert val_metric == pytest.approx(metric, rel=1e-12)
+    # Not the unweighted mean: the held-out rows weigh 10 or 0.1.
+    assert result.history["val_loss"][-1] != pytest.approx(np.mean(losses), rel=1e-3)
+
+
+def test_validation_split_with_equal_weights_scores_as_without_weights():
+    X, y = regression_data(40)
+    common = dict(validation_split=0.25, batch_size=8, epochs=2, seed=3, verbose=0)
+    plain = ds.fit("linear", X, y, **common)
+    # Held-out rows all weigh 2: their weights are dropped (bit-for-bit the unweighted
+    # scores), while the training rows' weights differ and are kept.
+    weights = np.full(len(X), 2.0)
+    rows = np.arange(len(X))
+    train_rows, _, _, _ = ds.data.train_validation_split(rows, rows, 0.25, seed=3)
+    weights[train_rows[:5]] = 0.5
+    weighted = ds.fit("linear", X, y, sample_weight=weights, **common)
+    equal = ds.fit("linear", X, y, sample_weight=np.full(len(X), 2.0), **common)
+    for key in ("loss", "val_loss", "val_r2"):
+        np.testing.assert_array_equal(equal.history[key], plain.history[key], err_msg=key)
+    X_val = X[np.setdiff1d(rows, train_rows)]
+    y_val = y[np.setdiff1d(rows, train_rows)]
+    residual = weighted.predict(X_val) - y_val
+    assert weighted.history["val_loss"][-1] == pytest.approx(np.mean(residual**2))
+
+
+def test_held_out_rows_that_all_weigh_zero_are_refused():
+    X, y = regression_data(40)
+    rows = np.arange(len(X))
+    _, val_rows, _, _ = ds.data.train_validation_split(rows, rows, 0.25, seed=3)
+    weights = np.ones(len(X))
+    weights[val_rows] = 0.0
+    with pytest.raises(DataError, match="held out for validation has sample_weight 0"):
+        ds.fit("linear", X, y, validation_split=0.25, seed=3, sample_weight=weights, verbose=0)
+
+
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_weights_seen_before_scale_the_updates_with_this_calls_weights(batch_size):
+    # One epoch of SGD (lr=1) from zero weights, rows in order: every update divides by
+    # its rows times the mean weight of the earlier rows (sum 30 over 10) and these
+    # together, also the update over all the rows (batch_size=None).
+    X, y = regression_data(8)
+    weights = np.random.default_rng(4).uniform(0.1, 3.0, len(X))
+    mean = (30.0 + weights.sum()) / (10 + len(X))
+    params = {"w": np.zeros(3), "b": 0.0}
+    state = ds.FitState(params, ds.optim.sgd(lr=1.0).init(params), weights_seen=(30.0, 10))
+    result = ds.fit(
+        "linear", X, y, optimizer="sgd", lr=1.0, batch_size=batch_size, shuffle=False,
+        sample_weight=weights, init=state, epochs=1, dtype="float64", verbose=0,
+    )  # fmt: skip
+    w, b = np.zeros(3), 0.0
+    size = batch_size or len(X)
+    for start in range(0, len(X), size):
+        rows = slice(start, start + size)
+        residual = X[rows] @ w + b - y[rows]
+        scale = 2 * weights[rows] * residual / (len(residual) * mean)
+        w, b = w - X[rows].T @ scale, b - np.sum(scale)
+    np.testing.assert_allclose(coef(result.params), np.r_[w, b], rtol=1e-12)
+
+
+def test_rows_without_weights_weigh_one_against_the_weights_seen_before():
+    # Earlier rows of mean weight 4 (40 over 10), then 8 rows without weights: the mean
+    # is (40 + 8) / (10 + 8) = 8/3, so every step is 3/8 of an unweighted one. After rows
+    # of mean weight 1, they train exactly as without weights.
+    X, y = regression_data(8)
+    params = {"w": np.zeros(3), "b": 0.0}
+    common = dict(optimizer="sgd", batch_size=4, epochs=1, dtype="float64", verbose=0)
+    for seen, lr in (((40.0, 10), 0.1 * 3 / 8), ((10.0, 10), 0.1)):
+        state = ds.FitState(params, ds.optim.sgd(lr=0.1).init(params), weights_seen=seen)
+        result = ds.fit("linear", X, y, init=state, lr=0.1, **common)
+        expected = ds.fit("linear", X, y, init=(params, ds.optim.sgd(lr=lr).init(params)),
+                          lr=lr, **common)  # fmt: skip
+        np.testing.assert_allclose(coef(result.params), coef(expected.params), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seen", [(-1.0, 3), (1.0, 2.5), (float("nan"), 3), "much"])
+def test_weights_seen_must_be_a_sum_and_a_count(seen):
+    X, y = regression_data(8)
+    params = {"w": np.zeros(3), "b": 0.0}
+    state = ds.FitState(params, ds.optim.sgd(lr=0.1).init(params), weights_seen=seen)
+    with pytest.raises(InputError, match=r"init.weights_seen must be \(sum, count\)"):
+        ds.fit("linear", X, y, optimizer="sgd", init=state, verbose=0)
 
 
 def test_validation_data_is_scored_with_the_final_weights():

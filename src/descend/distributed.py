@@ -392,11 +392,14 @@ class Placement:
         """True when ``flag`` is true on any process (the same answer everywhere)."""
         return bool(self.agree([float(flag)]).max() > 0)
 
-    def mean_scores(self, scores: Sequence[float], n_rows: int) -> list[float]:
-        """The processes' validation scores, averaged with their rows as weights."""
+    def mean_scores(self, scores: Sequence[float], weight: float) -> list[float]:
+        """The processes' validation scores, averaged with ``weight`` as weights (the
+        process's validation rows, or their sample weights' sum)."""
         if self.n_processes == 1:
             return [float(score) for score in scores]
-        table = self.agree([n_rows, *scores])
+        table = self.agree([weight, *scores])
+        # A process whose held-out rows all weigh 0 scores NaN, and counts nothing.
+        table = table[table[:, 0] > 0]
         weights = table[:, 0]
         return [float(np.dot(weights, column) / weights.sum()) for column in table[:, 1:].T]
 
@@ -486,11 +489,19 @@ class Placement:
             merged.merge(Moments.from_array(row))
         return merged
 
-    def source(self, prepared: Rows, config: EpochConfig) -> ShardedSource:
-        """The training rows on the mesh, as a chunk source for the epoch loop."""
+    def source(
+        self, prepared: Rows, config: EpochConfig, mean_weight: np.ndarray | None = None
+    ) -> ShardedSource:
+        """The training rows on the mesh, as a chunk source for the epoch loop.
+
+        ``mean_weight`` is the mean sample weight of all processes' training rows (with
+        weights): every process divides its updates by the same number, which the
+        padding rows of a short last batch (weight 0) do not change.
+        """
         data = (prepared.X, prepared.y)
         if prepared.weights is not None:
             data += (prepared.weights,)
+            mean_weight = self.replicate(np.asarray(mean_weight))
         sharding = self._sharding(BATCH_AXIS)
 
         def spread(local: np.ndarray) -> jax.Array:
@@ -501,7 +512,9 @@ class Placement:
             return jax.make_array_from_callback(shape, sharding, lambda index: local[None])
 
         arrays = tuple(spread(local) for local in data)
-        return ShardedSource(self, config, arrays, prepared.y, prepared.weights, len(prepared.X))
+        return ShardedSource(
+            self, config, arrays, prepared.y, prepared.weights, len(prepared.X), mean_weight
+        )
 
     def order(self, config: EpochConfig, local_order: np.ndarray, dtype: Any) -> ShardedOrder:
         """This epoch's batches as global index arrays (see :class:`ShardedOrder`).
@@ -545,6 +558,7 @@ class ShardedSource:
     y: np.ndarray
     weights: np.ndarray | None
     n_local: int
+    mean_weight: jax.Array | None = None  # of all processes' rows, replicated
 
     @property
     def n_samples(self) -> int:

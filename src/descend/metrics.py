@@ -48,19 +48,38 @@ def r2_from_sums(residual: Any, total: Any, xp: Any = np) -> Any:
     return xp.mean(scores)
 
 
-def r2(y: Any, predictions: Any, xp: Any = np) -> Any:
-    """R² of ``predictions`` against targets ``y`` (same number of rows; 1-D or 2-D)."""
+def r2(y: Any, predictions: Any, xp: Any = np, sample_weight: Any = None) -> Any:
+    r"""R² of ``predictions`` against targets ``y`` (same number of rows; 1-D or 2-D).
+
+    With ``sample_weight`` :math:`w` (shape ``(n,)``, :math:`\ge 0`, not all 0), the
+    sums of squares are weighted and taken around the weighted mean, as
+    ``sklearn.metrics.r2_score(..., sample_weight=w)``.
+    """
     predictions = xp.asarray(predictions)
     targets = xp.reshape(xp.asarray(y), predictions.shape)
-    residual = xp.sum((targets - predictions) ** 2, axis=0)
-    total = xp.sum((targets - xp.mean(targets, axis=0)) ** 2, axis=0)
+    if sample_weight is None:
+        residual = xp.sum((targets - predictions) ** 2, axis=0)
+        total = xp.sum((targets - xp.mean(targets, axis=0)) ** 2, axis=0)
+        return r2_from_sums(residual, total, xp)
+    w = xp.reshape(xp.asarray(sample_weight), (-1,) + (1,) * (predictions.ndim - 1))
+    mean = xp.sum(w * targets, axis=0) / xp.sum(w)
+    residual = xp.sum(w * (targets - predictions) ** 2, axis=0)
+    total = xp.sum(w * (targets - mean) ** 2, axis=0)
     return r2_from_sums(residual, total, xp)
 
 
-def accuracy(y: Any, labels: Any, xp: Any = np) -> Any:
-    """The share of ``labels`` equal to the true labels ``y``."""
+def accuracy(y: Any, labels: Any, xp: Any = np, sample_weight: Any = None) -> Any:
+    """The share of ``labels`` equal to the true labels ``y``.
+
+    With ``sample_weight`` (shape ``(n,)``, >= 0, not all 0), the weight of the correct
+    rows over the weight of all, as ``sklearn.metrics.accuracy_score``.
+    """
     labels = xp.asarray(labels)
-    return xp.mean(labels == xp.asarray(y).astype(labels.dtype))
+    correct = labels == xp.asarray(y).astype(labels.dtype)
+    if sample_weight is None:
+        return xp.mean(correct)
+    w = xp.asarray(sample_weight)
+    return xp.sum(w * correct) / xp.sum(w)
 
 
 def running(metric: str, sums: Any, weight_sum: float, total_squares: Any) -> float:

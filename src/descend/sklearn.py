@@ -212,7 +212,14 @@ class _GDBase(BaseEstimator):
         if incremental and hasattr(self, "_model"):
             dtype = self._dtype
             # One more epoch, continuing the run's count, shuffling and history.
-            start = FitState(self._params(), self._opt_state, self.n_iter_, self.t_, self._history)
+            # The weights of the earlier calls' rows count in the mean weight that scales
+            # the updates, so that a call's weights count against theirs (as
+            # SGDRegressor.partial_fit weighs each step by the row's weight alone).
+            seen = getattr(self, "_weights_seen", None)
+            start = FitState(
+                self._params(), self._opt_state, self.n_iter_, self.t_, self._history,
+                weights_seen=seen,
+            )  # fmt: skip
             model, seed, epochs, stopping = self._model, self._seed, self.n_iter_ + 1, {}
         else:
             start, model = None, self._build_model()
@@ -228,6 +235,8 @@ class _GDBase(BaseEstimator):
                 init=start, **stopping, **arguments,
             )  # fmt: skip
         self._store(result)
+        seen = (0.0, 0) if start is None else (start.weights_seen or (0.0, 0))
+        self._weights_seen = (seen[0] + float(np.sum(sample_weight)), seen[1] + len(X))
         losses = result.history.get("loss", [])
         if result.status == "diverged":
             warnings.warn(result.reason, ConvergenceWarning, stacklevel=5)
@@ -422,7 +431,14 @@ class GDRegressor(RegressorMixin, _GDBase):
     def partial_fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> GDRegressor:
-        """One epoch over ``(X, y)``, continuing from the current weights (if fitted)."""
+        """One epoch over ``(X, y)``, continuing from the current weights (if fitted).
+
+        ``sample_weight`` counts against the weights of the rows of this and the earlier
+        calls since the last ``fit``: each update is divided by the mean weight of all
+        those rows (see :func:`descend.fit`), not by this call's alone, so rows weighted
+        10 outweigh rows weighted 0.1 also when they come in different calls (as in
+        ``SGDRegressor.partial_fit``, which weighs each step by its row's weight).
+        """
         first = not hasattr(self, "_model")
         X, y = self._validate(X, y, reset=first, multi_output=True)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
@@ -538,6 +554,8 @@ validation_loss_curve_
 
         ``classes`` (all the labels the stream will contain) is required on the first
         call, as in ``SGDClassifier.partial_fit``; later calls may omit it.
+        ``sample_weight`` counts against the weights of the rows of the earlier calls too
+        (see :meth:`GDRegressor.partial_fit`).
         """
         first = not hasattr(self, "_model")
         if first and classes is None:

@@ -1,9 +1,11 @@
 """``fit``'s block: one epoch of updates over the batches, as one compiled program.
 
 The rows (a permutation of them when shuffling) are cut into batches; each update
-takes the summed loss and gradient of ``accumulate`` batches, scaled to their mean,
-and steps the optimizer. The host side of an epoch (its chunks, divergence, history,
-early stopping) is :mod:`descend.training.loop`; :func:`compiled_epoch` is the program.
+takes the summed loss and gradient of ``accumulate`` batches, scaled to their mean
+(with sample weights, to an estimate of the data's weighted mean: see
+:func:`_denominator`), and steps the optimizer. The host side of an epoch (its chunks,
+divergence, history, early stopping) is :mod:`descend.training.loop`;
+:func:`compiled_epoch` is the program.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ class EpochConfig:
     of ``batch_size``; every ``accumulate`` consecutive batches make one update. The
     batches that do not fill a whole group, and the short last batch (unless
     ``drop_last``), make one more update at the end of the epoch. ``weighted`` says
-    that the data ends with per-sample weights. ``checked`` guards every update against
-    non-finite values (slower; used to replay an epoch that diverged).
+    that the data ends with per-sample weights (the program then takes the mean weight
+    of all the training rows, see :func:`_denominator`). ``chunk`` says that the rows
+    are one chunk of a larger epoch (a stream's), so that an update over all of them is
+    not one over all the data. ``checked`` guards every update against non-finite
+    values (slower; used to replay an epoch that diverged).
 
     ``mesh`` (a :class:`jax.sharding.Mesh` with a ``"batch"`` axis) makes the epoch
     data-parallel: every batch is split over the devices of that axis, the weights and
@@ -52,6 +57,7 @@ class EpochConfig:
     drop_last: bool = False
     shuffle: bool = True
     weighted: bool = False
+    chunk: bool = False
     checked: bool = False
     mesh: Any = None
 
@@ -77,6 +83,16 @@ class EpochConfig:
     @property
     def n_updates(self) -> int:
         return self.n_groups + int(self.leftover_batches > 0 or self.remainder > 0)
+
+    @property
+    def group_rows(self) -> int:
+        """Rows of an update of ``accumulate`` whole batches."""
+        return self.accumulate * self.batch_size
+
+    @property
+    def tail_rows(self) -> int:
+        """Rows of the last update: the leftover whole batches and the short one."""
+        return self.leftover_batches * self.batch_size + self.remainder
 
 
 class ShardedOrder(NamedTuple):
@@ -139,27 +155,53 @@ def _sums_and_grads(batch_objective, params, pieces):
     return totals
 
 
+def _denominator(config: EpochConfig, rows: int, weight, mean_weight):
+    r"""What an update of ``rows`` rows divides its summed loss and gradient by.
+
+    Without sample weights, the rows (``weight`` counts them; padding rows of several
+    devices count 0): the update descends the batch's mean loss. With weights
+    :math:`w_i`, the rows times the mean weight :math:`\bar w` of all the training rows
+    (``mean_weight``), not the batch's own weight sum:
+
+    .. math:: \frac{\sum_{i \in B} w_i \ell_i}{b \, \bar w},
+       \qquad \mathbb{E}\left[\frac{\sum_{i \in B} w_i \ell_i}{b \, \bar w}\right]
+       = \frac{\sum_i w_i \ell_i}{\sum_i w_i},
+
+    so that every batch, down to a single row, estimates the weighted mean loss of the
+    data, and a row's weight counts against the weights of all rows (divided by the
+    batch's own :math:`\sum_{i \in B} w_i`, a weight would only count against the rest
+    of its batch, and a single row's would cancel). An update over every training row
+    (batch gradient descent) divides by its own weight sum, which :math:`b \bar w`
+    equals up to rounding: its loss stays exactly :math:`\sum w \ell / \sum w`.
+    """
+    if not config.weighted or (rows == config.n_samples and not config.chunk):
+        return weight
+    return mean_weight * rows
+
+
 def _run_epoch(
-    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order
-):
+    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order,
+    mean_weight=None,
+):  # fmt: skip
     """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
 
     ``order`` is this epoch's permutation of the rows (``None`` without shuffling), or a
     :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
     on the CPU this is faster than gathering the whole permuted dataset once per epoch,
-    and it keeps no second copy of the data.
+    and it keeps no second copy of the data. ``mean_weight`` is the mean sample weight
+    of all the training rows (``config.weighted`` only).
     """
     dtype = jnp.result_type(*jax.tree.leaves(params))
 
-    def update(carry, pieces):
+    def update(carry, pieces, rows):
         params, opt_state, totals, _, n_finite, alive = carry
         loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
-        scale = 1.0 / weight
+        scale = 1.0 / _denominator(config, rows, weight, mean_weight)
         value, grads = loss * scale, _tree.scale(scale, grads)
 
         def value_fn(p):
             sums = _sums_and_grads(batch_objective, p, pieces)
-            return sums[0] / sums[1]
+            return sums[0] / _denominator(config, rows, sums[1], mean_weight)
 
         new_params, new_state = optimizer.step(
             params, grads, opt_state, value=value, value_fn=value_fn
@@ -195,7 +237,7 @@ def _run_epoch(
 
 
 def _updates(config: EpochConfig, data, order, update, carry):
-    """The epoch's updates on one device: ``update(carry, pieces)`` for each group."""
+    """The epoch's updates on one device: ``update(carry, pieces, rows)`` for each group."""
     n_main = config.n_groups * config.accumulate * config.batch_size
     n_used = config.n_full_batches * config.batch_size + config.remainder
 
@@ -212,17 +254,19 @@ def _updates(config: EpochConfig, data, order, update, carry):
     if config.n_groups == 1 and order is None:
         # A single update (batch gradient descent): no loop, so that XLA reads the data in
         # place instead of slicing a copy of it out of the scanned operand.
-        carry = update(carry, (rows(0, n_main, batch),))
+        carry = update(carry, (rows(0, n_main, batch),), config.group_rows)
     elif config.n_groups and order is None:
         groups = rows(0, n_main, (config.n_groups, *batch))
         carry, _ = jax.lax.scan(
-            lambda c, group: (update(c, (group,)), None), carry, groups, unroll=SCAN_UNROLL
-        )
+            lambda c, group: (update(c, (group,), config.group_rows), None),
+            carry, groups, unroll=SCAN_UNROLL,
+        )  # fmt: skip
     elif config.n_groups:
         indices = order[:n_main].reshape(config.n_groups, *batch)
 
         def step(c, group_indices):
-            return update(c, (tuple(leaf[group_indices] for leaf in data),)), None
+            group = tuple(leaf[group_indices] for leaf in data)
+            return update(c, (group,), config.group_rows), None
 
         carry, _ = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
     tail = []
@@ -233,7 +277,7 @@ def _updates(config: EpochConfig, data, order, update, carry):
         start = config.n_full_batches * config.batch_size
         tail.append(rows(start, n_used - start, (1, n_used - start)))
     if tail:
-        carry = update(carry, tuple(tail))
+        carry = update(carry, tuple(tail), config.tail_rows)
     return carry
 
 
@@ -244,11 +288,14 @@ def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, car
     from its own copy of the data); the loss, gradient and optimizer step are the
     single-device code on sharded batches and replicated weights, and XLA's partitioner
     adds the all-reduce of the sums. The padding rows of the short last batch get
-    weight 0 through ``mask``, so they change no sum.
+    weight 0 through ``mask``, so they change no sum; the update's rows, which scale it
+    with sample weights, are the real ones (``config.tail_rows``).
     """
     gather = functools.partial(_gather_rows, config.mesh, data)
     if order.main is not None:
-        carry, _ = jax.lax.scan(lambda c, idx: (update(c, (gather(idx),)), None), carry, order.main)
+        carry, _ = jax.lax.scan(
+            lambda c, idx: (update(c, (gather(idx),), config.group_rows), None), carry, order.main
+        )
     tail = []
     if order.leftover is not None:
         tail.append(gather(order.leftover))
@@ -259,7 +306,7 @@ def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, car
             piece = (*piece[:2], weights)
         tail.append(piece)
     if tail:
-        carry = update(carry, tuple(tail))
+        carry = update(carry, tuple(tail), config.tail_rows)
     return carry
 
 
@@ -280,13 +327,14 @@ def compiled_epoch(
 ) -> Callable[..., EpochOutcome]:
     """The jitted epoch program for this objective, optimizer and epoch shape.
 
-    Called as ``program(params, opt_state, data, order)`` where ``data`` is a tuple of
-    arrays with the samples on the first axis (the last one the per-sample weights when
-    ``config.weighted``) and ``order`` the epoch's row order
+    Called as ``program(params, opt_state, data, order, mean_weight)`` where ``data`` is
+    a tuple of arrays with the samples on the first axis (the last one the per-sample
+    weights when ``config.weighted``), ``order`` the epoch's row order
     (:func:`descend.data.shuffle.epoch_order`), or ``None`` when ``config.shuffle`` is
-    false. With ``config.mesh``, ``data`` and
-    ``order`` are global arrays laid out as :class:`ShardedOrder` says, and ``params``
-    and ``opt_state`` replicated over the mesh.
+    false, and ``mean_weight`` the mean sample weight of all the training rows (a
+    scalar in the weights' dtype; ``None`` without weights). With ``config.mesh``,
+    ``data`` and ``order`` are global arrays laid out as :class:`ShardedOrder` says, and
+    ``params``, ``opt_state`` and ``mean_weight`` replicated over the mesh.
     """
     options = None
     if jax.default_backend() == "cpu":

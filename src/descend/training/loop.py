@@ -53,6 +53,8 @@ class Epochs:
         self.scored = None
         if prepared.X_val is not None:
             self.scored = (on_device(prepared.X_val), on_device(prepared.y_val))
+            if prepared.weights_val is not None:
+                self.scored += (on_device(prepared.weights_val),)
         self.metric = metrics.task_metric(spec.model.task)
         self.total_squares = source.total_squares() if self.metric == "r2" else None
         self.plateau = rules.Plateau(atol=spec.min_delta)
@@ -139,7 +141,7 @@ class Epochs:
         totals, made = None, 0
         for last, (config, data, order) in _with_last(self.source.chunks(spec.seed, self.epoch)):
             program = engine.compiled_epoch(self.objective, spec.optimizer, config)
-            outcome = program(params, opt_state, data, order)
+            outcome = program(params, opt_state, data, order, self.source.mean_weight)
             sums = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums)
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
             if last:
@@ -173,7 +175,7 @@ class Epochs:
         """
         checked = dataclasses.replace(config, checked=True)
         program = engine.compiled_epoch(self.objective, self.spec.optimizer, checked)
-        outcome = program(params, opt_state, data, order)
+        outcome = program(params, opt_state, data, order, self.source.mean_weight)
         return outcome.params, outcome.opt_state, int(outcome.n_finite)
 
     def _record(self, fetched, seconds: float) -> dict[str, float]:
@@ -187,7 +189,9 @@ class Epochs:
         if self.scored:
             placement = self.spec.placement
             if placement is not None:  # every process scores its own rows
-                score = placement.mean_scores(score, len(self.prepared.X_val))
+                held_out = self.prepared.weights_val
+                weight = len(self.prepared.X_val) if held_out is None else held_out.sum()
+                score = placement.mean_scores(score, weight)
             record["val_loss"], record["val_" + self.metric] = map(float, score)
         record["grad_norm"] = float(grad_norm)
         record["lr"] = float(next_lr)

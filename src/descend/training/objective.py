@@ -79,22 +79,29 @@ class BatchObjective:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _evaluate(objective: BatchObjective, params, X, y):
+def _evaluate(objective: BatchObjective, params, X, y, w=None):
     values = objective.per_sample(params, X, y)
     outputs = objective._predict(params, X)
+    loss = jnp.mean(values) if w is None else jnp.sum(w * values) / jnp.sum(w)
     if objective.model.task == "regression":
-        metric = metrics.r2(y, outputs, xp=jnp)
+        metric = metrics.r2(y, outputs, xp=jnp, sample_weight=w)
     else:
-        metric = metrics.accuracy(y, models.predict_from_outputs(objective.model, outputs), xp=jnp)
-    return jnp.mean(values), metric
+        labels = models.predict_from_outputs(objective.model, outputs)
+        metric = metrics.accuracy(y, labels, xp=jnp, sample_weight=w)
+    return loss, metric
 
 
 def evaluate(
-    objective: BatchObjective, params: PyTree, X: ArrayLike, y: ArrayLike
-) -> tuple[jax.Array, jax.Array]:
-    """Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
+    objective: BatchObjective, params: PyTree, X: ArrayLike, y: ArrayLike,
+    w: ArrayLike | None = None,
+) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+    r"""Mean loss and the task metric (R² or accuracy) of ``params`` on ``(X, y)``.
 
-    Returns device scalars without waiting for them, so that the caller fetches them
-    together with the epoch's other results.
+    With per-sample weights ``w`` (shape ``(n,)``), the weighted mean loss
+    :math:`\sum_i w_i \ell_i / \sum_i w_i` and the weighted metric (as scikit-learn's
+    ``r2_score`` and ``accuracy_score`` weigh it). Returns device scalars without
+    waiting for them, so that the caller fetches them together with the epoch's other
+    results.
     """
-    return tuple(_evaluate(objective, params, jnp.asarray(X), jnp.asarray(y)))
+    w = None if w is None else jnp.asarray(w)
+    return tuple(_evaluate(objective, params, jnp.asarray(X), jnp.asarray(y), w))

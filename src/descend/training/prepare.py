@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,8 @@ from descend.training.spec import FitSpec
 
 @dataclass
 class Prepared:
-    """Training data ready for the loop (``weights`` is None without sample weights)."""
+    """Training data ready for the loop (``weights`` is None without sample weights;
+    ``weights_val`` holds the sample weights of the rows held out by ``validation_split``)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -26,6 +27,7 @@ class Prepared:
     encoding: Any
     n_outputs: int
     stream: Any = None  # rows read chunk by chunk (a training.streams.StreamPlan; X, y None)
+    weights_val: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -81,7 +83,7 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     X, y, classes = arrays.X, arrays.y, arrays.classes
     if previous is not None and previous.classes is not None:
         classes, y = previous.classes, codes(arrays.classes[arrays.y], previous.classes, "y")
-    X_val = y_val = None
+    X_val = y_val = weights_val = None
     if validation is not None and spec.validation_split is not None:
         raise InputError("give validation=(X_val, y_val) or validation_split, not both")
     if spec.validation_split is not None:
@@ -90,7 +92,8 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
             rows, rows, spec.validation_split, spec.seed
         )
         X, X_val, y, y_val = X[train_rows], X[val_rows], y[train_rows], y[val_rows]
-        weights = None if weights is None else weights[train_rows]
+        if weights is not None:  # the held-out rows keep theirs: val_loss is weighted too
+            weights, weights_val = weights[train_rows], weights[val_rows]
     elif validation is not None:
         X_val, y_val = validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
     standardizer = previous.standardizer if previous is not None else None
@@ -104,7 +107,66 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
         y = y.astype(dtype)
         y_val = None if y_val is None else y_val.astype(dtype)
     n_outputs = _n_outputs(model, y, classes)
-    return Prepared(X, y, weights, X_val, y_val, classes, standardizer, encoding, n_outputs)
+    return Prepared(
+        X, y, weights, X_val, y_val, classes, standardizer, encoding, n_outputs,
+        weights_val=weights_val,
+    )  # fmt: skip
+
+
+def settle_weights(
+    prepared: Prepared, placement: Any, seen: tuple[float, int] | None = None
+) -> tuple[Prepared, np.ndarray | None]:
+    r"""The sample weights as training and validation use them, and the training mean.
+
+    Over the rows of every process (``placement.agree``) and the rows trained on before
+    (``seen``: the ``(sum, count)`` of their weights, ``FitState.weights_seen``; rows
+    without weights then weigh 1). Weights that are all equal to the mean weight nothing:
+    every update, the loss history and the metrics are the same without them, so they
+    are dropped, and training is the unweighted program itself (kept, a weight
+    :math:`c` would enter as :math:`c\ell / (b c)`, rounded otherwise than
+    :math:`\ell / b`); the same for the held-out rows' weights (``weights_val``). The
+    mean training weight :math:`\bar w = \sum_i w_i / n` (None without weights; summed
+    in float64, returned in the weights' dtype) scales every update: see
+    :func:`descend.engine.epoch._denominator`.
+    """
+    if prepared.weights_val is not None:
+        equal, total, _ = _weights_summary(prepared.weights_val, placement)
+        if not total > 0:
+            raise DataError(
+                "every row held out for validation has sample_weight 0, so the validation "
+                "loss is undefined; use another seed or validation_split, or pass "
+                "validation=(X_val, y_val)"
+            )
+        if equal:
+            prepared = replace(prepared, weights_val=None)
+    weights = prepared.weights
+    if prepared.stream is not None:  # streams take no sample weights
+        return prepared, None
+    if weights is None and seen is not None:
+        weights = np.ones(len(prepared.X), prepared.X.dtype)
+        prepared = replace(prepared, weights=weights)
+    if weights is None:
+        return prepared, None
+    equal, total, count = _weights_summary(weights, placement)
+    if seen is not None and seen[1] > 0:
+        earlier_total, earlier_count = float(seen[0]), int(seen[1])
+        # All equal, and equal to the earlier rows' mean (to 1e-12: a constant weight
+        # summed over the earlier calls rounds).
+        equal = equal and abs(earlier_total / earlier_count - total / count) <= 1e-12 * (
+            total / count
+        )
+        total, count = total + earlier_total, count + earlier_count
+    if equal:
+        return replace(prepared, weights=None), None
+    return prepared, np.asarray(total / count, dtype=weights.dtype)
+
+
+def _weights_summary(weights: np.ndarray, placement: Any) -> tuple[bool, float, int]:
+    """Whether the weights of every process are all one value, their sum and count."""
+    summary = [np.sum(weights, dtype=np.float64), len(weights), weights.min(), weights.max()]
+    table = np.asarray([summary]) if placement is None else placement.agree(summary)
+    equal = bool(table[:, 2].min() == table[:, 3].max())
+    return equal, float(table[:, 0].sum()), int(table[:, 1].sum())
 
 
 def codes(labels: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:

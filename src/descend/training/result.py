@@ -66,6 +66,13 @@ class FitState:
         validation split follow from the seed and ``n_epochs``, schedules from
         ``n_updates``, plateau rules from ``opt_state``, the divergence guard from
         ``history``.
+    weights_seen:
+        ``(sum, count)`` of the sample weights of rows trained on before, in earlier
+        calls on other rows (``partial_fit``'s earlier batches; a row without weights
+        counts 1): the mean weight that scales every update (see ``fit``'s
+        ``sample_weight``) is then that of those rows and this call's together, so that a
+        call's weights count against the earlier ones, not only against each other.
+        None (the default, and ``result.state``'s): this call's rows only.
     """
 
     params: PyTree
@@ -74,6 +81,7 @@ class FitState:
     n_updates: int = 0
     history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     best: BestEpoch | None = field(default=None, repr=False)
+    weights_seen: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,11 @@ class FitResult:
         cannot hold a function).
     history:
         Per-epoch NumPy arrays: ``epoch``, ``loss`` (mean training loss over the
-        epoch's batches), ``val_loss`` and ``val_accuracy`` / ``val_r2`` with validation
-        data (else ``accuracy`` / ``r2`` on the training data), ``grad_norm`` (of the
-        epoch's last update), ``lr`` (the rate of the next update) and ``time``
-        (seconds).
+        epoch's batches, each row's before its update), ``val_loss`` and
+        ``val_accuracy`` / ``val_r2`` with validation data (else ``accuracy`` / ``r2``
+        on the training data), all weighted with sample weights (the validation scores
+        with ``validation_split``'s held-out rows'), ``grad_norm`` (of the epoch's last
+        update), ``lr`` (the rate of the next update) and ``time`` (seconds).
     n_updates, n_epochs:
         Optimizer steps and epochs taken in total (resumed ones included).
     status, reason:

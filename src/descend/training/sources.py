@@ -27,12 +27,17 @@ class ChunkSource(Protocol):
     ``chunks(seed, epoch)`` yields ``(config, data, order)`` for each chunk of the
     epoch, the arguments of :func:`descend.engine.compiled_epoch`'s program (``data``
     a tuple of device arrays: features, targets, and per-sample weights when
-    ``config.weighted``). ``n_samples`` counts the rows of an epoch (None while a
-    one-shot iterator has not been read), ``total_squares()`` is the weighted total sum
-    of squares of the targets per output, for the training R² (None until known).
+    ``config.weighted``). ``mean_weight`` is the program's last argument: the mean
+    sample weight of all the training rows (every chunk's, every process's), on the
+    device, or None without weights; it is the data's, never a chunk's, because each
+    update's loss is its weighted sum divided by its rows times this mean.
+    ``n_samples`` counts the rows of an epoch (None while a one-shot iterator has not
+    been read), ``total_squares()`` is the weighted total sum of squares of the targets
+    per output, for the training R² (None until known).
     """
 
     n_samples: int | None
+    mean_weight: jax.Array | None
 
     def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, Any]]: ...
 
@@ -47,16 +52,20 @@ class InMemory:
     data: tuple
     y: np.ndarray
     weights: np.ndarray | None
+    mean_weight: jax.Array | None = None
 
     @classmethod
     def of(
-        cls, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, config: EpochConfig
-    ) -> InMemory:
+        cls, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, config: EpochConfig,
+        mean_weight: np.ndarray | None = None,
+    ) -> InMemory:  # fmt: skip
+        """The rows on the device; ``mean_weight`` the mean of ``weights`` (with them)."""
         # On the device once: every epoch reads these copies.
         data = (on_device(X), on_device(y))
         if weights is not None:
             data += (on_device(weights),)
-        return cls(config, data, y, weights)
+            mean_weight = jax.device_put(mean_weight)
+        return cls(config, data, y, weights, mean_weight)
 
     @property
     def n_samples(self) -> int:

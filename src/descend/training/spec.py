@@ -175,6 +175,16 @@ class FitSpec:
                 "init must be a FitState (e.g. result.state) or a pair (params, opt_state), got "
                 f"{type(start).__name__}"
             )
+        if start.weights_seen is not None:
+            try:
+                total, count = map(float, start.weights_seen)
+            except (TypeError, ValueError):
+                total = count = -1.0
+            if not (np.isfinite(total) and total >= 0 and count >= 0 and count == int(count)):
+                raise InputError(
+                    "init.weights_seen must be (sum, count) of the sample weights trained on "
+                    f"before: a finite sum >= 0 and a whole count >= 0, got {start.weights_seen!r}"
+                )
         if self.epochs <= start.n_epochs:
             raise InputError(
                 f"epochs counts the {start.n_epochs} epochs already trained when resuming, so "

@@ -142,6 +142,11 @@ class StreamSource:
     ``close()`` ends its reading threads (also on errors and interrupts).
     """
 
+    # Streams take no sample weights (spec.STREAM_REFUSES). Weighted, every chunk would
+    # divide by the mean weight of the whole stream (from the first pass's statistics),
+    # never by a chunk's: chunks are marked as such in their EpochConfig.
+    mean_weight = None
+
     def __init__(self, plan: StreamPlan, config: EpochConfig, shuffle: bool, rows: int):
         self.plan, self.config, self.shuffle, self.rows = plan, config, shuffle, rows
         self._threads: set[Prefetch] = set()
@@ -190,7 +195,7 @@ class StreamSource:
             if counted is not None:
                 counted.add(y.reshape(len(y), -1))
             shuffle = self.shuffle and self.config.batch_size < len(X)
-            config = dataclasses.replace(self.config, n_samples=len(X), shuffle=shuffle)
+            config = dataclasses.replace(self.config, n_samples=len(X), shuffle=shuffle, chunk=True)
             order = chunk_order(seed, epoch, index, len(X)) if shuffle else None
             n_rows += len(X)
             yield config, X, y, order

@@ -20,7 +20,7 @@ from descend import models
 from descend.engine import EpochConfig
 from descend.optim.base import Optimizer
 from descend.training.loop import train
-from descend.training.prepare import prepare
+from descend.training.prepare import prepare, settle_weights
 from descend.training.result import FitResult
 from descend.training.sources import InMemory
 from descend.training.spec import FitSpec
@@ -100,9 +100,21 @@ def fit(
         ``seed`` and ``e``, so the same seed gives bit-identical results. Default 0, or
         the checkpoint's seed when resuming.
     sample_weight:
-        Per-sample weights: each batch loss is :math:`\sum_i w_i l_i / \sum_i w_i`.
+        Per-sample weights :math:`w_i \ge 0`. Training minimizes the weighted mean loss
+        :math:`\sum_i w_i l_i / \sum_i w_i`: each update of :math:`b` rows descends
+        :math:`\sum_{i \in B} w_i l_i / (b \bar w)`, with :math:`\bar w` the mean
+        weight of all the training rows (as scikit-learn's ``SGDRegressor`` weighs
+        each row's step by :math:`w_i`), an unbiased estimate of it for every batch
+        size; batch gradient descent uses it exactly. The history's ``loss`` and
+        training metric are weighted too. Weights that are all equal are the same as
+        none. With ``init=FitState(..., weights_seen=(sum, count))``, :math:`\bar w`
+        also covers the rows trained on before (what ``partial_fit`` does).
     validation, validation_split:
         Validation data ``(X_val, y_val)``, or the share of the data to hold out for it.
+        The rows held out by ``validation_split`` keep their ``sample_weight``:
+        ``val_loss`` is then their weighted mean loss and the validation metric is
+        weighted (as ``sklearn.metrics.r2_score`` / ``accuracy_score`` weigh it); a
+        :class:`~descend.errors.DataError` if they all weigh 0.
     standardize:
         Standardize features with the training mean and standard deviation, stored with
         the result and applied by ``predict``.
@@ -190,6 +202,9 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
         prepared = prepare(spec, X, y, sample_weight, validation)
     if placement is not None:  # across processes: same shapes, one standardization
         prepared = placement.prepare(prepared, spec.standardize)
+    # The data-wide mean weight that scales every update (equal weights are dropped).
+    seen = None if spec.start is None else spec.start.weights_seen
+    prepared, mean_weight = settle_weights(prepared, placement, seen)
     n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
     batch_size = spec.batch_size_for(n_train)
     config = EpochConfig(
@@ -200,6 +215,9 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
         # The order of the rows cannot change a full-batch gradient: no need to shuffle.
         shuffle=spec.shuffle and batch_size < n_train,
         weighted=prepared.weights is not None,
+        # Rows that follow others trained on before: even an update over all of them
+        # divides by its rows times the mean weight of all, not by its own weight sum.
+        chunk=seen is not None and seen[1] > 0,
         mesh=None if placement is None else placement.mesh,
     )
     if prepared.stream is not None:  # rows read chunk by chunk (descend.data.streams)
@@ -211,5 +229,6 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
             source.close()
     if placement is not None:
         placement.check_batch_size(batch_size, n_train)
-        return train(spec, prepared, placement.source(prepared, config))
-    return train(spec, prepared, InMemory.of(prepared.X, prepared.y, prepared.weights, config))
+        return train(spec, prepared, placement.source(prepared, config, mean_weight))
+    source = InMemory.of(prepared.X, prepared.y, prepared.weights, config, mean_weight)
+    return train(spec, prepared, source)
