@@ -1,4 +1,4 @@
-"""Gradient transforms (clipping, weight decay) and :func:`chain` to put them before an optimizer.
+"""Gradient transforms (clipping, weight decay), :func:`chain` and :func:`partition`.
 
 A transform is a small frozen dataclass with two pure methods::
 
@@ -14,10 +14,14 @@ transforms in order to the gradients and then calls the optimizer's step::
 Unlike Optax, where everything (including the optimizer) is a transform of updates,
 here transforms act on gradients *before* the optimizer, as ``torch.nn.utils``
 clipping and ``weight_decay=`` act before ``optimizer.step()`` in PyTorch.
+
+:func:`partition` steps groups of leaves with optimizers of their own, as PyTorch's
+parameter groups and Optax's ``multi_transform``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,9 +30,23 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, check_positive
-from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
+from descend.errors import DescendTypeError, InputError, check_positive
+from descend.optim._common import (
+    DecayMask,
+    check_decay_mask,
+    lr_or_schedule,
+    nonnegative_number,
+    store_checked,
+)
 from descend.optim.base import LearningRate, Optimizer, lr_at
+from descend.optim.blocks import (
+    LeafTree,
+    cast_like,
+    coupled_decay,
+    decayed_leaves,
+    decoupled_decay,
+    per_leaf,
+)
 
 _TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
 
@@ -125,36 +143,46 @@ class add_weight_decay(_Stateless):
     This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`,
     and what ``weight_decay=`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``
     (``chain(add_weight_decay(wd), sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
-    Optax: ``add_decayed_weights`` placed before the optimizer. With adaptive
-    optimizers the decay is rescaled like the gradient; see
-    :class:`decoupled_weight_decay` for the AdamW form.
+    Optax: ``add_decayed_weights`` placed before the optimizer (its ``mask`` is
+    ``weight_decay_mask`` here). With adaptive optimizers the decay is rescaled like
+    the gradient; see :class:`decoupled_weight_decay` for the AdamW form.
 
     Parameters
     ----------
     weight_decay:
         :math:`\lambda \ge 0`.
+    weight_decay_mask:
+        The leaves to decay; the others keep their gradient. ``None`` (all),
+        ``"weights"`` (the leaves named ``w``), a pytree of ``True`` / ``False`` or a
+        function, as for the optimizers' ``weight_decay_mask`` (:mod:`descend.optim`).
 
     Examples
     --------
     >>> from descend.optim.transforms import add_weight_decay
     >>> round(float(add_weight_decay(0.1).apply(1.0, (), 2.0)[0]), 6)
     1.2
+    >>> decay = add_weight_decay(0.1, weight_decay_mask="weights")
+    >>> grads, _ = decay.apply({"w": 1.0, "b": 1.0}, (), {"w": 2.0, "b": 2.0})
+    >>> {k: round(float(v), 6) for k, v in grads.items()}
+    {'b': 1.0, 'w': 1.2}
     """
 
     weight_decay: float
+    weight_decay_mask: DecayMask = None
 
     def __post_init__(self):
-        store_checked(self, weight_decay=nonnegative_number)
+        store_checked(self, weight_decay=nonnegative_number, weight_decay_mask=check_decay_mask)
+
+    def init(self, params: PyTree) -> tuple:
+        decayed_leaves(self.weight_decay_mask, params)  # refuses a mask that does not fit
+        return ()
 
     def apply(
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
-        decayed = jax.tree.map(
-            lambda g, p: (jnp.asarray(g) + self.weight_decay * p).astype(jnp.result_type(g)),
-            grads,
-            params,
-        )
-        return decayed, state
+        grads_in = jax.tree.map(jnp.asarray, grads)
+        decayed = coupled_decay(grads_in, params, self.weight_decay, self.weight_decay_mask)
+        return cast_like(grads, decayed), state
 
 
 class DecayState(NamedTuple):
@@ -190,6 +218,11 @@ class decoupled_weight_decay:
         :math:`\lambda \ge 0`.
     lr:
         :math:`\eta > 0` (or a schedule), normally the optimizer's learning rate.
+    weight_decay_mask:
+        The leaves to decay; the others are not shrunk. ``None`` (all), ``"weights"``
+        (the leaves named ``w``), a pytree of ``True`` / ``False`` or a function, as
+        for the optimizers' ``weight_decay_mask`` (:mod:`descend.optim`); Optax's
+        ``add_decayed_weights(mask=...)``.
 
     Examples
     --------
@@ -202,11 +235,18 @@ class decoupled_weight_decay:
 
     weight_decay: float
     lr: LearningRate
+    weight_decay_mask: DecayMask = None
 
     def __post_init__(self):
-        store_checked(self, weight_decay=nonnegative_number, lr=lr_or_schedule)
+        store_checked(
+            self,
+            weight_decay=nonnegative_number,
+            lr=lr_or_schedule,
+            weight_decay_mask=check_decay_mask,
+        )
 
     def init(self, params: PyTree) -> DecayState:
+        decayed_leaves(self.weight_decay_mask, params)  # refuses a mask that does not fit
         return DecayState(count=jnp.zeros((), jnp.int32))
 
     def apply(
@@ -220,8 +260,10 @@ class decoupled_weight_decay:
         return grads, DecayState(count=state.count + 1)
 
     def update_params(self, params: PyTree, state: DecayState) -> PyTree:
-        shrink = 1 - lr_at(self.lr, state.count) * self.weight_decay
-        return _scale_keeping_dtype(shrink, params)
+        rate = lr_at(self.lr, state.count)
+        arrays = jax.tree.map(jnp.asarray, params)
+        shrunk = decoupled_decay(arrays, rate, self.weight_decay, self.weight_decay_mask)
+        return cast_like(params, shrunk)
 
 
 class ChainState(NamedTuple):
@@ -316,6 +358,127 @@ def chain(*parts: Any) -> Optimizer:
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=None if evaluations is None else (lambda state: evaluations(state.optimizer)),
     )
+
+
+class PartitionState(NamedTuple):
+    count: jax.Array
+    groups: dict  # one state per group, by label
+
+
+def partition(optimizers: Mapping[str, Optimizer], labels: Any) -> Optimizer:
+    r"""An optimizer that steps each group of leaves with its own optimizer: parameter groups.
+
+    ``labels`` gives each leaf of the params the name of its group, and ``optimizers``
+    the optimizer of each group, with any hyperparameters (learning rate, weight
+    decay, betas, ...) and any algorithm. Each optimizer sees only its group's leaves,
+    in the params' structure with ``None`` in place of the others (an empty subtree,
+    so leaf paths and masks work as on the whole params), and keeps its own state::
+
+        opt = partition(
+            {"decay": adamw(1e-3, weight_decay=0.1), "rest": adam(1e-3)},
+            lambda path, leaf: "decay" if leaf.ndim == 2 else "rest",
+        )
+
+    This is ``torch.optim``'s ``param_groups`` (``AdamW([{"params": weights,
+    "weight_decay": 0.1}, {"params": others, "weight_decay": 0.0}], lr=1e-3)``) and
+    Optax's ``multi_transform(transforms, param_labels)``. The state is a
+    ``PartitionState(count, groups)``, ``groups`` a dict of the optimizers' states by
+    label. To exclude leaves from weight decay only, the optimizers'
+    ``weight_decay_mask`` is shorter.
+
+    Parameters
+    ----------
+    optimizers:
+        A dict from label (a string) to :class:`Optimizer`. Optimizers that evaluate
+        the objective (a line search: ``gd`` without ``lr``, ``lbfgs``) cannot be
+        given part of the params and are refused.
+    labels:
+        The label of each leaf: a pytree of labels in the params' structure (or a
+        prefix of it: a label for a subtree holds for all its leaves), a function
+        ``labels(params)`` returning one, or a function ``labels(path, leaf)``
+        returning the label of one leaf, ``path`` as text (``"0/w"``).
+
+    Examples
+    --------
+    >>> from descend.optim.sgd import sgd
+    >>> from descend.optim.transforms import partition
+    >>> opt = partition({"fast": sgd(lr=0.5), "slow": sgd(lr=0.1)}, {"w": "fast", "b": "slow"})
+    >>> params = {"w": 1.0, "b": 1.0}
+    >>> {k: round(float(v), 6) for k, v in opt.step(params, params, opt.init(params))[0].items()}
+    {'b': 0.9, 'w': 0.5}
+    """
+    if not isinstance(optimizers, Mapping) or not optimizers:
+        raise DescendTypeError(
+            "partition's optimizers must be a dict from label to optimizer, for example "
+            f"{{'decay': adamw(1e-3), 'rest': adam(1e-3)}}; got {optimizers!r}"
+        )
+    for label, optimizer in optimizers.items():
+        if not isinstance(label, str):
+            raise DescendTypeError(f"partition's labels must be strings, got {label!r}")
+        if not isinstance(optimizer, Optimizer):
+            raise DescendTypeError(
+                f"partition's optimizer for {label!r} must be an Optimizer, got {optimizer!r}"
+            )
+        if optimizer.needs_value_fn:
+            raise InputError(
+                f"partition's optimizer for {label!r} ({optimizer!r}) evaluates the objective "
+                "(a line search) and cannot step on part of the params; give it a fixed lr "
+                "or choose a first-order optimizer"
+            )
+    groups = tuple(optimizers.items())
+    names = tuple(label for label, _ in groups)
+    expected = "one of the labels " + ", ".join(repr(name) for name in names)
+    if not callable(labels):
+        tree = labels if isinstance(labels, LeafTree) else LeafTree.of(labels)
+        unknown = [leaf for leaf in tree.leaves if leaf not in names]
+        if unknown:
+            raise InputError(f"partition's labels must be {expected}, got {unknown[0]!r}")
+        labels = tree
+
+    def split(params):
+        """The label of each leaf, and the params' leaves and structure."""
+        leaf_labels = per_leaf(
+            labels,
+            params,
+            name="labels",
+            valid=lambda v: isinstance(v, str) and v in names,
+            expected=expected,
+        )
+        leaves, treedef = jax.tree.flatten(params)
+        return leaf_labels, leaves, treedef
+
+    def group(leaves, treedef, leaf_labels, label):
+        chosen = [
+            leaf if own == label else None for leaf, own in zip(leaves, leaf_labels, strict=True)
+        ]
+        return treedef.unflatten(chosen)
+
+    def init(params):
+        leaf_labels, leaves, treedef = split(params)
+        states = {
+            label: optimizer.init(group(leaves, treedef, leaf_labels, label))
+            for label, optimizer in groups
+        }
+        return PartitionState(count=jnp.zeros((), jnp.int32), groups=states)
+
+    def step(params, grads, state, *, value=None, value_fn=None):
+        leaf_labels, leaves, treedef = split(params)
+        grad_leaves = treedef.flatten_up_to(grads)
+        new_leaves = list(leaves)
+        states = {}
+        for label, optimizer in groups:
+            stepped, states[label] = optimizer.step(
+                group(leaves, treedef, leaf_labels, label),
+                group(grad_leaves, treedef, leaf_labels, label),
+                state.groups[label],
+                value=value,  # the objective's value, for optimizers that watch it
+            )
+            for index, leaf in enumerate(treedef.flatten_up_to(stepped)):
+                if leaf_labels[index] == label:
+                    new_leaves[index] = leaf
+        return treedef.unflatten(new_leaves), PartitionState(state.count + 1, states)
+
+    return Optimizer("partition", init, step, {"optimizers": groups, "labels": labels})
 
 
 def _scale_keeping_dtype(factor: jax.Array, tree: PyTree) -> PyTree:
