@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -652,3 +657,64 @@ def test_partition_refuses_what_it_cannot_do():
     opt = partition({"a": ds.optim.sgd(), "b": ds.optim.sgd()}, {"w": "a"})
     with pytest.raises(InputError, match="structure of the params"):
         opt.init(PARAMS)
+
+
+# ---------------------------------------------------------------------- several devices
+
+SEVERAL_DEVICES = """
+import json
+import jax, numpy as np
+import descend as ds
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(96, 4))
+y = (rng.random(96) < 0.9).astype(float)
+opt = ds.optim.adamw(lr=0.05, weight_decay=0.5, weight_decay_mask="weights")
+runs = {
+    where: ds.fit("logistic", X, y, optimizer=opt, batch_size=32, epochs=4, seed=0,
+                  dtype="float64", verbose=0, devices=devices)
+    for where, devices in (("one", None), ("all", "all"))
+}
+print(json.dumps({"devices": len(jax.devices()),
+                  **{k: [*r.params["w"].tolist(), float(r.params["b"])] for k, r in runs.items()}}))
+"""
+
+
+def test_a_masked_optimizer_trains_alike_on_one_device_and_on_two(tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("DESCEND_") and key != "XLA_FLAGS"
+    }
+    env.update(
+        PYTHONPATH=str(Path(ds.__file__).resolve().parents[1]),
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SEVERAL_DEVICES], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["devices"] == 2
+    np.testing.assert_allclose(report["all"], report["one"], rtol=1e-10, atol=1e-12)
+
+
+def test_partition_passes_the_objectives_value_to_a_group_that_watches_it():
+    """A reduce_on_plateau group sees the loss: its leaves follow the wrapped
+    optimizer's steps shrunk on the plateau, as when it steps them alone."""
+    watching = ds.optim.reduce_on_plateau(ds.optim.sgd(lr=0.1), patience=1, factor=0.5)
+    opt = partition({"w": watching, "b": ds.optim.sgd(lr=0.1)}, {"w": "w", "b": "b"})
+    params = {"w": jnp.ones(2), "b": jnp.ones(())}
+    alone_params, alone_state = {"w": params["w"]}, watching.init({"w": params["w"]})
+    state = opt.init(params)
+    for value in (1.0, 1.0, 1.0, 1.0):  # a plateau: the scale halves
+        grads = jax.tree.map(jnp.ones_like, params)
+        params, state = opt.step(params, grads, state, value=jnp.asarray(value))
+        alone_params, alone_state = watching.step(
+            alone_params, {"w": grads["w"]}, alone_state, value=jnp.asarray(value)
+        )
+    np.testing.assert_array_equal(params["w"], alone_params["w"])
+    assert float(state.groups["w"].scale) < 1.0
+    np.testing.assert_allclose(params["b"], 1.0 - 4 * 0.1, rtol=1e-12)
