@@ -24,12 +24,8 @@ import torch
 
 import descend as ds
 from descend.errors import CheckpointError, DescendTypeError, InputError
-from descend.optim.transforms import (
-    add_weight_decay,
-    chain,
-    decoupled_weight_decay,
-    partition,
-)
+from descend.optim.groups import partition
+from descend.optim.transforms import add_weight_decay, chain, decoupled_weight_decay
 from torch_names import TORCH_CLASSES
 from trajectories import flat, trajectory
 
@@ -551,9 +547,9 @@ def test_a_shorthand_or_pytree_mask_is_stored_and_a_resumed_run_continues(tmp_pa
     ds.save(tmp_path / "half.ckpt", half)
     loaded = ds.load(tmp_path / "half.ckpt")
     loaded_mask = loaded.optimizer.hyperparams["weight_decay_mask"]
-    expected_flags = jax.tree.leaves(ds.optim.blocks.decayed_leaves(opt.hyperparams[
+    expected_flags = jax.tree.leaves(ds.optim.leaves.decayed_leaves(opt.hyperparams[
         "weight_decay_mask"], half.params))  # fmt: skip
-    assert jax.tree.leaves(ds.optim.blocks.decayed_leaves(loaded_mask, half.params)) == (
+    assert jax.tree.leaves(ds.optim.leaves.decayed_leaves(loaded_mask, half.params)) == (
         expected_flags
     )
     if mask == "weights":

@@ -14,8 +14,9 @@ AdaBelief).
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
-- :mod:`~descend.optim.transforms`: gradient clipping, weight decay, ``chain`` and
-  ``partition`` (parameter groups)
+- :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
+- :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
+- :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
 rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
@@ -61,6 +62,7 @@ from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at
 from descend.optim.classic import asgd, rprop
+from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
 from descend.optim.schedules import reduce_on_plateau
@@ -71,7 +73,6 @@ from descend.optim.transforms import (
     clip_by_global_norm,
     clip_by_value,
     decoupled_weight_decay,
-    partition,
 )
 
 _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {

@@ -18,7 +18,7 @@ import numpy as np
 
 from descend.errors import InputError, check_in_range, check_positive
 from descend.optim.base import LearningRate, Optimizer, check_lr
-from descend.optim.blocks import WEIGHTS, LeafTree, decayed_leaves
+from descend.optim.leaves import WEIGHTS, LeafTree, decayed_leaves
 
 
 def store_checked(instance: Any, /, **checks: Callable[[str, Any], Any]) -> None:
@@ -97,7 +97,7 @@ def check_decay_mask(name: str, value: Any) -> DecayMask:
 
     ``None``, ``True`` / ``False`` and ``"weights"`` as they are; a function as it is
     (it is called with the params when the step is traced); a pytree of booleans as a
-    :class:`~descend.optim.blocks.LeafTree`, so that equal masks compare equal. Whether
+    :class:`~descend.optim.leaves.LeafTree`, so that equal masks compare equal. Whether
     a tree fits the params is checked when it meets them, in ``init`` and ``step``.
     """
     if value is None or isinstance(value, (bool, LeafTree)):
@@ -126,11 +126,11 @@ def check_decay_mask(name: str, value: Any) -> DecayMask:
 def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
     """``optimizer`` with ``weight_decay_mask`` in its hyperparams and checked by ``init``.
 
-    Its ``step`` already applies the mask (through :mod:`~descend.optim.blocks`); this
-    adds the mask to the hyperparams (for display, saving and comparison) and makes
-    ``init`` refuse a mask that does not fit the params before anything is compiled.
-    Without a mask the optimizer is returned as it is, its hyperparams ``torch.optim``'s
-    own names.
+    Its ``step`` already applies the mask (the ``mask`` of the decay pieces of
+    :mod:`~descend.optim.blocks`); this adds the mask to the hyperparams (for display,
+    saving and comparison) and makes ``init`` refuse a mask that does not fit the
+    params before anything is compiled. Without a mask the optimizer is returned as it
+    is, its hyperparams ``torch.optim``'s own names.
     """
     if mask is None:
         return optimizer

@@ -26,7 +26,7 @@ import numpy as np
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
-from descend.optim.blocks import LeafTree, decayed_leaves
+from descend.optim.leaves import LeafTree, decayed_leaves
 from descend.training.result import FitResult
 
 FORMAT = "descend.fit/2"
