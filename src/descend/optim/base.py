@@ -201,8 +201,11 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
 def maximizes(optimizer: Optimizer) -> bool:
     """Whether ``optimizer`` (or one it wraps or chains) ascends: ``maximize=True``."""
-    for value in optimizer.hyperparams.values():
-        members = value if isinstance(value, (list, tuple)) else (value,)
-        if any(isinstance(member, Optimizer) and maximizes(member) for member in members):
+    members = list(optimizer.hyperparams.values())
+    while members:
+        member = members.pop()
+        if isinstance(member, (list, tuple)):  # chain's parts, partition's (label, optimizer)
+            members.extend(member)
+        elif isinstance(member, Optimizer) and maximizes(member):
             return True
     return optimizer.hyperparams.get("maximize") is True
