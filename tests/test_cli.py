@@ -213,3 +213,54 @@ def test_console_entry_point_has_no_traceback_on_bad_input():
     assert process.stderr.startswith("descend: unsupported")
     assert process.stderr.count("\n") == 1
     assert "hacked" not in process.stdout
+
+
+def test_train_with_a_weight_decay_mask_is_fit_with_it_and_resumes_with_it(capsys, tmp_path):
+    """--opt-args weight_decay_mask=weights: the run is the library's fit with the mask
+    (biases undecayed), the saved model keeps the mask and a resumed run continues it."""
+    import numpy as np
+
+    import descend as ds
+
+    saved = tmp_path / "model.ckpt"
+    common = ["--dataset", "breast_cancer", "--optimizer", "adamw", "--lr", "0.05"]
+    common += ["--validation-split", "0", "--dtype", "float64", "--json"]
+    mask_args = ["--opt-args", "weight_decay=0.5,weight_decay_mask=weights"]
+    status, _, err = run(
+        capsys, "train", *common, *mask_args, "--epochs", "2", "--save", str(saved)
+    )
+    assert status == 0, err
+    loaded = ds.load(saved)
+    optimizer = ds.optim.adamw(lr=0.05, weight_decay=0.5, weight_decay_mask="weights")
+    assert loaded.optimizer == optimizer
+    dataset = ds.data.load_dataset("breast_cancer", dtype="float64")
+    settings = dict(
+        optimizer=optimizer, batch_size=32, seed=0, standardize=True, dtype="float64", verbose=0
+    )
+    reference = ds.fit("logistic", dataset, epochs=2, **settings)
+    np.testing.assert_allclose(loaded.params["w"], reference.params["w"], rtol=1e-12)
+    np.testing.assert_allclose(loaded.params["b"], reference.params["b"], rtol=1e-12)
+    unmasked = ds.fit("logistic", dataset, epochs=2, **{**settings, "optimizer": "adamw"})
+    assert not np.allclose(unmasked.params["b"], reference.params["b"], rtol=1e-6)
+
+    # --resume rebuilds the optimizer from the flags given again, mask included
+    resumed_to = tmp_path / "resumed.ckpt"
+    status, _, err = run(
+        capsys, "train", *common, *mask_args, "--epochs", "4", "--resume", str(saved),
+        "--save", str(resumed_to),
+    )  # fmt: skip
+    assert status == 0, err
+    continued = ds.fit("logistic", dataset, epochs=4, **settings)
+    np.testing.assert_allclose(ds.load(resumed_to).params["b"], continued.params["b"], rtol=1e-12)
+
+
+def test_optimizers_listing_shows_the_weight_decay_mask(capsys):
+    from descend import optim
+
+    with_mask = [row["name"] for row in optim.available() if row["leaf_settings"]]
+    assert "adamw" in with_mask and "rprop" not in with_mask
+    status, out, _ = run(capsys, "optimizers")
+    assert status == 0 and out.count("weight_decay_mask=None") == len(with_mask)
+    status, out, _ = run(capsys, "optimizers", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["adamw"]["leaf_settings"] == {"weight_decay_mask": None}

@@ -92,6 +92,11 @@ HYPERPARAMETER_CASES = [
     (["--model", "lineer"], "did you mean 'linear'"),
     (["--dataset", "iriss"], "did you mean 'iris'"),
     (["--opt-args", "nesterow=true", "--optimizer", "sgd"], "did you mean 'nesterov'"),
+    (
+        ["--optimizer", "adamw", "--opt-args", "weight_decay_mask=biases"],
+        "weight_decay_mask must be a pytree of True / False, a function, or 'weights'",
+    ),
+    (["--optimizer", "rprop", "--opt-args", "weight_decay_mask=weights"], "weight_decay_mask"),
 ]
 
 

@@ -304,7 +304,7 @@ def test_a_stop_by_the_optimizers_own_tolerance_says_so_with_its_number():
     assert "has not reached tol=1e-06" in result.reason
 
 
-@pytest.mark.parametrize("where", ["minimize", "fit", "chained"])
+@pytest.mark.parametrize("where", ["minimize", "fit", "chained", "a parameter group"])
 def test_an_ascending_optimizer_is_refused_with_the_fix(where):
     adam = ds.optim.adam(lr=0.05, maximize=True)
     with pytest.raises(InputError, match="ascends it"):
@@ -312,6 +312,9 @@ def test_an_ascending_optimizer_is_refused_with_the_fix(where):
             ds.minimize(lambda x: -((x - 1.0) ** 2), 0.0, optimizer=adam)
         elif where == "fit":
             ds.fit("linear", np.ones((4, 1)), np.ones(4), optimizer=adam, epochs=1, verbose=0)
-        else:
+        elif where == "chained":
             chained = ds.optim.chain(ds.optim.clip_by_global_norm(1.0), adam)
             ds.minimize(lambda x: x**2, 1.0, optimizer=chained)
+        else:
+            groups = ds.optim.partition({"w": ds.optim.sgd(), "b": adam}, {"w": "w", "b": "b"})
+            ds.fit("linear", np.ones((4, 1)), np.ones(4), optimizer=groups, epochs=1, verbose=0)

@@ -275,6 +275,74 @@ def test_batch_steps_follow_the_penalized_gradient_with_the_optimizer_kwargs():
     assert reg.n_iter_ == 2 and reg.t_ == 2 and len(reg.loss_curve_) == 2
 
 
+def test_an_optimizers_own_weight_decay_spares_the_intercept_as_ridge_does():
+    # SGD's coupled weight_decay=wd is alpha=wd: Ridge's minimizer, intercept unpenalized,
+    # for targets far from 0 (a decayed intercept would fall short of Ridge's).
+    X, y = _regression()
+    y = y + 3.0
+    weight_decay = 0.1
+    reg = GDRegressor(
+        optimizer="sgd", learning_rate=0.4, optimizer_kwargs={"weight_decay": weight_decay},
+        alpha=0.0, method="batch", max_epochs=300, tol=None,
+    ).fit(X, y)  # fmt: skip
+    ridge = Ridge(alpha=len(X) * weight_decay / 2).fit(X, y)
+    np.testing.assert_allclose(reg.coef_, ridge.coef_, atol=1e-8)
+    np.testing.assert_allclose(reg.intercept_, ridge.intercept_, atol=1e-8)
+
+
+def _torch_adamw_batch(X, y, *, lr, weight_decay, alpha, epochs, bias_decay, logistic):
+    """Full-batch torch.optim.AdamW on the estimator's objective: mean loss plus
+    alpha/2 |w|^2, the bias in a group with weight_decay=0 unless ``bias_decay``."""
+    torch = pytest.importorskip("torch")
+    x_t, y_t = torch.tensor(X), torch.tensor(y, dtype=torch.float64)
+    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    bias_group = {"params": [b]} if bias_decay else {"params": [b], "weight_decay": 0.0}
+    reference = torch.optim.AdamW(
+        [{"params": [w]}, bias_group], lr=lr, weight_decay=weight_decay, foreach=False
+    )
+    for _ in range(epochs):
+        reference.zero_grad()
+        z = x_t @ w + b
+        if logistic:
+            data = torch.nn.functional.binary_cross_entropy_with_logits(z, y_t)
+        else:
+            data = torch.mean((z - y_t) ** 2)
+        (data + alpha / 2 * torch.sum(w * w)).backward()
+        reference.step()
+    return w.detach().numpy(), float(b.detach())
+
+
+@pytest.mark.parametrize(
+    ("estimator", "mask"),
+    [("regressor", "default"), ("classifier", "default"), ("regressor", None)],
+)
+def test_adamw_in_the_estimators_matches_torch_with_a_no_decay_group_for_the_bias(estimator, mask):
+    # The intercept is left undecayed unless optimizer_kwargs names a mask (None: all).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    logistic = estimator == "classifier"
+    if logistic:  # noise features, 90 % positives: the bias carries the fit
+        y = (rng.random(80) < 0.9).astype(float)
+    else:
+        y = X @ [1.0, -0.5, 0.2] + 3.0 + 0.1 * rng.normal(size=80)
+    lr, weight_decay, alpha, epochs = 0.05, 0.5, 0.1, 40
+    kwargs = {"weight_decay": weight_decay}
+    if mask != "default":
+        kwargs["weight_decay_mask"] = mask
+    cls = GDClassifier if logistic else GDRegressor
+    ours = cls(
+        optimizer="adamw", learning_rate=lr, optimizer_kwargs=kwargs, alpha=alpha,
+        method="batch", max_epochs=epochs, tol=None,
+    ).fit(X, y)  # fmt: skip
+    w, b = _torch_adamw_batch(
+        X, y, lr=lr, weight_decay=weight_decay, alpha=alpha, epochs=epochs,
+        bias_decay=mask is None, logistic=logistic,
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.coef_.ravel(), w, rtol=1e-9)
+    np.testing.assert_allclose(ours.intercept_, [b], rtol=1e-9)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_grid_search_in_a_pipeline_scores_within_a_point_of_logistic_regression():
     X, y = load_breast_cancer(return_X_y=True)

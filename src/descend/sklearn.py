@@ -18,7 +18,10 @@ mean loss plus an L2 penalty on the weight matrices (not on the biases):
 with sample weights :math:`s_i` (each batch's mean is taken over its own samples). The
 penalty enters as its gradient :math:`\alpha W`, added to the loss gradient before the
 optimizer's step (coupled weight decay, as ``weight_decay=`` in ``torch.optim.Adam``), so
-every optimizer, adaptive ones included, descends :math:`J` itself. The reported losses
+every optimizer, adaptive ones included, descends :math:`J` itself. An optimizer's own
+``weight_decay`` (``optimizer="adamw"``, or ``optimizer_kwargs={"weight_decay": ...}``)
+spares the biases as well (``weight_decay_mask="weights"``, see :mod:`descend.optim`),
+unless ``optimizer_kwargs`` gives another ``weight_decay_mask``. The reported losses
 (``loss_curve_``) and the stopping rule use the data term only, as ``SGDClassifier``'s
 stopping rule does.
 
@@ -45,7 +48,6 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 import contextlib
 import re
 import warnings
-from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -75,35 +77,13 @@ from sklearn.utils.validation import (
 
 from descend import models, optim
 from descend.errors import DescendWarning
-from descend.optim.transforms import chain
+from descend.optim.transforms import add_weight_decay, chain
 from descend.training import fit
 from descend.training.result import FitResult, FitState
 
 REGRESSION_LOSSES = ("mse", "mae", "huber", "smooth_l1", "log_cosh")
 CLASSIFICATION_LOSSES = ("bce_with_logits", "cross_entropy", "hinge", "squared_hinge")
 _PROBABILISTIC = (None, "bce_with_logits", "cross_entropy")
-
-
-@dataclass(frozen=True)
-class _penalize_weights:
-    """Gradient transform: ``g_W += alpha * W`` for every weight matrix, biases untouched.
-
-    The gradient of :math:`\\tfrac{\\alpha}{2}\\sum \\lVert W\\rVert^2`. Hashable by value,
-    so equal settings reuse the compiled epoch.
-    """
-
-    alpha: float
-
-    def init(self, params):
-        return ()
-
-    def apply(self, grads, state, params, *, value=None):
-        def add(path, grad, param):
-            if getattr(path[-1], "key", None) != "w":
-                return grad
-            return (grad + self.alpha * param).astype(jnp.result_type(grad))
-
-        return jax.tree_util.tree_map_with_path(add, grads, params), state
 
 
 class _GDBase(BaseEstimator):
@@ -188,9 +168,16 @@ class _GDBase(BaseEstimator):
                 f"(got optimizer_kwargs={self.optimizer_kwargs!r})"
             )
         base = optim.get(self.optimizer, lr=self.learning_rate, **kwargs)
-        # Always chained (alpha may be 0), so the optimizer state keeps one structure
-        # between partial_fit calls whatever alpha is.
-        return chain(_penalize_weights(float(self.alpha)), base)
+        if "weight_decay" in base.hyperparams and "weight_decay_mask" not in kwargs:
+            # The optimizer's own weight decay (adamw's default 1e-2) spares the
+            # intercepts too, as SGDClassifier's penalty does.
+            base = optim.get(
+                self.optimizer, lr=self.learning_rate, **kwargs, weight_decay_mask="weights"
+            )
+        # alpha's penalty alpha/2 |W|^2 enters as its gradient alpha W on the weights
+        # only. Always chained (alpha may be 0), so the optimizer state keeps one
+        # structure between partial_fit calls whatever alpha is.
+        return chain(add_weight_decay(float(self.alpha), weight_decay_mask="weights"), base)
 
     def _fit_arguments(self) -> dict[str, Any]:
         return {
@@ -346,7 +333,11 @@ class GDRegressor(RegressorMixin, _GDBase):
     learning_rate : float > 0, default=0.001
         The optimizer's ``lr``.
     optimizer_kwargs : dict or None, default=None
-        Other hyperparameters of the optimizer, e.g. ``{"betas": (0.9, 0.99)}``.
+        Other hyperparameters of the optimizer, e.g. ``{"betas": (0.9, 0.99)}``. The
+        optimizer's own ``weight_decay`` (``adamw``'s default is ``1e-2``) decays the
+        weights and not the intercepts, as ``alpha`` does, unless a
+        ``weight_decay_mask`` is given here (``None``: every parameter, as in
+        ``torch.optim``).
     method : {"batch", "stochastic", "minibatch"} or None, default=None
         Batch (all samples), stochastic (1) or mini-batch (``batch_size``) descent;
         None decides from ``batch_size``.

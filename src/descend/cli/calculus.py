@@ -205,7 +205,9 @@ def _optimizers(args: argparse.Namespace) -> int:
         [
             [
                 row["name"],
-                ", ".join(f"{k}={v!r}" for k, v in row["hyperparams"].items()),
+                ", ".join(
+                    f"{k}={v!r}" for k, v in {**row["hyperparams"], **row["leaf_settings"]}.items()
+                ),
                 row["summary"],
             ]
             for row in table

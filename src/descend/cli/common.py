@@ -59,7 +59,8 @@ def add_optimizer_options(
         "--opt-args",
         default="",
         metavar="key=value,...",
-        help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99)",
+        help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99); "
+        "weight_decay=0.1,weight_decay_mask=weights decays the weights, not the biases",
     )
 
 

@@ -15,6 +15,33 @@ AdaBelief).
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
+- :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
+- :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
+
+Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
+rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
+the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
+``weight_decay_mask``, which chooses the leaves of the params that are decayed
+(``True``) and those left alone (``False``); the default ``None`` decays all. It is
+Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
+``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
+group with ``weight_decay=0``. It is one of:
+
+- ``"weights"``: the leaves whose path ends in ``w``, the weights of the models of
+  :mod:`descend.models`, whose biases are ``b``: "decay the weights, not the biases";
+- a pytree of ``True`` / ``False`` in the structure of the params, or a prefix of it
+  (one value for a whole subtree), e.g. ``{"w": True, "b": False}``;
+- a function ``mask(params)`` returning such a pytree (Optax's callable form);
+- a function of two arguments ``mask(path, leaf) -> bool``, called for each leaf with
+  its path as text (``"w"``, ``"0/b"``: keys joined by ``/``, as checkpoints name
+  tensors), e.g. ``lambda path, leaf: leaf.ndim >= 2``.
+
+Functions run while the step is traced and must return Python (or NumPy) booleans.
+A mask that does not fit the params is refused by ``init``, naming their leaves. The
+mask is a hyperparameter: it shows in ``repr``, and optimizers with different masks
+never compare equal nor share a compiled program. ``"weights"`` and pytree masks are
+stored in checkpoints; a function is not (load such a checkpoint with
+``load(path, optimizer=...)``).
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -35,6 +62,7 @@ from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
 from descend.optim.classic import asgd, rprop
+from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
@@ -107,10 +135,18 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
     return factory(**hyperparams)
 
 
+# Settings of which leaves a hyperparameter applies to, not hyperparameters of the
+# algorithm: listed apart by available(), so that "hyperparams" keeps the names and
+# defaults of torch.optim (or Optax).
+_LEAF_SETTINGS = ("weight_decay_mask",)
+
+
 def available() -> list[dict[str, Any]]:
     """Each algorithm with its hyperparameters and their defaults.
 
-    Returns a list of ``{"name": ..., "hyperparams": {name: default}, "summary": ...}``.
+    Returns a list of ``{"name": ..., "hyperparams": {name: default}, "leaf_settings":
+    {name: default}, "summary": ...}``; ``leaf_settings`` holds ``weight_decay_mask``
+    where the algorithm takes one.
     """
     table = []
     for name in names():
@@ -120,8 +156,16 @@ def available() -> list[dict[str, Any]]:
             key: (None if p.default is inspect.Parameter.empty else p.default)
             for key, p in params.items()
         }
+        leaf_settings = {key: defaults.pop(key) for key in _LEAF_SETTINGS if key in defaults}
         summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
-        table.append({"name": name, "hyperparams": defaults, "summary": summary})
+        table.append(
+            {
+                "name": name,
+                "hyperparams": defaults,
+                "leaf_settings": leaf_settings,
+                "summary": summary,
+            }
+        )
     return table
 
 
@@ -153,6 +197,7 @@ __all__ = [
     "nadam",
     "names",
     "observe",
+    "partition",
     "radam",
     "reduce_on_plateau",
     "register",

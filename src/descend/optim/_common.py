@@ -13,8 +13,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import numpy as np
+
 from descend.errors import InputError, check_in_range, check_positive
-from descend.optim.base import LearningRate, check_lr
+from descend.optim.base import LearningRate, Optimizer, check_lr
+from descend.optim.leaves import WEIGHTS, LeafTree, decayed_leaves
 
 
 def store_checked(instance: Any, /, **checks: Callable[[str, Any], Any]) -> None:
@@ -83,3 +87,64 @@ def check_adam_like(
     check_nonnegative(eps=eps, weight_decay=weight_decay)
     check_flags(**flags)
     return lr, betas
+
+
+DecayMask = None | bool | str | LeafTree | Callable
+
+
+def check_decay_mask(name: str, value: Any) -> DecayMask:
+    """A ``weight_decay_mask`` in the form the optimizers keep (and compare) it.
+
+    ``None``, ``True`` / ``False`` and ``"weights"`` as they are; a function as it is
+    (it is called with the params when the step is traced); a pytree of booleans as a
+    :class:`~descend.optim.leaves.LeafTree`, so that equal masks compare equal. Whether
+    a tree fits the params is checked when it meets them, in ``init`` and ``step``.
+    """
+    if value is None or isinstance(value, (bool, LeafTree)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, str):
+        if value != WEIGHTS:
+            raise InputError(
+                f"{name} must be a pytree of True / False, a function, or {WEIGHTS!r} "
+                f"(the leaves named 'w'), got {value!r}"
+            )
+        return value
+    if callable(value):
+        return value
+    leaves, structure = jax.tree.flatten(value)
+    bad = [leaf for leaf in leaves if not isinstance(leaf, (bool, np.bool_))]
+    if bad:
+        raise InputError(
+            f"the leaves of {name} must be True or False (one per leaf of the params, "
+            f"or per subtree), got {bad[0]!r} in {value!r}"
+        )
+    return LeafTree(structure, tuple(bool(leaf) for leaf in leaves))
+
+
+def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
+    """``optimizer`` with ``weight_decay_mask`` in its hyperparams and checked by ``init``.
+
+    Its ``step`` already applies the mask (the ``mask`` of the decay pieces of
+    :mod:`~descend.optim.blocks`); this adds the mask to the hyperparams (for display,
+    saving and comparison) and makes ``init`` refuse a mask that does not fit the
+    params before anything is compiled. Without a mask the optimizer is returned as it
+    is, its hyperparams ``torch.optim``'s own names.
+    """
+    if mask is None:
+        return optimizer
+    init = optimizer.init
+
+    def checked_init(params):
+        decayed_leaves(mask, params)
+        return init(params)
+
+    return Optimizer(
+        optimizer.name,
+        checked_init,
+        optimizer.step,
+        {**optimizer.hyperparams, "weight_decay_mask": mask},
+        needs_value_fn=optimizer.needs_value_fn,
+        evaluations=optimizer.evaluations,
+    )

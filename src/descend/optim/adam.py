@@ -12,7 +12,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from descend.optim._common import check_adam_like, check_nonnegative
+from descend.optim._common import (
+    check_adam_like,
+    check_decay_mask,
+    check_nonnegative,
+    with_decay_mask,
+)
 from descend.optim.base import LearningRate, Optimizer, lr_at
 from descend.optim.blocks import (
     adam_moments,
@@ -51,9 +56,10 @@ class NAdamState(NamedTuple):
     exp_avg_sq: Any
 
 
-def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> Optimizer:
+def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, mask) -> Optimizer:
     flags = {"amsgrad": amsgrad, "maximize": maximize, "decoupled_weight_decay": decoupled}
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
+    mask = check_decay_mask("weight_decay_mask", mask)
 
     def init(params):
         return fresh_state(AdamState, params, max_exp_avg_sq=zeros_if(amsgrad, params))
@@ -61,7 +67,13 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> O
     def step(params, grads, state, *, value=None, value_fn=None):
         t, rate = step_number(state.count), lr_at(lr, state.count)
         start, grads = decayed_descent(
-            params, grads, rate, maximize=maximize, weight_decay=weight_decay, decoupled=decoupled
+            params,
+            grads,
+            rate,
+            maximize=maximize,
+            weight_decay=weight_decay,
+            decoupled=decoupled,
+            mask=mask,
         )
         exp_avg, exp_avg_sq = adam_moments(state.exp_avg, state.exp_avg_sq, grads, (beta1, beta2))
         # AMSGrad keeps the maximum of the raw second moment, then bias-corrects it.
@@ -85,7 +97,7 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled) -> O
     }
     if name == "adam":
         hyperparams["decoupled_weight_decay"] = decoupled
-    return Optimizer(name, init, step, hyperparams)
+    return with_decay_mask(Optimizer(name, init, step, hyperparams), mask)
 
 
 def adam(
@@ -97,6 +109,7 @@ def adam(
     amsgrad: bool = False,
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Adam: momentum divided by a running root-mean-square, both bias-corrected.
 
@@ -136,6 +149,13 @@ def adam(
         Ascend instead of descend.
     decoupled_weight_decay:
         Decay the weights directly (AdamW) instead of through the gradient.
+    weight_decay_mask:
+        The leaves to decay: ``None`` (all), ``"weights"`` (the leaves named ``w``: the
+        weights of descend's models, not their biases), a pytree of ``True`` / ``False``
+        in the params' structure (or a prefix of it), a function ``mask(params)``
+        returning one, or a function ``mask(path, leaf) -> bool``. Optax's ``mask``;
+        in PyTorch, a parameter group with ``weight_decay=0`` for the others. See
+        :mod:`descend.optim`.
 
     References
     ----------
@@ -150,7 +170,17 @@ def adam(
     >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
     0.9
     """
-    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    return _adam(
+        "adam",
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        maximize,
+        decoupled_weight_decay,
+        weight_decay_mask,
+    )
 
 
 def adamw(
@@ -161,6 +191,7 @@ def adamw(
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""AdamW: Adam with weight decay applied to the weights, scaled by the learning rate.
 
@@ -169,7 +200,8 @@ def adamw(
     enters :math:`m_t` or :math:`v_t`).
 
     Differences from ``optax.adamw``: Optax's default ``weight_decay`` is ``1e-4``
-    (``1e-2`` here, as in PyTorch) and it has ``eps_root``, ``mask`` and ``nesterov``.
+    (``1e-2`` here, as in PyTorch) and it has ``eps_root`` and ``nesterov``; its
+    ``mask`` is ``weight_decay_mask`` here.
 
     Parameters
     ----------
@@ -177,6 +209,10 @@ def adamw(
         As in :func:`adam`.
     weight_decay:
         :math:`\lambda \ge 0`, multiplied by the learning rate. Default ``1e-2``.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`adam`: ``"weights"`` leaves the biases of
+        descend's models undecayed (``torch.optim.AdamW`` with a parameter group of
+        ``weight_decay=0`` for them).
 
     References
     ----------
@@ -189,8 +225,12 @@ def adamw(
     >>> opt = ds.optim.adamw(lr=0.1, weight_decay=0.5)
     >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
     0.85
+    >>> opt = ds.optim.adamw(lr=0.1, weight_decay=0.5, weight_decay_mask="weights")
+    >>> params = {"w": 1.0, "b": 1.0}
+    >>> {k: round(float(v), 4) for k, v in opt.step(params, params, opt.init(params))[0].items()}
+    {'b': 0.9, 'w': 0.85}
     """
-    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True)
+    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True, weight_decay_mask)
 
 
 def adamax(
@@ -200,6 +240,7 @@ def adamax(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Adamax: Adam with the infinity norm in place of the root-mean-square.
 
@@ -226,6 +267,8 @@ def adamax(
         Coupled L2 penalty :math:`\lambda \ge 0`.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`adam`.
 
     References
     ----------
@@ -240,12 +283,15 @@ def adamax(
     0.9
     """
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, {"maximize": maximize})
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(AdamaxState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         exp_avg = lerp_average(state.exp_avg, grads, beta1)
         exp_inf = jax.tree.map(
             lambda u, g: jnp.maximum(u * beta2, jnp.abs(g) + eps), state.exp_inf, grads
@@ -261,7 +307,7 @@ def adamax(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("adamax", init, step, hyperparams)
+    return with_decay_mask(Optimizer("adamax", init, step, hyperparams), mask)
 
 
 def nadam(
@@ -273,6 +319,7 @@ def nadam(
     momentum_decay: float = 4e-3,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""NAdam: Adam with Nesterov momentum and Dozat's momentum warm-up schedule.
 
@@ -315,6 +362,8 @@ def nadam(
         Decay the weights directly instead of through the gradient.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`adam`.
 
     References
     ----------
@@ -331,6 +380,7 @@ def nadam(
     flags = {"decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
     check_nonnegative(momentum_decay=momentum_decay)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def momentum_coefficient(t):
         # Dozat's warm-up: the momentum grows from beta1 / 2 towards beta1.
@@ -348,6 +398,7 @@ def nadam(
             maximize=maximize,
             weight_decay=weight_decay,
             decoupled=decoupled_weight_decay,
+            mask=mask,
         )
         bias_correction2 = bias_correction(beta2, t)
         mu, mu_next = momentum_coefficient(t), momentum_coefficient(t + 1)
@@ -373,4 +424,4 @@ def nadam(
         "decoupled_weight_decay": decoupled_weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("nadam", init, step, hyperparams)
+    return with_decay_mask(Optimizer("nadam", init, step, hyperparams), mask)

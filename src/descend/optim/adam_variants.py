@@ -17,8 +17,10 @@ import jax.numpy as jnp
 from descend.optim._common import (
     check_adam_like,
     check_betas,
+    check_decay_mask,
     check_flags,
     check_nonnegative,
+    with_decay_mask,
 )
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import (
@@ -61,6 +63,7 @@ def radam(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""RAdam: Adam whose adaptive step is switched on only once its variance is tractable.
 
@@ -100,6 +103,10 @@ def radam(
         Decay the weights directly instead of through the gradient.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -116,6 +123,7 @@ def radam(
     flags = {"decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, weight_decay, flags)
     rho_inf = 2 / (1 - beta2) - 1
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def rectification(t, bias_correction2):
         """Whether the adaptive step is on at step t, and its factor r_t there."""
@@ -137,6 +145,7 @@ def radam(
             maximize=maximize,
             weight_decay=weight_decay,
             decoupled=decoupled_weight_decay,
+            mask=mask,
         )
         exp_avg, exp_avg_sq = adam_moments(state.exp_avg, state.exp_avg_sq, grads, (beta1, beta2))
         bias_correction1 = bias_correction(beta1, t)
@@ -159,7 +168,7 @@ def radam(
         "decoupled_weight_decay": decoupled_weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("radam", init, step, hyperparams)
+    return with_decay_mask(Optimizer("radam", init, step, hyperparams), mask)
 
 
 def lion(
@@ -168,6 +177,7 @@ def lion(
     betas: tuple[float, float] = (0.9, 0.99),
     weight_decay: float = 1e-3,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Lion: the sign of an interpolated momentum, plus decoupled weight decay.
 
@@ -181,9 +191,10 @@ def lion(
     :math:`\eta_t` (plus the decay), so ``lr`` is usually 3-10 times smaller than
     AdamW's.
 
-    Matches ``optax.lion`` (``b1``, ``b2`` are ``betas`` here). Differences: Optax's
-    ``learning_rate`` has no default (``1e-4`` here); ``maximize`` is an addition;
-    Optax's ``mu_dtype`` and ``mask`` are not offered. PyTorch has no Lion.
+    Matches ``optax.lion`` (``b1``, ``b2`` are ``betas`` here; its ``mask`` is
+    ``weight_decay_mask``). Differences: Optax's ``learning_rate`` has no default
+    (``1e-4`` here); ``maximize`` is an addition; Optax's ``mu_dtype`` is not offered.
+    PyTorch has no Lion.
 
     Parameters
     ----------
@@ -196,6 +207,10 @@ def lion(
         Default ``1e-3`` as in Optax.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -213,6 +228,7 @@ def lion(
     beta1, beta2 = check_betas(betas)
     check_nonnegative(weight_decay=weight_decay)
     check_flags(maximize=maximize)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(LionState, params)
@@ -222,7 +238,7 @@ def lion(
         directions = jax.tree.map(jnp.sign, optax_average(state.exp_avg, grads, beta1))
         exp_avg = optax_average(state.exp_avg, grads, beta2)
         # Optax adds the decay to the sign, so it is scaled by the learning rate too.
-        directions = coupled_decay(directions, params, weight_decay)
+        directions = coupled_decay(directions, params, weight_decay, mask)
         updates = optax_scale_by_rate(directions, lr_at(lr, state.count))
         return add_updates(params, updates), LionState(state.count + 1, exp_avg)
 
@@ -232,7 +248,7 @@ def lion(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("lion", init, step, hyperparams)
+    return with_decay_mask(Optimizer("lion", init, step, hyperparams), mask)
 
 
 def adabelief(

@@ -12,7 +12,13 @@ import jax
 import jax.numpy as jnp
 
 from descend import _tree
-from descend.optim._common import check_flags, check_nonnegative, check_unit_interval
+from descend.optim._common import (
+    check_decay_mask,
+    check_flags,
+    check_nonnegative,
+    check_unit_interval,
+    with_decay_mask,
+)
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import (
     add_updates,
@@ -53,6 +59,7 @@ def adagrad(
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Adagrad: steps scaled by the root of the sum of all past squared gradients.
 
@@ -86,6 +93,10 @@ def adagrad(
         :math:`\epsilon \ge 0` added to the denominator. Default ``1e-10``.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -107,6 +118,7 @@ def adagrad(
         eps=eps,
     )
     check_flags(maximize=maximize)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(
@@ -114,7 +126,9 @@ def adagrad(
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         t = step_number(state.count)
         clr = lr_at(lr, state.count) / (1 + (t - 1) * lr_decay)
         sums = jax.tree.map(lambda s, g: s + g * g, state.sum, grads)
@@ -129,7 +143,7 @@ def adagrad(
         "eps": eps,
         "maximize": maximize,
     }
-    return Optimizer("adagrad", init, step, hyperparams)
+    return with_decay_mask(Optimizer("adagrad", init, step, hyperparams), mask)
 
 
 def rmsprop(
@@ -141,6 +155,7 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""RMSprop: steps scaled by a running root-mean-square of the gradient.
 
@@ -180,6 +195,10 @@ def rmsprop(
         root mean square.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -199,6 +218,7 @@ def rmsprop(
     check_unit_interval("alpha", alpha, closed_high=True)
     check_nonnegative(eps=eps, weight_decay=weight_decay, momentum=momentum)
     check_flags(centered=centered, maximize=maximize)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(
@@ -209,7 +229,9 @@ def rmsprop(
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         square_avg = square_average(state.square_avg, grads, alpha)
         grad_avg, variance = state.grad_avg, square_avg
         if centered:
@@ -235,7 +257,7 @@ def rmsprop(
         "centered": centered,
         "maximize": maximize,
     }
-    return Optimizer("rmsprop", init, step, hyperparams)
+    return with_decay_mask(Optimizer("rmsprop", init, step, hyperparams), mask)
 
 
 def adadelta(
@@ -245,6 +267,7 @@ def adadelta(
     eps: float = 1e-6,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Adadelta: steps whose units match the parameters', from two running averages.
 
@@ -261,8 +284,8 @@ def adadelta(
     makes the first steps nonzero).
 
     Differences from ``optax.adadelta``: none in the update (Optax also adds the
-    weight decay to the gradient); Optax's default ``learning_rate=None`` means no
-    scaling, like ``lr=1.0`` here, and it offers a ``weight_decay_mask``.
+    weight decay to the gradient, and its ``weight_decay_mask`` is this one); Optax's
+    default ``learning_rate=None`` means no scaling, like ``lr=1.0`` here.
 
     Parameters
     ----------
@@ -276,6 +299,10 @@ def adadelta(
         Coupled L2 penalty :math:`\lambda \ge 0`.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -293,12 +320,15 @@ def adadelta(
     check_unit_interval("rho", rho, closed_high=True)
     check_nonnegative(eps=eps, weight_decay=weight_decay)
     check_flags(maximize=maximize)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(AdadeltaState, params)
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         square_avg = square_average(state.square_avg, grads, rho)
         deltas = jax.tree.map(
             lambda u, v, g: jnp.sqrt(u + eps) / jnp.sqrt(v + eps) * g,
@@ -317,4 +347,4 @@ def adadelta(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("adadelta", init, step, hyperparams)
+    return with_decay_mask(Optimizer("adadelta", init, step, hyperparams), mask)

@@ -202,8 +202,9 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     :func:`~descend.optim.reduce_on_plateau`, anything whose hyperparameters hold the
     wrapped ``optimizer`` and whose state holds its state as ``inner`` or
     ``optimizer``) gives the wrapped one's rate, times its ``scale`` where its state
-    has one. NaN for an optimizer without a learning rate (``lbfgs`` with a line
-    search has one; ``adafactor`` with relative steps reports its ``lr`` setting).
+    has one; a :func:`~descend.optim.partition` the rate its groups share (NaN when
+    they differ; it is then called outside ``jit``). NaN for an optimizer without a
+    learning rate.
 
     >>> from descend import optim
     >>> opt = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(lr=0.1))
@@ -213,6 +214,10 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     lr = optimizer.hyperparams.get("lr")
     if lr is not None:
         return lr_at(lr, jnp.asarray(count)) if callable(lr) else float(lr)
+    groups = optimizer.hyperparams.get("optimizers")
+    if groups and hasattr(state, "groups"):  # a partition: the rate its groups share
+        rates = {float(lr_of(member, state.groups[label], count)) for label, member in groups}
+        return rates.pop() if len(rates) == 1 else float("nan")
     inner = optimizer.hyperparams.get("optimizer")
     inner_state = getattr(state, "inner", getattr(state, "optimizer", None))
     if not isinstance(inner, Optimizer) or inner_state is None:
@@ -229,8 +234,11 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
 def maximizes(optimizer: Optimizer) -> bool:
     """Whether ``optimizer`` (or one it wraps or chains) ascends: ``maximize=True``."""
-    for value in optimizer.hyperparams.values():
-        members = value if isinstance(value, (list, tuple)) else (value,)
-        if any(isinstance(member, Optimizer) and maximizes(member) for member in members):
+    members = list(optimizer.hyperparams.values())
+    while members:
+        member = members.pop()
+        if isinstance(member, (list, tuple)):  # chain's parts, partition's (label, optimizer)
+            members.extend(member)
+        elif isinstance(member, Optimizer) and maximizes(member):
             return True
     return optimizer.hyperparams.get("maximize") is True

@@ -26,6 +26,7 @@ import numpy as np
 
 from descend import _tree
 from descend._tree import PyTree
+from descend.optim.leaves import decayed_leaves
 
 State = TypeVar("State")
 
@@ -87,23 +88,43 @@ def signed(grads: PyTree, *, maximize: bool) -> PyTree:
     return _tree.scale(-1.0, grads) if maximize else grads
 
 
-def coupled_decay(grads: PyTree, params: PyTree, weight_decay: float) -> PyTree:
-    """``g + weight_decay * p``: L2 decay through the gradient (torch's ``weight_decay``)."""
+def coupled_decay(grads: PyTree, params: PyTree, weight_decay: float, mask: Any = None) -> PyTree:
+    """``g + weight_decay * p``: L2 decay through the gradient (torch's ``weight_decay``).
+
+    Only on the leaves ``mask`` selects (:func:`decayed_leaves`); the others keep ``g``,
+    as a torch parameter group with ``weight_decay=0`` does.
+    """
     if weight_decay == 0:
         return grads
-    return jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+    return jax.tree.map(
+        lambda g, p, decayed: g + weight_decay * p if decayed else g,
+        grads,
+        params,
+        decayed_leaves(mask, params),
+    )
 
 
-def decoupled_decay(params: PyTree, rate: jax.Array, weight_decay: float) -> PyTree:
-    """``(1 - rate * weight_decay) * p``: decay of the weights themselves (AdamW)."""
+def decoupled_decay(
+    params: PyTree, rate: jax.Array, weight_decay: float, mask: Any = None
+) -> PyTree:
+    """``(1 - rate * weight_decay) * p``: decay of the weights themselves (AdamW).
+
+    Only on the leaves ``mask`` selects (:func:`decayed_leaves`); the others are left
+    as they are.
+    """
     if weight_decay == 0:
         return params
-    return _tree.scale(1 - rate * weight_decay, params)
+    shrink = 1 - rate * weight_decay
+    return jax.tree.map(
+        lambda p, decayed: shrink * p if decayed else p, params, decayed_leaves(mask, params)
+    )
 
 
-def descent_grads(params: PyTree, grads: PyTree, *, maximize: bool, weight_decay: float) -> PyTree:
+def descent_grads(
+    params: PyTree, grads: PyTree, *, maximize: bool, weight_decay: float, mask: Any = None
+) -> PyTree:
     """The gradient the update follows: negated to maximize, then plus coupled L2 decay."""
-    return coupled_decay(signed(grads, maximize=maximize), params, weight_decay)
+    return coupled_decay(signed(grads, maximize=maximize), params, weight_decay, mask)
 
 
 def decayed_descent(
@@ -114,16 +135,18 @@ def decayed_descent(
     maximize: bool,
     weight_decay: float,
     decoupled: bool,
+    mask: Any = None,
 ) -> tuple[PyTree, PyTree]:
     """``(params, grads)`` after maximize and weight decay, coupled or decoupled.
 
     The decoupled form shrinks the params the step starts from and leaves the
-    gradient alone; the coupled form adds the decay to the gradient.
+    gradient alone; the coupled form adds the decay to the gradient. ``mask`` chooses
+    the leaves decayed (:func:`decayed_leaves`).
     """
     grads = signed(grads, maximize=maximize)
     if decoupled:
-        return decoupled_decay(params, rate, weight_decay), grads
-    return params, coupled_decay(grads, params, weight_decay)
+        return decoupled_decay(params, rate, weight_decay, mask), grads
+    return params, coupled_decay(grads, params, weight_decay, mask)
 
 
 # ----------------------------------------------------------------------- moving averages

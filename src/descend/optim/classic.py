@@ -12,7 +12,13 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import InputError
-from descend.optim._common import check_flags, check_nonnegative, check_pair
+from descend.optim._common import (
+    check_decay_mask,
+    check_flags,
+    check_nonnegative,
+    check_pair,
+    with_decay_mask,
+)
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import (
     add_updates,
@@ -144,6 +150,7 @@ def asgd(
     t0: float = 1e6,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Averaged SGD: decaying SGD steps plus a running average of the iterates.
 
@@ -182,6 +189,10 @@ def asgd(
         Coupled L2 penalty :math:`\lambda_2 \ge 0`.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -200,6 +211,7 @@ def asgd(
     lr = check_lr(lr)
     check_nonnegative(lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay)
     check_flags(maximize=maximize)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         dtype = float_dtype(params)
@@ -211,7 +223,9 @@ def asgd(
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         eta, mu = state.eta, state.mu
 
         def sgd_step(p, g):
@@ -242,4 +256,4 @@ def asgd(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("asgd", init, step, hyperparams)
+    return with_decay_mask(Optimizer("asgd", init, step, hyperparams), mask)

@@ -9,8 +9,16 @@ import jax
 import jax.numpy as jnp
 
 from descend.errors import InputError, check_in_range, check_int, check_positive
+from descend.optim._common import check_decay_mask, with_decay_mask
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
-from descend.optim.blocks import decoupled_decay, fresh_state, lerp, map_leaves, signed
+from descend.optim.blocks import (
+    decayed_leaves,
+    decoupled_decay,
+    fresh_state,
+    lerp,
+    map_leaves,
+    signed,
+)
 
 
 class AdafactorState(NamedTuple):
@@ -43,6 +51,7 @@ def adafactor(
     weight_decay: float = 0.0,
     *,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Adafactor: Adam-like steps with factored second moments, as ``torch.optim.Adafactor``.
 
@@ -89,6 +98,10 @@ def adafactor(
         Decoupled weight decay :math:`\lambda \ge 0`. Default 0.
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -118,6 +131,7 @@ def adafactor(
     if not isinstance(d, (int, float)) or not d >= 1:
         raise InputError(f"d (the clipping threshold) must be a number >= 1, got {d!r}")
     weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         def row(p):
@@ -144,13 +158,13 @@ def adafactor(
         beta2_weight = t**beta2_decay  # 1 - beta2_t, the weight of the new g^2
         rho = jnp.minimum(rate, 1.0 / jnp.sqrt(t))
 
-        def update_leaf(p, g, row_var, col_var, variance):
+        def update_leaf(p, g, decayed, row_var, col_var, variance):
             p, g = jnp.asarray(p), jnp.asarray(g)
             dtype = p.dtype
             floor = jnp.finfo(dtype).eps if eps1 is None else eps1
             weight = beta2_weight.astype(dtype)
             alpha = jnp.maximum(eps2, _rms(p)) * rho
-            p = decoupled_decay(p, rate, weight_decay)
+            p = decoupled_decay(p, rate, weight_decay, decayed)
             if g.ndim > 1:
                 row_var = lerp(row_var, _mean_square(g, axis=-1), weight)
                 col_var = lerp(col_var, _mean_square(g, axis=-2), weight)
@@ -167,7 +181,14 @@ def adafactor(
 
         grads = signed(grads, maximize=maximize)
         new_params, *moments = map_leaves(
-            update_leaf, params, grads, state.row_var, state.col_var, state.variance, outputs=4
+            update_leaf,
+            params,
+            grads,
+            decayed_leaves(mask, params),
+            state.row_var,
+            state.col_var,
+            state.variance,
+            outputs=4,
         )
         return new_params, AdafactorState(state.count + 1, *moments)
 
@@ -179,7 +200,7 @@ def adafactor(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("adafactor", init, step, hyperparams)
+    return with_decay_mask(Optimizer("adafactor", init, step, hyperparams), mask)
 
 
 _NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -198,6 +219,7 @@ def muon(
     adjust_lr_fn: str | None = None,
     *,
     ns_dtype: str = "bfloat16",
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Muon: momentum orthogonalised by Newton–Schulz, for 2-D weights, as ``torch.optim.Muon``.
 
@@ -256,6 +278,10 @@ def muon(
         ``None`` / ``"original"`` or ``"match_rms_adamw"``.
     ns_dtype:
         ``"bfloat16"`` (default) or ``"float32"``.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -293,6 +319,7 @@ def muon(
     if ns_dtype not in _NS_DTYPES:
         raise InputError(f"ns_dtype must be 'bfloat16' or 'float32', got {ns_dtype!r}")
     work_dtype = _NS_DTYPES[ns_dtype]
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def orthogonalize(update):
         # Each product and its affine combination are formed in float32 and rounded to
@@ -326,16 +353,22 @@ def muon(
         _check_matrices(params)
         rate = lr_at(lr, state.count)
 
-        def update_leaf(p, g, buffer):
+        def update_leaf(p, g, decayed, buffer):
             p, g = jnp.asarray(p), jnp.asarray(g)
             buffer = lerp(buffer, g, 1 - momentum)
             direction = lerp(g, buffer, momentum) if nesterov else buffer
             ortho = orthogonalize(direction).astype(p.dtype)
-            new_p = decoupled_decay(p, rate, weight_decay) - rate * shape_factor(p.shape) * ortho
+            start = decoupled_decay(p, rate, weight_decay, decayed)
+            new_p = start - rate * shape_factor(p.shape) * ortho
             return new_p.astype(p.dtype), buffer
 
         new_params, buffers = map_leaves(
-            update_leaf, params, grads, state.momentum_buffer, outputs=2
+            update_leaf,
+            params,
+            grads,
+            decayed_leaves(mask, params),
+            state.momentum_buffer,
+            outputs=2,
         )
         return new_params, MuonState(count=state.count + 1, momentum_buffer=buffers)
 
@@ -350,7 +383,7 @@ def muon(
         "adjust_lr_fn": adjust_lr_fn,
         "ns_dtype": ns_dtype,
     }
-    return Optimizer("muon", init, step, hyperparams)
+    return with_decay_mask(Optimizer("muon", init, step, hyperparams), mask)
 
 
 def _check_matrices(params: Any) -> None:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
+from descend.optim._common import check_decay_mask, with_decay_mask
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import add_updates, descent_grads, fresh_state, zero_count, zeros_if
 
@@ -193,6 +194,7 @@ def sgd(
     nesterov: bool = False,
     *,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
 
@@ -227,6 +229,10 @@ def sgd(
         Use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
     maximize:
         Ascend instead of descend.
+    weight_decay_mask:
+        The leaves to decay, as in :func:`~descend.optim.adam.adam`: ``None`` (all),
+        ``"weights"`` (the leaves named ``w``, not the biases of descend's models), a
+        pytree of ``True`` / ``False``, or a function (Optax's ``mask``).
 
     References
     ----------
@@ -250,12 +256,15 @@ def sgd(
             "nesterov=True needs momentum > 0 and dampening == 0, "
             f"got momentum={momentum!r}, dampening={dampening!r}"
         )
+    mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
         return fresh_state(SGDState, params, momentum_buffer=zeros_if(momentum != 0, params))
 
     def step(params, grads, state, *, value=None, value_fn=None):
-        grads = descent_grads(params, grads, maximize=maximize, weight_decay=weight_decay)
+        grads = descent_grads(
+            params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
+        )
         buffer = state.momentum_buffer
         if momentum != 0:
             # Torch starts the buffer at the first gradient itself, undampened.
@@ -277,7 +286,7 @@ def sgd(
         "nesterov": nesterov,
         "maximize": maximize,
     }
-    return Optimizer("sgd", init, step, hyperparams)
+    return with_decay_mask(Optimizer("sgd", init, step, hyperparams), mask)
 
 
 def momentum(
@@ -288,6 +297,7 @@ def momentum(
     dampening: float = 0.0,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    weight_decay_mask: Any = None,
 ) -> Optimizer:
     r"""Gradient descent with (heavy-ball) momentum: :func:`sgd` with ``momentum=0.9``.
 
@@ -312,5 +322,6 @@ def momentum(
         weight_decay=weight_decay,
         nesterov=nesterov,
         maximize=maximize,
+        weight_decay_mask=weight_decay_mask,
     )
     return Optimizer("momentum", base.init, base.step, base.hyperparams)

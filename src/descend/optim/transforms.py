@@ -1,4 +1,4 @@
-"""Gradient transforms (clipping, weight decay) and :func:`chain` to put them before an optimizer.
+"""Gradient transforms (clipping, weight decay) and :func:`chain`.
 
 A transform is a small frozen dataclass with two pure methods::
 
@@ -27,8 +27,16 @@ import jax.numpy as jnp
 from descend import _tree
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, check_positive
-from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
+from descend.optim._common import (
+    DecayMask,
+    check_decay_mask,
+    lr_or_schedule,
+    nonnegative_number,
+    store_checked,
+)
 from descend.optim.base import LearningRate, Optimizer, lr_at
+from descend.optim.blocks import cast_like, coupled_decay, decoupled_decay
+from descend.optim.leaves import decayed_leaves
 
 _TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
 
@@ -125,36 +133,46 @@ class add_weight_decay(_Stateless):
     This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`,
     and what ``weight_decay=`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``
     (``chain(add_weight_decay(wd), sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
-    Optax: ``add_decayed_weights`` placed before the optimizer. With adaptive
-    optimizers the decay is rescaled like the gradient; see
-    :class:`decoupled_weight_decay` for the AdamW form.
+    Optax: ``add_decayed_weights`` placed before the optimizer (its ``mask`` is
+    ``weight_decay_mask`` here). With adaptive optimizers the decay is rescaled like
+    the gradient; see :class:`decoupled_weight_decay` for the AdamW form.
 
     Parameters
     ----------
     weight_decay:
         :math:`\lambda \ge 0`.
+    weight_decay_mask:
+        The leaves to decay; the others keep their gradient. ``None`` (all),
+        ``"weights"`` (the leaves named ``w``), a pytree of ``True`` / ``False`` or a
+        function, as for the optimizers' ``weight_decay_mask`` (:mod:`descend.optim`).
 
     Examples
     --------
     >>> from descend.optim.transforms import add_weight_decay
     >>> round(float(add_weight_decay(0.1).apply(1.0, (), 2.0)[0]), 6)
     1.2
+    >>> decay = add_weight_decay(0.1, weight_decay_mask="weights")
+    >>> grads, _ = decay.apply({"w": 1.0, "b": 1.0}, (), {"w": 2.0, "b": 2.0})
+    >>> {k: round(float(v), 6) for k, v in grads.items()}
+    {'b': 1.0, 'w': 1.2}
     """
 
     weight_decay: float
+    weight_decay_mask: DecayMask = None
 
     def __post_init__(self):
-        store_checked(self, weight_decay=nonnegative_number)
+        store_checked(self, weight_decay=nonnegative_number, weight_decay_mask=check_decay_mask)
+
+    def init(self, params: PyTree) -> tuple:
+        decayed_leaves(self.weight_decay_mask, params)  # refuses a mask that does not fit
+        return ()
 
     def apply(
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
-        decayed = jax.tree.map(
-            lambda g, p: (jnp.asarray(g) + self.weight_decay * p).astype(jnp.result_type(g)),
-            grads,
-            params,
-        )
-        return decayed, state
+        grads_in = jax.tree.map(jnp.asarray, grads)
+        decayed = coupled_decay(grads_in, params, self.weight_decay, self.weight_decay_mask)
+        return cast_like(grads, decayed), state
 
 
 class DecayState(NamedTuple):
@@ -190,6 +208,11 @@ class decoupled_weight_decay:
         :math:`\lambda \ge 0`.
     lr:
         :math:`\eta > 0` (or a schedule), normally the optimizer's learning rate.
+    weight_decay_mask:
+        The leaves to decay; the others are not shrunk. ``None`` (all), ``"weights"``
+        (the leaves named ``w``), a pytree of ``True`` / ``False`` or a function, as
+        for the optimizers' ``weight_decay_mask`` (:mod:`descend.optim`); Optax's
+        ``add_decayed_weights(mask=...)``.
 
     Examples
     --------
@@ -202,11 +225,18 @@ class decoupled_weight_decay:
 
     weight_decay: float
     lr: LearningRate
+    weight_decay_mask: DecayMask = None
 
     def __post_init__(self):
-        store_checked(self, weight_decay=nonnegative_number, lr=lr_or_schedule)
+        store_checked(
+            self,
+            weight_decay=nonnegative_number,
+            lr=lr_or_schedule,
+            weight_decay_mask=check_decay_mask,
+        )
 
     def init(self, params: PyTree) -> DecayState:
+        decayed_leaves(self.weight_decay_mask, params)  # refuses a mask that does not fit
         return DecayState(count=jnp.zeros((), jnp.int32))
 
     def apply(
@@ -220,8 +250,10 @@ class decoupled_weight_decay:
         return grads, DecayState(count=state.count + 1)
 
     def update_params(self, params: PyTree, state: DecayState) -> PyTree:
-        shrink = 1 - lr_at(self.lr, state.count) * self.weight_decay
-        return _scale_keeping_dtype(shrink, params)
+        rate = lr_at(self.lr, state.count)
+        arrays = jax.tree.map(jnp.asarray, params)
+        shrunk = decoupled_decay(arrays, rate, self.weight_decay, self.weight_decay_mask)
+        return cast_like(params, shrunk)
 
 
 class ChainState(NamedTuple):

@@ -27,6 +27,7 @@ import numpy as np
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
+from descend.optim.leaves import LeafTree, decayed_leaves
 from descend.training.result import BestEpoch, FitResult
 
 FORMAT = "descend.fit/2"
@@ -56,7 +57,7 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "format": FORMAT,
         "model": result.model.config(),
         "loss": result.loss if isinstance(result.loss, str) else None,
-        "optimizer": _optimizer_config(result.optimizer),
+        "optimizer": _optimizer_config(result.optimizer, result.params),
         "history": {key: np.asarray(values).tolist() for key, values in result.history.items()},
         "n_updates": result.n_updates,
         "n_epochs": result.n_epochs,
@@ -108,7 +109,6 @@ def load(
             f"(format {metadata.get('format')!r}); it was not written by descend.save"
         )
     model = model if model is not None else _model(metadata["model"], path)
-    optimizer = optimizer if optimizer is not None else _optimizer(metadata["optimizer"], path)
     like = None
     if model.name == "custom":
         # The structure of the user's params, their floating leaves in the saved dtype.
@@ -119,6 +119,8 @@ def load(
         like["best_params"] = like["params"]
     trees = checkpoint.load_tree(path, like=like).trees
     params = trees["params"]
+    if optimizer is None:
+        optimizer = _optimizer(metadata["optimizer"], path, params)
     template = optimizer.init(jax.tree.map(np.asarray, params))
     opt_state = _fitting(trees["opt_state"], template, metadata["format"], optimizer, path)
     best = metadata.get("best")
@@ -204,25 +206,44 @@ def _template(leaf, dtype: str) -> np.ndarray:
     return np.zeros(leaf.shape, dtype if np.issubdtype(leaf.dtype, np.floating) else leaf.dtype)
 
 
-def _optimizer_config(optimizer: Optimizer) -> dict[str, Any] | None:
+def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | None:
     hyperparams = dict(optimizer.hyperparams)
+    mask = hyperparams.get("weight_decay_mask")
+    if isinstance(mask, LeafTree):
+        # A pytree of booleans is stored as one flag per leaf of the saved params (in
+        # jax.tree.leaves order), which load rebuilds in the structure of the params.
+        flags = jax.tree.leaves(decayed_leaves(mask, params))
+        hyperparams["weight_decay_mask"] = {"per_leaf": flags}
     try:
         json.dumps(hyperparams)
     except (TypeError, ValueError):
-        return {"name": optimizer.name, "hyperparams": None, "repr": repr(optimizer)}
+        config = {"name": optimizer.name, "hyperparams": None, "repr": repr(optimizer)}
+        if callable(mask):
+            config["why"] = "its weight_decay_mask is a function, which a file cannot hold"
+        return config
     return {"name": optimizer.name, "hyperparams": hyperparams, "repr": repr(optimizer)}
 
 
-def _optimizer(config: dict[str, Any], path) -> Optimizer:
+def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
     if config.get("hyperparams") is None:
+        why = f": {config['why']}" if config.get("why") else ""
         raise CheckpointError(
             f"the optimizer in {str(path)!r} ({config.get('repr')}) cannot be rebuilt from the "
-            "file; pass it: load(path, optimizer=...)"
+            f"file{why}; pass it: load(path, optimizer=...)"
         )
     hyperparams = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in config["hyperparams"].items()
     }
+    mask = hyperparams.get("weight_decay_mask")
+    if isinstance(mask, dict):
+        structure = jax.tree.structure(params)
+        if structure.num_leaves != len(mask["per_leaf"]):
+            raise CheckpointError(
+                f"the weight_decay_mask in {str(path)!r} has {len(mask['per_leaf'])} flags, "
+                f"but the params saved with it have {structure.num_leaves} leaves"
+            )
+        hyperparams["weight_decay_mask"] = structure.unflatten(mask["per_leaf"])
     return optim.get(config["name"], **hyperparams)
 
 
