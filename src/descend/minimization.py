@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from descend.engine import FAILURES, IterateConfig, Status, status
 from descend.engine.iterate import GREW
 from descend.errors import (
     DescendTypeError,
+    DescendWarning,
     Flag,
     FunctionError,
     InputError,
@@ -246,6 +248,7 @@ def minimize(
             f"callback must be a function (of the point x, or of intermediate_result), got "
             f"{type(callback).__name__}"
         )
+    _warn_past_horizon(optimizer, settings["max_iter"])
     dtype = settings["dtype"]
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
@@ -356,6 +359,18 @@ def _own_stops_left_to_tol(optimizer: Optimizer) -> Optimizer:
     if not unset:
         return optimizer
     return optim.get(optimizer.name, **{**optimizer.hyperparams, **unset})
+
+
+def _warn_past_horizon(optimizer: Optimizer, max_iter: int) -> None:
+    """Warn when ``max_iter`` steps can go past the learning-rate schedule's horizon."""
+    past = optim.schedules.past_horizon(optimizer, max_iter)
+    if past is not None:
+        warnings.warn(
+            f"minimize makes up to max_iter={max_iter} steps, more than the learning-rate "
+            f"schedule covers: {past}, or pass a smaller max_iter",
+            DescendWarning,
+            stacklevel=3,
+        )
 
 
 def _as_float(x0, dtype):
