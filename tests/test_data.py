@@ -199,6 +199,18 @@ def test_encoding_reads_new_files_without_the_target(tmp_path, reader):
         encoding.features(path)
 
 
+def test_new_files_are_read_with_their_own_delimiter_and_a_fix_that_applies(tmp_path, reader):
+    encoding = load(FRAME).encoding
+    path = tmp_path / "new.csv"
+    FRAME.to_csv(path, sep=";", index=False)
+    np.testing.assert_array_equal(encoding.features(path), load(FRAME).X)
+    path.write_text(path.read_text() + "1;2\n")
+    with pytest.raises(
+        DataError, match=r"split at ';'.*pandas\.read_csv\(path, sep=','\) and pass"
+    ):
+        encoding.features(path)  # features takes no sep: the DataFrame is the way
+
+
 def test_unknown_category_at_prediction_time_is_named():
     encoding = load(FRAME).encoding
     new = pd.DataFrame({"age": [1.0], "city": ["Rom"], "income": [2.0]})

@@ -184,7 +184,9 @@ class Encoding:
         """
         check_nan_policy(nan_policy)
         dtype = float_dtype(dtype)
-        table = source if isinstance(source, Table) else read_table(source)
+        table = (
+            source if isinstance(source, Table) else read_table(source, how_to_give_sep=_as_frame)
+        )
         sources = self.source_columns()
         X, _ = handle_nonfinite(
             self.matrix(table), None, nan_policy, subject=table.origin, row=table.row,
@@ -379,3 +381,8 @@ def class_set(labels: np.ndarray, task: str, *, subject: str = "y", fix: str = "
             f"task='binary' needs two classes but {subject} has {len(classes)} ({shown}); {fix}"
         )
     return classes
+
+
+def _as_frame(other: str) -> str:
+    """New data has no ``sep`` of its own: a DataFrame read with it is the way."""
+    return f"read it with pandas.read_csv(path, sep={other!r}) and pass the DataFrame"

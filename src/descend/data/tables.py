@@ -21,7 +21,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,27 @@ class Table:
         return f"row {i + 2}" if self.index is None else f"index {self.index[i]!r}"
 
 
-def read_table(source: Any, sep: str | None = None) -> Table:
+def give_sep(other: str) -> str:
+    """How a caller of :func:`descend.data.load` gives a text file's delimiter."""
+    return f"give it, e.g. sep={other!r}"
+
+
+def read_table(
+    source: Any, sep: str | None = None, *, how_to_give_sep: Callable[[str], str] = give_sep
+) -> Table:
     """Read a CSV / TSV / Parquet path or a pandas DataFrame into a :class:`Table`.
 
     ``sep`` is the delimiter of a text file (one character); None detects it.
+    ``how_to_give_sep(other)`` ends the error about a ragged line: how the caller reads
+    the file split at ``other`` (callers without ``sep`` say how to do without).
     """
     if sep is not None:
         _check_sep(sep, source)
-    return _with_decimal_commas(_read(source, sep))
+    try:
+        table = _read(source, sep)
+    except _Ragged as error:
+        raise DataError(f"{error}{how_to_give_sep(error.other)})") from None
+    return _with_decimal_commas(table)
 
 
 def _read(source: Any, sep: str | None) -> Table:
@@ -207,12 +220,20 @@ def _first_ragged_line(path: Path, delimiter: str) -> tuple[int, int, int] | Non
     return None
 
 
+class _Ragged(DataError):
+    """A line of another length than the header's; :func:`read_table` ends the sentence."""
+
+    def __init__(self, message: str, other: str):
+        super().__init__(message)
+        self.other = other  # the delimiter to suggest instead
+
+
 def _ragged(path: Path, line: int, fields: int, width: int, delimiter: str) -> DataError:
-    return DataError(
+    return _Ragged(
         f"{str(path)!r} line {line} has {fields} fields but the header has {width}, split at "
         f"{delimiter_name(delimiter)}; every line needs one value per column (look for a stray "
-        "delimiter or an unclosed quote; if the file's delimiter is another, give it, e.g. "
-        f"sep={_other_delimiter(delimiter)!r})"
+        "delimiter or an unclosed quote; if the file's delimiter is another, ",
+        _other_delimiter(delimiter),
     )
 
 
