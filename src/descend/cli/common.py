@@ -138,9 +138,9 @@ def _spelled(option: tuple[str, bool | None], value: str) -> str:
     """``--flag value`` for a Python value as a message writes it (``'drop'``, ``3``, ``['a']``)."""
     flag, switch = option
     if switch is None:  # an option that turns the library's switch off
-        return flag if value == "False" else f"without {flag}"
+        return flag if value == "False" else f"leave out {flag}"
     if switch:
-        return flag if value == "True" else f"without {flag}"
+        return flag if value == "True" else f"leave out {flag}"
     if value[:1] in ("'", '"'):
         value = value[1:-1]
     elif value.startswith("["):
