@@ -238,6 +238,10 @@ SPELLED = [
     ("train", "add it (categorical=['b', 'city'])", "add it (--categorical b,city)"),
     ("train", "cannot rebuild adam(lr=0.1) with lr=0.5",
      "cannot rebuild adam(lr=0.1) with --lr 0.5"),
+    ("train", "(the checkpoint's, or init=) ...; omitting optimizer= reuses the checkpoint's",
+     "(the checkpoint's, or init=) ...; omitting --optimizer reuses the checkpoint's"),
+    ("compare", "lr is given twice for 'adam': by lr= and in its hyperparameters",
+     "lr is given twice for 'adam': by --lr and in its hyperparameters"),
     ("minimize", "refine=True bisects", "--refine bisects"),
     ("minimize", "up to max_iter=80 steps; set T_max=80",
      "up to --max-iter 80 steps; set T_max=80"),
@@ -249,6 +253,7 @@ KEPT = [  # a Python call shown whole, a value echoed, None that no option takes
     ("train", "for example chain(clip_by_global_norm(1.0), sgd(lr=0.1))"),
     ("train", "(batch_size=None, batch gradient descent)"),
     ("train", "load(path, optimizer=...)"),
+    ("train", "name the target in ds.data.stream(..., target=)"),
     ("train", "one_cycle(total_steps=100); set total_steps=600"),
     ("minimize", "a function of 2 variables, got dim=3"),
     ("minimize", "pass nan_policy='drop'"),  # not an option of minimize

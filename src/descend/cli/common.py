@@ -54,6 +54,7 @@ NEGATED = {"standardize": "no_standardize"}
 _KEYWORDS = r"\w+=[^(),]+(?:, \w+=[^(),]+)*"
 _CALL = re.compile(rf"\b[\w.]+\(\.\.\., ({_KEYWORDS})\)")  # fit(..., dtype='float64')
 _ASSIGNMENT = re.compile(r"(?<![\w.-])([a-z]\w*)=('[^']*'|\"[^\"]*\"|\[[^\]]*\]|[^\s,;)]+)")
+_BARE = re.compile(r"(?<![\w.-])([a-z]\w*)=(?=[\s),;]|$)")  # "as lr= and": the name alone
 _SUBJECT = re.compile(r"(^|; |: )([a-z]\w*)(?= must be | counts )")  # "epochs must be ..."
 _IDENTIFIER = re.compile(r"(?<![\w.'\"-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w=(])")
 _PLAIN = re.compile(r"[\w.+-]+|\.\.\.")
@@ -83,8 +84,12 @@ def in_command_line_words(text: str, options: Options) -> str:
     command has options for are spelled as those options (``--nan-policy drop``,
     ``--epochs 3``, ``--validation-split must be ...``), and a call such as
     ``ds.data.stream(..., chunk_rows=128)`` whose keywords are all options becomes the
-    options. Other names stay as they are, and so does a value the message echoes
-    after "got" (``got dim=3``: what the library was given).
+    options; a name alone (``by lr= and``) becomes the option. Other names stay as they
+    are, and so do a value the message echoes after "got" (``got dim=3``: what the
+    library was given), ``name=None`` where the option takes no None, and keywords
+    inside another call shown whole (``sgd(lr=0.1)``, also the syntax of ``compare
+    --optimizers``). A switch is spelled present or "leave out"; ``standardize=False``
+    is ``--no-standardize``.
 
     >>> options = {"nan_policy": ("--nan-policy", False), "epochs": ("--epochs", False)}
     >>> in_command_line_words("pass nan_policy='drop' or fix the data", options)
@@ -110,6 +115,11 @@ def in_command_line_words(text: str, options: Options) -> str:
         )
         return match[0] if kept else _spelled(options[name], value)
 
+    def bare(match: re.Match) -> str:
+        name = match[1]
+        kept = name not in options or _in_call(match.string[: match.start()])
+        return match[0] if kept else options[name][0]
+
     def subject(match: re.Match) -> str:
         lead, name = match.groups()
         return lead + options[name][0] if name in options else match[0]
@@ -119,6 +129,7 @@ def in_command_line_words(text: str, options: Options) -> str:
 
     text = _CALL.sub(call, text)
     text = _ASSIGNMENT.sub(assignment, text)
+    text = _BARE.sub(bare, text)
     text = _SUBJECT.sub(subject, text)
     return _IDENTIFIER.sub(identifier, text)
 
