@@ -132,6 +132,8 @@ def test_diverged_run_exits_1_with_reason(capsys):
         (["grad", "x**2"], "required"),
         (["grad", "x.__class__", "--at", "x=1"], "attribute access"),
         (["functions", "rosenbrok"], "did you mean 'rosenbrock'"),
+        (["compare", "x**2", "--criterion", "value"], "(use --criterion grad_norm)"),
+        (["minimize", "x**2 + y**2", "--refine"], "--refine bisects a sign change"),
         (["nonsense"], "invalid choice"),
     ],
 )

@@ -398,8 +398,9 @@ def test_decimal_commas_are_read_as_numbers_with_a_warning(tmp_path, reader):
     path = tmp_path / "prices.csv"
     EUROPEAN.to_csv(path, sep=";", decimal=",", index=False)
     assert "1,5" in path.read_text()  # written the way spreadsheets in Europe write it
-    with pytest.warns(DescendWarning, match=r"read column 'price' of .* decimal comma"):
+    with pytest.warns(DescendWarning, match=r"read column 'price' of .* decimal comma") as record:
         dataset = load(path, target="sold", dtype="float64")
+    assert record[0].filename == __file__  # the caller's line, not the library's
     oracle = pd.read_csv(path, sep=";", decimal=",", thousands=".")
     np.testing.assert_array_equal(dataset.X[:, 0], oracle["price"])
     assert dataset.feature_names[0] == "price"  # a number, not one-hot categories

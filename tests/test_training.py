@@ -1077,7 +1077,10 @@ def test_a_plateau_rule_stepped_by_hand_still_watches_each_step_unless_told_othe
 
 
 def horizon_warnings(record):
-    return [str(w.message) for w in record if issubclass(w.category, DescendWarning)]
+    """The DescendWarnings' messages, each checked to point at the line that called fit."""
+    ours = [w for w in record if issubclass(w.category, DescendWarning)]
+    assert all(w.filename == __file__ for w in ours), [w.filename for w in ours]
+    return [str(w.message) for w in ours]
 
 
 @pytest.mark.parametrize("source", ["arrays", "stream"])

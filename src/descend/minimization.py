@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,6 @@ from descend.engine import FAILURES, IterateConfig, Status, status
 from descend.engine.iterate import GREW
 from descend.errors import (
     DescendTypeError,
-    DescendWarning,
     Flag,
     FunctionError,
     InputError,
@@ -36,6 +34,7 @@ from descend.errors import (
     OneOf,
     Optional,
     check_all,
+    warn,
 )
 from descend.expr import Expression, parse
 from descend.optim.base import Optimizer, maximizes
@@ -365,11 +364,9 @@ def _warn_past_horizon(optimizer: Optimizer, max_iter: int) -> None:
     """Warn when ``max_iter`` steps can go past the learning-rate schedule's horizon."""
     past = optim.schedules.past_horizon(optimizer, max_iter)
     if past is not None:
-        warnings.warn(
+        warn(
             f"minimize makes up to max_iter={max_iter} steps, more than the learning-rate "
-            f"schedule covers: {past}, or pass a smaller max_iter",
-            DescendWarning,
-            stacklevel=3,
+            f"schedule covers: {past}, or pass a smaller max_iter"
         )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
+from descend.errors import DataError, DescendTypeError, InputError, warn
 
 # The delimiter each suffix falls back to when the sniffer cannot tell.
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -384,11 +384,9 @@ def _with_decimal_commas(table: Table) -> Table:
     if read:
         names = ", ".join(map(repr, read))
         example = next(iter(read.values()))
-        warnings.warn(
+        warn(
             f"read column{'s' if len(read) > 1 else ''} {names} of {table.origin} as numbers "
-            f"written with a decimal comma ({example!r} is {_comma_number(example):g})",
-            DescendWarning,
-            stacklevel=4,
+            f"written with a decimal comma ({example!r} is {_comma_number(example):g})"
         )
     return table
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, DescendWarning, check_positive
+from descend.errors import DescendTypeError, check_positive, warn
 
 State = Any
 
@@ -250,12 +249,10 @@ class EagerStep:
     def _compiled_one(self) -> None:
         self._programs += 1
         if self._programs == MANY_PROGRAMS:
-            warnings.warn(
+            warn(
                 f"{self._optimizer.name}.step has compiled {MANY_PROGRAMS} programs, one for "
                 "each new value_fn: pass the same value_fn function at every step (not a "
-                "new lambda per step), or call step inside your own jax.jit",
-                DescendWarning,
-                stacklevel=3,
+                "new lambda per step), or call step inside your own jax.jit"
             )
 
     def __repr__(self) -> str:

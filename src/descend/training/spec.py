@@ -32,6 +32,7 @@ from descend.errors import (
     OneOf,
     Optional,
     check_all,
+    warn,
 )
 from descend.optim.base import Optimizer, maximizes
 from descend.training.result import FitResult, FitState
@@ -231,12 +232,10 @@ class FitSpec:
         if past is None:
             return
         made = f" after the {done} already made" if done else ""
-        warnings.warn(
+        warn(
             f"fit makes up to {total} updates ({epochs} epochs of {updates_per_epoch} updates"
             f"{made}), more than the learning-rate schedule covers: {past}, or train fewer "
-            "epochs",
-            DescendWarning,
-            stacklevel=5,
+            "epochs"
         )
 
     def initial_state(self, n_features: int, n_outputs: int) -> FitState:
