@@ -132,6 +132,8 @@ def test_diverged_run_exits_1_with_reason(capsys):
         (["grad", "x**2"], "required"),
         (["grad", "x.__class__", "--at", "x=1"], "attribute access"),
         (["functions", "rosenbrok"], "did you mean 'rosenbrock'"),
+        (["compare", "x**2", "--criterion", "value"], "(use --criterion grad_norm)"),
+        (["minimize", "x**2 + y**2", "--refine"], "--refine bisects a sign change"),
         (["nonsense"], "invalid choice"),
     ],
 )
@@ -264,3 +266,72 @@ def test_optimizers_listing_shows_the_weight_decay_mask(capsys):
     status, out, _ = run(capsys, "optimizers", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["adamw"]["leaf_settings"] == {"weight_decay_mask": None}
+
+
+# ------------------------------------------------------------ the library's words, the CLI's
+
+
+SPELLED = [
+    ("train", "pass nan_policy='drop' to drop those rows or nan_policy='impute_mean'",
+     "pass --nan-policy drop to drop those rows or --nan-policy impute_mean"),
+    ("train", "batch_size=7 does not split evenly (e.g. batch_size=6)",
+     "--batch-size 7 does not split evenly (e.g. --batch-size 6)"),
+    ("train", "epochs=3 leaves none to run; ask for more, e.g. epochs=8",
+     "--epochs 3 leaves none to run; ask for more, e.g. --epochs 8"),
+    ("train", "validation_split must be in (0, 1)", "--validation-split must be in (0, 1)"),
+    ("train", "fraction=0.01 of 10 samples", "--validation-split 0.01 of 10 samples"),
+    ("train", "use a smaller batch_size or ds.data.stream(..., chunk_rows=200) or more",
+     "use a smaller --batch-size or --chunk-rows 200 or more"),
+    ("train", "make them the same: fit(..., dtype='float64')",
+     "make them the same: --dtype float64"),
+    ("train", "e.g. lr=1e-06, or standardize=True",
+     "e.g. --lr 1e-06, or leave out --no-standardize"),
+    ("train", "pass standardize=False", "pass --no-standardize"),
+    ("train", "give it, e.g. sep=';'", "give it, e.g. --sep ';'"),
+    ("train", "add it (categorical=['b', 'city'])", "add it (--categorical b,city)"),
+    ("train", "cannot rebuild adam(lr=0.1) with lr=0.5",
+     "cannot rebuild adam(lr=0.1) with --lr 0.5"),
+    ("train", "(the checkpoint's, or init=) ...; omitting optimizer= reuses the checkpoint's",
+     "(the checkpoint's, or init=) ...; omitting --optimizer reuses the checkpoint's"),
+    ("compare", "lr is given twice for 'adam': by lr= and in its hyperparameters",
+     "lr is given twice for 'adam': by --lr and in its hyperparameters"),
+    ("minimize", "refine=True bisects", "--refine bisects"),
+    ("minimize", "up to max_iter=80 steps; set T_max=80",
+     "up to --max-iter 80 steps; set T_max=80"),
+    ("minimize", "gradient norm 3e-07 is below tol=1e-06",
+     "gradient norm 3e-07 is below --tol 1e-06"),
+]  # fmt: skip
+
+KEPT = [  # a Python call shown whole, a value echoed, None that no option takes, no option
+    ("train", "for example chain(clip_by_global_norm(1.0), sgd(lr=0.1))"),
+    ("train", "(batch_size=None, batch gradient descent)"),
+    ("train", "load(path, optimizer=...)"),
+    ("train", "name the target in ds.data.stream(..., target=)"),
+    ("train", "one_cycle(total_steps=100); set total_steps=600"),
+    ("minimize", "a function of 2 variables, got dim=3"),
+    ("minimize", "pass nan_policy='drop'"),  # not an option of minimize
+]
+
+
+def command_words(command, message):
+    from descend.cli import build_parser
+    from descend.cli.common import command_options, in_command_line_words
+
+    return in_command_line_words(message, command_options(build_parser().commands[command]))
+
+
+@pytest.mark.parametrize(("command", "message", "expected"), SPELLED)
+def test_library_messages_name_the_commands_options(command, message, expected):
+    assert command_words(command, message) == expected
+
+
+@pytest.mark.parametrize(("command", "message"), KEPT)
+def test_library_messages_keep_what_no_option_says(command, message):
+    assert command_words(command, message) == message
+
+
+def test_a_minimize_hint_names_the_option(capsys):
+    """The reason and hints printed by minimize speak of --max-iter, not max_iter=."""
+    status, out, err = run(capsys, "minimize", "rosenbrock", "--optimizer", "sgd", "--lr", "1e-4",
+                           "--max-iter", "5")  # fmt: skip
+    assert "max_iter" not in out and "--max-iter" in out, out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ from descend.data import (
     train_validation_split,
 )
 from descend.data import tables as _tabular
-from descend.errors import DataError, DescendTypeError, InputError
+from descend.errors import DataError, DescendTypeError, DescendWarning, InputError
 
 
 @pytest.fixture(params=["pandas", "csv-module"])
@@ -198,6 +199,18 @@ def test_encoding_reads_new_files_without_the_target(tmp_path, reader):
         encoding.features(path)
 
 
+def test_new_files_are_read_with_their_own_delimiter_and_a_fix_that_applies(tmp_path, reader):
+    encoding = load(FRAME).encoding
+    path = tmp_path / "new.csv"
+    FRAME.to_csv(path, sep=";", index=False)
+    np.testing.assert_array_equal(encoding.features(path), load(FRAME).X)
+    path.write_text(path.read_text() + "1;2\n")
+    with pytest.raises(
+        DataError, match=r"split at ';'.*pandas\.read_csv\(path, sep=','\) and pass"
+    ):
+        encoding.features(path)  # features takes no sep: the DataFrame is the way
+
+
 def test_unknown_category_at_prediction_time_is_named():
     encoding = load(FRAME).encoding
     new = pd.DataFrame({"age": [1.0], "city": ["Rom"], "income": [2.0]})
@@ -326,7 +339,7 @@ def test_a_file_that_is_not_parquet_is_refused(tmp_path):
 
 def test_unlisted_text_column_is_refused_when_categorical_is_a_list(tmp_path, reader):
     path = write(tmp_path, "city,size,y\nOslo,1,0\nRome,2,1\n")
-    with pytest.raises(DataError, match=r"column 'city' .* add it to categorical=\[\.\.\.\]"):
+    with pytest.raises(DataError, match=r"column 'city' .* \(categorical=\['size', 'city'\]\)"):
         load(path, categorical=["size"])
 
 
@@ -354,6 +367,94 @@ def test_non_tabular_source_is_a_type_error():
 def test_bad_options_are_refused(kwargs, error):
     with pytest.raises(InputError, match=error):
         load(FRAME, **kwargs)
+
+
+# ------------------------------------------------------------ delimiters and decimal commas
+
+EUROPEAN = pd.DataFrame(
+    {
+        "price": [1.5, -0.25, 1234.5, 3.0],
+        "city": ["Oslo", "Rome", "Oslo", "Lima"],
+        "rooms": [2, 3, 4, 2],
+        "sold": [0, 1, 1, 0],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "sep"),
+    [(".csv", ";"), (".csv", "\t"), (".csv", "|"), (".tsv", ";"), (".txt", ";"), (".txt", ",")],
+)
+def test_the_delimiter_is_detected_whatever_the_suffix(tmp_path, reader, suffix, sep):
+    path = tmp_path / f"people{suffix}"
+    FRAME.to_csv(path, sep=sep, index=False)
+    dataset = load(path, dtype="float64")
+    oracle = pd.read_csv(path, sep=sep)  # pandas told the delimiter
+    np.testing.assert_array_equal(dataset.X, expected_features(oracle, {"age", "income"}, {"city"}))
+    assert dataset.feature_names == ("age", "city=Lima", "city=Oslo", "city=Rome", "income")
+
+
+def test_decimal_commas_are_read_as_numbers_with_a_warning(tmp_path, reader):
+    path = tmp_path / "prices.csv"
+    EUROPEAN.to_csv(path, sep=";", decimal=",", index=False)
+    assert "1,5" in path.read_text()  # written the way spreadsheets in Europe write it
+    with pytest.warns(DescendWarning, match=r"read column 'price' of .* decimal comma") as record:
+        dataset = load(path, target="sold", dtype="float64")
+    assert record[0].filename == __file__  # the caller's line, not the library's
+    oracle = pd.read_csv(path, sep=";", decimal=",", thousands=".")
+    np.testing.assert_array_equal(dataset.X[:, 0], oracle["price"])
+    assert dataset.feature_names[0] == "price"  # a number, not one-hot categories
+
+
+def test_a_given_sep_overrides_the_detection(tmp_path, reader):
+    path = write(tmp_path, "a;b,c;y\n1;2,5;0\n3;4,5;1\n")  # a ';' file whose cells hold commas
+    with pytest.warns(DescendWarning, match="decimal comma"):
+        dataset = load(path, sep=";", dtype="float64")
+    np.testing.assert_array_equal(dataset.X, pd.read_csv(path, sep=";", decimal=",")[["a", "b,c"]])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a;b;y\n1,5;2;0\n2.5;3;1\n", r"column 'a' .* decimal comma \('1,5'\) and with a decimal "
+                                      r"point \('2.5'\)"),
+        ('a,b,y\n"1,500",2,0\n"2,250",3,1\n', r"'1,500' in a comma-delimited file: is the comma a "
+                                              "decimal mark or a thousands separator"),
+        ("a;b;y\n1;2;0\n3;4;0;5\n", r"line 3 has 4 fields but the header has 3, split at ';'.*"
+                                    r"sep=','"),
+    ],
+)  # fmt: skip
+def test_ambiguous_numbers_and_ragged_lines_name_the_delimiter_and_the_fix(
+    tmp_path, reader, content, message
+):
+    with pytest.raises(DataError, match=message):
+        load(write(tmp_path, content))
+
+
+def test_a_wrong_sep_is_named_with_the_right_one(tmp_path, reader):
+    path = write(tmp_path, "a;b;y\n1;2;0\n3;4;1\n")
+    with pytest.raises(DataError, match=r"split at ',': a;b;y\); .* split at ';', give sep=';'"):
+        load(path, sep=",")
+
+
+def test_a_text_column_with_a_few_comma_numbers_stays_categorical(tmp_path, reader):
+    path = write(tmp_path, "size;y\nsmall;0\nlarge;1\n1,5;0\nsmall;1\nlarge;0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DescendWarning)  # no decimal commas read here
+        dataset = load(path)
+    assert dataset.feature_names == ("size=1,5", "size=large", "size=small")
+
+
+@pytest.mark.parametrize(("sep", "message"), [(";;", "one character"), ("\n", "one character"),
+                                              (3, "one character")])  # fmt: skip
+def test_a_bad_sep_is_refused(tmp_path, sep, message):
+    with pytest.raises(InputError, match=message):
+        load(write(tmp_path, "a,y\n1,2\n"), sep=sep)
+
+
+def test_sep_is_refused_for_sources_without_delimiters(tmp_path):
+    with pytest.raises(InputError, match="a DataFrame has none"):
+        load(FRAME, sep=";")
 
 
 # ------------------------------------------------------------ arrays in memory

@@ -41,7 +41,7 @@ DATA_CASES = {
     "ragged": ("a,b,y\n1,2,0\n3,4\n5,6,1\n", [], "line 3 has 2 fields"),
     "missing_target": ("a,b,y\n1,2,0\n3,4,1\n", ["--target", "yy"], "did you mean 'y'"),
     "text_in_numbers": ("a,b,y\n1,2,0\n3,x,1\n5,6,1\n", [], "row 3 has the text 'x'"),
-    "nan_features": ("a,b,y\n1,2,0\n3,nan,1\n5,6,1\n4,4,0\n", [], "nan_policy='drop'"),
+    "nan_features": ("a,b,y\n1,2,0\n3,nan,1\n5,6,1\n4,4,0\n", [], "--nan-policy drop"),
     "inf_target": ("a,b,y\n1,2,0\n3,3,inf\n5,6,1\n4,4,0\n", [], "non-finite"),
     "single_class": (
         "a,b,y\n1,2,0\n3,3,0\n5,6,0\n2,2,0\n",
@@ -54,6 +54,18 @@ DATA_CASES = {
         "two classes",
     ),
     "zero_features": ("y\n1\n2\n3\n", [], "feature"),
+    "ragged_semicolons": ("a;b;y\n1;2;0\n3;4;0;5\n", [], "split at ';'; every line"),
+    "sep_is_named_as_the_option": ("a;b;y\n1;2;0\n3;4;0;5\n", [], "e.g. --sep ',')"),
+    "wrong_sep": ("a;b;y\n1;2;0\n3;4;1\n", ["--sep", ","], "split at ';', give --sep ';'"),
+    "bad_sep": ("a;b;y\n1;2;0\n", ["--sep", ";;"], "--sep must be one character"),
+    "decimal_comma_and_point": ("a;b;y\n1,5;2;0\n2.5;3;1\n", [], "decimal point ('2.5')"),
+    "thousands_or_decimal": ('a,b,y\n"1,500",2,0\n"2,250",3,1\n', [], "thousands separator"),
+    "unlisted_text": (
+        "city,b,y\nOslo,1,0\nRome,2,1\n",
+        ["--categorical", "b"],
+        "(--categorical b,city)",
+    ),
+    "stray_text": ("a,b,y\n1,2,0\n3,x,1\n5,6,1\n", [], "list the column in --categorical b if"),
 }
 
 
@@ -65,6 +77,24 @@ def test_bad_data_file_is_one_line_exit_2(case, tmp_path, capsys):
         path.write_text(content)
     status, out, err = run_cli(capsys, "train", path, "--epochs", 1, *extra)
     assert_one_line_error(status, err, fragment)
+
+
+def test_a_semicolon_file_with_decimal_commas_trains_on_numbers(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"price": rng.normal(size=40).round(2), "rooms": rng.integers(1, 5, 40)})
+    frame["sold"] = (frame["price"] > 0).astype(int)
+    path = tmp_path / "houses.csv"
+    frame.to_csv(path, sep=";", decimal=",", index=False)
+    status, out, err = run_cli(capsys, "train", path, "--epochs", 1, "--json")
+    assert status == 0, err
+    assert err.startswith("descend: warning: read column 'price' of") and err.count("\n") == 1
+    assert "decimal comma" in err
+    with pytest.warns(ds.errors.DescendWarning, match="decimal comma"):  # as Python sees it
+        dataset = ds.data.load(path, dtype="float64")
+    assert dataset.feature_names == ("price", "rooms")  # numbers, not one-hot categories
+    oracle = pd.read_csv(path, sep=";", decimal=",")
+    np.testing.assert_array_equal(dataset.X, oracle[["price", "rooms"]].to_numpy())
 
 
 def test_nan_policy_drop_trains(tmp_path, capsys):
@@ -85,8 +115,9 @@ HYPERPARAMETER_CASES = [
     (["--optimizer", "sgd", "--opt-args", "momentum=-0.5"], "momentum"),
     (["--opt-args", "betas=(0.9,1.5)"], "betas"),
     (["--opt-args", "betas=(-0.1,0.9)"], "betas"),
-    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
-    (["--epochs", "0"], "epochs must be an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
+    (["--validation-split", "1.5"], "--validation-split must be in (0.0, 1.0), got 1.5"),
     (["--optimizer", "adamm"], "did you mean 'adam'"),
     (["--loss", "mse2"], "did you mean 'mse'"),
     (["--model", "lineer"], "did you mean 'linear'"),
@@ -109,7 +140,7 @@ def test_bad_hyperparameter_is_one_line_exit_2(argv, fragment, capsys):
 def test_batch_larger_than_data_says_what_is_used(capsys):
     status, out, err = run_cli(capsys, "train", "--batch-size", 100000, "--epochs", 1, "--json")
     assert status == 0
-    assert err.startswith("descend: warning: batch_size=100000 is larger than the 455")
+    assert err.startswith("descend: warning: --batch-size 100000 is larger than the 455")
     assert "using 455" in err and err.count("\n") == 1
 
 

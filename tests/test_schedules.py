@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax
@@ -279,3 +280,91 @@ def test_reduce_on_plateau_needs_the_loss_and_keeps_inner_properties():
 def test_schedules_reject_invalid_arguments(make, message):
     with pytest.raises(InputError, match=message):
         make()
+
+
+# ------------------------------------------------------------ horizons
+
+
+def torch_one_cycle_completed_steps(total_steps):
+    """Optimizer steps, each followed by scheduler.step(), that torch's OneCycleLR completes."""
+    weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = torch.optim.SGD([weight], lr=LR)
+    scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=total_steps)
+    completed = 0
+    with pytest.raises(ValueError, match="Tried to step"):
+        for _ in range(10 * total_steps):
+            optimizer.step()
+            scheduler.step()
+            completed += 1
+    return completed
+
+
+def test_one_cycle_horizon_is_the_steps_torch_completes_before_raising():
+    assert schedules.one_cycle(1.0, total_steps=20).horizon == torch_one_cycle_completed_steps(20)
+
+
+def test_cosine_annealing_horizon_ends_where_torch_climbs_back():
+    rates = torch_rates(lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=30, eta_min=0.01), 80)
+    first_rise = next(k for k in range(1, len(rates)) if rates[k] > rates[k - 1])
+    assert schedules.cosine_annealing(LR, T_max=30, eta_min=0.01).horizon == first_rise
+
+
+HORIZON_CASES = {  # a schedule by its setting, the setting, steps before it starts
+    "one_cycle": (lambda n: schedules.one_cycle(1.0, total_steps=n), "total_steps", 0),
+    "cosine_annealing": (lambda n: schedules.cosine_annealing(LR, T_max=n), "T_max", 0),
+    "warmup_one_cycle": (
+        lambda n: schedules.linear_warmup(schedules.one_cycle(1.0, total_steps=n), 10),
+        "total_steps",
+        10,
+    ),
+    "chained_warmup_cosine": (
+        lambda n: schedules.linear_warmup(
+            schedules.cosine_annealing(LR, T_max=n), 10, chained=True
+        ),
+        "T_max",
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HORIZON_CASES))
+def test_past_horizon_names_the_schedule_and_a_setting_that_covers_the_run(name):
+    make, setting, delay = HORIZON_CASES[name]
+    opt = sgd(lr=make(50))
+    horizon = opt.hyperparams["lr"].horizon
+    assert schedules.past_horizon(opt, horizon) is None
+    sentence = schedules.past_horizon(opt, horizon + 1)
+    assert f"({setting}=50)" in sentence
+    assert (f"({delay} warm-up steps included)" in sentence) == (delay > 0)
+    fixed = int(re.search(rf"set {setting}=(\d+)", sentence).group(1))
+    assert schedules.past_horizon(sgd(lr=make(fixed)), horizon + 1) is None  # the fix covers it
+    assert fixed <= horizon + 1 - delay  # and asks for no more steps than the run makes
+
+
+def test_past_horizon_looks_inside_wrapping_optimizers():
+    from descend.optim import chain, clip_by_global_norm
+
+    cycle = schedules.one_cycle(1.0, total_steps=10)
+    wrapped = (
+        chain(clip_by_global_norm(1.0), sgd(lr=cycle)),
+        schedules.reduce_on_plateau(sgd(lr=cycle)),
+    )
+    for opt in wrapped:
+        assert "total_steps=10" in schedules.past_horizon(opt, 11)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        schedules.constant(LR, factor=0.5, total_iters=3),
+        schedules.step(LR, 5),
+        schedules.multistep(LR, [3, 7]),
+        schedules.exponential(LR, 0.9),
+        schedules.inverse_scaling(LR),
+        schedules.linear_warmup(schedules.step(LR, 5), 10),
+    ],
+    ids=repr,
+)
+def test_schedules_that_keep_their_last_rate_have_no_horizon(schedule):
+    assert getattr(schedule, "horizon", None) is None
+    assert schedules.past_horizon(sgd(lr=schedule), 10**9) is None

@@ -8,6 +8,7 @@ from ``torch.utils.data.DataLoader``; metrics from ``sklearn.metrics``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -1070,3 +1071,54 @@ def test_a_plateau_rule_stepped_by_hand_still_watches_each_step_unless_told_othe
     for loss in [1.0, 1.0, 1.0]:
         epochs = ds.optim.observe(epochs, loss)
     assert float(epochs.scale) == 0.25
+
+
+# ------------------------------------------------------------ schedules shorter than the run
+
+
+def horizon_warnings(record):
+    """The DescendWarnings' messages, each checked to point at the line that called fit."""
+    ours = [w for w in record if issubclass(w.category, DescendWarning)]
+    assert all(w.filename == __file__ for w in ours), [w.filename for w in ours]
+    return [str(w.message) for w in ours]
+
+
+@pytest.mark.parametrize("source", ["arrays", "stream"])
+def test_fit_warns_before_running_past_its_schedule_with_the_numbers(source):
+    X, y = regression_data(40)
+    chunks = [(X[:20], y[:20]), (X[20:], y[20:])]
+    data = (X, y) if source == "arrays" else (ds.data.stream(chunks, dtype="float64"),)
+    common = dict(batch_size=10, shuffle=False, dtype="float64", verbose=0, epochs=5)
+    plain = ds.fit("linear", *data, optimizer="sgd", lr=0.01, **common)  # the run's updates
+    short = ds.optim.sgd(lr=schedules.one_cycle(0.01, total_steps=plain.n_updates - 1))
+    with pytest.warns(DescendWarning) as record:
+        ds.fit("linear", *data, optimizer=short, **common)
+    (message,) = horizon_warnings(record)
+    assert message.startswith(
+        f"fit makes up to {plain.n_updates} updates (5 epochs of {plain.n_updates // 5} updates)"
+    )
+    assert f"set total_steps={plain.n_updates}" in message and "or train fewer epochs" in message
+    enough = ds.optim.sgd(lr=schedules.one_cycle(0.01, total_steps=plain.n_updates))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DescendWarning)
+        ds.fit("linear", *data, optimizer=enough, **common)
+
+
+def test_a_resumed_fit_counts_the_updates_already_made_against_the_schedule():
+    X, y = regression_data(40)
+    common = dict(batch_size=10, shuffle=False, dtype="float64", verbose=0)
+    opt = ds.optim.sgd(lr=schedules.cosine_annealing(0.01, T_max=20))
+    two = ds.fit("linear", X, y, optimizer=opt, epochs=2, **common)  # 8 of its 21 steps
+    expected = r"up to 24 updates \(4 epochs of 4 updates after the 8 already made\)"
+    with pytest.warns(DescendWarning, match=expected):
+        ds.fit("linear", X, y, epochs=6, resume=two, **common)
+
+
+def test_minimize_warns_when_max_iter_can_pass_the_schedule():
+    opt = ds.optim.sgd(lr=schedules.one_cycle(0.1, total_steps=50))
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    with pytest.warns(DescendWarning, match=r"max_iter=80 steps, .*one_cycle\(total_steps=50\)"):
+        ds.minimize(f, jnp.ones(2), optimizer=opt, max_iter=80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DescendWarning)
+        ds.minimize(f, jnp.ones(2), optimizer=opt, max_iter=50)

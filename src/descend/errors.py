@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
+import sys
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,6 +56,21 @@ class DescendTypeError(DescendError, TypeError):
 
 class DescendWarning(UserWarning):
     """A setting was adjusted to something usable; the message says what is used."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = DescendWarning) -> None:
+    """Warn, pointing at the first caller outside descend (whatever the path through it).
+
+    A fixed ``stacklevel`` points into the library when the same check is reached by
+    several paths (``load`` called by the user, or by ``fit`` given a path).
+    """
+    frame, level = sys._getframe(1), 2  # 1 would be this function
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def suggest(name: str, valid: Iterable[str]) -> str:

@@ -34,6 +34,7 @@ from descend.errors import (
     OneOf,
     Optional,
     check_all,
+    warn,
 )
 from descend.expr import Expression, parse
 from descend.optim.base import Optimizer, maximizes
@@ -246,6 +247,7 @@ def minimize(
             f"callback must be a function (of the point x, or of intermediate_result), got "
             f"{type(callback).__name__}"
         )
+    _warn_past_horizon(optimizer, settings["max_iter"])
     dtype = settings["dtype"]
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
@@ -356,6 +358,16 @@ def _own_stops_left_to_tol(optimizer: Optimizer) -> Optimizer:
     if not unset:
         return optimizer
     return optim.get(optimizer.name, **{**optimizer.hyperparams, **unset})
+
+
+def _warn_past_horizon(optimizer: Optimizer, max_iter: int) -> None:
+    """Warn when ``max_iter`` steps can go past the learning-rate schedule's horizon."""
+    past = optim.schedules.past_horizon(optimizer, max_iter)
+    if past is not None:
+        warn(
+            f"minimize makes up to max_iter={max_iter} steps, more than the learning-rate "
+            f"schedule covers: {past}, or pass a smaller max_iter"
+        )
 
 
 def _as_float(x0, dtype):

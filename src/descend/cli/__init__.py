@@ -13,6 +13,7 @@ Set ``DESCEND_DEBUG=1`` to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import traceback
@@ -26,6 +27,8 @@ from descend.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     Parser,
+    command_options,
+    in_command_line_words,
     one_line,
     parse_options,
     show_warning,
@@ -35,13 +38,17 @@ from descend.errors import DescendError
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also used as the console script)."""
+    parser = build_parser()
+    options = None  # the command's options, once known: messages name them
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        options = command_options(parser.commands[args.command])
+        args.in_words = functools.partial(in_command_line_words, options=options)
         with warnings.catch_warnings():
-            warnings.showwarning = show_warning
+            warnings.showwarning = functools.partial(show_warning, options=options)
             status = args.handler(args)
     except DescendError as error:
-        print(f"descend: {one_line(error)}", file=sys.stderr)
+        print(f"descend: {in_command_line_words(one_line(error), options)}", file=sys.stderr)
         status = EXIT_USAGE
     except KeyboardInterrupt:
         print("descend: interrupted", file=sys.stderr)
@@ -68,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in (calculus, training, race):
         group.add_parsers(commands)
+    parser.commands = commands.choices  # each command's parser, by name
     return parser
 
 

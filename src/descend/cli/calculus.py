@@ -130,14 +130,14 @@ def _minimize(args: argparse.Namespace) -> int:
     print(f"  f(x) = {result.fun:.10g}")
     print(f"  gradient norm = {result.grad_norm:.3g}")
     print(f"  iterations: {result.n_iter} ({result.n_fev} function evaluations)")
-    print(f"  stopped: {result.reason}")
+    print(f"  stopped: {args.in_words(result.reason)}")
     if result.bracket is not None:
         print(
             "  derivative sign change bracket: "
             f"[{result.bracket[0]:.10g}, {result.bracket[1]:.10g}]"
         )
     for hint in result.hints:
-        print(f"  hint: {hint}")
+        print(f"  hint: {args.in_words(hint)}")
     return status
 
 

@@ -1,6 +1,7 @@
 """What every command of the ``descend`` command line shares.
 
-Exit codes, the parser that turns usage errors into one line, printing (JSON, tables,
+Exit codes, the parser that turns usage errors into one line, the library's messages
+in the command line's words (:func:`in_command_line_words`), printing (JSON, tables,
 numbers, points), and reading options from text (``--opt-args``, ``--x0``) without
 evaluating anything.
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,9 +32,136 @@ class Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def show_warning(
+    message, category, filename, lineno, file=None, line=None, *, options: Options = None
+) -> None:
     """Warnings as one line, ``descend: warning: ...``, without a source location."""
-    print(f"descend: warning: {one_line(message)}", file=sys.stderr)
+    print(f"descend: warning: {in_command_line_words(one_line(message), options)}", file=sys.stderr)
+
+
+# ------------------------------------------------------------ the library's words, the CLI's
+
+# An option of a command by the library argument it fills: {"nan_policy": ("--nan-policy",
+# False)}, True for a switch (a flag without value), None for a flag that turns a library
+# switch off ({"standardize": ("--no-standardize", None)}).
+Options = Mapping[str, tuple[str, bool | None]] | None
+
+# Library arguments a command's option fills under another name.
+ALIASES = {"fraction": "validation_split"}  # train_validation_split's, from --validation-split
+# Library switches a command's option turns off: standardize=False is --no-standardize.
+NEGATED = {"standardize": "no_standardize"}
+
+_KEYWORDS = r"\w+=[^(),]+(?:, \w+=[^(),]+)*"
+_CALL = re.compile(rf"\b[\w.]+\(\.\.\., ({_KEYWORDS})\)")  # fit(..., dtype='float64')
+_ASSIGNMENT = re.compile(r"(?<![\w.-])([a-z]\w*)=('[^']*'|\"[^\"]*\"|\[[^\]]*\]|[^\s,;)]+)")
+_BARE = re.compile(r"(?<![\w.-])([a-z]\w*)=(?=[\s),;]|$)")  # "as lr= and": the name alone
+_SUBJECT = re.compile(r"(^|; |: )([a-z]\w*)(?= must be | counts )")  # "epochs must be ..."
+_IDENTIFIER = re.compile(r"(?<![\w.'\"-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w=(])")
+_PLAIN = re.compile(r"[\w.+-]+|\.\.\.")
+
+
+def command_options(parser: argparse.ArgumentParser) -> dict[str, tuple[str, bool | None]]:
+    """The long options of a command by the argument they fill (see :data:`Options`)."""
+    options = {}
+    for action in parser._actions:
+        flags = [flag for flag in action.option_strings if flag.startswith("--")]
+        if flags and action.dest != "help":
+            options[action.dest] = (flags[0], action.nargs == 0)
+    for alias, name in ALIASES.items():
+        if name in options:
+            options[alias] = options[name]
+    for switch, name in NEGATED.items():
+        if name in options:
+            options[switch] = (options[name][0], None)
+    return options
+
+
+def in_command_line_words(text: str, options: Options) -> str:
+    """A library message naming the command's options where it names Python arguments.
+
+    The library speaks to Python callers (``nan_policy='drop'``, ``epochs=3``,
+    ``validation_split must be ...``); printed by the command line, the arguments a
+    command has options for are spelled as those options (``--nan-policy drop``,
+    ``--epochs 3``, ``--validation-split must be ...``), and a call such as
+    ``ds.data.stream(..., chunk_rows=128)`` whose keywords are all options becomes the
+    options; a name alone (``by lr= and``) becomes the option. Other names stay as they
+    are, and so do a value the message echoes after "got" (``got dim=3``: what the
+    library was given), ``name=None`` where the option takes no None, and keywords
+    inside another call shown whole (``sgd(lr=0.1)``, also the syntax of ``compare
+    --optimizers``). A switch is spelled present or "leave out"; ``standardize=False``
+    is ``--no-standardize``.
+
+    >>> options = {"nan_policy": ("--nan-policy", False), "epochs": ("--epochs", False)}
+    >>> in_command_line_words("pass nan_policy='drop' or fix the data", options)
+    'pass --nan-policy drop or fix the data'
+    >>> in_command_line_words("epochs counts the 2 epochs trained, so epochs=2 ...", options)
+    '--epochs counts the 2 epochs trained, so --epochs 2 ...'
+    """
+    if not options:
+        return text
+
+    def call(match: re.Match) -> str:
+        keywords = [item.partition("=")[0] for item in match.group(1).split(", ")]
+        return match.group(1).replace(", ", " ") if set(keywords) <= set(options) else match[0]
+
+    def assignment(match: re.Match) -> str:
+        name, value = match.groups()
+        before = match.string[: match.start()]
+        kept = (
+            name not in options
+            or before.endswith("got ")  # what the library was given, echoed
+            or _in_call(before)  # a Python call shown whole: sgd(lr=0.1)
+            or (value == "None" and options[name][1] is False)  # no option value says None
+        )
+        return match[0] if kept else _spelled(options[name], value)
+
+    def bare(match: re.Match) -> str:
+        name = match[1]
+        kept = name not in options or _in_call(match.string[: match.start()])
+        return match[0] if kept else options[name][0]
+
+    def subject(match: re.Match) -> str:
+        lead, name = match.groups()
+        return lead + options[name][0] if name in options else match[0]
+
+    def identifier(match: re.Match) -> str:
+        return options[match[1]][0] if match[1] in options else match[0]
+
+    text = _CALL.sub(call, text)
+    text = _ASSIGNMENT.sub(assignment, text)
+    text = _BARE.sub(bare, text)
+    text = _SUBJECT.sub(subject, text)
+    return _IDENTIFIER.sub(identifier, text)
+
+
+def _in_call(before: str) -> bool:
+    """Whether text ending with ``before`` is inside the parentheses of a call, ``f(...``."""
+    calls: list[bool] = []
+    for i, char in enumerate(before):
+        if char == "(":
+            calls.append(i > 0 and (before[i - 1].isalnum() or before[i - 1] == "_"))
+        elif char == ")" and calls:
+            calls.pop()
+    return bool(calls) and calls[-1]
+
+
+def _spelled(option: tuple[str, bool | None], value: str) -> str:
+    """``--flag value`` for a Python value as a message writes it (``'drop'``, ``3``, ``['a']``)."""
+    flag, switch = option
+    if switch is None:  # an option that turns the library's switch off
+        return flag if value == "False" else f"leave out {flag}"
+    if switch:
+        return flag if value == "True" else f"leave out {flag}"
+    if value[:1] in ("'", '"'):
+        value = value[1:-1]
+    elif value.startswith("["):
+        value = ",".join(item.strip(" '\"") for item in value[1:-1].split(","))
+    if not _PLAIN.fullmatch(value):
+        quoted = shlex.quote(value)
+        # Punctuation alone reads better quoted, even where a shell would not need it.
+        plain_punctuation = quoted == value and not any(c.isalnum() for c in value)
+        value = f"'{value}'" if plain_punctuation else quoted
+    return f"{flag} {value}"
 
 
 def one_line(error: BaseException) -> str:

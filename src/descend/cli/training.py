@@ -33,7 +33,7 @@ def add_parsers(commands) -> None:
         description="Train a model by gradient descent. With no arguments: logistic "
         f"regression on the shipped {DEFAULT_DATASET!r} dataset.",
     )  # fmt: skip
-    train.add_argument("file", nargs="?", help="a .csv / .tsv / .parquet file")
+    train.add_argument("file", nargs="?", help="a .csv / .tsv / .txt / .parquet file")
     train.add_argument("--dataset", help="a shipped dataset: breast_cancer, diabetes, digits, iris")
     train.add_argument(
         "--stream", action="store_true",
@@ -43,6 +43,15 @@ def add_parsers(commands) -> None:
     train.add_argument("--chunk-rows", type=int, help="rows per chunk with --stream (65536)")
     train.add_argument("--target", help="the target column of FILE (default: the last)")
     train.add_argument("--features", help="comma-separated feature columns (default: the others)")
+    train.add_argument(
+        "--sep", metavar="CHAR",
+        help="the delimiter of a text FILE: , ; | or tab (default: detected from the file)",
+    )  # fmt: skip
+    train.add_argument(
+        "--categorical", metavar="COLUMNS",
+        help="comma-separated columns to one-hot encode, numbers included (default: the "
+        "columns of text)",
+    )  # fmt: skip
     train.add_argument(
         "--model", default="auto",
         help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
@@ -97,9 +106,13 @@ def _dataset(args: argparse.Namespace):
 
     if args.file and args.dataset:
         raise InputError("give a FILE or --dataset, not both")
+    if args.sep is not None and (args.stream or not args.file):
+        raise InputError("--sep is the delimiter of a text FILE read in memory (not --stream)")
     if args.stream:
         from descend.data.streams import DEFAULT_CHUNK_ROWS
 
+        if args.categorical:
+            raise InputError("--categorical cannot be used with --stream: streams take numbers")
         if not args.file:
             raise InputError("--stream reads a FILE or folder; a --dataset is read in memory")
         features = args.features.split(",") if args.features else None
@@ -111,13 +124,19 @@ def _dataset(args: argparse.Namespace):
         raise InputError("--chunk-rows goes with --stream")
     if args.file:
         features = args.features.split(",") if args.features else None
+        categorical = args.categorical.split(",") if args.categorical else "auto"
         return data.load(
             args.file, target=args.target, features=features, nan_policy=args.nan_policy,
-            dtype=args.dtype or "float32",
+            dtype=args.dtype or "float32", sep=_separator(args.sep), categorical=categorical,
         )  # fmt: skip
-    if args.target or args.features:
-        raise InputError("--target and --features choose columns of a FILE")
+    if args.target or args.features or args.categorical:
+        raise InputError("--target, --features and --categorical choose columns of a FILE")
     return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype or "float32")
+
+
+def _separator(text: str | None) -> str | None:
+    """``--sep``: a character, or a tab written ``tab`` or ``\\t`` (as shells pass it)."""
+    return "\t" if text in ("tab", "\\t") else text
 
 
 def _model(args: argparse.Namespace, dataset):
@@ -131,12 +150,33 @@ def _model(args: argparse.Namespace, dataset):
     task = "regression" if n_classes is None else "binary" if n_classes == 2 else "multiclass"
     if name == "auto":
         name = {"regression": "linear", "binary": "logistic", "multiclass": "softmax"}[task]
+    elif name == "logistic":
+        _check_two_labels(dataset)
     if name == "mlp":
         hidden = tuple(int(size) for size in args.hidden.split(",") if size.strip())
         return models.mlp(hidden=hidden, activation=args.activation, task=task)
     if name == "polynomial":
         return models.polynomial(args.degree)
     return models.get(name)
+
+
+def _check_two_labels(dataset) -> None:
+    """``--model logistic`` on a target of more than two labels: say which model fits."""
+    from descend.data import Dataset
+
+    if not isinstance(dataset, Dataset):
+        return  # a stream: fit says it after its first pass
+    labels = dataset.classes or np.unique(dataset.y).tolist()
+    if len(labels) > 2:
+        shown = ", ".join(
+            f"{label:g}" if isinstance(label, float) else str(label) for label in labels[:5]
+        )
+        shown += ", ..." if len(labels) > 5 else ""
+        raise InputError(
+            f"--model logistic is for two classes, but the target has {len(labels)} values "
+            f"({shown}); use --model softmax for classes, or leave --model out to choose "
+            "from the target"
+        )
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -184,7 +224,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**summary, "history": result.history})
     else:
-        for line in summary_lines(summary):
+        for line in summary_lines({**summary, "reason": args.in_words(summary["reason"])}):
             print(line)
     if result.status == "interrupted":
         where = f"; continue with --resume {args.save}" if args.save else ""

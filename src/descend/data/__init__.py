@@ -63,14 +63,15 @@ def load(
     categorical: str | list[str] = "auto",
     nan_policy: str = "raise",
     dtype: Any = "float32",
+    sep: str | None = None,
 ) -> Dataset:
     """Read a table into a :class:`Dataset` of float features and a target.
 
     Parameters
     ----------
     source : str, os.PathLike or pandas.DataFrame
-        A file, its format told by the suffix: ``.csv`` (comma), ``.tsv`` (tab), ``.txt``
-        (delimiter sniffed), ``.parquet`` / ``.pq``; the first line of a text file names
+        A file, its format told by the suffix: ``.csv``, ``.tsv`` or ``.txt`` for
+        delimited text, ``.parquet`` / ``.pq``; the first line of a text file names
         the columns. Parquet files and DataFrames need pandas and pyarrow
         (``pip install "descend[data]"``); without pandas, text files are read with the
         standard :mod:`csv` module.
@@ -88,6 +89,10 @@ def load(
         finite cells (a missing target is never imputed: only "drop" accepts it).
     dtype : floating dtype, default "float32"
         dtype of ``X`` (and of ``y`` for a numeric target).
+    sep : str, optional
+        The delimiter of a text file, one character (``","``, ``";"``, ``"\t"``, ``"|"``).
+        Default: detected by :class:`csv.Sniffer` among ``, ; tab |`` (and space for
+        ``.txt``) whatever the suffix, else the suffix's (comma, or tab for ``.tsv``).
 
     Returns
     -------
@@ -103,6 +108,12 @@ def load(
     DataError names the column and the first bad row. Rows in messages are numbered as
     a spreadsheet shows the file: the header is row 1, the first sample row 2 (blank
     lines not counted); DataFrame rows are named by their index label.
+
+    Decimal commas: a text column whose cells are numbers written with a decimal comma
+    (``1,5``, ``-0,25``, ``1.234,5``; whole numbers among them) is read as numbers,
+    never one-hot encoded, and a :class:`~descend.errors.DescendWarning` names it. A
+    column mixing decimal commas and points, or holding only ``1,500``-like numbers
+    in a comma-delimited file (where the comma may separate thousands), is a DataError.
 
     Examples
     --------
@@ -121,13 +132,13 @@ def load(
                 f"categorical must be 'auto' or a list of column names, got {categorical!r}"
             )
         categorical = frozenset(categorical)
-    table = read_table(source)
+    table = read_table(source, sep)
     names = table.names
     target = names[-1] if target is None else str(target)
     if target not in names:
         raise DataError(
             f"target column {target!r} is not in {table.origin}{suggest(target, names)} "
-            f"(its columns: {', '.join(names)})"
+            f"({table.listing()})"
         )
     features = _check_features(table, features, target, categorical)
     kinds = {name: column_kind(table, name, categorical) for name in features}
@@ -158,7 +169,7 @@ def _check_features(table, features, target, categorical) -> list[str]:
             if name not in names:
                 raise DataError(
                     f"feature column {name!r} is not in {table.origin}{suggest(name, names)} "
-                    f"(its columns: {', '.join(names)})"
+                    f"({table.listing()})"
                 )
         if target in features:
             raise DataError(f"the target {target!r} is also listed in features; remove it")
@@ -166,8 +177,8 @@ def _check_features(table, features, target, categorical) -> list[str]:
             raise DataError(f"features lists a column twice: {features}")
     if not features:
         raise DataError(
-            f"{table.origin} has no feature columns besides the target {target!r}; a model "
-            "needs at least one"
+            f"{table.origin} has no feature columns besides the target {target!r} "
+            f"({table.listing()}); a model needs at least one{table.delimiter_hint()}"
         )
     if categorical != "auto":
         unknown = sorted(set(categorical) - set(features) - {target})

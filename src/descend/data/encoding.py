@@ -118,15 +118,18 @@ def column_kind(table: Table, name: str, categorical: str | frozenset) -> str:
     parsed = parse_numbers(table.columns[name])
     if len(parsed.text_rows) == 0:
         return "numeric"
+    # The list that would encode it: what the command line spells --categorical a,b.
+    listing = sorted(categorical) if categorical != "auto" else []
+    with_it = f"categorical={[*listing, name]!r}"
     if parsed.mostly_numeric:
-        hint = " or list the column in categorical=[...] if it is a category"
+        hint = f" or list the column in {with_it} if it is a category"
         raise stray_text_error(table, name, parsed, hint)
     if categorical == "auto":
         return "categorical"
     raise DataError(
         f"column {name!r} of {table.origin} holds text such as "
-        f"{table.columns[name][parsed.text_rows[0]]!r}; add it to categorical=[...] to one-hot "
-        "encode it, or leave it out of features"
+        f"{table.columns[name][parsed.text_rows[0]]!r}; add it to the categorical columns "
+        f"({with_it}) to one-hot encode it, or leave it out of features"
     )
 
 
@@ -181,7 +184,9 @@ class Encoding:
         """
         check_nan_policy(nan_policy)
         dtype = float_dtype(dtype)
-        table = source if isinstance(source, Table) else read_table(source)
+        table = (
+            source if isinstance(source, Table) else read_table(source, how_to_give_sep=_as_frame)
+        )
         sources = self.source_columns()
         X, _ = handle_nonfinite(
             self.matrix(table), None, nan_policy, subject=table.origin, row=table.row,
@@ -376,3 +381,8 @@ def class_set(labels: np.ndarray, task: str, *, subject: str = "y", fix: str = "
             f"task='binary' needs two classes but {subject} has {len(classes)} ({shown}); {fix}"
         )
     return classes
+
+
+def _as_frame(other: str) -> str:
+    """New data has no ``sep`` of its own: a DataFrame read with it is the way."""
+    return f"read it with pandas.read_csv(path, sep={other!r}) and pass the DataFrame"

@@ -17,6 +17,16 @@ change the rate once per epoch, scale the step counts (``step_size``,
 
 :func:`reduce_on_plateau` reads the loss, not the count, so it wraps an optimizer
 rather than being passed as ``lr``.
+
+Horizons: a schedule laid out for a number of steps (``one_cycle``'s ``total_steps``,
+``cosine_annealing``'s ``T_max``, and ``linear_warmup`` around either) has a
+``horizon``, the most steps a run can take on its course; past it ``one_cycle`` holds
+its minimum and ``cosine_annealing`` climbs back. A schedule runs inside compiled loops,
+where it cannot raise, so the loops that know their length in advance (``fit``: epochs
+times updates per epoch; ``minimize``: ``max_iter``) ask :func:`past_horizon` before
+running and warn. The other schedules have ``horizon = None``: their rate after the
+last milestone is the one they were given. A schedule of your own takes part by having
+a ``horizon`` and a ``past(n_steps)`` method like these.
 """
 
 from __future__ import annotations
@@ -225,7 +235,9 @@ class cosine_annealing:
     after ``T_max`` steps: the formula continues, so the rate climbs back to ``lr``
     at :math:`2T_{\max}` (torch's recursive form agrees to rounding). To hold
     ``eta_min`` instead, as ``optax.cosine_decay_schedule`` does, stop at ``T_max``
-    steps. No warm restarts (torch's ``CosineAnnealingWarmRestarts``).
+    steps. No warm restarts (torch's ``CosineAnnealingWarmRestarts``). Its ``horizon``
+    is ``T_max + 1`` steps (the last at ``eta_min``): ``fit`` and ``minimize`` warn
+    when a run can make more.
 
     Parameters
     ----------
@@ -254,6 +266,19 @@ class cosine_annealing:
         k = _steps(count)
         return self.eta_min + (self.lr - self.eta_min) * (1 + jnp.cos(math.pi * k / self.T_max)) / 2
 
+    @property
+    def horizon(self) -> int:
+        """The steps of the descent: counts 0 to ``T_max``, the last at ``eta_min``."""
+        return self.T_max + 1
+
+    def past(self, n_steps: int, warmup: int = 0) -> str:
+        """What a run of ``n_steps`` steps past the horizon meets, and the setting to change."""
+        return (
+            f"cosine_annealing(T_max={self.T_max}) reaches eta_min={self.eta_min:g} at step "
+            f"{warmup + self.T_max + 1}{_after_warmup(warmup)} and then climbs back towards "
+            f"lr={self.lr:g}, as torch's CosineAnnealingLR does; set T_max={n_steps}"
+        )
+
 
 @dataclass(frozen=True)
 class linear_warmup:
@@ -276,6 +301,8 @@ class linear_warmup:
     scheduler])``: the wrapped schedule runs from step 0 and the ramp multiplies it
     (torch's chaining is multiplicative for multiplicative schedulers; for
     ``cosine_annealing`` with ``eta_min > 0`` torch's recursion differs from a product).
+    The ``horizon`` is the wrapped schedule's (after the warm-up when not chained), or
+    None when it has none.
 
     Parameters
     ----------
@@ -317,6 +344,21 @@ class linear_warmup:
         after = lr_at(self.schedule, jnp.maximum(jnp.asarray(count) - self.warmup_steps, 0))
         return jnp.where(k < self.warmup_steps, lr_at(self.schedule, 0) * ramp, after)
 
+    @property
+    def horizon(self) -> int | None:
+        """The wrapped schedule's horizon, counted from step 0 of the warm-up."""
+        inner = getattr(self.schedule, "horizon", None)
+        return None if inner is None else inner + self._delay
+
+    def past(self, n_steps: int, warmup: int = 0) -> str:
+        """The wrapped schedule's :meth:`past`, its steps counted after the warm-up."""
+        return self.schedule.past(n_steps - self._delay, warmup + self._delay)
+
+    @property
+    def _delay(self) -> int:
+        """Steps before the wrapped schedule starts: the warm-up, unless chained."""
+        return 0 if self.chained else self.warmup_steps
+
 
 @dataclass(frozen=True)
 class one_cycle:
@@ -335,7 +377,9 @@ class one_cycle:
 
     Matches ``torch.optim.lr_scheduler.OneCycleLR`` (learning rate only; momentum
     cycling is not done) for counts ``0`` to ``T - 1``. Torch raises after ``T``
-    scheduler steps; here counts past ``T - 1`` keep the final rate :math:`\eta_{\min}`.
+    scheduler steps; here counts past ``T - 1`` keep the final rate :math:`\eta_{\min}`
+    (a compiled loop cannot raise), and ``fit`` and ``minimize`` warn before a run that
+    can make more than ``horizon`` = ``T`` steps.
     Optax: ``cosine_onecycle_schedule`` / ``linear_onecycle_schedule`` (two phases).
 
     Parameters
@@ -414,6 +458,20 @@ class one_cycle:
             rate = value if rate is None else jnp.where(k <= end_step, value, rate)
         return rate
 
+    @property
+    def horizon(self) -> int:
+        """The steps of the cycle: counts 0 to ``total_steps - 1``."""
+        return self.total_steps
+
+    def past(self, n_steps: int, warmup: int = 0) -> str:
+        """What a run of ``n_steps`` steps past the horizon meets, and the setting to change."""
+        minimum = self.max_lr / self.div_factor / self.final_div_factor
+        return (
+            f"one_cycle(total_steps={self.total_steps}) ends at step "
+            f"{warmup + self.total_steps}{_after_warmup(warmup)}, after which the learning "
+            f"rate stays at its minimum {minimum:.3g}; set total_steps={n_steps}"
+        )
+
 
 @dataclass(frozen=True)
 class inverse_scaling:
@@ -475,6 +533,41 @@ class PlateauRule:
 
 
 jax.tree_util.register_pytree_node(PlateauRule, lambda rule: ((), rule), lambda rule, _: rule)
+
+
+def past_horizon(optimizer: Optimizer, n_steps: int) -> str | None:
+    """How a run of ``n_steps`` steps goes past a schedule of ``optimizer``, or None.
+
+    Looks at every schedule among the optimizer's hyperparameters (and those of the
+    optimizers it wraps: ``chain``, ``reduce_on_plateau``). The sentence says where
+    the schedule ends, what the rate does after it, and the setting that covers the run
+    (``"one_cycle(total_steps=100) ends at step 100, after which the learning rate
+    stays at its minimum 4e-07; set total_steps=500"``).
+
+    >>> from descend.optim.sgd import sgd
+    >>> opt = sgd(lr=one_cycle(0.1, total_steps=100))
+    >>> past_horizon(opt, 100) is None
+    True
+    >>> past_horizon(opt, 500)
+    'one_cycle(total_steps=100) ends at step 100, after which the learning rate stays at its minimum 4e-07; set total_steps=500'
+    """  # noqa: E501
+    for schedule in _schedules(optimizer):
+        horizon = getattr(schedule, "horizon", None)
+        if horizon is not None and n_steps > horizon and callable(getattr(schedule, "past", None)):
+            return schedule.past(n_steps)
+    return None
+
+
+def _schedules(optimizer: Optimizer):
+    for value in optimizer.hyperparams.values():
+        if isinstance(value, Optimizer):
+            yield from _schedules(value)
+        elif callable(value):
+            yield value
+
+
+def _after_warmup(warmup: int) -> str:
+    return f" ({warmup} warm-up steps included)" if warmup else ""
 
 
 class PlateauState(NamedTuple):

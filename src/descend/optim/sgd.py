@@ -72,8 +72,8 @@ def gd(
     Examples
     --------
     >>> import descend as ds
-    >>> opt = ds.optim.gd(lr=0.1)
-    >>> float(opt.step(1.0, 10.0, opt.init(1.0))[0])
+    >>> opt = ds.optim.gd(lr=0.25)
+    >>> float(opt.step(1.0, 4.0, opt.init(1.0))[0])
     0.0
     """
     sign = -1.0 if maximize else 1.0

@@ -92,6 +92,8 @@ class Epochs:
         self.history.setdefault("epoch", []).append(self.epoch)
         self.text = _describe(record, self.source.n_samples)
         spec = self.spec
+        if self.prepared.stream is not None and self.epoch == spec.first_epoch + 1:
+            spec.warn_past_horizon(made)  # a stream's updates per epoch are known now
         watched = record.get("val_loss", record["loss"])
         if self.observes:  # the optimizer's plateau rules watch the same loss as early stopping
             self.opt_state = _observe(self.opt_state, watched)
@@ -278,6 +280,8 @@ class Epochs:
 def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
     """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result."""
     state = spec.initial_state(prepared.n_features, prepared.n_outputs)
+    if prepared.stream is None:  # one chunk an epoch: its updates are known before the run
+        spec.warn_past_horizon(source.config.n_updates)
     objective = BatchObjective(spec.model, spec.loss, spec.loss_name)
     epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement

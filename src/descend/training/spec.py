@@ -32,6 +32,7 @@ from descend.errors import (
     OneOf,
     Optional,
     check_all,
+    warn,
 )
 from descend.optim.base import Optimizer, maximizes
 from descend.training.result import FitResult, FitState
@@ -215,6 +216,27 @@ class FitSpec:
             )
             return n_train
         return self.batch_size
+
+    def warn_past_horizon(self, updates_per_epoch: int) -> None:
+        """Warn when this run can make more updates than its learning-rate schedule covers.
+
+        A schedule runs inside the compiled epochs, where it cannot raise: ``one_cycle``
+        past ``total_steps`` would hold its minimum rate, ``cosine_annealing`` past
+        ``T_max`` climb back (:func:`descend.optim.schedules.past_horizon`). Checked
+        once the updates of an epoch are known, before the run goes past the schedule.
+        """
+        done = 0 if self.start is None else self.start.n_updates
+        epochs = self.epochs - self.first_epoch
+        total = done + epochs * updates_per_epoch
+        past = optim.schedules.past_horizon(self.optimizer, total)
+        if past is None:
+            return
+        made = f" after the {done} already made" if done else ""
+        warn(
+            f"fit makes up to {total} updates ({epochs} epochs of {updates_per_epoch} updates"
+            f"{made}), more than the learning-rate schedule covers: {past}, or train fewer "
+            "epochs"
+        )
 
     def initial_state(self, n_features: int, n_outputs: int) -> FitState:
         """The weights and optimizer state the first epoch starts from, in ``dtype``."""
