@@ -159,6 +159,7 @@ def _run_cli(argv, monkeypatch):
         parser = common.Parser(prog="descend")
         commands = parser.add_subparsers(dest="command", required=True, parser_class=common.Parser)
         cli_race.add_parsers(commands)
+        parser.commands = commands.choices  # as cli.build_parser: messages name the options
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build_parser)

@@ -327,16 +327,24 @@ def muon(
         def matmul(left, right):
             return jnp.matmul(left, right, preferred_element_type=jnp.float32)
 
-        x = update.astype(work_dtype)
+        def rounded(value):
+            # Round in float32 first: compiled, XLA may drop a float32 -> bfloat16 ->
+            # float32 round trip, which would keep float32 precision where torch rounds.
+            value = value.astype(jnp.float32)
+            if work_dtype == jnp.bfloat16:
+                value = jax.lax.reduce_precision(value, exponent_bits=8, mantissa_bits=7)
+            return value.astype(work_dtype)
+
+        x = rounded(update)
         tall = update.shape[0] > update.shape[1]
         if tall:
             x = x.T
-        norm = jnp.linalg.norm(x.astype(jnp.float32)).astype(work_dtype)
-        x = x / jnp.maximum(norm, jnp.asarray(eps, work_dtype))
+        norm = rounded(jnp.linalg.norm(x.astype(jnp.float32)))
+        x = rounded(x.astype(jnp.float32) / jnp.maximum(norm, jnp.asarray(eps, work_dtype)))
         for _ in range(ns_steps):
-            gram = matmul(x, x.T).astype(work_dtype)
-            poly = (b * gram.astype(jnp.float32) + c * matmul(gram, gram)).astype(work_dtype)
-            x = (a * x.astype(jnp.float32) + matmul(poly, x)).astype(work_dtype)
+            gram = rounded(matmul(x, x.T))
+            poly = rounded(b * gram.astype(jnp.float32) + c * matmul(gram, gram))
+            x = rounded(a * x.astype(jnp.float32) + matmul(poly, x))
         return x.T if tall else x
 
     def shape_factor(shape):
