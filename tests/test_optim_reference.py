@@ -11,7 +11,6 @@ dtype, so under float32 its float64 trajectories carry float32 rounding.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pytest
 
 import descend as ds
 from torch_names import TORCH_CLASSES
+from trajectories import torch_float64
 
 torch = pytest.importorskip("torch")
 optax = pytest.importorskip("optax")
@@ -201,16 +201,6 @@ PARAMS = [
 # ------------------------------------------------------------------------------ runners
 
 
-@contextlib.contextmanager
-def _torch_float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def _objective_sign(hyperparams: dict) -> float:
     # Maximizing a bounded-below problem diverges, so maximize cases ascend -f.
     return -1.0 if hyperparams.get("maximize", False) else 1.0
@@ -220,7 +210,7 @@ def run_torch(opt: ds.optim.Optimizer, problem: Problem, sign: float, scheduler=
     """Trajectory (steps x dims) and final state of the torch optimizer with the same
     name and hyperparameters (passed through unchanged: the names are torch's)."""
     cls = getattr(torch.optim, TORCH_CLASSES[opt.name])
-    with _torch_float64():
+    with torch_float64():
         x = torch.tensor(problem.x0, requires_grad=True)
         reference = cls([x], **opt.hyperparams, foreach=False)
         schedule = scheduler(reference) if scheduler else None

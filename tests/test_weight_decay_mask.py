@@ -8,7 +8,6 @@ float64; the trajectories agree to rtol 1e-9.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import os
@@ -27,7 +26,7 @@ from descend.errors import CheckpointError, DescendTypeError, InputError
 from descend.optim.groups import partition
 from descend.optim.transforms import add_weight_decay, chain, decoupled_weight_decay
 from torch_names import TORCH_CLASSES
-from trajectories import flat, trajectory
+from trajectories import flat, torch_float64, trajectory
 
 optax = pytest.importorskip("optax")
 
@@ -57,16 +56,6 @@ def loss(params, lib=jnp):
     return torch.mean(torch.logaddexp(torch.zeros_like(z), z) - torch.tensor(Y) * z)
 
 
-@contextlib.contextmanager
-def _torch_float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def run_ours(opt, n_steps=N_STEPS, objective=loss, start=START):
     return trajectory(opt, objective, start, n_steps)[0]
 
@@ -74,7 +63,7 @@ def run_ours(opt, n_steps=N_STEPS, objective=loss, start=START):
 def run_torch(make, groups, n_steps=N_STEPS, sign=1.0, objective=loss, start=START):
     """``make(param_groups)`` stepped ``n_steps`` times; ``groups`` maps each leaf name to
     its group's settings (``{}`` for the optimizer's own)."""
-    with _torch_float64():
+    with torch_float64():
         tensors = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
         optimizer = make([{"params": [tensors[k]], **groups[k]} for k in sorted(tensors)])
         path = []
@@ -489,7 +478,7 @@ def test_fit_logistic_adamw_without_decay_of_the_bias_matches_torch_no_decay_gro
         **common,
     )
 
-    with _torch_float64():
+    with torch_float64():
         w = torch.zeros(5, requires_grad=True)
         b = torch.zeros((), requires_grad=True)
         reference = torch.optim.AdamW(

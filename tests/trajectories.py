@@ -1,8 +1,11 @@
 """Running one of our optimizers step by step on a dict of params (shared by tests)."""
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import torch
 
 
 def flat(params):
@@ -21,3 +24,14 @@ def trajectory(opt, objective, params, n_steps):
         params, state = step(params, state)
         path.append(flat(params))
     return np.array(path), state
+
+
+@contextlib.contextmanager
+def torch_float64():
+    """torch's default dtype float64 inside the block (tensors from Python floats)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
