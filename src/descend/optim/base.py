@@ -10,6 +10,10 @@ An optimizer is a value, not an object with hidden state::
 algorithms ignore: ``value`` (the objective at ``params``) and ``value_fn`` (the
 objective as a function of params, for line searches). Both functions are pure and
 trace under ``jax.jit``; the state is a pytree, so it jits, saves and shards like params.
+
+Complex parameters are stepped as pairs of reals, as ``torch.optim`` steps them (see
+:mod:`descend.optim.pairs`): every ``Optimizer`` wraps the ``init`` and ``step`` it is
+built with, which then see only real arrays.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, check_positive
+from descend.errors import DescendTypeError, InputError, check_positive
+from descend.optim import pairs
 
 State = Any
 
@@ -43,7 +48,7 @@ class StepFn(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Optimizer:
-    """A gradient-descent algorithm as two pure functions.
+    r"""A gradient-descent algorithm as two pure functions.
 
     Attributes
     ----------
@@ -60,6 +65,16 @@ class Optimizer:
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
         algorithm made inside its steps (line-search trials), for result reporting.
+    complex_params:
+        ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
+        pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
+        \partial f/\partial y)`, as ``torch.optim`` steps it (``view_as_real``); the
+        gradient passed to ``step`` is JAX's (the conjugate of torch's ``.grad``) and
+        the state of a complex leaf is that of its pairs. ``"refuse"``: ``init`` and
+        ``step`` raise :class:`~descend.errors.DescendTypeError` naming the complex
+        leaves, for algorithms without a pairs form (Adafactor, Muon). Either way
+        ``init`` and ``step`` are wrapped once, when the optimizer is built (see
+        :mod:`descend.optim.pairs`); with real params they call the functions given.
 
     Two optimizers are equal (and hash alike) when their name, hyperparameters,
     ``needs_value_fn`` and functions agree, functions comparing by their code and
@@ -74,6 +89,26 @@ class Optimizer:
     hyperparams: Mapping[str, Any] = field(default_factory=dict)
     needs_value_fn: bool = False
     evaluations: Callable[[State], jax.Array] | None = None
+    complex_params: str = "pairs"
+
+    def __post_init__(self):
+        if self.complex_params == "pairs":
+            init, step = pairs.as_real_pairs(self.init, self.step)
+        elif self.complex_params == "refuse":
+            init, step = pairs.refusing_complex(self.init, self.step, name=self._described())
+        else:
+            raise InputError(
+                f"complex_params must be 'pairs' or 'refuse', got {self.complex_params!r}"
+            )
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "step", step)
+
+    def _described(self) -> str:
+        """The name, with the optimizer it wraps (chain, reduce_on_plateau) if any."""
+        inner = self.hyperparams.get("optimizer")
+        if isinstance(inner, Optimizer):
+            return f"{inner._described()} (the optimizer inside {self.name})"
+        return self.name
 
     def _key(self, visiting: frozenset[int] = frozenset()) -> tuple:
         # Compiled loops are cached on the optimizer, so two optimizers may compare

@@ -179,7 +179,9 @@ def adafactor(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return Optimizer("adafactor", init, step, hyperparams)
+    # torch.optim.Adafactor refuses complex params: the factored second moment of the
+    # (..., 2) pairs would mix real and imaginary parts, a form with no reference.
+    return Optimizer("adafactor", init, step, hyperparams, complex_params="refuse")
 
 
 _NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -350,7 +352,9 @@ def muon(
         "adjust_lr_fn": adjust_lr_fn,
         "ns_dtype": ns_dtype,
     }
-    return Optimizer("muon", init, step, hyperparams)
+    # torch.optim.Muon refuses complex params: the polar factor of a complex matrix is
+    # not that of its pairs.
+    return Optimizer("muon", init, step, hyperparams, complex_params="refuse")
 
 
 def _check_matrices(params: Any) -> None:

@@ -49,10 +49,11 @@ class clip_by_global_norm(_Stateless):
         \lVert g\rVert = \Big(\sum_{\text{leaves}} \lVert g_i\rVert_2^2\Big)^{1/2}, \qquad
         g \leftarrow g \cdot \min\!\Big(1, \frac{\text{max\_norm}}{\lVert g\rVert + 10^{-6}}\Big)
 
-    Matches ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (2-norm). Differences
-    from ``optax.clip_by_global_norm``: Optax leaves gradients with norm below
-    ``max_norm`` untouched and otherwise scales by ``max_norm / norm`` without the
-    ``1e-6``, so torch's (and this) clipped norm is slightly below ``max_norm``, and
+    Matches ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (2-norm); a complex
+    entry counts :math:`|g|^2 = (\mathrm{Re}\,g)^2 + (\mathrm{Im}\,g)^2`, as in torch.
+    Differences from ``optax.clip_by_global_norm``: Optax leaves gradients with norm
+    below ``max_norm`` untouched and otherwise scales by ``max_norm / norm`` without
+    the ``1e-6``, so torch's (and this) clipped norm is slightly below ``max_norm``, and
     gradients with a norm within ``1e-6`` under ``max_norm`` are scaled very slightly.
 
     Parameters
@@ -88,7 +89,9 @@ class clip_by_value(_Stateless):
 
     .. math:: g \leftarrow \min(\max(g, -c), c)
 
-    Matches ``torch.nn.utils.clip_grad_value_`` and ``optax.clip``.
+    Matches ``torch.nn.utils.clip_grad_value_`` and ``optax.clip``. A complex
+    gradient has its real and imaginary parts clipped each (the pairs every optimizer
+    steps, see :mod:`descend.optim.pairs`; torch's ``clamp`` refuses complex tensors).
 
     Parameters
     ----------
@@ -112,8 +115,13 @@ class clip_by_value(_Stateless):
     def apply(
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
-        clipped = jax.tree.map(lambda g: jnp.clip(g, -self.clip_value, self.clip_value), grads)
-        return clipped, state
+        def clip(g):
+            return jnp.clip(g, -self.clip_value, self.clip_value)
+
+        def clip_leaf(g):
+            return jax.lax.complex(clip(g.real), clip(g.imag)) if jnp.iscomplexobj(g) else clip(g)
+
+        return jax.tree.map(clip_leaf, grads), state
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,11 @@ class add_weight_decay(_Stateless):
 
     .. math:: g \leftarrow g + \lambda \theta
 
-    This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`,
-    and what ``weight_decay=`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``
-    (``chain(add_weight_decay(wd), sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
+    This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`
+    (for a complex :math:`\theta` given with JAX's gradient, the conjugate of torch's,
+    :math:`g + \lambda\bar\theta`), and what ``weight_decay=`` does in
+    ``torch.optim.SGD`` and ``torch.optim.Adam`` (``chain(add_weight_decay(wd),
+    sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
     Optax: ``add_decayed_weights`` placed before the optimizer. With adaptive
     optimizers the decay is rescaled like the gradient; see
     :class:`decoupled_weight_decay` for the AdamW form.
@@ -149,8 +159,11 @@ class add_weight_decay(_Stateless):
     def apply(
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
+        # JAX's gradient of a complex leaf is the conjugate of torch's: so is its decay.
         decayed = jax.tree.map(
-            lambda g, p: (jnp.asarray(g) + self.weight_decay * p).astype(jnp.result_type(g)),
+            lambda g, p: (
+                jnp.asarray(g) + self.weight_decay * (jnp.conj(p) if jnp.iscomplexobj(p) else p)
+            ).astype(jnp.result_type(g)),
             grads,
             params,
         )
@@ -315,6 +328,9 @@ def chain(*parts: Any) -> Optimizer:
         {"transforms": transforms, "optimizer": optimizer},
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=None if evaluations is None else (lambda state: evaluations(state.optimizer)),
+        # Complex leaves become pairs here, before the transforms: they see torch's
+        # gradient pairs, and the optimizer only real arrays.
+        complex_params=optimizer.complex_params,
     )
 
 

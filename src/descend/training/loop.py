@@ -22,6 +22,7 @@ import numpy as np
 
 from descend import engine, metrics, optim, rules
 from descend.engine import Status, status
+from descend.optim import pairs
 from descend.optim.base import Optimizer
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
@@ -225,9 +226,18 @@ class Epochs:
 
 
 def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
-    """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result."""
+    """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result.
+
+    Complex params (of a custom model) are trained as the pairs of their real and
+    imaginary parts, as the optimizers step them (:mod:`descend.optim.pairs`): the
+    epochs see real numbers only (the gradient norm is that of the parts), and the
+    result holds complex params again. The optimizer state is the same either way.
+    """
     state = spec.initial_state(prepared.n_features, prepared.n_outputs)
-    objective = BatchObjective(spec.model, spec.loss, spec.loss_name)
+    layout = pairs.Layout.of(state.params) if pairs.has_complex(state.params) else None
+    if layout is not None:
+        state = dataclasses.replace(state, params=pairs.to_pairs(state.params))
+    objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout)
     epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement
 
@@ -245,7 +255,12 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
         progress=progress,
         agree=None if placement is None else agree,
     )
-    return epochs.result(stop)
+    result = epochs.result(stop)
+    if layout is None:
+        return result
+    return dataclasses.replace(
+        result, params=pairs.from_pairs_on_host(layout.like(), result.params)
+    )
 
 
 def _lr_at(optimizer: Optimizer, n_updates: int) -> jax.Array | float:

@@ -20,6 +20,16 @@ from descend.errors import DataError
 from descend.optim.base import Optimizer
 
 
+def leaf_dtype(dtype: np.dtype, training_dtype: str) -> np.dtype:
+    """The dtype a params leaf trains in: floating ones ``training_dtype``, complex ones
+    the complex dtype of that precision (complex128 for float64), others their own."""
+    if np.issubdtype(dtype, np.floating):
+        return np.dtype(training_dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        return np.result_type(np.dtype(training_dtype), np.complex64)
+    return np.dtype(dtype)
+
+
 @dataclass(frozen=True)
 class FitState:
     """Where a training run stands: what ``fit(..., init=state)`` continues from.

@@ -26,7 +26,7 @@ import numpy as np
 from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
-from descend.training.result import FitResult
+from descend.training.result import FitResult, leaf_dtype
 
 FORMAT = "descend.fit/2"
 _FLAT_STATE_FORMAT = "descend.fit/1"  # descend 0.1.0: the optimizer state as a list of leaves
@@ -169,7 +169,7 @@ def _like(saved: Any, template: Any) -> Any:
 
 def _template(leaf, dtype: str) -> np.ndarray:
     leaf = np.asarray(leaf)
-    return np.zeros(leaf.shape, dtype if np.issubdtype(leaf.dtype, np.floating) else leaf.dtype)
+    return np.zeros(leaf.shape, leaf_dtype(leaf.dtype, dtype))
 
 
 def _optimizer_config(optimizer: Optimizer) -> dict[str, Any] | None:
