@@ -204,3 +204,39 @@ def test_fit_refuses_complex_params_with_adafactor_and_complex_outputs():
     bare = ds.models.custom(lambda p, X: X @ p["w"], {"w": np.zeros(2, np.complex64)})
     with pytest.raises(InputError, match="the model returns complex outputs"):
         ds.fit(bare, X, Y[:, 0], epochs=1, verbose=0)
+
+
+# ------------------------------------------------- integer params, complex targets
+
+
+def test_fit_refuses_integer_params_of_a_custom_model():
+    model = ds.models.custom(lambda p, X: X @ p["w"], {"w": np.zeros(2, np.int32)})
+    with pytest.raises(DescendTypeError, match=r"^adam steps floating-point.*\['w'\] \(int32\)"):
+        ds.fit(model, X, Y[:, 0], epochs=1, verbose=0)
+
+
+def test_minimize_promotes_integer_x0_as_scipy_does():
+    def g(x):
+        return jnp.sum((x - 0.3) ** 2)
+
+    from_ints = ds.minimize(g, np.array([1, 2]), verbose=0)
+    from_floats = ds.minimize(g, np.array([1.0, 2.0]), verbose=0)
+    assert from_ints.x.dtype == np.float64
+    np.testing.assert_array_equal(from_ints.x, from_floats.x)
+    found = scipy_minimize(lambda v: float(np.sum((v - 0.3) ** 2)), np.array([1, 2]))
+    np.testing.assert_allclose(from_ints.x, found.x, atol=1e-6)
+
+
+def test_complex_regression_targets_are_refused_not_cut_to_their_real_parts():
+    """numpy's astype(float) drops the imaginary parts with only a ComplexWarning."""
+    y = X @ W_TRUE
+    with pytest.warns(np.exceptions.ComplexWarning):
+        y.astype(float)
+    message = r"y holds complex numbers.*np.stack\(\[y.real, y.imag\], axis=1\)"
+    with pytest.raises(ds.errors.DataError, match=message):
+        ds.fit("linear", X, y, epochs=1, verbose=0)
+    with pytest.raises(ds.errors.DataError, match=message):
+        ds.fit("linear", X, y.real, validation=(X, y), epochs=1, verbose=0)
+    result = ds.fit("linear", X, y.real, epochs=1, verbose=0)
+    with pytest.raises(ds.errors.DataError, match=message):
+        result.score(X, y)

@@ -538,3 +538,40 @@ def test_checkpoint_of_complex_params_and_their_state_round_trips(tmp_path):
     loaded_params = jax.tree.map(jnp.asarray, loaded["params"])
     there = one(loaded_params, grad(loaded_params), jax.tree.map(jnp.asarray, loaded["state"]))[0]
     np.testing.assert_array_equal(np.asarray(here["z"]), np.asarray(there["z"]))
+
+
+# ------------------------------------------------------------- integer and boolean params
+
+
+@pytest.mark.parametrize("name", ds.optim.names())
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool"])
+def test_every_optimizer_refuses_integer_and_boolean_params_by_name(name, dtype):
+    """A step on an integer leaf was rounded without a word (sgd: 3 - 0.1*3 -> 2);
+    torch refuses such tensors as parameters, and so does every optimizer here."""
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.ones(2, dtype=getattr(torch, dtype)).requires_grad_()
+    opt = ds.optim.get(name)
+    params = {"w": jnp.ones((2, 2)), "n": jnp.ones((2, 2), dtype)}
+    expected = rf"^{name} steps floating-point or complex parameters.*\['n'\] \({dtype}\)"
+    with pytest.raises(DescendTypeError, match=expected) as error:
+        opt.init(params)
+    assert "['w']" not in str(error.value)
+    real = {key: jnp.ones((2, 2)) for key in params}
+    with pytest.raises(DescendTypeError, match=expected):
+        opt.step(params, real, opt.init(real), value=jnp.ones(()), value_fn=lambda p: 0.0)
+
+
+def test_wrapped_optimizers_and_python_ints_are_refused_too():
+    chained = ds.optim.chain(ds.optim.clip_by_global_norm(1.0), ds.optim.sgd(lr=0.1))
+    with pytest.raises(DescendTypeError, match=r"^sgd \(the optimizer inside chain\).*<root>"):
+        chained.init(jnp.arange(3))
+    plateau = ds.optim.reduce_on_plateau(ds.optim.adam())
+    with pytest.raises(DescendTypeError, match=r"^adam \(the optimizer inside reduce_on_plateau"):
+        plateau.init({"a": 3})
+    opt = ds.optim.sgd(lr=0.1)
+    with pytest.raises(DescendTypeError, match=r"<root> \(int"):
+        opt.step(3, 3.0, opt.init(3.0))
+    # float16 and bfloat16 are floating: stepped as torch steps them, in their own dtype
+    for dtype in (jnp.float16, jnp.bfloat16):
+        new, _ = opt.step(jnp.ones(2, dtype), jnp.ones(2, dtype), opt.init(jnp.ones(2, dtype)))
+        assert new.dtype == dtype

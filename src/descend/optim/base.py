@@ -75,6 +75,9 @@ class Optimizer:
         leaves, for algorithms without a pairs form (Adafactor, Muon). Either way
         ``init`` and ``step`` are wrapped once, when the optimizer is built (see
         :mod:`descend.optim.pairs`); with real params they call the functions given.
+        Integer and boolean leaves are refused either way
+        (:class:`~descend.errors.DescendTypeError` naming them), as ``torch`` refuses
+        them as parameters.
 
     Two optimizers are equal (and hash alike) when their name, hyperparameters,
     ``needs_value_fn`` and functions agree, functions comparing by their code and
@@ -93,7 +96,7 @@ class Optimizer:
 
     def __post_init__(self):
         if self.complex_params == "pairs":
-            init, step = pairs.as_real_pairs(self.init, self.step)
+            init, step = pairs.as_real_pairs(self.init, self.step, name=self._described())
         elif self.complex_params == "refuse":
             init, step = pairs.refusing_complex(self.init, self.step, name=self._described())
         else:

@@ -19,7 +19,8 @@ complex leaf is the state of its pairs: torch's state viewed with ``view_as_real
 :class:`~descend.optim.Optimizer` applies :func:`as_real_pairs` to every ``init`` /
 ``step`` it is built with; an algorithm that has no such form (Adafactor and Muon,
 which ``torch.optim`` also refuses) is built with ``complex_params="refuse"`` and
-gets :func:`refusing_complex` instead.
+gets :func:`refusing_complex` instead. Both refuse integer and boolean leaves
+(:func:`check_floating`), as ``torch`` refuses to let such tensors require gradients.
 
 References: JAX FAQ, "Gradients of complex functions"; ``torch.view_as_real`` and the
 ``has_complex`` branches of ``torch.optim``'s single-tensor code paths.
@@ -60,6 +61,29 @@ def complex_paths(tree: PyTree) -> list[str]:
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
         if is_complex(leaf)
     ]
+
+
+def check_floating(name: str, params: PyTree) -> None:
+    """Raise :class:`~descend.errors.DescendTypeError` if a leaf is not floating or complex.
+
+    A gradient step on an integer or boolean leaf would be rounded (or refused by
+    JAX inside the algorithm); ``torch`` refuses such tensors as parameters ("only
+    Tensors of floating point dtype can require gradients"). Decided from the dtypes,
+    at trace time: nothing is added to the compiled program.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    wrong = [
+        f"{jax.tree_util.keystr(path) or '<root>'} ({jnp.result_type(leaf)})"
+        for path, leaf in leaves
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    if wrong:
+        raise DescendTypeError(
+            f"{name} steps floating-point or complex parameters, and these are not: "
+            f"{', '.join(wrong)}. Give them a floating dtype, e.g. jnp.asarray(p, "
+            "jnp.float32) or np.zeros(n) rather than np.zeros(n, int) (torch.optim "
+            "refuses integer parameters too)"
+        )
 
 
 def _pair(real: jax.Array, imag: jax.Array) -> jax.Array:
@@ -147,7 +171,7 @@ class Layout:
         return from_pairs(self.like(), pairs)
 
 
-def as_real_pairs(init: Callable, step: Callable) -> tuple[Callable, Callable]:
+def as_real_pairs(init: Callable, step: Callable, *, name: str) -> tuple[Callable, Callable]:
     r"""``(init, step)`` that step every complex leaf as the pair of its parts.
 
     With no complex leaf (decided from the dtypes when traced) both call the
@@ -155,16 +179,19 @@ def as_real_pairs(init: Callable, step: Callable) -> tuple[Callable, Callable]:
     same program as before. With complex leaves, ``init`` sees :func:`to_pairs` of
     the params; ``step`` sees the pairs, :func:`gradient_pairs` of the gradient and
     ``value_fn`` as a function of the pairs, and its new params are turned back into
-    complex leaves of the params' dtypes.
+    complex leaves of the params' dtypes. Both first refuse integer and boolean
+    leaves (:func:`check_floating`, naming the optimizer ``name``).
     """
     init, step = _own(init), _own(step)
 
     def pairs_init(params):
+        check_floating(name, params)
         if not has_complex(params):
             return init(params)
         return init(to_pairs(params))
 
     def pairs_step(params, grads, state, **kwargs):
+        check_floating(name, params)
         if not has_complex(params):
             return step(params, grads, state, **kwargs)
         value_fn = kwargs.get("value_fn")
@@ -181,15 +208,18 @@ def as_real_pairs(init: Callable, step: Callable) -> tuple[Callable, Callable]:
 def refusing_complex(
     init: Callable, step: Callable, *, name: str, advice: str = ""
 ) -> tuple[Callable, Callable]:
-    """``(init, step)`` that raise :func:`refusal` when a leaf of the params is complex."""
+    """``(init, step)`` that raise :func:`refusal` when a leaf of the params is complex
+    (and refuse integer and boolean leaves as :func:`as_real_pairs` does)."""
     init, step = _own(init), _own(step)
 
     def checked_init(params):
+        check_floating(name, params)
         if has_complex(params):
             raise refusal(name, params, advice)
         return init(params)
 
     def checked_step(params, grads, state, **kwargs):
+        check_floating(name, params)
         if has_complex(params):
             raise refusal(name, params, advice)
         return step(params, grads, state, **kwargs)

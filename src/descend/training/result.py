@@ -14,7 +14,7 @@ import numpy as np
 from descend import metrics, models
 from descend._json import jsonable
 from descend._tree import PyTree
-from descend.data.arrays import Standardizer
+from descend.data.arrays import Standardizer, float_targets
 from descend.data.encoding import Encoding
 from descend.errors import DataError
 from descend.optim.base import Optimizer
@@ -156,7 +156,7 @@ class FitResult:
         if len(y) != len(predictions):
             raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
         if self.model.task == "regression":
-            return float(metrics.r2(y.astype(float), predictions))
+            return float(metrics.r2(float_targets(y), predictions))
         unknown = ~np.isin(y, np.asarray(self.classes))
         if unknown.any():
             shown = np.unique(y[unknown]).tolist()[:5]
