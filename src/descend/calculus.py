@@ -26,16 +26,18 @@ def as_point(x: Any) -> PyTree:
 
     As in SciPy, ``[0.0, 0.0]`` is a vector (not a pytree of two scalars): a list or a
     tuple (not a NamedTuple) whose leaves are all numbers, nested lists included,
-    becomes a NumPy array. Anything else (arrays, dicts, sequences holding arrays) keeps
-    its structure.
+    becomes a NumPy array (of floats, or of complex numbers if one is complex).
+    Anything else (arrays, dicts, sequences holding arrays) keeps its structure.
     """
     if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
         leaves = jax.tree.leaves(x)
-        if leaves and all(isinstance(leaf, (int, float, np.number, np.bool_)) for leaf in leaves):
+        numbers = (int, float, complex, np.number, np.bool_)
+        if leaves and all(isinstance(leaf, numbers) for leaf in leaves):
             try:
-                return np.asarray(x, dtype=float)
+                array = np.asarray(x)
             except ValueError:  # ragged: a pytree after all
                 return x
+            return array if array.dtype.kind == "c" else array.astype(float)
     return x
 
 

@@ -37,6 +37,7 @@ from descend.errors import (
     warn,
 )
 from descend.expr import Expression, parse
+from descend.optim import pairs
 from descend.optim.base import Optimizer, maximizes
 
 # Keep the path of iterates when it costs at most this many numbers.
@@ -57,7 +58,7 @@ CONSTRAINTS = {
 
 @dataclass(frozen=True)
 class MinimizeResult:
-    """What :func:`minimize` found, and why it stopped.
+    r"""What :func:`minimize` found, and why it stopped.
 
     Attributes
     ----------
@@ -66,6 +67,9 @@ class MinimizeResult:
         run, the best point found.
     fun, grad, grad_norm:
         The value, the gradient (structure of ``x``) and its Euclidean norm at ``x``.
+        For a complex ``x`` the gradient is JAX's (what :func:`descend.gradient`
+        gives: :math:`\partial f/\partial x - i\,\partial f/\partial y`) and the norm
+        that of the real and imaginary parts.
     n_iter:
         Number of optimizer steps taken.
     n_fev:
@@ -126,11 +130,14 @@ class MinimizeResult:
         return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready values (the CLI's ``--json``; history left out)."""
+        """The result as JSON-ready values (the CLI's ``--json``; history left out).
+
+        A complex number is written as the pair ``[real, imaginary]``.
+        """
         return {
-            "x": jsonable(self.x),
+            "x": jsonable(_complex_as_pairs(self.x)),
             "fun": jsonable(self.fun),
-            "grad": jsonable(self.grad),
+            "grad": jsonable(_complex_as_pairs(self.grad)),
             "grad_norm": jsonable(self.grad_norm),
             "n_iter": self.n_iter,
             "n_fev": self.n_fev,
@@ -142,6 +149,15 @@ class MinimizeResult:
             "hints": list(self.hints),
             "optimizer": self.optimizer,
         }
+
+
+def _complex_as_pairs(tree: PyTree) -> PyTree:
+    """Each complex leaf as a NumPy array of ``[real, imaginary]`` pairs (for JSON)."""
+
+    def split(leaf):
+        return np.stack([np.real(leaf), np.imag(leaf)], axis=-1) if np.iscomplexobj(leaf) else leaf
+
+    return jax.tree.map(split, tree)
 
 
 def minimize(
@@ -173,7 +189,9 @@ def minimize(
         or text: the name of a built-in test function (``"rosenbrock"``) or an
         expression (``"(x-3)**2 + 10*(y+1)**2"``, see :func:`descend.parse`).
     x0:
-        Start point: a float, an array or a pytree. For an expression, a dict
+        Start point: a float, an array or a pytree, of real or complex numbers (a
+        complex number is optimized as the pair of its real and imaginary parts, as
+        ``torch.optim`` does; ``f`` must still return a real number). For an expression, a dict
         ``{variable: value}``, a sequence in variable order, or a float for one
         variable. May be omitted for a test function (its suggested start is used).
     optimizer:
@@ -216,7 +234,10 @@ def minimize(
     ------
     InputError
         An argument out of its range (the message names it, its valid range and what
-        was given), an empty or complex ``x0``, or an expression that does not parse.
+        was given), an empty ``x0``, or an expression that does not parse.
+    DescendTypeError
+        A complex ``x0`` with an optimizer that cannot step complex numbers (adafactor,
+        muon).
     FunctionError
         ``f`` does not return one real number, or is not finite at ``x0``.
 
@@ -252,13 +273,21 @@ def minimize(
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
         x0 = _as_float(x0, dtype)
+        complex_like = pairs.Layout.of(x0).like() if pairs.has_complex(x0) else None
+        if complex_like is not None:
+            objective, x0 = _on_real_pairs(objective, x0, optimizer)
         n_params = _tree.size(x0)
         if n_params == 0:
             raise InputError("x0 has no numbers to optimize")
         if settings["refine"] and n_params != 1:
+            counted = (
+                " numbers"
+                if complex_like is None
+                else " real numbers (a complex number counts two)"
+            )
             raise InputError(
                 f"refine=True bisects a sign change of the derivative, for functions of one "
-                f"variable; x0 has {n_params} numbers"
+                f"variable; x0 has {n_params}{counted}"
             )
         keep_path = settings["keep_path"]
         if keep_path is None:
@@ -273,14 +302,14 @@ def minimize(
         )  # fmt: skip
         callbacks = ()
         if callback is not None:
-            callbacks = (_scipy_callback(callback, iterations, optimizer, variables),)
+            callbacks = (_scipy_callback(callback, iterations, optimizer, variables, complex_like),)
         progress = engine.Progress(
             settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
         )
         stop = engine.run(iterations, callbacks=callbacks, progress=progress)
         outcome = iterations.outcome()
         best = _best_point(objective, outcome) if stop == Status.INTERRUPTED else None
-    return _result(outcome, stop, config, optimizer, variables, best)
+    return _result(outcome, stop, config, optimizer, variables, best, complex_like)
 
 
 def _resolve_objective(f, x0):
@@ -299,6 +328,10 @@ def _resolve_objective(f, x0):
                 f"of {f.dim if not f.n_dimensional else 'n'} numbers, not a dict"
             )
         start = f.start if x0 is None else x0
+        if np.iscomplexobj(start):
+            raise InputError(
+                f"{f.name} is a function of real numbers; x0 must be real, got {start!r}"
+            )
         return f.fn, np.asarray(start, dtype=float), None
     if isinstance(f, Expression):
         return _expression_objective(f, x0)
@@ -370,16 +403,51 @@ def _warn_past_horizon(optimizer: Optimizer, max_iter: int) -> None:
         )
 
 
+_COMPLEX_OF = {"float64": "complex128", "float32": "complex64"}
+
+
 def _as_float(x0, dtype):
+    """x0 in ``dtype``; complex leaves in the complex dtype of the same precision."""
     x0 = as_point(x0)  # a list of numbers is a vector, as in SciPy
 
     def convert(leaf):
         array = np.asarray(leaf)
+        if array.dtype.kind == "c":
+            return jnp.asarray(array, dtype=_COMPLEX_OF[dtype])
         if array.dtype.kind not in "biuf":
-            raise InputError(f"x0 must be made of real numbers, got dtype {array.dtype}")
+            raise InputError(f"x0 must be made of real or complex numbers, got dtype {array.dtype}")
         return jnp.asarray(array, dtype=dtype)
 
     return jax.tree.map(convert, x0)
+
+
+@dataclass(frozen=True)
+class _OnRealPairs:
+    """``objective`` of a complex point, as a function of its real pairs.
+
+    Equal (and hashing alike) for the same objective and layout, so that repeated
+    runs share their compiled programs.
+    """
+
+    objective: Callable[[PyTree], Any]
+    layout: pairs.Layout
+
+    def __call__(self, point: PyTree) -> Any:
+        return self.objective(self.layout.from_pairs(point))
+
+
+def _on_real_pairs(objective, x0: PyTree, optimizer: Optimizer):
+    r"""``(objective of the real pairs, the pairs of x0)`` for a complex ``x0``.
+
+    The engine then iterates over real numbers only, as ``torch.optim`` steps a
+    complex parameter (:mod:`descend.optim.pairs`): the gradient is
+    :math:`(\partial f/\partial x, \partial f/\partial y)`, its norm
+    :math:`\big(\sum (\partial f/\partial x)^2 + (\partial f/\partial y)^2\big)^{1/2}`,
+    and the directional derivatives and stopping rules are those of the real problem.
+    """
+    if optimizer.complex_params == "refuse":
+        raise pairs.refusal(optimizer._described(), x0)
+    return _OnRealPairs(objective, pairs.Layout.of(x0)), pairs.to_pairs(x0)
 
 
 def _watched(verbose: int) -> bool:
@@ -387,7 +455,7 @@ def _watched(verbose: int) -> bool:
     return verbose == 2 or sys.stderr.isatty() or sys.stdin.isatty() or "ipykernel" in sys.modules
 
 
-def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
+def _scipy_callback(callback, iterations, optimizer: Optimizer, variables, complex_like=None):
     """The user's callback as the engine calls it: with no arguments, after a block.
 
     As in ``scipy.optimize.minimize``: a callback whose one parameter is named
@@ -405,6 +473,9 @@ def _scipy_callback(callback, iterations, optimizer: Optimizer, variables):
         x, value, grads, grad_norm, n_fev = _tree.to_host(
             (carry.x, carry.value, carry.grads, carry.grad_norm, carry.n_fev)
         )
+        if complex_like is not None:
+            x = pairs.from_pairs_on_host(complex_like, x)
+            grads = pairs.from_pairs_on_host(complex_like, grads, gradient=True)
         x, grads = _named(x, variables), _named(grads, variables)
         if not wants_result:
             return callback(x)
@@ -452,7 +523,13 @@ def _best_point(objective, outcome) -> tuple[PyTree, float, PyTree, int]:
 
 
 def _result(
-    outcome, stop: Status, config: IterateConfig, optimizer: Optimizer, variables, best=None
+    outcome,
+    stop: Status,
+    config: IterateConfig,
+    optimizer: Optimizer,
+    variables,
+    best=None,
+    complex_like=None,
 ) -> MinimizeResult:
     n_iter = int(outcome.n_iter)
     grads_finite = all(np.all(np.isfinite(g)) for g in jax.tree.leaves(outcome.grads))
@@ -465,12 +542,18 @@ def _result(
     if best is not None:  # interrupted: the best point so far, not the last one
         x, value, grads, _ = best
     grad_norm = float(np.sqrt(sum(np.vdot(g, g).real for g in jax.tree.leaves(grads))))
+    if complex_like is not None:
+        x = pairs.from_pairs_on_host(complex_like, x)
+        grads = pairs.from_pairs_on_host(complex_like, grads, gradient=True)
     history = {
         "value": outcome.history_value[: n_iter + 1],
         "grad_norm": outcome.history_grad_norm[: n_iter + 1],
     }
     if outcome.history_x is not None:
-        history["x"] = jax.tree.map(lambda h: h[: n_iter + 1], outcome.history_x)
+        path = jax.tree.map(lambda h: h[: n_iter + 1], outcome.history_x)
+        history["x"] = (
+            path if complex_like is None else pairs.from_pairs_on_host(complex_like, path)
+        )
     bracket = None
     if bool(outcome.has_bracket) or stop == Status.SIGN_CHANGE:
         bracket = (float(outcome.bracket[0]), float(outcome.bracket[1]))

@@ -20,6 +20,7 @@ from descend.data.arrays import (
     Standardizer,
     aligned_array,
     feature_matrix,
+    float_targets,
     train_validation_split,
 )
 from descend.data.datasets import dataset_names, load_dataset
@@ -222,7 +223,8 @@ def as_arrays(
         refused (reshape with ``X.reshape(-1, 1)`` for one feature); so are complex and
         text values (use :func:`load` to one-hot encode text columns).
     y : array-like, shape (n_samples,) or (n_samples, n_outputs)
-        Targets; 1-D for classification.
+        Targets; 1-D for classification. Complex regression targets are refused
+        (fit their real and imaginary parts as two outputs).
     task : {None, "regression", "binary", "multiclass"}, default None
         ``"binary"`` and ``"multiclass"`` encode the labels as in scikit-learn's
         ``LabelEncoder``: ``classes = sorted unique labels`` and ``y[i] = k`` where
@@ -262,7 +264,7 @@ def as_arrays(
     if classification and y.ndim != 1:
         raise DataError(f"y must be 1-D labels for task={task!r}, got shape {y.shape}")
     if not classification:
-        y = _float_targets(y)
+        y = float_targets(y)
     elif y.dtype.kind in "iub":
         y = y.astype(np.float64)  # lets the NaN check below treat every label dtype alike
     X, y = handle_nonfinite(
@@ -276,16 +278,3 @@ def as_arrays(
     )
     codes = np.unique(y, return_inverse=True)[1]  # each label's place in the sorted set
     return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
-
-
-def _float_targets(y: np.ndarray) -> np.ndarray:
-    if y.dtype.kind in "biuf":
-        return y.astype(np.float64)
-    try:
-        return y.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DataError(
-            f"y has dtype {y.dtype} and cannot become float; for class labels pass "
-            "task='binary' or task='multiclass' (with fit: a classifier model such as "
-            "'logistic' or 'softmax')"
-        ) from None

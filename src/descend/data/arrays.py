@@ -193,3 +193,23 @@ def train_validation_split(X: Any, y: Any, fraction: float = 0.2, seed: int = 0)
     validation = np.sort(perm[:n_validation])
     train = np.sort(perm[n_validation:])
     return X[train], X[validation], y[train], y[validation]
+
+
+def float_targets(y: np.ndarray) -> np.ndarray:
+    """Regression targets as float64; complex and non-numeric ones raise ``DataError``."""
+    if y.dtype.kind in "biuf":
+        return y.astype(np.float64)
+    if y.dtype.kind == "c":  # astype would drop the imaginary parts, with only a warning
+        raise DataError(
+            "y holds complex numbers; the losses compare real numbers: fit the real and "
+            "imaginary parts as two outputs, y = np.stack([y.real, y.imag], axis=1) (a "
+            "custom model may keep complex params and return z.real and z.imag)"
+        )
+    try:
+        return y.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"y has dtype {y.dtype} and cannot become float; for class labels pass "
+            "task='binary' or task='multiclass' (with fit: a classifier model such as "
+            "'logistic' or 'softmax')"
+        ) from None

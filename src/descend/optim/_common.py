@@ -147,4 +147,5 @@ def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
         {**optimizer.hyperparams, "weight_decay_mask": mask},
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=optimizer.evaluations,
+        complex_params=optimizer.complex_params,
     )

@@ -16,6 +16,10 @@ compiled program, compiled at the first call and kept per optimizer and ``value_
 (:func:`compiled_step`): a step of L-BFGS on three parameters takes 0.1 ms instead
 of the 0.7 s of running its line search operation by operation. Inside a trace
 (``jax.jit``, ``grad``, ``vmap``, the engine's loops) it is the plain function.
+
+Complex parameters are stepped as pairs of reals, as ``torch.optim`` steps them (see
+:mod:`descend.optim.pairs`): every ``Optimizer`` wraps the ``init`` and ``step`` it is
+built with, which then see only real arrays.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, check_positive, warn
+from descend.errors import DescendTypeError, InputError, check_positive, warn
+from descend.optim import pairs
 
 State = Any
 
@@ -49,7 +54,7 @@ class StepFn(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class Optimizer:
-    """A gradient-descent algorithm as two pure functions.
+    r"""A gradient-descent algorithm as two pure functions.
 
     Attributes
     ----------
@@ -66,6 +71,21 @@ class Optimizer:
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
         algorithm made inside its steps (line-search trials), for result reporting.
+    complex_params:
+        ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
+        pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
+        \partial f/\partial y)`, as ``torch.optim`` steps it (``view_as_real``); the
+        gradient passed to ``step`` is JAX's (the conjugate of torch's ``.grad``) and
+        the state of a complex leaf is that of its pairs. ``"refuse"``: ``init`` and
+        ``step`` raise :class:`~descend.errors.DescendTypeError` naming the complex
+        leaves, for algorithms without a pairs form (Adafactor, Muon). Either way
+        ``init`` and ``step`` are wrapped once, when the optimizer is built (see
+        :mod:`descend.optim.pairs`); with real params they call the functions given.
+        Integer and boolean leaves are refused either way
+        (:class:`~descend.errors.DescendTypeError` naming them), as ``torch`` refuses
+        them as parameters. ``"members"``: left to the optimizers this one hands the
+        params to, unwrapped (:func:`~descend.optim.partition`, whose groups may
+        differ).
 
     Two optimizers are equal (and hash alike) when their name, hyperparameters,
     ``needs_value_fn`` and functions agree, functions comparing by their code and
@@ -83,12 +103,30 @@ class Optimizer:
     hyperparams: Mapping[str, Any] = field(default_factory=dict)
     needs_value_fn: bool = False
     evaluations: Callable[[State], jax.Array] | None = None
+    complex_params: str = "pairs"
 
     def __post_init__(self) -> None:
-        step = self.step
+        init, step = self.init, self.step
         if isinstance(step, EagerStep):  # another optimizer's step, e.g. from replace()
             step = step.function
+        if self.complex_params == "pairs":
+            init, step = pairs.as_real_pairs(init, step, name=self._described())
+        elif self.complex_params == "refuse":
+            init, step = pairs.refusing_complex(init, step, name=self._described())
+        elif self.complex_params != "members":
+            raise InputError(
+                "complex_params must be 'pairs', 'refuse' or 'members', got "
+                f"{self.complex_params!r}"
+            )
+        object.__setattr__(self, "init", init)
         object.__setattr__(self, "step", EagerStep(step, self))
+
+    def _described(self) -> str:
+        """The name, with the optimizer it wraps (chain, reduce_on_plateau) if any."""
+        inner = self.hyperparams.get("optimizer")
+        if isinstance(inner, Optimizer):
+            return f"{inner._described()} (the optimizer inside {self.name})"
+        return self.name
 
     def _key(self, visiting: frozenset[int] = frozenset()) -> tuple:
         # Compiled loops are cached on the optimizer, so two optimizers may compare

@@ -135,4 +135,11 @@ def partition(optimizers: Mapping[str, Optimizer], labels: Any) -> Optimizer:
                     new_leaves[index] = leaf
         return treedef.unflatten(new_leaves), PartitionState(state.count + 1, states)
 
-    return Optimizer("partition", init, step, {"optimizers": groups, "labels": labels})
+    # Each group's optimizer steps its own complex leaves (as pairs) or refuses them.
+    return Optimizer(
+        "partition",
+        init,
+        step,
+        {"optimizers": groups, "labels": labels},
+        complex_params="members",
+    )

@@ -200,7 +200,10 @@ def adafactor(
         "weight_decay": weight_decay,
         "maximize": maximize,
     }
-    return with_decay_mask(Optimizer("adafactor", init, step, hyperparams), mask)
+    # torch.optim.Adafactor refuses complex params: the factored second moment of the
+    # (..., 2) pairs would mix real and imaginary parts, a form with no reference.
+    optimizer = Optimizer("adafactor", init, step, hyperparams, complex_params="refuse")
+    return with_decay_mask(optimizer, mask)
 
 
 _NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -391,7 +394,10 @@ def muon(
         "adjust_lr_fn": adjust_lr_fn,
         "ns_dtype": ns_dtype,
     }
-    return with_decay_mask(Optimizer("muon", init, step, hyperparams), mask)
+    # torch.optim.Muon refuses complex params: the polar factor of a complex matrix is
+    # not that of its pairs.
+    optimizer = Optimizer("muon", init, step, hyperparams, complex_params="refuse")
+    return with_decay_mask(optimizer, mask)
 
 
 def _check_matrices(params: Any) -> None:

@@ -805,4 +805,5 @@ def reduce_on_plateau(
         evaluations=None
         if inner_evaluations is None
         else (lambda state: inner_evaluations(state.inner)),
+        complex_params=optimizer.complex_params,
     )

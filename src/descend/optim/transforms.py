@@ -57,10 +57,11 @@ class clip_by_global_norm(_Stateless):
         \lVert g\rVert = \Big(\sum_{\text{leaves}} \lVert g_i\rVert_2^2\Big)^{1/2}, \qquad
         g \leftarrow g \cdot \min\!\Big(1, \frac{\text{max\_norm}}{\lVert g\rVert + 10^{-6}}\Big)
 
-    Matches ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (2-norm). Differences
-    from ``optax.clip_by_global_norm``: Optax leaves gradients with norm below
-    ``max_norm`` untouched and otherwise scales by ``max_norm / norm`` without the
-    ``1e-6``, so torch's (and this) clipped norm is slightly below ``max_norm``, and
+    Matches ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (2-norm); a complex
+    entry counts :math:`|g|^2 = (\mathrm{Re}\,g)^2 + (\mathrm{Im}\,g)^2`, as in torch.
+    Differences from ``optax.clip_by_global_norm``: Optax leaves gradients with norm
+    below ``max_norm`` untouched and otherwise scales by ``max_norm / norm`` without
+    the ``1e-6``, so torch's (and this) clipped norm is slightly below ``max_norm``, and
     gradients with a norm within ``1e-6`` under ``max_norm`` are scaled very slightly.
 
     Parameters
@@ -96,7 +97,9 @@ class clip_by_value(_Stateless):
 
     .. math:: g \leftarrow \min(\max(g, -c), c)
 
-    Matches ``torch.nn.utils.clip_grad_value_`` and ``optax.clip``.
+    Matches ``torch.nn.utils.clip_grad_value_`` and ``optax.clip``. A complex
+    gradient has its real and imaginary parts clipped each (the pairs every optimizer
+    steps, see :mod:`descend.optim.pairs`; torch's ``clamp`` refuses complex tensors).
 
     Parameters
     ----------
@@ -120,8 +123,13 @@ class clip_by_value(_Stateless):
     def apply(
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
-        clipped = jax.tree.map(lambda g: jnp.clip(g, -self.clip_value, self.clip_value), grads)
-        return clipped, state
+        def clip(g):
+            return jnp.clip(g, -self.clip_value, self.clip_value)
+
+        def clip_leaf(g):
+            return jax.lax.complex(clip(g.real), clip(g.imag)) if jnp.iscomplexobj(g) else clip(g)
+
+        return jax.tree.map(clip_leaf, grads), state
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,14 @@ class add_weight_decay(_Stateless):
 
     .. math:: g \leftarrow g + \lambda \theta
 
-    This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`,
-    and what ``weight_decay=`` does in ``torch.optim.SGD`` and ``torch.optim.Adam``
-    (``chain(add_weight_decay(wd), sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``).
-    Optax: ``add_decayed_weights`` placed before the optimizer (its ``mask`` is
-    ``weight_decay_mask`` here). With adaptive optimizers the decay is rescaled like
-    the gradient; see :class:`decoupled_weight_decay` for the AdamW form.
+    This is the gradient of :math:`f(\theta) + \tfrac{\lambda}{2}\lVert\theta\rVert^2`
+    (for a complex :math:`\theta` given with JAX's gradient, the conjugate of torch's,
+    :math:`g + \lambda\bar\theta`), and what ``weight_decay=`` does in
+    ``torch.optim.SGD`` and ``torch.optim.Adam`` (``chain(add_weight_decay(wd),
+    sgd(lr))`` equals ``sgd(lr, weight_decay=wd)``). Optax: ``add_decayed_weights``
+    placed before the optimizer (its ``mask`` is ``weight_decay_mask`` here). With
+    adaptive optimizers the decay is rescaled like the gradient; see
+    :class:`decoupled_weight_decay` for the AdamW form.
 
     Parameters
     ----------
@@ -171,7 +181,9 @@ class add_weight_decay(_Stateless):
         self, grads: PyTree, state: tuple, params: PyTree, *, value: jax.Array | None = None
     ) -> tuple[PyTree, tuple]:
         grads_in = jax.tree.map(jnp.asarray, grads)
-        decayed = coupled_decay(grads_in, params, self.weight_decay, self.weight_decay_mask)
+        # JAX's gradient of a complex leaf is the conjugate of torch's: so is its decay.
+        conjugated = jax.tree.map(lambda p: jnp.conj(p) if jnp.iscomplexobj(p) else p, params)
+        decayed = coupled_decay(grads_in, conjugated, self.weight_decay, self.weight_decay_mask)
         return cast_like(grads, decayed), state
 
 
@@ -347,6 +359,9 @@ def chain(*parts: Any) -> Optimizer:
         {"transforms": transforms, "optimizer": optimizer},
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=None if evaluations is None else (lambda state: evaluations(state.optimizer)),
+        # Complex leaves become pairs here, before the transforms: they see torch's
+        # gradient pairs, and the optimizer only real arrays.
+        complex_params=optimizer.complex_params,
     )
 
 

@@ -21,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend import engine, metrics, optim, rules
+from descend._tree import PyTree
 from descend.engine import Status, status
+from descend.optim import pairs
 from descend.optim.schedules import PlateauState
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
@@ -278,11 +280,22 @@ class Epochs:
 
 
 def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
-    """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result."""
+    """Run the epochs of ``spec`` on ``source`` in the engine's loop; the trained result.
+
+    Complex params (of a custom model) are trained as the pairs of their real and
+    imaginary parts, as the optimizers step them (:mod:`descend.optim.pairs`): the
+    epochs see real numbers only (the gradient norm is that of the parts), and the
+    result holds complex params again. The optimizer state is the same either way.
+    """
     state = spec.initial_state(prepared.n_features, prepared.n_outputs)
     if prepared.stream is None:  # one chunk an epoch: its updates are known before the run
         spec.warn_past_horizon(source.config.n_updates)
-    objective = BatchObjective(spec.model, spec.loss, spec.loss_name)
+    layout = pairs.Layout.of(state.params) if pairs.has_complex(state.params) else None
+    if layout is not None:
+        state = dataclasses.replace(
+            state, params=pairs.to_pairs(state.params), best=_best_as(pairs.to_pairs, state.best)
+        )
+    objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout)
     epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement
 
@@ -300,7 +313,23 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
         progress=progress,
         agree=None if placement is None else agree,
     )
-    return epochs.result(stop)
+    result = epochs.result(stop)
+    if layout is None:
+        return result
+
+    def joined(params):
+        return pairs.from_pairs_on_host(layout.like(), params)
+
+    return dataclasses.replace(
+        result, params=joined(result.params), best=_best_as(joined, result.best)
+    )
+
+
+def _best_as(convert: Callable[[PyTree], PyTree], best: BestEpoch | None) -> BestEpoch | None:
+    """``best`` with ``convert`` applied to the weights it keeps, if it keeps any."""
+    if best is None or best.params is None:
+        return best
+    return dataclasses.replace(best, params=convert(best.params))
 
 
 _observe = jax.jit(optim.observe)

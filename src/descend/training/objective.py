@@ -14,6 +14,7 @@ from descend import metrics, models
 from descend._tree import PyTree
 from descend.calculus import call_user
 from descend.errors import InputError
+from descend.optim import pairs
 
 
 @dataclass(frozen=True)
@@ -24,20 +25,36 @@ class BatchObjective:
     there are no sample weights); the metric sums are what the running training metric
     needs: correct predictions for classifiers, squared residuals per output for
     regression. Hashable by value (model and loss), so compiled epochs are reused.
+
+    With ``complex_layout`` (the layout of a custom model's complex params) the params
+    given are their real pairs (:mod:`descend.optim.pairs`): the epochs run on real
+    numbers, and the model sees its complex params.
     """
 
     model: models.Model
     loss: Callable[..., jax.Array]
     loss_name: str | None
+    complex_layout: pairs.Layout | None = None
+
+    def outputs(self, params: PyTree, X: jax.Array) -> jax.Array:
+        """The model's raw outputs, which must be real (the loss compares them to targets)."""
+        if self.complex_layout is not None:
+            params = self.complex_layout.from_pairs(params)
+        if self.model.name == "custom":  # the user's function: its errors are named as such
+            outputs = call_user(self.model.apply, params, X, what="the custom model's apply")
+        else:
+            outputs = self.model.apply(params, X)
+        if jnp.iscomplexobj(outputs):
+            raise InputError(
+                f"the model returns complex outputs (dtype {jnp.result_type(outputs)}); fit "
+                "compares real predictions with real targets: return real numbers from "
+                "apply, e.g. jnp.abs(z), or z.real and z.imag as two outputs"
+            )
+        return outputs
 
     def per_sample(self, params: PyTree, X: jax.Array, y: jax.Array) -> jax.Array:
         """One loss per row of ``X``, shape ``(n,)``."""
-        return self._per_sample(self._predict(params, X), y)
-
-    def _predict(self, params, X) -> jax.Array:
-        if self.model.name == "custom":  # the user's function: its errors are named as such
-            return call_user(self.model.apply, params, X, what="the custom model's apply")
-        return self.model.apply(params, X)
+        return self._per_sample(self.outputs(params, X), y)
 
     def _per_sample(self, predictions, y) -> jax.Array:
         if self.loss_name is None:
@@ -59,7 +76,7 @@ class BatchObjective:
     def __call__(
         self, params: PyTree, X: jax.Array, y: jax.Array, w: jax.Array | None = None
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        predictions = self._predict(params, X)
+        predictions = self.outputs(params, X)
         values = self._per_sample(predictions, y)
         if w is None:
             loss, weight = jnp.sum(values), jnp.asarray(values.shape[0], values.dtype)
@@ -81,7 +98,7 @@ class BatchObjective:
 @functools.partial(jax.jit, static_argnums=0)
 def _evaluate(objective: BatchObjective, params, X, y, w=None):
     values = objective.per_sample(params, X, y)
-    outputs = objective._predict(params, X)
+    outputs = objective.outputs(params, X)
     loss = jnp.mean(values) if w is None else jnp.sum(w * values) / jnp.sum(w)
     if objective.model.task == "regression":
         metric = metrics.r2(y, outputs, xp=jnp, sample_weight=w)

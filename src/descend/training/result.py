@@ -14,10 +14,20 @@ import numpy as np
 from descend import metrics, models
 from descend._json import jsonable
 from descend._tree import PyTree
-from descend.data.arrays import Standardizer
+from descend.data.arrays import Standardizer, float_targets
 from descend.data.encoding import Encoding
 from descend.errors import DataError
 from descend.optim.base import Optimizer
+
+
+def leaf_dtype(dtype: np.dtype, training_dtype: str) -> np.dtype:
+    """The dtype a params leaf trains in: floating ones ``training_dtype``, complex ones
+    the complex dtype of that precision (complex128 for float64), others their own."""
+    if np.issubdtype(dtype, np.floating):
+        return np.dtype(training_dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        return np.result_type(np.dtype(training_dtype), np.complex64)
+    return np.dtype(dtype)
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,7 @@ class FitResult:
         if len(y) != len(predictions):
             raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
         if self.model.task == "regression":
-            return float(metrics.r2(y.astype(float), predictions))
+            return float(metrics.r2(float_targets(y), predictions))
         unknown = ~np.isin(y, np.asarray(self.classes))
         if unknown.any():
             shown = np.unique(y[unknown]).tolist()[:5]

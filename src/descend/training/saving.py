@@ -28,7 +28,7 @@ from descend import checkpoint, distributed, models, optim
 from descend.errors import CheckpointError, DescendTypeError
 from descend.optim.base import Optimizer
 from descend.optim.leaves import LeafTree, decayed_leaves
-from descend.training.result import BestEpoch, FitResult
+from descend.training.result import BestEpoch, FitResult, leaf_dtype
 
 FORMAT = "descend.fit/2"
 _FLAT_STATE_FORMAT = "descend.fit/1"  # descend 0.1.0: the optimizer state as a list of leaves
@@ -203,7 +203,7 @@ def _like(saved: Any, template: Any) -> Any:
 
 def _template(leaf, dtype: str) -> np.ndarray:
     leaf = np.asarray(leaf)
-    return np.zeros(leaf.shape, dtype if np.issubdtype(leaf.dtype, np.floating) else leaf.dtype)
+    return np.zeros(leaf.shape, leaf_dtype(leaf.dtype, dtype))
 
 
 def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from descend.errors import (
     warn,
 )
 from descend.optim.base import Optimizer, maximizes
-from descend.training.result import FitResult, FitState
+from descend.training.result import FitResult, FitState, leaf_dtype
 
 METHODS = ("batch", "stochastic", "minibatch")
 
@@ -386,9 +386,10 @@ def _check_stream(stream: Any, options: dict, data_arguments: dict, placement) -
 
 
 def _as_dtype(leaf: Any, dtype: str) -> jax.Array:
-    """A saved leaf on the device, floating ones in the training ``dtype``."""
+    """A saved leaf on the device, floating and complex ones in the training ``dtype``."""
     leaf = np.asarray(leaf)
-    return jnp.asarray(leaf, dtype=dtype if np.issubdtype(leaf.dtype, np.floating) else None)
+    inexact = np.issubdtype(leaf.dtype, np.inexact)
+    return jnp.asarray(leaf, dtype=leaf_dtype(leaf.dtype, dtype) if inexact else None)
 
 
 def _check_fits(model: models.Model, params: PyTree, n_features: int, n_outputs: int, dtype):
