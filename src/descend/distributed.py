@@ -403,13 +403,16 @@ class Placement:
         weights = table[:, 0]
         return [float(np.dot(weights, column) / weights.sum()) for column in table[:, 1:].T]
 
-    def prepare(self, prepared: R, standardize: bool) -> R:
+    def prepare(self, prepared: R, standardize: bool, targets: bool = False) -> R:
         """Check that the processes' data agree, cut them to one length, standardize.
 
         ``prepared`` comes from :func:`descend.training.prepare.prepare`, run without
         standardization (unless resumed): the standardization is fitted here on the
-        training rows of all processes together.
+        training rows of all processes together, of the features, and of the regression
+        targets too with ``targets`` (a fresh regression run).
         """
+        from descend.training.prepare import as_columns, scale_targets
+
         if self.n_processes > 1:
             prepared = self._agree_on_shapes(prepared)
         if standardize and prepared.standardizer is None:
@@ -423,6 +426,8 @@ class Placement:
                 else np.asarray(standardizer.transform(prepared.X_val), dtype=dtype),
                 standardizer=standardizer,
             )
+        if standardize and targets and prepared.target_standardizer is None:
+            prepared = scale_targets(prepared, self._standardizer(as_columns(prepared.y)))
         return prepared
 
     def _agree_on_shapes(self, prepared):

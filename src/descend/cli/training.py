@@ -53,6 +53,11 @@ def add_parsers(commands) -> None:
         "columns of text)",
     )  # fmt: skip
     train.add_argument(
+        "--task", choices=("auto", "classification", "regression"), default="auto",
+        help="what the target is (default: decided from it, as scikit-learn does: text, "
+        "booleans and integers with at most 20 distinct values are classes)",
+    )  # fmt: skip
+    train.add_argument(
         "--model", default="auto",
         help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
     )  # fmt: skip
@@ -113,6 +118,11 @@ def _dataset(args: argparse.Namespace):
 
         if args.categorical:
             raise InputError("--categorical cannot be used with --stream: streams take numbers")
+        if args.task != "auto":
+            raise InputError(
+                "--task cannot be used with --stream; choose the model instead (--model "
+                "logistic or softmax for classes, linear for a regression)"
+            )
         if not args.file:
             raise InputError("--stream reads a FILE or folder; a --dataset is read in memory")
         features = args.features.split(",") if args.features else None
@@ -128,9 +138,12 @@ def _dataset(args: argparse.Namespace):
         return data.load(
             args.file, target=args.target, features=features, nan_policy=args.nan_policy,
             dtype=args.dtype or "float32", sep=_separator(args.sep), categorical=categorical,
+            task=args.task,
         )  # fmt: skip
-    if args.target or args.features or args.categorical:
-        raise InputError("--target, --features and --categorical choose columns of a FILE")
+    if args.target or args.features or args.categorical or args.task != "auto":
+        raise InputError(
+            "--target, --features, --categorical and --task describe the columns of a FILE"
+        )
     return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype or "float32")
 
 
@@ -158,6 +171,33 @@ def _model(args: argparse.Namespace, dataset):
     if name == "polynomial":
         return models.polynomial(args.degree)
     return models.get(name)
+
+
+def task_line(args: argparse.Namespace, dataset) -> str | None:
+    """Which task the target made ``--model auto`` choose, and why (None when the user
+    chose the model, the checkpoint holds it, or the data is a stream)."""
+    from descend.data import Dataset
+
+    if args.model != "auto" or args.resume or not isinstance(dataset, Dataset):
+        return None
+    name = dataset.encoding.target_name
+    classes = dataset.classes
+    if classes is None:
+        task, other = "regression", "classification"
+        distinct = len(np.unique(dataset.y))
+        what = f"holds numbers ({distinct} distinct values)"
+    else:
+        task = "binary classification" if len(classes) == 2 else "multiclass classification"
+        other = "regression"
+        if all(isinstance(label, int) for label in classes):
+            what = f"holds {len(classes)} distinct integers"
+        elif all(isinstance(label, float) for label in classes):
+            what = f"holds {len(classes)} distinct numbers"
+        else:  # text: a regression cannot be asked for
+            return f"target {name!r} holds {len(classes)} labels: {task}"
+    if args.task != "auto":
+        return f"target {name!r} {what}: {task}, as --task says"
+    return f"target {name!r} {what}: {task}; --task {other} to override"
 
 
 def _check_two_labels(dataset) -> None:
@@ -191,6 +231,9 @@ def train_command(args: argparse.Namespace) -> int:
 
     dataset = _dataset(args)
     model = _model(args, dataset)
+    chosen = task_line(args, dataset)
+    if chosen is not None and not args.json:
+        print(chosen, flush=True)
     if args.resume and args.optimizer is None:
         if args.opt_args:
             raise InputError(

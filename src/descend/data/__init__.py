@@ -42,6 +42,7 @@ from descend.data.tables import read_table
 from descend.errors import DataError, suggest, unknown_name
 
 TASKS = ("regression", "binary", "multiclass")
+TARGET_KINDS = ("auto", "classification", "regression")  # load's task
 
 __all__ = [
     "ArrayData",
@@ -65,6 +66,7 @@ def load(
     nan_policy: str = "raise",
     dtype: Any = "float32",
     sep: str | None = None,
+    task: str = "auto",
 ) -> Dataset:
     """Read a table into a :class:`Dataset` of float features and a target.
 
@@ -94,12 +96,21 @@ def load(
         The delimiter of a text file, one character (``","``, ``";"``, ``"\t"``, ``"|"``).
         Default: detected by :class:`csv.Sniffer` among ``, ; tab |`` (and space for
         ``.txt``) whatever the suffix, else the suffix's (comma, or tab for ``.tsv``).
+    task : {"auto", "classification", "regression"}, default "auto"
+        What the target is. ``"auto"`` decides as scikit-learn's ``type_of_target``
+        does, with a cap: text, booleans and a category dtype are class labels, and so
+        are integers (cells written without a decimal point, or an integer dtype) with
+        2 to :data:`MAX_INTEGER_CLASSES` distinct values, at most one per two rows
+        (0/1, 1/2/3, -1/1); other numbers (``1.0``, prices, counts with many values)
+        are a regression target. ``"classification"`` makes the distinct values of any
+        target classes; ``"regression"`` needs numbers.
 
     Returns
     -------
     Dataset
         ``y`` holds ``int32`` codes into ``classes`` (sorted labels, or the declared
-        order of a pandas categorical) when the target is text, else floats.
+        order of a pandas categorical) when the target is classes (``classes`` holds
+        ints for integer labels, floats for other numbers, else text), else floats.
 
     Notes
     -----
@@ -126,6 +137,8 @@ def load(
     (('size', 'color=blue', 'color=red'), [[1.0, 0.0, 1.0], [2.0, 1.0, 0.0], [3.0, 0.0, 1.0]])
     """
     check_nan_policy(nan_policy)
+    if task not in TARGET_KINDS:
+        raise unknown_name("task", str(task), TARGET_KINDS)
     dtype = float_dtype(dtype)
     if categorical != "auto":
         if isinstance(categorical, str):
@@ -148,7 +161,7 @@ def load(
         for name in features
         if kinds[name] == "categorical"
     }
-    y, classes = _target(table, target, categorical)
+    y, classes = _target(table, target, categorical, task)
     encoding = Encoding(tuple(features), categories, target, classes)
     sources = encoding.source_columns()
     X, y = handle_nonfinite(
@@ -188,16 +201,28 @@ def _check_features(table, features, target, categorical) -> list[str]:
     return features
 
 
-def _target(table, target: str, categorical) -> tuple[np.ndarray, tuple | None]:
-    """The target as floats (NaN where missing), and its classes when it is text."""
+# The most distinct integers an "auto" target may hold and still be classes (digits: 10).
+MAX_INTEGER_CLASSES = 20
+
+def _target(table, target: str, categorical, task: str) -> tuple[np.ndarray, tuple | None]:
+    """The target as floats (NaN where missing) or class codes, and its classes."""
     values = table.columns[target]
     listed = categorical != "auto" and target in categorical
     if not listed and table.kinds[target] != "category":
         parsed = parse_numbers(values)
         if len(parsed.text_rows) == 0:
+            numbers = np.asarray(parsed.numbers, dtype=np.float64)
+            whole = target in table.integers
+            if task == "classification" or (task == "auto" and whole and integer_labels(numbers)):
+                return number_classes(numbers)
             return parsed.numbers, None
         if parsed.mostly_numeric:
             raise stray_text_error(table, target, parsed, "")
+    if task == "regression":
+        raise DataError(
+            f"the target {target!r} of {table.origin} holds text labels, and a regression "
+            "needs numbers; leave the task to be classification"
+        )
     classes = table.declared.get(target) or sorted_labels(values)
     codes, _ = label_codes(values, classes)
     return np.where(codes < 0, np.nan, codes), classes
@@ -278,3 +303,22 @@ def as_arrays(
     )
     codes = np.unique(y, return_inverse=True)[1]  # each label's place in the sorted set
     return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
+
+
+def integer_labels(numbers: np.ndarray) -> bool:
+    """Whether whole numbers (``Table.integers``) are class labels for ``task="auto"``:
+    2 to :data:`MAX_INTEGER_CLASSES` distinct values, at most one per two rows."""
+    finite = numbers[np.isfinite(numbers)]
+    distinct = len(np.unique(finite))
+    return 2 <= distinct <= min(MAX_INTEGER_CLASSES, len(finite) // 2)
+
+
+def number_classes(numbers: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Class codes of a numeric target (NaN where missing) and its sorted classes, as
+    ints when every value is whole."""
+    finite = numbers[np.isfinite(numbers)]
+    distinct = np.unique(finite)
+    whole = bool(np.all(distinct == np.round(distinct)))
+    classes = tuple(int(v) if whole else float(v) for v in distinct)
+    codes = np.searchsorted(distinct, np.where(np.isfinite(numbers), numbers, distinct[0]))
+    return np.where(np.isfinite(numbers), codes, np.nan), classes

@@ -65,6 +65,10 @@ class Table:
     declared: dict[str, tuple] = field(default_factory=dict)
     index: Sequence | None = None
     delimiter: str | None = None  # a text file's, for messages about its columns
+    # Numeric columns of whole numbers as the source wrote them: an integer or boolean
+    # dtype, or text cells without a decimal point or exponent (what decides whether a
+    # target of numbers may be class labels; see descend.data.load's task).
+    integers: frozenset[str] = frozenset()
 
     @property
     def names(self) -> list[str]:
@@ -319,15 +323,26 @@ def _read_delimited_stdlib(path: Path, delimiter: str) -> Table:
         raise _empty(path)
     if not rows:
         raise _no_rows(repr(str(path)), header)
-    columns, kinds = {}, {}
+    columns, kinds, integers = {}, {}, set()
     for name, cells in zip(header, zip(*rows, strict=True), strict=True):
         try:  # NumPy parses a column of clean numbers in C
             columns[name], kinds[name] = np.array(cells, dtype=np.float64), "numeric"
+            if _written_as_integers(cells):
+                integers.add(name)
         except ValueError:
             stripped = (cell.strip() for cell in cells)
             values = [None if cell in _MISSING_TEXT else cell for cell in stripped]
             columns[name], kinds[name] = np.array(values, dtype=object), "text"
-    return Table(repr(str(path)), columns, kinds, delimiter=delimiter)
+    return Table(
+        repr(str(path)), columns, kinds, delimiter=delimiter, integers=frozenset(integers)
+    )
+
+
+def _written_as_integers(cells: Sequence[str]) -> bool:
+    """Whether cells that parse as numbers are all written as whole numbers (``12``,
+    ``-3``; not ``1.0``, ``1e3``, ``inf`` or ``nan``)."""
+    text = "".join(cells).lower()
+    return not any(mark in text for mark in (".", "e", "n", "i"))
 
 
 def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
@@ -342,7 +357,7 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
         raise DataError(f"{origin} has no columns")
     if len(frame) == 0:
         raise _no_rows(origin, names)
-    columns, kinds, declared = {}, {}, {}
+    columns, kinds, declared, integers = {}, {}, {}, set()
     for name, (_, series) in zip(names, frame.items(), strict=True):
         dtype = series.dtype
         if isinstance(dtype, pandas.CategoricalDtype):
@@ -354,6 +369,8 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
         elif types.is_bool_dtype(dtype) or types.is_numeric_dtype(dtype):
             kinds[name] = "numeric"
             columns[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            if types.is_bool_dtype(dtype) or types.is_integer_dtype(dtype):
+                integers.add(name)
         elif types.is_datetime64_any_dtype(dtype) or types.is_timedelta64_dtype(dtype):
             raise DataError(
                 f"column {name!r} of {origin} holds dates or durations ({dtype}); convert it "
@@ -362,7 +379,7 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
         else:
             kinds[name] = "text"
             columns[name] = series.astype(object).where(series.notna(), None).to_numpy()
-    return Table(origin, columns, kinds, declared, index)
+    return Table(origin, columns, kinds, declared, index, integers=frozenset(integers))
 
 
 # ------------------------------------------------------------ decimal commas

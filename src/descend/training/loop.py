@@ -272,6 +272,7 @@ class Epochs:
             reason=self.reason(stop),
             classes=prepared.classes,
             standardizer=prepared.standardizer,
+            target_standardizer=prepared.target_standardizer,
             encoding=prepared.encoding,
             dtype=spec.dtype,
             seed=spec.seed,

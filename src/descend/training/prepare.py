@@ -28,6 +28,7 @@ class Prepared:
     n_outputs: int
     stream: Any = None  # rows read chunk by chunk (a training.streams.StreamPlan; X, y None)
     weights_val: np.ndarray | None = None
+    target_standardizer: Any = None  # a regression's targets standardized (y, y_val are)
 
     @property
     def n_samples(self) -> int:
@@ -107,10 +108,40 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
         y = y.astype(dtype)
         y_val = None if y_val is None else y_val.astype(dtype)
     n_outputs = _n_outputs(model, y, classes)
-    return Prepared(
+    prepared = Prepared(
         X, y, weights, X_val, y_val, classes, standardizer, encoding, n_outputs,
         weights_val=weights_val,
     )  # fmt: skip
+    if model.task != "regression":
+        return prepared
+    if spec.start is not None:  # a continued run keeps the targets' scale it trained on
+        scaler = spec.start.target_standardizer
+    else:
+        scaler = data.Standardizer.fit(as_columns(y)) if standardize else None
+    return scale_targets(prepared, scaler)
+
+
+def as_columns(y: np.ndarray) -> np.ndarray:
+    """Targets as a 2-D array, one column per output."""
+    return y.reshape(len(y), -1)
+
+
+def scale_targets(prepared: Prepared, scaler: Any) -> Prepared:
+    """``prepared`` with its regression targets (training and validation) standardized.
+
+    ``y`` keeps its shape and dtype; ``scaler`` None returns ``prepared`` as it is.
+    """
+    if scaler is None:
+        return prepared
+
+    def scaled(y):
+        if y is None:
+            return None
+        return np.asarray(scaler.transform(as_columns(y)), dtype=y.dtype).reshape(y.shape)
+
+    return replace(
+        prepared, y=scaled(prepared.y), y_val=scaled(prepared.y_val), target_standardizer=scaler
+    )
 
 
 def settle_weights(

@@ -83,6 +83,10 @@ class FitState:
         ``sample_weight``) is then that of those rows and this call's together, so that a
         call's weights count against the earlier ones, not only against each other.
         None (the default, and ``result.state``'s): this call's rows only.
+    target_standardizer:
+        The standardization of the regression targets the params were trained on
+        (``fit``'s ``standardize``), which a continued run keeps; None: the targets as
+        given. A continued run never changes it.
     """
 
     params: PyTree
@@ -92,6 +96,7 @@ class FitState:
     history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     best: BestEpoch | None = field(default=None, repr=False)
     weights_seen: tuple[float, int] | None = None
+    target_standardizer: Standardizer | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,12 @@ class FitResult:
     standardizer, encoding:
         The feature standardization and the table encoding (for CSV data) applied by
         ``predict``.
+    target_standardizer:
+        A regression's target standardization (``fit(standardize=True)``): the model
+        was trained on :math:`(y - \text{mean}) / \text{scale}` per output, so
+        ``params`` and the history's losses are in those units, while ``predict``,
+        ``decision_function`` and ``score`` are in the targets' own units. None
+        otherwise.
     dtype, seed:
         The training dtype and seed (a resumed run reuses them).
     best_epoch:
@@ -148,6 +159,7 @@ class FitResult:
     seed: int = 0
     best_epoch: int | None = None
     best: BestEpoch | None = field(default=None, repr=False)
+    target_standardizer: Standardizer | None = None
 
     def _context(self):
         return jax.enable_x64(True) if self.dtype == "float64" else contextlib.nullcontext()
@@ -171,17 +183,25 @@ class FitResult:
         return jnp.asarray(X, dtype=self.dtype)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The model's raw outputs (values, logits) for ``X``."""
+        """The model's raw outputs (values in the targets' units, logits) for ``X``."""
         with self._context():
-            return np.asarray(self.model.apply(self.params, self.features(X)))
+            outputs = np.asarray(self.model.apply(self.params, self.features(X)))
+        return self._in_target_units(outputs)
 
     def predict(self, X: Any) -> np.ndarray:
         """Values for regression, class labels (from ``classes``) for classifiers."""
         with self._context():
             predictions = np.asarray(models.predict(self.model, self.params, self.features(X)))
         if self.classes is None:
-            return predictions
+            return self._in_target_units(predictions)
         return np.asarray(self.classes)[predictions]
+
+    def _in_target_units(self, values: np.ndarray) -> np.ndarray:
+        """Regression outputs back in the targets' units (``target_standardizer``)."""
+        scaler = self.target_standardizer
+        if scaler is None or self.model.task != "regression":
+            return values
+        return np.asarray(scaler.inverse_transform(values), dtype=values.dtype)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, one column per class in ``classes`` order."""
@@ -226,8 +246,9 @@ class FitResult:
     def state(self) -> FitState:
         """Where this run stands, for ``fit(..., init=result.state)``."""
         return FitState(
-            self.params, self.opt_state, self.n_epochs, self.n_updates, self.history, self.best
-        )
+            self.params, self.opt_state, self.n_epochs, self.n_updates, self.history, self.best,
+            target_standardizer=self.target_standardizer,
+        )  # fmt: skip
 
     def to_dict(self, *, history: bool = False) -> dict[str, Any]:
         """The run as JSON-ready values: what it trained, how far, why it stopped, and the

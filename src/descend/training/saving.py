@@ -65,6 +65,9 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "reason": result.reason,
         "classes": None if result.classes is None else np.asarray(result.classes).tolist(),
         "standardizer": None if result.standardizer is None else result.standardizer.to_dict(),
+        "target_standardizer": None
+        if result.target_standardizer is None
+        else result.target_standardizer.to_dict(),
         "encoding": None if result.encoding is None else result.encoding.to_dict(),
         "dtype": result.dtype,
         "seed": result.seed,
@@ -134,6 +137,7 @@ def load(
         loss = math.inf if best["loss"] is None else best["loss"]
         best = BestEpoch(loss, int(best["epoch"]), int(best["waited"]), *weights)
     standardizer = metadata["standardizer"]
+    target_standardizer = metadata.get("target_standardizer")  # older checkpoints: none
     encoding = metadata["encoding"]
     return FitResult(
         model=model,
@@ -148,6 +152,9 @@ def load(
         reason=metadata["reason"],
         classes=None if metadata["classes"] is None else np.asarray(metadata["classes"]),
         standardizer=None if standardizer is None else data.Standardizer.from_dict(standardizer),
+        target_standardizer=None
+        if target_standardizer is None
+        else data.Standardizer.from_dict(target_standardizer),
         encoding=None if encoding is None else data.Encoding.from_dict(encoding),
         dtype=metadata["dtype"],
         seed=int(metadata["seed"]),

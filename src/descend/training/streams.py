@@ -21,7 +21,7 @@ from descend.data.shuffle import chunk_order
 from descend.data.streams import Stats, Stream, rows_per_chunk
 from descend.engine import EpochConfig
 from descend.errors import DataError, InputError
-from descend.training.prepare import Prepared, validation_arrays
+from descend.training.prepare import Prepared, scale_targets, validation_arrays
 from descend.training.spec import FitSpec
 
 
@@ -73,10 +73,17 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     encoding = None
     if reader.kind == "parquet":
         encoding = Encoding(reader.features, {}, reader.target, None)
-    plan = StreamPlan(stream, task, classes, standardizer, stats)
-    return Prepared(
+    target_standardizer = None
+    if task == "regression":
+        if spec.start is not None:  # a continued run keeps the targets' scale it trained on
+            target_standardizer = spec.start.target_standardizer
+        elif standardize:  # the first pass measured the targets too
+            target_standardizer = stats.target.standardizer()
+    plan = StreamPlan(stream, task, classes, standardizer, stats, target_standardizer)
+    prepared = Prepared(
         None, None, None, X_val, y_val, classes, standardizer, encoding, n_outputs, stream=plan
     )
+    return scale_targets(prepared, target_standardizer)
 
 
 @dataclass
@@ -88,6 +95,7 @@ class StreamPlan:
     classes: np.ndarray | None
     standardizer: Standardizer | None
     stats: Stats | None  # None for a one-shot iterator (counted while training)
+    target_standardizer: Standardizer | None = None  # a regression's targets, standardized
 
     @property
     def n_samples(self) -> int:
@@ -122,7 +130,12 @@ class StreamPlan:
             X -= np.asarray(self.standardizer.mean, dtype)
             X /= np.asarray(self.standardizer.scale, dtype)
         if self.task == "regression":
-            return X, y.astype(dtype)
+            y = y.astype(dtype)
+            scaler = self.target_standardizer
+            if scaler is not None:  # as Standardizer.transform, per output
+                y = ((y.reshape(len(y), -1) - np.asarray(scaler.mean, dtype))
+                     / np.asarray(scaler.scale, dtype)).reshape(y.shape)  # fmt: skip
+            return X, y
         labels = y.reshape(-1).astype(np.float64)
         known = np.asarray(self.classes, dtype=np.float64)
         codes = np.minimum(np.searchsorted(known, labels), len(known) - 1)
@@ -160,8 +173,11 @@ class StreamSource:
 
     def total_squares(self) -> np.ndarray | None:
         """Per output; None for a one-shot iterator before its pass (the loop asks again)."""
-        moments = self._counted if self.plan.stats is None else self.plan.stats.target
-        return None if moments is None else moments.m2
+        if self.plan.stats is None:  # counted from the chunks as trained (scaled, if so)
+            return None if self._counted is None else self._counted.m2
+        m2 = self.plan.stats.target.m2  # the first pass read the targets in their own units
+        scaler = self.plan.target_standardizer
+        return m2 if scaler is None else m2 / np.asarray(scaler.scale) ** 2
 
     def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, Any]]:
         prefetch = Prefetch(self._prepared_chunks(seed, epoch))

@@ -116,8 +116,13 @@ def fit(
         weighted (as ``sklearn.metrics.r2_score`` / ``accuracy_score`` weigh it); a
         :class:`~descend.errors.DataError` if they all weigh 0.
     standardize:
-        Standardize features with the training mean and standard deviation, stored with
-        the result and applied by ``predict``.
+        Standardize features with the training mean and standard deviation, and a
+        regression's targets too (per output), as scikit-learn's ``StandardScaler``
+        and ``TransformedTargetRegressor`` would: the scales are stored with the result
+        and undone by ``predict`` and ``score``, which are in the targets' own units;
+        ``params`` and the history's losses are in the standardized units (R² is the
+        same in both). A continued run (``resume``, ``init``) keeps the scales it was
+        trained with.
     tol:
         Stop when the gradient norm of an epoch's last update is at most ``tol`` (for
         batch gradient descent: the gradient is near zero).
@@ -201,7 +206,8 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
     else:
         prepared = prepare(spec, X, y, sample_weight, validation)
     if placement is not None:  # across processes: same shapes, one standardization
-        prepared = placement.prepare(prepared, spec.standardize)
+        fresh_regression = spec.model.task == "regression" and spec.start is None
+        prepared = placement.prepare(prepared, spec.standardize, targets=fresh_regression)
     # The data-wide mean weight that scales every update (equal weights are dropped).
     seen = None if spec.start is None else spec.start.weights_seen
     prepared, mean_weight = settle_weights(prepared, placement, seen)
