@@ -7,7 +7,8 @@ held-out accuracy (classes) or R² (regression) of
 - ``descend train FILE --target T`` with no other flag (its own validation split: the
   rows ``data.train_validation_split(rows, rows, 0.2, seed=0)`` holds out),
 - ``ds.fit(model, X_train, y_train)`` with defaults, scored on the same held-out rows,
-- ``GDClassifier()`` / ``GDRegressor()`` with defaults on the one-hot encoded arrays,
+- ``GDClassifier()`` / ``GDRegressor()`` with defaults (``random_state=0``) on the
+  one-hot encoded arrays,
 - scikit-learn's standard model on the same rows: ``LogisticRegression`` / ``Ridge``
   after ``StandardScaler`` (numbers) and ``OneHotEncoder`` (text and category columns).
 
@@ -51,8 +52,10 @@ class Table:
     def describe(self) -> str:
         n, d = self.frame.shape
         text = sum(1 for c in self.frame.columns if c != self.target and _is_text(self.frame[c]))
-        kind = f"{self.frame[self.target].nunique()} classes" if self.metric == "accuracy" else (
-            f"target ~{np.abs(self.frame[self.target]).mean():.3g}"
+        kind = (
+            f"{self.frame[self.target].nunique()} classes"
+            if self.metric == "accuracy"
+            else (f"target ~{np.abs(self.frame[self.target]).mean():.3g}")
         )
         return f"{n} × {d - 1}" + (f", {text} text" if text else "") + f", {kind}"
 
@@ -86,9 +89,7 @@ def tables() -> list[Table]:
     frame["target"] = np.asarray(wine.target_names)[wine.target]
     own.append(Table("wine", frame, "target", "classification"))
 
-    X, y = datasets.make_classification(
-        2000, 20, n_informative=8, flip_y=0.03, random_state=1
-    )
+    X, y = datasets.make_classification(2000, 20, n_informative=8, flip_y=0.03, random_state=1)
     X = X * 10.0 ** rng.uniform(-3, 4, X.shape[1]) + rng.uniform(-50, 50, X.shape[1])
     own.append(Table("scales_1e-3_to_1e4", _frame(X, y), "y", "classification"))
 
@@ -118,8 +119,8 @@ def tables() -> list[Table]:
     plan = rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2])
     region = rng.choice(["north", "south", "east", "west"], n)
     usage, tenure = rng.gamma(2.0, 30.0, n), rng.integers(1, 120, n)
-    logit = -2.0 + 1.2 * (plan == "basic") - 0.02 * tenure + 0.015 * usage + 0.5 * (
-        region == "south"
+    logit = (
+        -2.0 + 1.2 * (plan == "basic") - 0.02 * tenure + 0.015 * usage + 0.5 * (region == "south")
     )
     churn = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)  # integers 0/1
     frame = pd.DataFrame(
@@ -220,7 +221,8 @@ def with_estimator(table: Table) -> float:
         hot = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit_transform(X[text])
         arrays = np.c_[arrays, hot]
     train, held_out = split_rows(len(y))
-    estimator = GDClassifier() if table.metric == "accuracy" else GDRegressor()
+    # Defaults but the seed (None draws one): the same every run, as fit's seed=0.
+    estimator = (GDClassifier if table.metric == "accuracy" else GDRegressor)(random_state=0)
     estimator.fit(arrays[train], y[train])
     return float(estimator.score(arrays[held_out], y[held_out]))
 

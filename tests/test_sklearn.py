@@ -259,7 +259,7 @@ def test_batch_steps_follow_the_penalized_gradient_with_the_optimizer_kwargs():
     lr, momentum, alpha = 0.1, 0.9, 0.5
     reg = GDRegressor(
         optimizer="sgd", learning_rate=lr, optimizer_kwargs={"momentum": momentum},
-        alpha=alpha, method="batch", max_epochs=2, tol=None,
+        alpha=alpha, method="batch", max_epochs=2, tol=None, standardize=False,
     ).fit(X, y)  # fmt: skip
     w, b = np.zeros(X.shape[1]), 0.0
     velocity_w, velocity_b = np.zeros_like(w), 0.0
@@ -283,7 +283,7 @@ def test_an_optimizers_own_weight_decay_spares_the_intercept_as_ridge_does():
     weight_decay = 0.1
     reg = GDRegressor(
         optimizer="sgd", learning_rate=0.4, optimizer_kwargs={"weight_decay": weight_decay},
-        alpha=0.0, method="batch", max_epochs=300, tol=None,
+        alpha=0.0, method="batch", max_epochs=300, tol=None, standardize=False,
     ).fit(X, y)  # fmt: skip
     ridge = Ridge(alpha=len(X) * weight_decay / 2).fit(X, y)
     np.testing.assert_allclose(reg.coef_, ridge.coef_, atol=1e-8)
@@ -333,7 +333,7 @@ def test_adamw_in_the_estimators_matches_torch_with_a_no_decay_group_for_the_bia
     cls = GDClassifier if logistic else GDRegressor
     ours = cls(
         optimizer="adamw", learning_rate=lr, optimizer_kwargs=kwargs, alpha=alpha,
-        method="batch", max_epochs=epochs, tol=None,
+        method="batch", max_epochs=epochs, tol=None, standardize=False,
     ).fit(X, y)  # fmt: skip
     w, b = _torch_adamw_batch(
         X, y, lr=lr, weight_decay=weight_decay, alpha=alpha, epochs=epochs,
@@ -507,7 +507,9 @@ def test_an_estimator_whose_loss_rises_warns_instead_of_ending_quietly():
     run ends on ``n_iter_no_change``; that is a ConvergenceWarning, as a divergence is."""
     x = np.linspace(100, 500, 21)[:, None]
     y = 0.3 * x[:, 0] + 7
-    model = GDRegressor(optimizer="sgd", learning_rate=1e-5, batch_size=None, max_epochs=300)
+    model = GDRegressor(
+        optimizer="sgd", learning_rate=1e-5, batch_size=None, max_epochs=300, standardize=False
+    )
     with pytest.warns(ConvergenceWarning, match="loss rose from .* lower learning_rate"):
         model.fit(x, y)
     assert model.score(x, y) < 0  # the fault the warning is there for

@@ -241,6 +241,20 @@ class Flag(Constraint):
         return isinstance(value, bool)
 
 
+class Either(Constraint):
+    """What any of ``options`` accepts, converted by the first that accepts it."""
+
+    def __init__(self, *options: Constraint):
+        self.options = options
+        self.requirement = " or ".join(option.requirement for option in options)
+
+    def accepts(self, value: Any) -> bool:
+        return any(option.accepts(value) for option in self.options)
+
+    def convert(self, value: Any) -> Any:
+        return next(option for option in self.options if option.accepts(value)).convert(value)
+
+
 class Optional(Constraint):
     """``None``, or what ``inner`` accepts."""
 

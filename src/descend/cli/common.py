@@ -173,19 +173,24 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def add_optimizer_options(
-    parser: argparse.ArgumentParser, default: str = "gd", *, resumable: bool = False
+    parser: argparse.ArgumentParser,
+    default: str = "gd",
+    *,
+    resumable: bool = False,
+    default_text: str | None = None,
+    lr_text: str = "gd without --lr uses a line search",
 ) -> None:
     """``--optimizer``, ``--lr`` and ``--opt-args``; with ``resumable``, ``--optimizer``
-    left out means the checkpoint's optimizer when resuming (else ``default``)."""
-    shown = f"{default}, or the checkpoint's with --resume" if resumable else default
+    left out means the checkpoint's optimizer when resuming (else ``default``, described
+    as ``default_text`` in the help)."""
+    shown = default_text or default
+    shown = f"{shown}, or the checkpoint's with --resume" if resumable else shown
     parser.add_argument(
         "--optimizer",
         default=None if resumable else default,
         help=f"algorithm name ({shown}; see 'descend optimizers')",
     )
-    parser.add_argument(
-        "--lr", type=float, help="learning rate (gd without --lr uses a line search)"
-    )
+    parser.add_argument("--lr", type=float, help=f"learning rate ({lr_text})")
     parser.add_argument(
         "--opt-args",
         default="",

@@ -65,13 +65,33 @@ def add_parsers(commands) -> None:
     train.add_argument("--activation", default="relu", help="MLP activation")
     train.add_argument("--degree", type=int, default=2, help="polynomial degree")
     train.add_argument("--loss", help="loss name (default: the model's)")
-    add_optimizer_options(train, default="adam", resumable=True)
+    add_optimizer_options(
+        train, default="adam", resumable=True,
+        default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
+        lr_text="0.01 with the default optimizer, else the named optimizer's own default",
+    )  # fmt: skip
     train.add_argument("--method", choices=("batch", "stochastic", "minibatch"))
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument(
+        "--epochs", type=int, default=200,
+        help="the most passes over the data; early stopping usually ends sooner (200)",
+    )  # fmt: skip
     train.add_argument("--accumulate", type=int, default=1, help="batches per update")
     train.add_argument("--validation-split", type=float, default=0.2)
-    train.add_argument("--patience", type=int, help="early stopping patience (epochs)")
+    train.add_argument(
+        "--patience", type=int, default=10,
+        help="stop when the validation loss has not improved for this many epochs; 0 "
+        "runs every epoch (10)",
+    )  # fmt: skip
+    train.add_argument(
+        "--min-delta", type=float, default=1e-4,
+        help="the least decrease of the loss that counts as improving (1e-4)",
+    )  # fmt: skip
+    train.add_argument(
+        "--l2", default="auto",
+        help="strength of the L2 penalty on the weights (auto: 1 / training rows, as "
+        "LogisticRegression(C=1); 0 for none)",
+    )  # fmt: skip
     train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
     train.add_argument("--no-standardize", action="store_true", help="keep features unscaled")
     train.add_argument("--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise")
@@ -145,6 +165,16 @@ def _dataset(args: argparse.Namespace):
             "--target, --features, --categorical and --task describe the columns of a FILE"
         )
     return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype or "float32")
+
+
+def _l2(text: str) -> float | str:
+    """``--l2``: ``auto`` or a number >= 0 (fit checks the range)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--l2 must be 'auto' or a number >= 0, got {text!r}") from None
 
 
 def _separator(text: str | None) -> str | None:
@@ -241,6 +271,8 @@ def train_command(args: argparse.Namespace) -> int:
                 "checkpoint's optimizer is used when --optimizer is left out)"
             )
         optimizer, lr = None, args.lr  # the checkpoint's, with a new rate if --lr is given
+    elif args.optimizer is None and not args.opt_args:
+        optimizer, lr = None, args.lr  # fit's default: Adam, cut on plateaus
     else:
         optimizer, lr = optimizer_from_args(args, default="adam"), None
     verbose = 0 if args.json else (1 if sys.stderr.isatty() else 2)
@@ -250,7 +282,8 @@ def train_command(args: argparse.Namespace) -> int:
         model, dataset, loss=args.loss, optimizer=optimizer, lr=lr, batch_size=args.batch_size,
         method=args.method, epochs=args.epochs, accumulate=args.accumulate,
         validation_split=None if args.stream else args.validation_split or None,
-        standardize=not args.no_standardize, tol=args.tol, patience=args.patience,
+        standardize=not args.no_standardize, tol=args.tol, patience=args.patience or None,
+        min_delta=args.min_delta, l2=_l2(args.l2),
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
         nan_policy=args.nan_policy,
     )  # fmt: skip

@@ -204,6 +204,7 @@ def _check_features(table, features, target, categorical) -> list[str]:
 # The most distinct integers an "auto" target may hold and still be classes (digits: 10).
 MAX_INTEGER_CLASSES = 20
 
+
 def _target(table, target: str, categorical, task: str) -> tuple[np.ndarray, tuple | None]:
     """The target as floats (NaN where missing) or class codes, and its classes."""
     values = table.columns[target]

@@ -333,9 +333,7 @@ def _read_delimited_stdlib(path: Path, delimiter: str) -> Table:
             stripped = (cell.strip() for cell in cells)
             values = [None if cell in _MISSING_TEXT else cell for cell in stripped]
             columns[name], kinds[name] = np.array(values, dtype=object), "text"
-    return Table(
-        repr(str(path)), columns, kinds, delimiter=delimiter, integers=frozenset(integers)
-    )
+    return Table(repr(str(path)), columns, kinds, delimiter=delimiter, integers=frozenset(integers))
 
 
 def _written_as_integers(cells: Sequence[str]) -> bool:

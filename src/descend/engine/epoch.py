@@ -189,19 +189,27 @@ def _run_epoch(
     :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
     on the CPU this is faster than gathering the whole permuted dataset once per epoch,
     and it keeps no second copy of the data. ``mean_weight`` is the mean sample weight
-    of all the training rows (``config.weighted`` only).
+    of all the training rows (``config.weighted`` only). A ``penalty`` attribute of
+    ``batch_objective`` (a function of the params, or None) is added to every update's
+    mean loss (an L2 penalty), but not to the epoch's summed loss.
     """
     dtype = jnp.result_type(*jax.tree.leaves(params))
+    # A term of the objective that depends on the params alone (an L2 penalty), or None.
+    penalty = getattr(batch_objective, "penalty", None)
 
     def update(carry, pieces, rows):
         params, opt_state, totals, _, n_finite, alive = carry
         loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
         scale = 1.0 / _denominator(config, rows, weight, mean_weight)
         value, grads = loss * scale, _tree.scale(scale, grads)
+        if penalty is not None:  # added to the mean loss, not to the summed history
+            extra, extra_grads = jax.value_and_grad(penalty)(params)
+            value, grads = value + extra, _tree.add(grads, extra_grads)
 
         def value_fn(p):
             sums = _sums_and_grads(batch_objective, p, pieces)
-            return sums[0] / _denominator(config, rows, sums[1], mean_weight)
+            mean = sums[0] / _denominator(config, rows, sums[1], mean_weight)
+            return mean if penalty is None else mean + penalty(p)
 
         new_params, new_state = optimizer.step(
             params, grads, opt_state, value=value, value_fn=value_fn

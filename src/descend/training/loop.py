@@ -296,7 +296,9 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
         state = dataclasses.replace(
             state, params=pairs.to_pairs(state.params), best=_best_as(pairs.to_pairs, state.best)
         )
-    objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout)
+    n_train = prepared.n_samples * (1 if spec.placement is None else spec.placement.n_processes)
+    l2 = spec.l2_strength(n_train)
+    objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout, l2)
     epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement
 

@@ -15,6 +15,7 @@ from descend._tree import PyTree
 from descend.calculus import call_user
 from descend.errors import InputError
 from descend.optim import pairs
+from descend.optim.leaves import decayed_leaves
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,23 @@ class BatchObjective:
     loss: Callable[..., jax.Array]
     loss_name: str | None
     complex_layout: pairs.Layout | None = None
+    l2: float = 0.0
+
+    @property
+    def penalty(self) -> Callable[[PyTree], jax.Array] | None:
+        r"""The L2 penalty :math:`\tfrac{\lambda}{2} \sum \lVert w \rVert^2` over the
+        weights (leaves named ``w``; not the biases) that each update adds to its mean
+        loss, as a function of the params; None when ``l2`` is 0."""
+        return None if self.l2 == 0 else self._penalty
+
+    def _penalty(self, params: PyTree) -> jax.Array:
+        chosen = decayed_leaves("weights", params)
+        squares = [
+            jnp.sum(jnp.square(leaf))
+            for leaf, on in zip(jax.tree.leaves(params), jax.tree.leaves(chosen), strict=True)
+            if on
+        ]
+        return 0.5 * self.l2 * sum(squares)
 
     def outputs(self, params: PyTree, X: jax.Array) -> jax.Array:
         """The model's raw outputs, which must be real (the loss compares them to targets)."""

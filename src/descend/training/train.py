@@ -37,7 +37,7 @@ def fit(
     lr: float | None = None,
     batch_size: int | None = 32,
     method: str | None = None,
-    epochs: int = 10,
+    epochs: int = 200,
     accumulate: int = 1,
     drop_last: bool = False,
     shuffle: bool = True,
@@ -45,10 +45,11 @@ def fit(
     sample_weight: Any = None,
     validation: tuple[Any, Any] | None = None,
     validation_split: float | None = None,
-    standardize: bool = False,
+    standardize: bool = True,
     tol: float | None = None,
-    patience: int | None = None,
-    min_delta: float = 0.0,
+    patience: int | None = 10,
+    min_delta: float = 1e-4,
+    l2: float | str = "auto",
     restore_best: bool = True,
     callbacks: Sequence[Callable[[int, dict], Any]] = (),
     verbose: int = 1,
@@ -82,7 +83,11 @@ def fit(
         softmax).
     optimizer, lr:
         An optimizer or its name (hyperparameter defaults as in ``torch.optim``), and a
-        learning rate for it. Default: ``adam`` with ``lr=1e-3``.
+        learning rate for it. Default: Adam with ``lr=1e-2``, the rate cut by 5 when the
+        epoch's loss (validation loss with validation data) has not improved for 3 epochs
+        (``reduce_on_plateau(adam(lr), factor=0.2, patience=3)``; see
+        :func:`descend.training.spec.default_optimizer`). A named optimizer without
+        ``lr`` has its own default (``"adam"``: torch's ``1e-3``).
     batch_size, method:
         ``batch_size=None`` (or ``method="batch"``) is batch gradient descent, ``1``
         (``method="stochastic"``) stochastic, ``n`` (``method="minibatch"``)
@@ -90,8 +95,9 @@ def fit(
         samples, unless ``drop_last=True``. A batch larger than the data is reduced to
         the data, with a warning.
     epochs:
-        Passes over the training data, >= 1. With ``resume`` or ``init``, the total
-        including the epochs already trained.
+        The most passes over the training data, >= 1; with the default early stopping
+        (``patience=10``) training usually stops sooner, when the loss no longer falls.
+        With ``resume`` or ``init``, the total including the epochs already trained.
     accumulate:
         Sum the gradients of ``accumulate`` consecutive batches before one update (the
         result equals one batch ``accumulate`` times larger).
@@ -129,7 +135,18 @@ def fit(
     patience, min_delta, restore_best:
         Early stopping: stop when the validation loss (the training loss without
         validation data) has not improved by more than ``min_delta`` for ``patience``
-        epochs; then, with ``restore_best``, return the best epoch's weights.
+        epochs; then, with ``restore_best``, return the best epoch's weights. The
+        defaults (10 epochs, 1e-4: scikit-learn's ``n_iter_no_change`` and ``tol``) train
+        until convergence; ``patience=None`` runs all ``epochs``.
+    l2:
+        Strength :math:`\lambda \ge 0` of an L2 penalty
+        :math:`\tfrac{\lambda}{2}\sum \lVert w\rVert^2` on the weights (the leaves named
+        ``w``, not the biases) added to every update's mean loss (the history's losses
+        leave it out). ``"auto"``: :math:`1/n` for :math:`n` training rows with
+        descend's models, which makes ``logistic`` and ``softmax`` minimize what
+        scikit-learn's ``LogisticRegression(C=1)`` does and ``linear`` what
+        ``Ridge(alpha=0.5)`` does (on the standardized data), and 0 for a custom
+        model; 0 for none.
     callbacks:
         Functions ``callback(epoch, history)`` called after every epoch; returning
         ``True`` (or raising ``StopIteration``) stops training.
