@@ -254,6 +254,15 @@ def _bracket_depth(source: str) -> int:
 
 def _syntax_error(error: SyntaxError, source: str, columns: list[int]) -> ExpressionError:
     column = None
+    text = source.rstrip()
+    if error.offset == 0 and text:
+        # Python reports an expression that ends too soon ("x**2 +") at offset 0: point
+        # at its last character instead of its first.
+        return ExpressionError(
+            f"cannot read the expression: it ends after {text[-1]!r}, which needs "
+            "something to follow it",
+            columns[min(len(text) - 1, len(columns) - 1)] + 1,
+        )
     if error.offset is not None and (error.lineno or 1) == 1:
         stripped = len(source) - len(source.lstrip())
         position = min(max(error.offset - 1 + stripped, 0), len(columns) - 1)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from descend.errors import DescendTypeError, InputError, check_int, unknown_name
+from descend.errors import DescendTypeError, InputError, check_int, suggest, unknown_name
 
 
 @dataclass(frozen=True, eq=False)
@@ -453,3 +453,24 @@ def get(name: str, dim: int | None = None) -> TestFunction:
 def is_known(name: str) -> bool:
     """Whether ``name`` names a built-in test function."""
     return isinstance(name, str) and name in _ENTRIES
+
+
+def check_objective_text(text: str) -> None:
+    """Refuse text to minimize that is a bare word but no test function's name.
+
+    A word alone (``"rosenbrok"``) parses as an expression in one variable of that
+    name, which has no minimum and would run off to minus infinity: it is a misspelt
+    name (the message suggests the closest) or an expression missing its operator.
+
+    Raises
+    ------
+    InputError
+        ``text`` is a bare word that names no test function.
+    """
+    word = text.strip()
+    if word.isidentifier() and not is_known(word):
+        raise InputError(
+            f"{word!r} is not a test function{suggest(word, _ENTRIES)} (test functions: "
+            f"{', '.join(names())}); an expression to minimize needs an operator, e.g. "
+            f"'{word}**2'"
+        )

@@ -317,6 +317,7 @@ def _resolve_objective(f, x0):
     from descend import functions
 
     if isinstance(f, str):
+        functions.check_objective_text(f)
         if functions.is_known(f):
             f = functions.get(f, None if x0 is None else int(np.size(x0)))
         else:

@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("descend: interrupted", file=sys.stderr)
         status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`descend ... | head`): what it wanted was written. Point
+        # stdout at nothing so that the flush at exit does not fail again, and end quietly.
+        _silence_stdout()
+        status = EXIT_OK
     except Exception as error:  # the last resort: one line, never a traceback by default
         if os.environ.get("DESCEND_DEBUG"):
             traceback.print_exc()
@@ -63,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         status = EXIT_FAILED
     return status
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (stdout replaced): nothing to flush
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,9 +121,10 @@ def _minimize(args: argparse.Namespace) -> int:
     if args.plot:
         from descend.cli.pictures import plot_minimize
 
-        plot_minimize(result, target, args.plot)
+        written = plot_minimize(result, target, args.plot)
     if args.json:
-        print_json({"expression": label, **result.to_dict()})
+        saved = {"plot": str(written)} if args.plot else {}
+        print_json({"expression": label, **result.to_dict(), **saved})
         return status
     print(f"minimize {label} with {result.optimizer}")
     print(f"  minimizer: {point_text(result.x)}")
@@ -138,6 +139,8 @@ def _minimize(args: argparse.Namespace) -> int:
         )
     for hint in result.hints:
         print(f"  hint: {args.in_words(hint)}")
+    if args.plot:
+        print(f"  plot saved to {written}")
     return status
 
 
@@ -152,7 +155,7 @@ def _functions(args: argparse.Namespace) -> int:
             )
         from descend.cli.pictures import plot_function
 
-        plot_function(args.name, args.plot, args.dim)
+        written = plot_function(args.name, args.plot, args.dim)
     if args.dim is not None and not args.name:
         raise InputError("--dim describes one function: give its name, e.g. 'rosenbrock --dim 10'")
     chosen = (
@@ -189,6 +192,8 @@ def _functions(args: argparse.Namespace) -> int:
             for row in rows
         ],
     )
+    if args.plot:
+        print(f"plot saved to {written}")
     return EXIT_OK
 
 

@@ -284,6 +284,7 @@ def target_and_start(text: str, x0_text: str | None, dim: int | None) -> tuple[A
     from descend import functions
     from descend.expr import parse, point_from_text
 
+    functions.check_objective_text(text)
     if not functions.is_known(text):
         expression = parse(text)
         point = point_from_text(x0_text, expression.variables) if x0_text else {}
@@ -306,7 +307,13 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    # On a terminal the table fits its width; piped or redirected, rich would assume 80
+    # columns and cut the cells: there the table takes the width its cells need.
+    console = Console()
+    if not console.is_terminal:
+        needed = Console(width=10_000).measure(table).maximum
+        console = Console(width=max(needed, 20))
+    console.print(table)
 
 
 def number(value: float) -> str:

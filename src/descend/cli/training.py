@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +45,10 @@ def add_parsers(commands) -> None:
     train.add_argument("--target", help="the target column of FILE (default: the last)")
     train.add_argument("--features", help="comma-separated feature columns (default: the others)")
     train.add_argument(
+        "--weight-column", metavar="COLUMN",
+        help="a column of FILE holding each row's sample weight (not a feature)",
+    )  # fmt: skip
+    train.add_argument(
         "--sep", metavar="CHAR",
         help="the delimiter of a text FILE: , ; | or tab (default: detected from the file)",
     )  # fmt: skip
@@ -61,7 +66,10 @@ def add_parsers(commands) -> None:
         "--model", default="auto",
         help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
     )  # fmt: skip
-    train.add_argument("--hidden", default="64", help="MLP hidden sizes, e.g. 64,32")
+    train.add_argument(
+        "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
+        help="the MLP's hidden layer sizes, e.g. 64,32 (64)",
+    )  # fmt: skip
     train.add_argument("--activation", default="relu", help="MLP activation")
     train.add_argument("--degree", type=int, default=2, help="polynomial degree")
     train.add_argument("--loss", help="loss name (default: the model's)")
@@ -122,6 +130,14 @@ def add_parsers(commands) -> None:
     predict.add_argument("file", help="a .csv / .parquet file with the feature columns")
     predict.add_argument("--output", metavar="PATH.csv", help="write here (default: stdout)")
     predict.add_argument("--proba", action="store_true", help="class probabilities")
+    predict.add_argument(
+        "--append", action="store_true",
+        help="write FILE's rows with the prediction columns appended (as CSV)",
+    )  # fmt: skip
+    predict.add_argument(
+        "--sep", metavar="CHAR",
+        help="the delimiter of a text FILE: , ; | or tab (default: detected from the file)",
+    )  # fmt: skip
     add_json(predict)
     predict.set_defaults(handler=predict_command)
 
@@ -138,6 +154,10 @@ def _dataset(args: argparse.Namespace):
 
         if args.categorical:
             raise InputError("--categorical cannot be used with --stream: streams take numbers")
+        if args.weight_column:
+            raise InputError(
+                "--weight-column cannot be used with --stream (streams take no weights)"
+            )
         if args.task != "auto":
             raise InputError(
                 "--task cannot be used with --stream; choose the model instead (--model "
@@ -154,17 +174,62 @@ def _dataset(args: argparse.Namespace):
         raise InputError("--chunk-rows goes with --stream")
     if args.file:
         features = args.features.split(",") if args.features else None
+        weight = args.weight_column
+        if weight is not None and features is not None and weight not in features:
+            features = [*features, weight]  # read with the features, then split off
         categorical = args.categorical.split(",") if args.categorical else "auto"
-        return data.load(
+        dataset = data.load(
             args.file, target=args.target, features=features, nan_policy=args.nan_policy,
             dtype=args.dtype or "float32", sep=_separator(args.sep), categorical=categorical,
             task=args.task,
         )  # fmt: skip
+        return dataset if weight is None else _without_weights(dataset, weight)
     if args.target or args.features or args.categorical or args.task != "auto":
         raise InputError(
             "--target, --features, --categorical and --task describe the columns of a FILE"
         )
+    if args.weight_column:
+        raise InputError("--weight-column names a column of a FILE")
     return data.load_dataset(args.dataset or DEFAULT_DATASET, dtype=args.dtype or "float32")
+
+
+class WeightedDataset(NamedTuple):
+    """A table's dataset, and the sample weights ``--weight-column`` took out of it."""
+
+    dataset: Any
+    weights: np.ndarray
+
+
+def _without_weights(dataset, column: str) -> WeightedDataset:
+    """``dataset`` without its feature ``column``, whose values become the weights."""
+    from descend.data import Dataset
+    from descend.errors import suggest
+
+    encoding = dataset.encoding
+    if column == encoding.target_name:
+        raise InputError(f"--weight-column {column!r} is the target; name another column")
+    if column not in encoding.columns:
+        hint = suggest(column, encoding.columns)
+        raise InputError(
+            f"--weight-column {column!r} is not a column of the file{hint} (its columns: "
+            f"{', '.join(encoding.columns)}, and the target)"
+        )
+    if column in encoding.categories:
+        raise InputError(f"--weight-column {column!r} must hold numbers, not categories")
+    j = list(dataset.feature_names).index(column)
+    kept = dataclasses.replace(encoding, columns=tuple(c for c in encoding.columns if c != column))
+    features = Dataset(np.delete(dataset.X, j, axis=1), dataset.y, kept)
+    return WeightedDataset(features, dataset.X[:, j])
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    """``--hidden``: comma-separated whole numbers >= 1 (a usage error otherwise)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes (whole numbers >= 1) such as 64,32, got {text!r}"
+        )
+    return tuple(int(part) for part in parts)
 
 
 def _l2(text: str) -> float | str:
@@ -196,8 +261,7 @@ def _model(args: argparse.Namespace, dataset):
     elif name == "logistic":
         _check_two_labels(dataset)
     if name == "mlp":
-        hidden = tuple(int(size) for size in args.hidden.split(",") if size.strip())
-        return models.mlp(hidden=hidden, activation=args.activation, task=task)
+        return models.mlp(hidden=args.hidden, activation=args.activation, task=task)
     if name == "polynomial":
         return models.polynomial(args.degree)
     return models.get(name)
@@ -259,7 +323,9 @@ def train_command(args: argparse.Namespace) -> int:
 
     from descend.training import fit
 
-    dataset = _dataset(args)
+    dataset, weights = _dataset(args), None
+    if isinstance(dataset, WeightedDataset):
+        dataset, weights = dataset
     model = _model(args, dataset)
     chosen = task_line(args, dataset)
     if chosen is not None and not args.json:
@@ -285,7 +351,7 @@ def train_command(args: argparse.Namespace) -> int:
         standardize=not args.no_standardize, tol=args.tol, patience=args.patience or None,
         min_delta=args.min_delta, l2=_l2(args.l2),
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
-        nan_policy=args.nan_policy,
+        nan_policy=args.nan_policy, sample_weight=weights,
     )  # fmt: skip
     seconds = time.perf_counter() - began
     if args.save:
@@ -293,10 +359,12 @@ def train_command(args: argparse.Namespace) -> int:
     if args.plot and distributed.is_first_process():  # one picture, not one per process
         from descend.cli.pictures import plot_history
 
-        plot_history(result.history, args.plot)
+        summary_plot = str(plot_history(result.history, args.plot))
     summary = {**result.to_dict(), "seconds": seconds}
     if args.save:
         summary["saved"] = str(args.save)
+    if args.plot and distributed.is_first_process():
+        summary["plot"] = summary_plot
     if args.json:
         print_json({**summary, "history": result.history})
     else:
@@ -314,26 +382,35 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{key} {'nan' if value is None else format(value, '.4g')}"
         for key, value in summary["metrics"].items()
     )
+    epochs, updates = summary["epochs"], summary["updates"]
     lines = [
         f"trained {summary['model']} with {summary['optimizer']}",
-        f"  {summary['epochs']} epochs, {summary['updates']} updates, {summary['seconds']:.2f} s",
-        f"  final: {metrics}",
-        f"  stopped: {summary['reason']}",
+        f"  {epochs} epoch{'' if epochs == 1 else 's'}, {updates} update"
+        f"{'' if updates == 1 else 's'}, {summary['seconds']:.2f} s",
     ]
+    if metrics:  # none when the first epoch diverged
+        lines.append(f"  final: {metrics}")
+    lines.append(f"  stopped: {summary['reason']}")
     if "saved" in summary:
         lines.append(f"  saved to {summary['saved']}")
+    if "plot" in summary:
+        lines.append(f"  plot saved to {summary['plot']}")
     return lines
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    from descend.data.tables import read_table
     from descend.training import load
 
     result = load(args.checkpoint)
+    if args.sep is not None and Path(args.file).suffix.lower() in (".parquet", ".pq"):
+        raise InputError("--sep is the delimiter of a text FILE, not of a Parquet file")
+    table = read_table(args.file, _separator(args.sep))
     if args.proba:
-        values = result.predict_proba(args.file)
+        values = result.predict_proba(table)
         columns = [f"proba_{label}" for label in np.asarray(result.classes).tolist()]
     else:
-        values = result.predict(args.file)
+        values = result.predict(table)
         columns = (
             ["prediction"]
             if values.ndim == 1
@@ -341,11 +418,19 @@ def predict_command(args: argparse.Namespace) -> int:
         )
     rows = np.asarray(values).reshape(len(values), -1).tolist()
     if args.json:
+        if args.append:
+            raise InputError("--append writes CSV rows; leave out --json")
         print_json({"columns": columns, "predictions": rows})
         return EXIT_OK
+    if args.append:
+        header, inputs = _input_rows(args.file, table.delimiter)
+        columns = [_fresh(name, header) for name in columns]
+        header_out, rows = header + columns, [a + b for a, b in zip(inputs, rows, strict=True)]
+    else:
+        header_out = columns
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(columns)
+    writer.writerow(header_out)
     writer.writerows(rows)
     if args.output:
         Path(args.output).write_text(buffer.getvalue())
@@ -353,3 +438,24 @@ def predict_command(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(buffer.getvalue())
     return EXIT_OK
+
+
+def _input_rows(path: str, delimiter: str | None) -> tuple[list[str], list[list]]:
+    """FILE's header and rows as written (text cells kept as they are), for ``--append``."""
+    if delimiter is None:  # a Parquet file: its values, through pandas
+        import pandas
+
+        frame = pandas.read_parquet(path)
+        return [str(c) for c in frame.columns], frame.astype(object).values.tolist()
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        records = [r for r in csv.reader(handle, delimiter=delimiter) if any(c.strip() for c in r)]
+    return records[0], records[1:]
+
+
+def _fresh(name: str, taken: list[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when FILE already has such a column."""
+    candidate, k = name, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_{k}"
+    return candidate

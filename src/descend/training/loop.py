@@ -92,8 +92,9 @@ class Epochs:
         for key, value in record.items():
             self.history.setdefault(key, []).append(value)
         self.history.setdefault("epoch", []).append(self.epoch)
-        self.text = _describe(record, self.source.n_samples)
         spec = self.spec
+        first = self.epoch == spec.first_epoch + 1  # its time holds the compilation too
+        self.text = _describe(record, self.source.n_samples, first)
         if self.prepared.stream is not None and self.epoch == spec.first_epoch + 1:
             spec.warn_past_horizon(made)  # a stream's updates per epoch are known now
         watched = record.get("val_loss", record["loss"])
@@ -358,13 +359,17 @@ def _as_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
     return {key: np.asarray(values) for key, values in history.items()}
 
 
-def _describe(record: dict[str, float], n_samples: int | None) -> str:
-    """``loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``."""
+def _describe(record: dict[str, float], n_samples: int | None, first: bool = False) -> str:
+    """``loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``; for a
+    run's first epoch, whose time holds the compilation of its program, ``compiling``
+    instead of a rate that would not be the training's."""
     parts = [
         f"{key} {value:.4g}"
         for key, value in record.items()
         if key not in ("time", "lr", "grad_norm")
     ]
+    if first:
+        return ", ".join(parts) + f", {record.get('time', math.nan):.2g} s with compiling"
     rate = (n_samples or 0) / record["time"] if record.get("time") else math.nan
     return ", ".join(parts) + f", {rate:.3g} samples/s"
 

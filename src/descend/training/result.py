@@ -167,11 +167,12 @@ class FitResult:
     def features(self, X: Any) -> jax.Array:
         """``X`` as the model sees it: table encoding and standardization applied."""
         from descend import data
+        from descend.data.tables import Table
 
         if isinstance(X, data.Dataset):
             X = X.X
         elif self.encoding is not None and (
-            isinstance(X, str) or hasattr(X, "__fspath__") or hasattr(X, "columns")
+            isinstance(X, (str, Table)) or hasattr(X, "__fspath__") or hasattr(X, "columns")
         ):
             X = self.encoding.features(X, dtype=self.dtype)
         X = data.as_arrays(X, np.zeros(len(X)), dtype=self.dtype).X

@@ -68,7 +68,7 @@ CONSTRAINTS = {
     "drop_last": Flag(),
     "shuffle": Flag(),
     "seed": Optional(Integer(0)),
-    "validation_split": Optional(Interval(0.0, 1.0, open_low=True)),
+    "validation_split": Optional(Interval(0.0, 1.0)),
     "standardize": Flag(),
     "tol": Optional(Number(0.0)),
     "patience": Optional(Integer(1)),
@@ -150,6 +150,8 @@ class FitSpec:
         loss, optimizer, lr = (options.pop(k) for k in ("loss", "optimizer", "lr"))
         callbacks = options.pop("callbacks")
         options = check_all(CONSTRAINTS, options)
+        if options["validation_split"] == 0:  # no rows held out, as Keras's default 0.0
+            options["validation_split"] = None
         resumed = _resumed(resume, model, optimizer)
         if resumed is not None and init is not None:
             raise InputError("give resume= or init=, not both: both say where training starts")

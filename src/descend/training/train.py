@@ -116,7 +116,8 @@ def fit(
         none. With ``init=FitState(..., weights_seen=(sum, count))``, :math:`\bar w`
         also covers the rows trained on before (what ``partial_fit`` does).
     validation, validation_split:
-        Validation data ``(X_val, y_val)``, or the share of the data to hold out for it.
+        Validation data ``(X_val, y_val)``, or the share of the data to hold out for it,
+        in ``[0, 1)`` (0, like None, holds none out).
         The rows held out by ``validation_split`` keep their ``sample_weight``:
         ``val_loss`` is then their weighted mean loss and the validation metric is
         weighted (as ``sklearn.metrics.r2_score`` / ``accuracy_score`` weigh it); a
