@@ -43,7 +43,10 @@ def add_parsers(commands) -> None:
     minimize.add_argument(
         "--refine", action="store_true", help="bisect a derivative sign change (1 variable)"
     )
-    minimize.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    minimize.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64",
+        help="the precision of the iterates",
+    )  # fmt: skip
     add_json(minimize)
     minimize.set_defaults(handler=_minimize)
 

@@ -25,8 +25,38 @@ from descend.errors import InputError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """The standard formatter, with each option's default after its sentence
+    (``(default: 32)``) unless the sentence already gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+            or "%(default)" in text
+            or "(default" in text
+            or _shown(default) in text
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _shown(value: Any) -> str:
+    """A default as the help texts write it: ``64,32`` for a tuple of sizes."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit status 2."""
+    """argparse, but a usage error is one line and exit status 2, and the help gives
+    every option's default."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise InputError(f"{message} (see '{self.prog} --help')")

@@ -57,7 +57,10 @@ def add_parsers(commands: Any) -> argparse.ArgumentParser:
         default="auto",
         help="what --tol bounds: f - f* (value; default for test functions) or the gradient norm",
     )
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64",
+        help="the precision of the iterates",
+    )  # fmt: skip
     parser.add_argument(
         "--plot", metavar="PATH.png", help="save the race picture (paths and value curves)"
     )

@@ -68,7 +68,7 @@ def add_parsers(commands) -> None:
     )  # fmt: skip
     train.add_argument(
         "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
-        help="the MLP's hidden layer sizes, e.g. 64,32 (64)",
+        help="the MLP's hidden layer sizes, e.g. 64,32",
     )  # fmt: skip
     train.add_argument("--activation", default="relu", help="MLP activation")
     train.add_argument("--degree", type=int, default=2, help="polynomial degree")
@@ -78,22 +78,29 @@ def add_parsers(commands) -> None:
         default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
         lr_text="0.01 with the default optimizer, else the named optimizer's own default",
     )  # fmt: skip
-    train.add_argument("--method", choices=("batch", "stochastic", "minibatch"))
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument(
+        "--method", choices=("batch", "stochastic", "minibatch"),
+        help="batch (all rows), stochastic (one row) or mini-batch (--batch-size rows) "
+        "updates (default: from --batch-size)",
+    )  # fmt: skip
+    train.add_argument("--batch-size", type=int, default=32, help="rows per update")
     train.add_argument(
         "--epochs", type=int, default=200,
-        help="the most passes over the data; early stopping usually ends sooner (200)",
+        help="the most passes over the data; early stopping usually ends sooner",
     )  # fmt: skip
     train.add_argument("--accumulate", type=int, default=1, help="batches per update")
-    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument(
+        "--validation-split", type=float, default=0.2,
+        help="share of the rows held out to score the model and stop early; 0 holds none",
+    )  # fmt: skip
     train.add_argument(
         "--patience", type=int, default=10,
         help="stop when the validation loss has not improved for this many epochs; 0 "
-        "runs every epoch (10)",
+        "runs every epoch",
     )  # fmt: skip
     train.add_argument(
         "--min-delta", type=float, default=1e-4,
-        help="the least decrease of the loss that counts as improving (1e-4)",
+        help="the least decrease of the loss that counts as improving",
     )  # fmt: skip
     train.add_argument(
         "--l2", default="auto",
@@ -101,8 +108,15 @@ def add_parsers(commands) -> None:
         "LogisticRegression(C=1); 0 for none)",
     )  # fmt: skip
     train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
-    train.add_argument("--no-standardize", action="store_true", help="keep features unscaled")
-    train.add_argument("--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise")
+    train.add_argument(
+        "--no-standardize", action="store_true",
+        help="keep the features (and a regression's targets) unscaled",
+    )  # fmt: skip
+    train.add_argument(
+        "--nan-policy", choices=("raise", "drop", "impute_mean"), default="raise",
+        help="what to do with missing or non-finite cells: stop, drop their rows, or fill "
+        "a feature cell with its column's mean",
+    )  # fmt: skip
     train.add_argument("--seed", type=int, help="0, or the checkpoint's with --resume")
     train.add_argument(
         "--dtype", choices=("float32", "float64"), help="float32, or the checkpoint's with --resume"
