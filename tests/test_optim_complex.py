@@ -654,3 +654,35 @@ def test_eager_steps_on_complex_params_equal_the_jitted_ones():
         params, state = opt.step(params, grad(params), state)  # compiled by the optimizer
         np.testing.assert_allclose(as_real(params), expected, rtol=1e-14, atol=1e-15)
     assert params["z"].dtype == jnp.complex128
+
+
+# ------------------------------------- gradients and states that do not fit the params
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adafactor", "lbfgs"])
+def test_a_gradient_of_another_shape_is_refused_not_broadcast(name):
+    opt = ds.optim.get(name)
+    params = jnp.ones((2, 3))
+    with pytest.raises(DescendTypeError, match=r"gradient of shape \(3,\) .* shape \(2, 3\)"):
+        opt.step(params, jnp.ones(3), opt.init(params), value=1.0, value_fn=jnp.sum)
+
+
+def test_a_complex_gradient_for_real_params_is_refused():
+    opt = ds.optim.adam(0.1)
+    params = jnp.asarray([1.0, 2.0])
+    with pytest.raises(DescendTypeError, match="complex gradient for the real parameter"):
+        opt.step(params, jnp.asarray([0.5 + 0.25j, -1 + 1j]), opt.init(params))
+
+
+def test_a_state_made_for_other_params_is_refused():
+    opt = ds.optim.sgd(0.1, momentum=0.9)
+    z = jnp.asarray(Z0)
+    with pytest.raises(DescendTypeError, match=r"state that sgd\.init did not make"):
+        opt.step(z, z, opt.init(z.real))  # a real state for complex params
+    with pytest.raises(DescendTypeError, match=r"state that sgd\.init did not make"):
+        opt.step(z.real, z.real, opt.init(z))  # the params would become (2, 2)
+
+
+def test_hessian_refuses_complex_inputs_by_name():
+    with pytest.raises(DescendTypeError, match="hessian takes real inputs"):
+        ds.hessian(lambda z: jnp.abs(z) ** 2)(1 + 1j)

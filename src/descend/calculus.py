@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from descend._tree import PyTree
-from descend.errors import DescendError, FunctionError, InputError
+from descend.errors import DescendError, DescendTypeError, FunctionError, InputError
 
 
 def as_point(x: Any) -> PyTree:
@@ -266,6 +266,13 @@ def derivative(f: Callable[[Any], Any], order: int = 1) -> Callable[[Any], jax.A
 def hessian(f: Callable[[Any], Any]) -> Callable[[Any], PyTree]:
     """Return the Hessian (matrix of second derivatives) of a function of one argument.
 
+    Raises
+    ------
+    DescendTypeError
+        ``x`` holds complex numbers: the Hessian of a real function of complex inputs
+        is not a complex matrix (differentiate with respect to the real and imaginary
+        parts, e.g. ``hessian(lambda v: f(v[..., 0] + 1j * v[..., 1]))``).
+
     Examples
     --------
     >>> import descend as ds, jax.numpy as jnp
@@ -275,6 +282,13 @@ def hessian(f: Callable[[Any], Any]) -> Callable[[Any], PyTree]:
     checked = scalar_function(f)
 
     def evaluate(x):
-        return jax.hessian(checked)(as_float_tree(x))
+        x = as_float_tree(x)
+        if any(jnp.iscomplexobj(leaf) for leaf in jax.tree.leaves(x)):
+            raise DescendTypeError(
+                "hessian takes real inputs: the Hessian of a real function of complex "
+                "numbers is that of their real and imaginary parts; differentiate "
+                "lambda v: f(v[..., 0] + 1j * v[..., 1]) at the stacked parts instead"
+            )
+        return jax.hessian(checked)(x)
 
     return evaluate

@@ -86,6 +86,52 @@ def check_floating(name: str, params: PyTree) -> None:
         )
 
 
+def check_gradient(name: str, params: PyTree, grads: PyTree) -> None:
+    """Raise :class:`~descend.errors.DescendTypeError` unless ``grads`` fits ``params``.
+
+    The same tree structure, each leaf of the same shape, and no complex gradient for
+    a real parameter (its imaginary part would be dropped). A misfit would otherwise
+    broadcast into wrong numbers without a word; torch refuses a gradient whose shape
+    differs from its parameter's. Decided at trace time, from shapes and dtypes.
+    """
+    param_leaves, structure = jax.tree_util.tree_flatten_with_path(params)
+    try:
+        grad_leaves = structure.flatten_up_to(grads)
+    except (TypeError, ValueError):
+        raise DescendTypeError(
+            f"{name}.step got a gradient of another structure than the params: "
+            f"{jax.tree.structure(grads)} for {structure}; pass the gradient of these "
+            "params (jax.grad of the objective at them)"
+        ) from None
+    for (path, param), grad in zip(param_leaves, grad_leaves, strict=True):
+        where = jax.tree_util.keystr(path) or "<root>"
+        if jnp.shape(grad) != jnp.shape(param):
+            raise DescendTypeError(
+                f"{name}.step got a gradient of shape {jnp.shape(grad)} for the parameter "
+                f"{where} of shape {jnp.shape(param)}; each gradient has its parameter's shape"
+            )
+        if is_complex(grad) and not is_complex(param):
+            raise DescendTypeError(
+                f"{name}.step got a complex gradient for the real parameter {where}; its "
+                "imaginary part would be lost: take the gradient of a real function of "
+                "these params"
+            )
+
+
+def check_state(name: str, init: Callable, params: PyTree, state: Any) -> None:
+    """Raise :class:`~descend.errors.DescendTypeError` unless ``state``'s leaves have the
+    shapes of those ``init(params)`` gives (decided by tracing ``init``, without running
+    it): a state made for other params would broadcast into wrong steps."""
+    expected = jax.eval_shape(init, params)
+    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(expected)]
+    given = [jnp.shape(leaf) for leaf in jax.tree.leaves(state)]
+    if shapes != given:  # the structure's static data may differ (a plateau rule's mode)
+        raise DescendTypeError(
+            f"{name}.step got a state that {name}.init did not make for these params "
+            f"(leaf shapes {given}, expected {shapes}); make it with init(params)"
+        )
+
+
 def _pair(real: jax.Array, imag: jax.Array) -> jax.Array:
     return jnp.stack([real, imag], axis=-1)
 
@@ -192,6 +238,8 @@ def as_real_pairs(init: Callable, step: Callable, *, name: str) -> tuple[Callabl
 
     def pairs_step(params, grads, state, **kwargs):
         check_floating(name, params)
+        check_gradient(name, params, grads)
+        check_state(name, pairs_init, params, state)
         if not has_complex(params):
             return step(params, grads, state, **kwargs)
         value_fn = kwargs.get("value_fn")
@@ -220,8 +268,10 @@ def refusing_complex(
 
     def checked_step(params, grads, state, **kwargs):
         check_floating(name, params)
+        check_gradient(name, params, grads)
         if has_complex(params):
             raise refusal(name, params, advice)
+        check_state(name, checked_init, params, state)
         return step(params, grads, state, **kwargs)
 
     return _marked(checked_init, init), _marked(checked_step, step)
