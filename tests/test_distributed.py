@@ -155,8 +155,10 @@ for name, settings in {
     "minibatch": dict(batch_size=16, lr=decaying, epochs=300),
     "one row per device": dict(batch_size=4, lr=decaying, epochs=100),
 }.items():
+    # The weighted least-squares problem as given: no scaling, stopping rule or penalty.
     r = ds.fit("linear", X_w, y_w, optimizer="sgd", sample_weight=w_w, dtype="float64",
-               verbose=0, devices="all", **settings)
+               verbose=0, devices="all", standardize=False, patience=None, l2=0.0,
+               **settings)
     report["weighted"][name] = [*r.params["w"].tolist(), float(r.params["b"])]
 
 # The evidence of sharding: the predictions' layout seen by a loss, the compiled program.

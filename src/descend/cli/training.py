@@ -403,7 +403,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{'' if updates == 1 else 's'}, {summary['seconds']:.2f} s",
     ]
     if metrics:  # none when the first epoch diverged
-        lines.append(f"  final: {metrics}")
+        at = summary.get("metrics_epoch")
+        restored = at is not None and at != epochs
+        lines.append(f"  {f'epoch {at} (restored)' if restored else 'final'}: {metrics}")
     lines.append(f"  stopped: {summary['reason']}")
     if "saved" in summary:
         lines.append(f"  saved to {summary['saved']}")

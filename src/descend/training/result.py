@@ -251,10 +251,25 @@ class FitResult:
             target_standardizer=self.target_standardizer,
         )  # fmt: skip
 
+    def metrics(self) -> dict[str, float]:
+        """The history's numbers for the weights this result holds: the last epoch's, or
+        with restored weights (``best_epoch``) that epoch's."""
+        epochs = list(np.asarray(self.history.get("epoch", [])).tolist())
+        row = len(epochs) - 1
+        if self.best_epoch is not None and self.best_epoch in epochs:
+            row = epochs.index(self.best_epoch)
+        return {
+            key: float(values[row])
+            for key, values in self.history.items()
+            if len(values) > row >= 0 and key not in ("epoch", "time")
+        }
+
     def to_dict(self, *, history: bool = False) -> dict[str, Any]:
         """The run as JSON-ready values: what it trained, how far, why it stopped, and the
-        final value of each metric (``history=True`` adds the per-epoch lists)."""
-        last = {key: values[-1] for key, values in self.history.items() if len(values)}
+        metrics of the weights it holds (:meth:`metrics`: the restored epoch's, with
+        early stopping's ``restore_best``, as ``metrics_epoch`` says; ``history=True``
+        adds the per-epoch lists)."""
+        epochs = self.history.get("epoch", [])
         summary = {
             "model": repr(self.model),
             "optimizer": repr(self.optimizer),
@@ -262,7 +277,10 @@ class FitResult:
             "updates": self.n_updates,
             "status": self.status,
             "reason": self.reason,
-            "metrics": {k: jsonable(v) for k, v in last.items() if k not in ("epoch", "time")},
+            "metrics": {key: jsonable(value) for key, value in self.metrics().items()},
+            "metrics_epoch": self.best_epoch
+            if self.best_epoch is not None
+            else (int(epochs[-1]) if len(epochs) else None),
         }
         if history:
             summary["history"] = jsonable(self.history)
