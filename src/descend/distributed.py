@@ -411,7 +411,6 @@ class Placement:
         training rows of all processes together, of the features, and of the regression
         targets too with ``targets`` (a fresh regression run).
         """
-        from descend.training.prepare import as_columns, scale_targets
 
         if self.n_processes > 1:
             prepared = self._agree_on_shapes(prepared)
@@ -427,7 +426,15 @@ class Placement:
                 standardizer=standardizer,
             )
         if standardize and targets and prepared.target_standardizer is None:
-            prepared = scale_targets(prepared, self._standardizer(as_columns(prepared.y)))
+            from descend.data.arrays import as_columns, standardized_targets
+
+            scaler = self._standardizer(as_columns(prepared.y))
+            prepared = replace(
+                prepared,
+                y=standardized_targets(scaler, prepared.y),
+                y_val=standardized_targets(scaler, prepared.y_val),
+                target_standardizer=scaler,
+            )
         return prepared
 
     def _agree_on_shapes(self, prepared):

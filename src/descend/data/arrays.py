@@ -213,3 +213,15 @@ def float_targets(y: np.ndarray) -> np.ndarray:
             "task='binary' or task='multiclass' (with fit: a classifier model such as "
             "'logistic' or 'softmax')"
         ) from None
+
+
+def as_columns(y: np.ndarray) -> np.ndarray:
+    """Targets as a 2-D array, one column per output."""
+    return y.reshape(len(y), -1)
+
+
+def standardized_targets(scaler: Standardizer, y: np.ndarray | None) -> np.ndarray | None:
+    """``y`` standardized per output by ``scaler``, in its own shape and dtype (None stays)."""
+    if y is None:
+        return None
+    return np.asarray(scaler.transform(as_columns(y)), dtype=y.dtype).reshape(y.shape)

@@ -69,6 +69,9 @@ class Epochs:
                     kept = spec.placement.replicate(kept)
             self.plateau.best, self.plateau.best_at = best.loss, best.epoch
             self.plateau.waited, self.plateau.kept = best.waited, kept
+        # A run saved when early stopping had already ended it stops again at once, as
+        # the uninterrupted run did (unless a larger patience lets it go on).
+        self.stopped = spec.patience is not None and self.plateau.waited >= spec.patience
         self.text: str | None = None
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
         self.grew_at: int | None = None  # the epoch whose loss grew without bound
@@ -77,6 +80,11 @@ class Epochs:
     # ------------------------------------------------------------ the Block protocol
 
     def advance(self) -> Status:
+        if self.stopped:
+            self.stopped = False
+            if self.spec.restore_best and self.plateau.kept is not None:
+                self.params, self.opt_state = self.plateau.kept
+            return Status.EARLY_STOPPING
         began = time.perf_counter()
         self.text = None
         params, opt_state, made, fetched = self._epoch()

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from descend import models
+from descend.data.arrays import as_columns, standardized_targets
 from descend.errors import DataError, InputError
 from descend.training.spec import FitSpec
 
@@ -121,11 +122,6 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     return scale_targets(prepared, scaler)
 
 
-def as_columns(y: np.ndarray) -> np.ndarray:
-    """Targets as a 2-D array, one column per output."""
-    return y.reshape(len(y), -1)
-
-
 def scale_targets(prepared: Prepared, scaler: Any) -> Prepared:
     """``prepared`` with its regression targets (training and validation) standardized.
 
@@ -133,14 +129,11 @@ def scale_targets(prepared: Prepared, scaler: Any) -> Prepared:
     """
     if scaler is None:
         return prepared
-
-    def scaled(y):
-        if y is None:
-            return None
-        return np.asarray(scaler.transform(as_columns(y)), dtype=y.dtype).reshape(y.shape)
-
     return replace(
-        prepared, y=scaled(prepared.y), y_val=scaled(prepared.y_val), target_standardizer=scaler
+        prepared,
+        y=standardized_targets(scaler, prepared.y),
+        y_val=standardized_targets(scaler, prepared.y_val),
+        target_standardizer=scaler,
     )
 
 
