@@ -65,7 +65,17 @@ def assert_same_result(loaded: FitResult, result: FitResult) -> None:
                 np.testing.assert_array_equal(restored[key], saved[key])
         elif field.name == "classes":
             assert restored is None if saved is None else restored.tolist() == saved.tolist()
-        elif field.name in ("standardizer", "encoding"):
+        elif field.name == "best":  # early stopping's record, its kept weights too
+            assert (restored is None) == (saved is None)
+            if saved is not None:
+                numbers = ("loss", "epoch", "waited")
+                assert [getattr(restored, k) for k in numbers] == [
+                    getattr(saved, k) for k in numbers
+                ]
+                assert leaves_equal(
+                    (restored.params, restored.opt_state), (saved.params, saved.opt_state)
+                )
+        elif field.name in ("standardizer", "target_standardizer", "encoding"):
             assert (restored is None) == (saved is None)
             if saved is not None:
                 assert restored.to_dict() == saved.to_dict()
@@ -256,8 +266,9 @@ def test_a_model_saved_by_0_1_0_loads_with_the_values_it_had():
 def test_training_resumes_from_a_model_saved_by_0_1_0(tmp_path):
     common = dict(target="label", batch_size=8, verbose=0)
     resumed = ds.fit("logistic", str(TABLE), epochs=3, resume=FIT_FILE, **common)
+    # 0.1.0 trained without a penalty, and the resumed run keeps the checkpoint's (none)
     whole = ds.fit("logistic", str(TABLE), optimizer="adam", lr=0.1, epochs=3, standardize=True,
-                   seed=0, **common)  # fmt: skip
+                   seed=0, l2=0.0, **common)  # fmt: skip
     assert resumed.n_epochs == 3
     for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -242,8 +242,10 @@ def test_partial_fit_of_a_classifier_weighs_calls_against_each_other():
 
 
 def test_partial_fit_with_equal_weights_trains_as_without_weights():
+    # With a given alpha: alpha="auto" is one over the weights' sum, so that weights 3
+    # are the rows thrice (as in Ridge and LogisticRegression), a weaker penalty.
     X, y = _regression()
-    common = dict(optimizer="sgd", learning_rate=0.01, batch_size=7, random_state=0)
+    common = dict(optimizer="sgd", learning_rate=0.01, batch_size=7, random_state=0, alpha=1e-3)
     plain, weighted = GDRegressor(**common), GDRegressor(**common)
     for start in range(0, len(X), 20):
         rows = slice(start, start + 20)

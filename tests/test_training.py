@@ -34,7 +34,18 @@ TRUE_W = np.array([1.5, -0.5, 2.0])
 # Tests share settings (and data shapes) where they can, so that one compiled epoch
 # serves several of them.
 SMALL = dict(optimizer="sgd", lr=0.05, batch_size=8, shuffle=False, dtype="float64", verbose=0)
-BATCH_GD = dict(optimizer="sgd", lr=0.5, batch_size=None, standardize=True, dtype="float64")
+# The plain problem an oracle solves: the data as given (no standardized features or
+# targets), no early stopping, no L2 penalty.
+PLAIN = dict(standardize=False, patience=None, l2=0.0)
+BATCH_GD = dict(
+    optimizer="sgd",
+    lr=0.5,
+    batch_size=None,
+    standardize=True,
+    dtype="float64",
+    l2=0.0,
+    patience=None,
+)  # least squares with standardized features and targets: no penalty, no early stop
 
 
 def regression_data(n=120, seed=0, noise=0.5):
@@ -49,11 +60,14 @@ def lstsq_coef(X, y):
     return np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
 
 
-def coef(params, standardizer=None):
-    """``(w, b)`` of a linear model in the original feature space."""
+def coef(params, standardizer=None, target=None):
+    """``(w, b)`` of a linear model in the original feature space (and, with the
+    ``target`` standardizer of a regression, the original target units)."""
     w, b = np.asarray(params["w"], float), float(params["b"])
     if standardizer is not None:
         w, b = w / standardizer.scale, b - np.sum(w * standardizer.mean / standardizer.scale)
+    if target is not None:
+        w, b = w * target.scale[0], b * target.scale[0] + target.mean[0]
     return np.r_[w, b]
 
 
@@ -68,7 +82,10 @@ def split_dataset(name, seed=0):
 
 # Each shipped classification set and its linear model, trained by batch descent.
 CLASSIFIERS = {"breast_cancer": "logistic", "digits": "softmax", "iris": "softmax"}
-CLASSIFIER_SETTINGS = dict(batch_size=None, epochs=300, standardize=True, verbose=0)
+# The penalty is regularized_adam's (scikit-learn's); all 300 epochs are run.
+CLASSIFIER_SETTINGS = dict(
+    batch_size=None, epochs=300, standardize=True, l2=0.0, patience=None, verbose=0
+)
 
 
 def regularized_adam(lr, n_samples):
@@ -107,7 +124,12 @@ def test_batch_gradient_descent_reaches_the_least_squares_solution(optimizer, lr
     result = ds.fit("linear", X, y, epochs=2000, tol=1e-11, verbose=0, **settings)
     assert result.status == "converged", result.reason
     expected = lstsq_coef(X, y)
-    assert relative_error(coef(result.params, result.standardizer), expected) < 1e-6
+    assert (
+        relative_error(
+            coef(result.params, result.standardizer, result.target_standardizer), expected
+        )
+        < 1e-6
+    )
     np.testing.assert_allclose(result.predict(X), np.c_[X, np.ones(len(X))] @ expected, rtol=1e-6)
     assert result.n_updates == result.n_epochs
 
@@ -128,7 +150,12 @@ def test_minibatch_and_stochastic_descent_with_decaying_lr_approach_least_square
         "linear", X, y, optimizer="sgd", lr=lr, batch_size=batch_size, epochs=epochs,
         standardize=True, dtype="float64", seed=1, verbose=0,
     )  # fmt: skip
-    assert relative_error(coef(result.params, result.standardizer), lstsq_coef(X, y)) < 1e-2
+    assert (
+        relative_error(
+            coef(result.params, result.standardizer, result.target_standardizer), lstsq_coef(X, y)
+        )
+        < 1e-2
+    )
     assert result.history["lr"][-1] < result.history["lr"][0]  # the rate did decay
 
 
@@ -214,7 +241,7 @@ def test_epoch_matches_numpy_sgd_with_the_short_last_batch(drop_last, weighted):
     weights = np.random.default_rng(5).uniform(0.2, 2.0, len(X)) if weighted else None
     result = ds.fit(
         "linear", X, y, optimizer="sgd", lr=0.01, batch_size=5, epochs=2, shuffle=False,
-        drop_last=drop_last, sample_weight=weights, dtype="float64", verbose=0,
+        drop_last=drop_last, sample_weight=weights, dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     w, b, losses = np.zeros(3), 0.0, []
     for _ in range(2):
@@ -232,7 +259,7 @@ def test_one_epoch_of_minibatch_adam_matches_torch():
     batch_size, lr = 64, 0.01  # 569 rows: 8 full batches and one of 57
     result = ds.fit(
         "logistic", X, y, optimizer="adam", lr=lr, batch_size=batch_size, epochs=1,
-        shuffle=False, dtype="float64", verbose=0,
+        shuffle=False, dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -274,7 +301,7 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not():
 def test_five_plus_five_resumed_epochs_equal_ten(through, tmp_path):
     data = ds.data.load_dataset("iris")
     model = models.mlp(hidden=(6,), task="multiclass")
-    common = dict(seed=4, **IRIS_MLP)
+    common = dict(seed=4, optimizer="adam", **IRIS_MLP)  # lr= rebuilds it when resuming
     ten = ds.fit(model, data, epochs=10, **common)
     five = ds.fit(model, data, epochs=5, **common)
     if through == "file":
@@ -319,10 +346,23 @@ def test_resuming_keeps_the_loss_and_lr_alone_changes_only_the_rate():
 def test_integer_sample_weights_equal_repeated_rows():
     X, y = regression_data(20)
     counts = np.random.default_rng(1).integers(1, 4, len(X))
-    common = dict(optimizer="sgd", lr=0.02, batch_size=None, epochs=5, dtype="float64", verbose=0)
+    # Standardized with the weights (features and targets), as the repeated rows are; no
+    # penalty: l2="auto" is 1/n of the rows given, whatever their weights.
+    common = dict(
+        optimizer="sgd", lr=0.02, batch_size=None, epochs=5, dtype="float64", verbose=0,
+        standardize=True, patience=None, l2=0.0,
+    )  # fmt: skip
     weighted = ds.fit("linear", X, y, sample_weight=counts, **common)
     repeated = ds.fit("linear", np.repeat(X, counts, 0), np.repeat(y, counts), **common)
-    np.testing.assert_allclose(coef(weighted.params), coef(repeated.params), rtol=1e-12)
+    for scaler in ("standardizer", "target_standardizer"):
+        left, right = getattr(weighted, scaler), getattr(repeated, scaler)
+        np.testing.assert_allclose(left.mean, right.mean, rtol=1e-12)
+        np.testing.assert_allclose(left.scale, right.scale, rtol=1e-12)
+    np.testing.assert_allclose(
+        coef(weighted.params, weighted.standardizer, weighted.target_standardizer),
+        coef(repeated.params, repeated.standardizer, repeated.target_standardizer),
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(weighted.history["loss"], repeated.history["loss"], rtol=1e-12)
 
 
@@ -344,7 +384,12 @@ def test_weighted_least_squares_matches_scikit_learn():
     )
     reference = LinearRegression().fit(X, y, sample_weight=weights)
     expected = np.r_[reference.coef_, reference.intercept_]
-    assert relative_error(coef(result.params, result.standardizer), expected) < 1e-6
+    assert (
+        relative_error(
+            coef(result.params, result.standardizer, result.target_standardizer), expected
+        )
+        < 1e-6
+    )
 
 
 # ---------------------------------------------------------------- weights in every update
@@ -371,9 +416,10 @@ def weighted_lstsq(X, y, weights):
 DECAYING = schedules.inverse_scaling(0.2, power_t=0.75)
 
 # Each way to cut the rows into updates, and how close it gets to weighted least squares
-# (measured: 5e-14 batch, 2.5e-4 - 1.4e-3 mini-batch, 2e-4 stochastic; dividing each
-# update by its own weight sum instead: 3e-3 shuffled mini-batches, 0.7 unshuffled, 0.8
-# stochastic).
+# (measured with standardized features and targets: 2e-13 batch, 4.5e-4 - 1.4e-3
+# mini-batch, 2e-4 stochastic; earlier, with standardized features only: 5e-14 batch,
+# 2.5e-4 - 1.4e-3 mini-batch, 2e-4 stochastic, and dividing each update by its own weight
+# sum instead: 3e-3 shuffled mini-batches, 0.7 unshuffled, 0.8 stochastic).
 WEIGHTED_DESCENT = {
     "batch": (dict(batch_size=None, lr=0.5, epochs=2000, tol=1e-11), 1e-9),
     "minibatch": (dict(batch_size=16), 1e-3),
@@ -393,13 +439,18 @@ def test_weighted_descent_reaches_weighted_least_squares_at_every_batch_size(cas
     settings, tolerance = WEIGHTED_DESCENT[case]
     settings = {"lr": DECAYING, "epochs": 300, **settings}
     result = ds.fit(
-        "linear", X, y, optimizer="sgd", standardize=True, sample_weight=weights,
-        dtype="float64", verbose=0, **settings,
+        "linear", X, y, optimizer="sgd", standardize=True, l2=0.0, patience=None,
+        sample_weight=weights, dtype="float64", verbose=0, **settings,
     )  # fmt: skip
     expected = weighted_lstsq(X, y, weights)
     unweighted = lstsq_coef(X, y)
     assert relative_error(unweighted, expected) > 0.5  # the weights matter here
-    assert relative_error(coef(result.params, result.standardizer), expected) < tolerance
+    assert (
+        relative_error(
+            coef(result.params, result.standardizer, result.target_standardizer), expected
+        )
+        < tolerance
+    )
 
 
 @pytest.mark.parametrize(
@@ -421,7 +472,7 @@ def test_rows_weighted_10_outweigh_rows_weighted_a_tenth_with_any_batch(batch_si
     result = ds.fit(
         "linear", x[:, None], y, optimizer="sgd", lr=lr, batch_size=batch_size,
         shuffle=shuffle, epochs=30 if batch_size == 1 else 200, sample_weight=weights,
-        dtype="float64", verbose=0,
+        dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     np.testing.assert_allclose(coef(result.params), expected, atol=3e-3)
 
@@ -486,7 +537,7 @@ def test_full_batch_loss_history_is_the_weighted_mean_loss_of_the_data():
     # Batch descent: the loss of epoch k is that of the weights after epoch k - 1.
     X, y, weights = two_populations(60)
     common = dict(optimizer="sgd", lr=0.05, batch_size=None, sample_weight=weights,
-                  dtype="float64", verbose=0)  # fmt: skip
+                  dtype="float64", verbose=0, **PLAIN)  # fmt: skip
     before = ds.fit("linear", X, y, epochs=3, **common)
     after = ds.fit("linear", X, y, epochs=4, **common)
     residual = before.predict(X) - y
@@ -523,7 +574,7 @@ def test_validation_split_scores_the_held_out_rows_with_their_weights(model, bat
         y = (y > np.median(y)).astype(int)
     result = ds.fit(
         model, X, y, validation_split=0.25, batch_size=batch_size, sample_weight=weights,
-        epochs=2, seed=3, dtype="float64", verbose=0,
+        epochs=2, seed=3, dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     rows = np.arange(len(X))
     _, val_rows, _, _ = ds.data.train_validation_split(rows, rows, 0.25, seed=3)
@@ -545,7 +596,7 @@ def test_validation_split_scores_the_held_out_rows_with_their_weights(model, bat
 
 def test_validation_split_with_equal_weights_scores_as_without_weights():
     X, y = regression_data(40)
-    common = dict(validation_split=0.25, batch_size=8, epochs=2, seed=3, verbose=0)
+    common = dict(validation_split=0.25, batch_size=8, epochs=2, seed=3, verbose=0, **PLAIN)
     plain = ds.fit("linear", X, y, **common)
     # Held-out rows all weigh 2: their weights are dropped (bit-for-bit the unweighted
     # scores), while the training rows' weights differ and are kept.
@@ -585,7 +636,7 @@ def test_weights_seen_before_scale_the_updates_with_this_calls_weights(batch_siz
     state = ds.FitState(params, ds.optim.sgd(lr=1.0).init(params), weights_seen=(30.0, 10))
     result = ds.fit(
         "linear", X, y, optimizer="sgd", lr=1.0, batch_size=batch_size, shuffle=False,
-        sample_weight=weights, init=state, epochs=1, dtype="float64", verbose=0,
+        sample_weight=weights, init=state, epochs=1, dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     w, b = np.zeros(3), 0.0
     size = batch_size or len(X)
@@ -603,7 +654,7 @@ def test_rows_without_weights_weigh_one_against_the_weights_seen_before():
     # of mean weight 1, they train exactly as without weights.
     X, y = regression_data(8)
     params = {"w": np.zeros(3), "b": 0.0}
-    common = dict(optimizer="sgd", batch_size=4, epochs=1, dtype="float64", verbose=0)
+    common = dict(optimizer="sgd", batch_size=4, epochs=1, dtype="float64", verbose=0, **PLAIN)
     for seen, lr in (((40.0, 10), 0.1 * 3 / 8), ((10.0, 10), 0.1)):
         state = ds.FitState(params, ds.optim.sgd(lr=0.1).init(params), weights_seen=seen)
         result = ds.fit("linear", X, y, init=state, lr=0.1, **common)
@@ -624,7 +675,7 @@ def test_weights_seen_must_be_a_sum_and_a_count(seen):
 def test_validation_data_is_scored_with_the_final_weights():
     X, y = regression_data(30)
     X_val, y_val = regression_data(30, seed=9)
-    result = ds.fit("linear", X, y, validation=(X_val, y_val), epochs=3, **SMALL)
+    result = ds.fit("linear", X, y, validation=(X_val, y_val), epochs=3, **SMALL, **PLAIN)
     predictions = result.predict(X_val)
     assert result.history["val_loss"][-1] == pytest.approx(np.mean((predictions - y_val) ** 2))
     assert result.history["val_r2"][-1] == pytest.approx(r2_score(y_val, predictions))
@@ -637,7 +688,9 @@ def test_validation_rows_with_missing_features_are_dropped_with_their_labels():
     X, y = regression_data(30)
     X_val, y_val = regression_data(10, seed=9)
     X_val[[2, 7], 1] = np.nan
-    result = ds.fit("linear", X, y, validation=(X_val, y_val), nan_policy="drop", epochs=2, **SMALL)
+    result = ds.fit(
+        "linear", X, y, validation=(X_val, y_val), nan_policy="drop", epochs=2, **SMALL, **PLAIN
+    )
     keep = np.isfinite(X_val).all(axis=1)
     residual = result.predict(X_val[keep]) - y_val[keep]
     assert result.history["val_loss"][-1] == pytest.approx(np.mean(residual**2))
@@ -647,7 +700,7 @@ def test_validation_split_holds_out_the_rows_of_train_validation_split():
     X, y = regression_data(50)
     result = ds.fit(
         "linear", X, y, validation_split=0.2, optimizer="sgd", lr=0.01, batch_size=1, epochs=1,
-        seed=7, dtype="float64", verbose=0,
+        seed=7, dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     X_train, X_val, _, y_val = ds.data.train_validation_split(X, y, 0.2, seed=7)
     assert result.n_updates == len(X_train) == 40
@@ -743,7 +796,10 @@ def test_verbose_2_prints_one_line_per_epoch(capsys):
     ds.fit("linear", X, y, epochs=3, validation=(X_val, y_val), **{**SMALL, "verbose": 2})
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert all("val_loss" in line and "samples/s" in line for line in lines)
+    assert all("val_loss" in line for line in lines)
+    # The first epoch's time holds the compilation: no rate for it, a rate for the others.
+    assert lines[0].endswith(" s with compiling") and "samples/s" not in lines[0]
+    assert all(line.endswith(" samples/s") for line in lines[1:])
 
 
 def test_tol_stops_when_the_gradient_norm_is_small():
@@ -836,7 +892,7 @@ def test_custom_model_fits_its_own_least_squares_problem():
     model = models.custom(apply, {"a": np.zeros(()), "c": np.zeros(())})
     result = ds.fit(
         model, x, y, optimizer="sgd", lr=0.5, batch_size=None, epochs=5000, tol=1e-10,
-        dtype="float64", verbose=0,
+        dtype="float64", verbose=0, **PLAIN,
     )  # fmt: skip
     expected = np.linalg.lstsq(np.c_[x[:, 0] ** 2, np.ones(60)], y, rcond=None)[0]
     np.testing.assert_allclose([result.params["a"], result.params["c"]], expected, rtol=1e-6)
@@ -902,7 +958,7 @@ def test_training_metric_is_gathered_during_the_epoch():
     """The history's training metric is the running one (as Keras reports): with one
     full-batch update per epoch it is the metric of the weights before that update."""
     X, y = regression_data(30)
-    settings = {"optimizer": "sgd", "lr": 0.05, "batch_size": None, "verbose": 0}
+    settings = {"optimizer": "sgd", "lr": 0.05, "batch_size": None, "verbose": 0, **PLAIN}
     five = ds.fit("linear", X, y, epochs=5, **settings)
     four = ds.fit("linear", X, y, epochs=4, **settings)
     assert five.history["r2"][-1] == pytest.approx(r2_score(y, four.predict(X)), rel=1e-5)
@@ -975,7 +1031,7 @@ def test_a_loss_that_explodes_while_finite_is_a_divergence():
     y = 0.3 * x + 7
     result = ds.fit(
         "linear", x[:, None], y, optimizer="sgd", lr=1e-5, batch_size=None, epochs=300,
-        standardize=False, verbose=0,
+        verbose=0, **PLAIN,
     )  # fmt: skip
     assert result.status == "diverged" and result.n_epochs < 300
     assert "the loss grew from" in result.reason and "standardize=True" in result.reason
@@ -1033,7 +1089,7 @@ def test_reduce_on_plateau_in_fit_watches_epochs_like_torchs_scheduler(with_vali
     )
     result = ds.fit(
         "linear", X, y, optimizer=opt, batch_size=16, epochs=12, shuffle=False,
-        standardize=False, dtype="float64", verbose=0, validation=validation,
+        dtype="float64", verbose=0, validation=validation, **PLAIN,
     )  # fmt: skip
     w, b, rates = _torch_sgd_with_plateau_scheduler(X, y, validation=validation, **settings)
     assert rates[-1] < settings["lr"]  # the rule fired, so the comparison means something

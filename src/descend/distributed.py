@@ -415,7 +415,7 @@ class Placement:
         if self.n_processes > 1:
             prepared = self._agree_on_shapes(prepared)
         if standardize and prepared.standardizer is None:
-            standardizer = self._standardizer(prepared.X)
+            standardizer = self._standardizer(prepared.X, prepared.weights)
             dtype = prepared.X.dtype
             prepared = replace(
                 prepared,
@@ -428,7 +428,7 @@ class Placement:
         if standardize and targets and prepared.target_standardizer is None:
             from descend.data.arrays import as_columns, standardized_targets
 
-            scaler = self._standardizer(as_columns(prepared.y))
+            scaler = self._standardizer(as_columns(prepared.y), prepared.weights)
             prepared = replace(
                 prepared,
                 y=standardized_targets(scaler, prepared.y),
@@ -484,15 +484,22 @@ class Placement:
             )
         return prepared
 
-    def _standardizer(self, X: np.ndarray):
-        """The standardization of all processes' rows (their moments merged)."""
+    def _standardizer(self, X: np.ndarray, weights: np.ndarray | None = None):
+        """The standardization of all processes' rows (their moments merged), weighted
+        by their sample weights (in one process, unless all are equal)."""
         from descend.data import Standardizer
+        from descend.training.prepare import distinct
 
         if self.n_processes == 1:
-            return Standardizer.fit(X)
+            return Standardizer.fit(X, sample_weight=distinct(weights))
         if not np.isfinite(np.asarray(X, dtype=np.float64)).all():
             Standardizer.fit(X)  # its error, worded once
-        return self._merged(Moments.of(X)).standardizer()
+        if weights is not None:  # all equal on every process: the unweighted statistics
+            local = [np.min(weights), np.max(weights)] if len(weights) else [np.inf, -np.inf]
+            bounds = self.agree([float(v) for v in local])
+            if bounds[:, 0].min() == bounds[:, 1].max():
+                weights = None
+        return self._merged(Moments.of(X, weights)).standardizer()
 
     def _merged(self, local: Moments) -> Moments:
         """Every process's moments merged, in process order (the same on all of them)."""

@@ -77,7 +77,6 @@ from sklearn.utils.validation import (
 
 from descend import models, optim
 from descend.data.arrays import Standardizer
-from descend.data.moments import Moments
 from descend.errors import DescendWarning
 from descend.optim.transforms import add_weight_decay, chain
 from descend.training import fit
@@ -131,11 +130,7 @@ class _Scalers(NamedTuple):
 
 def _standardizer(values: np.ndarray | None, weights: np.ndarray) -> Standardizer | None:
     """The weighted column means and standard deviations (1 where a column is constant)."""
-    if values is None:
-        return None
-    moments = Moments.of(values, weights)
-    scale = np.sqrt(moments.m2 / moments.n)
-    return Standardizer(moments.mean, np.where(scale > 0, scale, 1.0))
+    return None if values is None else Standardizer.fit(values, sample_weight=weights)
 
 
 class _GDBase(BaseEstimator):
@@ -262,8 +257,9 @@ class _GDBase(BaseEstimator):
         continuing = incremental and hasattr(self, "_model")
         if continuing:  # the penalty of the run being continued
             alpha = self._alpha
-        else:  # "auto": one over the training rows, as descend.fit's l2
-            alpha = 1.0 / len(X) if self.alpha == "auto" else float(self.alpha)
+        else:  # "auto": one over the training rows' weight, as descend.fit's l2
+            auto = self.alpha == "auto"
+            alpha = 1.0 / float(np.sum(sample_weight)) if auto else float(self.alpha)
         arguments = self._fit_arguments(alpha)
         if continuing:
             dtype = self._dtype
@@ -446,7 +442,10 @@ class GDRegressor(RegressorMixin, _GDBase):
     alpha : float >= 0 or "auto", default="auto"
         L2 penalty on the weights (not the biases), in the standardized units when
         ``standardize``. ``"auto"``: one over the number of rows given to ``fit`` (or
-        to the first ``partial_fit``), ``descend.fit``'s ``l2`` default: the objective
+        to the first ``partial_fit``), ``descend.fit``'s ``l2`` default; with
+        ``sample_weight``, one over the weights' sum, as scikit-learn counts a weight as
+        the row repeated (``descend.fit`` keeps :math:`1/n`, so that scaling every weight
+        changes nothing there): the objective
         of ``LogisticRegression(C=1)`` for the log loss.
     adaptive : bool, default=False
         Cut the learning rate by 5 when the training loss (the validation loss with

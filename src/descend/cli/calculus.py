@@ -25,7 +25,10 @@ def add_parsers(commands) -> None:
     """Add ``grad``, ``minimize``, ``functions`` and ``optimizers`` to the sub-commands."""
     grad = commands.add_parser("grad", help="partial derivatives and gradient of an expression")
     grad.add_argument("expression", help='e.g. "2*x**2 + 6*z**2 + 7*m**3"')
-    grad.add_argument("--at", required=True, metavar="x=1,z=1,m=1", help="the point")
+    grad.add_argument(
+        "--at", required=True, metavar="x=1,z=1,m=1",
+        help="the point where the gradient is taken, one value per variable",
+    )  # fmt: skip
     add_json(grad)
     grad.set_defaults(handler=_grad)
 
@@ -39,7 +42,9 @@ def add_parsers(commands) -> None:
     )
     add_optimizer_options(minimize)
     minimize.add_argument("--tol", type=float, default=1e-6, help="gradient-norm tolerance (1e-6)")
-    minimize.add_argument("--max-iter", type=int, default=10_000, help="step budget (10000)")
+    minimize.add_argument(
+        "--max-iter", type=int, default=10_000, help="the most steps to take before stopping"
+    )
     minimize.add_argument(
         "--refine", action="store_true", help="bisect a derivative sign change (1 variable)"
     )
@@ -66,7 +71,10 @@ def add_parsers(commands) -> None:
         "--plot", metavar="PATH.png",
         help="draw the path over the function (1-2 variables), else the value per iteration",
     )  # fmt: skip
-    functions.add_argument("--plot", metavar="PATH.png", help="draw the named function")
+    functions.add_argument(
+        "--plot", metavar="PATH.png",
+        help="draw the named function to this file (contour map; curve in 1-D)",
+    )  # fmt: skip
 
 
 def _grad(args: argparse.Namespace) -> int:

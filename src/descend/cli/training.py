@@ -70,8 +70,10 @@ def add_parsers(commands) -> None:
         "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
         help="the MLP's hidden layer sizes, e.g. 64,32",
     )  # fmt: skip
-    train.add_argument("--activation", default="relu", help="MLP activation")
-    train.add_argument("--degree", type=int, default=2, help="polynomial degree")
+    train.add_argument(
+        "--activation", default="relu", help="the activation of the MLP's hidden layers"
+    )
+    train.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")
     train.add_argument("--loss", help="loss name (default: the model's)")
     add_optimizer_options(
         train, default="adam", resumable=True,
@@ -83,12 +85,22 @@ def add_parsers(commands) -> None:
         help="batch (all rows), stochastic (one row) or mini-batch (--batch-size rows) "
         "updates (default: from --batch-size)",
     )  # fmt: skip
-    train.add_argument("--batch-size", type=int, default=32, help="rows per update")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="rows per update (1: stochastic gradient descent)",
+    )
     train.add_argument(
         "--epochs", type=int, default=200,
         help="the most passes over the data; early stopping usually ends sooner",
     )  # fmt: skip
-    train.add_argument("--accumulate", type=int, default=1, help="batches per update")
+    train.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        help="batches whose gradients are summed into one update",
+    )
     train.add_argument(
         "--validation-split", type=float, default=0.2,
         help="share of the rows held out to score the model and stop early; 0 holds none",
@@ -103,9 +115,10 @@ def add_parsers(commands) -> None:
         help="the least decrease of the loss that counts as improving",
     )  # fmt: skip
     train.add_argument(
-        "--l2", default="auto",
+        "--l2", type=_l2,
         help="strength of the L2 penalty on the weights (auto: 1 / training rows, as "
-        "LogisticRegression(C=1); 0 for none)",
+        "LogisticRegression(C=1); 0 for none) (default: auto, or the checkpoint's with "
+        "--resume)",
     )  # fmt: skip
     train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
     train.add_argument(
@@ -143,10 +156,12 @@ def add_parsers(commands) -> None:
     predict.add_argument("checkpoint", help="a model saved by 'descend train --save'")
     predict.add_argument("file", help="a .csv / .parquet file with the feature columns")
     predict.add_argument("--output", metavar="PATH.csv", help="write here (default: stdout)")
-    predict.add_argument("--proba", action="store_true", help="class probabilities")
+    predict.add_argument(
+        "--proba", action="store_true", help="write class probabilities instead of labels"
+    )
     predict.add_argument(
         "--append", action="store_true",
-        help="write FILE's rows with the prediction columns appended (as CSV)",
+        help="write FILE's rows with the prediction columns appended, split as FILE is",
     )  # fmt: skip
     predict.add_argument(
         "--sep", metavar="CHAR",
@@ -232,7 +247,7 @@ def _without_weights(dataset, column: str) -> WeightedDataset:
         raise InputError(f"--weight-column {column!r} must hold numbers, not categories")
     j = list(dataset.feature_names).index(column)
     kept = dataclasses.replace(encoding, columns=tuple(c for c in encoding.columns if c != column))
-    features = Dataset(np.delete(dataset.X, j, axis=1), dataset.y, kept)
+    features = Dataset(np.delete(dataset.X, j, axis=1), dataset.y, kept, dataset.delimiter)
     return WeightedDataset(features, dataset.X[:, j])
 
 
@@ -247,13 +262,16 @@ def layer_sizes(text: str) -> tuple[int, ...]:
 
 
 def _l2(text: str) -> float | str:
-    """``--l2``: ``auto`` or a number >= 0 (fit checks the range)."""
+    """``--l2``: ``auto`` or a number >= 0 (a usage error otherwise)."""
     if text == "auto":
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise InputError(f"--l2 must be 'auto' or a number >= 0, got {text!r}") from None
+        value = -1.0
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
+    return value
 
 
 def _separator(text: str | None) -> str | None:
@@ -279,6 +297,22 @@ def _model(args: argparse.Namespace, dataset):
     if name == "polynomial":
         return models.polynomial(args.degree)
     return models.get(name)
+
+
+def read_line(args: argparse.Namespace, dataset) -> str | None:
+    """What was read from a text FILE: rows, columns and the delimiter, and whether it
+    was detected (None for Parquet, a built-in dataset or a stream)."""
+    from descend.data.tables import delimiter_name
+
+    delimiter = getattr(dataset, "delimiter", None)
+    if delimiter is None:
+        return None
+    how = "as --sep says" if args.sep is not None else "detected; --sep to override"
+    columns = len(dataset.encoding.columns) + 1 + (args.weight_column is not None)
+    return (
+        f"read {args.file}: {len(dataset.y)} rows, {columns} columns split at "
+        f"{delimiter_name(delimiter)} ({how})"
+    )
 
 
 def task_line(args: argparse.Namespace, dataset) -> str | None:
@@ -341,9 +375,9 @@ def train_command(args: argparse.Namespace) -> int:
     if isinstance(dataset, WeightedDataset):
         dataset, weights = dataset
     model = _model(args, dataset)
-    chosen = task_line(args, dataset)
-    if chosen is not None and not args.json:
-        print(chosen, flush=True)
+    for line in (read_line(args, dataset), task_line(args, dataset)):
+        if line is not None and not args.json:
+            print(line, flush=True)
     if args.resume and args.optimizer is None:
         if args.opt_args:
             raise InputError(
@@ -363,7 +397,7 @@ def train_command(args: argparse.Namespace) -> int:
         method=args.method, epochs=args.epochs, accumulate=args.accumulate,
         validation_split=None if args.stream else args.validation_split or None,
         standardize=not args.no_standardize, tol=args.tol, patience=args.patience or None,
-        min_delta=args.min_delta, l2=_l2(args.l2),
+        min_delta=args.min_delta, l2=args.l2,
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
         nan_policy=args.nan_policy, sample_weight=weights,
     )  # fmt: skip
@@ -392,6 +426,8 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
+    from descend.engine.status import count
+
     metrics = ", ".join(
         f"{key} {'nan' if value is None else format(value, '.4g')}"
         for key, value in summary["metrics"].items()
@@ -399,8 +435,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     epochs, updates = summary["epochs"], summary["updates"]
     lines = [
         f"trained {summary['model']} with {summary['optimizer']}",
-        f"  {epochs} epoch{'' if epochs == 1 else 's'}, {updates} update"
-        f"{'' if updates == 1 else 's'}, {summary['seconds']:.2f} s",
+        f"  {count(epochs, 'epoch')}, {count(updates, 'update')}, {summary['seconds']:.2f} s",
     ]
     if metrics:  # none when the first epoch diverged
         at = summary.get("metrics_epoch")
@@ -445,7 +480,8 @@ def predict_command(args: argparse.Namespace) -> int:
     else:
         header_out = columns
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Appended to the input's columns, the rows keep its delimiter.
+    writer = csv.writer(buffer, delimiter=(args.append and table.delimiter) or ",")
     writer.writerow(header_out)
     writer.writerows(rows)
     if args.output:

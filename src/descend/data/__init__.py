@@ -170,7 +170,7 @@ def load(
         column=lambda j: f"column {sources[j]!r}",
     )  # fmt: skip
     y = y.astype(np.int32) if classes is not None else y.astype(dtype)
-    return Dataset(X.astype(dtype), y, encoding)
+    return Dataset(X.astype(dtype), y, encoding, delimiter=table.delimiter)
 
 
 def _check_features(table, features, target, categorical) -> list[str]:

@@ -109,14 +109,23 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: Any) -> Standardizer:
-        """Fit on ``X`` (2-D, finite): returns a new Standardizer."""
+    def fit(cls, X: Any, sample_weight: Any = None) -> Standardizer:
+        """Fit on ``X`` (2-D, finite): returns a new Standardizer.
+
+        ``sample_weight`` (shape ``(n_samples,)``, >= 0, optional) weighs the rows, as
+        ``StandardScaler.fit(X, sample_weight=...)``: a row of weight 2 counts as the row
+        repeated; the mean and the variance are the weighted ones.
+        """
         X = feature_matrix(X).astype(np.float64)
         if not np.isfinite(X).all():
             raise DataError(
                 "Standardizer.fit needs finite X; clean it first, for example with "
                 "as_arrays(X, y, nan_policy='drop')"
             )
+        if sample_weight is not None:
+            from descend.data.moments import Moments
+
+            return Moments.of(X, np.asarray(sample_weight, np.float64)).standardizer()
         constant = X.max(axis=0) == X.min(axis=0)
         return cls(X.mean(axis=0), np.where(constant, 1.0, X.std(axis=0)))
 

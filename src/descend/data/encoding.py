@@ -319,11 +319,15 @@ class Dataset:
     encoding : Encoding
         Column order, categories and classes; ``encoding.features(...)`` applies the same
         encoding to new data and ``encoding.to_dict()`` stores it in a checkpoint.
+    delimiter : str or None
+        The delimiter a text file was read with (given as ``sep`` or detected); None for
+        Parquet, a DataFrame or a built-in dataset.
     """
 
     X: np.ndarray
     y: np.ndarray
     encoding: Encoding
+    delimiter: str | None = None
 
     @property
     def feature_names(self) -> tuple[str, ...]:

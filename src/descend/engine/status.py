@@ -59,7 +59,7 @@ _TEMPLATES = {
     ),
     Status.DIVERGED: "diverged: {what}{where}; {kept}{advice}",
     Status.MAX_ITER: "maximum iterations reached ({max_iter}) with gradient norm {grad_norm:.3g}",
-    Status.MAX_EPOCHS: "completed {epochs} epochs",
+    Status.MAX_EPOCHS: "completed {epochs}",
     Status.INTERRUPTED: "interrupted (Ctrl-C) after {unit} {done}; {kept}",
     Status.CALLBACK: "a callback stopped the run after {unit} {done}",
 }
@@ -103,3 +103,8 @@ def smaller_lr(lr: Any) -> str:
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr):
         return f"; try a smaller learning rate than lr={lr:g}, e.g. lr={lr / 10:g}"
     return "; try a smaller learning rate"
+
+
+def count(n: int, unit: str) -> str:
+    """``"1 epoch"``, ``"3 epochs"``: a whole number with its unit, plural unless 1."""
+    return f"{n} {unit}{'' if n == 1 else 's'}"

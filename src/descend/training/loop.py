@@ -217,7 +217,7 @@ class Epochs:
         """The sentence of ``stop``, with this run's numbers."""
         spec = self.spec
         if stop == Status.MAX_EPOCHS:
-            return stop.message(epochs=spec.epochs)
+            return stop.message(epochs=status.count(spec.epochs, "epoch"))
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
         if stop == Status.EARLY_STOPPING:
@@ -226,12 +226,17 @@ class Epochs:
                 watched, rtol=0.0, atol=spec.min_delta, patience=spec.patience, unit="epoch",
                 best=self.plateau.best, best_at=self.plateau.best_at, restored=spec.restore_best,
             )  # fmt: skip
+            losses = self.history["loss"]
+            if len(losses) > 1 and losses[-1] > 2 * losses[0]:  # it stopped on a rising loss
+                why += (
+                    f"; the training loss rose from {losses[0]:.6g} (epoch 1) to "
+                    f"{losses[-1]:.6g} (epoch {self.epoch}): the steps are too large"
+                    + self.smaller_steps()
+                )
             return stop.message(why=why)
         if stop == Status.DIVERGED and self.grew_at is not None:
             losses = self.history["loss"]
-            advice = status.smaller_lr(spec.optimizer.hyperparams.get("lr"))
-            if not spec.standardize:
-                advice += ", or standardize=True"
+            advice = self.smaller_steps()
             return stop.message(
                 what=f"the loss grew from {losses[0]:.6g} (epoch 1) to {losses[-1]:.6g} "
                 f"(epoch {self.grew_at}), more than {rules.GROWTH:g} times its scale (the "
@@ -252,6 +257,11 @@ class Epochs:
             kept = f"the weights are from epoch {self.epoch}"
             return stop.message(unit="epoch", done=self.epoch, kept=kept)
         return stop.message(unit="epoch", done=self.epoch)
+
+    def smaller_steps(self) -> str:
+        """The advice for steps that are too large: a smaller rate, or standardize."""
+        advice = status.smaller_lr(self.spec.optimizer.hyperparams.get("lr"))
+        return advice if self.spec.standardize else advice + ", or standardize=True"
 
     def best(self) -> BestEpoch | None:
         """Early stopping's record, its weights kept only where they are not the current."""
@@ -282,6 +292,7 @@ class Epochs:
             classes=prepared.classes,
             standardizer=prepared.standardizer,
             target_standardizer=prepared.target_standardizer,
+            l2=self.objective.l2,
             encoding=prepared.encoding,
             dtype=spec.dtype,
             seed=spec.seed,
@@ -306,7 +317,10 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
             state, params=pairs.to_pairs(state.params), best=_best_as(pairs.to_pairs, state.best)
         )
     n_train = prepared.n_samples * (1 if spec.placement is None else spec.placement.n_processes)
-    l2 = spec.l2_strength(n_train)
+    # l2="auto" is 1/n whatever the sample weights: the objective sum(s l) / sum(s) + l2
+    # stays the same when every weight is scaled (equal weights weigh nothing).
+    counted = prepared.stream is None or prepared.stream.stream.n_samples is not None
+    l2 = spec.l2_strength(n_train if counted else None)  # a one-shot iterator: not yet
     objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout, l2)
     epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement

@@ -83,6 +83,8 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     else:
         arrays = data.as_arrays(X, y, task=task, nan_policy=nan_policy, dtype=dtype)
     X, y, classes = arrays.X, arrays.y, arrays.classes
+    if previous is not None:
+        check_same_features(previous, encoding, X.shape[1])
     if previous is not None and previous.classes is not None:
         classes, y = previous.classes, codes(arrays.classes[arrays.y], previous.classes, "y")
     X_val = y_val = weights_val = None
@@ -99,8 +101,9 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     elif validation is not None:
         X_val, y_val = validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
     standardizer = previous.standardizer if previous is not None else None
+    scaling_weights = distinct(weights)
     if standardize and standardizer is None:
-        standardizer = data.Standardizer.fit(X)
+        standardizer = data.Standardizer.fit(X, sample_weight=scaling_weights)
     if standardizer is not None:
         X = np.asarray(standardizer.transform(X), dtype=dtype)
         if X_val is not None:
@@ -118,8 +121,58 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     if spec.start is not None:  # a continued run keeps the targets' scale it trained on
         scaler = spec.start.target_standardizer
     else:
-        scaler = data.Standardizer.fit(as_columns(y)) if standardize else None
+        scaler = None
+        if standardize:
+            scaler = data.Standardizer.fit(as_columns(y), sample_weight=scaling_weights)
     return scale_targets(prepared, scaler)
+
+
+def distinct(weights: np.ndarray | None) -> np.ndarray | None:
+    """Sample weights that weigh the standardization: None without weights or when all
+    are equal (then the unweighted statistics, as :func:`settle_weights` trains)."""
+    if weights is None or len(weights) == 0 or np.all(weights == weights[0]):
+        return None
+    return weights
+
+
+def check_same_features(previous: Any, encoding: Any, n_features: int) -> None:
+    """Raise InputError unless the data of a run continued from a checkpoint
+    (``previous``, a FitResult) have the feature columns it was trained on.
+
+    With both encodings (tables), the source columns and the categories of each one-hot
+    column must be the same, in order: the same count of columns in another order or
+    with other categories would train each weight on another column's values.
+    """
+    fix = (
+        "read the data as the run that saved it did (the same target, features, "
+        "categorical columns and weight column)"
+    )
+    before = previous.encoding
+    same = before is None or encoding is None or _layout(before) == _layout(encoding)
+    if not same:
+        raise InputError(
+            f"the checkpoint was trained on the columns {_columns(before)}; these data "
+            f"give {_columns(encoding)}; {fix}"
+        )
+    scaler = previous.standardizer
+    trained_on = None if scaler is None else len(np.atleast_1d(scaler.mean))
+    if trained_on is not None and trained_on != n_features:
+        raise InputError(
+            f"the checkpoint was trained on {trained_on} feature columns; these data have "
+            f"{n_features}; {fix}"
+        )
+
+
+def _layout(encoding: Any) -> tuple:
+    return encoding.columns, dict(encoding.categories)
+
+
+def _columns(encoding: Any) -> str:
+    """``x1, x2, city (a, b, c)``: the source columns, each one-hot one with its categories."""
+    return ", ".join(
+        f"{name} ({', '.join(encoding.categories[name])})" if name in encoding.categories else name
+        for name in encoding.columns
+    )
 
 
 def scale_targets(prepared: Prepared, scaler: Any) -> Prepared:

@@ -87,6 +87,10 @@ class FitState:
         The standardization of the regression targets the params were trained on
         (``fit``'s ``standardize``), which a continued run keeps; None: the targets as
         given. A continued run never changes it.
+    l2:
+        The strength of the L2 penalty the run trained with (``fit``'s ``l2``,
+        resolved), which a continued run keeps unless ``fit`` is given ``l2``; None: the
+        continued run's own ``l2`` (``"auto"`` by default).
     """
 
     params: PyTree
@@ -97,6 +101,7 @@ class FitState:
     best: BestEpoch | None = field(default=None, repr=False)
     weights_seen: tuple[float, int] | None = None
     target_standardizer: Standardizer | None = None
+    l2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,10 @@ class FitResult:
         otherwise.
     dtype, seed:
         The training dtype and seed (a resumed run reuses them).
+    l2:
+        The strength of the L2 penalty trained with (``fit``'s ``l2``
+        resolved: ``"auto"`` is :math:`1/n`); a resumed run keeps it unless given
+        ``l2``. 0 for none (and for checkpoints of descend 0.1.0, which had none).
     best_epoch:
         The epoch whose weights early stopping restored (``restore_best``), else None.
     best:
@@ -160,6 +169,7 @@ class FitResult:
     best_epoch: int | None = None
     best: BestEpoch | None = field(default=None, repr=False)
     target_standardizer: Standardizer | None = None
+    l2: float = 0.0
 
     def _context(self):
         return jax.enable_x64(True) if self.dtype == "float64" else contextlib.nullcontext()
@@ -248,7 +258,7 @@ class FitResult:
         """Where this run stands, for ``fit(..., init=result.state)``."""
         return FitState(
             self.params, self.opt_state, self.n_epochs, self.n_updates, self.history, self.best,
-            target_standardizer=self.target_standardizer,
+            target_standardizer=self.target_standardizer, l2=self.l2,
         )  # fmt: skip
 
     def metrics(self) -> dict[str, float]:

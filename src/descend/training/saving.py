@@ -68,6 +68,7 @@ def save(path: str | os.PathLike, result: FitResult) -> None:
         "target_standardizer": None
         if result.target_standardizer is None
         else result.target_standardizer.to_dict(),
+        "l2": result.l2,
         "encoding": None if result.encoding is None else result.encoding.to_dict(),
         "dtype": result.dtype,
         "seed": result.seed,
@@ -155,6 +156,7 @@ def load(
         target_standardizer=None
         if target_standardizer is None
         else data.Standardizer.from_dict(target_standardizer),
+        l2=float(metadata.get("l2", 0.0)),  # older checkpoints trained without a penalty
         encoding=None if encoding is None else data.Encoding.from_dict(encoding),
         dtype=metadata["dtype"],
         seed=int(metadata["seed"]),

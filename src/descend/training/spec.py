@@ -73,7 +73,7 @@ CONSTRAINTS = {
     "tol": Optional(Number(0.0)),
     "patience": Optional(Integer(1)),
     "min_delta": Number(0.0),
-    "l2": Either(OneOf("auto"), Number(0.0)),
+    "l2": Optional(Either(OneOf("auto"), Number(0.0))),
     "restore_best": Flag(),
     "verbose": OneOf(0, 1, 2),
     "dtype": Optional(OneOf("float32", "float64")),
@@ -130,7 +130,7 @@ class FitSpec:
     target: str | None
     features: tuple[str, ...] | None
     nan_policy: str
-    l2: float | str
+    l2: float | str | None
     start: FitState | None = None
     resumed: FitResult | None = None
     placement: distributed.Placement | None = None
@@ -216,7 +216,9 @@ class FitSpec:
                 f"epochs={self.epochs} leaves none to run; ask for more, e.g. "
                 f"epochs={start.n_epochs + self.epochs}"
             )
-        return replace(self, start=start)
+        # The penalty the run trained with, unless this call names one.
+        l2 = start.l2 if self.l2 is None and start.l2 is not None else self.l2
+        return replace(self, start=start, l2=l2)
 
     @property
     def first_epoch(self) -> int:
@@ -241,13 +243,16 @@ class FitSpec:
             return n_train
         return self.batch_size
 
-    def l2_strength(self, n_samples: int) -> float:
-        """The L2 penalty's strength for ``n_samples`` training rows (``l2="auto"``: one
-        over them for descend's models, as ``LogisticRegression(C=1)``; none for a
-        custom model, whose weights are not known)."""
-        if self.l2 != "auto":
+    def l2_strength(self, n_samples: float | None) -> float:
+        """The L2 penalty's strength for ``n_samples`` training rows (``l2="auto"``:
+        one over them for descend's models, as
+        ``LogisticRegression(C=1)``; none for a custom model, whose weights are not
+        known, nor for rows not counted before training, ``n_samples`` None)."""
+        if self.l2 not in ("auto", None):  # None: a fresh run's default, "auto"
             return float(self.l2)
-        return 0.0 if self.model.name == "custom" else 1.0 / max(int(n_samples), 1)
+        if self.model.name == "custom" or n_samples is None:
+            return 0.0
+        return 1.0 / float(n_samples)
 
     def warn_past_horizon(self, updates_per_epoch: int) -> None:
         """Warn when this run can make more updates than its learning-rate schedule covers.
@@ -306,9 +311,11 @@ def _resumed(resume: Any, model: Any, optimizer: Any) -> FitResult | None:
     from descend.training.saving import load
 
     # The file cannot hold a custom model's function or a schedule's: use the ones given.
+    # A named model is rebuilt from the file, and then compared with the one given.
+    custom = isinstance(model, models.Model) and model.name == "custom"
     return load(
         resume,
-        model=model if isinstance(model, models.Model) else None,
+        model=model if custom else None,
         optimizer=optimizer if isinstance(optimizer, Optimizer) else None,
     )
 
@@ -346,9 +353,8 @@ def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
         if lr is None:
             return resumed.optimizer
         # A new rate for the algorithm being resumed (its state fits no other one).
-        hyperparams = {**resumed.optimizer.hyperparams, "lr": lr}
         try:
-            return optim.get(resumed.optimizer.name, **hyperparams)
+            return _with_lr(resumed.optimizer, lr)
         except (InputError, TypeError):
             raise InputError(
                 f"cannot rebuild {resumed.optimizer!r} with lr={lr!r}; pass the optimizer "
@@ -368,6 +374,16 @@ def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
     raise DescendTypeError(
         f"optimizer must be an Optimizer or a name, got {type(optimizer).__name__}"
     )
+
+
+def _with_lr(optimizer: Optimizer, lr: Any) -> Optimizer:
+    """``optimizer`` rebuilt with the learning rate ``lr``: the wrapped optimizer's rate
+    for ``reduce_on_plateau`` (whose own hyperparameters stay), else its own ``lr``."""
+    hyperparams = dict(optimizer.hyperparams)
+    inner = hyperparams.pop("optimizer", None)
+    if optimizer.name == "reduce_on_plateau" and isinstance(inner, Optimizer):
+        return optim.reduce_on_plateau(_with_lr(inner, lr), **hyperparams)
+    return optim.get(optimizer.name, **{**optimizer.hyperparams, "lr": lr})
 
 
 def _batch_size_of_method(method: str, batch_size: int | None) -> int | None:

@@ -21,7 +21,12 @@ from descend.data.shuffle import chunk_order
 from descend.data.streams import Stats, Stream, rows_per_chunk
 from descend.engine import EpochConfig
 from descend.errors import DataError, InputError
-from descend.training.prepare import Prepared, scale_targets, validation_arrays
+from descend.training.prepare import (
+    Prepared,
+    check_same_features,
+    scale_targets,
+    validation_arrays,
+)
 from descend.training.spec import FitSpec
 
 
@@ -40,10 +45,11 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     stats = None
     if reader.one_shot:
         if need_labels or need_features:
+            plain = "" if need_labels else ", or standardize=False"
             raise InputError(
                 "a one-shot iterator is read once, and a classifier's classes or "
                 "standardize=True need a first pass over the data; pass a list of chunks or "
-                "a function returning a fresh iterator"
+                f"a function returning a fresh iterator{plain}"
             )
         reader.peek()
     else:
@@ -73,6 +79,8 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     encoding = None
     if reader.kind == "parquet":
         encoding = Encoding(reader.features, {}, reader.target, None)
+    if previous is not None:
+        check_same_features(previous, encoding, reader.n_features)
     target_standardizer = None
     if task == "regression":
         if spec.start is not None:  # a continued run keeps the targets' scale it trained on

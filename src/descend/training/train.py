@@ -49,7 +49,7 @@ def fit(
     tol: float | None = None,
     patience: int | None = 10,
     min_delta: float = 1e-4,
-    l2: float | str = "auto",
+    l2: float | str | None = None,
     restore_best: bool = True,
     callbacks: Sequence[Callable[[int, dict], Any]] = (),
     verbose: int = 1,
@@ -143,11 +143,14 @@ def fit(
         Strength :math:`\lambda \ge 0` of an L2 penalty
         :math:`\tfrac{\lambda}{2}\sum \lVert w\rVert^2` on the weights (the leaves named
         ``w``, not the biases) added to every update's mean loss (the history's losses
-        leave it out). ``"auto"``: :math:`1/n` for :math:`n` training rows with
-        descend's models, which makes ``logistic`` and ``softmax`` minimize what
-        scikit-learn's ``LogisticRegression(C=1)`` does and ``linear`` what
-        ``Ridge(alpha=0.5)`` does (on the standardized data), and 0 for a custom
-        model; 0 for none.
+        leave it out). ``"auto"``: :math:`1/n` for :math:`n` training rows (whatever
+        their ``sample_weight``: scaling every weight changes nothing) with descend's models, which
+        makes ``logistic`` and ``softmax`` minimize what scikit-learn's
+        ``LogisticRegression(C=1)`` does and ``linear`` what ``Ridge(alpha=0.5)`` does
+        (on the standardized data), and 0 for a custom model or a one-shot iterator
+        (whose rows are not counted before training); 0 for none. None (the
+        default): ``"auto"``, or when continuing (``resume=``, ``init=result.state``)
+        the strength the run trained with (``FitResult.l2``).
     callbacks:
         Functions ``callback(epoch, history)`` called after every epoch; returning
         ``True`` (or raising ``StopIteration``) stops training.
