@@ -224,6 +224,22 @@ def test_a_closed_pipe_ends_quietly():
     assert (status, error) == (0, "")
 
 
+def test_a_run_that_saves_finishes_when_its_reader_goes_away(tmp_path):
+    """`descend train ... --save m.ckpt | head -2`: the model is trained and saved."""
+    saved = tmp_path / "model.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "descend", "train", "--dataset", "iris", "--epochs", "3",
+         "--save", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    process.stdout.close()
+    status = process.wait(timeout=300)
+    error = process.stderr.read().decode()
+    process.stderr.close()
+    assert (status, error) == (0, "")
+    assert ds.load(saved).n_epochs == 3
+
+
 def test_a_piped_table_is_never_truncated():
     done = subprocess.run(
         [sys.executable, "-m", "descend", "compare", "rosenbrock", "--optimizers",

@@ -32,6 +32,7 @@ from descend.cli.common import (
     one_line,
     parse_options,
     show_warning,
+    silence_stdout,
 )
 from descend.errors import DescendError
 
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`descend ... | head`): what it wanted was written. Point
         # stdout at nothing so that the flush at exit does not fail again, and end quietly.
-        _silence_stdout()
+        silence_stdout()
         status = EXIT_OK
     except Exception as error:  # the last resort: one line, never a traceback by default
         if os.environ.get("DESCEND_DEBUG"):
@@ -68,14 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         status = EXIT_FAILED
     return status
-
-
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # no file descriptor (stdout replaced): nothing to flush
-        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,9 @@ evaluating anything.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import re
 import shlex
 import sys
@@ -383,3 +385,52 @@ def check_output_path(path: str, suffixes: tuple[str, ...] | None) -> None:
             raise InputError(
                 f"writing {path!r} needs ffmpeg, which is not installed; give a .gif path"
             )
+
+
+def silence_stdout() -> None:
+    """Point the standard output's file at nothing (its reader went away), so that the
+    flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (stdout replaced): nothing to flush
+        pass
+
+
+class KeepWorking(io.TextIOBase):
+    """The standard output for work that must finish (a model to save) even when the
+    reader of its lines goes away (``descend train ... --save m.ckpt | head -3``): once
+    the pipe is closed, writes go nowhere and the work goes on."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.closed_pipe = True
+        silence_stdout()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding

@@ -17,6 +17,7 @@ from descend.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    KeepWorking,
     add_json,
     add_optimizer_options,
     optimizer_from_args,
@@ -331,7 +332,9 @@ def task_line(args: argparse.Namespace, dataset) -> str | None:
     else:
         task = "binary classification" if len(classes) == 2 else "multiclass classification"
         other = "regression"
-        if all(isinstance(label, int) for label in classes):
+        if all(isinstance(label, bool) for label in classes):
+            what = "holds True and False" if len(classes) == 2 else "holds one boolean"
+        elif all(isinstance(label, int) for label in classes):
             what = f"holds {len(classes)} distinct integers"
         elif all(isinstance(label, float) for label in classes):
             what = f"holds {len(classes)} distinct numbers"
@@ -362,6 +365,19 @@ def _check_two_labels(dataset) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    """``descend train``; with --save or --plot the run finishes and writes its files
+    even when the reader of its lines goes away (``| head``)."""
+    if not (args.save or args.plot):
+        return _train(args)
+    kept = sys.stdout
+    sys.stdout = KeepWorking(kept)
+    try:
+        return _train(args)
+    finally:
+        sys.stdout = kept
+
+
+def _train(args: argparse.Namespace) -> int:
     from descend import distributed
     from descend.training import save
 

@@ -215,7 +215,10 @@ def _target(table, target: str, categorical, task: str) -> tuple[np.ndarray, tup
             numbers = np.asarray(parsed.numbers, dtype=np.float64)
             whole = target in table.integers
             if task == "classification" or (task == "auto" and whole and integer_labels(numbers)):
-                return number_classes(numbers)
+                codes, classes = number_classes(numbers)
+                if target in table.booleans:  # labelled as written: False, True
+                    classes = tuple(bool(label) for label in classes)
+                return codes, classes
             return parsed.numbers, None
         if parsed.mostly_numeric:
             raise stray_text_error(table, target, parsed, "")
@@ -289,6 +292,7 @@ def as_arrays(
         y = y[:, 0]
     if classification and y.ndim != 1:
         raise DataError(f"y must be 1-D labels for task={task!r}, got shape {y.shape}")
+    boolean = y.dtype.kind == "b"  # labels False and True stay booleans
     if not classification:
         y = float_targets(y)
     elif y.dtype.kind in "iub":
@@ -303,6 +307,8 @@ def as_arrays(
         y, task, fix="use task='multiclass' (with fit: a multiclass model such as 'softmax')"
     )
     codes = np.unique(y, return_inverse=True)[1]  # each label's place in the sorted set
+    if boolean:
+        classes = classes.astype(bool)
     return ArrayData(aligned_array(X, dtype), codes.astype(np.int32), classes)
 
 

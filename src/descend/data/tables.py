@@ -69,6 +69,7 @@ class Table:
     # dtype, or text cells without a decimal point or exponent (what decides whether a
     # target of numbers may be class labels; see descend.data.load's task).
     integers: frozenset[str] = frozenset()
+    booleans: frozenset[str] = frozenset()  # of a boolean dtype: as classes, False and True
 
     @property
     def names(self) -> list[str]:
@@ -355,7 +356,7 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
         raise DataError(f"{origin} has no columns")
     if len(frame) == 0:
         raise _no_rows(origin, names)
-    columns, kinds, declared, integers = {}, {}, {}, set()
+    columns, kinds, declared, integers, booleans = {}, {}, {}, set(), set()
     for name, (_, series) in zip(names, frame.items(), strict=True):
         dtype = series.dtype
         if isinstance(dtype, pandas.CategoricalDtype):
@@ -369,6 +370,8 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
             columns[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
             if types.is_bool_dtype(dtype) or types.is_integer_dtype(dtype):
                 integers.add(name)
+            if types.is_bool_dtype(dtype):
+                booleans.add(name)
         elif types.is_datetime64_any_dtype(dtype) or types.is_timedelta64_dtype(dtype):
             raise DataError(
                 f"column {name!r} of {origin} holds dates or durations ({dtype}); convert it "
@@ -377,7 +380,10 @@ def _from_frame(frame, origin: str, index: Sequence | None = None) -> Table:
         else:
             kinds[name] = "text"
             columns[name] = series.astype(object).where(series.notna(), None).to_numpy()
-    return Table(origin, columns, kinds, declared, index, integers=frozenset(integers))
+    return Table(
+        origin, columns, kinds, declared, index, integers=frozenset(integers),
+        booleans=frozenset(booleans),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------ decimal commas
