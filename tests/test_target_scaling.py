@@ -28,9 +28,13 @@ def prices(n=300, seed=0):
     return X, y
 
 
-def test_a_regression_in_large_units_is_ridge_on_standardized_data():
+@pytest.mark.parametrize("optimizer", ["gd", "lbfgs"])
+def test_a_regression_in_large_units_is_ridge_on_standardized_data(optimizer):
+    """lbfgs too: its own tolerances (torch's 1e-7, 1e-9) left unset leave the stop to
+    fit's tol (they stalled it at a gradient norm of 1.3e-5)."""
     X, y = prices()
-    result = ds.fit("linear", X, y, **CONVERGED)
+    result = ds.fit("linear", X, y, **{**CONVERGED, "optimizer": optimizer})
+    assert result.status == "converged", result.reason
     reference = make_pipeline(StandardScaler(), Ridge(alpha=0.5)).fit(X, y)
     assert result.target_standardizer is not None
     np.testing.assert_allclose(result.target_standardizer.mean, [y.mean()], rtol=1e-12)
@@ -57,10 +61,18 @@ def test_target_scaling_comes_back_from_a_checkpoint_and_continues(tmp_path):
     assert more.l2 == first.l2
 
 
-def test_the_estimators_coefficients_are_ridges_in_the_data_units():
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(optimizer="sgd", learning_rate=0.5, max_epochs=2000),
+        dict(optimizer="lbfgs", learning_rate=1.0, max_epochs=60),  # its natural first step
+    ],
+    ids=["sgd", "lbfgs"],
+)
+def test_the_estimators_coefficients_are_ridges_in_the_data_units(settings):
+    """alpha is fit's l2, in the objective that lbfgs's line search evaluates."""
     X, y = prices()
-    reg = GDRegressor(optimizer="sgd", learning_rate=0.5, method="batch", max_epochs=2000,
-                      tol=None).fit(X, y)  # fmt: skip
+    reg = GDRegressor(method="batch", tol=None, **settings).fit(X, y)
     scaler = StandardScaler().fit(X)
     ridge = Ridge(alpha=0.5).fit(scaler.transform(X), y)
     np.testing.assert_allclose(reg.coef_, ridge.coef_ / scaler.scale_, rtol=1e-9)

@@ -51,7 +51,7 @@ def run(settings: Settings) -> RowResult:
     def descend_fit(n_epochs: int):
         return descend.fit(
             "logistic", X, y, optimizer="adam", lr=LR, batch_size=BATCH_SIZE,
-            epochs=n_epochs, seed=SEED, verbose=0,
+            epochs=n_epochs, seed=SEED, verbose=0, **problems.PLAIN,
         )  # fmt: skip
 
     def measure_descend() -> Entry:

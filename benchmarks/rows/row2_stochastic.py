@@ -46,7 +46,7 @@ def run(settings: Settings) -> RowResult:
         timing, result = measure(
             lambda: descend.fit(
                 "logistic", X, y, optimizer="sgd", lr=LR, batch_size=1, epochs=1,
-                seed=SEED, verbose=0,
+                seed=SEED, verbose=0, **problems.PLAIN,
             ),
             repeats=settings.repeats,
         )  # fmt: skip

@@ -71,7 +71,7 @@ def run(settings: Settings) -> RowResult:
         timing, result = measure(
             lambda: descend.fit(
                 "linear", X, y, optimizer="sgd", lr=LR, batch_size=None, epochs=steps,
-                shuffle=False, verbose=0,
+                shuffle=False, verbose=0, **problems.PLAIN,
             ),
             repeats=repeats,
         )  # fmt: skip

@@ -128,7 +128,7 @@ def _trainers(settings: Settings, sizes: Sizes) -> dict:
         def call():
             return descend.fit(
                 "logistic", X, y, optimizer="adam", lr=LR, batch_size=batch_size, epochs=1,
-                seed=SEED, verbose=0,
+                seed=SEED, verbose=0, **problems.PLAIN,
             )  # fmt: skip
 
         return measure(call, repeats=repeats)[0].warm_median

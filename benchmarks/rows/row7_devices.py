@@ -45,6 +45,7 @@ for batch_size in batch_sizes:
         return descend.fit(
             "logistic", X, y, optimizer="adam", lr=LR, batch_size=batch_size, epochs=1,
             seed=SEED, verbose=0, devices=None if count == 1 else "all",
+            standardize=False, patience=None, l2=0.0,
         )
     timing, _ = measure(call, repeats=repeats)
     times[batch_size] = [timing.cold, timing.warm_median]

@@ -375,23 +375,7 @@ def _resolve_optimizer(optimizer) -> Optimizer:
             f"minimize minimizes f, and {optimizer!r} ascends it (maximize=True); to find a "
             "maximum, minimize -f, e.g. minimize(lambda x: -f(x), x0)"
         )
-    return _own_stops_left_to_tol(optimizer)
-
-
-# An optimizer's own stopping tolerances (torch's LBFGS has two). Left unset (None) they
-# are 0 inside minimize: its tol alone decides when to stop.
-_OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
-
-
-def _own_stops_left_to_tol(optimizer: Optimizer) -> Optimizer:
-    unset = {
-        key: 0.0
-        for key in _OWN_TOLERANCES
-        if key in optimizer.hyperparams and optimizer.hyperparams[key] is None
-    }
-    if not unset:
-        return optimizer
-    return optim.get(optimizer.name, **{**optimizer.hyperparams, **unset})
+    return optim.left_to_tol(optimizer)  # left unset, they are 0: tol alone decides
 
 
 def _warn_past_horizon(optimizer: Optimizer, max_iter: int) -> None:
@@ -636,7 +620,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
 def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> str:
     """Why a step left x unchanged: the rule that stopped the optimizer, with its numbers."""
     short = f"gradient norm {grad_norm:.3g} has not reached tol={tol:g}"
-    own = {key: optimizer.hyperparams.get(key) for key in _OWN_TOLERANCES}
+    own = {key: optimizer.hyperparams.get(key) for key in optim.OWN_TOLERANCES}
     own = {key: value for key, value in own.items() if value}
     if own:
         settings = ", ".join(f"{key}={value:g}" for key, value in own.items())
@@ -667,7 +651,7 @@ def _hints(stop: Status, n_iter: int, n_overshoots: int, optimizer: Optimizer) -
         hints.append("increase max_iter, or try another optimizer (e.g. lbfgs)")
     own_tolerances = {
         key: optimizer.hyperparams[key]
-        for key in ("tolerance_grad", "tolerance_change")
+        for key in optim.OWN_TOLERANCES
         if optimizer.hyperparams.get(key)
     }
     if stop == Status.NO_DECREASE and own_tolerances:

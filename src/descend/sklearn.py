@@ -15,10 +15,12 @@ mean loss plus an L2 penalty on the weight matrices (not on the biases):
     J(\theta) = \frac{\sum_i s_i\, \ell(f_\theta(x_i), y_i)}{\sum_i s_i}
               + \frac{\alpha}{2} \sum_{\text{layers}} \lVert W \rVert_F^2
 
-with sample weights :math:`s_i` (each batch's mean is taken over its own samples). The
-penalty enters as its gradient :math:`\alpha W`, added to the loss gradient before the
-optimizer's step (coupled weight decay, as ``weight_decay=`` in ``torch.optim.Adam``), so
-every optimizer, adaptive ones included, descends :math:`J` itself. An optimizer's own
+with sample weights :math:`s_i` (each update divides its rows' weighted loss by their
+count times the data's mean weight, so that mini-batches estimate :math:`J`). The
+penalty is :func:`descend.fit`'s ``l2``: part of the objective, its gradient
+:math:`\alpha W` is added to the loss gradient before the optimizer's step (coupled, as
+``weight_decay=`` in ``torch.optim.Adam``) and a line search (``lbfgs``) evaluates
+:math:`J` itself, so every optimizer descends :math:`J`. An optimizer's own
 ``weight_decay`` (``optimizer="adamw"``, or ``optimizer_kwargs={"weight_decay": ...}``)
 spares the biases as well (``weight_decay_mask="weights"``, see :mod:`descend.optim`),
 unless ``optimizer_kwargs`` gives another ``weight_decay_mask``. The reported losses
@@ -78,7 +80,6 @@ from sklearn.utils.validation import (
 from descend import models, optim
 from descend.data.arrays import Standardizer
 from descend.errors import DescendWarning
-from descend.optim.transforms import add_weight_decay, chain
 from descend.training import fit
 from descend.training.result import FitResult, FitState
 
@@ -215,7 +216,7 @@ class _GDBase(BaseEstimator):
         # GDClassifier._targets), so every output column is a logit.
         return models.mlp(hidden=hidden, activation=self.activation, task="regression")
 
-    def _build_optimizer(self, alpha: float) -> optim.Optimizer:
+    def _build_optimizer(self) -> optim.Optimizer:
         kwargs = dict(self.optimizer_kwargs or {})
         if "lr" in kwargs:
             raise ValueError(
@@ -229,19 +230,20 @@ class _GDBase(BaseEstimator):
             base = optim.get(
                 self.optimizer, lr=self.learning_rate, **kwargs, weight_decay_mask="weights"
             )
-        # alpha's penalty alpha/2 |W|^2 enters as its gradient alpha W on the weights
-        # only. Always chained (alpha may be 0), so the optimizer state keeps one
-        # structure between partial_fit calls whatever alpha is.
-        penalized = chain(add_weight_decay(alpha, weight_decay_mask="weights"), base)
+        # Its own stopping tolerances (lbfgs's), left unset, leave the stop to tol.
+        base = optim.left_to_tol(base)
         if not self.adaptive:
-            return penalized
+            return base
         # fit's default rule: the rate cut by 5 after 3 epochs without improvement.
-        return optim.reduce_on_plateau(penalized, factor=0.2, patience=3)
+        return optim.reduce_on_plateau(base, factor=0.2, patience=3)
 
     def _fit_arguments(self, alpha: float) -> dict[str, Any]:
+        # alpha's penalty alpha/2 |W|^2 on the weights (not the intercepts) is fit's l2:
+        # part of the objective, which a line search (lbfgs's) evaluates too.
         return {
+            "l2": alpha,
             "loss": self._loss_name(),
-            "optimizer": self._build_optimizer(alpha),
+            "optimizer": self._build_optimizer(),
             "batch_size": self.batch_size,
             "method": self.method,
             "shuffle": self.shuffle,
@@ -286,12 +288,12 @@ class _GDBase(BaseEstimator):
         with warnings.catch_warnings():
             # A batch larger than the data is batch gradient descent, as documented.
             warnings.filterwarnings("ignore", "batch_size=", DescendWarning)
-            # The estimators scale and penalize themselves (alpha): fit does neither.
+            # The estimators scale themselves (folded into coef_): fit does not.
             X_in, targets_in = scalers.apply(X, targets)
             result = fit(
                 model, np.asarray(X_in, dtype=dtype), np.asarray(targets_in, dtype=dtype),
                 epochs=epochs, seed=seed, sample_weight=sample_weight, dtype=dtype,
-                init=start, standardize=False, l2=0.0, **stopping, **arguments,
+                init=start, standardize=False, **stopping, **arguments,
             )  # fmt: skip
         self._store(result, scalers)
         self._alpha = alpha

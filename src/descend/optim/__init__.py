@@ -141,6 +141,25 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 _LEAF_SETTINGS = ("weight_decay_mask",)
 
 
+# An optimizer's own stopping tolerances (torch's LBFGS has two).
+OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
+
+
+def left_to_tol(optimizer: Optimizer) -> Optimizer:
+    """``optimizer`` with its own stopping tolerances that were left unset (None) set to
+    0, so that the loop running it (``minimize``, ``fit``) decides alone when to stop:
+    torch's defaults would stop stepping above the loop's ``tol`` (``lbfgs`` stalls at a
+    gradient norm near 1e-5 when its slope falls below ``tolerance_change=1e-9``)."""
+    unset = {
+        key: 0.0
+        for key in OWN_TOLERANCES
+        if key in optimizer.hyperparams and optimizer.hyperparams[key] is None
+    }
+    if not unset:
+        return optimizer
+    return get(optimizer.name, **{**optimizer.hyperparams, **unset})
+
+
 def available() -> list[dict[str, Any]]:
     """Each algorithm with its hyperparameters and their defaults.
 

@@ -167,7 +167,8 @@ class FitSpec:
             if options[name] is None:
                 options[name] = getattr(resumed, name) if resumed is not None else fallback
         loss_fn, loss_name = _loss(loss, model, resumed)
-        optimizer = _optimizer(optimizer, lr, resumed)
+        # Left unset, an optimizer's own stopping tolerances are 0: fit's rules decide.
+        optimizer = optim.left_to_tol(_optimizer(optimizer, lr, resumed))
         if maximizes(optimizer):
             raise InputError(
                 f"fit minimizes the loss, and {optimizer!r} ascends it (maximize=True); "
