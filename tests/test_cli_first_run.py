@@ -332,3 +332,17 @@ def test_validation_split_zero_is_no_validation_in_fit_and_the_cli(capsys):
     status, out, _ = run(capsys, "train", "--dataset", "iris", "--validation-split", 0,
                          "--epochs", 1, "--json")  # fmt: skip
     assert status == 0 and "val_loss" not in json.loads(out)["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "shown"),
+    [
+        (ds.optim.adam(lr=0.01), "adam(lr=0.01)"),
+        (ds.optim.sgd(lr=0.1, momentum=0.9), "sgd(lr=0.1, momentum=0.9)"),
+        (ds.optim.reduce_on_plateau(ds.optim.adam(lr=0.01), factor=0.2, patience=3),
+         "reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)"),
+        (ds.optim.adamw(lr=1e-3, betas=(0.8, 0.999)), "adamw(lr=0.001, betas=(0.8, 0.999))"),
+    ],
+)  # fmt: skip
+def test_the_summary_names_the_optimizer_by_what_differs_from_its_defaults(optimizer, shown):
+    assert ds.optim.brief(optimizer) == shown

@@ -432,7 +432,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**summary, "history": result.history})
     else:
-        for line in summary_lines({**summary, "reason": args.in_words(summary["reason"])}):
+        from descend import optim
+
+        # The optimizer with the hyperparameters that differ from the defaults (--json:
+        # every one).
+        shown = {**summary, "reason": args.in_words(summary["reason"])}
+        for line in summary_lines({**shown, "optimizer": optim.brief(result.optimizer)}):
             print(line)
     if result.status == "interrupted":
         where = f"; continue with --resume {args.save}" if args.save else ""

@@ -141,6 +141,30 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 _LEAF_SETTINGS = ("weight_decay_mask",)
 
 
+def brief(optimizer: Optimizer) -> str:
+    """``optimizer`` as its call with the learning rate and only the hyperparameters that
+    differ from the defaults: ``reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)``
+    (``repr`` gives every one)."""
+    factory = _ALGORITHMS.get(optimizer.name) or _WRAPPERS.get(optimizer.name)
+    defaults = {} if factory is None else inspect.signature(factory).parameters
+    parts = []
+    for key, value in optimizer.hyperparams.items():
+        if isinstance(value, Optimizer):
+            parts.append(brief(value) if key == "optimizer" else f"{key}={brief(value)}")
+            continue
+        default = defaults[key].default if key in defaults else inspect.Parameter.empty
+        try:
+            same = key != "lr" and bool(value == default)
+        except (TypeError, ValueError):  # arrays, pytrees: shown
+            same = False
+        if not same:
+            parts.append(f"{key}={value!r}")
+    return f"{optimizer.name}({', '.join(parts)})"
+
+
+_WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
+
+
 # An optimizer's own stopping tolerances (torch's LBFGS has two).
 OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
 
