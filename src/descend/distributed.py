@@ -488,10 +488,10 @@ class Placement:
         """The standardization of all processes' rows (their moments merged), weighted
         by their sample weights (in one process, unless all are equal)."""
         from descend.data import Standardizer
-        from descend.training.prepare import distinct
+        from descend.data.arrays import distinct_weights
 
         if self.n_processes == 1:
-            return Standardizer.fit(X, sample_weight=distinct(weights))
+            return Standardizer.fit(X, sample_weight=distinct_weights(weights))
         if not np.isfinite(np.asarray(X, dtype=np.float64)).all():
             Standardizer.fit(X)  # its error, worded once
         if weights is not None:  # all equal on every process: the unweighted statistics

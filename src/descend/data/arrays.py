@@ -122,11 +122,12 @@ class Standardizer:
                 "Standardizer.fit needs finite X; clean it first, for example with "
                 "as_arrays(X, y, nan_policy='drop')"
             )
-        if sample_weight is not None:
-            from descend.data.moments import Moments
-
-            return Moments.of(X, np.asarray(sample_weight, np.float64)).standardizer()
         constant = X.max(axis=0) == X.min(axis=0)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, np.float64)[:, None]
+            mean = (weights * X).sum(axis=0) / weights.sum()
+            variance = (weights * (X - mean) ** 2).sum(axis=0) / weights.sum()
+            return cls(mean, np.where(constant, 1.0, np.sqrt(variance)))
         return cls(X.mean(axis=0), np.where(constant, 1.0, X.std(axis=0)))
 
     def _parameters(self, X):
@@ -234,3 +235,11 @@ def standardized_targets(scaler: Standardizer, y: np.ndarray | None) -> np.ndarr
     if y is None:
         return None
     return np.asarray(scaler.transform(as_columns(y)), dtype=y.dtype).reshape(y.shape)
+
+
+def distinct_weights(weights: np.ndarray | None) -> np.ndarray | None:
+    """Sample weights that weigh a standardization: None without weights or when all are
+    equal (then the unweighted statistics, as training drops equal weights)."""
+    if weights is None or len(weights) == 0 or np.all(weights == weights[0]):
+        return None
+    return weights

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from descend import models
-from descend.data.arrays import as_columns, standardized_targets
+from descend.data.arrays import as_columns, distinct_weights, standardized_targets
 from descend.errors import DataError, InputError
 from descend.training.spec import FitSpec
 
@@ -101,7 +101,7 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     elif validation is not None:
         X_val, y_val = validation_arrays(validation, model, classes, X.shape[1], dtype, nan_policy)
     standardizer = previous.standardizer if previous is not None else None
-    scaling_weights = distinct(weights)
+    scaling_weights = distinct_weights(weights)
     if standardize and standardizer is None:
         standardizer = data.Standardizer.fit(X, sample_weight=scaling_weights)
     if standardizer is not None:
@@ -125,14 +125,6 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
         if standardize:
             scaler = data.Standardizer.fit(as_columns(y), sample_weight=scaling_weights)
     return scale_targets(prepared, scaler)
-
-
-def distinct(weights: np.ndarray | None) -> np.ndarray | None:
-    """Sample weights that weigh the standardization: None without weights or when all
-    are equal (then the unweighted statistics, as :func:`settle_weights` trains)."""
-    if weights is None or len(weights) == 0 or np.all(weights == weights[0]):
-        return None
-    return weights
 
 
 def check_same_features(previous: Any, encoding: Any, n_features: int) -> None:
