@@ -346,3 +346,58 @@ def test_validation_split_zero_is_no_validation_in_fit_and_the_cli(capsys):
 )  # fmt: skip
 def test_the_summary_names_the_optimizer_by_what_differs_from_its_defaults(optimizer, shown):
     assert ds.optim.brief(optimizer) == shown
+
+
+# ------------------------------------------------------------ what a new user tripped on
+
+
+def test_resuming_a_run_that_had_stopped_early_says_so(capsys, tmp_path):
+    saved = tmp_path / "stopped.ckpt"
+    common = ["--dataset", "iris", "--epochs", 300]
+    status, out, _ = run(capsys, "train", *common, "--save", saved)
+    assert status == 0 and "stopped: early stopping" in out
+    status, out, err = run(capsys, "train", *common, "--resume", saved)
+    assert status == 0
+    assert err.count("\n") == 1 and err.startswith("descend: warning: the run being continued")
+    assert "no epoch is trained; to train on, pass a larger patience, e.g. --patience 20" in err
+    status, out, err = run(capsys, "train", *common, "--resume", saved, "--patience", 20)
+    assert status == 0 and err == "" and ds.load(saved).n_epochs < 300
+
+
+def test_running_out_of_epochs_while_improving_is_said():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    y = (X @ [1.0, 2.0, 3.0] + np.random.default_rng(1).normal(size=200) > 0).astype(int)
+    result = ds.fit("logistic", X, y, epochs=30, verbose=0)
+    assert result.reason.startswith("completed 30 epochs before early stopping ended the run")
+    assert result.reason.endswith("more epochs may lower it, e.g. epochs=60")
+    plain = ds.fit("logistic", X, y, epochs=30, patience=None, verbose=0)
+    assert plain.reason == "completed 30 epochs"
+    assert "optimizer=reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)" in repr(result)
+
+
+@pytest.mark.parametrize(
+    ("word", "operator"), [("rosenbrok", False), ("qwertyuiop", True)], ids=["close", "far"]
+)
+def test_a_misspelt_name_is_not_also_told_to_add_an_operator(capsys, word, operator):
+    status, out, err = run(capsys, "minimize", word)
+    assert status == 2
+    assert ("needs an operator" in err) is operator
+
+
+def test_predictions_print_the_shortest_digits_of_their_float32(capsys, tmp_path):
+    saved = tmp_path / "prices.ckpt"
+    path = tmp_path / "prices.csv"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    path.write_text("x,price\n" + "".join(f"{a:.3f},{3e5 + 4e4 * a:.1f}\n" for a in x))
+    assert run(capsys, "train", path, "--epochs", 5, "--save", saved)[0] == 0
+    status, out, _ = run(capsys, "predict", saved, path)
+    printed = out.splitlines()[1:]
+    expected = ds.load(saved).predict(str(path))
+    assert expected.dtype == np.float32
+    assert printed == [str(value) for value in expected]  # numpy's shortest round trip
+
+
+def test_a_lone_column_holding_another_delimiter_is_pointed_out(capsys, table):
+    status, _, err = run(capsys, "train", table, "--sep", ",", "--target", "label")
+    assert status == 2 and err.rstrip().endswith("if the file is split at ';', give --sep ';'")

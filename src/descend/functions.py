@@ -469,8 +469,13 @@ def check_objective_text(text: str) -> None:
     """
     word = text.strip()
     if word.isidentifier() and not is_known(word):
+        close = suggest(word, _ENTRIES)
+        # A near name is the likely fix; otherwise it may be an expression missing its
+        # operator.
+        operator = "" if close else (
+            f"; an expression to minimize needs an operator, e.g. '{word}**2'"
+        )  # fmt: skip
         raise InputError(
-            f"{word!r} is not a test function{suggest(word, _ENTRIES)} (test functions: "
-            f"{', '.join(names())}); an expression to minimize needs an operator, e.g. "
-            f"'{word}**2'"
+            f"{word!r} is not a test function{close} (test functions: "
+            f"{', '.join(names())}){operator}"
         )

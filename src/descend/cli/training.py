@@ -42,7 +42,9 @@ def add_parsers(commands) -> None:
         help="read FILE (a Parquet file or folder, or a folder of X_<k>.npy / y_<k>.npy "
         "shards) chunk by chunk: for data larger than memory (no validation split)",
     )  # fmt: skip
-    train.add_argument("--chunk-rows", type=int, help="rows per chunk with --stream (65536)")
+    train.add_argument(
+        "--chunk-rows", type=int, help="rows read per chunk with --stream (default: 65536)"
+    )
     train.add_argument("--target", help="the target column of FILE (default: the last)")
     train.add_argument("--features", help="comma-separated feature columns (default: the others)")
     train.add_argument(
@@ -69,13 +71,18 @@ def add_parsers(commands) -> None:
     )  # fmt: skip
     train.add_argument(
         "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
-        help="the MLP's hidden layer sizes, e.g. 64,32",
+        help="the MLP's hidden layer sizes, comma-separated (e.g. 128,32; default: 64)",
     )  # fmt: skip
     train.add_argument(
-        "--activation", default="relu", help="the activation of the MLP's hidden layers"
-    )
+        "--activation", default="relu", choices=("relu", "tanh", "sigmoid", "gelu", "silu"),
+        help="the activation of the MLP's hidden layers",
+    )  # fmt: skip
     train.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")
-    train.add_argument("--loss", help="loss name (default: the model's)")
+    train.add_argument(
+        "--loss", metavar="NAME",
+        help="the loss, by name (descend.losses: mse, mae, huber, bce_with_logits, "
+        "cross_entropy, hinge, ...; default: the model's)",
+    )  # fmt: skip
     add_optimizer_options(
         train, default="adam", resumable=True,
         default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
@@ -121,7 +128,11 @@ def add_parsers(commands) -> None:
         "LogisticRegression(C=1); 0 for none) (default: auto, or the checkpoint's with "
         "--resume)",
     )  # fmt: skip
-    train.add_argument("--tol", type=float, help="stop when the gradient norm is below this")
+    train.add_argument(
+        "--tol", type=float,
+        help="stop when the gradient norm is below this (default: none; early stopping "
+        "decides)",
+    )  # fmt: skip
     train.add_argument(
         "--no-standardize", action="store_true",
         help="keep the features (and a regression's targets) unscaled",
@@ -131,12 +142,22 @@ def add_parsers(commands) -> None:
         help="what to do with missing or non-finite cells: stop, drop their rows, or fill "
         "a feature cell with its column's mean",
     )  # fmt: skip
-    train.add_argument("--seed", type=int, help="0, or the checkpoint's with --resume")
     train.add_argument(
-        "--dtype", choices=("float32", "float64"), help="float32, or the checkpoint's with --resume"
-    )
+        "--seed", type=int,
+        help="the seed of the shuffling, the split and the initial weights (default: 0, or "
+        "the checkpoint's with --resume)",
+    )  # fmt: skip
+    train.add_argument(
+        "--dtype", choices=("float32", "float64"),
+        help="the floating-point type of training (default: float32, or the checkpoint's "
+        "with --resume)",
+    )  # fmt: skip
     train.add_argument("--save", metavar="PATH", help="save the trained model (atomically)")
-    train.add_argument("--resume", metavar="PATH", help="continue from a saved model")
+    train.add_argument(
+        "--resume", metavar="PATH",
+        help="continue from a saved model (its model, optimizer, seed and penalty unless "
+        "given; --epochs counts the epochs already trained)",
+    )  # fmt: skip
     train.add_argument("--plot", metavar="PATH.png", help="draw the loss curves")
     several = train.add_argument_group(
         "several processes (each trains on its own FILE; one model, saved by process 0)"
@@ -488,7 +509,11 @@ def predict_command(args: argparse.Namespace) -> int:
             if values.ndim == 1
             else [f"prediction_{i}" for i in range(values.shape[1])]
         )
-    rows = np.asarray(values).reshape(len(values), -1).tolist()
+    values = np.asarray(values).reshape(len(values), -1)
+    if values.dtype == np.float32:  # each value by its shortest float32 digits, not float64's
+        rows = [[float(str(value)) for value in row] for row in values]
+    else:
+        rows = values.tolist()
     if args.json:
         if args.append:
             raise InputError("--append writes CSV rows; leave out --json")

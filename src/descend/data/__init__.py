@@ -152,7 +152,7 @@ def load(
     if target not in names:
         raise DataError(
             f"target column {target!r} is not in {table.origin}{suggest(target, names)} "
-            f"({table.listing()})"
+            f"({table.listing()}){table.delimiter_hint()}"
         )
     features = _check_features(table, features, target, categorical)
     kinds = {name: column_kind(table, name, categorical) for name in features}

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend import engine, metrics, optim, rules
+from descend import engine, errors, metrics, optim, rules
 from descend._tree import PyTree
 from descend.engine import Status, status
 from descend.optim import pairs
@@ -72,6 +72,13 @@ class Epochs:
         # A run saved when early stopping had already ended it stops again at once, as
         # the uninterrupted run did (unless a larger patience lets it go on).
         self.stopped = spec.patience is not None and self.plateau.waited >= spec.patience
+        if self.stopped:
+            waited = self.plateau.waited
+            errors.warn(
+                f"the run being continued had already stopped early (no improvement for "
+                f"{waited} epochs since epoch {self.plateau.best_at}), so no epoch is "
+                f"trained; to train on, pass a larger patience, e.g. patience={waited + 10}"
+            )
         self.text: str | None = None
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
         self.grew_at: int | None = None  # the epoch whose loss grew without bound
@@ -217,7 +224,16 @@ class Epochs:
         """The sentence of ``stop``, with this run's numbers."""
         spec = self.spec
         if stop == Status.MAX_EPOCHS:
-            return stop.message(epochs=status.count(spec.epochs, "epoch"))
+            done = stop.message(epochs=status.count(spec.epochs, "epoch"))
+            if spec.patience is None or self.plateau.best_at is None:
+                return done
+            # Early stopping was on and did not end the run: it may not have converged.
+            watched = "validation loss" if self.scored else "training loss"
+            return (
+                f"{done} before early stopping ended the run: the {watched} was still "
+                f"improving (best at epoch {self.plateau.best_at}); more epochs may lower "
+                f"it, e.g. epochs={2 * spec.epochs}"
+            )
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
         if stop == Status.EARLY_STOPPING:

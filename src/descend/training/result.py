@@ -297,11 +297,16 @@ class FitResult:
         return summary
 
     def __repr__(self) -> str:
-        last = {key: float(values[-1]) for key, values in self.history.items() if len(values)}
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("epoch", "time"))
+        """The run in one line: the optimizer by what differs from its defaults, and the
+        metrics of the weights held (the restored epoch's after early stopping)."""
+        from descend import optim
+
+        shown = "".join(f", {key}={value:.4g}" for key, value in self.metrics().items())
+        restored = "" if self.best_epoch is None else f", restored epoch {self.best_epoch}"
         return (
-            f"FitResult(model={self.model!r}, optimizer={self.optimizer!r}, "
-            f"epochs={self.n_epochs}, updates={self.n_updates}, {shown}, reason={self.reason!r})"
+            f"FitResult(model={self.model!r}, optimizer={optim.brief(self.optimizer)}, "
+            f"epochs={self.n_epochs}, updates={self.n_updates}{restored}{shown}, "
+            f"reason={self.reason!r})"
         )
 
 

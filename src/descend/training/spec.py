@@ -161,7 +161,7 @@ class FitSpec:
         if resumed is not None and model.name != "custom" and model != resumed.model:
             raise InputError(
                 f"the checkpoint holds a {resumed.model!r} model, not {model!r}; resume with "
-                "the same model (or model=None to take it from the checkpoint)"
+                "the same model, or name none to take the checkpoint's"
             )
         for name, fallback in (("seed", 0), ("dtype", "float32")):
             if options[name] is None:
