@@ -22,7 +22,7 @@ README = PACKAGE.parents[1] / "README.md"
 # lower layers.
 LAYERS = [
     {"errors", "_tree", "_json", "_version"},
-    {"rules", "calculus", "expr"},
+    {"rules", "calculus", "expr", "cache"},
     {"functions", "optim"},
     {"losses", "models", "metrics"},
     {"data"},

@@ -27,7 +27,11 @@ _LAZY_MODULES = (
     "functions", "losses", "models", "data", "checkpoint", "plot", "sklearn", "distributed",
 )  # fmt: skip
 # The race lives with the pictures (matplotlib), loaded on first use as well.
-_LAZY_NAMES = {"compare": "descend.plot.racing", "CompareResult": "descend.plot.racing"}
+_LAZY_NAMES = {
+    "compare": "descend.plot.racing",
+    "CompareResult": "descend.plot.racing",
+    "use_compilation_cache": "descend.cache",
+}
 
 
 def __dir__() -> list[str]:
@@ -61,5 +65,6 @@ __all__ = [
     "optim",
     "parse",
     "save",
+    "use_compilation_cache",
     "value_and_grad",
 ]

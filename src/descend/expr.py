@@ -28,7 +28,6 @@ from functools import cached_property
 from typing import Any
 
 import jax.numpy as jnp
-import sympy
 
 from descend.errors import ExpressionError, InputError
 
@@ -38,22 +37,32 @@ MAX_DEPTH = 100
 MAX_CONSTANT_EXPONENT = 1_000
 MAX_INTEGER_DIGITS = 100
 
-_FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
-    "sin": (jnp.sin, sympy.sin),
-    "cos": (jnp.cos, sympy.cos),
-    "tan": (jnp.tan, sympy.tan),
-    "exp": (jnp.exp, sympy.exp),
-    "log": (jnp.log, sympy.log),
-    "sqrt": (jnp.sqrt, sympy.sqrt),
-    "abs": (jnp.abs, sympy.Abs),
-    "tanh": (jnp.tanh, sympy.tanh),
-    "sinh": (jnp.sinh, sympy.sinh),
-    "cosh": (jnp.cosh, sympy.cosh),
-    "arcsin": (jnp.arcsin, sympy.asin),
-    "arccos": (jnp.arccos, sympy.acos),
-    "arctan": (jnp.arctan, sympy.atan),
+# Each function in JAX, and the name of its SymPy counterpart (SymPy is imported when a
+# symbolic form is first asked for: parsing and evaluating never need it).
+_FUNCTIONS: dict[str, tuple[Callable, str]] = {
+    "sin": (jnp.sin, "sin"),
+    "cos": (jnp.cos, "cos"),
+    "tan": (jnp.tan, "tan"),
+    "exp": (jnp.exp, "exp"),
+    "log": (jnp.log, "log"),
+    "sqrt": (jnp.sqrt, "sqrt"),
+    "abs": (jnp.abs, "Abs"),
+    "tanh": (jnp.tanh, "tanh"),
+    "sinh": (jnp.sinh, "sinh"),
+    "cosh": (jnp.cosh, "cosh"),
+    "arcsin": (jnp.arcsin, "asin"),
+    "arccos": (jnp.arccos, "acos"),
+    "arctan": (jnp.arctan, "atan"),
 }
-_CONSTANTS: dict[str, tuple[float, Any]] = {"pi": (math.pi, sympy.pi), "e": (math.e, sympy.E)}
+_CONSTANTS: dict[str, tuple[float, str]] = {"pi": (math.pi, "pi"), "e": (math.e, "E")}
+
+
+def _sympy() -> Any:
+    import sympy
+
+    return sympy
+
+
 _BINARY = {
     ast.Add: ("+", lambda a, b: a + b),
     ast.Sub: ("-", lambda a, b: a - b),
@@ -90,10 +99,11 @@ CONSTANT_NAMES = tuple(_CONSTANTS)
 
 @dataclass(frozen=True)
 class _Node:
-    """A checked expression node: how to evaluate it in JAX and in SymPy."""
+    """A checked expression node: how to evaluate it in JAX, and how to build its SymPy
+    form (``symbolic()``, called only when a symbolic form is asked for)."""
 
     evaluate: Callable[[Mapping[str, Any]], Any]
-    symbolic: Any
+    symbolic: Callable[[], Any]
     constant: float | None = None  # its value when it contains no variable
 
 
@@ -108,13 +118,17 @@ class Expression:
     variables:
         Variable names in order of first appearance.
     symbolic:
-        The SymPy expression.
+        The SymPy expression (built, and SymPy imported, when first asked for).
     """
 
     text: str
     variables: tuple[str, ...]
-    symbolic: Any = field(repr=False)
+    _symbolic: Callable[[], Any] = field(repr=False)
     _evaluate: Callable[[Mapping[str, Any]], Any] = field(repr=False)
+
+    @cached_property
+    def symbolic(self) -> Any:
+        return self._symbolic()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Evaluate at positional values (in ``variables`` order) or keyword values."""
@@ -173,6 +187,7 @@ class Expression:
         """The symbolic partial derivative with respect to ``variable`` (a SymPy expression)."""
         if variable not in self.variables:
             raise InputError(f"{variable!r} is not a variable of {self.text!r}")
+        sympy = _sympy()
         return sympy.diff(self.symbolic, sympy.Symbol(variable, real=True))
 
     def __str__(self) -> str:
@@ -223,7 +238,7 @@ def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH
     node = builder.build(tree.body, depth=0)
     variables = tuple(name for name, _ in sorted(builder.first_seen.items(), key=lambda kv: kv[1]))
     return Expression(
-        text=text, variables=variables, symbolic=node.symbolic, _evaluate=node.evaluate
+        text=text, variables=variables, _symbolic=node.symbolic, _evaluate=node.evaluate
     )
 
 
@@ -307,7 +322,9 @@ class _Builder:
             apply = _UNARY[type(node.op)]
             constant = None if operand.constant is None else apply(operand.constant)
             return _Node(
-                lambda env: apply(operand.evaluate(env)), apply(operand.symbolic), constant
+                lambda env: apply(operand.evaluate(env)),
+                lambda: apply(operand.symbolic()),
+                constant,
             )
         if isinstance(node, ast.Call):
             return self.call(node, depth)
@@ -322,11 +339,11 @@ class _Builder:
         if type(value) is int:
             if len(str(abs(value))) > MAX_INTEGER_DIGITS:
                 raise self.refuse(f"integer with more than {MAX_INTEGER_DIGITS} digits", node)
-            return _Node(lambda env: value, sympy.Integer(value), float(value))
+            return _Node(lambda env: value, lambda: _sympy().Integer(value), float(value))
         if type(value) is float:
             if not math.isfinite(value):
                 raise self.refuse("number too large to represent", node)
-            return _Node(lambda env: value, sympy.Float(value), value)
+            return _Node(lambda env: value, lambda: _sympy().Float(value), value)
         kind = "string" if isinstance(value, (str, bytes)) else type(value).__name__
         raise self.refuse(f"unsupported {kind} constant {value!r}", node)
 
@@ -334,14 +351,14 @@ class _Builder:
         identifier = node.id
         if identifier in _CONSTANTS:
             number, symbol = _CONSTANTS[identifier]
-            return _Node(lambda env: number, symbol, number)
+            return _Node(lambda env: number, lambda: getattr(_sympy(), symbol), number)
         if identifier in _FUNCTIONS:
             raise self.refuse(f"function '{identifier}' must be called, e.g. {identifier}(x)", node)
         if identifier.startswith("_") or not identifier.isascii():
             raise self.refuse(f"unsupported name {identifier!r}", node)
         self.first_seen.setdefault(identifier, len(self.first_seen))
         # Real symbols: the variables are real numbers, so d|x|/dx is sign(x).
-        return _Node(lambda env: env[identifier], sympy.Symbol(identifier, real=True))
+        return _Node(lambda env: env[identifier], lambda: _sympy().Symbol(identifier, real=True))
 
     def binary(self, node: ast.BinOp, depth: int) -> _Node:
         left = self.build(node.left, depth + 1)
@@ -358,12 +375,10 @@ class _Builder:
             raise self.refuse(
                 f"exponent {right.constant:g} is too large (limit {MAX_CONSTANT_EXPONENT})", node
             )
-        if symbol == "/":
-            symbolic = left.symbolic / right.symbolic
-        elif symbol == "**":
-            symbolic = left.symbolic**right.symbolic
-        else:
-            symbolic = apply(left.symbolic, right.symbolic)
+
+        def symbolic():
+            return apply(left.symbolic(), right.symbolic())
+
         return _Node(lambda env: apply(left.evaluate(env), right.evaluate(env)), symbolic, constant)
 
     def fold(self, symbol: str, a: float, b: float, node: ast.AST) -> float:
@@ -397,9 +412,10 @@ class _Builder:
         if node.keywords or len(node.args) != 1:
             raise self.refuse(f"{name}() takes exactly one argument", node)
         argument = self.build(node.args[0], depth + 1)
-        jax_function, sympy_function = _FUNCTIONS[name]
+        jax_function, sympy_name = _FUNCTIONS[name]
         return _Node(
-            lambda env: jax_function(argument.evaluate(env)), sympy_function(argument.symbolic)
+            lambda env: jax_function(argument.evaluate(env)),
+            lambda: getattr(_sympy(), sympy_name)(argument.symbolic()),
         )
 
 

@@ -34,7 +34,7 @@ from descend.cli.common import (
     show_warning,
     silence_stdout,
 )
-from descend.errors import DescendError
+from descend.errors import DescendError, InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.in_words = functools.partial(in_command_line_words, options=options)
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(show_warning, options=options)
+            _use_cache(args)
             status = args.handler(args)
     except DescendError as error:
         print(f"descend: {in_command_line_words(one_line(error), options)}", file=sys.stderr)
@@ -81,8 +82,38 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in (calculus, training, race):
         group.add_parsers(commands)
+    for command in commands.choices.values():
+        add_cache_options(command)
     parser.commands = commands.choices  # each command's parser, by name
     return parser
+
+
+def add_cache_options(command: argparse.ArgumentParser) -> None:
+    """Every command keeps its compiled programs between runs unless told otherwise."""
+    group = command.add_argument_group("compilation cache")
+    group.add_argument(
+        "--cache-dir", metavar="PATH",
+        help="keep JAX's compiled programs here, so that a later run skips compiling "
+        "(default: $DESCEND_CACHE_DIR, else the user cache folder's descend/jax)",
+    )  # fmt: skip
+    group.add_argument(
+        "--no-cache", action="store_true",
+        help="compile afresh and keep nothing (also DESCEND_CACHE_DIR=off)",
+    )  # fmt: skip
+
+
+def _use_cache(args: argparse.Namespace) -> None:
+    """The persistent compilation cache, unless --no-cache or DESCEND_CACHE_DIR=off; an
+    unwritable folder is a warning, and the run goes on without it."""
+    from descend import cache
+
+    if args.no_cache:
+        if args.cache_dir:
+            raise InputError("give --cache-dir or --no-cache, not both")
+        return
+    if args.cache_dir is None and cache.disabled_by_environment():
+        return
+    cache.use_compilation_cache(args.cache_dir)
 
 
 def _version() -> str:
