@@ -16,7 +16,7 @@ import pytest
 from scipy.optimize import minimize as scipy_minimize
 
 import descend as ds
-from descend.errors import DescendTypeError, InputError
+from descend.errors import DescendTypeError, DescendWarning, InputError
 
 torch = pytest.importorskip("torch")
 
@@ -257,8 +257,10 @@ def test_early_stopping_keeps_and_restores_complex_weights(tmp_path):
     assert not np.array_equal(kept["w"], result.params["w"])
     path = tmp_path / "stopped.safetensors"
     ds.save(path, result)
-    # Resumed with restore_best, the run waits one more epoch and restores those weights.
-    continued = ds.fit(complex_model(), X, Y, resume=path, **{**settings, "epochs": 210})
+    # Resumed with restore_best, the run (which had stopped: a warning says so) trains
+    # nothing and restores those weights.
+    with pytest.warns(DescendWarning, match="had already stopped early"):
+        continued = ds.fit(complex_model(), X, Y, resume=path, **{**settings, "epochs": 210})
     assert continued.status == "early_stopping"
     np.testing.assert_array_equal(continued.params["w"], kept["w"])
 

@@ -107,13 +107,14 @@ def _use_cache(args: argparse.Namespace) -> None:
     unwritable folder is a warning, and the run goes on without it."""
     from descend import cache
 
-    if args.no_cache:
-        if args.cache_dir:
+    given = getattr(args, "cache_dir", None)  # a parser built without the options: none
+    if getattr(args, "no_cache", False):
+        if given:
             raise InputError("give --cache-dir or --no-cache, not both")
         return
-    if args.cache_dir is None and cache.disabled_by_environment():
+    if given is None and cache.disabled_by_environment():
         return
-    cache.use_compilation_cache(args.cache_dir)
+    cache.use_compilation_cache(given)
 
 
 def _version() -> str:

@@ -54,7 +54,8 @@ with missing values are an error naming the file and row), batch gradient descen
 >>> rng = np.random.default_rng(0)
 >>> chunks = [(X, X @ np.array([1.0, -2.0]) + 0.5) for X in rng.normal(size=(4, 250, 2))]
 >>> stream = ds.data.stream(chunks, chunk_rows=256)
->>> result = ds.fit("linear", stream, optimizer="sgd", lr=0.1, epochs=20, verbose=0)
+>>> result = ds.fit("linear", stream, optimizer="sgd", lr=0.1, epochs=20, verbose=0,
+...                 standardize=False, l2=0.0)  # the weights in the data's own units
 >>> stream.n_samples, np.round(result.params["w"], 2).tolist()
 (1000, [1.0, -2.0])
 """

@@ -204,7 +204,8 @@ def fit(
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
     >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
     >>> result = ds.fit("linear", X, y, optimizer="sgd", lr=0.1, batch_size=None,
-    ...                 epochs=500, tol=1e-6, verbose=0)
+    ...                 epochs=500, tol=1e-6, verbose=0,
+    ...                 standardize=False, l2=0.0, patience=None)  # the problem as given
     >>> np.round(result.params["w"], 3).tolist(), round(float(result.params["b"]), 3)
     ([1.0, -2.0, 0.5], 3.0)
     """
