@@ -87,6 +87,7 @@ def test_task_overrides_the_choice(capsys, table):
     status, out, err = run(capsys, "train", table, "--task", "regression", "--epochs", 1)
     assert status == 0, err
     assert "target 'label' holds numbers (2 distinct values): regression, as --task says" in out
+    assert "(the loss is the standardized target's; R² and predictions in its units)" in out
     assert "trained linear()" in out
 
 

@@ -361,9 +361,11 @@ def task_line(args: argparse.Namespace, dataset) -> str | None:
             what = f"holds {len(classes)} distinct numbers"
         else:  # text: a regression cannot be asked for
             return f"target {name!r} holds {len(classes)} labels: {task}"
-    if args.task != "auto":
-        return f"target {name!r} {what}: {task}, as --task says"
-    return f"target {name!r} {what}: {task}; --task {other} to override"
+    line = f"target {name!r} {what}: {task}"
+    line += ", as --task says" if args.task != "auto" else f"; --task {other} to override"
+    if task == "regression" and not args.no_standardize:
+        line += " (the loss is the standardized target's; R² and predictions in its units)"
+    return line
 
 
 def _check_two_labels(dataset) -> None:
