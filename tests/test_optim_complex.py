@@ -8,7 +8,6 @@ take ``.grad`` from autograd; descend takes JAX's gradient, which is its conjuga
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import jax
@@ -20,6 +19,7 @@ import descend as ds
 from descend.errors import DescendTypeError
 from descend.optim import pairs
 from torch_names import TORCH_CLASSES
+from trajectories import torch_float64
 
 torch = pytest.importorskip("torch")
 optax = pytest.importorskip("optax")
@@ -77,16 +77,6 @@ def as_real(params) -> np.ndarray:
 def _float64():
     with jax.enable_x64(True):
         yield
-
-
-@contextlib.contextmanager
-def _torch_float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 # ------------------------------------------------------------------ the gradient convention
@@ -179,7 +169,7 @@ def run_descend(opt, sign: float, n_steps: int = N_STEPS, scheduled=None):
 
 def run_torch(name: str, hyperparams: dict, sign: float, scheduler=None):
     """The torch optimizer with the same name and hyperparameters, on [w, z]."""
-    with _torch_float64():
+    with torch_float64():
         w = torch.tensor(W0, requires_grad=True)
         z = torch.tensor(Z0, requires_grad=True)
         opt = getattr(torch.optim, TORCH_CLASSES[name])([w, z], **hyperparams, foreach=False)
@@ -290,7 +280,7 @@ def test_complex_lbfgs_matches_torch(line_search_fn):
         params, state = one_step(params, state)
         ours.append(as_real(params))
 
-    with _torch_float64():
+    with torch_float64():
         w = torch.tensor(W0, requires_grad=True)
         z = torch.tensor(Z0, requires_grad=True)
         reference = torch.optim.LBFGS([w, z], max_iter=1, max_eval=26, **hyperparams)
@@ -391,7 +381,7 @@ def test_chain_with_clipping_and_weight_decay_matches_torch():
         ds.optim.clip_by_global_norm(1.0), ds.optim.add_weight_decay(0.1), ds.optim.sgd(lr=0.05)
     )
     ours = run_descend(opt, 1.0)[0]
-    with _torch_float64():
+    with torch_float64():
         w = torch.tensor(W0, requires_grad=True)
         z = torch.tensor(Z0, requires_grad=True)
         reference = torch.optim.SGD([w, z], lr=0.05, weight_decay=0.1, foreach=False)
@@ -582,7 +572,7 @@ def test_wrapped_optimizers_and_python_ints_are_refused_too():
 
 def _torch_groups_run(make, n_steps: int = N_STEPS):
     """Torch's trajectory of [w, z] with the optimizers ``make(w, z)`` returns."""
-    with _torch_float64():
+    with torch_float64():
         w = torch.tensor(W0, requires_grad=True)
         z = torch.tensor(Z0, requires_grad=True)
         optimizers = make(w, z)

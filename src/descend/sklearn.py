@@ -99,7 +99,8 @@ class _Scalers(NamedTuple):
     def fit(cls, X: np.ndarray, targets: np.ndarray | None, sample_weight) -> _Scalers:
         """Weighted by ``sample_weight``, so that a weight equals repeating the row."""
         y = None if targets is None else np.asarray(targets).reshape(len(targets), -1)
-        return cls(_standardizer(X, sample_weight), _standardizer(y, sample_weight))
+        scaled = Standardizer.fit(X, sample_weight=sample_weight)
+        return cls(scaled, None if y is None else Standardizer.fit(y, sample_weight=sample_weight))
 
     def apply(self, X: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(X, targets)`` in the units the model trains in (shapes kept; floating)."""
@@ -127,11 +128,6 @@ class _Scalers(NamedTuple):
             coefs[-1] = coefs[-1] * scale[None, :]
             intercepts[-1] = intercepts[-1] * scale + mean
         return [w.astype(dtype) for w in coefs], [b.astype(dtype) for b in intercepts]
-
-
-def _standardizer(values: np.ndarray | None, weights: np.ndarray) -> Standardizer | None:
-    """The weighted column means and standard deviations (1 where a column is constant)."""
-    return None if values is None else Standardizer.fit(values, sample_weight=weights)
 
 
 class _GDBase(BaseEstimator):

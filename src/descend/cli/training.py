@@ -30,6 +30,8 @@ DEFAULT_DATASET = "breast_cancer"
 
 def add_parsers(commands) -> None:
     """Add ``train`` and ``predict`` to the ``descend`` sub-command parsers."""
+    from descend import models  # loaded with descend itself
+
     train = commands.add_parser(
         "train", help="train a model on a CSV / Parquet file or a shipped dataset",
         description="Train a model by gradient descent. With no arguments: logistic "
@@ -74,7 +76,7 @@ def add_parsers(commands) -> None:
         help="the MLP's hidden layer sizes, comma-separated (e.g. 128,32; default: 64)",
     )  # fmt: skip
     train.add_argument(
-        "--activation", default="relu", choices=("relu", "tanh", "sigmoid", "gelu", "silu"),
+        "--activation", default="relu", choices=tuple(models.ACTIVATIONS),
         help="the activation of the MLP's hidden layers",
     )  # fmt: skip
     train.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")

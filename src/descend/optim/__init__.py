@@ -145,7 +145,7 @@ def brief(optimizer: Optimizer) -> str:
     """``optimizer`` as its call with the learning rate and only the hyperparameters that
     differ from the defaults: ``reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)``
     (``repr`` gives every one)."""
-    factory = _ALGORITHMS.get(optimizer.name) or _WRAPPERS.get(optimizer.name)
+    factory = _ALGORITHMS.get(optimizer.name) or WRAPPERS.get(optimizer.name)
     defaults = {} if factory is None else inspect.signature(factory).parameters
     parts = []
     for key, value in optimizer.hyperparams.items():
@@ -162,7 +162,9 @@ def brief(optimizer: Optimizer) -> str:
     return f"{optimizer.name}({', '.join(parts)})"
 
 
-_WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
+# Optimizers built around another (its ``optimizer`` hyperparameter), by name: what
+# rebuilds them around a changed or reloaded inner optimizer.
+WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
 
 
 # An optimizer's own stopping tolerances (torch's LBFGS has two).

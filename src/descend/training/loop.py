@@ -228,18 +228,16 @@ class Epochs:
             if spec.patience is None or self.plateau.best_at is None:
                 return done
             # Early stopping was on and did not end the run: it may not have converged.
-            watched = "validation loss" if self.scored else "training loss"
             return (
-                f"{done} before early stopping ended the run: the {watched} was still "
+                f"{done} before early stopping ended the run: the {self.watched} was still "
                 f"improving (best at epoch {self.plateau.best_at}); more epochs may lower "
                 f"it, e.g. epochs={2 * spec.epochs}"
             )
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
         if stop == Status.EARLY_STOPPING:
-            watched = "validation loss" if self.scored else "training loss"
             why = status.plateau(
-                watched, rtol=0.0, atol=spec.min_delta, patience=spec.patience, unit="epoch",
+                self.watched, rtol=0.0, atol=spec.min_delta, patience=spec.patience, unit="epoch",
                 best=self.plateau.best, best_at=self.plateau.best_at, restored=spec.restore_best,
             )  # fmt: skip
             losses = self.history["loss"]
@@ -273,6 +271,11 @@ class Epochs:
             kept = f"the weights are from epoch {self.epoch}"
             return stop.message(unit="epoch", done=self.epoch, kept=kept)
         return stop.message(unit="epoch", done=self.epoch)
+
+    @property
+    def watched(self) -> str:
+        """The loss early stopping watches, in words."""
+        return "validation loss" if self.scored else "training loss"
 
     def smaller_steps(self) -> str:
         """The advice for steps that are too large: a smaller rate, or standardize."""

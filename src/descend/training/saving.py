@@ -216,13 +216,12 @@ def _template(leaf, dtype: str) -> np.ndarray:
 
 
 # Optimizers that wrap another (their "optimizer" hyperparameter), rebuilt around it.
-_WRAPPERS = {"reduce_on_plateau": optim.reduce_on_plateau}
 
 
 def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | None:
     hyperparams = dict(optimizer.hyperparams)
     inner = hyperparams.get("optimizer")
-    if optimizer.name in _WRAPPERS and isinstance(inner, Optimizer):
+    if optimizer.name in optim.WRAPPERS and isinstance(inner, Optimizer):
         nested = _optimizer_config(inner, params)
         if nested["hyperparams"] is None:  # the wrapped one cannot be rebuilt: nor this
             return {**nested, "repr": repr(optimizer)}
@@ -254,9 +253,9 @@ def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
         key: tuple(value) if isinstance(value, list) else value
         for key, value in config["hyperparams"].items()
     }
-    if config["name"] in _WRAPPERS:
+    if config["name"] in optim.WRAPPERS:
         inner = _optimizer(hyperparams.pop("optimizer")["wrapped"], path, params)
-        return _WRAPPERS[config["name"]](inner, **hyperparams)
+        return optim.WRAPPERS[config["name"]](inner, **hyperparams)
     mask = hyperparams.get("weight_decay_mask")
     if isinstance(mask, dict):
         structure = jax.tree.structure(params)

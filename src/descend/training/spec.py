@@ -379,11 +379,12 @@ def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
 
 def _with_lr(optimizer: Optimizer, lr: Any) -> Optimizer:
     """``optimizer`` rebuilt with the learning rate ``lr``: the wrapped optimizer's rate
-    for ``reduce_on_plateau`` (whose own hyperparameters stay), else its own ``lr``."""
+    for a wrapper such as ``reduce_on_plateau`` (whose own hyperparameters stay), else
+    its own ``lr``."""
     hyperparams = dict(optimizer.hyperparams)
     inner = hyperparams.pop("optimizer", None)
-    if optimizer.name == "reduce_on_plateau" and isinstance(inner, Optimizer):
-        return optim.reduce_on_plateau(_with_lr(inner, lr), **hyperparams)
+    if optimizer.name in optim.WRAPPERS and isinstance(inner, Optimizer):
+        return optim.WRAPPERS[optimizer.name](_with_lr(inner, lr), **hyperparams)
     return optim.get(optimizer.name, **{**optimizer.hyperparams, "lr": lr})
 
 
