@@ -1178,3 +1178,68 @@ def test_minimize_warns_when_max_iter_can_pass_the_schedule():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DescendWarning)
         ds.minimize(f, jnp.ones(2), optimizer=opt, max_iter=50)
+
+
+# ----------------------------------------------------------------- epochs read ahead
+
+
+def _fit_counting_epochs(monkeypatch, run_ahead, *args, **kwargs):
+    """``ds.fit(*args, **kwargs)`` with ``RUN_AHEAD`` set; also the epoch programs run."""
+    from descend.training import loop
+
+    monkeypatch.setattr(loop, "RUN_AHEAD", run_ahead)
+    compiled = engine.compiled_epoch
+    calls = []
+
+    def counting(*key):
+        program = compiled(*key)
+
+        def run(*arguments):
+            calls.append(key[2].checked)
+            return program(*arguments)
+
+        return run
+
+    monkeypatch.setattr(engine, "compiled_epoch", counting)
+    result = ds.fit(*args, **kwargs)
+    monkeypatch.setattr(engine, "compiled_epoch", compiled)
+    return result, calls
+
+
+RUNS_AHEAD = {
+    # early stopping with validation, the plateau rule cutting the rate on the device
+    "defaults": dict(epochs=60, patience=4, validation_split=0.3, lr=0.5),
+    "budget": dict(epochs=7, patience=None),
+    "diverged": dict(epochs=20, optimizer="sgd", lr=1e6, standardize=False, patience=None),
+    "converged": dict(
+        epochs=200, optimizer="lbfgs", lr=1.0, batch_size=None, tol=1e-4, patience=None
+    ),
+    "callback": dict(epochs=30, patience=None, callbacks=[lambda epoch, history: epoch == 3]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUNS_AHEAD))
+def test_epochs_read_ahead_give_the_run_read_one_by_one(case, monkeypatch):
+    """Dispatching epochs before reading the last changes no number, and runs no epoch
+    past the budget or past early stopping; one past a stop that cannot be foreseen (the
+    tolerance, divergence, a callback) is dropped unread."""
+    data = ds.data.load_dataset("breast_cancer")
+    X, y = data.X, data.y
+    kwargs = dict(seed=3, verbose=0, **RUNS_AHEAD[case])
+    (one, one_calls), (ahead, ahead_calls) = (
+        _fit_counting_epochs(monkeypatch, depth, "logistic", X, y, **kwargs) for depth in (0, 4)
+    )
+    assert (ahead.status, ahead.reason, ahead.n_updates) == (one.status, one.reason, one.n_updates)
+    assert jax.tree.all(jax.tree.map(np.array_equal, ahead.params, one.params))
+    assert jax.tree.all(jax.tree.map(np.array_equal, ahead.opt_state, one.opt_state))
+    for key in one.history:
+        if key != "time":
+            np.testing.assert_array_equal(ahead.history[key], one.history[key], err_msg=key)
+    assert len(one_calls) == one.n_epochs + (one.status == "diverged") * 2
+    if case in ("defaults", "budget"):
+        assert ahead_calls == one_calls  # nothing ran that was not read
+    else:
+        assert len(ahead_calls) <= len(one_calls) + 4
+    assert one.status == {"defaults": "early_stopping", "budget": "max_epochs"}.get(case, case)
+    if case == "defaults":
+        assert len(set(one.history["lr"])) > 1  # the plateau rule cut the rate

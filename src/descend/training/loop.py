@@ -10,11 +10,12 @@ the last finite weights). The loop itself, with progress, callbacks and Ctrl-C, 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,28 @@ from descend.optim.schedules import PlateauState
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
 from descend.training.result import BestEpoch, FitResult, FitState
-from descend.training.sources import ChunkSource, on_device
+from descend.training.sources import ChunkSource, InMemory, on_device
 from descend.training.spec import FitSpec
+
+# How many epochs of data in memory may be dispatched before the host reads the first
+# of them. On the CPU one hides the host's work between epochs (reading the numbers,
+# drawing the next row order: 3-5 ms an epoch of 200,000 rows); a device on the far
+# side of a bus answers a read after a round trip (about 6 ms on a GPU), which short
+# epochs (a full-batch step of 1-2 ms) hide only a few deep.
+RUN_AHEAD = 4
+
+
+class _Dispatched(NamedTuple):
+    """An epoch whose programs are dispatched (JAX runs them asynchronously), unread."""
+
+    params: PyTree  # the weights after it (device arrays, maybe not yet computed)
+    opt_state: PyTree  # the optimizer state after it, its plateau rules fed
+    fetch: tuple  # what the host reads: see Epochs._ended
+    config: engine.EpochConfig
+    order: Any  # its row order (None without shuffling), to replay it
+    epoch: int  # its number (1-based)
+    n_updates: int  # updates of the run after it
+    at: float  # when it was dispatched (time.perf_counter)
 
 
 class Epochs:
@@ -83,6 +104,12 @@ class Epochs:
         self.diverged_at: tuple[int, int] | None = None  # (epoch, update) of a divergence
         self.grew_at: int | None = None  # the epoch whose loss grew without bound
         self.observes = _has_plateau_rule(opt_state)
+        # Epochs dispatched and not yet read (data in memory on one device only: a
+        # stream's chunks come from the host, and processes must agree on every program).
+        self.ahead: collections.deque[_Dispatched] | None = None
+        if isinstance(source, InMemory) and spec.placement is None:
+            self.ahead = collections.deque()
+        self.read_at = -math.inf  # when the host last read an epoch's numbers
 
     # ------------------------------------------------------------ the Block protocol
 
@@ -92,15 +119,15 @@ class Epochs:
             if self.spec.restore_best and self.plateau.kept is not None:
                 self.params, self.opt_state = self.plateau.kept
             return Status.EARLY_STOPPING
-        began = time.perf_counter()
         self.text = None
-        params, opt_state, made, fetched = self._epoch()
+        params, opt_state, made, fetched, began = self._epoch()
         if fetched is None:
             self.params, self.opt_state = params, opt_state
             self.n_updates += made
             self.diverged_at = (self.epoch + 1, self.n_updates + 1)
             return Status.DIVERGED
-        record = self._record(fetched, time.perf_counter() - began)
+        self.read_at = time.perf_counter()
+        record = self._record(fetched, self.read_at - began)
         self.params, self.opt_state = params, opt_state
         self.n_updates += made
         self.epoch += 1
@@ -113,7 +140,9 @@ class Epochs:
         if self.prepared.stream is not None and self.epoch == spec.first_epoch + 1:
             spec.warn_past_horizon(made)  # a stream's updates per epoch are known now
         watched = record.get("val_loss", record["loss"])
-        if self.observes:  # the optimizer's plateau rules watch the same loss as early stopping
+        if self.observes and spec.placement is not None:
+            # The plateau rules watch the same loss as early stopping: here the mean of
+            # the processes' scores (on one device it was fed to them on the device).
             self.opt_state = _observe(self.opt_state, watched)
             self.history["lr"][-1] = float(
                 optim.lr_of(spec.optimizer, self.opt_state, self.n_updates)
@@ -149,14 +178,97 @@ class Epochs:
     # ------------------------------------------------------------ an epoch
 
     def _epoch(self):
-        """One epoch over the source's chunks (one for data in memory).
+        """One epoch: ``(params, opt_state, updates made, fetched, began)``.
 
-        Returns ``(params, opt_state, updates made, fetched)``, where ``fetched`` holds
-        the epoch's loss, weight and metric sums, last gradient norm, next learning rate
-        and validation score, or is None when the epoch diverged (then the weights are the
-        last finite ones). The host waits once per chunk.
+        ``fetched`` holds the epoch's loss, weight and metric sums, last gradient norm,
+        next learning rate and validation score, or is None when the epoch diverged (then
+        the weights are the last finite ones); ``began`` is when the device began it (as
+        far as the host knows: when it was dispatched, or when the epoch before it was
+        read, whichever came later). Data in memory on one device is read an
+        epoch ahead (:meth:`_run_ahead`); streams and data split over devices chunk by
+        chunk (:meth:`_chunked_epoch`).
+        """
+        if self.ahead is None:
+            return self._chunked_epoch()
+        return self._run_ahead()
+
+    def _run_ahead(self):
+        """The next epoch, with the following ones dispatched before it is read.
+
+        JAX runs programs asynchronously: the epochs queued in :attr:`ahead` run on the
+        device while the host reads this one's numbers, records them and draws the next
+        row order, so the device does not wait for the host between epochs. An epoch is
+        queued only where no rule the host applies can have stopped the run before it
+        (:meth:`_may_run_ahead`); one queued past a stop that could not be foreseen (the
+        gradient tolerance, divergence, a callback) is dropped unread.
+        """
+        queue = self.ahead
+        if not queue:
+            queue.append(self._dispatch(self.params, self.opt_state, self.epoch, self.n_updates))
+        while self._may_run_ahead(len(queue)):
+            last = queue[-1]
+            queue.append(self._dispatch(last.params, last.opt_state, last.epoch, last.n_updates))
+        head = queue.popleft()
+        began = max(head.at, self.read_at)
+        finite, *fetched = jax.device_get(head.fetch)  # waits for this epoch alone
+        if not finite:
+            queue.clear()
+            params, opt_state, n_finite = self._replay(
+                self.params, self.opt_state, head.config, self.source.data, head.order
+            )
+            return params, opt_state, n_finite, None, began
+        return head.params, head.opt_state, head.config.n_updates, fetched, began
+
+    def _may_run_ahead(self, queued: int) -> bool:
+        """Whether the epoch after the ``queued`` unread ones may be dispatched now.
+
+        Not past the budget, at most :data:`RUN_AHEAD` epochs ahead, and not where
+        early stopping could end the run first: its count of epochs without improvement
+        grows by at most one an epoch.
+        """
+        spec = self.spec
+        if queued >= RUN_AHEAD or self.epoch + queued >= spec.epochs:
+            return False
+        return spec.patience is None or self.plateau.waited + queued < spec.patience
+
+    def _dispatch(self, params, opt_state, epoch: int, n_updates: int) -> _Dispatched:
+        """Epoch ``epoch + 1`` of data in memory from ``params`` and ``opt_state``, queued."""
+        ((config, data, order),) = self.source.chunks(self.spec.seed, epoch)
+        program = engine.compiled_epoch(self.objective, self.spec.optimizer, config)
+        outcome = program(params, opt_state, data, order, self.source.mean_weight)
+        n_updates += config.n_updates
+        opt_state, fetch = self._ended(
+            outcome, (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums), n_updates
+        )
+        return _Dispatched(
+            outcome.params, opt_state, fetch, config, order, epoch + 1, n_updates,
+            time.perf_counter(),
+        )  # fmt: skip
+
+    def _ended(self, outcome, totals, n_updates: int):
+        """What follows an epoch on the device, dispatched: ``(opt_state, fetch)``.
+
+        The validation score, the plateau rules fed the watched loss (on the device, so
+        that the next epoch need not wait for the host; with data split over processes
+        the host feeds them the processes' mean score after the fetch), and the next
+        learning rate; ``fetch`` is what the host reads: whether the epoch stayed finite,
+        its sums, last gradient norm, next learning rate and score.
         """
         spec, placement = self.spec, self.spec.placement
+        score = ()
+        if self.scored:
+            weights = outcome.params if placement is None else placement.local(outcome.params)
+            score = evaluate(self.objective, weights, *self.scored)
+        opt_state = outcome.opt_state
+        if self.observes and placement is None:
+            watched = score[0] if score else totals[0] / totals[1]
+            opt_state = _observe(opt_state, watched)
+        next_lr = optim.lr_of(spec.optimizer, opt_state, n_updates)
+        return opt_state, (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
+
+    def _chunked_epoch(self):
+        """One epoch over the source's chunks, the host waiting once per chunk."""
+        began, spec = time.perf_counter(), self.spec
         params, opt_state = self.params, self.opt_state
         totals, made = None, 0
         for last, (config, data, order) in _with_last(self.source.chunks(spec.seed, self.epoch)):
@@ -164,28 +276,19 @@ class Epochs:
             outcome = program(params, opt_state, data, order, self.source.mean_weight)
             sums = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums)
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            state = outcome.opt_state
             if last:
-                # Scoring is dispatched before the fetch, so the host waits once an epoch.
-                score = ()
-                if self.scored:
-                    weights = (
-                        outcome.params if placement is None else placement.local(outcome.params)
-                    )
-                    score = evaluate(self.objective, weights, *self.scored)
-                next_lr = optim.lr_of(
-                    spec.optimizer, outcome.opt_state, self.n_updates + made + config.n_updates
-                )
-                finite, *fetched = jax.device_get(
-                    (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
-                )
+                done = self.n_updates + made + config.n_updates
+                state, fetch = self._ended(outcome, totals, done)
+                finite, *fetched = jax.device_get(fetch)
             else:
                 finite = bool(outcome.finite)
             if not finite:
                 params, opt_state, n_finite = self._replay(params, opt_state, config, data, order)
-                return params, opt_state, made + n_finite, None
-            params, opt_state = outcome.params, outcome.opt_state
+                return params, opt_state, made + n_finite, None, began
+            params, opt_state = outcome.params, state
             made += config.n_updates
-        return params, opt_state, made, fetched
+        return params, opt_state, made, fetched, began
 
     def _replay(self, params, opt_state, config, data, order):
         """Run a diverged chunk again with every update checked: the last finite weights.
