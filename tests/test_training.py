@@ -1243,3 +1243,55 @@ def test_epochs_read_ahead_give_the_run_read_one_by_one(case, monkeypatch):
     assert one.status == {"defaults": "early_stopping", "budget": "max_epochs"}.get(case, case)
     if case == "defaults":
         assert len(set(one.history["lr"])) > 1  # the plateau rule cut the rate
+
+
+# ------------------------------------------- small updates: loss sums after the loop
+
+KEPT_CASES = {
+    "logistic": dict(model="logistic", data="breast_cancer", batch_size=1),
+    "weighted": dict(model="logistic", data="breast_cancer", batch_size=3, weighted=True),
+    "softmax mlp": dict(
+        model=models.mlp(hidden=(5,), task="multiclass"), data="iris", batch_size=4
+    ),
+    "regression, two outputs": dict(model="linear", data="two outputs", batch_size=2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KEPT_CASES))
+def test_small_updates_that_keep_their_outputs_give_the_run_that_sums_in_the_loop(
+    case, monkeypatch
+):
+    """Updates of a few rows keep their outputs and sum the loss and metric after the
+    loop (one pass over the rows); the weights and the history are the same as when
+    every update adds its sums to the loop's carry, up to the order of the sums."""
+    from descend.engine import epoch
+
+    setting = dict(KEPT_CASES[case])
+    model, data = setting.pop("model"), setting.pop("data")
+    if data == "two outputs":
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((90, 3))
+        y = np.stack([X @ [1.0, -2.0, 0.5], X @ [0.3, 0.0, 1.0]], axis=1) + 0.1
+    else:
+        loaded = ds.data.load_dataset(data)
+        X, y = loaded.X, loaded.y
+    if setting.pop("weighted", False):
+        setting["sample_weight"] = np.random.default_rng(1).uniform(0.5, 2.0, len(X))
+    kept = []
+    decide = epoch._keeps_outputs
+    monkeypatch.setattr(
+        epoch, "_keeps_outputs", lambda *args: kept.append(decide(*args)) or kept[-1]
+    )
+    runs = []
+    for limit in (epoch.KEPT_BATCH_ROWS, 0):
+        monkeypatch.setattr(epoch, "KEPT_BATCH_ROWS", limit)
+        epoch.compiled_epoch.cache_clear()
+        runs.append(ds.fit(model, X, y, epochs=3, seed=0, verbose=0, patience=None, **setting))
+    epoch.compiled_epoch.cache_clear()
+    assert kept == [True, False]
+    keeping, summing = runs
+    leaves = zip(jax.tree.leaves(keeping.params), jax.tree.leaves(summing.params), strict=True)
+    for ours, theirs in leaves:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    for key in ("loss", "accuracy" if "accuracy" in summing.history else "r2", "grad_norm"):
+        np.testing.assert_allclose(keeping.history[key], summing.history[key], rtol=1e-6)

@@ -373,11 +373,25 @@ def binary_cross_entropy_with_logits(
     """
     _check_reduction(reduction)
     predictions, targets = _pair("binary_cross_entropy_with_logits", predictions, targets)
-    positive = targets * jax.nn.softplus(-predictions)
-    if pos_weight is not None:
-        positive = positive * jnp.asarray(pos_weight, predictions.dtype)
-    loss = positive + (1 - targets) * jax.nn.softplus(predictions)
-    return _reduce(loss, reduction, weights)
+    pos_weight = jnp.asarray(1.0 if pos_weight is None else pos_weight, predictions.dtype)
+    return _reduce(_bce_logits_elementwise(predictions, targets, pos_weight), reduction, weights)
+
+
+@jax.custom_jvp
+def _bce_logits_elementwise(z: Array, t: Array, pos_weight: Array) -> Array:
+    return pos_weight * t * jax.nn.softplus(-z) + (1 - t) * jax.nn.softplus(z)
+
+
+@_bce_logits_elementwise.defjvp
+def _bce_logits_elementwise_jvp(primals, tangents):
+    # PyTorch's derivative, (w t + 1 - t) sigmoid(z) - w t: one sigmoid, where
+    # differentiating the two softplus terms gives two (sigmoid(-z) and sigmoid(z)).
+    (z, t, pos_weight), (dz, dt, dpos_weight) = primals, tangents
+    value = _bce_logits_elementwise(z, t, pos_weight)
+    weighted = pos_weight * t
+    slope = (weighted + 1 - t) * jax.nn.sigmoid(z) - weighted
+    target_slope = pos_weight * jax.nn.softplus(-z) - jax.nn.softplus(z)
+    return value, slope * dz + target_slope * dt + t * jax.nn.softplus(-z) * dpos_weight
 
 
 def hinge(

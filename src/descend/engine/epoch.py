@@ -11,6 +11,7 @@ divergence, history, early stopping) is :mod:`descend.training.loop`;
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -197,9 +198,21 @@ def _run_epoch(
     # A term of the objective that depends on the params alone (an L2 penalty), or None.
     penalty = getattr(batch_objective, "penalty", None)
 
-    def update(carry, pieces, rows):
-        params, opt_state, totals, _, n_finite, alive = carry
-        loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
+    def update(carry, pieces, rows, *, last=True, keep=False):
+        """One update over ``pieces``: the new carry, and its outputs when ``keep``.
+
+        Only the ``last`` update of the epoch computes the gradient norm it reports. With
+        ``keep`` (one batch in ``pieces``), the update returns the model's outputs
+        instead of adding its loss and metric sums to the carry: they are summed after
+        the loop, all rows at once (see :func:`_keeps_outputs`).
+        """
+        params, opt_state, totals, grad_norm, n_finite, alive = carry
+        outputs = None
+        if keep:
+            loss, weight, outputs, grads = _loss_keeping_outputs(batch_objective, params, pieces[0])
+            metrics = None
+        else:
+            loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
         scale = 1.0 / _denominator(config, rows, weight, mean_weight)
         value, grads = loss * scale, _tree.scale(scale, grads)
         if penalty is not None:  # added to the mean loss, not to the summed history
@@ -222,8 +235,11 @@ def _run_epoch(
             n_finite, alive = n_finite + ok.astype(jnp.int32), ok
         else:
             added = (loss, weight, metrics)
-        totals = jax.tree.map(jnp.add, totals, added)
-        return (new_params, new_state, totals, _tree.norm(grads).astype(dtype), n_finite, alive)
+        if not keep:
+            totals = jax.tree.map(jnp.add, totals, added)
+        if last:
+            grad_norm = _tree.norm(grads).astype(dtype)
+        return (new_params, new_state, totals, grad_norm, n_finite, alive), outputs
 
     sharded = config.mesh is not None
     probe = tuple(
@@ -236,7 +252,14 @@ def _run_epoch(
     if sharded:
         carry = _sharded_updates(config, data, order, update, carry)
     else:
-        carry = _updates(config, data, order, update, carry)
+        keep = _keeps_outputs(batch_objective, config, params, probe)
+        carry = _updates(config, data, order, update, carry, keep=keep)
+        if keep:  # the loss and metric sums of the updates that kept their outputs
+            carry, outputs, rows = carry
+        if keep and outputs is not None:
+            loss, (weight, metrics) = batch_objective.sums(outputs, *rows)
+            totals = jax.tree.map(jnp.add, carry[2], (loss, weight, metrics))
+            carry = (*carry[:2], totals, *carry[3:])
     params, opt_state, (loss, weight, metrics), grad_norm, n_finite, _ = carry
     if not config.checked:
         n_finite = jnp.asarray(config.n_updates, jnp.int32)
@@ -244,8 +267,13 @@ def _run_epoch(
     return EpochOutcome(params, opt_state, loss, weight, metrics, grad_norm, n_finite, finite)
 
 
-def _updates(config: EpochConfig, data, order, update, carry):
-    """The epoch's updates on one device: ``update(carry, pieces, rows)`` for each group."""
+def _updates(config: EpochConfig, data, order, update, carry, *, keep: bool = False):
+    """The epoch's updates on one device: ``update(carry, pieces, rows)`` for each group.
+
+    Returns the carry; with ``keep``, ``(carry, outputs, rows)``: the outputs of the
+    updates in the loop, one row each, and those rows' targets (and weights), whose
+    loss and metric sums the carry does not hold yet.
+    """
     n_main = config.n_groups * config.accumulate * config.batch_size
     n_used = config.n_full_batches * config.batch_size + config.remainder
 
@@ -258,25 +286,6 @@ def _updates(config: EpochConfig, data, order, update, carry):
         indices = order[start : start + count].reshape(shape)
         return tuple(leaf[indices] for leaf in data)
 
-    batch = (config.accumulate, config.batch_size)
-    if config.n_groups == 1 and order is None:
-        # A single update (batch gradient descent): no loop, so that XLA reads the data in
-        # place instead of slicing a copy of it out of the scanned operand.
-        carry = update(carry, (rows(0, n_main, batch),), config.group_rows)
-    elif config.n_groups and order is None:
-        groups = rows(0, n_main, (config.n_groups, *batch))
-        carry, _ = jax.lax.scan(
-            lambda c, group: (update(c, (group,), config.group_rows), None),
-            carry, groups, unroll=SCAN_UNROLL,
-        )  # fmt: skip
-    elif config.n_groups:
-        indices = order[:n_main].reshape(config.n_groups, *batch)
-
-        def step(c, group_indices):
-            group = tuple(leaf[group_indices] for leaf in data)
-            return update(c, (group,), config.group_rows), None
-
-        carry, _ = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
     tail = []
     if config.leftover_batches:
         count = config.leftover_batches * config.batch_size
@@ -284,9 +293,86 @@ def _updates(config: EpochConfig, data, order, update, carry):
     if config.remainder:
         start = config.n_full_batches * config.batch_size
         tail.append(rows(start, n_used - start, (1, n_used - start)))
+    batch = (config.accumulate, config.batch_size)
+    # The groups the loop runs: all but the last, which reports the gradient norm, when
+    # no tail update follows them. A single group runs without a loop: for batch gradient
+    # descent XLA then reads the data in place instead of slicing a copy of it out of the
+    # scanned operand.
+    looped = config.n_groups - (not tail)
+    looped = looped if looped > 1 else 0
+    kept = None
+    if looped and order is None:
+        groups = rows(0, looped * config.group_rows, (looped, *batch))
+
+        def step(c, group):
+            return update(c, (group,), config.group_rows, last=False, keep=keep)
+
+        carry, kept = jax.lax.scan(step, carry, groups, unroll=SCAN_UNROLL)
+    elif looped:
+        indices = order[: looped * config.group_rows].reshape(looped, *batch)
+
+        def step(c, group_indices):
+            group = tuple(leaf[group_indices] for leaf in data)
+            return update(c, (group,), config.group_rows, last=False, keep=keep)
+
+        carry, kept = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
+    for group in range(looped, config.n_groups):  # the groups outside the loop
+        last = group == config.n_groups - 1 and not tail
+        piece = rows(group * config.group_rows, config.group_rows, batch)
+        carry, _ = update(carry, (piece,), config.group_rows, last=last)
     if tail:
-        carry = update(carry, tuple(tail), config.tail_rows)
-    return carry
+        carry, _ = update(carry, tuple(tail), config.tail_rows)
+    if not keep:
+        return carry
+    count = looped * config.group_rows
+    if not count:
+        return carry, None, None
+    outputs = kept.reshape(count, *kept.shape[2:])
+    targets = rows(0, count, (count,))[1:]
+    return carry, outputs, targets
+
+
+def _loss_keeping_outputs(batch_objective, params, batch):
+    """The loss and weight sums, the outputs and the gradient of one batch.
+
+    ``batch`` is a tuple of arrays of shape ``(1, rows, ...)``. The metric sums are not
+    computed; the loss sum only where the optimizer reads it (XLA drops it otherwise).
+    """
+    X, *rest = (leaf[0] for leaf in batch)
+
+    def loss(p):
+        outputs = batch_objective.outputs(p, X)
+        total, (weight, _) = batch_objective.sums(outputs, *rest)
+        return total, (weight, outputs)
+
+    (total, (weight, outputs)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    return total, weight, outputs, grads
+
+
+# Outputs kept per epoch at most (elements), and the rows of an update at most, for the
+# loss and metric sums to be summed after the loop (see _keeps_outputs).
+KEPT_OUTPUTS = 1 << 23
+KEPT_BATCH_ROWS = 64
+
+
+def _keeps_outputs(batch_objective, config: EpochConfig, params, probe) -> bool:
+    """Whether the loop's updates keep their outputs for the sums, instead of summing.
+
+    A small update's loss and metric sums (a few scalar kernels each) cost as much as its
+    gradient; kept outputs are summed after the loop in one pass over all the rows, and
+    XLA drops the loss from the loop when the optimizer does not read it. Measured on
+    the CPU for single-row updates of logistic regression: see benchmarks/RESULTS.md.
+    For updates of one batch (``accumulate`` 1) of at most :data:`KEPT_BATCH_ROWS` rows,
+    outside the checked replay, when the outputs of an epoch are at most
+    :data:`KEPT_OUTPUTS` numbers, and for objectives that split into
+    ``outputs(params, X)`` and ``sums(outputs, y[, w])``.
+    """
+    if config.checked or config.accumulate != 1 or config.batch_size > KEPT_BATCH_ROWS:
+        return False
+    if not (hasattr(batch_objective, "outputs") and hasattr(batch_objective, "sums")):
+        return False
+    shape = jax.eval_shape(batch_objective.outputs, params, probe[0]).shape
+    return config.n_samples * math.prod(shape[1:]) <= KEPT_OUTPUTS
 
 
 def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, carry):
@@ -302,7 +388,9 @@ def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, car
     gather = functools.partial(_gather_rows, config.mesh, data)
     if order.main is not None:
         carry, _ = jax.lax.scan(
-            lambda c, idx: (update(c, (gather(idx),), config.group_rows), None), carry, order.main
+            lambda c, idx: (update(c, (gather(idx),), config.group_rows)[0], None),
+            carry,
+            order.main,
         )
     tail = []
     if order.leftover is not None:
@@ -314,7 +402,7 @@ def _sharded_updates(config: EpochConfig, data, order: ShardedOrder, update, car
             piece = (*piece[:2], weights)
         tail.append(piece)
     if tail:
-        carry = update(carry, tuple(tail), config.tail_rows)
+        carry, _ = update(carry, tuple(tail), config.tail_rows)
     return carry
 
 

@@ -94,7 +94,12 @@ class BatchObjective:
     def __call__(
         self, params: PyTree, X: jax.Array, y: jax.Array, w: jax.Array | None = None
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        predictions = self.outputs(params, X)
+        return self.sums(self.outputs(params, X), y, w)
+
+    def sums(
+        self, predictions: jax.Array, y: jax.Array, w: jax.Array | None = None
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """``(loss sum, (weight sum, metric sums))`` of the model's outputs on a batch."""
         values = self._per_sample(predictions, y)
         if w is None:
             loss, weight = jnp.sum(values), jnp.asarray(values.shape[0], values.dtype)
