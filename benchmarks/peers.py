@@ -177,7 +177,8 @@ class KerasLogistic:
 
     ``algorithm`` is ``"adam"`` (``epsilon=1e-8``, as PyTorch and Optax) or ``"sgd"``.
     The model is built and compiled once; each :meth:`train` puts the weights and the
-    optimizer's state back to zero first, so later calls reuse the compiled step.
+    optimizer's state (its step count and moments, not its learning rate) back to zero
+    first, so later calls reuse the compiled step.
     """
 
     def __init__(
@@ -208,12 +209,15 @@ class KerasLogistic:
         batch_size: int,
         epochs: int,
         steps_per_epoch: int | None = None,
+        shuffle: bool = True,
     ) -> Trained:
         model = self.model
+        rate = getattr(model.optimizer, "_learning_rate", None)
         for variable in model.trainable_variables + model.optimizer.variables:
-            variable.assign(np.zeros(variable.shape, variable.dtype))
+            if variable is not rate:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
         model.fit(
-            X, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+            X, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
             steps_per_epoch=steps_per_epoch,
         )  # fmt: skip
         kernel, bias = (np.asarray(v) for v in model.get_weights())
