@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Time descend against its peers (PyTorch, Optax, SciPy, scikit-learn, "
-        "NumPy) and write the results as Markdown.",
+        "Keras, Vowpal Wabbit, NumPy) and write the results as Markdown.",
     )
     parser.add_argument("--rows", help="rows to run, by number or name: 1,3 or minibatch")
     size = parser.add_mutually_exclusive_group()

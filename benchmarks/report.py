@@ -26,7 +26,10 @@ from benchmarks.harness import (
 )
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-LIBRARIES = ("jax", "jaxlib", "numpy", "torch", "optax", "scipy", "scikit-learn", "matplotlib")
+LIBRARIES = (
+    "jax", "jaxlib", "numpy", "torch", "optax", "scipy", "scikit-learn", "keras",
+    "vowpalwabbit", "matplotlib",
+)  # fmt: skip
 
 METHOD = """\
 - Each row runs descend and its peers in this one process, one after another, on the
