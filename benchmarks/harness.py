@@ -5,6 +5,8 @@ runs descend and its peers one after another on the same data and records, for e
 tool, an :class:`Entry`: the cold time (the first call, compilation included), the warm
 times (later calls), and whatever else the row reports (final loss, iterations).
 Ratios are ``peer time / descend time``: above 1, descend is faster.
+:func:`first_call_table` adds a user's first call, timed in new processes with an
+empty and with a warm persistent compilation cache.
 """
 
 from __future__ import annotations

@@ -169,6 +169,16 @@ def optax_scan_loop(transform, batch_size: int) -> Callable[..., Trained]:
 
 
 STEPS_PER_EXECUTION = (1, 8, 64, 512)
+KERAS_NOTE = (
+    "Keras is imported with KERAS_BACKEND=jax for that import only; JAX's configuration is "
+    "compared before and after it and set back where Keras changed it "
+    "(`harness.keras_on_jax`; Keras 3.15 changes none of it). Its cold time is the first "
+    "fit of a new model after the steps_per_execution trials in the same process, so "
+    "JAX's tracing caches are warm by then, as for the other JAX tools that run after "
+    "descend. With steps_per_execution > 1, Keras's JAX trainer still dispatches one "
+    "compiled step per batch, in a Python loop; the setting thins out fit's own work "
+    "between steps (callbacks, logs)."
+)
 
 
 class KerasLogistic:

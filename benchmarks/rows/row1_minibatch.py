@@ -209,15 +209,12 @@ def run(settings: Settings) -> RowResult:
     ]
     notes += tuning
     if keras is not None:
-        notes.append(
-            "Keras's cold time is the first fit of a new model, after the "
-            "steps_per_execution trials in the same process (JAX's tracing caches are "
-            "warm by then, as for the other JAX tools after descend). Keras is imported "
-            "with KERAS_BACKEND=jax for that import only; JAX's configuration "
-            "is compared before and after it and set back where Keras changed it "
-            "(`harness.keras_on_jax`). Keras's Adam puts epsilon outside the bias "
-            "correction (epsilon-hat), a negligible difference at epsilon=1e-8."
-        )
+        notes += [
+            peers.KERAS_NOTE,
+            "Keras's Adam adds epsilon to the square root of the uncorrected second moment "
+            "(the paper's epsilon-hat; PyTorch and Optax add it after bias correction), a "
+            "negligible difference at epsilon=1e-8.",
+        ]
     if loop_epochs < epochs:
         notes.append(
             f"The Python loops (jit step, PyTorch) were timed on 1 epoch: their times are "

@@ -209,7 +209,7 @@ def _keras(table: Comparison, settings: Settings, X, y) -> list[str]:
         )
 
     table.add(settings, tool, measure_keras)
-    return notes
+    return [*notes, peers.KERAS_NOTE]
 
 
 def _vowpal_wabbit(table: Comparison, settings: Settings, X, y) -> list[str]:
