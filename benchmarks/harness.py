@@ -359,11 +359,18 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 _CHILD = "import sys; from benchmarks.harness import first_call_main; sys.exit(first_call_main())"
 
 
-def first_call(target: str, settings: Settings, *, cache: Path | None = None) -> float:
+def first_call(
+    target: str,
+    settings: Settings,
+    *,
+    cache: Path | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> float:
     """Seconds of the first call of ``target`` in a new Python process.
 
-    ``target`` is ``"module:function"``: ``function(settings)`` prepares the data (not
-    timed) and returns the call to time. ``cache`` is the folder of JAX's persistent
+    ``target`` is ``"module:function"``: ``function(settings, **arguments)`` prepares
+    the data (not timed) and returns the call to time (``arguments``: JSON values, such
+    as a setting the parent tuned). ``cache`` is the folder of JAX's persistent
     compilation cache for that process (turned on by
     :func:`descend.cache.use_compilation_cache`); None runs without one. The parent's
     compiled programs, in memory, cannot reach the child: only the cache folder can.
@@ -371,6 +378,7 @@ def first_call(target: str, settings: Settings, *, cache: Path | None = None) ->
     call, as in :func:`measure`'s cold time.
     """
     command = [sys.executable, "-c", _CHILD, target, settings.mode, settings.device]
+    command += ["--arguments", json.dumps(arguments or {})]
     if cache is not None:
         command += ["--cache", str(cache)]
     env = dict(os.environ)
@@ -390,6 +398,7 @@ def first_call_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     target, mode, device = argv[:3]
     cache = argv[argv.index("--cache") + 1] if "--cache" in argv else None
+    arguments = json.loads(argv[argv.index("--arguments") + 1]) if "--arguments" in argv else {}
     import jax
 
     settings = Settings.for_mode(mode, device=device)
@@ -401,7 +410,7 @@ def first_call_main(argv: Sequence[str] | None = None) -> int:
             if use_compilation_cache(cache) is None:
                 return 1
         module, name = target.split(":")
-        call = getattr(importlib.import_module(module), name)(settings)
+        call = getattr(importlib.import_module(module), name)(settings, **arguments)
         gc.collect()
         began = time.perf_counter()
         block(call())
@@ -411,11 +420,12 @@ def first_call_main(argv: Sequence[str] | None = None) -> int:
 
 
 def first_call_table(
-    table: Comparison, settings: Settings, targets: dict[str, str]
+    table: Comparison, settings: Settings, targets: dict[str, str | tuple[str, dict[str, Any]]]
 ) -> Table | None:
     """A user's first call, beside the warm time: for each ``tool: "module:function"``
-    of ``targets``, the first call in a new process with an empty persistent
-    compilation cache, then in another new process with the cache the first one filled.
+    (or ``tool: ("module:function", arguments)``) of ``targets``, the first call in a
+    new process with an empty persistent compilation cache, then in another new process
+    with the cache the first one filled (:func:`first_call`).
 
     Ratios are against the first target (descend). Tools that ``table`` skipped are left
     out; None when ``settings.fresh_processes`` is off.
@@ -424,14 +434,15 @@ def first_call_table(
         return None
     rows, found = [], {}
     for tool, target in targets.items():
+        target, arguments = (target, None) if isinstance(target, str) else target
         entry = table.find(tool)
         if entry is None or entry.timing is None:
             continue
         print(f"    {tool}, first call in a new process ...", end="", flush=True)
         try:
             with tempfile.TemporaryDirectory(prefix="jax-cache-") as folder:
-                empty = first_call(target, settings, cache=Path(folder))
-                cached = first_call(target, settings, cache=Path(folder))
+                empty = first_call(target, settings, cache=Path(folder), arguments=arguments)
+                cached = first_call(target, settings, cache=Path(folder), arguments=arguments)
         except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
             if settings.strict:
                 raise

@@ -193,12 +193,18 @@ def test_first_call_says_which_target_failed(tiny):
         harness.first_call("benchmarks.rows.row3_batch:no_such_function", tiny)
 
 
+def test_first_call_passes_its_arguments_to_the_new_process(tiny):
+    with pytest.raises(RuntimeError, match="unexpected keyword argument 'steps'"):
+        harness.first_call(FIRST_NUMPY, tiny, arguments={"steps": 4})
+
+
 def test_first_call_table_gives_ratios_to_descend_and_leaves_out_skipped_tools(tiny, monkeypatch):
     calls = []
     times = {"a:descend": [2.0, 0.5], "a:peer": [4.0, 2.0]}
 
-    def fake(target, settings, *, cache=None):
+    def fake(target, settings, *, cache=None, arguments=None):
         calls.append((target, cache))
+        assert arguments == ({"k": 1} if target == "a:peer" else None)
         return times[target][sum(1 for t, _ in calls if t == target) - 1]
 
     monkeypatch.setattr(harness, "first_call", fake)
@@ -208,7 +214,7 @@ def test_first_call_table_gives_ratios_to_descend_and_leaves_out_skipped_tools(t
         harness.Entry("peer", harness.Timing(1.0, [0.3])),
         harness.Entry("absent", skipped="not installed"),
     ]
-    targets = {"descend": "a:descend", "peer": "a:peer", "absent": "a:absent"}
+    targets = {"descend": "a:descend", "peer": ("a:peer", {"k": 1}), "absent": "a:absent"}
     first = harness.first_call_table(table, tiny, targets)
     assert [cells[0] for cells in first.rows] == ["descend", "peer"]
     assert first.rows[1][1:] == ["4.00 s", "2.00×", "2.00 s", "4.00×", "300 ms", "3.00×"]

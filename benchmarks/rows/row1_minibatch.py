@@ -61,6 +61,17 @@ def first_call_optax_scan(settings: Settings):
     return lambda: train(X, y, epochs=epochs, seed=SEED)
 
 
+def first_call_keras(settings: Settings, steps_per_execution: int):
+    keras, missing = keras_on_jax()
+    if keras is None:
+        raise RuntimeError(missing)
+    X, y, epochs = _data(settings)
+    trainer = peers.KerasLogistic(
+        keras, X.shape[1], algorithm="adam", lr=LR, steps_per_execution=steps_per_execution
+    )
+    return lambda: trainer.train(X, y, batch_size=BATCH_SIZE, epochs=epochs)
+
+
 def first_call_torch(settings: Settings):
     optional("torch")  # imported before the call, as in a user's script
     X, y, epochs = _data(settings)
@@ -167,7 +178,7 @@ def run(settings: Settings) -> RowResult:
 
     keras, keras_missing = keras_on_jax()
     keras_tool = "Keras 3 model.fit (JAX backend)"
-    tuning = []
+    tuning, first_calls = [], dict(FIRST_CALLS)
     if keras is None:
         table.skip(keras_tool, keras_missing)
     else:
@@ -177,6 +188,8 @@ def run(settings: Settings) -> RowResult:
                 keras, X, y, algorithm="adam", lr=LR, batch_size=BATCH_SIZE
             )
             tuning.append(peers.keras_tuning_note(per_step, chosen))
+            arguments = {"steps_per_execution": chosen}
+            first_calls[keras_tool] = (f"{__name__}:first_call_keras", arguments)
             trainer = peers.KerasLogistic(
                 keras, n_features, algorithm="adam", lr=LR, steps_per_execution=chosen
             )
@@ -221,7 +234,7 @@ def run(settings: Settings) -> RowResult:
             f"the measured time × {epochs} (run with --full to time all {epochs} epochs); "
             f"their loss after {epochs} epochs is not measured."
         )
-    tables = [table, first_call_table(table, settings, FIRST_CALLS)]
+    tables = [table, first_call_table(table, settings, first_calls)]
     return RowResult(
         1, "minibatch", "Mini-batch training", tables=[t for t in tables if t], notes=notes,
         description=(
