@@ -156,6 +156,20 @@ def test_cli_runs_rows_and_writes_markdown_and_json(tmp_path, monkeypatch):
     assert raw["rows"][0]["tables"][0]["entries"][1]["timing"]["warm"] == [3.0]
 
 
+def test_cli_can_skip_the_first_calls_in_new_processes(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_row(settings: harness.Settings) -> harness.RowResult:
+        seen.append(settings.fresh_processes)
+        return _fake_row(settings)
+
+    monkeypatch.setitem(harness._ROWS, 99, harness.Row(99, "fake", "A fake row", fake_row))
+    out = tmp_path / "RESULTS.md"
+    assert main(["--rows", "fake", "--out", str(out)]) == 0
+    assert main(["--rows", "fake", "--out", str(out), "--no-first-calls"]) == 0
+    assert seen == [True, False]
+
+
 def test_cli_rejects_unknown_rows_and_bad_repeats(capsys):
     assert main(["--rows", "nope"]) == 2
     assert main(["--repeats", "0", "--rows", "1"]) == 2
