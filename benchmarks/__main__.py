@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Time descend against its peers (PyTorch, Optax, SciPy, scikit-learn, "
-        "NumPy) and write the results as Markdown.",
+        "Keras, Vowpal Wabbit, NumPy) and write the results as Markdown.",
     )
     parser.add_argument("--rows", help="rows to run, by number or name: 1,3 or minibatch")
     size = parser.add_mutually_exclusive_group()
@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="limit BLAS, OpenMP, PyTorch (and XLA, for 1) to N threads; default: each "
         "library's own default. Use 1 on a machine shared with other work",
+    )
+    parser.add_argument(
+        "--no-first-calls",
+        action="store_true",
+        help="skip the first calls timed in new processes (rows 1-3), which start several "
+        "Python processes per row",
     )
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
     return parser.parse_args(argv)
@@ -115,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mode = "quick" if args.quick else "full" if args.full else "default"
     out = (args.out or default_out(mode, args.device)).resolve()
-    overrides = {"device": args.device, "out_dir": out.parent}
+    overrides = {
+        "device": args.device,
+        "out_dir": out.parent,
+        "fresh_processes": not args.no_first_calls,
+    }
     if args.repeats is not None:
         if args.repeats < 1:
             print(f"error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)

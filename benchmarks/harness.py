@@ -5,6 +5,8 @@ runs descend and its peers one after another on the same data and records, for e
 tool, an :class:`Entry`: the cold time (the first call, compilation included), the warm
 times (later calls), and whatever else the row reports (final loss, iterations).
 Ratios are ``peer time / descend time``: above 1, descend is faster.
+:func:`first_call_table` adds a user's first call, timed in new processes with an
+empty and with a warm persistent compilation cache.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import importlib.util
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +44,7 @@ class Settings:
     ``quick`` for a smoke test, ``default``, ``full``). ``repeats`` warm calls are timed
     after the cold one (``heavy_repeats`` for rows whose single call takes seconds).
     ``strict`` re-raises a tool's failure instead of recording it in the table.
+    ``fresh_processes`` times first calls in new processes (:func:`first_call_table`).
     """
 
     mode: str = "default"
@@ -45,6 +54,7 @@ class Settings:
     out_dir: Path = Path("benchmarks")
     strict: bool = False
     threads: int | None = None
+    fresh_processes: bool = True
 
     @classmethod
     def for_mode(cls, mode: str, **overrides: Any) -> Settings:
@@ -276,6 +286,41 @@ def optional(module: str) -> Any:
         return None
 
 
+def keras_on_jax() -> tuple[Any, str | None]:
+    """Keras 3 on the JAX backend, or ``(None, reason)`` when it cannot be had here.
+
+    Keras reads ``KERAS_BACKEND`` once, at import: it is set to ``jax`` for that import
+    only (the previous value is put back). Importing Keras must not change JAX's
+    configuration for the rows that run after it in this process: the configuration is
+    compared before and after the import, and any value Keras changed is set back.
+    """
+    if "keras" not in sys.modules:
+        if importlib.util.find_spec("keras") is None:
+            return None, "keras is not installed (pip install keras)"
+        import jax
+
+        before = dict(jax.config.values)
+        previous = os.environ.get("KERAS_BACKEND")
+        os.environ["KERAS_BACKEND"] = "jax"
+        try:
+            importlib.import_module("keras")
+        except ImportError as error:
+            return None, f"keras does not import: {error}"
+        finally:
+            if previous is None:
+                del os.environ["KERAS_BACKEND"]
+            else:
+                os.environ["KERAS_BACKEND"] = previous
+        for name, value in before.items():
+            if jax.config.values.get(name) != value:
+                jax.config.update(name, value)
+    keras = sys.modules["keras"]
+    backend = keras.backend.backend()
+    if backend != "jax":
+        return None, f"keras was imported with the {backend} backend before this row"
+    return keras, None
+
+
 def jax_device(settings: Settings):
     """The JAX device the row runs on (the first GPU for ``device="gpu"``)."""
     import jax
@@ -305,6 +350,133 @@ def torch_missing(settings: Settings) -> str:
 def torch_sync(device: str) -> None:
     if device == "cuda":
         optional("torch").cuda.synchronize()
+
+
+# --------------------------------------------------------------------------- first call
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+_CHILD = "import sys; from benchmarks.harness import first_call_main; sys.exit(first_call_main())"
+
+
+def first_call(
+    target: str,
+    settings: Settings,
+    *,
+    cache: Path | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> float:
+    """Seconds of the first call of ``target`` in a new Python process.
+
+    ``target`` is ``"module:function"``: ``function(settings, **arguments)`` prepares
+    the data (not timed) and returns the call to time (``arguments``: JSON values, such
+    as a setting the parent tuned). ``cache`` is the folder of JAX's persistent
+    compilation cache for that process (turned on by
+    :func:`descend.cache.use_compilation_cache`); None runs without one. The parent's
+    compiled programs, in memory, cannot reach the child: only the cache folder can.
+    Importing JAX, starting its backend and preparing the data come before the timed
+    call, as in :func:`measure`'s cold time.
+    """
+    command = [sys.executable, "-c", _CHILD, target, settings.mode, settings.device]
+    command += ["--arguments", json.dumps(arguments or {})]
+    if cache is not None:
+        command += ["--cache", str(cache)]
+    env = dict(os.environ)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # only the folder given here, if any
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPOSITORY)] + [entry for entry in sys.path if entry and Path(entry).is_dir()]
+    )
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if completed.returncode != 0:
+        tail = (completed.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"the new process for {target} failed: {tail}")
+    return float(json.loads(completed.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def first_call_main(argv: Sequence[str] | None = None) -> int:
+    """The new process's side of :func:`first_call`: prints one JSON line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    target, mode, device = argv[:3]
+    cache = argv[argv.index("--cache") + 1] if "--cache" in argv else None
+    arguments = json.loads(argv[argv.index("--arguments") + 1]) if "--arguments" in argv else {}
+    import jax
+
+    settings = Settings.for_mode(mode, device=device)
+    with jax.default_device(jax_device(settings)):
+        jax.numpy.zeros(()).block_until_ready()
+        if cache is not None:
+            from descend.cache import use_compilation_cache
+
+            if use_compilation_cache(cache) is None:
+                return 1
+        module, name = target.split(":")
+        call = getattr(importlib.import_module(module), name)(settings, **arguments)
+        gc.collect()
+        began = time.perf_counter()
+        block(call())
+        seconds = time.perf_counter() - began
+    print(json.dumps({"seconds": seconds}))
+    return 0
+
+
+def first_call_table(
+    table: Comparison, settings: Settings, targets: dict[str, str | tuple[str, dict[str, Any]]]
+) -> Table | None:
+    """A user's first call, beside the warm time: for each ``tool: "module:function"``
+    (or ``tool: ("module:function", arguments)``) of ``targets``, the first call in a
+    new process with an empty persistent compilation cache, then in another new process
+    with the cache the first one filled (:func:`first_call`).
+
+    Ratios are against the first target (descend). Tools that ``table`` skipped are left
+    out; None when ``settings.fresh_processes`` is off.
+    """
+    if not settings.fresh_processes:
+        return None
+    rows, found = [], {}
+    for tool, target in targets.items():
+        target, arguments = (target, None) if isinstance(target, str) else target
+        entry = table.find(tool)
+        if entry is None or entry.timing is None:
+            continue
+        print(f"    {tool}, first call in a new process ...", end="", flush=True)
+        try:
+            with tempfile.TemporaryDirectory(prefix="jax-cache-") as folder:
+                empty = first_call(target, settings, cache=Path(folder), arguments=arguments)
+                cached = first_call(target, settings, cache=Path(folder), arguments=arguments)
+        except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
+            if settings.strict:
+                raise
+            print(f" failed ({error})")
+            continue
+        print(f" empty cache {format_seconds(empty)}, warm cache {format_seconds(cached)}")
+        found[tool] = (empty, cached, entry.timing.warm_median)
+    if not found:
+        return None
+    base = next(iter(found.values()))
+    for tool, times in found.items():
+        cells = [tool]
+        for column in range(3):
+            cells += [format_seconds(times[column]), format_ratio(times[column] / base[column])]
+        rows.append(cells)
+    return Table(
+        "A user's first call: cold in a new process, beside warm",
+        ["tool", "new process, empty cache", "ratio", "new process, warm cache", "ratio",
+         "warm (this process)", "ratio"],
+        rows,
+        notes=[
+            "Each cold figure is the first call in a new Python process (`python -c`), "
+            "data prepared first and not timed. Empty cache: JAX's persistent "
+            "compilation cache turned on (`descend.cache.use_compilation_cache(folder)`) "
+            "in a new empty folder, so the call compiles and writes its programs there. "
+            "Warm cache: another new process with that folder, so the call loads them. "
+            "Tools that do not use JAX do not use the cache: their two figures are two "
+            "first calls.",
+            "Importing JAX and the tool, starting JAX's backend and preparing the data "
+            "come before the timed call, as for the cold column above.",
+            "Ratio = tool time / descend time in the same column: above 1, descend is "
+            "faster.",
+        ],
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- bandwidth

@@ -163,3 +163,152 @@ def optax_scan_loop(transform, batch_size: int) -> Callable[..., Trained]:
         return Trained(np.asarray(params["w"]), float(params["b"]), n_steps)
 
     return train
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+STEPS_PER_EXECUTION = (1, 8, 64, 512)
+KERAS_NOTE = (
+    "Keras is imported with KERAS_BACKEND=jax for that import only; JAX's configuration is "
+    "compared before and after it and set back where Keras changed it "
+    "(`harness.keras_on_jax`; Keras 3.15 changes none of it). Its cold time is the first "
+    "fit of a new model after the steps_per_execution trials in the same process, so "
+    "JAX's tracing caches are warm by then, as for the other JAX tools that run after "
+    "descend. With steps_per_execution > 1, Keras's JAX trainer still dispatches one "
+    "compiled step per batch, in a Python loop; the setting thins out fit's own work "
+    "between steps (callbacks, logs)."
+)
+
+
+class KerasLogistic:
+    """Keras 3 ``model.fit`` of a ``Dense(1)`` with zero initial weights, on logits
+    (``BinaryCrossentropy(from_logits=True)``), the way a Keras user writes it.
+
+    ``algorithm`` is ``"adam"`` (``epsilon=1e-8``, as PyTorch and Optax) or ``"sgd"``.
+    The model is built and compiled once; each :meth:`train` puts the weights and the
+    optimizer's state (its step count and moments, not its learning rate) back to zero
+    first, so later calls reuse the compiled step.
+    """
+
+    def __init__(
+        self, keras, n_features: int, *, algorithm: str, lr: float, steps_per_execution: int
+    ):
+        optimizer = {
+            "adam": lambda: keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8),
+            "sgd": lambda: keras.optimizers.SGD(learning_rate=lr),
+        }[algorithm]()
+        self.model = keras.Sequential(
+            [
+                keras.Input((n_features,)),
+                keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros"),
+            ]
+        )
+        self.model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            steps_per_execution=steps_per_execution,
+        )
+        self.steps_per_execution = steps_per_execution
+
+    def train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        batch_size: int,
+        epochs: int,
+        steps_per_epoch: int | None = None,
+        shuffle: bool = True,
+    ) -> Trained:
+        model = self.model
+        rate = getattr(model.optimizer, "_learning_rate", None)
+        for variable in model.trainable_variables + model.optimizer.variables:
+            if variable is not rate:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
+        model.fit(
+            X, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
+            steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
+        kernel, bias = (np.asarray(v) for v in model.get_weights())
+        n_steps = epochs * (steps_per_epoch or -(-len(X) // batch_size))
+        return Trained(kernel.ravel(), float(bias[0]), n_steps)
+
+
+def keras_steps_per_execution(
+    keras,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    algorithm: str,
+    lr: float,
+    batch_size: int,
+    tuning_steps: int = 2_000,
+    candidates: tuple[int, ...] = STEPS_PER_EXECUTION,
+) -> tuple[int, dict[int, float]]:
+    """The fastest ``steps_per_execution`` of ``candidates`` for :class:`KerasLogistic`,
+    and the warm seconds per step each candidate took.
+
+    Each candidate trains ``tuning_steps`` steps once to compile, then once timed.
+    """
+    import time
+
+    per_step = {}
+    steps = min(tuning_steps, -(-len(X) // batch_size))
+    for value in candidates:
+        trainer = KerasLogistic(
+            keras, X.shape[1], algorithm=algorithm, lr=lr, steps_per_execution=value
+        )
+        trainer.train(X, y, batch_size=batch_size, epochs=1, steps_per_epoch=steps)
+        began = time.perf_counter()
+        trainer.train(X, y, batch_size=batch_size, epochs=1, steps_per_epoch=steps)
+        per_step[value] = (time.perf_counter() - began) / steps
+    return min(per_step, key=per_step.get), per_step
+
+
+def keras_tuning_note(per_step: dict[int, float], chosen: int) -> str:
+    tried = ", ".join(f"{value}: {seconds * 1e6:.0f} µs" for value, seconds in per_step.items())
+    return (
+        f"Keras: steps_per_execution={chosen}, the fastest of the values tried (warm time "
+        f"per step: {tried})."
+    )
+
+
+# --------------------------------------------------------------------------- Vowpal Wabbit
+
+
+VW_FLAGS = "--loss_function logistic --sgd --power_t 0 --holdout_off --quiet"
+
+
+def write_vw_text(path, X: np.ndarray, y: np.ndarray, order: np.ndarray) -> None:
+    """The rows of ``X`` in ``order`` as Vowpal Wabbit text: ``±1 | 0:x0 1:x1 ...``."""
+    fmt = "%d | " + " ".join(f"{j}:%.9g" for j in range(X.shape[1]))
+    with open(path, "w") as file:
+        for start in range(0, len(order), 65_536):
+            rows = order[start : start + 65_536]
+            labels = np.where(y[rows] > 0, 1, -1).astype(np.float64)[:, None]
+            np.savetxt(file, np.hstack([labels, X[rows].astype(np.float64)]), fmt=fmt)
+
+
+def vw_logistic(path, n_features: int, *, lr: float, cache_file=None, extra: str = "") -> Trained:
+    """One pass of Vowpal Wabbit over the examples in ``path`` (as :func:`write_vw_text`
+    writes them), plain SGD at the constant rate ``lr`` (:data:`VW_FLAGS`).
+
+    With ``cache_file``, VW reads its binary cache when the file exists and writes it
+    while parsing the text when not.
+    """
+    from vowpalwabbit import Workspace
+
+    arguments = f"-d {path} {VW_FLAGS} -l {lr!r} {extra}"
+    if cache_file is not None:
+        arguments += f" --cache_file {cache_file}"
+    workspace = Workspace(arguments)
+    try:
+        workspace.run_parser()
+        w = np.array([workspace.get_weight_from_name(str(j)) for j in range(n_features)])
+        # VW's intercept is the weight of its "Constant" feature, hashed to 11650396.
+        b = workspace.get_weight(11650396 & (workspace.num_weights() - 1))
+        n_steps = int(workspace.get_weighted_examples())
+    finally:
+        workspace.finish()
+    return Trained(w, float(b), n_steps)

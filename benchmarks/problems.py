@@ -40,6 +40,43 @@ def regression_data(
     return X, y.astype(np.float32)
 
 
+COVERTYPE_SHAPE = (522_911, 54)  # scikit-learn's covertype SGD benchmark: its training split
+
+
+def covertype_like_data(
+    n_samples: int = COVERTYPE_SHAPE[0], *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Data shaped like the forest covertype set as scikit-learn's SGD benchmark uses it.
+
+    The real set (UCI covertype, fetched by ``sklearn.datasets.fetch_covtype``) needs a
+    download; this one is generated from ``seed``, with the same layout: 54 float32
+    features, of which 10 are continuous (correlated, standardized, as that benchmark
+    standardizes them) and 44 are two one-hot groups, 4 wilderness areas and 40 soil
+    types of uneven frequency; and 0/1 float32 labels from a logistic model on all of
+    them, with about 36% positives (class 1 against the rest is about 36% of covertype).
+    """
+    rng = np.random.default_rng(seed)
+    n_continuous, n_areas, n_soils = 10, 4, 40
+    mixing = rng.standard_normal((n_continuous, n_continuous)) / np.sqrt(n_continuous)
+    continuous = rng.standard_normal((n_samples, n_continuous)) @ (np.eye(n_continuous) + mixing)
+    continuous = (continuous - continuous.mean(axis=0)) / continuous.std(axis=0)
+    areas = rng.choice(n_areas, n_samples, p=[0.45, 0.05, 0.44, 0.06])
+    soil_weights = rng.gamma(0.5, size=n_soils)
+    soils = rng.choice(n_soils, n_samples, p=soil_weights / soil_weights.sum())
+    X = np.zeros((n_samples, n_continuous + n_areas + n_soils), dtype=np.float32)
+    X[:, :n_continuous] = continuous
+    X[np.arange(n_samples), n_continuous + areas] = 1.0
+    X[np.arange(n_samples), n_continuous + n_areas + soils] = 1.0
+    w_true = np.concatenate(
+        [1.5 * rng.standard_normal(n_continuous) / np.sqrt(n_continuous),
+         rng.normal(0.0, 1.0, n_areas), rng.normal(0.0, 1.5, n_soils)]
+    )  # fmt: skip
+    logits = X.astype(np.float64) @ w_true
+    logits += np.quantile(-logits, 0.36)  # center so that about 36% are positive
+    y = (rng.random(n_samples) < 1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    return X, y
+
+
 def _chunks(n: int, size: int = 65_536):
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))

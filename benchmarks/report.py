@@ -26,7 +26,10 @@ from benchmarks.harness import (
 )
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-LIBRARIES = ("jax", "jaxlib", "numpy", "torch", "optax", "scipy", "scikit-learn", "matplotlib")
+LIBRARIES = (
+    "jax", "jaxlib", "numpy", "torch", "optax", "scipy", "scikit-learn", "keras",
+    "vowpalwabbit", "matplotlib",
+)  # fmt: skip
 
 METHOD = """\
 - Each row runs descend and its peers in this one process, one after another, on the
@@ -36,6 +39,10 @@ METHOD = """\
 - **warm**: the median of the later calls (`n` of them) with the same shapes.
 - **ratio** = peer time / descend time, cold and warm separately: above 1, descend is
   faster; below 1, the peer is.
+- **first call in a new process** (rows 1-3): the cold time a user meets, measured in
+  a new Python process (data prepared first, not timed), once with an empty JAX
+  persistent compilation cache and once more with the cache that first process filled
+  (`descend.cache.use_compilation_cache(folder)`), beside the warm time.
 - Every call starts from the inputs in NumPy and ends with the result on the host,
   so conversions and transfers are counted for every tool alike.
 - The machine may be shared: compare ratios measured in the same run, and see the load

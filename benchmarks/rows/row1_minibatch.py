@@ -9,6 +9,8 @@ from benchmarks.harness import (
     Entry,
     RowResult,
     Settings,
+    first_call_table,
+    keras_on_jax,
     measure,
     optional,
     row,
@@ -24,14 +26,64 @@ SIZES = {  # (n_samples, n_features, epochs)
     "full": (200_000, 100, 5),
 }
 LR, BATCH_SIZE, SEED = 1e-3, 32, 0
+FIRST_CALLS = {  # tool: the function that prepares its first call in a new process
+    "descend": f"{__name__}:first_call_descend",
+    "JAX + Optax, lax.scan epoch": f"{__name__}:first_call_optax_scan",
+    "PyTorch loop, Adam foreach=True": f"{__name__}:first_call_torch",
+}
+
+
+def _data(settings: Settings):
+    n_samples, n_features, epochs = settings.pick(SIZES)
+    X, y = problems.classification_data(n_samples, n_features)
+    return X, y, epochs
+
+
+def _descend_fit(X, y, epochs: int):
+    import descend
+
+    return descend.fit(
+        "logistic", X, y, optimizer="adam", lr=LR, batch_size=BATCH_SIZE,
+        epochs=epochs, seed=SEED, verbose=0, **problems.PLAIN,
+    )  # fmt: skip
+
+
+def first_call_descend(settings: Settings):
+    import descend  # noqa: F401  (imported before the call, as in a user's script)
+
+    X, y, epochs = _data(settings)
+    return lambda: _descend_fit(X, y, epochs)
+
+
+def first_call_optax_scan(settings: Settings):
+    X, y, epochs = _data(settings)
+    train = peers.optax_scan_loop(optional("optax").adam(LR), BATCH_SIZE)
+    return lambda: train(X, y, epochs=epochs, seed=SEED)
+
+
+def first_call_keras(settings: Settings, steps_per_execution: int):
+    keras, missing = keras_on_jax()
+    if keras is None:
+        raise RuntimeError(missing)
+    X, y, epochs = _data(settings)
+    trainer = peers.KerasLogistic(
+        keras, X.shape[1], algorithm="adam", lr=LR, steps_per_execution=steps_per_execution
+    )
+    return lambda: trainer.train(X, y, batch_size=BATCH_SIZE, epochs=epochs)
+
+
+def first_call_torch(settings: Settings):
+    optional("torch")  # imported before the call, as in a user's script
+    X, y, epochs = _data(settings)
+    return lambda: peers.torch_logistic(
+        X, y, algorithm="adam", lr=LR, batch_size=BATCH_SIZE, epochs=epochs, seed=SEED
+    )
 
 
 @row(1, "minibatch", "Mini-batch training: logistic regression, Adam, batch 32")
 def run(settings: Settings) -> RowResult:
-    import descend
-
-    n_samples, n_features, epochs = settings.pick(SIZES)
-    X, y = problems.classification_data(n_samples, n_features)
+    X, y, epochs = _data(settings)
+    n_samples, n_features = X.shape
     # The Python loops take one dispatch per step: outside --full they are timed on one
     # epoch and their time is multiplied by the number of epochs.
     loop_epochs = epochs if settings.full else 1
@@ -49,10 +101,7 @@ def run(settings: Settings) -> RowResult:
         return problems.log_loss(X, y, trained_w, trained_b)
 
     def descend_fit(n_epochs: int):
-        return descend.fit(
-            "logistic", X, y, optimizer="adam", lr=LR, batch_size=BATCH_SIZE,
-            epochs=n_epochs, seed=SEED, verbose=0, **problems.PLAIN,
-        )  # fmt: skip
+        return _descend_fit(X, y, n_epochs)
 
     def measure_descend() -> Entry:
         timing, result = measure(lambda: descend_fit(epochs), repeats=settings.repeats)
@@ -127,20 +176,67 @@ def run(settings: Settings) -> RowResult:
 
         table.add(settings, tool, measure_torch)
 
+    keras, keras_missing = keras_on_jax()
+    keras_tool = "Keras 3 model.fit (JAX backend)"
+    tuning, first_calls = [], dict(FIRST_CALLS)
+    if keras is None:
+        table.skip(keras_tool, keras_missing)
+    else:
+
+        def measure_keras() -> Entry:
+            chosen, per_step = peers.keras_steps_per_execution(
+                keras, X, y, algorithm="adam", lr=LR, batch_size=BATCH_SIZE
+            )
+            tuning.append(peers.keras_tuning_note(per_step, chosen))
+            arguments = {"steps_per_execution": chosen}
+            first_calls[keras_tool] = (f"{__name__}:first_call_keras", arguments)
+            trainer = peers.KerasLogistic(
+                keras, n_features, algorithm="adam", lr=LR, steps_per_execution=chosen
+            )
+
+            def train(n_epochs: int):
+                return trainer.train(X, y, batch_size=BATCH_SIZE, epochs=n_epochs)
+
+            timing, trained = measure(lambda: train(epochs), repeats=settings.repeats)
+            one = train(1)
+            return Entry(
+                "",
+                timing,
+                {
+                    "epochs_timed": epochs,
+                    "loss_1": loss(one.w, one.b),
+                    "loss_all": loss(trained.w, trained.b),
+                },
+                note=f"Dense(1), zero init, Adam(epsilon=1e-8), BinaryCrossentropy(from_logits="
+                f"True), fit(batch_size={BATCH_SIZE}, shuffle=True), steps_per_execution="
+                f"{chosen}",
+            )
+
+        table.add(settings, keras_tool, measure_keras)
+
     notes = [
         "Every tool starts from the same NumPy arrays and zero weights and returns the "
         "weights on the host; losses are the mean log-loss of those weights on the full "
         "training data, computed by the same NumPy function (float64).",
         "Losses differ slightly between tools: each shuffles with its own random generator.",
     ]
+    notes += tuning
+    if keras is not None:
+        notes += [
+            peers.KERAS_NOTE,
+            "Keras's Adam adds epsilon to the square root of the uncorrected second moment "
+            "(the paper's epsilon-hat; PyTorch and Optax add it after bias correction), a "
+            "negligible difference at epsilon=1e-8.",
+        ]
     if loop_epochs < epochs:
         notes.append(
             f"The Python loops (jit step, PyTorch) were timed on 1 epoch: their times are "
             f"the measured time × {epochs} (run with --full to time all {epochs} epochs); "
             f"their loss after {epochs} epochs is not measured."
         )
+    tables = [table, first_call_table(table, settings, first_calls)]
     return RowResult(
-        1, "minibatch", "Mini-batch training", tables=[table], notes=notes,
+        1, "minibatch", "Mini-batch training", tables=[t for t in tables if t], notes=notes,
         description=(
             "Logistic regression by mini-batch gradient descent with Adam, as "
             f"`descend.fit(\"logistic\", X, y, optimizer=\"adam\", lr={LR:g}, "

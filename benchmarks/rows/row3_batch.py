@@ -16,6 +16,7 @@ from benchmarks.harness import (
     Settings,
     Table,
     block,
+    first_call_table,
     measure,
     optional,
     read_bandwidth,
@@ -32,14 +33,50 @@ SIZES = {  # (n_samples, n_features, steps)
     "full": (1_000_000, 100, 50),
 }
 LR = 0.1
+FIRST_CALLS = {  # tool: the function that prepares its first call in a new process
+    "descend": f"{__name__}:first_call_descend",
+    "JAX, jit + fori_loop": f"{__name__}:first_call_jax",
+    "NumPy, gradient written out": f"{__name__}:first_call_numpy",
+}
+
+
+def _data(settings: Settings):
+    n_samples, n_features, steps = settings.pick(SIZES)
+    X, y = problems.regression_data(n_samples, n_features)
+    return X, y, steps
+
+
+def _descend_fit(X, y, steps: int):
+    import descend
+
+    return descend.fit(
+        "linear", X, y, optimizer="sgd", lr=LR, batch_size=None, epochs=steps,
+        shuffle=False, verbose=0, **problems.PLAIN,
+    )  # fmt: skip
+
+
+def first_call_descend(settings: Settings):
+    import descend  # noqa: F401  (imported before the call, as in a user's script)
+
+    X, y, steps = _data(settings)
+    return lambda: _descend_fit(X, y, steps)
+
+
+def first_call_jax(settings: Settings):
+    X, y, steps = _data(settings)
+    train = _jax_descent(steps)
+    return lambda: train(X, y)
+
+
+def first_call_numpy(settings: Settings):
+    X, y, steps = _data(settings)
+    return lambda: _numpy_descent(X, y, steps)
 
 
 @row(3, "batch", "Batch gradient descent: linear regression, full-batch steps")
 def run(settings: Settings) -> RowResult:
-    import descend
-
-    n_samples, n_features, steps = settings.pick(SIZES)
-    X, y = problems.regression_data(n_samples, n_features)
+    X, y, steps = _data(settings)
+    n_samples, n_features = X.shape
     repeats = settings.heavy_repeats
     gpu = settings.device == "gpu"
     bandwidth, bandwidth_source = _bandwidth(X, gpu)
@@ -68,13 +105,7 @@ def run(settings: Settings) -> RowResult:
         return Entry("", timing, values, note=note)
 
     def measure_descend() -> Entry:
-        timing, result = measure(
-            lambda: descend.fit(
-                "linear", X, y, optimizer="sgd", lr=LR, batch_size=None, epochs=steps,
-                shuffle=False, verbose=0, **problems.PLAIN,
-            ),
-            repeats=repeats,
-        )  # fmt: skip
+        timing, result = measure(lambda: _descend_fit(X, y, steps), repeats=repeats)
         return entry(
             timing, result.params["w"], result.params["b"],
             f'fit("linear", optimizer="sgd", lr={LR:g}, batch_size=None, epochs={steps}, '
@@ -131,8 +162,9 @@ def run(settings: Settings) -> RowResult:
             "× floor = tool time / floor time: 1 is the best possible, higher is slower.",
         ],
     )  # fmt: skip
+    first = first_call_table(table, settings, FIRST_CALLS)
     return RowResult(
-        3, "batch", "Batch gradient descent", tables=[table, floor],
+        3, "batch", "Batch gradient descent", tables=[t for t in (table, first, floor) if t],
         description=(
             "Linear regression by batch gradient descent: every step uses all samples. "
             "Each step streams the whole of X from memory, so the floor is memory bandwidth."
