@@ -1295,3 +1295,89 @@ def test_small_updates_that_keep_their_outputs_give_the_run_that_sums_in_the_loo
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
     for key in ("loss", "accuracy" if "accuracy" in summing.history else "r2", "grad_norm"):
         np.testing.assert_allclose(keeping.history[key], summing.history[key], rtol=1e-6)
+
+
+# ------------------------------------------------- several short epochs in one program
+
+STRETCHES = {
+    "full batch": dict(batch_size=None, shuffle=False, epochs=40, optimizer="sgd", lr=0.5),
+    "shuffled, scheduled": dict(
+        batch_size=64, epochs=30, optimizer=ds.optim.sgd(lr=schedules.cosine_annealing(0.3, 300))
+    ),
+    "noisy, best inside": dict(batch_size=8, epochs=25, optimizer="sgd", lr=2.0),
+    "diverged": dict(batch_size=None, epochs=30, optimizer="sgd", lr=1e6, standardize=False),
+    "weighted": dict(batch_size=32, epochs=12, optimizer="adam", lr=0.01, sample_weight="uniform"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRETCHES))
+def test_short_epochs_in_one_program_give_the_run_of_one_program_an_epoch(case, monkeypatch):
+    """Epochs run several to a program (nothing on the host needing them one at a time)
+    give the same weights, history and record of the best epoch, bit for bit, as one
+    program an epoch; a divergence inside the stretch is found at the same update."""
+    from descend.training import loop
+
+    data = ds.data.load_dataset("breast_cancer")
+    X, y = data.X, data.y
+    kwargs = dict(STRETCHES[case], seed=5, verbose=0, patience=None)
+    if kwargs.get("sample_weight") == "uniform":
+        kwargs["sample_weight"] = np.random.default_rng(2).uniform(0.2, 3.0, len(X))
+    stretched = []
+    measure = loop.Epochs._stretch_length
+    monkeypatch.setattr(
+        loop.Epochs, "_stretch_length", lambda *a: stretched.append(measure(*a)) or stretched[-1]
+    )
+    runs = []
+    for updates in (loop.STRETCH_UPDATES, 1):
+        monkeypatch.setattr(loop, "STRETCH_UPDATES", updates)
+        runs.append(ds.fit("logistic", X, y, **kwargs))
+    assert stretched[0] > 1 and stretched[1] == 1
+    together, apart = runs
+    assert (together.status, together.reason, together.n_updates, together.n_epochs) == (
+        apart.status, apart.reason, apart.n_updates, apart.n_epochs,
+    )  # fmt: skip
+    assert jax.tree.all(jax.tree.map(np.array_equal, together.params, apart.params))
+    assert jax.tree.all(jax.tree.map(np.array_equal, together.opt_state, apart.opt_state))
+    for key in apart.history:
+        if key != "time":
+            np.testing.assert_array_equal(together.history[key], apart.history[key], key)
+    assert (together.best is None) == (apart.best is None)
+    if apart.best is not None:
+        assert (together.best.loss, together.best.epoch) == (apart.best.loss, apart.best.epoch)
+        assert (together.best.params is None) == (apart.best.params is None)
+        if apart.best.params is not None:
+            assert jax.tree.all(
+                jax.tree.map(np.array_equal, together.best.params, apart.best.params)
+            )
+    if case == "noisy, best inside":
+        assert apart.best.epoch < apart.n_epochs  # the best epoch's weights were kept
+    if case == "diverged":
+        assert apart.status == "diverged"
+
+
+def test_a_stretch_is_not_used_where_the_host_needs_each_epoch():
+    """Early stopping, validation, a tolerance, callbacks and plateau rules read every
+    epoch: their runs keep one program an epoch."""
+    from descend.training import loop
+
+    data = ds.data.load_dataset("iris")
+    seen = []
+    measure = loop.Epochs._stretch_length
+
+    def spy(self, watched):
+        seen.append(measure(self, watched))
+        return seen[-1]
+
+    common = dict(batch_size=None, epochs=20, verbose=0, optimizer="sgd", lr=0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop.Epochs, "_stretch_length", spy)
+        ds.fit("softmax", data.X, data.y, patience=None, **common)
+        for extra in (
+            dict(patience=5),
+            dict(patience=None, validation_split=0.2),
+            dict(patience=None, tol=1e-9),
+            dict(patience=None, callbacks=[lambda epoch, history: None]),
+        ):
+            ds.fit("softmax", data.X, data.y, **{**common, **extra})
+        ds.fit("softmax", data.X, data.y, batch_size=None, epochs=20, verbose=0, patience=None)
+    assert seen[0] == 20 and seen[1:] == [1] * 5

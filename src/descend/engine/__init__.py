@@ -4,7 +4,8 @@
   (progress, callbacks, Ctrl-C, agreement between processes, the budget).
 - :mod:`~descend.engine.status`: :class:`Status`, each stop with its sentence.
 - :mod:`~descend.engine.iterate`: ``minimize``'s block (k iterations, rules on the device).
-- :mod:`~descend.engine.epoch`: ``fit``'s block (one epoch of updates).
+- :mod:`~descend.engine.epoch`: ``fit``'s block (one epoch of updates, or several short
+  ones).
 - :mod:`~descend.engine.progress`: the progress display.
 
 The tests of progress shared with the optimizers (improvement, finiteness) are in
@@ -20,7 +21,9 @@ from descend.engine.epoch import (
     EpochConfig,
     EpochOutcome,
     ShardedOrder,
+    StretchOutcome,
     compiled_epoch,
+    compiled_stretch,
 )
 from descend.engine.iterate import FAILURES, IterateCarry, IterateConfig, Iterations
 from descend.engine.loop import Block, run
@@ -40,7 +43,9 @@ __all__ = [
     "Progress",
     "ShardedOrder",
     "Status",
+    "StretchOutcome",
     "compiled_epoch",
+    "compiled_stretch",
     "run",
     "status",
 ]

@@ -43,8 +43,13 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    @property
+    def shows(self) -> bool:
+        """Whether it shows each block (a bar on a terminal, or a line at ``verbose=2``)."""
+        return self.verbose == 2 or (self.verbose == 1 and sys.stderr.isatty())
+
     def _show_bar(self) -> None:
-        if self.verbose != 1 or not sys.stderr.isatty() or self.bar is not None:
+        if self.verbose != 1 or not self.shows or self.bar is not None:
             return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -39,6 +39,12 @@ from descend.training.spec import FitSpec
 # epochs (a full-batch step of 1-2 ms) hide only a few deep.
 RUN_AHEAD = 4
 
+# Several epochs in one program (Epochs._stretch): at most this many updates, and at most
+# this many row indices in their stacked orders. Data in memory on one device, when no
+# rule, display or callback needs the host between epochs.
+STRETCH_UPDATES = 1024
+STRETCH_ORDER_ROWS = 1 << 24
+
 
 class _Dispatched(NamedTuple):
     """An epoch whose programs are dispatched (JAX runs them asynchronously), unread."""
@@ -65,6 +71,8 @@ class Epochs:
         source: ChunkSource,
         state: FitState,
         objective: BatchObjective,
+        *,
+        watched: bool = True,
     ):
         self.spec, self.prepared, self.source, self.objective = spec, prepared, source, objective
         params, opt_state = state.params, state.opt_state
@@ -110,6 +118,8 @@ class Epochs:
         if isinstance(source, InMemory) and spec.placement is None:
             self.ahead = collections.deque()
         self.read_at = -math.inf  # when the host last read an epoch's numbers
+        self.stretch = self._stretch_length(watched)
+        self.single_until = 0  # epochs before this one run one a program (see _stretch)
 
     # ------------------------------------------------------------ the Block protocol
 
@@ -120,6 +130,10 @@ class Epochs:
                 self.params, self.opt_state = self.plateau.kept
             return Status.EARLY_STOPPING
         self.text = None
+        if self.stretch > 1 and self.epoch >= self.single_until:
+            stop = self._stretch()
+            if stop is not None:
+                return stop
         params, opt_state, made, fetched, began = self._epoch()
         if fetched is None:
             self.params, self.opt_state = params, opt_state
@@ -229,6 +243,8 @@ class Epochs:
         spec = self.spec
         if queued >= RUN_AHEAD or self.epoch + queued >= spec.epochs:
             return False
+        if self.stretch > 1 and self.epoch + queued >= self.single_until:
+            return False  # the epochs after these run as a stretch
         return spec.patience is None or self.plateau.waited + queued < spec.patience
 
     def _dispatch(self, params, opt_state, epoch: int, n_updates: int) -> _Dispatched:
@@ -289,6 +305,92 @@ class Epochs:
             params, opt_state = outcome.params, state
             made += config.n_updates
         return params, opt_state, made, fetched, began
+
+    def _stretch_length(self, watched: bool) -> int:
+        """Epochs one program runs: more than 1 only where that changes no number.
+
+        Data in memory on one device, whose epochs nothing on the host needs to see one
+        at a time: no progress display, callback, early stopping, gradient tolerance,
+        validation score or plateau rule (whose rate may change within a stretch). As
+        many epochs as make :data:`STRETCH_UPDATES` updates (a full-batch epoch is one),
+        within the budget.
+        """
+        spec = self.spec
+        if (
+            self.ahead is None or watched or spec.callbacks or spec.patience is not None
+            or spec.tol is not None or self.scored or _has_plateau_state(self.opt_state)
+        ):  # fmt: skip
+            return 1
+        config = self.source.config
+        rows = config.n_samples if config.shuffle else 1
+        left = spec.epochs - self.epoch
+        length = min(STRETCH_UPDATES // config.n_updates, STRETCH_ORDER_ROWS // rows, left)
+        return max(length, 1)
+
+    def _stretch(self) -> Status | None:
+        """The next epochs (up to :attr:`stretch`) in one program, and their records.
+
+        The history is the one epoch-by-epoch training records: each epoch's sums, last
+        gradient norm and next rate come back stacked (the time is the stretch's, shared
+        out). Where a rule stops the run inside the stretch (divergence, a loss grown
+        without bound), its epochs run again one at a time (:attr:`single_until`), so
+        that the rule sees the epoch it stops at as it would have; returns None then.
+        Early stopping's record of the best epoch keeps that epoch's weights: the
+        stretch's last, or the stretch run again up to it.
+        """
+        spec, source = self.spec, self.source
+        config = source.config
+        count = min(self.stretch, spec.epochs - self.epoch)
+        began = time.perf_counter()
+        orders = None
+        if config.shuffle:
+            orders = np.zeros((self.stretch, config.n_samples), np.int32)
+            for index in range(count):
+                ((_, _, orders[index]),) = source.chunks(spec.seed, self.epoch + index)
+        program = engine.compiled_stretch(self.objective, spec.optimizer, config, self.stretch)
+
+        def run(epochs: int):
+            return program(
+                self.params, self.opt_state, source.data, orders, source.mean_weight, epochs
+            )
+
+        outcome = run(count)
+        finite, *numbers = jax.device_get(
+            (outcome.finite, outcome.loss_sum, outcome.weight_sum, outcome.metric_sums,
+             outcome.grad_norm)
+        )  # fmt: skip
+        seconds = (time.perf_counter() - began) / count
+        records = []
+        for index in range(count):
+            if not finite[index]:
+                break
+            done = self.n_updates + (index + 1) * config.n_updates
+            next_lr = optim.lr_of(spec.optimizer, outcome.opt_state, done)
+            record = self._record((*(part[index] for part in numbers), next_lr), seconds)
+            first = self.history.get("loss") or [r["loss"] for r in records] or [record["loss"]]
+            if rules.grew_without_bound(record["loss"], first[0]):
+                break
+            records.append(record)
+        if len(records) < count:  # a rule stops the run inside: one epoch at a time
+            self.single_until = self.epoch + count
+            return None
+        best_at = self.plateau.best_at
+        for index, record in enumerate(records):
+            self.plateau.update(record["loss"], self.epoch + index + 1)
+        if self.plateau.best_at != best_at:  # the best epoch's weights, for the record
+            last = self.plateau.best_at == self.epoch + count
+            kept = outcome if last else run(self.plateau.best_at - self.epoch)
+            self.plateau.kept = (kept.params, kept.opt_state)
+        self.params, self.opt_state = outcome.params, outcome.opt_state
+        self.n_updates += count * config.n_updates
+        for record in records:
+            self.epoch += 1
+            for key, value in record.items():
+                self.history.setdefault(key, []).append(value)
+            self.history.setdefault("epoch", []).append(self.epoch)
+        first = self.epoch == spec.first_epoch + count  # its time holds the compilation
+        self.text = _describe(records[-1], source.n_samples, first)
+        return Status.RUNNING
 
     def _replay(self, params, opt_state, config, data, order):
         """Run a diverged chunk again with every update checked: the last finite weights.
@@ -444,17 +546,17 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
     counted = prepared.stream is None or prepared.stream.stream.n_samples is not None
     l2 = spec.l2_strength(n_train if counted else None)  # a one-shot iterator: not yet
     objective = BatchObjective(spec.model, spec.loss, spec.loss_name, layout, l2)
-    epochs = Epochs(spec, prepared, source, state, objective)
     placement = spec.placement
+    progress = engine.Progress(
+        spec.verbose, unit="epoch", total=spec.epochs, start=spec.first_epoch
+    )
+    epochs = Epochs(spec, prepared, source, state, objective, watched=progress.shows)
 
     def agree(stop: bool, interrupted: bool) -> tuple[bool, bool]:
         # One process asking to stop (a callback, Ctrl-C) stops them all, at the same epoch.
         table = placement.agree([float(stop), float(interrupted)])
         return bool(table[:, 0].max() > 0), bool(table[:, 1].max() > 0)
 
-    progress = engine.Progress(
-        spec.verbose, unit="epoch", total=spec.epochs, start=spec.first_epoch
-    )
     stop = engine.run(
         epochs,
         callbacks=[epochs.callback(callback) for callback in spec.callbacks],
@@ -487,6 +589,12 @@ def _has_plateau_rule(opt_state) -> bool:
     """Whether a plateau rule in ``opt_state`` waits for the epochs' losses."""
     nodes = jax.tree.leaves(opt_state, is_leaf=lambda node: isinstance(node, PlateauState))
     return any(isinstance(node, PlateauState) and node.rule.by_epoch for node in nodes)
+
+
+def _has_plateau_state(opt_state) -> bool:
+    """Whether ``opt_state`` holds a plateau rule (watching steps or epochs)."""
+    nodes = jax.tree.leaves(opt_state, is_leaf=lambda node: isinstance(node, PlateauState))
+    return any(isinstance(node, PlateauState) for node in nodes)
 
 
 def _with_last(iterable):
