@@ -22,7 +22,13 @@ from descend.engine.epoch import (
     ShardedOrder,
     compiled_epoch,
 )
-from descend.engine.iterate import FAILURES, IterateCarry, IterateConfig, Iterations
+from descend.engine.iterate import (
+    FAILURES,
+    BatchedIterations,
+    IterateCarry,
+    IterateConfig,
+    Iterations,
+)
 from descend.engine.loop import Block, run
 from descend.engine.progress import Progress
 from descend.engine.status import Status
@@ -31,6 +37,7 @@ __all__ = [
     "BATCH_AXIS",
     "FAILURES",
     "SCAN_UNROLL",
+    "BatchedIterations",
     "Block",
     "EpochConfig",
     "EpochOutcome",
