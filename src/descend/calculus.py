@@ -506,25 +506,41 @@ class HostObjective:
         flat, _ = ravel_pytree(x)
         like = (jax.tree.structure(x), tuple(np.shape(leaf) for leaf in jax.tree.leaves(x)))
         dtype = flat.dtype
-        scalar = jax.ShapeDtypeStruct((), dtype)
-        gradient = jax.ShapeDtypeStruct(flat.shape, dtype)
+        # JAX checks a callback's results in the thread that runs it, where float64 may be
+        # off (minimize turns it on for its own thread only) and would be cut to float32:
+        # float64 results travel as pairs of uint32 and are bitcast back on the device.
+        wide = dtype == jnp.float64
+        carried = jnp.uint32 if wide else dtype
+
+        def shape_of(shape):
+            return jax.ShapeDtypeStruct((*shape, 2) if wide else shape, carried)
+
+        def send(array):
+            array = np.asarray(array, np.float64 if wide else dtype)
+            return array.reshape(*array.shape, 1).view(np.uint32) if wide else array
+
+        def receive(array):
+            return jax.lax.bitcast_convert_type(array, jnp.float64) if wide else array
 
         def value_on_host(point):
-            return np.asarray(self._value(np.asarray(point, dtype=np.float64), like), dtype)
+            return send(self._value(np.asarray(point, dtype=np.float64), like))
 
         def both_on_host(point):
             value, grad = self._value_and_grad(np.asarray(point, dtype=np.float64), like)
-            return np.asarray(value, dtype), np.asarray(grad, dtype)
+            return send(value), send(grad)
 
         @jax.custom_vjp
         def value(point):
-            return jax.pure_callback(value_on_host, scalar, point, vmap_method="sequential")
+            return receive(
+                jax.pure_callback(value_on_host, shape_of(()), point, vmap_method="sequential")
+            )
 
         def forward(point):
             v, g = jax.pure_callback(
-                both_on_host, (scalar, gradient), point, vmap_method="sequential"
-            )
-            return v, g
+                both_on_host, (shape_of(()), shape_of(flat.shape)), point,
+                vmap_method="sequential",
+            )  # fmt: skip
+            return receive(v), receive(g)
 
         def backward(grad, cotangent):
             return (cotangent * grad,)
