@@ -437,6 +437,8 @@ def minimize(
         if settings["batched"]:
             _check_batch(x0)
         one = jax.tree.map(lambda leaf: leaf[0], x0) if settings["batched"] else x0
+        if bounds is not None and pairs.has_complex(one):
+            raise InputError("bounds are for real numbers; x0 has complex numbers")
         box = _box(bounds, one, variables)
         if settings["starts"] is not None:
             x0 = _draw_starts(box, one, settings["starts"], settings["seed"])
@@ -445,8 +447,6 @@ def minimize(
                 one if not settings["starts"] else _first(x0)
             )
         complex_like = pairs.Layout.of(x0).like() if pairs.has_complex(x0) else None
-        if complex_like is not None and box is not None:
-            raise InputError("bounds are for real numbers; x0 has complex numbers")
         if complex_like is not None and many:
             raise InputError("many starts at once are for real numbers; x0 has complex numbers")
         if complex_like is not None:

@@ -196,8 +196,11 @@ def projected_lbfgs(box: Box, *, history_size: int = 10) -> Optimizer:
         x, g = x.astype(dtype), ravel_pytree(grads)[0].astype(dtype)
         low, high = box.arrays(dtype)
         value = jnp.asarray(value, dtype)
-        memory = _remember(state, g, skip=jnp.asarray(False))
         free = ~(((x <= low) & (g > 0)) | ((x >= high) & (g < 0)))
+        # The pair (s, y) keeps the free variables only: the gradient of a variable held
+        # at a bound changes with the others without saying anything about the curvature
+        # in the free subspace, and would spoil every direction while the pair is kept.
+        memory = _remember(state, jnp.where(free, g, state.prev_grad), skip=jnp.asarray(False))
         g_free = jnp.where(free, g, 0)
         newton = jnp.where(free, _two_loop(memory, g_free), 0)
         gradient_step = -g_free
