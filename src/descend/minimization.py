@@ -764,9 +764,26 @@ def _resolve_objective(f, x0, many: bool = False, bounds=None):
         raise DescendTypeError(
             f"f must be a function, an expression or a test-function name, got {type(f).__name__}"
         )
+    if x0 is None and many and bounds is not None:
+        return f, np.zeros(_bounds_size(bounds)), None  # the starts are drawn from the box
     if x0 is None:
         raise InputError("x0 is required: give the start point, e.g. minimize(f, x0=0.0)")
     return f, x0, None
+
+
+def _bounds_size(bounds) -> int:
+    """The number of variables that ``bounds`` (without ``x0``) is for."""
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        size = max(np.size(bounds.lb), np.size(bounds.ub))
+        if np.ndim(bounds.lb) == 0 and np.ndim(bounds.ub) == 0:
+            raise InputError(
+                "Bounds with a number for lb and ub do not say how many variables f has; "
+                "give x0 (one start) too"
+            )
+        return int(size)
+    if isinstance(bounds, (list, tuple)):
+        return len(bounds)
+    raise InputError("give x0 (one start) to say the structure of the points")
 
 
 def _expression_objective(expression: Expression, x0):
@@ -1039,8 +1056,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
             why = status.plateau(
                 "value", rtol=config.ftol, atol=0.0, patience=config.patience,
                 unit="iteration", best=float(outcome.best),
-                best_at=int(np.nanargmin(outcome.history_value[: n_iter + 1]))
-                if config.keep_history else None,
+                best_at=int(outcome.best_at),
             )  # fmt: skip
         else:
             why = _stall(optimizer, n_iter, grad_norm, config.tol)

@@ -85,6 +85,7 @@ class IterateCarry(NamedTuple):
     opt_state: PyTree
     status: jax.Array
     best: jax.Array  # the lowest value so far
+    best_at: jax.Array  # ... and the iteration it was reached at
     # f(x0), for the growth rule; its own scalar, since reading the history inside the
     # loop makes XLA copy the whole history at every iteration.
     start_value: jax.Array
@@ -146,6 +147,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
         opt_state=jax.tree.map(jnp.copy, opt_state0),
         status=zero,
         best=nan,
+        best_at=zero,
         start_value=nan,
         best_x=None if config.keep_path else jax.tree.map(jnp.copy, x0),
         since_best=zero,
@@ -270,6 +272,7 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         opt_state=keep(state_new, carry.opt_state),
         status=status,
         best=jnp.where(lowest, value_new, carry.best),
+        best_at=jnp.where(lowest, n_iter, carry.best_at),
         best_x=best_x,
         since_best=since_best,
         has_bracket=carry.has_bracket | sign_change,

@@ -76,7 +76,7 @@ def plateau(
     patience: int,
     unit: str,
     best: float,
-    best_at: int | None,
+    best_at: int,
     restored: bool = False,
 ) -> str:
     """The ``why`` of NO_DECREASE and EARLY_STOPPING: the improvement rule was not met.
@@ -84,10 +84,9 @@ def plateau(
     ``"the validation loss has not improved by more than 0.001 for 5 epochs (best
     0.1234 at epoch 7); restored the weights of epoch 7"``.
     """
-    where = "" if best_at is None else f" at {unit} {best_at}"
     return (
         f"the {watched} has not improved by more than {tolerance(rtol, atol)} for "
-        f"{patience} {unit}s (best {best:.6g}{where})"
+        f"{patience} {unit}s (best {best:.6g} at {unit} {best_at})"
         + (f"; restored the weights of {unit} {best_at}" if restored else "")
     )
 
