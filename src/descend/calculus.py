@@ -506,38 +506,48 @@ class HostObjective:
         flat, _ = ravel_pytree(x)
         like = (jax.tree.structure(x), tuple(np.shape(leaf) for leaf in jax.tree.leaves(x)))
         dtype = flat.dtype
-        # JAX checks a callback's results in the thread that runs it, where float64 may be
-        # off (minimize turns it on for its own thread only) and would be cut to float32:
-        # float64 results travel as pairs of uint32 and are bitcast back on the device.
+        # A callback may run in a thread of XLA's where float64 is off (minimize turns it on
+        # for its own thread only), and JAX would cut its float64 arguments and results to
+        # float32 there: float64 numbers travel as pairs of uint32, bitcast at both ends.
         wide = dtype == jnp.float64
         carried = jnp.uint32 if wide else dtype
 
         def shape_of(shape):
             return jax.ShapeDtypeStruct((*shape, 2) if wide else shape, carried)
 
+        def to_host(array):
+            return jax.lax.bitcast_convert_type(array, jnp.uint32) if wide else array
+
+        def from_device(point):
+            point = np.asarray(point)
+            return point.view(np.float64).reshape(point.shape[:-1]) if wide else point
+
         def send(array):
             array = np.asarray(array, np.float64 if wide else dtype)
-            return array.reshape(*array.shape, 1).view(np.uint32) if wide else array
+            return (array.reshape(*array.shape, 1).view(np.uint32) if wide else array).copy()
 
         def receive(array):
             return jax.lax.bitcast_convert_type(array, jnp.float64) if wide else array
 
         def value_on_host(point):
-            return send(self._value(np.asarray(point, dtype=np.float64), like))
+            return send(self._value(np.asarray(from_device(point), dtype=np.float64), like))
 
         def both_on_host(point):
-            value, grad = self._value_and_grad(np.asarray(point, dtype=np.float64), like)
+            point = np.asarray(from_device(point), dtype=np.float64)
+            value, grad = self._value_and_grad(point, like)
             return send(value), send(grad)
 
         @jax.custom_vjp
         def value(point):
             return receive(
-                jax.pure_callback(value_on_host, shape_of(()), point, vmap_method="sequential")
+                jax.pure_callback(
+                    value_on_host, shape_of(()), to_host(point), vmap_method="sequential"
+                )
             )
 
         def forward(point):
             v, g = jax.pure_callback(
-                both_on_host, (shape_of(()), shape_of(flat.shape)), point,
+                both_on_host, (shape_of(()), shape_of(flat.shape)), to_host(point),
                 vmap_method="sequential",
             )  # fmt: skip
             return receive(v), receive(g)
