@@ -29,6 +29,7 @@ LAYERS = [
     {"engine"},
     {"checkpoint"},
     {"distributed"},
+    {"multistart"},
     {"minimization", "training"},
     {"plot", "sklearn"},
     {"cli"},
