@@ -23,7 +23,7 @@ README = PACKAGE.parents[1] / "README.md"
 LAYERS = [
     {"errors", "_tree", "_json", "_version"},
     {"rules", "calculus", "expr", "cache"},
-    {"functions", "optim"},
+    {"functions", "mgh", "optim"},
     {"losses", "models", "metrics"},
     {"data"},
     {"engine"},
