@@ -19,6 +19,7 @@ from benchmarks.harness import (
 )
 
 TOL = 1e-6
+MEMORY = 10  # L-BFGS history, SciPy's default (descend's, as torch's, is 100)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ def run(settings: Settings) -> RowResult:
             "`result.minima`; for the loops, the same clustering of their end points).",
             "A vectorized loop runs until its slowest start stops: the batched run's time is "
             "set by the start that needs the most iterations.",
+            f"L-BFGS keeps {MEMORY} pairs everywhere (SciPy's default; descend's is 100). "
+            "Vectorized, the two-loop recursion runs as many steps as the fullest memory of "
+            "any start: with 100 pairs, 100 starts of 100-D Rosenbrock took 7.2 s batched "
+            "against 6.0 s for the loop (measured once, outside the suite).",
         ],
     )  # fmt: skip
 
@@ -103,12 +108,16 @@ def _compare(title, function, numpy_fn, starts, optimizers, sizes: Sizes, settin
     n_loop = max(1, round(len(starts) * sizes.loop_share))
     scale = len(starts) / n_loop
 
-    for name in optimizers:
+    from descend.optim.lbfgs import lbfgs
 
-        def batched(name=name) -> Entry:
+    built = {"gd": descend.optim.gd(), "lbfgs": lbfgs(history_size=MEMORY)}
+    for name in optimizers:
+        optimizer = built[name]
+
+        def batched(name=name, optimizer=optimizer) -> Entry:
             timing, result = measure(
                 lambda: descend.minimize(
-                    function, starts, batched=True, optimizer=name, tol=TOL, verbose=0
+                    function, starts, batched=True, optimizer=optimizer, tol=TOL, verbose=0
                 ),
                 repeats=settings.heavy_repeats,
             )
@@ -117,18 +126,18 @@ def _compare(title, function, numpy_fn, starts, optimizers, sizes: Sizes, settin
                 "minima": len(result.minima),
                 "n_fev": int(result.n_fev.sum()),
             }
-            return Entry("", timing, values, note=f"batched=True, optimizer={name!r}")
+            return Entry("", timing, values, note=f"batched=True, {optimizer!r}")
 
         table.add(settings, f"descend, {name}, batched", batched)
 
-        def loop(name=name) -> Entry:
+        def loop(optimizer=optimizer) -> Entry:
             def solve():
                 return [
-                    descend.minimize(function, start, optimizer=name, tol=TOL, verbose=0)
+                    descend.minimize(function, start, optimizer=optimizer, tol=TOL, verbose=0)
                     for start in starts[:n_loop]
                 ]
 
-            descend.minimize(function, starts[0], optimizer=name, tol=TOL, verbose=0)  # compile
+            descend.minimize(function, starts[0], optimizer=optimizer, tol=TOL, verbose=0)
             timing, results = measure(solve, repeats=settings.heavy_repeats)
             ends = np.array([np.ravel(r.x) for r in results])
             converged = np.array([r.converged for r in results])

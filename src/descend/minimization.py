@@ -41,7 +41,7 @@ from descend.errors import (
 from descend.expr import Expression, parse
 from descend.optim import pairs
 from descend.optim.base import Optimizer, maximizes
-from descend.optim.bounded import Box, projected
+from descend.optim.bounded import Box, bounds_size, box_of, projected
 
 # Keep the path of iterates when it costs at most this many numbers.
 _PATH_BUDGET = 10_000_000
@@ -439,9 +439,15 @@ def minimize(
         one = jax.tree.map(lambda leaf: leaf[0], x0) if settings["batched"] else x0
         if bounds is not None and pairs.has_complex(one):
             raise InputError("bounds are for real numbers; x0 has complex numbers")
-        box = _box(bounds, one, variables)
+        box = box_of(bounds, one, variables)
         if settings["starts"] is not None:
             x0 = _draw_starts(box, one, settings["starts"], settings["seed"])
+        if isinstance(objective, HostObjective) and pairs.has_complex(one):
+            raise InputError(
+                "jac= runs f on the host with real NumPy arrays; x0 has complex numbers: "
+                "write f with jax.numpy (JAX differentiates it), or pass the real and "
+                "imaginary parts as separate real numbers"
+            )
         if isinstance(objective, HostObjective):
             objective = objective.with_box(box).checked(
                 one if not settings["starts"] else _first(x0)
@@ -618,105 +624,6 @@ def _inside(box: Box, x0: PyTree, many: bool) -> PyTree:
     return inside
 
 
-def _box(bounds, x0: PyTree, variables) -> Box | None:
-    """The :class:`Box` of ``bounds`` in SciPy's forms, for one start ``x0``."""
-    if bounds is None:
-        return None
-    flat, _ = ravel_pytree(x0)
-    n = int(flat.size)
-    leaves = jax.tree.leaves(x0)
-    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
-        try:
-            lower = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
-            upper = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
-        except ValueError:
-            raise InputError(
-                f"bounds.lb and bounds.ub must be numbers or have one entry per variable "
-                f"({n}), got shapes {np.shape(bounds.lb)} and {np.shape(bounds.ub)}"
-            ) from None
-        return Box(tuple(map(float, lower)), tuple(map(float, upper)))
-    if isinstance(bounds, Mapping):
-        if variables is None:
-            raise InputError(
-                "bounds as {name: (low, high)} are for expressions; for a function of an "
-                "array give one (low, high) pair per number"
-            )
-        unknown = sorted(set(bounds) - set(variables))
-        if unknown:
-            raise InputError(
-                f"bounds name {unknown}, which are not variables of the expression "
-                f"(its variables: {list(variables)})"
-            )
-        return _from_pairs([bounds.get(name, (None, None)) for name in variables], n)
-    if len(leaves) == 1:
-        pairs_given = list(bounds) if isinstance(bounds, (list, tuple)) else None
-        if pairs_given is None:
-            raise InputError(
-                f"bounds must be a scipy.optimize.Bounds or a sequence of (low, high) pairs, "
-                f"got {type(bounds).__name__}"
-            )
-        if n == 1 and len(pairs_given) == 2 and not isinstance(pairs_given[0], (list, tuple)):
-            pairs_given = [tuple(pairs_given)]
-        return _from_pairs(pairs_given, n)
-    return _from_trees(bounds, x0)
-
-
-def _bound(value, infinite: float, where: str) -> float:
-    if value is None:
-        return infinite
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where} must be a number or None, got {value!r}") from None
-    return number
-
-
-def _from_pairs(given: list, n: int) -> Box:
-    if len(given) != n:
-        raise InputError(
-            f"bounds has {len(given)} (low, high) pairs and x0 has {n} numbers; give one "
-            "pair per number (None for no bound)"
-        )
-    lower, upper = [], []
-    for i, pair in enumerate(given):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise InputError(f"bounds[{i}] must be a (low, high) pair, got {pair!r}")
-        lower.append(_bound(pair[0], -np.inf, f"the lower bound of variable {i}"))
-        upper.append(_bound(pair[1], np.inf, f"the upper bound of variable {i}"))
-    return Box(tuple(lower), tuple(upper))
-
-
-def _from_trees(bounds, x0: PyTree) -> Box:
-    """``(lows, highs)``, each a pytree of ``x0``'s structure (a number broadcasts per leaf)."""
-    if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
-        raise InputError(
-            "for a pytree x0, bounds must be a pair (lows, highs) of pytrees of its structure"
-        )
-    sides = []
-    for side, infinite, name in ((bounds[0], -np.inf, "lows"), (bounds[1], np.inf, "highs")):
-        try:
-            tree = jax.tree.map(
-                lambda leaf, b, infinite=infinite: np.broadcast_to(
-                    np.asarray(infinite if b is None else b, dtype=float), np.shape(leaf)
-                ),
-                x0,
-                side,
-                is_leaf=lambda b: b is None,
-            )
-        except (ValueError, TypeError) as error:
-            raise InputError(
-                f"bounds' {name} must have the structure of x0 (a number or an array of "
-                f"each leaf's shape per leaf): {_first_line(error)}"
-            ) from None
-        sides.append(tuple(map(float, ravel_pytree(jax.tree.map(jnp.asarray, tree))[0])))
-    return Box(sides[0], sides[1])
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def _named_many(x: PyTree, variables) -> PyTree:
     """Points of an expression as ``{variable: values}`` (last axis); others as they are."""
     if variables is None:
@@ -765,25 +672,10 @@ def _resolve_objective(f, x0, many: bool = False, bounds=None):
             f"f must be a function, an expression or a test-function name, got {type(f).__name__}"
         )
     if x0 is None and many and bounds is not None:
-        return f, np.zeros(_bounds_size(bounds)), None  # the starts are drawn from the box
+        return f, np.zeros(bounds_size(bounds)), None  # the starts are drawn from the box
     if x0 is None:
         raise InputError("x0 is required: give the start point, e.g. minimize(f, x0=0.0)")
     return f, x0, None
-
-
-def _bounds_size(bounds) -> int:
-    """The number of variables that ``bounds`` (without ``x0``) is for."""
-    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
-        size = max(np.size(bounds.lb), np.size(bounds.ub))
-        if np.ndim(bounds.lb) == 0 and np.ndim(bounds.ub) == 0:
-            raise InputError(
-                "Bounds with a number for lb and ub do not say how many variables f has; "
-                "give x0 (one start) too"
-            )
-        return int(size)
-    if isinstance(bounds, (list, tuple)):
-        return len(bounds)
-    raise InputError("give x0 (one start) to say the structure of the points")
 
 
 def _expression_objective(expression: Expression, x0):

@@ -19,6 +19,8 @@ without a bound). :func:`projected` makes any optimizer respect it:
   L-BFGS-B it has no generalized Cauchy point; it converges to the same minimizers
   (tested against SciPy's L-BFGS-B).
 
+:func:`box_of` reads bounds in SciPy's forms into a :class:`Box`.
+
 Convergence is measured by the norm of the projected gradient
 :math:`x - P(x - \nabla f(x))` (:meth:`Box.projected_gradient`), zero exactly at the
 points that satisfy the first-order (KKT) conditions of the box.
@@ -27,7 +29,9 @@ points that satisfy the first-order (KKT) conditions of the box.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -259,3 +263,131 @@ def projected_lbfgs(box: Box, *, history_size: int = 10) -> Optimizer:
         evaluations=lambda state: state.n_evals,
         complex_params="refuse",
     )
+
+
+def box_of(bounds: Any, x0: PyTree, variables: Sequence[str] | None = None) -> Box | None:
+    """The :class:`Box` of ``bounds`` given in SciPy's forms, for the point ``x0``.
+
+    ``bounds`` is ``None`` (no box), a ``scipy.optimize.Bounds`` (anything with ``lb`` and
+    ``ub``, broadcast to the number of variables), a sequence of ``(low, high)`` pairs
+    (one per number of an array ``x0``; ``None`` for no bound on that side), a mapping
+    ``{name: (low, high)}`` when the point's numbers have ``variables`` names, or, for a
+    pytree ``x0`` of several leaves, a pair ``(lows, highs)`` of pytrees of its structure
+    (a number per leaf broadcasts).
+
+    Raises
+    ------
+    InputError
+        A form not among these, a count that does not match ``x0``, a bound that is not
+        a number, or ``low > high``.
+    """
+    if bounds is None:
+        return None
+    flat, _ = ravel_pytree(x0)
+    n = int(flat.size)
+    leaves = jax.tree.leaves(x0)
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
+        try:
+            lower = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
+            upper = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
+        except ValueError:
+            raise InputError(
+                f"bounds.lb and bounds.ub must be numbers or have one entry per variable "
+                f"({n}), got shapes {np.shape(bounds.lb)} and {np.shape(bounds.ub)}"
+            ) from None
+        return Box(tuple(map(float, lower)), tuple(map(float, upper)))
+    if isinstance(bounds, Mapping):
+        if variables is None:
+            raise InputError(
+                "bounds as {name: (low, high)} are for expressions; for a function of an "
+                "array give one (low, high) pair per number"
+            )
+        unknown = sorted(set(bounds) - set(variables))
+        if unknown:
+            raise InputError(
+                f"bounds name {unknown}, which are not variables of the expression "
+                f"(its variables: {list(variables)})"
+            )
+        return _from_pairs([bounds.get(name, (None, None)) for name in variables], n)
+    if len(leaves) == 1:
+        pairs_given = list(bounds) if isinstance(bounds, (list, tuple)) else None
+        if pairs_given is None:
+            raise InputError(
+                f"bounds must be a scipy.optimize.Bounds or a sequence of (low, high) pairs, "
+                f"got {type(bounds).__name__}"
+            )
+        if n == 1 and len(pairs_given) == 2 and not isinstance(pairs_given[0], (list, tuple)):
+            pairs_given = [tuple(pairs_given)]
+        return _from_pairs(pairs_given, n)
+    return _from_trees(bounds, x0)
+
+
+def _bound(value, infinite: float, where: str) -> float:
+    if value is None:
+        return infinite
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where} must be a number or None, got {value!r}") from None
+    return number
+
+
+def _from_pairs(given: list, n: int) -> Box:
+    if len(given) != n:
+        raise InputError(
+            f"bounds has {len(given)} (low, high) pairs and x0 has {n} numbers; give one "
+            "pair per number (None for no bound)"
+        )
+    lower, upper = [], []
+    for i, pair in enumerate(given):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise InputError(f"bounds[{i}] must be a (low, high) pair, got {pair!r}")
+        lower.append(_bound(pair[0], -np.inf, f"the lower bound of variable {i}"))
+        upper.append(_bound(pair[1], np.inf, f"the upper bound of variable {i}"))
+    return Box(tuple(lower), tuple(upper))
+
+
+def _from_trees(bounds, x0: PyTree) -> Box:
+    """``(lows, highs)``, each a pytree of ``x0``'s structure (a number broadcasts per leaf)."""
+    if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
+        raise InputError(
+            "for a pytree x0, bounds must be a pair (lows, highs) of pytrees of its structure"
+        )
+    sides = []
+    for side, infinite, name in ((bounds[0], -np.inf, "lows"), (bounds[1], np.inf, "highs")):
+        try:
+            tree = jax.tree.map(
+                lambda leaf, b, infinite=infinite: np.broadcast_to(
+                    np.asarray(infinite if b is None else b, dtype=float), np.shape(leaf)
+                ),
+                x0,
+                side,
+                is_leaf=lambda b: b is None,
+            )
+        except (ValueError, TypeError) as error:
+            raise InputError(
+                f"bounds' {name} must have the structure of x0 (a number or an array of "
+                f"each leaf's shape per leaf): {_first_line(error)}"
+            ) from None
+        sides.append(tuple(map(float, ravel_pytree(jax.tree.map(jnp.asarray, tree))[0])))
+    return Box(sides[0], sides[1])
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def bounds_size(bounds: Any) -> int:
+    """The number of variables that ``bounds`` (without ``x0``) is for."""
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        size = max(np.size(bounds.lb), np.size(bounds.ub))
+        if np.ndim(bounds.lb) == 0 and np.ndim(bounds.ub) == 0:
+            raise InputError(
+                "Bounds with a number for lb and ub do not say how many variables f has; "
+                "give x0 (one start) too"
+            )
+        return int(size)
+    if isinstance(bounds, (list, tuple)):
+        return len(bounds)
+    raise InputError("give x0 (one start) to say the structure of the points")
