@@ -21,7 +21,7 @@ of any length (rosenbrock at least 2), their metadata is for 2 variables, and
 >>> len(f.start), f.minimizers[0].shape, f.minimum
 (10, (10,), 0.0)
 >>> ds.functions.names()[:3]
-['beale', 'booth', 'himmelblau']
+['ackley', 'beale', 'booth']
 """
 
 from __future__ import annotations
