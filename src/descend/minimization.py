@@ -629,6 +629,8 @@ def _named_many(x: PyTree, variables) -> PyTree:
     if variables is None:
         return x
     x = np.asarray(x)
+    if x.ndim == 1:  # one point
+        return _named(x, variables)
     return {name: x[..., k] for k, name in enumerate(variables)}
 
 
