@@ -161,3 +161,12 @@ def test_cli_bounds_parsed_strictly(capsys):
         assert err.count("\n") == 1 and "Traceback" not in err, err
     assert main(["minimize", "rosenbrock", "--x0", "0,0", "--bounds", "0:0.5,-1:2", "--json"]) == 0
     assert '"active_mask": [1, 0]' in capsys.readouterr().out
+
+
+def test_lbfgs_settings_the_bounded_lbfgs_does_not_use_are_named():
+    f, x0, bounds = PROBLEMS["shifted quadratic, lower bounds active"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.minimize(f, x0, bounds=bounds, optimizer=ds.optim.lbfgs(history_size=5))
+    with pytest.warns(DescendWarning, match="history_size is kept, lr, max_ls not used"):
+        ds.minimize(f, x0, bounds=bounds, optimizer=ds.optim.lbfgs(lr=0.5, max_ls=5))

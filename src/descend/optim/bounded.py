@@ -39,13 +39,15 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from descend._tree import PyTree
-from descend.errors import InputError
+from descend.errors import InputError, warn
 from descend.optim.base import Optimizer
-from descend.optim.lbfgs import LBFGSState, _remember, _two_loop
+from descend.optim.lbfgs import LBFGSState, _remember, _two_loop, lbfgs
 
 # L-BFGS's step is tried at t = 1 and halved down to this.
 _MIN_STEP = 2.0**-40
 _C1 = 1e-4
+# lbfgs's own stopping tests: the engine's tol decides inside minimize.
+_OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,19 @@ def projected(optimizer: Optimizer, box: Box) -> Optimizer:
     optimizer takes projected gradient steps.
     """
     if optimizer.name == "lbfgs":
-        return projected_lbfgs(box, history_size=optimizer.hyperparams.get("history_size", 10))
+        history_size = optimizer.hyperparams.get("history_size", 10)
+        default = lbfgs(history_size=history_size).hyperparams
+        ignored = sorted(
+            key
+            for key, value in optimizer.hyperparams.items()
+            if key not in _OWN_TOLERANCES and default.get(key) != value
+        )
+        if ignored:
+            warn(
+                f"with bounds, lbfgs runs as a projected L-BFGS with its own backtracking "
+                f"search: history_size is kept, {', '.join(ignored)} not used"
+            )
+        return projected_lbfgs(box, history_size=history_size)
     inner = optimizer.step
 
     def step(params, grads, state, *, value=None, value_fn=None):
