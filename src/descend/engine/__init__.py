@@ -3,7 +3,8 @@
 - :mod:`~descend.engine.loop`: :func:`run`, the host loop over compiled blocks
   (progress, callbacks, Ctrl-C, agreement between processes, the budget).
 - :mod:`~descend.engine.status`: :class:`Status`, each stop with its sentence.
-- :mod:`~descend.engine.iterate`: ``minimize``'s block (k iterations, rules on the device).
+- :mod:`~descend.engine.iterate`: ``minimize``'s block (k iterations, rules on the device),
+  also over many starts at once (``BatchedIterations``, ``jax.vmap``).
 - :mod:`~descend.engine.epoch`: ``fit``'s block (one epoch of updates).
 - :mod:`~descend.engine.progress`: the progress display.
 

@@ -19,6 +19,11 @@ The number of iterations of a block is an argument of the program, not part of i
 shape, so blocks of any size share one compilation per (objective, optimizer,
 settings, shapes); the recorded history is donated from block to block, so it is
 never copied.
+
+Many starts (``minimize(..., batched=True)``) run the same programs under ``jax.vmap``
+(:class:`BatchedIterations`): each start keeps its own carry and stops on its own rule,
+and no per-iteration history is recorded (its buffers would hold ``max_iter + 1``
+entries per start).
 """
 
 from __future__ import annotations
