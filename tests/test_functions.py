@@ -128,7 +128,10 @@ def test_minimize_on_the_entry_reaches_the_minimizer_scipy_bfgs_finds(name):
         scipy_x = scipy.optimize.minimize(value_and_grad, entry.start, jac=True, method="BFGS").x
     ours = [np.max(np.abs(result.x - m)) for m in entry.minimizers]
     theirs = [np.max(np.abs(scipy_x - m)) for m in entry.minimizers]
-    assert result.converged, result.reason
+    if name == "ackley":  # a cone at its minimizer: no small gradient, a stop at the tip
+        assert result.status == "no_decrease", result.reason
+    else:
+        assert result.converged, result.reason
     assert min(ours) < 1e-5 and np.argmin(ours) == np.argmin(theirs) and min(theirs) < 1e-4
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from descend._tree import PyTree
 from descend.errors import DescendError, DescendTypeError, FunctionError, InputError
@@ -292,3 +293,267 @@ def hessian(f: Callable[[Any], Any]) -> Callable[[Any], PyTree]:
         return jax.hessian(checked)(x)
 
     return evaluate
+
+
+# ------------------------------------------------------------- functions JAX cannot trace
+
+
+def is_tracer_error(error: BaseException | None) -> bool:
+    """Whether ``error`` is JAX refusing to turn a traced array into a concrete value
+    (``np.asarray``, ``float()``, ``if`` on a traced array): the function is not JAX code."""
+    kinds = (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    )
+    return isinstance(error, kinds)
+
+
+# Relative steps of the finite differences, as SciPy's approx_derivative chooses them for
+# float64: eps**(1/2) forward, eps**(1/3) central.
+_RELATIVE_STEP = {
+    "2-point": np.finfo(np.float64).eps ** 0.5,
+    "3-point": np.finfo(np.float64).eps ** (1 / 3),
+}
+
+
+def finite_difference(
+    fun: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    value: float,
+    method: str = "2-point",
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""The gradient of ``fun`` at ``x`` by finite differences, on the host (NumPy).
+
+    The steps are SciPy's (``scipy.optimize.approx_fprime`` / ``_numdiff``):
+    :math:`h_i = r\, \mathrm{sign}(x_i) \max(1, |x_i|)` with :math:`r = \epsilon^{1/2}`
+    for ``"2-point"`` (forward, :math:`(f(x + h_i e_i) - f(x)) / h_i`) and
+    :math:`\epsilon^{1/3}` for ``"3-point"`` (central, :math:`(f(x + h_i e_i) - f(x -
+    h_i e_i)) / 2h_i`), :math:`\epsilon` the float64 machine epsilon and
+    :math:`\mathrm{sign}(0) = 1`; each divisor is the step as the floating-point
+    numbers represent it. Inside ``lower <= x <= upper``, a forward step that would
+    leave the box is taken backward, and a central one that does not fit becomes the
+    one-sided three-point formula :math:`(-3 f(x) + 4 f(x + h) - f(x + 2h)) / 2h` toward
+    the far side (a step shortened when neither side has room), as SciPy does.
+
+    Parameters
+    ----------
+    fun:
+        The function of a float64 vector of shape ``(n,)``, returning a real number.
+    x:
+        ``(n,)`` float64, the point; ``value`` is ``fun(x)``.
+    method:
+        ``"2-point"`` (n evaluations) or ``"3-point"`` (2n evaluations).
+    lower, upper:
+        ``(n,)`` bounds, or ``None`` for none.
+
+    Returns
+    -------
+    ``(n,)`` float64 array.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    lower = np.full(n, -np.inf) if lower is None else np.asarray(lower, dtype=np.float64)
+    upper = np.full(n, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
+    sign = np.where(x >= 0, 1.0, -1.0)
+    h = _RELATIVE_STEP[method] * sign * np.maximum(1.0, np.abs(x))
+    room_low, room_high = x - lower, upper - x
+    grad = np.empty(n)
+    for i in range(n):
+        if method == "2-point":
+            step = h[i]
+            if not lower[i] <= x[i] + step <= upper[i]:
+                if abs(step) <= max(room_low[i], room_high[i]):
+                    step = -step
+                else:
+                    step = room_high[i] if room_high[i] >= room_low[i] else -room_low[i]
+            moved = x.copy()
+            moved[i] = x[i] + step
+            grad[i] = (fun(moved) - value) / (moved[i] - x[i])
+            continue
+        step = abs(h[i])
+        if room_low[i] >= step and room_high[i] >= step:
+            below, above = x.copy(), x.copy()
+            below[i], above[i] = x[i] - step, x[i] + step
+            grad[i] = (fun(above) - fun(below)) / (above[i] - below[i])
+            continue
+        # One-sided toward the side with more room, two steps of at most half of it.
+        toward = 1.0 if room_high[i] >= room_low[i] else -1.0
+        room = room_high[i] if toward > 0 else room_low[i]
+        step = toward * min(step, 0.5 * room)
+        near = min(room_high[i], room_low[i])
+        if abs(step) <= near:  # both sides fit after all with a shorter step: central
+            below, above = x.copy(), x.copy()
+            below[i], above[i] = x[i] - near, x[i] + near
+            grad[i] = (fun(above) - fun(below)) / (above[i] - below[i])
+            continue
+        one, two = x.copy(), x.copy()
+        one[i], two[i] = x[i] + step, x[i] + 2 * step
+        grad[i] = (-3.0 * value + 4.0 * fun(one) - fun(two)) / (two[i] - x[i])
+    return grad
+
+
+class HostObjective:
+    """A function JAX cannot trace, made callable (and differentiable) in compiled code.
+
+    ``f`` runs on the host with NumPy arrays, called from the compiled loop through
+    ``jax.pure_callback``; its gradient comes from ``jac`` (SciPy's argument): a
+    function of ``x`` returning the gradient, ``True`` when ``f`` returns ``(value,
+    gradient)``, or ``"2-point"`` / ``"3-point"`` (:func:`finite_difference`). A
+    ``jax.custom_vjp`` gives JAX the gradient, so the engine runs it like any objective:
+    a value-only evaluation (a line-search trial) calls ``f`` alone. Under ``jax.vmap``
+    (many starts) the starts are evaluated one after the other.
+
+    Equal (and hashing alike) for the same ``f``, ``jac`` and box, so repeated runs share
+    their compiled programs.
+    """
+
+    def __init__(self, fun: Callable, jac: Callable | bool | str, box: Any = None):
+        self.fun, self.jac, self.box = fun, jac, box
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostObjective) and (self.fun, self.jac, self.box) == (
+            other.fun,
+            other.jac,
+            other.box,
+        )
+
+    def __hash__(self) -> int:
+        return hash((HostObjective, self.fun, self.jac, self.box))
+
+    def with_box(self, box: Any) -> HostObjective:
+        """The same function, its finite differences kept inside ``box``."""
+        return HostObjective(self.fun, self.jac, box)
+
+    # -- on the host
+
+    def _point(self, flat: np.ndarray, like: tuple) -> Any:
+        treedef, shapes = like
+        leaves, at = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape, dtype=int))
+            leaves.append(np.array(flat[at : at + size]).reshape(shape))
+            at += size
+        return jax.tree.unflatten(treedef, leaves)
+
+    def _value(self, flat: np.ndarray, like: tuple) -> float:
+        out = self.fun(self._point(flat, like))
+        if self.jac is True:
+            out = out[0]
+        return float(np.asarray(out))
+
+    def _value_and_grad(self, flat: np.ndarray, like: tuple) -> tuple[float, np.ndarray]:
+        if self.jac is True:
+            value, grad = self.fun(self._point(flat, like))
+        elif callable(self.jac):
+            value, grad = self.fun(self._point(flat, like)), self.jac(self._point(flat, like))
+        else:
+            value = self._value(flat, like)
+            lower = upper = None
+            if self.box is not None:
+                lower, upper = np.asarray(self.box.lower), np.asarray(self.box.upper)
+            grad = finite_difference(
+                lambda point: self._value(point, like), flat, value, self.jac, lower, upper
+            )
+        flat_grad = np.concatenate(
+            [np.ravel(np.asarray(leaf, dtype=float)) for leaf in jax.tree.leaves(grad)]
+        )
+        return float(np.asarray(value)), flat_grad
+
+    def checked(self, x0: PyTree) -> HostObjective:
+        """``self``, after checking once on the host that ``f`` and ``jac`` answer at ``x0``."""
+        leaves = [np.asarray(leaf, dtype=float) for leaf in jax.tree.leaves(x0)]
+        like = (jax.tree.structure(x0), tuple(leaf.shape for leaf in leaves))
+        flat = np.concatenate([leaf.ravel() for leaf in leaves])
+        try:
+            out = self.fun(self._point(flat, like))
+        except Exception as error:
+            raise FunctionError(
+                f"f raised {type(error).__name__} at x0: {_first_line(error)}"
+            ) from error
+        if self.jac is True:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise FunctionError(
+                    "jac=True means f returns (value, gradient), as in SciPy; f returned "
+                    f"{type(out).__name__}"
+                )
+            out = out[0]
+        if np.shape(out) != () or not np.isrealobj(out):
+            raise FunctionError(
+                f"f must return a single real number, got {type(out).__name__} of shape "
+                f"{np.shape(out)}"
+            )
+        if self.jac is True or callable(self.jac):
+            try:
+                _, grad = self._value_and_grad(flat, like)
+            except Exception as error:
+                raise FunctionError(
+                    f"the gradient (jac) raised {type(error).__name__} at x0: {_first_line(error)}"
+                ) from error
+            if grad.size != flat.size:
+                raise FunctionError(
+                    f"the gradient (jac) must have one number per variable ({flat.size}), "
+                    f"got {grad.size}"
+                )
+        return self
+
+    # -- in compiled code
+
+    def __call__(self, x: PyTree) -> jax.Array:
+        flat, _ = ravel_pytree(x)
+        like = (jax.tree.structure(x), tuple(np.shape(leaf) for leaf in jax.tree.leaves(x)))
+        dtype = flat.dtype
+        # A callback may run in a thread of XLA's where float64 is off (minimize turns it on
+        # for its own thread only), and JAX would cut its float64 arguments and results to
+        # float32 there: float64 numbers travel as pairs of uint32, bitcast at both ends.
+        wide = dtype == jnp.float64
+        carried = jnp.uint32 if wide else dtype
+
+        def shape_of(shape):
+            return jax.ShapeDtypeStruct((*shape, 2) if wide else shape, carried)
+
+        def to_host(array):
+            return jax.lax.bitcast_convert_type(array, jnp.uint32) if wide else array
+
+        def from_device(point):
+            point = np.asarray(point)
+            return point.view(np.float64).reshape(point.shape[:-1]) if wide else point
+
+        def send(array):
+            array = np.asarray(array, np.float64 if wide else dtype)
+            return (array.reshape(*array.shape, 1).view(np.uint32) if wide else array).copy()
+
+        def receive(array):
+            return jax.lax.bitcast_convert_type(array, jnp.float64) if wide else array
+
+        def value_on_host(point):
+            return send(self._value(np.asarray(from_device(point), dtype=np.float64), like))
+
+        def both_on_host(point):
+            point = np.asarray(from_device(point), dtype=np.float64)
+            value, grad = self._value_and_grad(point, like)
+            return send(value), send(grad)
+
+        @jax.custom_vjp
+        def value(point):
+            return receive(
+                jax.pure_callback(
+                    value_on_host, shape_of(()), to_host(point), vmap_method="sequential"
+                )
+            )
+
+        def forward(point):
+            v, g = jax.pure_callback(
+                both_on_host, (shape_of(()), shape_of(flat.shape)), to_host(point),
+                vmap_method="sequential",
+            )  # fmt: skip
+            return receive(v), receive(g)
+
+        def backward(grad, cotangent):
+            return (cotangent * grad,)
+
+        value.defvjp(forward, backward)
+        return value(flat)

@@ -21,7 +21,7 @@ of any length (rosenbrock at least 2), their metadata is for 2 variables, and
 >>> len(f.start), f.minimizers[0].shape, f.minimum
 (10, (10,), 0.0)
 >>> ds.functions.names()[:3]
-['beale', 'booth', 'himmelblau']
+['ackley', 'beale', 'booth']
 """
 
 from __future__ import annotations
@@ -225,6 +225,42 @@ def _three_hump_camel(x):
     return 2 * a**2 - 1.05 * a**4 + a**6 / 6 + a * b + b**2
 
 
+def _six_hump_camel(x):
+    a, b = x[0], x[1]
+    return (4 - 2.1 * a**2 + a**4 / 3) * a**2 + a * b + (-4 + 4 * b**2) * b**2
+
+
+def _goldstein_price(x):
+    a, b = x[0], x[1]
+    first = 1 + (a + b + 1) ** 2 * (19 - 14 * a + 3 * a**2 - 14 * b + 6 * a * b + 3 * b**2)
+    second = 30 + (2 * a - 3 * b) ** 2 * (18 - 32 * a + 12 * a**2 + 48 * b - 36 * a * b + 27 * b**2)
+    return first * second
+
+
+def _mccormick(x):
+    a, b = x[0], x[1]
+    return jnp.sin(a + b) + (a - b) ** 2 - 1.5 * a + 2.5 * b + 1
+
+
+def _ackley(x):
+    squares = jnp.sum(x**2)
+    # sqrt has no derivative at 0, the minimizer: the double where gives the gradient 0
+    # there (a subgradient) instead of NaN, and the value is unchanged.
+    positive = squares > 0
+    radius = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
+    return (
+        -20 * jnp.exp(-0.2 * radius / jnp.sqrt(x.shape[0]))
+        - jnp.exp(jnp.mean(jnp.cos(2 * jnp.pi * x)))
+        + jnp.e
+        + 20
+    )
+
+
+def _easom(x):
+    a, b = x[0], x[1]
+    return -jnp.cos(a) * jnp.cos(b) * jnp.exp(-((a - jnp.pi) ** 2 + (b - jnp.pi) ** 2))
+
+
 def _styblinski_tang(x):
     return 0.5 * jnp.sum(x**4 - 16 * x**2 + 5 * x)
 
@@ -392,6 +428,79 @@ three_hump_camel = TestFunction(
 )
 """The three-hump camel function of 2 variables; minimum 0 at (0, 0). Jamil & Yang (2013)."""
 
+six_hump_camel = TestFunction(
+    "six_hump_camel",
+    "(4 - 2.1x^2 + x^4/3) x^2 + xy + (-4 + 4y^2) y^2",
+    _of_vector("six_hump_camel", _six_hump_camel, 2),
+    2,
+    -1.031628453489877,
+    (0.5, -0.5),
+    ((-3.0, 3.0), (-2.0, 2.0)),
+    "Dixon & Szegö (1978); Jamil & Yang (2013)",
+    ((0.0898, -0.7126), (-0.0898, 0.7126)),
+)
+"""The six-hump camel function of 2 variables: six local minima, two global ones of value
+about -1.0316 at (0.0898, -0.7126) and (-0.0898, 0.7126). Dixon & Szegö (1978)."""
+
+goldstein_price = TestFunction(
+    "goldstein_price",
+    "[1 + (x+y+1)^2 (19 - 14x + 3x^2 - 14y + 6xy + 3y^2)] "
+    "[30 + (2x-3y)^2 (18 - 32x + 12x^2 + 48y - 36xy + 27y^2)]",
+    _of_vector("goldstein_price", _goldstein_price, 2),
+    2,
+    3.0,
+    (-0.3, -0.7),
+    ((-2.0, 2.0), (-2.0, 2.0)),
+    "Goldstein & Price (1971)",
+    ((0.0, -1.0),),
+)
+"""Goldstein and Price's function of 2 variables; minimum 3 at (0, -1), local minima
+around it. Goldstein & Price (1971)."""
+
+mccormick = TestFunction(
+    "mccormick",
+    "sin(x + y) + (x - y)^2 - 1.5x + 2.5y + 1",
+    _of_vector("mccormick", _mccormick, 2),
+    2,
+    -1.913222954981037,
+    (0.0, 0.0),
+    ((-1.5, 4.0), (-3.0, 4.0)),
+    "McCormick (1976); Jamil & Yang (2013)",
+    ((-0.5471975511965976, -1.5471975511965976),),
+)
+"""McCormick's function of 2 variables, a bounded problem: unbounded below along x = y
+towards minus infinity, its minimum in the box ``bounds`` = [-1.5, 4] x [-3, 4] is about
+-1.9132 at (-0.5472, -1.5472) (``minimize(mccormick, bounds=mccormick.bounds)``).
+McCormick (1976)."""
+
+ackley = TestFunction(
+    "ackley",
+    "-20 exp(-0.2 sqrt((x^2 + y^2)/2)) - exp((cos 2 pi x + cos 2 pi y)/2) + e + 20",
+    _of_vector("ackley", _ackley, 2),
+    2,
+    0.0,
+    (0.3, -0.2),
+    ((-5.0, 5.0), (-5.0, 5.0)),
+    "Ackley (1987)",
+    ((0.0, 0.0),),
+)
+"""Ackley's function of 2 variables: many local minima, the global one 0 at the origin,
+where it is not differentiable (a cone; the gradient there is taken as 0). Ackley (1987)."""
+
+easom = TestFunction(
+    "easom",
+    "-cos(x) cos(y) exp(-((x - pi)^2 + (y - pi)^2))",
+    _of_vector("easom", _easom, 2),
+    2,
+    -1.0,
+    (2.5, 3.5),
+    ((-1.0, 7.0), (-1.0, 7.0)),
+    "Easom (1990)",
+    ((float(np.pi), float(np.pi)),),
+)
+"""Easom's function of 2 variables: flat almost everywhere, minimum -1 at (pi, pi) in a
+narrow well. Easom (1990)."""
+
 styblinski_tang = _styblinski_tang_of(2)
 """Styblinski-Tang, ``0.5 sum_i (x_i^4 - 16 x_i^2 + 5 x_i)``: any length n >= 1;
 minimum about -39.166 n at (-2.9035, ..., -2.9035). Styblinski & Tang (1990)."""
@@ -411,6 +520,11 @@ _ENTRIES: dict[str, TestFunction] = {
         rosenbrock,
         himmelblau,
         three_hump_camel,
+        six_hump_camel,
+        goldstein_price,
+        mccormick,
+        ackley,
+        easom,
         styblinski_tang,
         rastrigin,
     )

@@ -8,6 +8,7 @@ engine's iterations (:mod:`descend.engine.iterate`) in the engine's block loop
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -17,11 +18,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
-from descend import _tree, engine, optim, rules
+from descend import _tree, engine, multistart, optim, rules
 from descend._json import jsonable
 from descend._tree import PyTree
-from descend.calculus import as_point
+from descend.calculus import HostObjective, as_point, is_tracer_error
 from descend.engine import FAILURES, IterateConfig, Status, status
 from descend.engine.iterate import GREW
 from descend.errors import (
@@ -39,6 +41,7 @@ from descend.errors import (
 from descend.expr import Expression, parse
 from descend.optim import pairs
 from descend.optim.base import Optimizer, maximizes
+from descend.optim.bounded import Box, bounds_size, box_of, projected
 
 # Keep the path of iterates when it costs at most this many numbers.
 _PATH_BUDGET = 10_000_000
@@ -53,7 +56,66 @@ CONSTRAINTS = {
     "dtype": OneOf("float64", "float32"),
     "keep_path": Optional(Flag()),
     "verbose": OneOf(0, 1, 2),
+    "batched": Flag(),
+    "starts": Optional(Integer(1)),
+    "seed": Integer(0),
 }
+
+# SciPy's options that mean what a descend argument means (options={"maxiter": 100}).
+SCIPY_OPTIONS = {"maxiter": "max_iter", "gtol": "tol"}
+# ... and those that do not, with what to use instead.
+_NOT_ONE_TO_ONE = {
+    "ftol": "SciPy's ftol stops on a small relative decrease of one step; descend stops "
+    "when the value has not improved by ftol (relative) for patience steps: pass ftol= "
+    "and patience= to minimize",
+    "maxfun": "descend budgets steps, not evaluations: pass max_iter=",
+    "maxcor": "pass optimizer=descend.optim.lbfgs(history_size=...)",
+    "eps": "the finite-difference step is chosen as SciPy chooses it (jac='2-point')",
+    "disp": "pass verbose= (0 silent, 1 progress bar, 2 a line per block)",
+    "maxls": "pass optimizer=descend.optim.lbfgs(max_ls=...)",
+}
+
+# SciPy's integer status codes, by descend's status (see MinimizeResult.status).
+STATUS_CODES = {
+    "converged": 0,
+    "max_iter": 1,
+    "no_decrease": 2,
+    "sign_change": 2,
+    "diverged": 3,
+    "interrupted": 4,
+    "callback": 99,
+    "running": -1,
+}
+
+
+class StatusName(str):
+    """A status name that also answers SciPy's integer code.
+
+    ``result.status == "converged"`` and ``result.status == 0`` are both true for a
+    converged run; ``int(result.status)`` is the code (:data:`STATUS_CODES`: 0
+    converged, 1 max_iter, 2 no_decrease or an unconverged sign_change, 3 diverged,
+    4 interrupted, 99 callback, as SciPy's 99 for a callback's ``StopIteration``).
+    """
+
+    code: int
+
+    def __new__(cls, label: str, code: int | None = None) -> StatusName:
+        name = super().__new__(cls, label)
+        name.code = STATUS_CODES.get(label, 2) if code is None else code
+        return name
+
+    def __int__(self) -> int:
+        return self.code
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.code == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
 
 
 @dataclass(frozen=True)
@@ -79,7 +141,8 @@ class MinimizeResult:
     status:
         Short name of the stopping rule: ``"converged"``, ``"no_decrease"``,
         ``"sign_change"``, ``"diverged"``, ``"max_iter"``, ``"callback"`` or
-        ``"interrupted"``.
+        ``"interrupted"``; it also equals SciPy's integer code (a :class:`StatusName`:
+        ``result.status == 0`` for a converged run, ``int(result.status)``).
     reason:
         The stopping rule as a sentence, with its numbers.
     history:
@@ -97,6 +160,19 @@ class MinimizeResult:
         The optimizer used, as text.
     variables:
         The variable names of an expression, else ``None``.
+    active_mask:
+        With ``bounds``: which bound holds each number of ``x`` (raveled in the order of
+        ``jax.flatten_util.ravel_pytree``, int8 array): -1 the lower, 1 the upper, 0
+        neither (SciPy's ``least_squares`` name). ``None`` without bounds.
+    n_jev:
+        Number of gradient evaluations (the line searches of ``gd()`` and of the bounded
+        L-BFGS evaluate values only).
+
+    SciPy's names answer too: ``success`` (``converged``), ``message`` (``reason``),
+    ``nit`` (``n_iter``), ``nfev`` (``n_fev``), ``njev`` (``n_jev``), ``jac``
+    (``grad``), and ``status`` compares equal to SciPy's integer code.
+    With ``bounds``, ``grad_norm`` is the norm of the projected gradient
+    :math:`x - P(x - \nabla f(x))`, the measure of convergence in a box.
     """
 
     x: PyTree
@@ -114,6 +190,42 @@ class MinimizeResult:
     hints: tuple[str, ...] = ()
     optimizer: str = ""
     variables: tuple[str, ...] | None = None
+    active_mask: np.ndarray | None = field(default=None, repr=False)
+    n_jev: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, StatusName):
+            object.__setattr__(self, "status", StatusName(self.status))
+
+    @property
+    def success(self) -> bool:
+        """SciPy's name for ``converged``."""
+        return self.converged
+
+    @property
+    def message(self) -> str:
+        """SciPy's name for ``reason``."""
+        return self.reason
+
+    @property
+    def nit(self) -> int:
+        """SciPy's name for ``n_iter``."""
+        return self.n_iter
+
+    @property
+    def nfev(self) -> int:
+        """SciPy's name for ``n_fev``."""
+        return self.n_fev
+
+    @property
+    def njev(self) -> int:
+        """SciPy's name for ``n_jev``."""
+        return self.n_jev
+
+    @property
+    def jac(self) -> PyTree:
+        """SciPy's name for ``grad``."""
+        return self.grad
 
     def __repr__(self) -> str:
         lines = [
@@ -148,6 +260,11 @@ class MinimizeResult:
             "n_overshoots": self.n_overshoots,
             "hints": list(self.hints),
             "optimizer": self.optimizer,
+            **(
+                {}
+                if self.active_mask is None
+                else {"active_mask": [int(v) for v in self.active_mask]}
+            ),
         }
 
 
@@ -165,6 +282,8 @@ def minimize(
     x0: Any = None,
     *,
     optimizer: Optimizer | str | None = None,
+    bounds: Any = None,
+    jac: Callable[..., Any] | bool | str | None = None,
     tol: float = 1e-6,
     max_iter: int = 10_000,
     patience: int = 100,
@@ -174,7 +293,11 @@ def minimize(
     keep_path: bool | None = None,
     callback: Callable[..., Any] | None = None,
     verbose: int = 1,
-) -> MinimizeResult:
+    options: Mapping[str, Any] | None = None,
+    batched: bool = False,
+    starts: int | None = None,
+    seed: int = 0,
+) -> MinimizeResult | multistart.MultistartResult:
     r"""Minimize ``f`` by gradient descent, starting from ``x0``.
 
     The seed's loop: take a point, compute the gradient, step against it with the
@@ -198,6 +321,25 @@ def minimize(
         An :class:`~descend.optim.Optimizer` or a name. Default: plain gradient
         descent with an Armijo backtracking line search (``optim.gd()``), which
         converges on smooth functions without a learning rate to tune.
+    bounds:
+        Box bounds ``low <= x <= high``, in SciPy's forms: a ``scipy.optimize.Bounds``
+        (``lb``, ``ub`` broadcast to the number of variables); for an array ``x0``, a
+        sequence of ``(low, high)`` pairs, one per number, ``None`` for no bound on that
+        side; for an expression, also ``{variable: (low, high)}``; for a pytree ``x0``
+        (several leaves), a pair ``(lows, highs)`` of pytrees of its structure (a number
+        per leaf broadcasts, ``None`` means unbounded). First-order optimizers take
+        projected gradient steps, ``lbfgs`` becomes a projected L-BFGS with an active
+        set (:mod:`descend.optim.bounded`); convergence is measured by the projected
+        gradient, and the result's ``active_mask`` says which bounds hold. An ``x0``
+        outside the box is projected onto it, with a warning. Real ``x0`` only.
+    jac:
+        For an ``f`` that JAX cannot trace (NumPy or SciPy code), as in SciPy: a function
+        returning the gradient (in the structure of ``x``, or raveled), ``True`` when
+        ``f`` returns ``(value, gradient)``, or ``"2-point"`` / ``"3-point"`` for finite
+        differences (approximate, with a warning; the steps are SciPy's, see
+        :func:`descend.calculus.finite_difference`). ``f`` then runs on the host, called
+        from the compiled loop (``jax.pure_callback``) with NumPy arrays, with every
+        stopping rule, reason and history. ``None`` (default): JAX autodiff.
     tol:
         Stop when the Euclidean norm of the gradient is at most ``tol`` (>= 0).
     max_iter:
@@ -225,10 +367,24 @@ def minimize(
     verbose:
         0 silent; 1 (default) a progress bar on stderr, when it is a terminal, for runs
         longer than a second; 2 one line per block of iterations.
+    options:
+        SciPy's ``options`` where they map one to one: ``{"maxiter": ..., "gtol": ...}``
+        (``max_iter``, ``tol``). Others raise :class:`InputError` naming what to use.
+    batched:
+        ``x0`` holds many starts along a leading axis of every leaf (for an expression,
+        an array ``(n_starts, n_variables)`` or ``{variable: (n_starts,)}``). All run in
+        one compiled, vectorized program; each stops on its own rule (finished starts
+        stay frozen), and a start where ``f`` is not finite reports ``"diverged"``
+        alone. Returns a :class:`~descend.multistart.MultistartResult`, with the
+        distinct minima found. No ``callback``.
+    starts:
+        Draw this many starts (>= 1) uniformly from the box of ``bounds`` (all finite)
+        with NumPy's generator seeded by ``seed`` (>= 0), and run them as ``batched``;
+        ``x0``, if given, is one start that gives the structure of the points.
 
     Returns
     -------
-    MinimizeResult
+    MinimizeResult, or MultistartResult with ``batched`` or ``starts``
 
     Raises
     ------
@@ -239,7 +395,8 @@ def minimize(
         A complex ``x0`` with an optimizer that cannot step complex numbers (adafactor,
         muon).
     FunctionError
-        ``f`` does not return one real number, or is not finite at ``x0``.
+        ``f`` does not return one real number, or is not finite at ``x0``, or is not JAX
+        code (the message names ``jac=``).
 
     Ctrl-C stops the run after the block in flight and returns the best point found so
     far (status ``"interrupted"``).
@@ -256,30 +413,54 @@ def minimize(
     >>> ds.minimize(lambda x: (x - 3.0) ** 2, 0.0, callback=lambda x: True).status
     'callback'
     """
-    objective, x0, variables = _resolve_objective(f, x0)
-    optimizer = _resolve_optimizer(optimizer)
-    settings = check_all(
-        CONSTRAINTS,
-        dict(tol=tol, max_iter=max_iter, patience=patience, ftol=ftol, refine=refine,
-             dtype=dtype, keep_path=keep_path, verbose=verbose),
-    )  # fmt: skip
+    settings = _settings(locals())
+    many = settings["batched"] or settings["starts"] is not None
     if callback is not None and not callable(callback):
         raise DescendTypeError(
             f"callback must be a function (of the point x, or of intermediate_result), got "
             f"{type(callback).__name__}"
         )
+    if callback is not None and many:
+        raise InputError(
+            "callback is not available with many starts (batched=True or starts=N); run "
+            "one start at a time to watch it, or read each start's history afterwards"
+        )
+    objective, x0, variables = _resolve_objective(f, x0, many, bounds)
+    if jac is not None:
+        objective = _host_objective(objective, jac)
+    optimizer = _resolve_optimizer(optimizer)
     _warn_past_horizon(optimizer, settings["max_iter"])
     dtype = settings["dtype"]
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with context:
         x0 = _as_float(x0, dtype)
+        if settings["batched"]:
+            _check_batch(x0)
+        one = jax.tree.map(lambda leaf: leaf[0], x0) if settings["batched"] else x0
+        if bounds is not None and pairs.has_complex(one):
+            raise InputError("bounds are for real numbers; x0 has complex numbers")
+        box = box_of(bounds, one, variables)
+        if settings["starts"] is not None:
+            x0 = _draw_starts(box, one, settings["starts"], settings["seed"])
+        if isinstance(objective, HostObjective) and pairs.has_complex(one):
+            raise InputError(
+                "jac= runs f on the host with real NumPy arrays; x0 has complex numbers: "
+                "write f with jax.numpy (JAX differentiates it), or pass the real and "
+                "imaginary parts as separate real numbers"
+            )
+        if isinstance(objective, HostObjective):
+            objective = objective.with_box(box).checked(
+                one if not settings["starts"] else _first(x0)
+            )
         complex_like = pairs.Layout.of(x0).like() if pairs.has_complex(x0) else None
+        if complex_like is not None and many:
+            raise InputError("many starts at once are for real numbers; x0 has complex numbers")
         if complex_like is not None:
             objective, x0 = _on_real_pairs(objective, x0, optimizer)
-        n_params = _tree.size(x0)
+        n_params = _tree.size(one)
         if n_params == 0:
             raise InputError("x0 has no numbers to optimize")
-        if settings["refine"] and n_params != 1:
+        if settings["refine"] and (n_params != 1 or box is not None):
             counted = (
                 " numbers"
                 if complex_like is None
@@ -287,15 +468,41 @@ def minimize(
             )
             raise InputError(
                 f"refine=True bisects a sign change of the derivative, for functions of one "
-                f"variable; x0 has {n_params}{counted}"
+                f"variable without bounds; x0 has {n_params}{counted}"
+                + ("" if box is None else " and bounds are given")
             )
+        described = repr(optimizer)
+        if box is not None:
+            x0 = _inside(box, x0, many)
+            optimizer = projected(optimizer, box)
         keep_path = settings["keep_path"]
-        if keep_path is None:
+        if many:
+            keep_path = False
+        elif keep_path is None:
             keep_path = n_params * (settings["max_iter"] + 1) <= _PATH_BUDGET
         config = IterateConfig(
             settings["tol"], settings["max_iter"], settings["patience"], settings["ftol"],
-            settings["refine"], keep_path,
+            settings["refine"], keep_path, box=box, keep_history=not many,
         )  # fmt: skip
+        progress = engine.Progress(
+            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
+        )
+        if many:
+            iterations = engine.BatchedIterations(
+                objective, x0, optimizer, config, watched=_watched(settings["verbose"])
+            )
+            stop = _run(iterations, (), progress)
+            return multistart.result(
+                iterations.outcome(),
+                _tree.to_host(x0),
+                stop,
+                described,
+                lambda outcome, status: _reason(
+                    status, outcome, config, float(outcome.grad_norm), optimizer, None
+                ),
+                lambda x: _named_many(x, variables),
+                variables,
+            )
         iterations = engine.Iterations(
             objective, x0, optimizer, config, per_block=None if callback is None else 1,
             watched=_watched(settings["verbose"]),
@@ -303,23 +510,147 @@ def minimize(
         callbacks = ()
         if callback is not None:
             callbacks = (_scipy_callback(callback, iterations, optimizer, variables, complex_like),)
-        progress = engine.Progress(
-            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
-        )
-        stop = engine.run(iterations, callbacks=callbacks, progress=progress)
+        stop = _run(iterations, callbacks, progress)
         outcome = iterations.outcome()
         best = _best_point(objective, outcome) if stop == Status.INTERRUPTED else None
-    return _result(outcome, stop, config, optimizer, variables, best, complex_like)
+    result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
+    if described != result.optimizer:
+        result = dataclasses.replace(result, optimizer=described)
+    return result
 
 
-def _resolve_objective(f, x0):
-    """``(objective of one pytree, x0 as that pytree, variable names or None)``."""
+def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """minimize's settings, checked once, with SciPy's ``options`` mapped onto them."""
+    given = {name: arguments[name] for name in CONSTRAINTS}
+    options = arguments["options"]
+    if options is not None:
+        if not isinstance(options, Mapping):
+            raise DescendTypeError(
+                f"options must be a dict such as {{'maxiter': 100}}, got {type(options).__name__}"
+            )
+        defaults = {"max_iter": 10_000, "tol": 1e-6}
+        for key, value in options.items():
+            if key in SCIPY_OPTIONS:
+                name = SCIPY_OPTIONS[key]
+                if given[name] != defaults[name]:
+                    raise InputError(
+                        f"options={{{key!r}: ...}} and {name}= say the same thing; give one"
+                    )
+                given[name] = value
+            elif key in _NOT_ONE_TO_ONE:
+                raise InputError(
+                    f"options={{{key!r}: ...}} has no one-to-one counterpart in descend: "
+                    f"{_NOT_ONE_TO_ONE[key]}"
+                )
+            else:
+                raise InputError(
+                    f"unknown option {key!r}; options accepts {sorted(SCIPY_OPTIONS)} "
+                    "(SciPy's names of max_iter and tol)"
+                )
+    return check_all(CONSTRAINTS, given)
+
+
+def _run(iterations, callbacks, progress) -> Status:
+    """The engine's block loop, with a function JAX cannot trace reported as such."""
+    try:
+        return engine.run(iterations, callbacks=callbacks, progress=progress)
+    except FunctionError as error:
+        if is_tracer_error(error.__cause__):
+            raise FunctionError(
+                "f is not JAX code (it turned a traced array into a NumPy array, a float or "
+                "a bool), so JAX cannot differentiate it: pass jac= (a function returning "
+                "the gradient, jac=True when f returns (value, gradient), or jac='2-point' "
+                "for finite differences) to run it on the host, or write it with jax.numpy"
+            ) from error
+        raise
+
+
+def _host_objective(objective, jac) -> HostObjective:
+    if isinstance(objective, HostObjective):
+        return objective
+    if not (callable(jac) or jac is True or jac in ("2-point", "3-point")):
+        raise InputError(
+            f"jac must be a function returning the gradient, True (f returns (value, "
+            f"gradient)), '2-point' or '3-point', got {jac!r}"
+        )
+    if jac in ("2-point", "3-point"):
+        warn(
+            f"jac={jac!r}: the gradient is approximated by finite differences (about "
+            f"{'8' if jac == '2-point' else '10'} correct digits at best), so tol below "
+            "about 1e-6 times the gradient's scale may not be reachable"
+        )
+    return HostObjective(objective, jac)
+
+
+def _check_batch(x0: PyTree) -> None:
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(x0)}
+    if None in sizes or len(sizes) != 1 or 0 in sizes:
+        shapes = jax.tree.map(np.shape, x0)
+        raise InputError(
+            "batched=True takes the starts along a leading axis of every leaf of x0, of "
+            f"one length >= 1 (e.g. an array of shape (n_starts, n)); got shapes {shapes}"
+        )
+
+
+def _first(x0: PyTree) -> PyTree:
+    return jax.tree.map(lambda leaf: leaf[0], x0)
+
+
+def _draw_starts(box: Box | None, one: PyTree, n_starts: int, seed: int) -> PyTree:
+    """``n_starts`` starts drawn uniformly from the box, in the structure of ``one``."""
+    if box is None:
+        raise InputError(
+            "starts=N draws the starts from the box of bounds=; give bounds, or pass the "
+            "starts themselves as x0 with batched=True"
+        )
+    flat, unravel = ravel_pytree(one)
+    points = jnp.asarray(box.sample(n_starts, seed), flat.dtype)
+    return jax.vmap(unravel)(points)
+
+
+def _inside(box: Box, x0: PyTree, many: bool) -> PyTree:
+    """``x0`` projected onto the box, with a warning when that moved it."""
+    project = jax.vmap(box.project) if many else box.project
+    inside = project(x0)
+    moved = any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(x0), jax.tree.leaves(inside), strict=True)
+    )
+    if moved:
+        warn(
+            f"x0 lies outside the bounds; {'the starts outside were' if many else 'it was'} "
+            "projected onto the box (each number clipped to its bounds)"
+        )
+    return inside
+
+
+def _named_many(x: PyTree, variables) -> PyTree:
+    """Points of an expression as ``{variable: values}`` (last axis); others as they are."""
+    if variables is None:
+        return x
+    x = np.asarray(x)
+    if x.ndim == 1:  # one point
+        return _named(x, variables)
+    return {name: x[..., k] for k, name in enumerate(variables)}
+
+
+def _resolve_objective(f, x0, many: bool = False, bounds=None):
+    """``(objective of one pytree, x0 as that pytree, variable names or None)``.
+
+    With ``many`` starts, ``x0`` keeps its leading axis of starts.
+    """
     from descend import functions
 
     if isinstance(f, str):
         functions.check_objective_text(f)
         if functions.is_known(f):
-            f = functions.get(f, None if x0 is None else int(np.size(x0)))
+            if x0 is not None:
+                dim = int(np.shape(x0)[-1]) if many and np.ndim(x0) else int(np.size(x0))
+            elif bounds is not None and isinstance(bounds, (list, tuple)):
+                dim = len(bounds)
+            else:
+                dim = None
+            f = functions.get(f, dim)
         else:
             f = parse(f)
     if isinstance(f, functions.TestFunction):
@@ -335,11 +666,15 @@ def _resolve_objective(f, x0):
             )
         return f.fn, np.asarray(start, dtype=float), None
     if isinstance(f, Expression):
+        if many and x0 is not None:
+            return _expression_starts(f, x0)
         return _expression_objective(f, x0)
     if not callable(f):
         raise DescendTypeError(
             f"f must be a function, an expression or a test-function name, got {type(f).__name__}"
         )
+    if x0 is None and many and bounds is not None:
+        return f, np.zeros(bounds_size(bounds)), None  # the starts are drawn from the box
     if x0 is None:
         raise InputError("x0 is required: give the start point, e.g. minimize(f, x0=0.0)")
     return f, x0, None
@@ -358,6 +693,24 @@ def _expression_objective(expression: Expression, x0):
     else:
         values = list(expression.bind(*np.ravel(x0)).values())
     return expression.vector_function(), np.asarray(values, dtype=float), names
+
+
+def _expression_starts(expression: Expression, x0):
+    """An expression's many starts: ``(n_starts, n_variables)`` from an array or a dict."""
+    names = expression.variables
+    if isinstance(x0, Mapping):
+        missing = sorted(set(names) - set(x0))
+        if missing:
+            raise InputError(f"x0 has no starts for the variables {missing}")
+        values = np.stack([np.asarray(x0[name], dtype=float) for name in names], axis=-1)
+    else:
+        values = np.asarray(x0, dtype=float)
+    if values.ndim != 2 or values.shape[1] != len(names):
+        raise InputError(
+            f"many starts of {expression.text!r} are an array (n_starts, {len(names)}) in "
+            f"the order {list(names)}, or {{variable: (n_starts,)}}; got shape {values.shape}"
+        )
+    return expression.vector_function(), values, names
 
 
 def _resolve_optimizer(optimizer) -> Optimizer:
@@ -526,7 +879,15 @@ def _result(
     x, value, grads = outcome.x, outcome.value, outcome.grads
     if best is not None:  # interrupted: the best point so far, not the last one
         x, value, grads, _ = best
-    grad_norm = float(np.sqrt(sum(np.vdot(g, g).real for g in jax.tree.leaves(grads))))
+    box = config.box
+    flat_x = None
+    if box is None:
+        grad_norm = float(np.sqrt(sum(np.vdot(g, g).real for g in jax.tree.leaves(grads))))
+    else:
+        flat_x = np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(x)])
+        flat_g = np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(grads)])
+        step = flat_x - np.clip(flat_x - flat_g, box.lower, box.upper)
+        grad_norm = float(np.sqrt(np.dot(step, step)))
     if complex_like is not None:
         x = pairs.from_pairs_on_host(complex_like, x)
         grads = pairs.from_pairs_on_host(complex_like, grads, gradient=True)
@@ -559,7 +920,16 @@ def _result(
         hints=_hints(stop, n_iter, int(outcome.n_overshoots), optimizer),
         optimizer=repr(optimizer),
         variables=variables,
+        active_mask=None if box is None else box.active(flat_x),
+        n_jev=_gradient_evaluations(outcome, optimizer),
     )
+
+
+def _gradient_evaluations(outcome, optimizer: Optimizer) -> int:
+    """Evaluations that computed the gradient: all but the value-only line-search trials."""
+    if optimizer.name == "lbfgs" and optimizer.hyperparams.get("line_search_fn") == "strong_wolfe":
+        return int(outcome.n_fev)
+    return int(outcome.n_iter) + 1 + int(outcome.n_bisections)
 
 
 def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, optimizer, best) -> str:
@@ -570,7 +940,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
     if stop == Status.CONVERGED:
         return stop.message(grad_norm=grad_norm, tol=config.tol)
     if stop == Status.NO_DECREASE:
-        start, now = float(outcome.history_value[0]), float(outcome.value)
+        start, now = float(outcome.start_value), float(outcome.value)
         if now > start:
             why = (
                 f"the value grew from {start:.6g} at x0 to {now:.6g}, the steps are "
@@ -580,7 +950,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
             why = status.plateau(
                 "value", rtol=config.ftol, atol=0.0, patience=config.patience,
                 unit="iteration", best=float(outcome.best),
-                best_at=int(np.nanargmin(outcome.history_value[: n_iter + 1])),
+                best_at=int(outcome.best_at),
             )  # fmt: skip
         else:
             why = _stall(optimizer, n_iter, grad_norm, config.tol)
@@ -598,7 +968,7 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
                 where="", kept="returning the last point with a finite gradient", advice="",
             )  # fmt: skip
         if int(outcome.failure) == GREW:
-            start = float(outcome.history_value[0])
+            start = float(outcome.start_value)
             return stop.message(
                 what=f"the value grew from {start:.6g} at x0 to {float(outcome.value):.6g}, "
                 f"more than {rules.GROWTH:g} times its scale (the steps are too large)",
@@ -611,6 +981,8 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
         )  # fmt: skip
     if stop == Status.MAX_ITER:
         return stop.message(max_iter=config.max_iter, grad_norm=grad_norm)
+    if stop == Status.INTERRUPTED and best is None:
+        return stop.message(unit="iteration", done=n_iter, kept="returning the last point")
     if stop == Status.INTERRUPTED:
         kept = f"returning the best point so far (iteration {best[3]}, f = {best[1]:.6g})"
         return stop.message(unit="iteration", done=n_iter, kept=kept)

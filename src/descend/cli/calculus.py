@@ -10,6 +10,7 @@ from descend.cli.common import (
     EXIT_OK,
     add_json,
     add_optimizer_options,
+    bounds_from_text,
     check_output_path,
     number,
     optimizer_from_args,
@@ -48,6 +49,11 @@ def add_parsers(commands) -> None:
     minimize.add_argument(
         "--refine", action="store_true", help="bisect a derivative sign change (1 variable)"
     )
+    minimize.add_argument(
+        "--bounds", metavar="x=0:5,y=:3",
+        help="box bounds low:high per variable (either side may be empty); for a test "
+        "function, pairs in variable order: 0:5,:3",
+    )  # fmt: skip
     minimize.add_argument(
         "--dtype", choices=("float64", "float32"), default="float64",
         help="the precision of the iterates",
@@ -119,10 +125,16 @@ def _minimize(args: argparse.Namespace) -> int:
     if args.plot:
         check_output_path(args.plot, None)
     target, x0, label = target_and_start(args.expression, args.x0, args.dim)
+    bounds = None
+    if args.bounds:
+        names = getattr(target, "variables", None)
+        dim = None if names is not None else (len(x0) if x0 is not None else target.dim)
+        bounds = bounds_from_text(args.bounds, names, dim)
     result = minimize(
         target,
         x0,
         optimizer=optimizer,
+        bounds=bounds,
         tol=args.tol,
         max_iter=args.max_iter,
         refine=args.refine,
@@ -142,6 +154,14 @@ def _minimize(args: argparse.Namespace) -> int:
     print(f"  f(x) = {result.fun:.10g}")
     print(f"  gradient norm = {result.grad_norm:.3g}")
     print(f"  iterations: {result.n_iter} ({result.n_fev} function evaluations)")
+    if result.active_mask is not None:
+        names = result.variables or [f"x{i + 1}" for i in range(len(result.active_mask))]
+        held = [
+            f"{name} at its {'lower' if side < 0 else 'upper'} bound"
+            for name, side in zip(names, result.active_mask, strict=True)
+            if side
+        ]
+        print(f"  active bounds: {', '.join(held) if held else 'none'}")
     print(f"  stopped: {args.in_words(result.reason)}")
     if result.bracket is not None:
         print(

@@ -304,6 +304,57 @@ def vector_from_text(text: str, dim: int) -> list[float]:
     return values
 
 
+_NUMBER = r"[+-]?(?:inf|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+_BOUND_ITEM = re.compile(
+    rf"^\s*(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<low>{_NUMBER})?\s*:\s*(?P<high>{_NUMBER})?\s*$"
+)
+
+
+def bounds_from_text(text: str, names: Any, dim: int | None) -> Any:
+    """Read ``--bounds``: ``"x=0:5,y=:3"`` (an expression) or ``"0:5,:3"`` (a test function).
+
+    Each item is ``[name=]low:high``, either side left empty for no bound; the numbers are
+    decimal literals or ``inf``, read by a regular expression (never evaluated). Returns
+    ``{name: (low, high)}`` for an expression's ``names``, else one ``(low, high)`` pair
+    per variable (``dim`` of them) for :func:`descend.minimize`'s ``bounds``.
+    """
+    pairs: dict[str, tuple[float | None, float | None]] = {}
+    ordered: list[tuple[float | None, float | None]] = []
+    for item in text.split(","):
+        match = _BOUND_ITEM.match(item)
+        if match is None:
+            raise InputError(
+                f"--bounds items are [name=]low:high with numbers (either side may be empty), "
+                f"e.g. x=0:5,y=:3; got {item.strip()!r}"
+            )
+        low, high = (None if v is None else float(v) for v in match.group("low", "high"))
+        name = match.group("name")
+        if names is None:
+            if name is not None:
+                raise InputError(
+                    f"--bounds for a test function are low:high pairs in variable order, "
+                    f"without names; got {item.strip()!r}"
+                )
+            ordered.append((low, high))
+            continue
+        if name is None:
+            raise InputError(
+                f"--bounds for an expression name each variable, e.g. x=0:5; got {item.strip()!r}"
+            )
+        if name not in names:
+            raise InputError(
+                f"--bounds: {name!r} is not a variable (variables: {', '.join(names)})"
+            )
+        if name in pairs:
+            raise InputError(f"--bounds gives {name!r} twice")
+        pairs[name] = (low, high)
+    if names is not None:
+        return pairs
+    if dim is not None and len(ordered) != dim:
+        raise InputError(f"--bounds has {len(ordered)} pairs; the function has {dim} variables")
+    return ordered
+
+
 def target_and_start(text: str, x0_text: str | None, dim: int | None) -> tuple[Any, Any, str]:
     """What ``minimize`` and ``compare`` run on: ``(function, start, label)``.
 

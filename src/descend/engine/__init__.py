@@ -3,7 +3,8 @@
 - :mod:`~descend.engine.loop`: :func:`run`, the host loop over compiled blocks
   (progress, callbacks, Ctrl-C, agreement between processes, the budget).
 - :mod:`~descend.engine.status`: :class:`Status`, each stop with its sentence.
-- :mod:`~descend.engine.iterate`: ``minimize``'s block (k iterations, rules on the device).
+- :mod:`~descend.engine.iterate`: ``minimize``'s block (k iterations, rules on the device),
+  also over many starts at once (``BatchedIterations``, ``jax.vmap``).
 - :mod:`~descend.engine.epoch`: ``fit``'s block (one epoch of updates, or several short
   ones).
 - :mod:`~descend.engine.progress`: the progress display.
@@ -25,7 +26,13 @@ from descend.engine.epoch import (
     compiled_epoch,
     compiled_stretch,
 )
-from descend.engine.iterate import FAILURES, IterateCarry, IterateConfig, Iterations
+from descend.engine.iterate import (
+    FAILURES,
+    BatchedIterations,
+    IterateCarry,
+    IterateConfig,
+    Iterations,
+)
 from descend.engine.loop import Block, run
 from descend.engine.progress import Progress
 from descend.engine.status import Status
@@ -34,6 +41,7 @@ __all__ = [
     "BATCH_AXIS",
     "FAILURES",
     "SCAN_UNROLL",
+    "BatchedIterations",
     "Block",
     "EpochConfig",
     "EpochOutcome",

@@ -19,6 +19,11 @@ The number of iterations of a block is an argument of the program, not part of i
 shape, so blocks of any size share one compilation per (objective, optimizer,
 settings, shapes); the recorded history is donated from block to block, so it is
 never copied.
+
+Many starts (``minimize(..., batched=True)``) run the same programs under ``jax.vmap``
+(:class:`BatchedIterations`): each start keeps its own carry and stops on its own rule,
+and no per-iteration history is recorded (its buffers would hold ``max_iter + 1``
+entries per start).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from descend._tree import PyTree
 from descend.calculus import call_user, check_scalar_output
 from descend.engine.status import Status
 from descend.optim.base import Optimizer
+from descend.optim.bounded import Box
 
 FIRST_BLOCK = 128  # iterations in the first block of a watched run
 UNWATCHED_BLOCK = 10_000  # ... and of a run nobody watches (minimize's default max_iter)
@@ -55,7 +61,11 @@ class IterateConfig:
     """Static settings of the iterations (hashable: part of the compilation key).
 
     ``ftol`` is the relative tolerance of the improvement rule (:func:`descend.rules.improved`)
-    that ``patience`` counts steps of.
+    that ``patience`` counts steps of. With a ``box`` the gradient norm of the rules and
+    the history is that of the projected gradient
+    (:meth:`~descend.optim.bounded.Box.projected_gradient`).
+    Without ``keep_history`` the value and gradient norm are not recorded per iteration
+    (many starts at once: :class:`BatchedIterations`).
     """
 
     tol: float
@@ -64,6 +74,8 @@ class IterateConfig:
     ftol: float
     refine: bool
     keep_path: bool
+    box: Box | None = None
+    keep_history: bool = True
 
 
 class IterateCarry(NamedTuple):
@@ -78,6 +90,7 @@ class IterateCarry(NamedTuple):
     opt_state: PyTree
     status: jax.Array
     best: jax.Array  # the lowest value so far
+    best_at: jax.Array  # ... and the iteration it was reached at
     # f(x0), for the growth rule; its own scalar, since reading the history inside the
     # loop makes XLA copy the whole history at every iteration.
     start_value: jax.Array
@@ -107,6 +120,13 @@ def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
     return jax.value_and_grad(checked)
 
 
+def _grad_norm(config: IterateConfig, x: PyTree, grads: PyTree) -> jax.Array:
+    """The norm the rules watch: of the gradient, or of the projected gradient in a box."""
+    if config.box is None:
+        return _tree.norm(grads)
+    return _tree.norm(config.box.projected_gradient(x, grads))
+
+
 # --------------------------------------------------------------------------- device side
 
 
@@ -117,7 +137,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
     blocks may update in place.
     """
     dtype = jnp.result_type(*jax.tree.leaves(x0))
-    n_slots = config.max_iter + 1
+    n_slots = config.max_iter + 1 if config.keep_history else 1
     zero, nan = jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, dtype)
     history_x = None
     if config.keep_path:
@@ -132,6 +152,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
         opt_state=jax.tree.map(jnp.copy, opt_state0),
         status=zero,
         best=nan,
+        best_at=zero,
         start_value=nan,
         best_x=None if config.keep_path else jax.tree.map(jnp.copy, x0),
         since_best=zero,
@@ -152,7 +173,7 @@ def _start(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCar
     dtype = carry.value.dtype
     value, grads = value_grad(carry.x)
     value = value.astype(dtype)
-    grad_norm = _tree.norm(grads).astype(dtype)
+    grad_norm = _grad_norm(config, carry.x, grads).astype(dtype)
     finite = rules.is_finite(value, grads, carry.x)
     status = jnp.select(
         [~finite, grad_norm <= config.tol, jnp.asarray(config.max_iter == 0)],
@@ -193,7 +214,7 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         0,
     ).astype(jnp.int32)
     n_iter = carry.n_iter + 1
-    grad_norm = _tree.norm(grads_new).astype(carry.value.dtype)
+    grad_norm = _grad_norm(config, x_new, grads_new).astype(carry.value.dtype)
     step = _tree.sub(x_new, carry.x)
     moved = _tree.vdot(step, step) > 0
     overshoot = _tree.vdot(grads_new, step) > 0
@@ -235,6 +256,10 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
 
     lowest = finite & (value_new < carry.best)
     history_x, best_x = carry.history_x, carry.best_x
+    history_value, history_grad_norm = carry.history_value, carry.history_grad_norm
+    if config.keep_history:
+        history_value = history_value.at[n_iter].set(jnp.where(finite, value_new, jnp.nan))
+        history_grad_norm = history_grad_norm.at[n_iter].set(jnp.where(finite, grad_norm, jnp.nan))
     if config.keep_path:
         history_x = jax.tree.map(
             lambda h, leaf: h.at[n_iter].set(jnp.where(finite, leaf, h[n_iter])),
@@ -252,16 +277,15 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         opt_state=keep(state_new, carry.opt_state),
         status=status,
         best=jnp.where(lowest, value_new, carry.best),
+        best_at=jnp.where(lowest, n_iter, carry.best_at),
         best_x=best_x,
         since_best=since_best,
         has_bracket=carry.has_bracket | sign_change,
         bracket=bracket,
         n_overshoots=carry.n_overshoots + (finite & overshoot).astype(jnp.int32),
         failure=failure,
-        history_value=carry.history_value.at[n_iter].set(jnp.where(finite, value_new, jnp.nan)),
-        history_grad_norm=carry.history_grad_norm.at[n_iter].set(
-            jnp.where(finite, grad_norm, jnp.nan)
-        ),
+        history_value=history_value,
+        history_grad_norm=history_grad_norm,
         history_x=history_x,
     )
 
@@ -479,3 +503,74 @@ class Iterations:
         if self._host is None:
             self._host = _tree.to_host(self.carry._replace(opt_state=None))
         return self._host
+
+
+# --------------------------------------------------------------------------- many starts
+
+
+@functools.lru_cache(maxsize=16)
+def _batched_programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Programs:
+    """:func:`_programs` mapped over a leading axis of starts (``jax.vmap``).
+
+    Under ``vmap`` the ``while_loop`` of a block runs while any start is running, and a
+    start whose rule stopped it keeps its carry unchanged (``vmap`` selects the old
+    carry for it), so each start stops on its own rule and finished starts stay frozen.
+    """
+    block = functools.partial(_block_on_parts, objective, optimizer, config)
+    allocate = functools.partial(_allocate, config)
+    block_all = jax.vmap(block, in_axes=(0, 0, None))
+    allocate_all = jax.vmap(allocate)
+
+    def first(x0, opt_state0, stop_at):
+        carry = allocate_all(x0, opt_state0)
+        return block_all(_without_history(carry), _histories(carry), stop_at)
+
+    return _Programs(
+        allocate=jax.jit(allocate_all),
+        block=jax.jit(block_all, donate_argnums=1),
+        first=jax.jit(first),
+    )
+
+
+class BatchedIterations(Iterations):
+    """Many starts of ``minimize`` in one compiled program (a :class:`~descend.engine.loop.Block`).
+
+    ``x0`` holds the starts along a leading axis of every leaf. ``advance`` returns
+    ``RUNNING`` while any start runs; once none does, the status of the start with the
+    lowest value (``DIVERGED`` only when every start diverged). Each start's own status
+    is in :meth:`outcome`.
+    """
+
+    def __init__(
+        self,
+        objective: Callable[[PyTree], jax.Array],
+        x0: PyTree,
+        optimizer: Optimizer,
+        config: IterateConfig,
+        *,
+        watched: bool = True,
+    ):
+        self.config = config
+        self._programs = _batched_programs(objective, optimizer, config)
+        self.x0, self.opt_state0 = x0, jax.vmap(optimizer.init)(x0)
+        self.carry = None
+        self._host = None
+        self.per_block = None
+        self.unwatched = not watched
+        self.size = UNWATCHED_BLOCK if self.unwatched else FIRST_BLOCK
+        self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
+        self.n_running = int(jax.tree.leaves(x0)[0].shape[0])
+
+    def _read(self, status, n_iter, value, grad_norm) -> Status:
+        running = status == Status.RUNNING
+        self.n_running = int(np.sum(running))
+        self.n_iter = int(np.max(n_iter))
+        finite = np.isfinite(value)
+        at = int(np.argmin(np.where(finite, value, np.inf))) if np.any(finite) else 0
+        self.value, self.grad_norm = float(value[at]), float(grad_norm[at])
+        if self.n_running:
+            return Status.RUNNING
+        return Status(int(status[at]))
+
+    def describe(self) -> str:
+        return f"best f {self.value:.6g}, {self.n_running} starts running"

@@ -1,4 +1,4 @@
-"""Row 8: stochastic gradient descent on the shape of scikit-learn's covertype benchmark."""
+"""Row 10: stochastic gradient descent on the shape of scikit-learn's covertype benchmark."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ LR, EPOCHS, SEED = 1e-3, 2, 0
 MINIBATCH = 32  # the mini-batch variant, at lr = MINIBATCH × LR (the linear scaling rule)
 
 
-@row(8, "covertype", "Covertype-shaped SGD: logistic regression, batch 1 and mini-batch")
+@row(10, "covertype", "Covertype-shaped SGD: logistic regression, batch 1 and mini-batch")
 def run(settings: Settings) -> RowResult:
     import descend
 
