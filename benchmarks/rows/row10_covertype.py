@@ -109,7 +109,7 @@ def run(settings: Settings) -> RowResult:
         "its loss is comparable, in 1/32 of the steps.",
     ]
     return RowResult(
-        8, "covertype", "Covertype-shaped SGD", tables=[table], notes=notes,
+        10, "covertype", "Covertype-shaped SGD", tables=[table], notes=notes,
         description=(
             "Logistic regression by stochastic gradient descent on data of the shape "
             "scikit-learn benchmarks its SGD on, where `SGDClassifier` trains in about a "
