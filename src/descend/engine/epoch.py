@@ -23,10 +23,11 @@ from descend import _tree, rules
 from descend._tree import PyTree
 from descend.optim.base import Optimizer
 
-# Two updates per loop iteration: measured on the CPU, an epoch of 6,250 batch-32 Adam
-# updates takes 25 ms instead of 35-48 ms, and one of 200,000 single-sample updates
-# 180 ms instead of 220 ms; four per iteration gain no more and compile 0.3 s longer.
-SCAN_UNROLL = 2
+# Four updates per loop iteration. Measured on the CPU (logistic regression, 200,000
+# rows, in one process, medians): batch 32 with Adam 125 ms an epoch at two, 102 ms at
+# four, 88 ms at eight; batch 1 with SGD 256, 203 and 231 ms. Four compiles 0.1 s longer
+# than two, eight 0.6 s longer. (Before small updates kept their outputs, two was best.)
+SCAN_UNROLL = 4
 
 BATCH_AXIS = "batch"  # the mesh axis that data-parallel training splits batches over
 
