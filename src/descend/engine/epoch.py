@@ -23,11 +23,13 @@ from descend import _tree, rules
 from descend._tree import PyTree
 from descend.optim.base import Optimizer
 
-# Four updates per loop iteration. Measured on the CPU (logistic regression, 200,000
-# rows, in one process, medians): batch 32 with Adam 125 ms an epoch at two, 102 ms at
-# four, 88 ms at eight; batch 1 with SGD 256, 203 and 231 ms. Four compiles 0.1 s longer
-# than two, eight 0.6 s longer. (Before small updates kept their outputs, two was best.)
-SCAN_UNROLL = 4
+# Updates per loop iteration. Measured on the CPU (logistic regression, 200,000 rows,
+# compile and epoch times, medians): batch 32 with Adam runs 51 ms an epoch at two and
+# at four, and compiles in 0.55 s at two, 0.88 s at four; single-row SGD runs 196 ms at
+# two, 134 ms at four, for 0.1 s more compilation. Eight compiles 0.6 s longer still.
+SCAN_UNROLL = 2
+SMALL_UPDATE_ROWS = 4  # updates of at most this many rows loop SMALL_UPDATE_UNROLL a turn
+SMALL_UPDATE_UNROLL = 4
 
 BATCH_AXIS = "batch"  # the mesh axis that data-parallel training splits batches over
 
@@ -199,15 +201,14 @@ def _run_epoch(
     # A term of the objective that depends on the params alone (an L2 penalty), or None.
     penalty = getattr(batch_objective, "penalty", None)
 
-    def update(carry, pieces, rows, *, last=True, keep=False):
+    def update(carry, pieces, rows, *, keep=False):
         """One update over ``pieces``: the new carry, and its outputs when ``keep``.
 
-        Only the ``last`` update of the epoch computes the gradient norm it reports. With
-        ``keep`` (one batch in ``pieces``), the update returns the model's outputs
+        With ``keep`` (one batch in ``pieces``), the update returns the model's outputs
         instead of adding its loss and metric sums to the carry: they are summed after
         the loop, all rows at once (see :func:`_keeps_outputs`).
         """
-        params, opt_state, totals, grad_norm, n_finite, alive = carry
+        params, opt_state, totals, _, n_finite, alive = carry
         outputs = None
         if keep:
             loss, weight, outputs, grads = _loss_keeping_outputs(batch_objective, params, pieces[0])
@@ -238,8 +239,7 @@ def _run_epoch(
             added = (loss, weight, metrics)
         if not keep:
             totals = jax.tree.map(jnp.add, totals, added)
-        if last:
-            grad_norm = _tree.norm(grads).astype(dtype)
+        grad_norm = _tree.norm(grads).astype(dtype)
         return (new_params, new_state, totals, grad_norm, n_finite, alive), outputs
 
     sharded = config.mesh is not None
@@ -295,32 +295,28 @@ def _updates(config: EpochConfig, data, order, update, carry, *, keep: bool = Fa
         start = config.n_full_batches * config.batch_size
         tail.append(rows(start, n_used - start, (1, n_used - start)))
     batch = (config.accumulate, config.batch_size)
-    # The groups the loop runs: all but the last, which reports the gradient norm, when
-    # no tail update follows them. A single group runs without a loop: for batch gradient
-    # descent XLA then reads the data in place instead of slicing a copy of it out of the
-    # scanned operand.
-    looped = config.n_groups - (not tail)
-    looped = looped if looped > 1 else 0
-    kept = None
-    if looped and order is None:
-        groups = rows(0, looped * config.group_rows, (looped, *batch))
+    unroll = SCAN_UNROLL if config.group_rows > SMALL_UPDATE_ROWS else SMALL_UPDATE_UNROLL
+    kept, looped = None, config.n_groups
+    if config.n_groups == 1 and order is None:
+        # A single update (batch gradient descent): no loop, so that XLA reads the data in
+        # place instead of slicing a copy of it out of the scanned operand.
+        carry, _ = update(carry, (rows(0, n_main, batch),), config.group_rows)
+        looped = 0
+    elif config.n_groups and order is None:
+        groups = rows(0, n_main, (config.n_groups, *batch))
 
         def step(c, group):
-            return update(c, (group,), config.group_rows, last=False, keep=keep)
+            return update(c, (group,), config.group_rows, keep=keep)
 
-        carry, kept = jax.lax.scan(step, carry, groups, unroll=SCAN_UNROLL)
-    elif looped:
-        indices = order[: looped * config.group_rows].reshape(looped, *batch)
+        carry, kept = jax.lax.scan(step, carry, groups, unroll=unroll)
+    elif config.n_groups:
+        indices = order[:n_main].reshape(config.n_groups, *batch)
 
         def step(c, group_indices):
             group = tuple(leaf[group_indices] for leaf in data)
-            return update(c, (group,), config.group_rows, last=False, keep=keep)
+            return update(c, (group,), config.group_rows, keep=keep)
 
-        carry, kept = jax.lax.scan(step, carry, indices, unroll=SCAN_UNROLL)
-    for group in range(looped, config.n_groups):  # the groups outside the loop
-        last = group == config.n_groups - 1 and not tail
-        piece = rows(group * config.group_rows, config.group_rows, batch)
-        carry, _ = update(carry, (piece,), config.group_rows, last=last)
+        carry, kept = jax.lax.scan(step, carry, indices, unroll=unroll)
     if tail:
         carry, _ = update(carry, tuple(tail), config.tail_rows)
     if not keep:
@@ -449,8 +445,9 @@ def _compiler_options() -> dict[str, Any] | None:
 
 class StretchOutcome(NamedTuple):
     """What :func:`compiled_stretch`'s program returns: the last epoch's weights and
-    state, and each epoch's numbers (arrays of ``repeat`` entries, the first ``count``
-    of them filled; the run stops after the first epoch that is not finite)."""
+    state, each epoch's numbers (arrays of ``repeat`` entries, the first ``count`` of
+    them filled; the run stops after the first epoch that is not finite), and the
+    weights and state of the stretch's best epoch by early stopping's rule."""
 
     params: PyTree
     opt_state: PyTree
@@ -460,18 +457,23 @@ class StretchOutcome(NamedTuple):
     grad_norm: jax.Array
     finite: jax.Array
     count: jax.Array  # the epochs run
+    best_params: PyTree
+    best_opt_state: PyTree
+    best_index: jax.Array  # the best epoch's index in the stretch, -1 if none improved
 
 
 def _run_stretch(
-    batch_objective, optimizer: Optimizer, config: EpochConfig, repeat: int, params, opt_state,
-    data, orders, mean_weight, count,
+    batch_objective, optimizer: Optimizer, config: EpochConfig, repeat: int, min_delta: float,
+    params, opt_state, data, orders, mean_weight, count, best,
 ):  # fmt: skip
     """Up to ``repeat`` epochs in one program: ``count`` of them (a traced number), each
     as :func:`_run_epoch` runs it, ``orders`` (``(repeat, n_samples)`` or None) holding
-    their row orders. An epoch that is not finite ends the loop."""
+    their row orders. An epoch that is not finite ends the loop. The weights of the
+    epoch whose mean loss last improved on ``best`` by more than ``min_delta``
+    (:func:`descend.rules.improved`, in the loss's dtype) are kept."""
 
     def epoch(carry):
-        index, params, opt_state, numbers, _ = carry
+        index, params, opt_state, numbers, _, kept = carry
         order = None if orders is None else orders[index]
         outcome = _run_epoch(
             batch_objective, optimizer, config, params, opt_state, data, order, mean_weight
@@ -479,10 +481,14 @@ def _run_stretch(
         ended = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums, outcome.grad_norm)
         ended += (outcome.finite,)
         numbers = jax.tree.map(lambda stack, value: stack.at[index].set(value), numbers, ended)
-        return index + 1, outcome.params, outcome.opt_state, numbers, outcome.finite
+        mean = outcome.loss_sum / outcome.weight_sum
+        better = rules.improved(mean, kept[0], atol=min_delta)
+        candidate = (mean, outcome.params, outcome.opt_state, index)
+        kept = _tree.where(better, candidate, kept)
+        return index + 1, outcome.params, outcome.opt_state, numbers, outcome.finite, kept
 
     def going_on(carry):
-        index, *_, finite = carry
+        index, *_, finite, _ = carry
         return (index < count) & finite
 
     shapes = jax.eval_shape(
@@ -498,25 +504,29 @@ def _run_stretch(
             shapes.finite,
         )
     )  # fmt: skip
-    start = (jnp.zeros((), jnp.int32), params, opt_state, numbers, jnp.asarray(True))
-    index, params, opt_state, numbers, _ = jax.lax.while_loop(going_on, epoch, start)
-    return StretchOutcome(params, opt_state, *numbers, index)
+    kept = (jnp.asarray(best, shapes.loss_sum.dtype), params, opt_state, jnp.asarray(-1))
+    start = (jnp.zeros((), jnp.int32), params, opt_state, numbers, jnp.asarray(True), kept)
+    index, params, opt_state, numbers, _, kept = jax.lax.while_loop(going_on, epoch, start)
+    return StretchOutcome(params, opt_state, *numbers, index, *kept[1:])
 
 
 @functools.lru_cache(maxsize=16)
 def compiled_stretch(
-    batch_objective: Callable[..., Any], optimizer: Optimizer, config: EpochConfig, repeat: int
-) -> Callable[..., StretchOutcome]:
+    batch_objective: Callable[..., Any], optimizer: Optimizer, config: EpochConfig, repeat: int,
+    min_delta: float,
+) -> Callable[..., StretchOutcome]:  # fmt: skip
     """The jitted program of up to ``repeat`` epochs (see :func:`compiled_epoch`).
 
-    Called as ``program(params, opt_state, data, orders, mean_weight, count)``: ``orders``
-    stacks the row orders of the epochs (``(repeat, n_samples)`` int32, the rows past
-    ``count`` unused) or is None without shuffling; ``count`` (1 to ``repeat``) is how
-    many epochs to run. For epochs so short that the host's work between them would
-    cost more than they do (a full-batch step, a small data set): one program, one
-    round trip. Data in memory on one device only (no ``config.mesh``).
+    Called as ``program(params, opt_state, data, orders, mean_weight, count, best)``:
+    ``orders`` stacks the row orders of the epochs (``(repeat, n_samples)`` int32, the
+    rows past ``count`` unused) or is None without shuffling; ``count`` (1 to ``repeat``)
+    is how many epochs to run; ``best`` (the best mean loss so far, ``inf`` for none) and
+    ``min_delta`` are early stopping's, for the best epoch's weights. For epochs so short
+    that the host's work between them would cost more than they do (a full-batch step, a
+    small data set): one program, one round trip. Data in memory on one device only (no
+    ``config.mesh``).
     """
     return jax.jit(
-        functools.partial(_run_stretch, batch_objective, optimizer, config, repeat),
+        functools.partial(_run_stretch, batch_objective, optimizer, config, repeat, min_delta),
         compiler_options=_compiler_options(),
     )

@@ -11,6 +11,7 @@ the last finite weights). The loop itself, with progress, callbacks and Ctrl-C, 
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import math
 import time
@@ -335,8 +336,10 @@ class Epochs:
         out). Where a rule stops the run inside the stretch (divergence, a loss grown
         without bound), its epochs run again one at a time (:attr:`single_until`), so
         that the rule sees the epoch it stops at as it would have; returns None then.
-        Early stopping's record of the best epoch keeps that epoch's weights: the
-        stretch's last, or the stretch run again up to it.
+        Early stopping's record of the best epoch keeps that epoch's weights: the program
+        keeps those of the epoch that last improved by early stopping's test made in the
+        loss's dtype; should the host's test (in float64) pick another, the stretch runs
+        again one epoch at a time.
         """
         spec, source = self.spec, self.source
         config = source.config
@@ -347,14 +350,14 @@ class Epochs:
             orders = np.zeros((self.stretch, config.n_samples), np.int32)
             for index in range(count):
                 ((_, _, orders[index]),) = source.chunks(spec.seed, self.epoch + index)
-        program = engine.compiled_stretch(self.objective, spec.optimizer, config, self.stretch)
+        program = engine.compiled_stretch(
+            self.objective, spec.optimizer, config, self.stretch, spec.min_delta
+        )
 
-        def run(epochs: int):
-            return program(
-                self.params, self.opt_state, source.data, orders, source.mean_weight, epochs
-            )
-
-        outcome = run(count)
+        outcome = program(
+            self.params, self.opt_state, source.data, orders, source.mean_weight, count,
+            self.plateau.best,
+        )  # fmt: skip
         finite, *numbers = jax.device_get(
             (outcome.finite, outcome.loss_sum, outcome.weight_sum, outcome.metric_sums,
              outcome.grad_norm)
@@ -374,13 +377,18 @@ class Epochs:
         if len(records) < count:  # a rule stops the run inside: one epoch at a time
             self.single_until = self.epoch + count
             return None
-        best_at = self.plateau.best_at
+        plateau = copy.copy(self.plateau)
         for index, record in enumerate(records):
-            self.plateau.update(record["loss"], self.epoch + index + 1)
-        if self.plateau.best_at != best_at:  # the best epoch's weights, for the record
-            last = self.plateau.best_at == self.epoch + count
-            kept = outcome if last else run(self.plateau.best_at - self.epoch)
-            self.plateau.kept = (kept.params, kept.opt_state)
+            plateau.update(record["loss"], self.epoch + index + 1)
+        if plateau.best_at != self.plateau.best_at:  # the best epoch's weights, for the record
+            if plateau.best_at == self.epoch + count:
+                plateau.kept = (outcome.params, outcome.opt_state)
+            elif plateau.best_at == self.epoch + 1 + int(outcome.best_index):
+                plateau.kept = (outcome.best_params, outcome.best_opt_state)
+            else:  # the program's test, in the loss's dtype, disagreed: one at a time
+                self.single_until = self.epoch + count
+                return None
+        self.plateau = plateau
         self.params, self.opt_state = outcome.params, outcome.opt_state
         self.n_updates += count * config.n_updates
         for record in records:
