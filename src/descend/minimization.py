@@ -457,7 +457,7 @@ def minimize(
             raise InputError("many starts at once are for real numbers; x0 has complex numbers")
         if complex_like is not None:
             objective, x0 = _on_real_pairs(objective, x0, optimizer)
-        n_params = _tree.size(one)
+        n_params = _tree.size(one if many else x0)  # x0: complex numbers as real pairs
         if n_params == 0:
             raise InputError("x0 has no numbers to optimize")
         if settings["refine"] and (n_params != 1 or box is not None):
