@@ -170,3 +170,49 @@ def test_lbfgs_settings_the_bounded_lbfgs_does_not_use_are_named():
         ds.minimize(f, x0, bounds=bounds, optimizer=ds.optim.lbfgs(history_size=5))
     with pytest.warns(DescendWarning, match="history_size is kept, lr, max_ls not used"):
         ds.minimize(f, x0, bounds=bounds, optimizer=ds.optim.lbfgs(lr=0.5, max_ls=5))
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["array (n, 2)", "rows as arrays", "zip(lows, highs)"],
+)
+def test_scipys_other_sequence_forms_of_bounds_are_read_as_pairs(form):
+    """An (n, 2) array, a list of its rows and an iterable of pairs are SciPy's too."""
+    lows, highs = [-1.0, -1.0], [0.5, 2.0]
+    given = {
+        "array (n, 2)": np.array([lows, highs]).T,
+        "rows as arrays": list(np.array([lows, highs]).T),
+        "zip(lows, highs)": zip(lows, highs, strict=True),
+    }[form]
+    result = ds.minimize(_rosenbrock, np.array([-0.9, 1.0]), bounds=given, verbose=0)
+    expected = _scipy_lbfgsb(_rosenbrock, [-0.9, 1.0], list(zip(lows, highs, strict=True)))
+    np.testing.assert_allclose(result.x, expected.x, atol=1e-6)
+
+
+def test_a_bounds_object_with_an_entry_per_variable_is_refused_for_a_dict_x0():
+    """Its entries would be matched to the dict's keys in sorted order, not as written."""
+
+    def f(p):
+        return (p["a"] - 3.0) ** 2 + (p["b"] + 3.0) ** 2
+
+    with pytest.raises(InputError, match=r"bounds=\(lows, highs\)"):
+        ds.minimize(f, {"b": 0.0, "a": 0.0}, bounds=scipy.optimize.Bounds([0, -2], [1, 2]))
+    # Two numbers for every variable are unambiguous, as are pytrees of lows and highs.
+    same = ds.minimize(f, {"b": 0.0, "a": 0.0}, bounds=scipy.optimize.Bounds(-2.0, 1.0))
+    assert (float(same.x["a"]), float(same.x["b"])) == (1.0, -2.0)
+    trees = ds.minimize(
+        f, {"b": 0.0, "a": 0.0}, bounds=({"b": 0.0, "a": -2.0}, {"b": 1.0, "a": 2.0}), verbose=0
+    )
+    np.testing.assert_allclose([trees.x["a"], trees.x["b"]], [2.0, 0.0], atol=1e-6)
+
+
+def test_lows_and_highs_as_two_arrays_for_an_array_x0_point_to_bounds():
+    with pytest.raises(InputError, match=r"scipy\.optimize\.Bounds\(lows, highs\)"):
+        ds.minimize(_rosenbrock, np.zeros(3), bounds=(np.zeros(3), np.ones(3)))
+
+
+def test_a_start_holding_nan_is_refused_by_index_before_any_projection():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DescendWarning)  # no "projected" warning first
+        with pytest.raises(InputError, match="x0 holds nan at index 1"):
+            ds.minimize(_rosenbrock, np.array([0.0, np.nan, 0.0]), bounds=[(0, 1)] * 3)

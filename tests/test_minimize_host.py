@@ -193,3 +193,28 @@ def test_scipys_call_runs_unchanged_on_a_jax_function():
     )  # fmt: skip
     assert ours.success and reference.success
     np.testing.assert_allclose(ours.x, reference.x, atol=1e-6)
+
+
+def test_an_exception_in_a_host_function_is_raised_with_the_point():
+    def f(x):
+        if x[0] > 0.5:
+            raise ZeroDivisionError("division by zero")
+        return float(np.sum((x - 1.0) ** 2))
+
+    with pytest.raises(FunctionError, match=r"raised ZeroDivisionError at x = array\(\[") as info:
+        ds.minimize(f, np.zeros(3), jac=lambda x: 2 * (x - 1.0), verbose=0)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    # The next run is not blamed for it.
+    result = ds.minimize(
+        lambda x: float(np.sum((x - 1.0) ** 2)), np.zeros(3), jac=lambda x: 2 * (x - 1.0),
+        verbose=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(result.x, np.ones(3), atol=1e-6)
+
+
+def test_jac_false_is_scipys_no_gradient_given_so_jax_differentiates():
+    f = lambda x: jnp.sum((x - 2.0) ** 2)  # noqa: E731
+    np.testing.assert_array_equal(
+        ds.minimize(f, np.zeros(2), jac=False, verbose=0).x,
+        ds.minimize(f, np.zeros(2), verbose=0).x,
+    )

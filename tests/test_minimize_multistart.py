@@ -115,3 +115,27 @@ def test_expression_and_pytree_starts():
 def test_bad_multistart_arguments(kwargs, words):
     with pytest.raises(InputError, match=words):
         ds.minimize(lambda x: jnp.sum(x**2), **kwargs)
+
+
+def test_a_given_x0_is_the_first_of_the_drawn_starts():
+    f = ds.functions.himmelblau
+    x0 = np.array([-3.5, 3.5])
+    many = ds.minimize(f, x0, bounds=f.bounds, starts=5, seed=2, verbose=0)
+    alone = ds.minimize(f, x0, verbose=0)
+    assert len(many.x) == 5
+    np.testing.assert_array_equal(many.x[0], alone.x)
+    drawn = ds.minimize(f, bounds=f.bounds, starts=4, seed=2, verbose=0)
+    np.testing.assert_array_equal(many.x[1:], drawn.x)  # the same draws follow
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(x0=np.zeros((3, 2)), batched=True, starts=4), "give one of the two"),
+        (dict(x0=np.zeros(2), seed=3), "give starts=N too"),
+    ],
+)
+def test_starts_with_batched_or_a_seed_without_starts_are_refused(kwargs, words):
+    f = ds.functions.himmelblau
+    with pytest.raises(InputError, match=words):
+        ds.minimize(f, bounds=f.bounds, verbose=0, **kwargs)

@@ -396,6 +396,12 @@ def finite_difference(
     return grad
 
 
+# What a function run on the host raised in compiled code: (exception, point), in order.
+# The callback returns NaN instead (an exception cannot cross XLA), so the run stops as
+# diverged; minimize clears this before a run and raises the first one after it.
+HOST_ERRORS: list[tuple[BaseException, Any]] = []
+
+
 class HostObjective:
     """A function JAX cannot trace, made callable (and differentiable) in compiled code.
 
@@ -530,11 +536,20 @@ class HostObjective:
             return jax.lax.bitcast_convert_type(array, jnp.float64) if wide else array
 
         def value_on_host(point):
-            return send(self._value(np.asarray(from_device(point), dtype=np.float64), like))
+            point = np.asarray(from_device(point), dtype=np.float64)
+            try:
+                return send(self._value(point, like))
+            except Exception as error:  # reported by the caller after the run
+                HOST_ERRORS.append((error, self._point(point, like)))
+                return send(np.nan)
 
         def both_on_host(point):
             point = np.asarray(from_device(point), dtype=np.float64)
-            value, grad = self._value_and_grad(point, like)
+            try:
+                value, grad = self._value_and_grad(point, like)
+            except Exception as error:
+                HOST_ERRORS.append((error, self._point(point, like)))
+                value, grad = np.nan, np.full(point.shape, np.nan)
             return send(value), send(grad)
 
         @jax.custom_vjp

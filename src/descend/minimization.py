@@ -23,7 +23,7 @@ from jax.flatten_util import ravel_pytree
 from descend import _tree, engine, multistart, optim, rules
 from descend._json import jsonable
 from descend._tree import PyTree
-from descend.calculus import HostObjective, as_point, is_tracer_error
+from descend.calculus import HOST_ERRORS, HostObjective, as_point, is_tracer_error
 from descend.engine import FAILURES, IterateConfig, Status, status
 from descend.engine.iterate import GREW
 from descend.errors import (
@@ -339,7 +339,9 @@ def minimize(
         differences (approximate, with a warning; the steps are SciPy's, see
         :func:`descend.calculus.finite_difference`). ``f`` then runs on the host, called
         from the compiled loop (``jax.pure_callback``) with NumPy arrays, with every
-        stopping rule, reason and history. ``None`` (default): JAX autodiff.
+        stopping rule, reason and history. An exception raised there is raised again
+        after the run as a ``FunctionError`` naming the point. ``None`` (default) or
+        ``False``: JAX autodiff.
     tol:
         Stop when the Euclidean norm of the gradient is at most ``tol`` (>= 0).
     max_iter:
@@ -380,7 +382,9 @@ def minimize(
     starts:
         Draw this many starts (>= 1) uniformly from the box of ``bounds`` (all finite)
         with NumPy's generator seeded by ``seed`` (>= 0), and run them as ``batched``;
-        ``x0``, if given, is one start that gives the structure of the points.
+        ``x0``, if given, is the first of them (and gives the structure of the points),
+        the other ``starts - 1`` are drawn. Not with ``batched``; ``seed`` only with
+        ``starts``.
 
     Returns
     -------
@@ -415,6 +419,17 @@ def minimize(
     """
     settings = _settings(locals())
     many = settings["batched"] or settings["starts"] is not None
+    if settings["starts"] is not None and settings["batched"]:
+        raise InputError(
+            "starts=N draws the starts from the bounds and batched=True takes them from x0; "
+            "give one of the two"
+        )
+    if settings["starts"] is None and settings["seed"] != 0:
+        raise InputError(
+            "seed= is the seed of the starts that starts=N draws; without starts=N nothing "
+            "is drawn: give starts=N too, or leave seed out"
+        )
+    x0_given = x0 is not None
     if callback is not None and not callable(callback):
         raise DescendTypeError(
             f"callback must be a function (of the point x, or of intermediate_result), got "
@@ -436,12 +451,25 @@ def minimize(
         x0 = _as_float(x0, dtype)
         if settings["batched"]:
             _check_batch(x0)
+        elif x0 is not None:
+            _check_finite_start(x0)
         one = jax.tree.map(lambda leaf: leaf[0], x0) if settings["batched"] else x0
         if bounds is not None and pairs.has_complex(one):
             raise InputError("bounds are for real numbers; x0 has complex numbers")
         box = box_of(bounds, one, variables)
         if settings["starts"] is not None:
-            x0 = _draw_starts(box, one, settings["starts"], settings["seed"])
+            # A given x0 is the first start; the others are drawn.
+            drawn = settings["starts"] - x0_given
+            x0 = _draw_starts(box, one, drawn, settings["seed"]) if drawn else None
+            if x0_given:
+                first = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], one)
+                x0 = (
+                    first
+                    if x0 is None
+                    else jax.tree.map(
+                        lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), first, x0
+                    )
+                )
         if isinstance(objective, HostObjective) and pairs.has_complex(one):
             raise InputError(
                 "jac= runs f on the host with real NumPy arrays; x0 has complex numbers: "
@@ -551,9 +579,11 @@ def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(iterations, callbacks, progress) -> Status:
-    """The engine's block loop, with a function JAX cannot trace reported as such."""
+    """The engine's block loop, with a function JAX cannot trace reported as such, and
+    an exception raised by a function run on the host (``jac=``) raised again."""
+    HOST_ERRORS.clear()
     try:
-        return engine.run(iterations, callbacks=callbacks, progress=progress)
+        stop = engine.run(iterations, callbacks=callbacks, progress=progress)
     except FunctionError as error:
         if is_tracer_error(error.__cause__):
             raise FunctionError(
@@ -563,10 +593,18 @@ def _run(iterations, callbacks, progress) -> Status:
                 "for finite differences) to run it on the host, or write it with jax.numpy"
             ) from error
         raise
+    if HOST_ERRORS:
+        error, point = HOST_ERRORS[0]
+        HOST_ERRORS.clear()
+        message = (str(error).strip().splitlines() or [""])[0]
+        raise FunctionError(
+            f"f (or jac) raised {type(error).__name__} at x = {point!r}: {message}"
+        ) from error
+    return stop
 
 
-def _host_objective(objective, jac) -> HostObjective:
-    if isinstance(objective, HostObjective):
+def _host_objective(objective, jac) -> HostObjective | Callable:
+    if isinstance(objective, HostObjective) or jac is False:  # False: SciPy's "no gradient"
         return objective
     if not (callable(jac) or jac is True or jac in ("2-point", "3-point")):
         raise InputError(
@@ -589,6 +627,18 @@ def _check_batch(x0: PyTree) -> None:
         raise InputError(
             "batched=True takes the starts along a leading axis of every leaf of x0, of "
             f"one length >= 1 (e.g. an array of shape (n_starts, n)); got shapes {shapes}"
+        )
+
+
+def _check_finite_start(x0: PyTree) -> None:
+    """A single start holding NaN or infinity is refused, naming where (many starts may
+    hold one: that start alone reports "diverged")."""
+    flat = np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(x0)] or [[]])
+    bad = np.flatnonzero(~np.isfinite(flat))
+    if bad.size:
+        raise InputError(
+            f"x0 holds {flat[bad[0]]} at index {int(bad[0])} (of its numbers in order); "
+            "start from finite numbers"
         )
 
 

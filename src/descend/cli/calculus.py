@@ -52,7 +52,8 @@ def add_parsers(commands) -> None:
     minimize.add_argument(
         "--bounds", metavar="x=0:5,y=:3",
         help="box bounds low:high per variable (either side may be empty); for a test "
-        "function, pairs in variable order: 0:5,:3",
+        "function, pairs in variable order: 0:5,:3; a value that begins with '-' goes "
+        "after '=': --bounds=-1:2,-1:2",
     )  # fmt: skip
     minimize.add_argument(
         "--dtype", choices=("float64", "float32"), default="float64",

@@ -29,7 +29,7 @@ points that satisfy the first-order (KKT) conditions of the box.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,6 +301,14 @@ def box_of(bounds: Any, x0: PyTree, variables: Sequence[str] | None = None) -> B
     n = int(flat.size)
     leaves = jax.tree.leaves(x0)
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
+        if len(leaves) > 1 and (np.size(bounds.lb) > 1 or np.size(bounds.ub) > 1):
+            # Its entries would follow the pytree's leaf order (a dict's sorted keys), which
+            # need not be the order the user wrote: refused rather than guessed.
+            raise InputError(
+                "a scipy.optimize.Bounds with an entry per variable does not say which leaf "
+                "of a pytree x0 each entry is for; give bounds=(lows, highs), two pytrees of "
+                "x0's structure, or a Bounds of two numbers for every variable"
+            )
         try:
             lower = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
             upper = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
@@ -324,7 +332,7 @@ def box_of(bounds: Any, x0: PyTree, variables: Sequence[str] | None = None) -> B
             )
         return _from_pairs([bounds.get(name, (None, None)) for name in variables], n)
     if len(leaves) == 1:
-        pairs_given = list(bounds) if isinstance(bounds, (list, tuple)) else None
+        pairs_given = _as_pairs(bounds)
         if pairs_given is None:
             raise InputError(
                 f"bounds must be a scipy.optimize.Bounds or a sequence of (low, high) pairs, "
@@ -346,11 +354,31 @@ def _bound(value, infinite: float, where: str) -> float:
     return number
 
 
+def _as_pairs(bounds: Any) -> list | None:
+    """SciPy's sequence forms as a list: pairs, an ``(n, 2)`` array, rows that are arrays,
+    or any iterable of pairs (``zip(lows, highs)``); None for anything else."""
+    if isinstance(bounds, np.ndarray):
+        if bounds.ndim == 2 and bounds.shape[1] == 2:
+            return [tuple(row) for row in bounds.tolist()]
+        return None
+    if isinstance(bounds, (str, bytes, Mapping)) or not isinstance(bounds, Iterable):
+        return None
+    return [
+        tuple(np.asarray(pair).tolist()) if isinstance(pair, np.ndarray) else pair
+        for pair in bounds
+    ]
+
+
 def _from_pairs(given: list, n: int) -> Box:
     if len(given) != n:
+        hint = (
+            "; for an array of lows and one of highs, give scipy.optimize.Bounds(lows, highs)"
+            if len(given) == 2
+            else ""
+        )
         raise InputError(
             f"bounds has {len(given)} (low, high) pairs and x0 has {n} numbers; give one "
-            "pair per number (None for no bound)"
+            f"pair per number (None for no bound){hint}"
         )
     lower, upper = [], []
     for i, pair in enumerate(given):
