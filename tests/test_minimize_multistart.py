@@ -139,3 +139,12 @@ def test_starts_with_batched_or_a_seed_without_starts_are_refused(kwargs, words)
     f = ds.functions.himmelblau
     with pytest.raises(InputError, match=words):
         ds.minimize(f, bounds=f.bounds, verbose=0, **kwargs)
+
+
+def test_many_starts_answer_scipys_names_per_start():
+    f = ds.functions.himmelblau
+    result = ds.minimize(f, bounds=f.bounds, starts=6, seed=1, verbose=0)
+    np.testing.assert_array_equal(result.success, result.converged)
+    np.testing.assert_array_equal(result.nit, result.n_iter)
+    np.testing.assert_array_equal(result.nfev, result.n_fev)
+    assert result.message == result.reason and len(result.message) == 6

@@ -97,6 +97,26 @@ class MultistartResult:
         return len(self.fun)
 
     @property
+    def success(self) -> np.ndarray:
+        """SciPy's name for ``converged``: a boolean per start."""
+        return self.converged
+
+    @property
+    def message(self) -> tuple[str, ...]:
+        """SciPy's name for ``reason``: a sentence per start."""
+        return self.reason
+
+    @property
+    def nit(self) -> np.ndarray:
+        """SciPy's name for ``n_iter``: the iterations of each start."""
+        return self.n_iter
+
+    @property
+    def nfev(self) -> np.ndarray:
+        """SciPy's name for ``n_fev``: the evaluations of each start."""
+        return self.n_fev
+
+    @property
     def best(self) -> int:
         """The index of the start with the lowest finite value (-1 when none is finite)."""
         finite = np.isfinite(self.fun)
