@@ -127,7 +127,7 @@ def _minimize(args: argparse.Namespace) -> int:
         check_output_path(args.plot, None)
     target, x0, label = target_and_start(args.expression, args.x0, args.dim)
     bounds = None
-    if args.bounds:
+    if args.bounds is not None:  # an empty text is refused by bounds_from_text, not skipped
         names = getattr(target, "variables", None)
         dim = None if names is not None else (len(x0) if x0 is not None else target.dim)
         bounds = bounds_from_text(args.bounds, names, dim)
