@@ -120,7 +120,7 @@ class Epochs:
             self.ahead = collections.deque()
         self.read_at = -math.inf  # when the host last read an epoch's numbers
         self.stretch = self._stretch_length(watched)
-        self.single_until = 0  # epochs before this one run one a program (see _stretch)
+        self.single_until = 0  # epochs before this one run one to a program (see _stretch)
 
     # ------------------------------------------------------------ the Block protocol
 
@@ -199,9 +199,9 @@ class Epochs:
         next learning rate and validation score, or is None when the epoch diverged (then
         the weights are the last finite ones); ``began`` is when the device began it (as
         far as the host knows: when it was dispatched, or when the epoch before it was
-        read, whichever came later). Data in memory on one device is read an
-        epoch ahead (:meth:`_run_ahead`); streams and data split over devices chunk by
-        chunk (:meth:`_chunked_epoch`).
+        read, whichever came later). Data in memory on one device is read with the next
+        epochs already dispatched (:meth:`_run_ahead`); streams and data split over
+        devices chunk by chunk (:meth:`_chunked_epoch`).
         """
         if self.ahead is None:
             return self._chunked_epoch()
