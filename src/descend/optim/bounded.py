@@ -41,7 +41,7 @@ from jax.flatten_util import ravel_pytree
 from descend._tree import PyTree
 from descend.errors import InputError, warn
 from descend.optim.base import Optimizer
-from descend.optim.lbfgs import LBFGSState, _remember, _two_loop, lbfgs
+from descend.optim.lbfgs import _remember, _two_loop, fresh_state, lbfgs
 
 # L-BFGS's step is tried at t = 1 and halved down to this.
 _MIN_STEP = 2.0**-40
@@ -185,23 +185,7 @@ def projected_lbfgs(box: Box, *, history_size: int = 10) -> Optimizer:
     """
 
     def init(params):
-        flat, _ = ravel_pytree(params)
-        dtype = jnp.result_type(flat.dtype, float)
-        n, zero = flat.size, jnp.zeros((), jnp.int32)
-        return LBFGSState(
-            count=zero,
-            n_iter=zero,
-            n_evals=zero,
-            direction=jnp.zeros(n, dtype),
-            step_size=jnp.ones((), dtype),
-            prev_grad=jnp.zeros(n, dtype),
-            s_history=jnp.zeros((history_size, n), dtype),
-            y_history=jnp.zeros((history_size, n), dtype),
-            rho=jnp.zeros(history_size, dtype),
-            n_pairs=zero,
-            head=zero,
-            h_diag=jnp.ones((), dtype),
-        )
+        return fresh_state(params, history_size, step_size=1.0)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         if value is None or value_fn is None:

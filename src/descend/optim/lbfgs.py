@@ -8,7 +8,7 @@ line search is a ``lax.while_loop``, so the whole step compiles to one XLA progr
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,28 @@ class LBFGSState(NamedTuple):
     n_pairs: jax.Array  # how many pairs are stored (<= history_size)
     head: jax.Array  # ring index the next pair is written to
     h_diag: jax.Array  # initial inverse-Hessian scale gamma = s.y / y.y
+
+
+def fresh_state(params: Any, history_size: int, *, step_size: float) -> LBFGSState:
+    """An L-BFGS state before its first step: no pairs, ``step_size`` as given (torch's
+    L-BFGS starts from 0, the bounded one from 1)."""
+    flat, _ = ravel_pytree(params)
+    dtype = jnp.result_type(flat.dtype, float)
+    n, zero = flat.size, jnp.zeros((), jnp.int32)
+    return LBFGSState(
+        count=zero,
+        n_iter=zero,
+        n_evals=zero,
+        direction=jnp.zeros(n, dtype),
+        step_size=jnp.full((), step_size, dtype),
+        prev_grad=jnp.zeros(n, dtype),
+        s_history=jnp.zeros((history_size, n), dtype),
+        y_history=jnp.zeros((history_size, n), dtype),
+        rho=jnp.zeros(history_size, dtype),
+        n_pairs=zero,
+        head=zero,
+        h_diag=jnp.ones((), dtype),
+    )
 
 
 def lbfgs(
@@ -150,24 +172,7 @@ def lbfgs(
     searching = line_search_fn == "strong_wolfe"
 
     def init(params):
-        flat, _ = ravel_pytree(params)
-        dtype = jnp.result_type(flat.dtype, float)
-        n = flat.size
-        zero = jnp.zeros((), jnp.int32)
-        return LBFGSState(
-            count=zero,
-            n_iter=zero,
-            n_evals=zero,
-            direction=jnp.zeros(n, dtype),
-            step_size=jnp.zeros((), dtype),
-            prev_grad=jnp.zeros(n, dtype),
-            s_history=jnp.zeros((history_size, n), dtype),
-            y_history=jnp.zeros((history_size, n), dtype),
-            rho=jnp.zeros(history_size, dtype),
-            n_pairs=zero,
-            head=zero,
-            h_diag=jnp.ones((), dtype),
-        )
+        return fresh_state(params, history_size, step_size=0.0)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         if searching and (value is None or value_fn is None):
