@@ -402,7 +402,11 @@ def _programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Progra
     # to block: donating the thirty small buffers of the rest costs more than copying them
     # (75 us a call, measured on the CPU).
     block = functools.partial(_block_on_parts, objective, optimizer, config)
-    allocate = functools.partial(_allocate, config)
+    return _jitted(block, functools.partial(_allocate, config))
+
+
+def _jitted(block, allocate) -> _Programs:
+    """The programs of ``block`` and ``allocate``, the history donated to the block."""
 
     def first(x0, opt_state0, stop_at):
         carry = allocate(x0, opt_state0)
@@ -518,18 +522,7 @@ def _batched_programs(objective, optimizer: Optimizer, config: IterateConfig) ->
     """
     block = functools.partial(_block_on_parts, objective, optimizer, config)
     allocate = functools.partial(_allocate, config)
-    block_all = jax.vmap(block, in_axes=(0, 0, None))
-    allocate_all = jax.vmap(allocate)
-
-    def first(x0, opt_state0, stop_at):
-        carry = allocate_all(x0, opt_state0)
-        return block_all(_without_history(carry), _histories(carry), stop_at)
-
-    return _Programs(
-        allocate=jax.jit(allocate_all),
-        block=jax.jit(block_all, donate_argnums=1),
-        first=jax.jit(first),
-    )
+    return _jitted(jax.vmap(block, in_axes=(0, 0, None)), jax.vmap(allocate))
 
 
 class BatchedIterations(Iterations):
