@@ -186,8 +186,9 @@ def test_minimize_takes_the_dimension_from_x0(capsys):
 
 def test_optimizers_listing_json(capsys):
     status, out, _ = run(capsys, "optimizers", "--json")
-    names = [row["name"] for row in json.loads(out)]
-    assert status == 0 and {"gd", "sgd", "momentum"} <= set(names)
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert status == 0 and {"gd", "sgd", "momentum"} <= set(rows)
+    assert rows["lion"]["reference"] == "optax.lion"
 
 
 def test_parse_options_reads_values_without_evaluating():

@@ -231,6 +231,17 @@ def test_available_lists_every_algorithm():
         assert listed[name]["summary"]
 
 
+def test_every_algorithm_names_a_reference_that_exists():
+    """The listing's ``reference`` is a real class or function of the reference package."""
+    for row in ds.optim.available():
+        reference = row["reference"]
+        assert reference, row["name"]
+        dotted = reference.split(" ")[0].split("(")[0]
+        module_name, _, attribute = dotted.rpartition(".")
+        module = pytest.importorskip(module_name)
+        assert hasattr(module, attribute), (row["name"], reference)
+
+
 def _defaults(name: str) -> dict:
     (row,) = [row for row in ds.optim.available() if row["name"] == name]
     return row["hyperparams"]

@@ -238,10 +238,11 @@ def _optimizers(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_table(
         "Optimizers",
-        ["name", "hyperparameters (defaults)", "summary"],
+        ["name", "equals", "hyperparameters (defaults)", "summary"],
         [
             [
                 row["name"],
+                row["reference"] or "",
                 ", ".join(
                     f"{k}={v!r}" for k, v in {**row["hyperparams"], **row["leaf_settings"]}.items()
                 ),

@@ -97,9 +97,38 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
 }
 
 
-def register(name: str, factory: Callable[..., Optimizer]) -> None:
-    """Make ``factory`` reachable by ``name`` from :func:`get`, the CLI and :func:`available`."""
+# The implementation each algorithm's trajectory is tested equal to (tests/, run live).
+REFERENCES: dict[str, str] = {
+    "gd": "torch.optim.SGD (lr given); Armijo backtracking (lr=None)",
+    "sgd": "torch.optim.SGD",
+    "momentum": "torch.optim.SGD(momentum=0.9)",
+    "adagrad": "torch.optim.Adagrad",
+    "rmsprop": "torch.optim.RMSprop",
+    "adadelta": "torch.optim.Adadelta",
+    "adam": "torch.optim.Adam",
+    "adamw": "torch.optim.AdamW",
+    "adamax": "torch.optim.Adamax",
+    "nadam": "torch.optim.NAdam",
+    "radam": "torch.optim.RAdam",
+    "adabelief": "optax.adabelief",
+    "lion": "optax.lion",
+    "rprop": "torch.optim.Rprop",
+    "asgd": "torch.optim.ASGD",
+    "lbfgs": "torch.optim.LBFGS",
+    "adafactor": "torch.optim.Adafactor",
+    "muon": "torch.optim.Muon",
+}
+
+
+def register(name: str, factory: Callable[..., Optimizer], *, reference: str | None = None) -> None:
+    """Make ``factory`` reachable by ``name`` from :func:`get`, the CLI and :func:`available`.
+
+    ``reference``: the implementation it equals, listed by :func:`available` (default
+    none).
+    """
     _ALGORITHMS[name] = factory
+    if reference is not None:
+        REFERENCES[name] = reference
 
 
 def names() -> list[str]:
@@ -189,9 +218,11 @@ def left_to_tol(optimizer: Optimizer) -> Optimizer:
 def available() -> list[dict[str, Any]]:
     """Each algorithm with its hyperparameters and their defaults.
 
-    Returns a list of ``{"name": ..., "hyperparams": {name: default}, "leaf_settings":
-    {name: default}, "summary": ...}``; ``leaf_settings`` holds ``weight_decay_mask``
-    where the algorithm takes one.
+    Returns a list of ``{"name": ..., "reference": ..., "hyperparams": {name: default},
+    "leaf_settings": {name: default}, "summary": ...}``; ``reference`` is the
+    implementation its trajectory is tested equal to (``"torch.optim.Adam"``,
+    ``"optax.lion"``; None for one registered without), ``leaf_settings`` holds
+    ``weight_decay_mask`` where the algorithm takes one.
     """
     table = []
     for name in names():
@@ -206,6 +237,7 @@ def available() -> list[dict[str, Any]]:
         table.append(
             {
                 "name": name,
+                "reference": REFERENCES.get(name),
                 "hyperparams": defaults,
                 "leaf_settings": leaf_settings,
                 "summary": summary,
