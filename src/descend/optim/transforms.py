@@ -28,6 +28,7 @@ from descend import _tree
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, check_positive
 from descend.optim._common import (
+    inner_points,
     DecayMask,
     check_decay_mask,
     lr_or_schedule,
@@ -362,6 +363,7 @@ def chain(*parts: Any) -> Optimizer:
         # Complex leaves become pairs here, before the transforms: they see torch's
         # gradient pairs, and the optimizer only real arrays.
         complex_params=optimizer.complex_params,
+        **inner_points(optimizer, lambda state: state.optimizer),
     )
 
 
