@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import descend as ds
 from optax_oracle import (
     ALL,
     ATOL,
@@ -28,8 +30,6 @@ from optax_oracle import (
     assert_second_call_compiles_nothing,
 )
 from trajectories import torch_float64
-
-import descend as ds
 
 torch = pytest.importorskip("torch")
 optax = pytest.importorskip("optax")

@@ -257,7 +257,7 @@ def schedule_free_adamw(
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ) -> Optimizer:
-    r"""Schedule-free AdamW: Adam's normalized steps :math:`z`, evaluated at their average :math:`x`.
+    r"""Schedule-free AdamW: normalized steps :math:`z`, evaluated at their average :math:`x`.
 
     As :func:`schedule_free_sgd` with :math:`\beta = \beta_1`, the step direction
     Adam's without momentum, and the weight decay decoupled (added after the

@@ -28,9 +28,9 @@ from descend import _tree
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, check_positive
 from descend.optim._common import (
-    inner_points,
     DecayMask,
     check_decay_mask,
+    inner_points,
     lr_or_schedule,
     nonnegative_number,
     store_checked,
