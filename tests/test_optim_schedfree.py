@@ -313,3 +313,19 @@ def test_schedule_free_sgd_refuses_bad_hyperparameters(bad):
 def test_schedule_free_adamw_refuses_a_zero_beta1():
     with pytest.raises(ds.errors.InputError, match=r"betas\[0\]"):
         ds.optim.schedule_free_adamw(betas=(0.0, 0.999))
+
+
+# --------------------------------------------------------------- the two front doors
+
+
+@pytest.mark.parametrize("name", ["schedule_free_sgd", "schedule_free_adamw"])
+def test_minimize_and_fit_run_and_lower_the_loss(name):
+    result = ds.minimize("rosenbrock", optimizer=ds.optim.get(name, lr=1e-3), max_iter=2000)
+    assert np.all(np.isfinite(result.x)) and result.fun < 24.2  # f(x0) = 24.2
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = (X @ np.array([1.0, -2.0, 0.5]) > 0).astype(int)
+    fitted = ds.fit("logistic", X, y, optimizer=name, lr=0.05, epochs=10, verbose=0)
+    losses = fitted.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert np.all(np.isfinite(fitted.params["w"]))

@@ -411,7 +411,7 @@ def eval_point(optimizer: Optimizer, params: PyTree, state: State) -> PyTree:
     >>> params, state = 1.0, opt.init(1.0)
     >>> for _ in range(2):  # on f(x) = x ** 2: the steps hold y, the average is x
     ...     params, state = opt.step(params, 2 * params, state)
-    >>> float(params), float(eval_point(opt, params, state))
+    >>> round(float(params), 6), round(float(eval_point(opt, params, state)), 6)
     (0.3625, 0.375)
     """
     return params if optimizer.eval_params is None else optimizer.eval_params(params, state)
