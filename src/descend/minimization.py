@@ -390,6 +390,15 @@ def minimize(
     -------
     MinimizeResult, or MultistartResult with ``batched`` or ``starts``
 
+    An optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
+    ``schedule_free_adamw``: the gradient at :math:`y`, the average :math:`x` to use)
+    reports :math:`x` (:func:`~descend.optim.eval_point`): ``x``, ``fun``, ``grad``,
+    ``grad_norm``, the callback's point. The stopping rules watch :math:`y`, whose value
+    and gradient every step computes (a second gradient per step would double the
+    cost), except convergence: ``tol`` must hold at :math:`x` too, whose gradient is
+    evaluated only once it holds at :math:`y`. ``history`` is :math:`y`'s; an
+    interrupted run returns the last :math:`x`, not the best point of that history.
+
     Raises
     ------
     InputError
