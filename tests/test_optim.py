@@ -39,6 +39,8 @@ SETTINGS = {
     "asgd": {"t0": 1.0},
     "lion": {},
     "adabelief": {"nesterov": True},
+    "schedule_free_sgd": {"lr": 0.01, "weight_decay": 0.1, "warmup_steps": 3, "r": 1.0},
+    "schedule_free_adamw": {"weight_decay": 0.1, "warmup_steps": 3, "r": 1.0},
 }
 NAMES = list(SETTINGS)
 
@@ -275,6 +277,8 @@ MODULES = [
     "descend.optim.adam",
     "descend.optim.adam_variants",
     "descend.optim.classic",
+    "descend.optim.averaging",
+    "descend.optim.base",
 ]
 
 

@@ -390,6 +390,15 @@ def minimize(
     -------
     MinimizeResult, or MultistartResult with ``batched`` or ``starts``
 
+    An optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
+    ``schedule_free_adamw``: the gradient at :math:`y`, the average :math:`x` to use)
+    reports :math:`x` (:func:`~descend.optim.eval_point`): ``x``, ``fun``, ``grad``,
+    ``grad_norm``, the callback's point. The stopping rules watch :math:`y`, whose value
+    and gradient every step computes (a second gradient per step would double the
+    cost), except convergence: ``tol`` must hold at :math:`x` too, whose gradient is
+    evaluated only once it holds at :math:`y`. ``history`` is :math:`y`'s; an
+    interrupted run returns the last :math:`x`, not the best point of that history.
+
     Raises
     ------
     InputError
@@ -540,7 +549,11 @@ def minimize(
             callbacks = (_scipy_callback(callback, iterations, optimizer, variables, complex_like),)
         stop = _run(iterations, callbacks, progress)
         outcome = iterations.outcome()
-        best = _best_point(objective, outcome) if stop == Status.INTERRUPTED else None
+        # The best point so far comes from the recorded path, which holds the training
+        # points: an optimizer evaluated elsewhere (schedule-free) returns its last
+        # evaluation point instead.
+        interrupted = stop == Status.INTERRUPTED and optimizer.eval_params is None
+        best = _best_point(objective, outcome) if interrupted else None
     result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
@@ -857,7 +870,7 @@ def _scipy_callback(callback, iterations, optimizer: Optimizer, variables, compl
     wants_result = parameters == ["intermediate_result"]
 
     def call():
-        carry = iterations.carry
+        carry = iterations.evaluated()  # the point a user evaluates (schedule-free's x)
         x, value, grads, grad_norm, n_fev = _tree.to_host(
             (carry.x, carry.value, carry.grads, carry.grad_norm, carry.n_fev)
         )

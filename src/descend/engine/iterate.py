@@ -42,7 +42,7 @@ from descend import _tree, rules
 from descend._tree import PyTree
 from descend.calculus import call_user, check_scalar_output
 from descend.engine.status import Status
-from descend.optim.base import Optimizer
+from descend.optim.base import Optimizer, eval_point
 from descend.optim.bounded import Box
 
 FIRST_BLOCK = 128  # iterations in the first block of a watched run
@@ -233,10 +233,21 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         right = jnp.where(g_old < 0, x_now, x_old)
         bracket = jnp.where(sign_change, jnp.stack([left, right]), carry.bracket)
 
+    converged = grad_norm <= config.tol
+    if optimizer.eval_params is not None:
+        # The result is the evaluation point x (schedule-free's average), not the point
+        # y the gradient is taken at: the run converges when x's gradient is small too,
+        # evaluated only when y's is (the rest of the rules watch y, whose value and
+        # gradient each step computes anyway).
+        converged = jax.lax.cond(
+            converged & finite,
+            lambda: _evaluated(value_grad, config, optimizer, x_new, state_new)[3] <= config.tol,
+            lambda: jnp.asarray(False),
+        )
     status = jnp.select(
         [
             ~finite | grew,
-            grad_norm <= config.tol,
+            converged,
             sign_change & config.refine,
             ~moved | (since_best >= config.patience),
             n_iter >= config.max_iter,
@@ -288,6 +299,21 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
         history_grad_norm=history_grad_norm,
         history_x=history_x,
     )
+
+
+def _evaluated(value_grad, config: IterateConfig, optimizer: Optimizer, x: PyTree, opt_state):
+    """``(point, value, gradient, gradient norm)`` at the optimizer's evaluation point
+    (:func:`~descend.optim.base.eval_point`) of the training point ``x``."""
+    point = eval_point(optimizer, x, opt_state)
+    value, grads = value_grad(point)
+    return point, value, grads, _grad_norm(config, point, grads).astype(value.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _evaluation(objective, optimizer: Optimizer, config: IterateConfig, batched: bool):
+    """The program of :func:`_evaluated` (mapped over the starts when ``batched``)."""
+    evaluated = functools.partial(_evaluated, value_and_grad(objective), config, optimizer)
+    return jax.jit(jax.vmap(evaluated) if batched else evaluated)
 
 
 def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -> IterateCarry:
@@ -444,6 +470,7 @@ class Iterations:
     ):
         self.config = config
         self._programs = _programs(objective, optimizer, config)
+        self._evaluate = _points(objective, optimizer, config, batched=False)
         self.x0, self.opt_state0 = x0, optimizer.init(x0)
         self.carry: IterateCarry | None = None
         self._host: IterateCarry | None = None  # the carry on the host, once fetched
@@ -503,10 +530,35 @@ class Iterations:
         )
 
     def outcome(self) -> IterateCarry:
-        """What the run found, on the host (NumPy values; the optimizer state left out)."""
+        """What the run found, on the host (NumPy values; the optimizer state left out).
+
+        For an optimizer with an evaluation point (:func:`~descend.optim.base.eval_point`)
+        ``x``, ``value``, ``grads`` and ``grad_norm`` are those of that point; the
+        history is the training point's, where the steps evaluated f.
+        """
         if self._host is None:
-            self._host = _tree.to_host(self.carry._replace(opt_state=None))
+            self._host = _tree.to_host(self.evaluated()._replace(opt_state=None))
         return self._host
+
+    def evaluated(self) -> IterateCarry:
+        """The carry with its point, value and gradient at the evaluation point (the
+        carry itself for an optimizer without one, and after a bisection, whose point
+        is its own)."""
+        carry = self.carry
+        if self._evaluate is None or int(np.max(carry.n_bisections)) > 0:
+            return carry
+        x, value, grads, grad_norm = self._evaluate(carry.x, carry.opt_state)
+        dtype = carry.value.dtype
+        return carry._replace(
+            x=x, value=value.astype(dtype), grads=grads, grad_norm=grad_norm.astype(dtype)
+        )
+
+
+def _points(objective, optimizer: Optimizer, config: IterateConfig, *, batched: bool):
+    """The program that moves a carry's point to the evaluation point, or None."""
+    if optimizer.eval_params is None:
+        return None
+    return _evaluation(objective, optimizer, config, batched)
 
 
 # --------------------------------------------------------------------------- many starts
@@ -545,6 +597,7 @@ class BatchedIterations(Iterations):
     ):
         self.config = config
         self._programs = _batched_programs(objective, optimizer, config)
+        self._evaluate = _points(objective, optimizer, config, batched=True)
         self.x0, self.opt_state0 = x0, jax.vmap(optimizer.init)(x0)
         self.carry = None
         self._host = None

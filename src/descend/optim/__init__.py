@@ -12,6 +12,8 @@ AdaBelief).
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
+- :mod:`~descend.optim.averaging`: ``schedule_free_sgd``, ``schedule_free_adamw``
+  (evaluated at :func:`eval_point`, not at the params they step)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -60,7 +62,15 @@ from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
 from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
-from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
+from descend.optim.averaging import schedule_free_adamw, schedule_free_sgd
+from descend.optim.base import (
+    Optimizer,
+    apply_updates,
+    eval_point,
+    lr_at,
+    lr_of,
+    train_point,
+)
 from descend.optim.classic import asgd, rprop
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
@@ -94,6 +104,8 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": lbfgs,
     "adafactor": adafactor,
     "muon": muon,
+    "schedule_free_sgd": schedule_free_sgd,
+    "schedule_free_adamw": schedule_free_adamw,
 }
 
 
@@ -263,6 +275,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_value",
     "decoupled_weight_decay",
+    "eval_point",
     "gd",
     "get",
     "lbfgs",
@@ -280,8 +293,11 @@ __all__ = [
     "register",
     "rmsprop",
     "rprop",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
     "schedules",
     "sgd",
+    "train_point",
     "transforms",
     "watch_epochs",
 ]

@@ -148,4 +148,19 @@ def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=optimizer.evaluations,
         complex_params=optimizer.complex_params,
+        eval_params=optimizer.eval_params,
+        train_params=optimizer.train_params,
     )
+
+
+def inner_points(optimizer: Optimizer, inner_state: Callable[[Any], Any]) -> dict[str, Any]:
+    """``eval_params`` and ``train_params`` of a wrapper of ``optimizer`` (chain,
+    reduce_on_plateau): the wrapped optimizer's, given its part of the wrapper's state
+    (``inner_state(state)``); none when it has none."""
+    if optimizer.eval_params is None:
+        return {}
+    eval_params, train_params = optimizer.eval_params, optimizer.train_params
+    return {
+        "eval_params": lambda params, state: eval_params(params, inner_state(state)),
+        "train_params": lambda params, state: train_params(params, inner_state(state)),
+    }

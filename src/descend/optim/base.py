@@ -71,6 +71,18 @@ class Optimizer:
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
         algorithm made inside its steps (line-search trials), for result reporting.
+    eval_params:
+        Optional ``eval_params(params, state) -> params``: the point to evaluate,
+        predict with and save, when it is not the point the steps hold. The training
+        loop holds the point where the gradient is taken (schedule-free's :math:`y`);
+        the evaluation point (its average :math:`x`, ``optimizer.eval()`` in the
+        ``schedulefree`` package) is computed from it and the state. ``None``: the
+        params themselves. Use :func:`eval_point`, which applies it or not.
+    train_params:
+        ``train_params(eval_params, state) -> params``, the inverse of ``eval_params``
+        (``optimizer.train()``): the training point from a saved evaluation point and
+        the state, to continue training. Given exactly when ``eval_params`` is. Use
+        :func:`train_point`.
     complex_params:
         ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
         pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
@@ -104,8 +116,15 @@ class Optimizer:
     needs_value_fn: bool = False
     evaluations: Callable[[State], jax.Array] | None = None
     complex_params: str = "pairs"
+    eval_params: Callable[[PyTree, State], PyTree] | None = None
+    train_params: Callable[[PyTree, State], PyTree] | None = None
 
     def __post_init__(self) -> None:
+        if (self.eval_params is None) != (self.train_params is None):
+            raise InputError(
+                "an optimizer with eval_params needs train_params (its inverse), and the "
+                "other way round: give both or neither"
+            )
         init, step = self.init, self.step
         if isinstance(step, EagerStep):  # another optimizer's step, e.g. from replace()
             step = step.function
@@ -120,6 +139,9 @@ class Optimizer:
             )
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "step", EagerStep(step, self))
+        if self.eval_params is not None and self.complex_params == "pairs":
+            object.__setattr__(self, "eval_params", pairs.point_as_real_pairs(self.eval_params))
+            object.__setattr__(self, "train_params", pairs.point_as_real_pairs(self.train_params))
 
     def _described(self) -> str:
         """The name, with the optimizer it wraps (chain, reduce_on_plateau) if any."""
@@ -141,6 +163,8 @@ class Optimizer:
             tuple(sorted((key, _value_key(v, visiting)) for key, v in self.hyperparams.items())),
             self.needs_value_fn,
             _value_key(self.evaluations, visiting),
+            _value_key(self.eval_params, visiting),
+            _value_key(self.train_params, visiting),
         )
 
     @functools.cached_property
@@ -372,6 +396,35 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     rate = lr_of(inner, inner_state, count)
     scale = getattr(state, "scale", None)
     return rate if scale is None else rate * scale
+
+
+def eval_point(optimizer: Optimizer, params: PyTree, state: State) -> PyTree:
+    """The point to evaluate, predict with and save: ``optimizer.eval_params(params,
+    state)``, or ``params`` for an optimizer whose steps hold that point already.
+
+    What ``optimizer.eval()`` gives in the ``schedulefree`` package and
+    ``optax.contrib.schedule_free_eval_params`` in Optax. Traceable; ``minimize``,
+    ``fit``, checkpoints and the scikit-learn estimators report this point.
+
+    >>> from descend import optim
+    >>> opt = optim.schedule_free_sgd(lr=0.25)
+    >>> params, state = 1.0, opt.init(1.0)
+    >>> for _ in range(2):  # on f(x) = x ** 2: the steps hold y, the average is x
+    ...     params, state = opt.step(params, 2 * params, state)
+    >>> round(float(params), 6), round(float(eval_point(opt, params, state)), 6)
+    (0.3625, 0.375)
+    """
+    return params if optimizer.eval_params is None else optimizer.eval_params(params, state)
+
+
+def train_point(optimizer: Optimizer, params: PyTree, state: State) -> PyTree:
+    """The inverse of :func:`eval_point`: the point the steps hold, from the evaluation
+    point ``params`` and the state (``optimizer.train()`` in ``schedulefree``).
+
+    Equal to the training point up to rounding (one or two units in the last place):
+    what continuing a run from saved weights starts from.
+    """
+    return params if optimizer.train_params is None else optimizer.train_params(params, state)
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:

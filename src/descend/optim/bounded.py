@@ -173,6 +173,8 @@ def projected(optimizer: Optimizer, box: Box) -> Optimizer:
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=optimizer.evaluations,
         complex_params="refuse",
+        eval_params=optimizer.eval_params,
+        train_params=optimizer.train_params,
     )
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from descend.errors import DescendTypeError, InputError
-from descend.optim.base import Optimizer
+from descend.optim.base import Optimizer, eval_point, train_point
 from descend.optim.leaves import LeafTree, per_leaf
 
 
@@ -135,6 +135,29 @@ def partition(optimizers: Mapping[str, Optimizer], labels: Any) -> Optimizer:
                     new_leaves[index] = leaf
         return treedef.unflatten(new_leaves), PartitionState(state.count + 1, states)
 
+    def per_group(point):
+        """``point(optimizer, params, state)`` (eval_point or train_point) of each group on
+        its own leaves."""
+
+        def apply(params, state):
+            leaf_labels, leaves, treedef = split(params)
+            new_leaves = list(leaves)
+            for label, optimizer in groups:
+                moved = point(
+                    optimizer, group(leaves, treedef, leaf_labels, label), state.groups[label]
+                )
+                for index, leaf in enumerate(treedef.flatten_up_to(moved)):
+                    if leaf_labels[index] == label:
+                        new_leaves[index] = leaf
+            return treedef.unflatten(new_leaves)
+
+        return apply
+
+    # A group whose optimizer evaluates elsewhere than it steps (schedule-free) gives its
+    # leaves' evaluation point; the other groups' leaves are their own.
+    points = {}
+    if any(optimizer.eval_params is not None for _, optimizer in groups):
+        points = {"eval_params": per_group(eval_point), "train_params": per_group(train_point)}
     # Each group's optimizer steps its own complex leaves (as pairs) or refuses them.
     return Optimizer(
         "partition",
@@ -142,4 +165,5 @@ def partition(optimizers: Mapping[str, Optimizer], labels: Any) -> Optimizer:
         step,
         {"optimizers": groups, "labels": labels},
         complex_params="members",
+        **points,
     )

@@ -253,6 +253,20 @@ def as_real_pairs(init: Callable, step: Callable, *, name: str) -> tuple[Callabl
     return _marked(pairs_init, init), _marked(pairs_step, step)
 
 
+def point_as_real_pairs(function: Callable) -> Callable:
+    """``function(params, state) -> params`` (an optimizer's ``eval_params``) for complex
+    params too: it sees their pairs, as the state holds them, and its result is turned
+    back into complex leaves. Real params call ``function`` as it is."""
+    function = _own(function)
+
+    def on_pairs(params, state):
+        if not has_complex(params):
+            return function(params, state)
+        return from_pairs(params, function(to_pairs(params), state))
+
+    return _marked(on_pairs, function)
+
+
 def refusing_complex(
     init: Callable, step: Callable, *, name: str, advice: str = ""
 ) -> tuple[Callable, Callable]:

@@ -43,7 +43,7 @@ from jax.typing import ArrayLike
 
 from descend import rules
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
-from descend.optim._common import lr_or_schedule, nonnegative_number, store_checked
+from descend.optim._common import inner_points, lr_or_schedule, nonnegative_number, store_checked
 from descend.optim.base import LearningRate, Optimizer, lr_at
 
 
@@ -806,4 +806,5 @@ def reduce_on_plateau(
         if inner_evaluations is None
         else (lambda state: inner_evaluations(state.inner)),
         complex_params=optimizer.complex_params,
+        **inner_points(optimizer, lambda state: state.inner),
     )

@@ -30,6 +30,7 @@ from descend.errors import DescendTypeError, check_positive
 from descend.optim._common import (
     DecayMask,
     check_decay_mask,
+    inner_points,
     lr_or_schedule,
     nonnegative_number,
     store_checked,
@@ -362,6 +363,7 @@ def chain(*parts: Any) -> Optimizer:
         # Complex leaves become pairs here, before the transforms: they see torch's
         # gradient pairs, and the optimizer only real arrays.
         complex_params=optimizer.complex_params,
+        **inner_points(optimizer, lambda state: state.optimizer),
     )
 
 

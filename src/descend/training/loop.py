@@ -273,8 +273,9 @@ class Epochs:
         """
         spec, placement = self.spec, self.spec.placement
         score = ()
-        if self.scored:
-            weights = outcome.params if placement is None else placement.local(outcome.params)
+        if self.scored:  # at the evaluation point (schedule-free's x), as the result's
+            weights = _eval_point(spec.optimizer, outcome.params, outcome.opt_state)
+            weights = weights if placement is None else placement.local(weights)
             score = evaluate(self.objective, weights, *self.scored)
         opt_state = outcome.opt_state
         if self.observes and placement is None:
@@ -503,6 +504,7 @@ class Epochs:
         kept_params, kept_state = plateau.kept
         if kept_params is self.params:
             return BestEpoch(plateau.best, plateau.best_at, plateau.waited)
+        kept_params = _eval_point(self.spec.optimizer, kept_params, kept_state)
         kept_params, kept_state = jax.device_get((kept_params, kept_state))
         return BestEpoch(plateau.best, plateau.best_at, plateau.waited, kept_params, kept_state)
 
@@ -511,7 +513,7 @@ class Epochs:
         restored = stop == Status.EARLY_STOPPING and spec.restore_best
         return FitResult(
             model=spec.model,
-            params=jax.device_get(self.params),
+            params=jax.device_get(_eval_point(spec.optimizer, self.params, self.opt_state)),
             opt_state=jax.device_get(self.opt_state),
             best=self.best(),
             optimizer=spec.optimizer,
@@ -548,6 +550,9 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
         state = dataclasses.replace(
             state, params=pairs.to_pairs(state.params), best=_best_as(pairs.to_pairs, state.best)
         )
+    # Outside the epochs the weights are the evaluation point (schedule-free's x: the
+    # result's, a checkpoint's, FitState's); the epochs step the training point.
+    state = _at_training_point(spec.optimizer, state)
     n_train = prepared.n_samples * (1 if spec.placement is None else spec.placement.n_processes)
     # l2="auto" is 1/n whatever the sample weights: the objective sum(s l) / sum(s) + l2
     # stays the same when every weight is scaled (equal weights weigh nothing).
@@ -581,6 +586,39 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
     return dataclasses.replace(
         result, params=joined(result.params), best=_best_as(joined, result.best)
     )
+
+
+def _at_training_point(optimizer: optim.Optimizer, state: FitState) -> FitState:
+    """``state`` with its weights (and early stopping's) moved from the evaluation point
+    to the training point (:func:`~descend.optim.train_point`): equal up to rounding to
+    the training point the run that saved them held."""
+    if optimizer.train_params is None:
+        return state
+    best = state.best
+    if best is not None and best.params is not None:
+        best = dataclasses.replace(
+            best, params=_train_point(optimizer, best.params, best.opt_state)
+        )
+    params = _train_point(optimizer, state.params, state.opt_state)
+    return dataclasses.replace(state, params=params, best=best)
+
+
+_eval_program = jax.jit(optim.eval_point, static_argnums=0)
+_train_program = jax.jit(optim.train_point, static_argnums=0)
+
+
+def _eval_point(optimizer: optim.Optimizer, params: PyTree, opt_state: PyTree) -> PyTree:
+    """The evaluation point of the weights (for the result, validation and early
+    stopping's record): one compiled program per optimizer and shapes; the weights
+    themselves, with nothing compiled, for an optimizer evaluated where it steps."""
+    if optimizer.eval_params is None:
+        return params
+    return _eval_program(optimizer, params, opt_state)
+
+
+def _train_point(optimizer: optim.Optimizer, params: PyTree, opt_state: PyTree) -> PyTree:
+    """The inverse of :func:`_eval_point` (only called for an optimizer with one)."""
+    return _train_program(optimizer, params, opt_state)
 
 
 def _best_as(convert: Callable[[PyTree], PyTree], best: BestEpoch | None) -> BestEpoch | None:

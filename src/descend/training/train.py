@@ -187,6 +187,14 @@ def fit(
         ``params``, ``opt_state``, ``history`` (per-epoch arrays), ``n_updates``,
         ``reason``, and ``predict``, ``predict_proba``, ``score``.
 
+    With an optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
+    ``schedule_free_adamw``), ``params`` (and ``predict``, the validation scores, early
+    stopping's restored weights, a saved checkpoint's weights) are its evaluation point
+    :math:`x` (:func:`~descend.optim.eval_point`); the epochs step :math:`y`, and the
+    history's training ``loss`` and metric are :math:`y`'s, as each batch's loss is
+    computed there. A continued run (``resume``, ``init``) starts from
+    :func:`~descend.optim.train_point` of the weights given.
+
     Raises
     ------
     InputError, DataError
