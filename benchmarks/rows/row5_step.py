@@ -30,19 +30,21 @@ SIZES = {  # (n_params, timed steps)
     "full": (10_000_000, 30),
 }
 
-# (name, descend name and hyperparameters, torch class and arguments, optax builder,
-#  float32 arrays read + written per parameter)
+# (name, descend name and hyperparameters, the PyTorch reference (module, class,
+#  arguments, implementations timed), optax builder, float32 arrays read + written per
+#  parameter). Implementations are torch.optim's "foreach" and "fused" flags, or
+#  "default" for a class without them.
 ALGORITHMS = {
     "Adam": {
         "descend": ("adam", {"lr": 1e-3}),
-        "torch": ("Adam", {"lr": 1e-3}),
+        "torch": ("torch.optim", "Adam", {"lr": 1e-3}, ("foreach", "fused")),
         "optax": lambda optax: optax.adam(1e-3),
         # read params, grads, two moments; write params, two moments
         "arrays": 7,
     },
     "SGD with momentum": {
         "descend": ("sgd", {"lr": 1e-2, "momentum": 0.9}),
-        "torch": ("SGD", {"lr": 1e-2, "momentum": 0.9}),
+        "torch": ("torch.optim", "SGD", {"lr": 1e-2, "momentum": 0.9}, ("foreach", "fused")),
         "optax": lambda optax: optax.sgd(1e-2, momentum=0.9),
         # read params, grads, momentum buffer; write params, momentum buffer
         "arrays": 5,
@@ -160,20 +162,28 @@ def _compare(name, spec, params0, grads0, steps, bandwidth, settings: Settings) 
 
         table.add(settings, tool, measure_optax)
 
+    if spec.get("torch") is None:
+        return table
     device = torch_device(settings)
-    class_name, torch_hyperparams = spec["torch"]
-    for implementation in ("foreach", "fused"):
-        tool = f"torch.optim.{class_name}, {implementation}=True"
-        if device is None:
-            table.skip(tool, torch_missing(settings))
+    module_name, class_name, torch_hyperparams, implementations = spec["torch"]
+    for implementation in implementations:
+        tool = f"{module_name}.{class_name}"
+        if implementation != "default":
+            tool += f", {implementation}=True"
+        module = optional(module_name)
+        if device is None or module is None:
+            reason = f"{module_name} is not installed" if device else torch_missing(settings)
+            table.skip(tool, reason)
             continue
 
-        def measure_torch(implementation=implementation) -> Entry:
+        def measure_torch(implementation=implementation, module=module) -> Entry:
             torch = optional("torch")
             params = torch.from_numpy(params0.copy()).to(device).requires_grad_(True)
             params.grad = torch.from_numpy(grads0).to(device)
-            optimizer_class = getattr(torch.optim, class_name)
-            optimizer = optimizer_class([params], **torch_hyperparams, **{implementation: True})
+            flags = {} if implementation == "default" else {implementation: True}
+            optimizer = getattr(module, class_name)([params], **torch_hyperparams, **flags)
+            if hasattr(optimizer, "train"):  # schedule-free: gradients are taken at y
+                optimizer.train()
 
             def one_step():
                 optimizer.step()
