@@ -39,6 +39,12 @@ SETTINGS = {
     "asgd": {"t0": 1.0},
     "lion": {},
     "adabelief": {"nesterov": True},
+    "sign_sgd": {},
+    "signum": {},
+    "noisy_sgd": {"eta": 0.1},
+    "optimistic_gradient_descent": {"lr": 0.01, "beta": 0.5},
+    "optimistic_adam": {"eps_root": 1e-8},
+    "muon_optax": {"weight_decay": 0.1, "adam_weight_decay": 0.1},
 }
 NAMES = list(SETTINGS)
 
@@ -132,7 +138,8 @@ def test_float32_params_and_state_stay_float32(name, enable_x64):
     for leaf in jax.tree.leaves(params):
         assert leaf.dtype == jnp.float32
     for leaf in jax.tree.leaves(state):
-        assert leaf.dtype in (jnp.float32, jnp.int32), (name, leaf.dtype)
+        # uint32: a PRNG key (noisy_sgd's)
+        assert leaf.dtype in (jnp.float32, jnp.int32, jnp.uint32), (name, leaf.dtype)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -264,6 +271,9 @@ MODULES = [
     "descend.optim.adam",
     "descend.optim.adam_variants",
     "descend.optim.classic",
+    "descend.optim.sgd_variants",
+    "descend.optim.optimistic",
+    "descend.optim.orthogonalized",
 ]
 
 

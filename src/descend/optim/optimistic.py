@@ -185,7 +185,7 @@ def optimistic_adam(
     --------
     >>> import descend as ds
     >>> opt = ds.optim.optimistic_adam(lr=0.1, nesterov=False)
-    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 6)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
     0.9
     """
     lr = check_lr(lr)
