@@ -41,6 +41,12 @@ SETTINGS = {
     "adabelief": {"nesterov": True},
     "schedule_free_sgd": {"lr": 0.01, "weight_decay": 0.1, "warmup_steps": 3, "r": 1.0},
     "schedule_free_adamw": {"weight_decay": 0.1, "warmup_steps": 3, "r": 1.0},
+    "sign_sgd": {},
+    "signum": {},
+    "noisy_sgd": {"eta": 0.1},
+    "optimistic_gradient_descent": {"lr": 0.01, "beta": 0.5},
+    "optimistic_adam": {"eps_root": 1e-8},
+    "muon_optax": {"weight_decay": 0.1, "adam_weight_decay": 0.1},
 }
 NAMES = list(SETTINGS)
 
@@ -134,7 +140,8 @@ def test_float32_params_and_state_stay_float32(name, enable_x64):
     for leaf in jax.tree.leaves(params):
         assert leaf.dtype == jnp.float32
     for leaf in jax.tree.leaves(state):
-        assert leaf.dtype in (jnp.float32, jnp.int32), (name, leaf.dtype)
+        # uint32: a PRNG key (noisy_sgd's)
+        assert leaf.dtype in (jnp.float32, jnp.int32, jnp.uint32), (name, leaf.dtype)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -279,6 +286,9 @@ MODULES = [
     "descend.optim.classic",
     "descend.optim.averaging",
     "descend.optim.base",
+    "descend.optim.sgd_variants",
+    "descend.optim.optimistic",
+    "descend.optim.orthogonalized",
 ]
 
 

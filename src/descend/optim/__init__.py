@@ -14,6 +14,11 @@ AdaBelief).
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
 - :mod:`~descend.optim.averaging`: ``schedule_free_sgd``, ``schedule_free_adamw``
   (evaluated at :func:`eval_point`, not at the params they step)
+- :mod:`~descend.optim.sgd_variants`: ``sign_sgd``, ``signum``, ``noisy_sgd`` (as Optax)
+- :mod:`~descend.optim.optimistic`: ``optimistic_gradient_descent``, ``optimistic_adam``
+  (as Optax)
+- :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
+  leaves that are not matrices)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -21,9 +26,9 @@ AdaBelief).
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
-the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
-``weight_decay_mask``, which chooses the leaves of the params that are decayed
+rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
+muon_optax) and the transforms ``add_weight_decay`` and ``decoupled_weight_decay``
+take ``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
@@ -75,8 +80,11 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
+from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
+from descend.optim.orthogonalized import muon_optax
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
+from descend.optim.sgd_variants import noisy_sgd, sign_sgd, signum
 from descend.optim.transforms import (
     add_weight_decay,
     chain,
@@ -106,6 +114,12 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "muon": muon,
     "schedule_free_sgd": schedule_free_sgd,
     "schedule_free_adamw": schedule_free_adamw,
+    "muon_optax": muon_optax,
+    "sign_sgd": sign_sgd,
+    "signum": signum,
+    "noisy_sgd": noisy_sgd,
+    "optimistic_gradient_descent": optimistic_gradient_descent,
+    "optimistic_adam": optimistic_adam,
 }
 
 
@@ -284,9 +298,13 @@ __all__ = [
     "lr_of",
     "momentum",
     "muon",
+    "muon_optax",
     "nadam",
     "names",
+    "noisy_sgd",
     "observe",
+    "optimistic_adam",
+    "optimistic_gradient_descent",
     "partition",
     "radam",
     "reduce_on_plateau",
@@ -297,6 +315,8 @@ __all__ = [
     "schedule_free_sgd",
     "schedules",
     "sgd",
+    "sign_sgd",
+    "signum",
     "train_point",
     "transforms",
     "watch_epochs",

@@ -260,6 +260,17 @@ def muon(
     leaf's dtype. Rounding differs from PyTorch's fused ``addmm`` in bfloat16, so
     steps agree with ``torch.optim.Muon`` to bfloat16 precision, not bit for bit.
 
+    Optax's flavour is :func:`~descend.optim.muon_optax` (``optax.contrib.muon``).
+    It differs in its defaults (``lr`` 0.02, ``weight_decay`` 0, ``eps`` 1e-8); it
+    bias-corrects the momentum; it runs Newton–Schulz (the same default coefficients,
+    or a triple per iteration, or other normalisations) in the params' dtype rather
+    than bfloat16, dividing by :math:`\lVert\cdot\rVert_F + \varepsilon`; it reads a
+    weight as ``(in, out)``, scaling by :math:`\sqrt{\max(1, B/A)}` where this one
+    (``(out, in)``, as ``torch.nn.Linear``) scales by :math:`\sqrt{\max(1, A/B)}`;
+    it adds :math:`\lambda\theta` to the update instead of shrinking
+    :math:`\theta` first; and it steps the leaves that are not 2-D with AdamW,
+    where this one refuses them.
+
     Parameters
     ----------
     lr:
