@@ -143,6 +143,14 @@ REFERENCES: dict[str, str] = {
     "lbfgs": "torch.optim.LBFGS",
     "adafactor": "torch.optim.Adafactor",
     "muon": "torch.optim.Muon",
+    "schedule_free_sgd": "schedulefree.SGDScheduleFree",
+    "schedule_free_adamw": "schedulefree.AdamWScheduleFree",
+    "sign_sgd": "optax.sign_sgd",
+    "signum": "optax.signum",
+    "noisy_sgd": "optax.noisy_sgd",
+    "optimistic_gradient_descent": "optax.optimistic_gradient_descent",
+    "optimistic_adam": "optax.optimistic_adam",
+    "muon_optax": "optax.contrib.muon",
 }
 
 
