@@ -39,6 +39,10 @@ SETTINGS = {
     "asgd": {"t0": 1.0},
     "lion": {},
     "adabelief": {"nesterov": True},
+    "adopt": {"lr": 0.01, "nesterov": True},
+    "ademamix": {"alpha": 2.0, "weight_decay": 0.1},
+    "simplified_ademamix": {"lr": 1e-3, "alpha": 1.0, "weight_decay": 0.1},
+    "madgrad": {"weight_decay": 0.1},
 }
 NAMES = list(SETTINGS)
 
@@ -264,6 +268,8 @@ MODULES = [
     "descend.optim.adam",
     "descend.optim.adam_variants",
     "descend.optim.classic",
+    "descend.optim.contrib_moments",
+    "descend.optim.dual_averaging",
 ]
 
 

@@ -9,6 +9,9 @@ AdaBelief).
 - :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
 - :mod:`~descend.optim.adam`: ``adam``, ``adamw``, ``adamax``, ``nadam``
 - :mod:`~descend.optim.adam_variants`: ``radam``, ``adabelief``, ``lion``
+- :mod:`~descend.optim.contrib_moments`: ``adopt``, ``ademamix``, ``simplified_ademamix``
+  (as ``optax.contrib``)
+- :mod:`~descend.optim.dual_averaging`: ``madgrad`` (as ``optax.contrib``)
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
@@ -62,6 +65,8 @@ from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
 from descend.optim.classic import asgd, rprop
+from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
+from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
@@ -94,6 +99,10 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": lbfgs,
     "adafactor": adafactor,
     "muon": muon,
+    "adopt": adopt,
+    "ademamix": ademamix,
+    "simplified_ademamix": simplified_ademamix,
+    "madgrad": madgrad,
 }
 
 
@@ -224,6 +233,8 @@ __all__ = [
     "adamax",
     "adamw",
     "add_weight_decay",
+    "ademamix",
+    "adopt",
     "apply_updates",
     "asgd",
     "available",
@@ -237,6 +248,7 @@ __all__ = [
     "lion",
     "lr_at",
     "lr_of",
+    "madgrad",
     "momentum",
     "muon",
     "nadam",
@@ -250,6 +262,7 @@ __all__ = [
     "rprop",
     "schedules",
     "sgd",
+    "simplified_ademamix",
     "transforms",
     "watch_epochs",
 ]
