@@ -337,6 +337,12 @@ def test_schedules_where_optax_takes_them_and_type_errors_elsewhere():
     assert opt == ds.optim.ademamix(betas=(0.9, 0.999, BETA3), alpha=ALPHA)
 
 
+def test_minimize_runs_past_adopts_first_step_which_leaves_x_in_place():
+    result = ds.minimize(lambda x: jnp.sum(x**2), jnp.array([1.0, -1.0]),
+                         optimizer=ds.optim.adopt(lr=0.1), max_iter=30)  # fmt: skip
+    assert result.n_iter == 30, result.reason
+
+
 def test_adopt_first_step_only_fills_the_second_moment():
     opt = ds.optim.adopt(lr=0.1, use_clipping=False)
     x = jnp.array([1.0, -2.0])

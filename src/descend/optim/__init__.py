@@ -22,7 +22,8 @@ AdaBelief).
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
+rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
+ademamix, simplified_ademamix, madgrad) and
 the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
 ``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
