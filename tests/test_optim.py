@@ -47,6 +47,10 @@ SETTINGS = {
     "optimistic_gradient_descent": {"lr": 0.01, "beta": 0.5},
     "optimistic_adam": {"eps_root": 1e-8},
     "muon_optax": {"weight_decay": 0.1, "adam_weight_decay": 0.1},
+    "adopt": {"lr": 0.01, "nesterov": True},
+    "ademamix": {"alpha": 2.0, "weight_decay": 0.1},
+    "simplified_ademamix": {"lr": 1e-3, "alpha": 1.0, "weight_decay": 0.1},
+    "madgrad": {"weight_decay": 0.1},
 }
 NAMES = list(SETTINGS)
 
@@ -289,6 +293,8 @@ MODULES = [
     "descend.optim.sgd_variants",
     "descend.optim.optimistic",
     "descend.optim.orthogonalized",
+    "descend.optim.contrib_moments",
+    "descend.optim.dual_averaging",
 ]
 
 

@@ -305,7 +305,8 @@ def test_every_optimizer_with_a_weight_decay_takes_a_mask():
     with_decay = {name for name, row in listed.items() if "weight_decay" in row["hyperparams"]}
     assert with_decay == {
         "sgd", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
-        "nadam", "radam", "asgd", "lion", "adafactor", "muon",
+        "nadam", "radam", "asgd", "lion", "adafactor", "muon", "ademamix",
+        "simplified_ademamix", "madgrad",
     }  # fmt: skip
     for name, row in listed.items():
         assert ("weight_decay_mask" in row["leaf_settings"]) == (name in with_decay), name

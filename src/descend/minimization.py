@@ -349,8 +349,8 @@ def minimize(
     patience, ftol:
         Stop ("no further decrease") when the best value has not improved by more than
         ``ftol * |best|`` for ``patience`` steps (``patience >= 1``, ``ftol >= 0``; the
-        rule of :func:`descend.rules.improved`), or when a step leaves the point
-        unchanged.
+        rule of :func:`descend.rules.improved`), or when a step after the first leaves
+        the point unchanged (a first step may only gather statistics, as ADOPT's does).
     refine:
         For a function of one variable: when the derivative changes sign between two
         iterates, stop and narrow that bracket by bisection on the derivative.

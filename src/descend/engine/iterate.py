@@ -216,7 +216,10 @@ def _step(objective, value_grad, optimizer, config, one_dimensional, carry: Iter
     n_iter = carry.n_iter + 1
     grad_norm = _grad_norm(config, x_new, grads_new).astype(carry.value.dtype)
     step = _tree.sub(x_new, carry.x)
-    moved = _tree.vdot(step, step) > 0
+    # A first step may leave x where it is and still be progress: ADOPT's fills its
+    # second moment only, and a learning rate warmed up from 0 starts at 0. From the
+    # second step on, a step that does not move x is a stall.
+    moved = (_tree.vdot(step, step) > 0) | (n_iter == 1)
     overshoot = _tree.vdot(grads_new, step) > 0
     better = rules.improved(value_new, carry.best, rtol=config.ftol)
     since_best = jnp.where(better, 0, carry.since_best + 1)

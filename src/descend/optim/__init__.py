@@ -9,6 +9,9 @@ AdaBelief).
 - :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
 - :mod:`~descend.optim.adam`: ``adam``, ``adamw``, ``adamax``, ``nadam``
 - :mod:`~descend.optim.adam_variants`: ``radam``, ``adabelief``, ``lion``
+- :mod:`~descend.optim.contrib_moments`: ``adopt``, ``ademamix``, ``simplified_ademamix``
+  (as ``optax.contrib``)
+- :mod:`~descend.optim.dual_averaging`: ``madgrad`` (as ``optax.contrib``)
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
@@ -29,6 +32,9 @@ Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adag
 rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
 muon_optax) and the transforms ``add_weight_decay`` and ``decoupled_weight_decay``
 take ``weight_decay_mask``, which chooses the leaves of the params that are decayed
+ademamix, simplified_ademamix, madgrad) and
+the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
+``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
@@ -77,6 +83,8 @@ from descend.optim.base import (
     train_point,
 )
 from descend.optim.classic import asgd, rprop
+from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
+from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
@@ -120,6 +128,10 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "noisy_sgd": noisy_sgd,
     "optimistic_gradient_descent": optimistic_gradient_descent,
     "optimistic_adam": optimistic_adam,
+    "adopt": adopt,
+    "ademamix": ademamix,
+    "simplified_ademamix": simplified_ademamix,
+    "madgrad": madgrad,
 }
 
 
@@ -290,6 +302,8 @@ __all__ = [
     "adamax",
     "adamw",
     "add_weight_decay",
+    "ademamix",
+    "adopt",
     "apply_updates",
     "asgd",
     "available",
@@ -304,6 +318,7 @@ __all__ = [
     "lion",
     "lr_at",
     "lr_of",
+    "madgrad",
     "momentum",
     "muon",
     "muon_optax",
@@ -325,6 +340,7 @@ __all__ = [
     "sgd",
     "sign_sgd",
     "signum",
+    "simplified_ademamix",
     "train_point",
     "transforms",
     "watch_epochs",

@@ -1,0 +1,67 @@
+"""The README's table of optimizers lists every algorithm, its reference and defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import descend as ds
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# What the test suite checks for each, by test file.
+TORCH = "200-step trajectory, rtol 1e-9, float64, 3 problems (`test_optim_reference`)"
+OPTAX = TORCH
+CHECKED = {
+    "gd": TORCH + "; Armijo search: `test_minimize`",
+    "sgd": TORCH,
+    "momentum": TORCH,
+    "adagrad": TORCH,
+    "rmsprop": TORCH,
+    "adadelta": TORCH,
+    "adam": TORCH,
+    "adamw": TORCH,
+    "adamax": TORCH,
+    "nadam": TORCH,
+    "radam": TORCH,
+    "adabelief": OPTAX,
+    "lion": OPTAX,
+    "rprop": TORCH,
+    "asgd": TORCH,
+    "lbfgs": "iterates and line-search evaluations (`test_optim_lbfgs`)",
+    "adafactor": "trajectory, rtol 1e-9, on matrices and vectors (`test_optim_matrix`)",
+    "muon": "trajectory on matrices, to bfloat16 precision (`test_optim_matrix`)",
+}
+
+
+def defaults_text(row: dict) -> str:
+    """The hyperparameters and defaults as the README shows them."""
+    settings = {**row["hyperparams"], **row["leaf_settings"]}
+    return ", ".join(f"`{key}={value!r}`" for key, value in settings.items())
+
+
+def _readme_rows() -> dict[str, list[str]]:
+    text = README.read_text()
+    start = text.index("| name | equals | hyperparameters (defaults) | checked |")
+    rows = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows[re.sub(r"`", "", cells[0])] = cells
+    return rows
+
+
+def test_the_readme_lists_every_algorithm_with_its_reference_and_defaults():
+    rows = _readme_rows()
+    listed = {row["name"]: row for row in ds.optim.available()}
+    assert set(rows) == set(listed)
+    for name, row in listed.items():
+        cells = rows[name]
+        assert cells[1] == f"`{row['reference']}`", name
+        assert cells[2] == defaults_text(row), name
+        assert cells[3] == CHECKED[name], name
+
+
+def test_the_readme_counts_the_algorithms():
+    assert f"{len(ds.optim.available())} algorithms" in README.read_text()
