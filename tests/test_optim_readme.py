@@ -12,6 +12,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # What the test suite checks for each, by test file.
 TORCH = "200-step trajectory, rtol 1e-9, float64, 3 problems (`test_optim_reference`)"
 OPTAX = TORCH
+
+
+def _suite(test_file: str, problems: str = "4 problems") -> str:
+    return (
+        f"200-step trajectory, rtol 1e-9, float64, {problems}; float32 minima; "
+        f"no second compilation (`{test_file}`)"
+    )
+
+
+SIGNS = _suite("test_optim_signs")
+CONTRIB = _suite("test_optim_contrib")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -31,6 +42,18 @@ CHECKED = {
     "lbfgs": "iterates and line-search evaluations (`test_optim_lbfgs`)",
     "adafactor": "trajectory, rtol 1e-9, on matrices and vectors (`test_optim_matrix`)",
     "muon": "trajectory on matrices, to bfloat16 precision (`test_optim_matrix`)",
+    "schedule_free_sgd": _suite("test_optim_schedfree") + "; x, y and z; Optax too",
+    "schedule_free_adamw": _suite("test_optim_schedfree") + "; x, y and z; Optax too",
+    "sign_sgd": SIGNS,
+    "signum": SIGNS,
+    "noisy_sgd": SIGNS + "; the same noise from the same seed",
+    "optimistic_gradient_descent": SIGNS,
+    "optimistic_adam": SIGNS,
+    "muon_optax": SIGNS + "; non-matrix leaves by its AdamW",
+    "adopt": CONTRIB,
+    "ademamix": CONTRIB,
+    "simplified_ademamix": CONTRIB,
+    "madgrad": CONTRIB,
 }
 
 

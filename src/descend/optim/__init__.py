@@ -163,6 +163,10 @@ REFERENCES: dict[str, str] = {
     "optimistic_gradient_descent": "optax.optimistic_gradient_descent",
     "optimistic_adam": "optax.optimistic_adam",
     "muon_optax": "optax.contrib.muon",
+    "adopt": "optax.contrib.adopt",
+    "ademamix": "optax.contrib.ademamix",
+    "simplified_ademamix": "optax.contrib.simplified_ademamix",
+    "madgrad": "optax.contrib.madgrad",
 }
 
 
