@@ -9,6 +9,8 @@ AdaBelief).
 - :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
 - :mod:`~descend.optim.adam`: ``adam``, ``adamw``, ``adamax``, ``nadam``
 - :mod:`~descend.optim.adam_variants`: ``radam``, ``adabelief``, ``lion``
+- :mod:`~descend.optim.adam_extended`: ``adan``, ``amsgrad``, ``adamaxw``, ``nadamw``,
+  ``yogi`` (as Optax)
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
@@ -19,9 +21,9 @@ AdaBelief).
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
-the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
-``weight_decay_mask``, which chooses the leaves of the params that are decayed
+rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon, adan,
+adamaxw, nadamw) and the transforms ``add_weight_decay`` and ``decoupled_weight_decay``
+take ``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
@@ -58,6 +60,7 @@ from typing import Any
 from descend.errors import DescendTypeError, unknown_name
 from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
+from descend.optim.adam_extended import adamaxw, adan, amsgrad, nadamw, yogi
 from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
@@ -94,6 +97,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": lbfgs,
     "adafactor": adafactor,
     "muon": muon,
+    "adan": adan,
+    "amsgrad": amsgrad,
+    "adamaxw": adamaxw,
+    "nadamw": nadamw,
+    "yogi": yogi,
 }
 
 
@@ -222,8 +230,11 @@ __all__ = [
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
     "add_weight_decay",
+    "amsgrad",
     "apply_updates",
     "asgd",
     "available",
@@ -240,6 +251,7 @@ __all__ = [
     "momentum",
     "muon",
     "nadam",
+    "nadamw",
     "names",
     "observe",
     "partition",
@@ -252,4 +264,5 @@ __all__ = [
     "sgd",
     "transforms",
     "watch_epochs",
+    "yogi",
 ]
