@@ -39,6 +39,11 @@ SETTINGS = {
     "asgd": {"t0": 1.0},
     "lion": {},
     "adabelief": {"nesterov": True},
+    "adan": {"weight_decay": 0.1},
+    "amsgrad": {"bias_correction_mu": False},
+    "adamaxw": {"weight_decay": 0.1},
+    "nadamw": {"weight_decay": 0.1},
+    "yogi": {},
 }
 NAMES = list(SETTINGS)
 
@@ -263,6 +268,7 @@ MODULES = [
     "descend.optim.adaptive",
     "descend.optim.adam",
     "descend.optim.adam_variants",
+    "descend.optim.adam_extended",
     "descend.optim.classic",
 ]
 
