@@ -277,6 +277,21 @@ def test_amsgrad_keeps_the_maximum_of_debiased_moments_adam_of_raw_ones():
     assert optax_max > 10 * torch_max
 
 
+def test_nadamw_without_nesterov_is_adamw_up_to_rounding():
+    """``nadamw(nesterov=False)`` is ``optax.adamw``, which is torch's AdamW (``adamw``,
+    equal to ``torch.optim.AdamW`` in test_optim_reference) with Optax's rounding."""
+    for name in ALL:
+        optax_style = ds.optim.nadamw(lr=0.01, weight_decay=0.01, nesterov=False)
+        torch_style = ds.optim.adamw(lr=0.01, weight_decay=0.01)
+        np.testing.assert_allclose(
+            descend_trajectory(optax_style, PROBLEMS[name]),
+            descend_trajectory(torch_style, PROBLEMS[name]),
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=name,
+        )
+
+
 # ------------------------------------------------------------ Optax's alias test and JAX
 
 

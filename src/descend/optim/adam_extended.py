@@ -130,8 +130,8 @@ def adan(
     addition; ``weight_decay`` is a number (Optax also takes a schedule). The decay is
     Optax's: added to the update and scaled by :math:`\eta_t`, not the paper's
     proximal step :math:`x_{t+1} = (x_t - \eta_t u_t) / (1 + \lambda\eta_t)` that
-    Optax's docstring shows. The authors' code also clips gradients by norm and has no
-    :math:`\bar\epsilon`.
+    Optax's docstring shows and the authors' code takes by default (``no_prox=False``);
+    their code has no :math:`\bar\epsilon` and offers gradient clipping.
 
     Parameters
     ----------
@@ -156,9 +156,8 @@ def adan(
     Raises
     ------
     InputError
-        If ``lr`` is not > 0, a beta is outside ``[0, 1)`` or ``betas`` is not three
-        numbers, ``eps``, ``eps_root`` or ``weight_decay`` is negative, ``maximize`` is
-        not a bool, or ``weight_decay_mask`` is malformed.
+        If a hyperparameter is outside its range or not of its kind (the message names
+        it), or ``weight_decay_mask`` does not fit the params (``init``).
 
     References
     ----------
@@ -238,17 +237,19 @@ def amsgrad(
 
     Matches ``optax.amsgrad`` (``b1``, ``b2`` are ``betas`` here). It is not
     :func:`~descend.optim.adam.adam` with ``amsgrad=True``, which is
-    ``torch.optim.Adam``'s: torch keeps the maximum of the *raw* second moment and
-    debiases it afterwards, dividing by
-    :math:`\sqrt{\max_{s \le t} v_s} / \sqrt{1-\beta_2^t} + \epsilon`, whereas Optax
-    divides by :math:`\sqrt{\max_{s \le t} v_s / (1-\beta_2^s)} + \epsilon`. Each
-    past moment keeps the correction of its own step, so Optax's maximum is never
-    smaller than torch's, and larger while the corrections still grow: the first
-    step's :math:`\hat v_1 = g_1^2` stays in it, where torch's :math:`v_1 = (1-\beta_2)
-    g_1^2` is soon exceeded. Optax's steps after a large early gradient are smaller,
-    and the trajectories differ from the first steps on. No setting of the two flags
-    gives torch's. ``state.max_exp_avg_sq`` holds Optax's maximum (of the debiased
-    moments), not torch's.
+    ``torch.optim.Adam``'s. Torch keeps the maximum of the *raw* moments and debiases
+    it with the current step's correction, dividing by
+    :math:`\sqrt{\max_{s \le t} v_s} / \sqrt{1-\beta_2^t} + \epsilon`; Optax debiases
+    each moment with its own step's correction before the maximum, dividing by
+    :math:`\sqrt{\max_{s \le t} v_s / (1-\beta_2^s) + \bar\epsilon} + \epsilon`.
+    Since :math:`1-\beta_2^s \le 1-\beta_2^t`, Optax's maximum is never smaller than
+    torch's on the same gradients, and it keeps early moments that torch's forgets:
+    after a large first gradient :math:`g_1` it holds :math:`\hat v_1 = g_1^2` until a
+    debiased moment exceeds it, while torch's raw :math:`v_1 = (1-\beta_2) g_1^2` is
+    soon overtaken; Optax's steps are then the smaller. The two trajectories agree at
+    the first step and part at the second; no setting of the two flags gives torch's.
+    ``state.max_exp_avg_sq`` holds Optax's maximum (of debiased moments, with the
+    default flags), not torch's.
 
     Other differences: Optax's ``learning_rate`` has no default (``1e-3`` here, as
     Adam's); ``maximize`` is an addition; Optax's ``mu_dtype`` is not offered. There
@@ -256,26 +257,17 @@ def amsgrad(
 
     Parameters
     ----------
-    lr:
-        Learning rate :math:`\eta` (> 0) or a schedule. Default ``1e-3``.
+    lr, eps, eps_root, maximize:
+        As in :func:`adan`. Defaults ``1e-3``, ``1e-8``, ``0`` and ``False``.
     betas:
         :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
-    eps:
-        :math:`\epsilon \ge 0`, outside the square root. Default ``1e-8``.
-    eps_root:
-        :math:`\bar\epsilon \ge 0`, inside the square root. Default ``0``.
-    bias_correction_mu:
-        Debias the first moment. Default ``True``.
-    bias_correction_nu:
-        Debias the second moment before the maximum. Default ``True``.
-    maximize:
-        Ascend instead of descend.
+    bias_correction_mu, bias_correction_nu:
+        Debias the first moment; debias the second before the maximum. Default ``True``.
 
     Raises
     ------
     InputError
-        If ``lr`` is not > 0, a beta is outside ``[0, 1)``, ``eps`` or ``eps_root`` is
-        negative, or a flag is not a bool.
+        If a hyperparameter is outside its range or not of its kind (the message names it).
 
     References
     ----------
@@ -286,7 +278,7 @@ def amsgrad(
     --------
     >>> import descend as ds
     >>> opt = ds.optim.amsgrad(lr=0.1)
-    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 6)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
     0.9
     """
     flags = {
@@ -354,26 +346,17 @@ def adamaxw(
 
     Parameters
     ----------
-    lr:
-        Learning rate :math:`\eta` (> 0) or a schedule. Default ``2e-3``.
-    betas:
-        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
+    lr, betas, maximize:
+        As in :func:`amsgrad`. ``lr`` defaults to ``2e-3``.
     eps:
         :math:`\epsilon \ge 0`, inside the maximum. Default ``1e-8``.
-    weight_decay:
-        :math:`\lambda \ge 0`, multiplied by the learning rate. Default ``1e-4`` as in
-        Optax.
-    maximize:
-        Ascend instead of descend.
-    weight_decay_mask:
-        The leaves to decay, as in :func:`~descend.optim.adam.adam` (Optax's ``mask``).
+    weight_decay, weight_decay_mask:
+        As in :func:`adan`. ``weight_decay`` defaults to ``1e-4``, as in Optax.
 
     Raises
     ------
     InputError
-        If ``lr`` is not > 0, a beta is outside ``[0, 1)``, ``eps`` or
-        ``weight_decay`` is negative, ``maximize`` is not a bool, or
-        ``weight_decay_mask`` is malformed.
+        As in :func:`adan`.
 
     References
     ----------
@@ -446,39 +429,26 @@ def nadamw(
     ``decoupled_weight_decay=True`` (``torch.optim.NAdam``'s NAdamW): torch's momentum
     coefficient follows Dozat's warm-up schedule :math:`\mu_t` (``momentum_decay``),
     its decay shrinks the weights first, :math:`x_t \leftarrow (1-\eta_t\lambda)x_t`,
-    and its default ``weight_decay`` is 0. With ``nesterov=False`` it equals
-    :func:`~descend.optim.adam.adamw` (torch's) in exact arithmetic, with Optax's
-    rounding and defaults (``weight_decay=1e-4``, not ``1e-2``). Other differences
+    and its default ``weight_decay`` is 0. With ``nesterov=False`` (and ``eps_root=0``)
+    it equals :func:`~descend.optim.adam.adamw` (torch's) in exact arithmetic, with
+    Optax's rounding and defaults (``weight_decay=1e-4``, not ``1e-2``). Other differences
     from Optax: its ``learning_rate`` has no default (``1e-3`` here, as Adam's);
     ``maximize`` is an addition; ``weight_decay`` is a number (Optax also takes a
     schedule); ``mu_dtype`` is not offered.
 
     Parameters
     ----------
-    lr:
-        Learning rate :math:`\eta` (> 0) or a schedule. Default ``1e-3``.
-    betas:
-        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
-    eps:
-        :math:`\epsilon \ge 0`, outside the square root. Default ``1e-8``.
-    eps_root:
-        :math:`\bar\epsilon \ge 0`, inside the square root. Default ``0``.
-    weight_decay:
-        :math:`\lambda \ge 0`, multiplied by the learning rate. Default ``1e-4`` as in
-        Optax.
+    lr, betas, eps, eps_root, maximize:
+        As in :func:`amsgrad`, with its defaults.
+    weight_decay, weight_decay_mask:
+        As in :func:`adan`. ``weight_decay`` defaults to ``1e-4``, as in Optax.
     nesterov:
         Use the Nesterov look-ahead. Default ``True``.
-    maximize:
-        Ascend instead of descend.
-    weight_decay_mask:
-        The leaves to decay, as in :func:`~descend.optim.adam.adam` (Optax's ``mask``).
 
     Raises
     ------
     InputError
-        If ``lr`` is not > 0, a beta is outside ``[0, 1)``, ``eps``, ``eps_root`` or
-        ``weight_decay`` is negative, a flag is not a bool, or ``weight_decay_mask`` is
-        malformed.
+        As in :func:`adan`.
 
     References
     ----------
@@ -490,7 +460,10 @@ def nadamw(
     --------
     >>> import descend as ds
     >>> opt = ds.optim.nadamw(lr=0.1, weight_decay=0.0)
-    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 6)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
+    0.8526
+    >>> opt = ds.optim.nadamw(lr=0.1, weight_decay=0.0, nesterov=False)
+    >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
     0.9
     """
     flags = {"nesterov": nesterov, "maximize": maximize}
@@ -552,28 +525,25 @@ def yogi(
     learning rate cannot grow quickly when gradients shrink.
 
     Matches ``optax.yogi`` (``b1``, ``b2`` are ``betas`` here), including its start of
-    both moments at :math:`10^{-6}` (``initial_accumulator_value``, fixed by the alias;
-    the paper starts :math:`m_0` at 0) and the bias corrections (the paper has none).
-    Differences: Optax's ``learning_rate`` has no default (``1e-2``, the paper's
-    recommendation, here); ``maximize`` is an addition. PyTorch has no Yogi.
+    both moments at :math:`10^{-6}` (``scale_by_yogi``'s ``initial_accumulator_value``,
+    which the alias fixes) and its bias corrections. Differences: Optax's
+    ``learning_rate`` has no default (``1e-2`` here, that of TensorFlow Addons' ``Yogi``,
+    ten times Adam's); ``maximize`` is an addition. PyTorch has no Yogi.
 
     Parameters
     ----------
     lr:
         Learning rate :math:`\eta` (> 0) or a schedule. Default ``1e-2``.
-    betas:
-        :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``. Default ``(0.9, 0.999)``.
+    betas, maximize:
+        As in :func:`amsgrad`.
     eps:
         :math:`\epsilon \ge 0`, outside the square root. Default ``1e-3`` (larger than
         Adam's, as in the paper and Optax).
-    maximize:
-        Ascend instead of descend.
 
     Raises
     ------
     InputError
-        If ``lr`` is not > 0, a beta is outside ``[0, 1)``, ``eps`` is negative or
-        ``maximize`` is not a bool.
+        As in :func:`amsgrad`.
 
     References
     ----------
@@ -585,7 +555,7 @@ def yogi(
     >>> import descend as ds
     >>> opt = ds.optim.yogi(lr=0.1)
     >>> round(float(opt.step(1.0, 2.0, opt.init(1.0))[0]), 4)
-    0.9
+    0.9001
     """
     lr, (beta1, beta2) = check_adam_like(lr, betas, eps, 0.0, {"maximize": maximize})
 
