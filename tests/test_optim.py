@@ -51,6 +51,11 @@ SETTINGS = {
     "ademamix": {"alpha": 2.0, "weight_decay": 0.1},
     "simplified_ademamix": {"lr": 1e-3, "alpha": 1.0, "weight_decay": 0.1},
     "madgrad": {"weight_decay": 0.1},
+    "adan": {"weight_decay": 0.1},
+    "amsgrad": {"bias_correction_mu": False},
+    "adamaxw": {"weight_decay": 0.1},
+    "nadamw": {"weight_decay": 0.1},
+    "yogi": {},
 }
 NAMES = list(SETTINGS)
 
@@ -287,6 +292,7 @@ MODULES = [
     "descend.optim.adaptive",
     "descend.optim.adam",
     "descend.optim.adam_variants",
+    "descend.optim.adam_extended",
     "descend.optim.classic",
     "descend.optim.averaging",
     "descend.optim.base",

@@ -23,6 +23,7 @@ def _suite(test_file: str, problems: str = "4 problems") -> str:
 
 SIGNS = _suite("test_optim_signs")
 CONTRIB = _suite("test_optim_contrib")
+ADAMEXT = _suite("test_optim_adamext")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -54,6 +55,11 @@ CHECKED = {
     "ademamix": CONTRIB,
     "simplified_ademamix": CONTRIB,
     "madgrad": CONTRIB,
+    "adan": ADAMEXT,
+    "amsgrad": ADAMEXT + "; differs from `adam(amsgrad=True)` (torch's), tested",
+    "adamaxw": ADAMEXT,
+    "nadamw": ADAMEXT,
+    "yogi": ADAMEXT,
 }
 
 

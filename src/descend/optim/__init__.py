@@ -12,6 +12,8 @@ AdaBelief).
 - :mod:`~descend.optim.contrib_moments`: ``adopt``, ``ademamix``, ``simplified_ademamix``
   (as ``optax.contrib``)
 - :mod:`~descend.optim.dual_averaging`: ``madgrad`` (as ``optax.contrib``)
+- :mod:`~descend.optim.adam_extended`: ``adan``, ``amsgrad``, ``adamaxw``, ``nadamw``,
+  ``yogi`` (as Optax)
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
@@ -28,13 +30,10 @@ AdaBelief).
 - :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
 
-Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
-muon_optax) and the transforms ``add_weight_decay`` and ``decoupled_weight_decay``
-take ``weight_decay_mask``, which chooses the leaves of the params that are decayed
-ademamix, simplified_ademamix, madgrad) and
-the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
-``weight_decay_mask``, which chooses the leaves of the params that are decayed
+Weight-decay masks. Every optimizer with a ``weight_decay`` (:func:`available` lists
+``weight_decay_mask`` among its ``leaf_settings``) and the transforms
+``add_weight_decay`` and ``decoupled_weight_decay`` take ``weight_decay_mask``, which
+chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
@@ -71,6 +70,7 @@ from typing import Any
 from descend.errors import DescendTypeError, unknown_name
 from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
+from descend.optim.adam_extended import adamaxw, adan, amsgrad, nadamw, yogi
 from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.averaging import schedule_free_adamw, schedule_free_sgd
@@ -132,6 +132,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "ademamix": ademamix,
     "simplified_ademamix": simplified_ademamix,
     "madgrad": madgrad,
+    "adan": adan,
+    "amsgrad": amsgrad,
+    "adamaxw": adamaxw,
+    "nadamw": nadamw,
+    "yogi": yogi,
 }
 
 
@@ -167,6 +172,11 @@ REFERENCES: dict[str, str] = {
     "ademamix": "optax.contrib.ademamix",
     "simplified_ademamix": "optax.contrib.simplified_ademamix",
     "madgrad": "optax.contrib.madgrad",
+    "adan": "optax.adan",
+    "amsgrad": "optax.amsgrad",
+    "adamaxw": "optax.adamaxw",
+    "nadamw": "optax.nadamw",
+    "yogi": "optax.yogi",
 }
 
 
@@ -304,10 +314,13 @@ __all__ = [
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
     "add_weight_decay",
     "ademamix",
     "adopt",
+    "amsgrad",
     "apply_updates",
     "asgd",
     "available",
@@ -327,6 +340,7 @@ __all__ = [
     "muon",
     "muon_optax",
     "nadam",
+    "nadamw",
     "names",
     "noisy_sgd",
     "observe",
@@ -348,4 +362,5 @@ __all__ = [
     "train_point",
     "transforms",
     "watch_epochs",
+    "yogi",
 ]

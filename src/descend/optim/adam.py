@@ -27,6 +27,7 @@ from descend.optim.blocks import (
     descent_grads,
     float_dtype,
     fresh_state,
+    infinity_moment,
     lerp_average,
     root_plus_eps,
     running_max,
@@ -293,9 +294,7 @@ def adamax(
             params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
         )
         exp_avg = lerp_average(state.exp_avg, grads, beta1)
-        exp_inf = jax.tree.map(
-            lambda u, g: jnp.maximum(u * beta2, jnp.abs(g) + eps), state.exp_inf, grads
-        )
+        exp_inf = infinity_moment(state.exp_inf, grads, beta2, eps)
         clr = lr_at(lr, state.count) / bias_correction(beta1, step_number(state.count))
         new_params = add_updates(params, scaled_ratio(-clr, exp_avg, exp_inf))
         return new_params, AdamaxState(state.count + 1, exp_avg, exp_inf)

@@ -32,6 +32,7 @@ from descend.optim.blocks import (
     fresh_state,
     optax_average,
     optax_debias,
+    optax_nesterov_debias,
     optax_scale_by_rate,
     signed,
     step_number,
@@ -323,11 +324,7 @@ def adabelief(
         )
         t = state.count + 1
         if nesterov:
-            avg_hat = jax.tree.map(
-                lambda m, g: beta1 * m + (1 - beta1) * g,
-                optax_debias(exp_avg, beta1, t + 1),
-                optax_debias(grads, beta1, t),
-            )
+            avg_hat = optax_nesterov_debias(exp_avg, grads, beta1, t)
         else:
             avg_hat = optax_debias(exp_avg, beta1, t)
         var_hat = optax_debias(exp_avg_var, beta2, t)

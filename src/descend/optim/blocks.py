@@ -197,9 +197,24 @@ def optax_debias(moment: PyTree, decay: float, count: jax.Array) -> PyTree:
     return jax.tree.map(lambda x: x / correction.astype(jnp.result_type(x)), moment)
 
 
+def optax_nesterov_debias(average: PyTree, grads: PyTree, decay: float, count: jax.Array) -> PyTree:
+    """Optax's Nesterov look-ahead of a debiased momentum (``count`` 1-based):
+    ``decay * m / (1 - decay**(count+1)) + (1 - decay) * g / (1 - decay**count)``."""
+    return jax.tree.map(
+        lambda m, g: decay * m + (1 - decay) * g,
+        optax_debias(average, decay, count + 1),
+        optax_debias(grads, decay, count),
+    )
+
+
 def running_max(maximum: PyTree, values: PyTree) -> PyTree:
     """The elementwise maximum so far (AMSGrad's second moment)."""
     return jax.tree.map(jnp.maximum, maximum, values)
+
+
+def infinity_moment(exp_inf: PyTree, grads: PyTree, beta: float, eps: float) -> PyTree:
+    """``max(beta * u, |g| + eps)``: Adamax's weighted infinity norm (torch and Optax alike)."""
+    return jax.tree.map(lambda u, g: jnp.maximum(u * beta, jnp.abs(g) + eps), exp_inf, grads)
 
 
 # ------------------------------------------------------------------ forming the update
@@ -210,6 +225,13 @@ def root_plus_eps(values: PyTree, eps: float, *, divisor: Any = None) -> PyTree:
     if divisor is None:
         return jax.tree.map(lambda v: jnp.sqrt(v) + eps, values)
     return jax.tree.map(lambda v: jnp.sqrt(v) / divisor + eps, values)
+
+
+def optax_root_ratio(
+    numerators: PyTree, second_moments: PyTree, eps: float, eps_root: float = 0.0
+) -> PyTree:
+    """``m / (sqrt(v + eps_root) + eps)``: Optax's adaptive step, eps inside and outside."""
+    return jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), numerators, second_moments)
 
 
 def scaled_ratio(value: Any, numerators: PyTree, denominators: PyTree) -> PyTree:
