@@ -17,6 +17,8 @@ AdaBelief).
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
 - :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
+- :mod:`~descend.optim.interop`: ``from_optax`` (any Optax transformation as an
+  optimizer) and ``Optimizer.as_optax()`` (any optimizer as an Optax transformation)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
 rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon) and
@@ -63,6 +65,7 @@ from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
 from descend.optim.classic import asgd, rprop
 from descend.optim.groups import partition
+from descend.optim.interop import from_optax
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
@@ -231,6 +234,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_value",
     "decoupled_weight_decay",
+    "from_optax",
     "gd",
     "get",
     "lbfgs",
