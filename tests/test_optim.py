@@ -301,6 +301,8 @@ MODULES = [
     "descend.optim.orthogonalized",
     "descend.optim.contrib_moments",
     "descend.optim.dual_averaging",
+    "descend.optim.interop",
+    "descend.optim._optax",
 ]
 
 

@@ -29,6 +29,8 @@ AdaBelief).
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
 - :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
+- :mod:`~descend.optim.interop`: ``from_optax`` (any Optax transformation as an
+  optimizer) and ``Optimizer.as_optax()`` (any optimizer as an Optax transformation)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (:func:`available` lists
 ``weight_decay_mask`` among its ``leaf_settings``) and the transforms
@@ -86,6 +88,7 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
+from descend.optim.interop import from_optax
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
@@ -329,6 +332,7 @@ __all__ = [
     "clip_by_value",
     "decoupled_weight_decay",
     "eval_point",
+    "from_optax",
     "gd",
     "get",
     "lbfgs",

@@ -185,6 +185,13 @@ class Optimizer:
         args = ", ".join(f"{key}={value!r}" for key, value in self.hyperparams.items())
         return f"{self.name}({args})"
 
+    def as_optax(self) -> Any:
+        """This optimizer as an ``optax.GradientTransformationExtraArgs``, for a training
+        loop written for Optax (see :func:`descend.optim.interop.as_optax`)."""
+        from descend.optim._optax import as_optax
+
+        return as_optax(self)
+
 
 class _Identity:
     """Compares equal only to a wrapper of the same object (kept alive by the wrapper)."""
@@ -374,7 +381,9 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     wrapped ``optimizer`` and whose state holds its state as ``inner`` or
     ``optimizer``) gives the wrapped one's rate, times its ``scale`` where its state
     has one; a :func:`~descend.optim.partition` the rate its groups share (NaN when
-    they differ; it is then called outside ``jit``). NaN for an optimizer without a
+    they differ; it is then called outside ``jit``); an Optax transformation
+    (:func:`~descend.optim.from_optax`) the ``learning_rate`` that
+    ``optax.inject_hyperparams`` keeps in its state. NaN for an optimizer without a
     learning rate.
 
     >>> from descend import optim
@@ -389,6 +398,10 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     if groups and hasattr(state, "groups"):  # a partition: the rate its groups share
         rates = {float(lr_of(member, state.groups[label], count)) for label, member in groups}
         return rates.pop() if len(rates) == 1 else float("nan")
+    if optimizer.name == "from_optax":  # optax.inject_hyperparams keeps it in the state
+        from descend.optim._optax import injected_lr
+
+        return injected_lr(state)
     inner = optimizer.hyperparams.get("optimizer")
     inner_state = getattr(state, "inner", getattr(state, "optimizer", None))
     if not isinstance(inner, Optimizer) or inner_state is None:

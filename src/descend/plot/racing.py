@@ -300,7 +300,10 @@ def _build_optimizers(specs, rates) -> list[tuple[str, Optimizer]]:
                     f"lr is given for {spec!r}, which is already built; give lr with a name, "
                     "e.g. ('adam', {'lr': 0.01})"
                 )
-            optimizer, label = spec, _label(spec.name, _non_default(spec))
+            # An optimizer without a factory (from_optax) may carry its own label.
+            given = spec.hyperparams.get("label")
+            label = given if isinstance(given, str) else _label(spec.name, _non_default(spec))
+            optimizer = spec
         else:
             if isinstance(spec, str):
                 name, hyperparams = spec, {}

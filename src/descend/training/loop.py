@@ -313,7 +313,8 @@ class Epochs:
 
         Data in memory on one device, whose epochs nothing on the host needs to see one
         at a time: no progress display, callback, early stopping, gradient tolerance,
-        validation score or plateau rule (whose rate may change within a stretch). As
+        validation score, plateau rule or rate kept in the state (either may change within
+        a stretch, whose history would show its last value only). As
         many epochs as make :data:`STRETCH_UPDATES` updates (a full-batch epoch is one),
         within the budget.
         """
@@ -321,6 +322,7 @@ class Epochs:
         if (
             self.ahead is None or watched or spec.callbacks or spec.patience is not None
             or spec.tol is not None or self.scored or _has_plateau_state(self.opt_state)
+            or _rate_in_state(spec.optimizer, self.opt_state)
         ):  # fmt: skip
             return 1
         config = self.source.config
@@ -641,6 +643,12 @@ def _has_plateau_state(opt_state) -> bool:
     """Whether ``opt_state`` holds a plateau rule (watching steps or epochs)."""
     nodes = jax.tree.leaves(opt_state, is_leaf=lambda node: isinstance(node, PlateauState))
     return any(isinstance(node, PlateauState) for node in nodes)
+
+
+def _rate_in_state(optimizer, opt_state) -> bool:
+    """Whether the learning rate lives in ``opt_state`` (``optax.inject_hyperparams``'s,
+    see :func:`~descend.optim.from_optax`): a stretch would show only its last value."""
+    return optimizer.name == "from_optax" and not np.isnan(optim.lr_of(optimizer, opt_state, 0))
 
 
 def _with_last(iterable):

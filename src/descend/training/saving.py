@@ -232,6 +232,14 @@ def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | Non
         # jax.tree.leaves order), which load rebuilds in the structure of the params.
         flags = jax.tree.leaves(decayed_leaves(mask, params))
         hyperparams["weight_decay_mask"] = {"per_leaf": flags}
+    if optimizer.name == "from_optax":
+        return {
+            "name": optimizer.name,
+            "hyperparams": None,
+            "repr": repr(optimizer),
+            "why": "it runs an Optax transformation, whose code a file cannot hold (pass "
+            "from_optax of the same transformation)",
+        }
     try:
         json.dumps(hyperparams)
     except (TypeError, ValueError):
