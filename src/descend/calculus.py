@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -417,7 +417,7 @@ class HostObjective:
     their compiled programs.
     """
 
-    def __init__(self, fun: Callable, jac: Callable | bool | str, box: Any = None):
+    def __init__(self, fun: Callable, jac: Callable | Literal[True] | str, box: Any = None):
         self.fun, self.jac, self.box = fun, jac, box
 
     def __eq__(self, other: object) -> bool:

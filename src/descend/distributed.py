@@ -41,7 +41,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import jax
 import numpy as np
@@ -58,12 +58,15 @@ from descend.errors import DataError, DescendTypeError, DescendWarning, InputErr
 class Rows(Protocol):
     """A process's training rows as ``fit`` prepared them (``training.prepare.Prepared``)."""
 
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # a dataclass: dataclasses.replace works
     X: np.ndarray
     y: np.ndarray
     weights: np.ndarray | None
     X_val: np.ndarray | None
+    y_val: np.ndarray | None
     classes: np.ndarray | None
     standardizer: Any
+    target_standardizer: Any
     n_outputs: int
 
 
@@ -134,6 +137,7 @@ def initialize(
             f"{', '.join(ENVIRONMENT)})"
         )
     if coordinator is not None:
+        assert process_id is not None and num_processes is not None  # all three, or none
         _check_address(coordinator)
         if process_id >= num_processes:
             raise InputError(
@@ -142,7 +146,8 @@ def initialize(
             )
     if jax.distributed.is_initialized():
         raise InputError("jax.distributed is already initialized in this process")
-    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+    # jax.config's flags are attributes its type stubs do not declare.
+    if jax.config.jax_cpu_collectives_implementation in (None, "none"):  # type: ignore[attr-defined]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
@@ -381,7 +386,7 @@ class Placement:
             + " or ".join(f"batch_size={size}" for size in sizes)
         )
 
-    def agree(self, values: Sequence[float]) -> np.ndarray:
+    def agree(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """``values`` of every process, stacked: shape ``(n_processes, len(values))``."""
         values = np.asarray(values, dtype=np.float64).reshape(1, -1)
         if self.n_processes == 1:
@@ -517,10 +522,11 @@ class Placement:
         weights): every process divides its updates by the same number, which the
         padding rows of a short last batch (weight 0) do not change.
         """
-        data = (prepared.X, prepared.y)
+        data: tuple[np.ndarray, ...] = (prepared.X, prepared.y)
+        replicated: jax.Array | None = None
         if prepared.weights is not None:
             data += (prepared.weights,)
-            mean_weight = self.replicate(np.asarray(mean_weight))
+            replicated = self.replicate(np.asarray(mean_weight))
         sharding = self._sharding(BATCH_AXIS)
 
         def spread(local: np.ndarray) -> jax.Array:
@@ -532,7 +538,7 @@ class Placement:
 
         arrays = tuple(spread(local) for local in data)
         return ShardedSource(
-            self, config, arrays, prepared.y, prepared.weights, len(prepared.X), mean_weight
+            self, config, arrays, prepared.y, prepared.weights, len(prepared.X), replicated
         )
 
     def order(self, config: EpochConfig, local_order: np.ndarray, dtype: Any) -> ShardedOrder:

@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable
+from types import FrameType
 from typing import Any
 
 
@@ -67,6 +68,7 @@ def warn(message: str, category: type[Warning] = DescendWarning) -> None:
     A fixed ``stacklevel`` points into the library when the same check is reached by
     several paths (``load`` called by the user, or by ``fit`` given a path).
     """
+    frame: FrameType | None
     frame, level = sys._getframe(1), 2  # 1 would be this function
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1

@@ -244,7 +244,8 @@ def parse(text: str, *, max_length: int = MAX_LENGTH, max_depth: int = MAX_DEPTH
 
 def _caret_to_power(text: str) -> tuple[str, list[int]]:
     """Replace ``^`` by ``**`` and keep, for each output character, its column in ``text``."""
-    pieces, columns = [], []
+    pieces: list[str] = []
+    columns: list[int] = []
     for index, char in enumerate(text):
         if char == "^":
             pieces.append("**")
@@ -381,7 +382,7 @@ class _Builder:
 
         return _Node(lambda env: apply(left.evaluate(env), right.evaluate(env)), symbolic, constant)
 
-    def fold(self, symbol: str, a: float, b: float, node: ast.AST) -> float:
+    def fold(self, symbol: str, a: float, b: float, node: ast.BinOp) -> float:
         """The value of a constant sub-expression, refusing results beyond float range."""
         try:
             if symbol == "**":

@@ -524,6 +524,7 @@ def minimize(
         progress = engine.Progress(
             settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
         )
+        iterations: engine.BatchedIterations | engine.Iterations
         if many:
             iterations = engine.BatchedIterations(
                 objective, x0, optimizer, config, watched=_watched(settings["verbose"])
@@ -544,7 +545,7 @@ def minimize(
             objective, x0, optimizer, config, per_block=None if callback is None else 1,
             watched=_watched(settings["verbose"]),
         )  # fmt: skip
-        callbacks = ()
+        callbacks: tuple[Callable, ...] = ()
         if callback is not None:
             callbacks = (_scipy_callback(callback, iterations, optimizer, variables, complex_like),)
         stop = _run(iterations, callbacks, progress)
@@ -607,12 +608,12 @@ def _run(iterations, callbacks, progress) -> Status:
             ) from error
         raise
     if HOST_ERRORS:
-        error, point = HOST_ERRORS[0]
+        host_error, point = HOST_ERRORS[0]
         HOST_ERRORS.clear()
-        message = (str(error).strip().splitlines() or [""])[0]
+        message = (str(host_error).strip().splitlines() or [""])[0]
         raise FunctionError(
-            f"f (or jac) raised {type(error).__name__} at x = {point!r}: {message}"
-        ) from error
+            f"f (or jac) raised {type(host_error).__name__} at x = {point!r}: {message}"
+        ) from host_error
     return stop
 
 
@@ -646,7 +647,9 @@ def _check_batch(x0: PyTree) -> None:
 def _check_finite_start(x0: PyTree) -> None:
     """A single start holding NaN or infinity is refused, naming where (many starts may
     hold one: that start alone reports "diverged")."""
-    flat = np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(x0)] or [[]])
+    flat = np.concatenate(
+        [np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(x0)] or [np.zeros(0)]
+    )
     bad = np.flatnonzero(~np.isfinite(flat))
     if bad.size:
         raise InputError(
@@ -983,7 +986,7 @@ def _result(
         hints=_hints(stop, n_iter, int(outcome.n_overshoots), optimizer),
         optimizer=repr(optimizer),
         variables=variables,
-        active_mask=None if box is None else box.active(flat_x),
+        active_mask=None if box is None or flat_x is None else box.active(flat_x),
         n_jev=_gradient_evaluations(outcome, optimizer),
     )
 

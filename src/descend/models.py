@@ -138,7 +138,9 @@ class Model:
         Polynomial models also take ``X`` of shape ``(n,)``.
         """
         if self.user_apply is not None:
-            return self.user_apply(params, X)
+            # The engine passes a jax.Array; a direct call passes X as given (not converted,
+            # so that its dtype is kept).
+            return self.user_apply(params, X)  # type: ignore[arg-type]
         if self.name == "mlp":
             return _mlp_apply(params, X, self.settings["activation"], self.task)
         if self.name == "polynomial":
@@ -377,7 +379,7 @@ def custom(
     return Model("custom", task, _DEFAULT_LOSS[task], (), apply, _ByIdentity(params))
 
 
-_CONSTRUCTORS = {
+_CONSTRUCTORS: dict[str, Callable[..., Model]] = {
     "linear": linear,
     "logistic": logistic,
     "softmax": softmax,

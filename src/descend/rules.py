@@ -75,6 +75,8 @@ class Plateau:
 
     def __init__(self, *, rtol: float = 0.0, atol: float = 0.0):
         self.rtol, self.atol = rtol, atol
+        self.best_at: int | None
+        self.kept: Any
         self.best, self.best_at, self.kept, self.waited = float("inf"), None, None, 0
 
     def update(self, value: float, at: int, keep: Any = None) -> None:

@@ -259,6 +259,7 @@ class _GDBase(BaseEstimator):
             auto = self.alpha == "auto"
             alpha = 1.0 / float(np.sum(sample_weight)) if auto else float(self.alpha)
         arguments = self._fit_arguments(alpha)
+        stopping: dict[str, Any]
         if continuing:
             dtype = self._dtype
             # One more epoch, continuing the run's count, shuffling and history.
@@ -292,10 +293,10 @@ class _GDBase(BaseEstimator):
                 init=start, standardize=False, **stopping, **arguments,
             )  # fmt: skip
         self._store(result, scalers)
-        self._alpha = alpha
+        self._alpha: float = alpha
         seen = (0.0, 0) if start is None else (start.weights_seen or (0.0, 0))
         self._weights_seen = (seen[0] + float(np.sum(sample_weight)), seen[1] + len(X))
-        losses = result.history.get("loss", [])
+        losses = result.history.get("loss", np.empty(0))
         if result.status == "diverged":
             warnings.warn(result.reason, ConvergenceWarning, stacklevel=5)
         elif not incremental and len(losses) > 1 and losses[-1] > losses[0]:
@@ -376,7 +377,9 @@ class _GDBase(BaseEstimator):
             outputs = self._model.apply(params, jnp.asarray(X, self._dtype))
             return np.asarray(outputs)
 
-    def _validate(self, X, y, *, reset: bool, multi_output: bool):
+    def _validate(
+        self, X: ArrayLike, y: ArrayLike, *, reset: bool, multi_output: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         return validate_data(
             self, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output,
             y_numeric=multi_output,
@@ -626,10 +629,10 @@ validation_loss_curve_
     ) -> GDClassifier:
         """Train from scratch for up to ``max_epochs`` epochs; returns ``self``."""
         X, y = self._validate(X, y, reset=True, multi_output=False)
-        y = column_or_1d(y, warn=True)
+        y = np.asarray(column_or_1d(y, warn=True))
         check_classification_targets(y)
         classes = np.unique(y)
-        sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        sample_weight = np.asarray(_check_sample_weight(sample_weight, X, ensure_non_negative=True))
         weighted = np.unique(y[sample_weight > 0])
         if len(classes) < 2 or len(weighted) < 2:
             which = "y has" if len(classes) < 2 else "the samples with sample_weight > 0 have"
@@ -662,7 +665,7 @@ validation_loss_curve_
         check_classification_targets(y)
         known = self.classes_ if not first else None
         if classes is not None:
-            classes = unique_labels(classes)
+            classes = np.asarray(unique_labels(classes))
             if known is not None and not np.array_equal(classes, known):
                 raise ValueError(
                     f"classes={classes.tolist()!r} differs from the classes of earlier "

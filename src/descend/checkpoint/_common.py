@@ -16,6 +16,7 @@ _NUMPY_DTYPES = frozenset(
 )  # fmt: skip
 
 # Python leaves stored inline in the JSON header: type name -> (type, JSON types accepted).
+_PYTHON_SCALARS: dict[str, tuple[type, Any]]
 _PYTHON_SCALARS = {"bool": (bool, bool), "int": (int, int), "float": (float, (float, int)),
                    "str": (str, str)}  # fmt: skip
 
@@ -78,5 +79,5 @@ def decode_leaf(entry: dict, path: Any, read: Callable[[np.dtype, tuple], np.nda
         raise refused_dtype(path, entry)
     array = read(dtype, tuple(int(n) for n in entry["shape"]))
     if "key_impl" in entry:
-        return jax.random.wrap_key_data(array, impl=entry["key_impl"])
+        return jax.random.wrap_key_data(jax.numpy.asarray(array), impl=entry["key_impl"])
     return array

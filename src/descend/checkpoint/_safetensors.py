@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import safetensors
@@ -72,7 +72,8 @@ def _little(dtype: np.dtype) -> np.dtype:
 
 
 # safetensors dtype -> the NumPy / ml_dtypes dtype of its bytes (little-endian).
-_DTYPES = {code: _little(dtype_from_name(name)) for name, code in _CODES.items()}
+# Every name in _CODES resolves (dtype_from_name returns None only for unknown names).
+_DTYPES = {code: _little(cast(np.dtype, dtype_from_name(name))) for name, code in _CODES.items()}
 
 
 class Tensors:
@@ -111,7 +112,8 @@ def digest(header: str, tensors: Iterable[Tensor]) -> str:
     content = hashlib.sha256(header.encode())
     for name, code, array in tensors:
         content.update(f"\0{name}\0{code}\0{','.join(map(str, array.shape))}\0".encode())
-        content.update(array.reshape(-1).view(np.uint8))
+        # NumPy's stubs give ndarray the buffer protocol (__buffer__) only for Python >= 3.12.
+        content.update(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     return content.hexdigest()
 
 
@@ -156,7 +158,7 @@ def read(path: Path, data: bytes) -> tuple[dict, Callable[[dict], Any]]:
         )
     tensors = _tensors(parsed)
     header = None if tensors is None else _verified(metadata, tensors)
-    if header is None:
+    if tensors is None or header is None:
         raise _truncated(name)
     version = header.get("version")
     if isinstance(version, int) and version > FORMAT_VERSION:

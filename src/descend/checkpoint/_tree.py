@@ -45,17 +45,18 @@ def encode_tree(name: str, tree: PyTree, store: Store) -> dict:
                 raise DescendTypeError(f"tree {name!r}: dict keys must be str, got {bad[0]!r}")
             # JAX sorts dict keys (OrderedDict keeps its order): visit in that order so
             # leaf numbers match jax.tree.leaves, but store the keys in insertion order.
-            children = {
+            visited = {
                 key: visit(node[key]) for key in (node if kind is OrderedDict else sorted(node))
             }
-            return {"dict": [[key, children[key]] for key in node]}
+            return {"dict": [[key, visited[key]] for key in node]}
         if _is_namedtuple(node):
             items = [visit(child) for child in node]
             return {"namedtuple": kind.__name__, "fields": list(node._fields), "items": items}
         if kind in (list, tuple):
             return {kind.__name__: [visit(child) for child in node]}
         structure = jax.tree.structure(node)
-        if structure.num_leaves == 0:  # a node of static data only (no arrays to store)
+        # mypy cannot resolve jax's PyTreeDef (an alias of a jaxlib extension type).
+        if structure.num_leaves == 0:  # type: ignore[attr-defined]  # a node of static data only
             return {"node": kind.__qualname__, "items": []}
         if jax.tree_util.treedef_is_leaf(structure):
             path, leaf = next(expected)

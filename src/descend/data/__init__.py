@@ -12,6 +12,7 @@ optimizers or the training loop.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -62,7 +63,7 @@ def load(
     *,
     target: str | None = None,
     features: list[str] | None = None,
-    categorical: str | list[str] = "auto",
+    categorical: str | Collection[str] = "auto",
     nan_policy: str = "raise",
     dtype: Any = "float32",
     sep: str | None = None,
@@ -303,6 +304,7 @@ def as_arrays(
     )  # fmt: skip
     if not classification:
         return ArrayData(aligned_array(X, dtype), y.astype(dtype), None)
+    assert task is not None  # classification: task is "binary" or "multiclass"
     classes = class_set(
         y, task, fix="use task='multiclass' (with fit: a multiclass model such as 'softmax')"
     )

@@ -5,9 +5,9 @@ handling of missing values."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from descend.data.tables import Table, as_number, category_label, read_table
 from descend.errors import DataError, suggest, unknown_name
 
 NAN_POLICIES = ("raise", "drop", "impute_mean")
+_Target = TypeVar("_Target", np.ndarray, None)  # a target, or None for features alone
 
 
 def float_dtype(dtype: Any) -> np.dtype:
@@ -73,7 +74,7 @@ class ParsedColumn:
     @property
     def mostly_numeric(self) -> bool:
         n_text = len(self.text_rows)
-        return np.count_nonzero(~np.isnan(self.numbers)) > n_text
+        return bool(np.count_nonzero(~np.isnan(self.numbers)) > n_text)
 
 
 def parse_numbers(values: np.ndarray) -> ParsedColumn:
@@ -108,7 +109,7 @@ def stray_text_error(table: Table, name: str, parsed: ParsedColumn, hint: str) -
     )
 
 
-def column_kind(table: Table, name: str, categorical: str | frozenset) -> str:
+def column_kind(table: Table, name: str, categorical: str | Collection[str]) -> str:
     """'numeric' or 'categorical' for a column, or a DataError for text that fits neither."""
     listed = categorical != "auto" and name in categorical
     if listed or (categorical == "auto" and table.kinds[name] == "category"):
@@ -272,14 +273,14 @@ def _all_finite(array: np.ndarray) -> bool:
 
 def handle_nonfinite(
     X: np.ndarray,
-    y: np.ndarray | None,
+    y: _Target,
     nan_policy: str,
     *,
     subject: str,
     target_subject: str = "the target",
     row: Callable[[int], str],
     column: Callable[[int], str],
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, _Target]:
     """Apply ``nan_policy`` to the NaN / ±inf entries of ``X`` (float) and ``y`` (float)."""
     if _all_finite(X) and (y is None or y.dtype.kind not in "fc" or _all_finite(y)):
         return X, y

@@ -31,8 +31,11 @@ class Moments:
     Everything is float64.
     """
 
-    def __init__(self):
-        self.n, self.mean, self.m2, self.low, self.high = 0, None, None, None, None
+    def __init__(self) -> None:
+        # Empty (0 columns) until the first rows arrive: merge then takes the other's.
+        self.n: float = 0
+        empty = np.zeros(0)
+        self.mean, self.m2, self.low, self.high = empty, empty, empty, empty
 
     @classmethod
     def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> Moments:

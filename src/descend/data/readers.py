@@ -178,9 +178,9 @@ class _NpyReader:
 
     def __init__(self, folder: Path):
         shards = sorted(
-            (int(_SHARD.fullmatch(p.name).group(1)), p)
+            (int(match.group(1)), p)
             for p in folder.iterdir()
-            if _SHARD.fullmatch(p.name)
+            if (match := _SHARD.fullmatch(p.name))
         )
         self.shards, rows, widths, tails = [], [], [], []
         for number, x_path in shards:
@@ -315,6 +315,7 @@ class IterableReader:
         count = 0
         for index, item in enumerate(self._open()):
             part = self._part(index, item)
+            assert part.X is not None  # _part reads the features of every chunk
             for start in range(0, len(part.y), rows):
                 yield Part(
                     index,
@@ -396,6 +397,7 @@ def rechunk(parts: Iterator[Part], rows: int, dtype: np.dtype, reader: Reader) -
     """
     X = None
     for part in parts:
+        assert part.X is not None  # the parts of training read the features
         finite_rows(part.X, part, "X", reader)
         finite_rows(part.y, part, "target", reader)
         start = 0

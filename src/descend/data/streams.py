@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ from descend.data.readers import (
     IterableReader,
     Part,
     Prefetch,
+    Reader,
     check_part,
     finite_rows,
     path_reader,
@@ -135,6 +136,7 @@ def stream(
     dtype = float_dtype(dtype)
     if isinstance(source, Stream):
         raise DescendTypeError("source is already a Stream; pass it to fit directly")
+    reader: Reader
     if isinstance(source, (str, os.PathLike)):
         reader = path_reader(Path(source), target, features)
     else:
@@ -229,7 +231,7 @@ class Stream:
             self._reader.piece_rows or self._statistics(labels=False, features=False).piece_rows
         )
         offsets = np.concatenate([[0], np.cumsum(piece_rows, dtype=np.int64)])
-        pieces = self._piece_order(seed, epoch, shuffle)
+        pieces: Iterable[int] | None = self._piece_order(seed, epoch, shuffle)
         pieces = range(len(piece_rows)) if pieces is None else pieces
         order = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in pieces])
         for index, start in enumerate(range(0, len(order), rows)):
@@ -284,12 +286,12 @@ class Stream:
                     label_sets.append(np.unique(y.astype(np.float64)))
                 # The target as training reads it: in the stream's dtype.
                 stats.target.add(y.reshape(len(y), -1).astype(self.dtype))
-                if features:
+                if stats.features is not None:  # features were asked for
                     X = finite_rows(part.X, part, "X", self._reader)
                     stats.features.add(X.astype(self.dtype, copy=False))
         if stats.target.n == 0:
             raise DataError(f"the {self.kind} source holds no rows")
-        stats.n_samples = stats.target.n
+        stats.n_samples = int(stats.target.n)  # rows: a stream has no sample weights
         stats.piece_rows = tuple(piece_rows[p] for p in sorted(piece_rows))
         stats.labels = np.unique(np.concatenate(label_sets)) if labels else None
         self._stats = stats

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -430,7 +430,8 @@ def _read_decimal_commas(table: Table, name: str) -> str | None:
     if sum(cell in words for cell in cells) * 2 >= sum(cell is not None for cell in cells):
         return None  # a text column holding a few such values: categories
     example = min(commas)
-    points = sorted(v for v in other - words if math.isfinite(as_number(v)))
+    # words holds the values that are not numbers: the others have a float.
+    points = sorted(v for v in other - words if math.isfinite(cast(float, as_number(v))))
     if points:
         raise DataError(
             f"column {name!r} of {table.origin} holds numbers with a decimal comma "

@@ -324,6 +324,7 @@ def _updates(config: EpochConfig, data, order, update, carry, *, keep: bool = Fa
     count = looped * config.group_rows
     if not count:
         return carry, None, None
+    assert kept is not None  # count > 0: a scan ran and kept its outputs
     outputs = kept.reshape(count, *kept.shape[2:])
     targets = rows(0, count, (count,))[1:]
     return carry, outputs, targets
@@ -456,7 +457,8 @@ class StretchOutcome(NamedTuple):
     metric_sums: jax.Array
     grad_norm: jax.Array
     finite: jax.Array
-    count: jax.Array  # the epochs run
+    # A field named like tuple.count, which it shadows (on purpose: the name reads best).
+    count: jax.Array  # type: ignore[assignment]  # the epochs run
     best_params: PyTree
     best_opt_state: PyTree
     best_index: jax.Array  # the best epoch's index in the stretch, -1 if none improved
@@ -478,6 +480,7 @@ def _run_stretch(
         outcome = _run_epoch(
             batch_objective, optimizer, config, params, opt_state, data, order, mean_weight
         )
+        ended: tuple[jax.Array, ...]  # five sums: the last added below
         ended = (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums, outcome.grad_norm)
         ended += (outcome.finite,)
         numbers = jax.tree.map(lambda stack, value: stack.at[index].set(value), numbers, ended)

@@ -355,7 +355,8 @@ def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -
 
 
 def _without_history(carry: IterateCarry) -> IterateCarry:
-    return carry._replace(history_value=None, history_grad_norm=None, history_x=None)
+    # None (an empty pytree) for the block that carries no history.
+    return carry._replace(history_value=None, history_grad_norm=None, history_x=None)  # type: ignore[arg-type]
 
 
 def _block(objective, optimizer: Optimizer, config: IterateConfig, carry, stop_at):
@@ -510,6 +511,7 @@ class Iterations:
         """The block's status and progress numbers (four scalars; ``numpy.asarray`` waits
         for them, 8x faster than ``jax.device_get`` for so few)."""
         carry = self.carry
+        assert carry is not None  # set by the first block
         return self._read(
             *map(np.asarray, (carry.status, carry.n_iter, carry.value, carry.grad_norm))
         )
@@ -548,6 +550,7 @@ class Iterations:
         carry itself for an optimizer without one, and after a bisection, whose point
         is its own)."""
         carry = self.carry
+        assert carry is not None  # set by the first block
         if self._evaluate is None or int(np.max(carry.n_bisections)) > 0:
             return carry
         x, value, grads, grad_norm = self._evaluate(carry.x, carry.opt_state)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich import progress as rich_progress
 
 
 class Progress:
@@ -31,8 +35,8 @@ class Progress:
         self.verbose, self.unit, self.total, self.start = verbose, unit, total, start
         self.delay = delay
         self.began = time.perf_counter()
-        self.bar = None
-        self.task = None
+        self.bar: rich_progress.Progress | None = None
+        self.task: rich_progress.TaskID | None = None
 
     def __enter__(self) -> Progress:
         if self.delay == 0:
@@ -67,7 +71,7 @@ class Progress:
         """``done`` units so far; ``text`` the numbers of the last block."""
         if self.bar is None and time.perf_counter() - self.began >= self.delay:
             self._show_bar()
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=done, status=text)
         elif self.verbose == 2:
             print(f"{self.unit} {done}/{self.total}: {text}", flush=True)
