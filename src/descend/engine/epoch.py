@@ -510,7 +510,8 @@ def _run_stretch(
     kept = (jnp.asarray(best, shapes.loss_sum.dtype), params, opt_state, jnp.asarray(-1))
     start = (jnp.zeros((), jnp.int32), params, opt_state, numbers, jnp.asarray(True), kept)
     index, params, opt_state, numbers, _, kept = jax.lax.while_loop(going_on, epoch, start)
-    return StretchOutcome(params, opt_state, *numbers, index, *kept[1:])
+    # numbers holds five arrays: mypy counts a tuple built from a generator as any length.
+    return StretchOutcome(params, opt_state, *numbers, index, *kept[1:])  # type: ignore[call-arg]
 
 
 @functools.lru_cache(maxsize=16)

@@ -157,7 +157,7 @@ def inner_points(optimizer: Optimizer, inner_state: Callable[[Any], Any]) -> dic
     """``eval_params`` and ``train_params`` of a wrapper of ``optimizer`` (chain,
     reduce_on_plateau): the wrapped optimizer's, given its part of the wrapper's state
     (``inner_state(state)``); none when it has none."""
-    if optimizer.eval_params is None:
+    if optimizer.eval_params is None or optimizer.train_params is None:  # set together
         return {}
     eval_params, train_params = optimizer.eval_params, optimizer.train_params
     return {

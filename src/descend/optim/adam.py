@@ -38,20 +38,20 @@ from descend.optim.blocks import (
 
 
 class AdamState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # first moment m
     exp_avg_sq: Any  # second moment v
     max_exp_avg_sq: Any  # running maximum of v (AMSGrad), None otherwise
 
 
 class AdamaxState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any
     exp_inf: Any  # exponentially weighted infinity norm u
 
 
 class NAdamState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     mu_product: jax.Array  # product of the momentum schedule mu_1 ... mu_t
     exp_avg: Any
     exp_avg_sq: Any

@@ -50,13 +50,13 @@ from descend.optim.blocks import (
 
 
 class MomentsState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # first moment m
     exp_avg_sq: Any  # second moment v
 
 
 class AMSGradState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any
     exp_avg_sq: Any
     # Running maximum of the bias-corrected v_t / (1 - beta2^t) (of the raw v_t with
@@ -65,7 +65,7 @@ class AMSGradState(NamedTuple):
 
 
 class AdanState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # m: average of the gradients
     exp_avg_diff: Any  # v: average of the differences of successive gradients
     exp_avg_sq: Any  # n: average of the squared look-ahead gradient

@@ -40,18 +40,18 @@ from descend.optim.blocks import (
 
 
 class RAdamState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any
     exp_avg_sq: Any
 
 
 class LionState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # momentum m
 
 
 class AdaBeliefState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # first moment m
     exp_avg_var: Any  # second moment of the prediction error g - m
 

@@ -34,19 +34,19 @@ from descend.optim.blocks import (
 
 
 class AdagradState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     sum: Any  # running sum of squared gradients, started at initial_accumulator_value
 
 
 class RMSpropState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     square_avg: Any
     grad_avg: Any  # None unless centered
     momentum_buffer: Any  # None unless momentum > 0
 
 
 class AdadeltaState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     square_avg: Any
     acc_delta: Any
 

@@ -46,14 +46,14 @@ from descend.optim.leaves import decayed_leaves
 
 
 class ScheduleFreeSGDState(NamedTuple):
-    count: jax.Array  # the package's group["k"]
+    count: jax.Array  # type: ignore[assignment]  # the package's group["k"] (shadows tuple.count, as in Optax)
     z: Any  # the base steps
     weight_sum: jax.Array  # the sum of the averaging weights so far
     lr_max: jax.Array  # the largest (warmed-up) learning rate so far
 
 
 class ScheduleFreeAdamWState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     z: Any
     exp_avg_sq: Any  # the second moment of the gradients
     weight_sum: jax.Array

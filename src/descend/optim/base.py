@@ -28,7 +28,7 @@ import functools
 import inspect
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import jax
 import jax.numpy as jnp
@@ -139,7 +139,11 @@ class Optimizer:
             )
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "step", EagerStep(step, self))
-        if self.eval_params is not None and self.complex_params == "pairs":
+        if (
+            self.eval_params is not None
+            and self.train_params is not None  # set together (checked above)
+            and self.complex_params == "pairs"
+        ):
             object.__setattr__(self, "eval_params", pairs.point_as_real_pairs(self.eval_params))
             object.__setattr__(self, "train_params", pairs.point_as_real_pairs(self.train_params))
 
@@ -159,7 +163,8 @@ class Optimizer:
         return (
             self.name,
             _value_key(self.init, visiting),
-            _value_key(self.step.function, visiting),
+            # __post_init__ wrapped step in an EagerStep, which keeps the function.
+            _value_key(self.step.function, visiting),  # type: ignore[attr-defined]
             tuple(sorted((key, _value_key(v, visiting)) for key, v in self.hyperparams.items())),
             self.needs_value_fn,
             _value_key(self.evaluations, visiting),
@@ -334,7 +339,7 @@ def compiled_step(optimizer: Optimizer, value_fn: Callable | None) -> Callable:
 
     Cached per (equal) optimizer and ``value_fn`` object, like the engine's loops.
     """
-    function = optimizer.step.function
+    function = optimizer.step.function  # type: ignore[attr-defined]  # an EagerStep's
 
     def step(params, grads, state, value):
         return function(params, grads, state, value=value, value_fn=value_fn)
@@ -358,6 +363,10 @@ Schedule = Callable[[jax.Array], jax.Array]
 LearningRate = float | Schedule
 
 
+@overload
+def check_lr(lr: float, *, name: str = "lr") -> float: ...
+@overload
+def check_lr(lr: Any, *, name: str = "lr") -> LearningRate: ...
 def check_lr(lr: Any, *, name: str = "lr") -> LearningRate:
     """Validate a learning rate: a finite number > 0, or a schedule ``f(count) -> lr``."""
     if callable(lr):

@@ -74,10 +74,11 @@ def fresh_state(state_class: type[State], params: PyTree, **fields: Any) -> Stat
     """The state before the first step: ``count`` zero, every field not given zeros."""
     zeros = {
         name: _tree.zeros_like(params)
-        for name in state_class._fields
+        for name in state_class._fields  # type: ignore[attr-defined]  # a NamedTuple class
         if name != "count" and name not in fields
     }
-    return state_class(count=zero_count(), **zeros, **fields)
+    # State is any NamedTuple class with a count field: a TypeVar cannot say so.
+    return state_class(count=zero_count(), **zeros, **fields)  # type: ignore[call-arg]
 
 
 # ------------------------------------------------------------- direction and weight decay
@@ -186,7 +187,7 @@ def adam_moments(
     return lerp_average(exp_avg, grads, beta1), square_average(exp_avg_sq, grads, beta2)
 
 
-def optax_average(average: PyTree, values: PyTree, decay: float) -> PyTree:
+def optax_average(average: PyTree, values: PyTree, decay: float | jax.Array) -> PyTree:
     """``(1 - decay) * values + decay * average``, Optax's moment update and its rounding."""
     return jax.tree.map(lambda a, x: (1 - decay) * x + decay * a, average, values)
 
@@ -273,6 +274,9 @@ def map_leaves(
     leaf: state that only some leaves keep (Adafactor's factored moments).
     """
     leaves, treedef = jax.tree.flatten(params)
-    columns = [treedef.flatten_up_to(other) for other in others]
+    # jaxlib ships no type stubs for PyTreeDef's methods.
+    columns = [treedef.flatten_up_to(other) for other in others]  # type: ignore[attr-defined]
     per_leaf = [function(*args) for args in zip(leaves, *columns, strict=True)]
-    return tuple(treedef.unflatten([values[i] for values in per_leaf]) for i in range(outputs))
+    return tuple(
+        jax.tree.unflatten(treedef, [values[i] for values in per_leaf]) for i in range(outputs)
+    )

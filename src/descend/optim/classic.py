@@ -32,13 +32,13 @@ from descend.optim.blocks import (
 
 
 class RpropState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     prev: Any  # the previous gradient, zeroed where its sign flipped
     step_size: Any  # per-coordinate step sizes
 
 
 class ASGDState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     eta: jax.Array  # the step size of the next update
     mu: jax.Array  # the averaging weight of the next update
     ax: Any  # the averaged iterate: the answer ASGD returns

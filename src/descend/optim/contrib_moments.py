@@ -43,20 +43,20 @@ Scalar = float | Callable[[jax.Array], jax.Array]
 
 
 class AdoptState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # momentum of the normalized gradients
     exp_avg_sq: Any  # second moment, one gradient behind the normalization
 
 
 class AdEMAMixState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg_fast: Any  # m1, decay beta1, bias-corrected
     exp_avg_slow: Any  # m2, decay beta3, not bias-corrected
     exp_avg_sq: Any  # nu, decay beta2
 
 
 class SimplifiedAdEMAMixState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # m = beta1 m + g: a discounted sum, not an average
     exp_avg_sq: Any
 

@@ -27,7 +27,7 @@ from descend.optim.blocks import add_updates, descent_grads, fresh_state
 
 
 class MadgradState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     grad_sum_sq: Any  # sum of lambda_k g_k^2
     s: Any  # sum of lambda_k g_k
     x0: Any  # the starting point of the dual averaging

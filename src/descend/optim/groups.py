@@ -18,7 +18,7 @@ from descend.optim.leaves import LeafTree, per_leaf
 
 
 class PartitionState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     groups: dict  # one state per group, by label
 
 

@@ -21,7 +21,7 @@ _CURVATURE_MIN = 1e-10  # a pair (s, y) is stored only when y.s exceeds this, as
 
 
 class LBFGSState(NamedTuple):
-    count: jax.Array  # calls of step
+    count: jax.Array  # type: ignore[assignment]  # calls of step (shadows tuple.count, as in Optax)
     n_iter: jax.Array  # L-BFGS iterations made (steps at a point not yet optimal)
     n_evals: jax.Array  # objective evaluations made by the line search
     direction: jax.Array  # the last search direction d (flat)
@@ -397,7 +397,8 @@ def _strong_wolfe(objective, direction, t, f, gtd, *, c1, c2, tolerance_change, 
         zoom_ends = tuple(jnp.where(zoom_high, a, b) for a, b in zip(as_high, as_low, strict=True))
         zoom_low = jnp.where(zoom_high, ranked(zoom_ends[1]), s.low)
 
-        ends = tuple(
+        # Three arrays again (mypy counts a tuple built from a generator as any length).
+        ends = tuple(  # type: ignore[assignment]
             jnp.where(s.zooming, a, b) for a, b in zip(zoom_ends, bracket_ends, strict=True)
         )
         low = jnp.where(s.zooming, zoom_low, ranked(ends[1]))

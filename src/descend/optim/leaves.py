@@ -171,4 +171,4 @@ def decayed_leaves(mask: Any, params: PyTree) -> PyTree:
         flags = per_leaf(
             mask, params, name="weight_decay_mask", valid=_is_flag, expected="True or False"
         )
-    return treedef.unflatten([bool(flag) for flag in flags])
+    return jax.tree.unflatten(treedef, [bool(flag) for flag in flags])

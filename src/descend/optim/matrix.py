@@ -22,14 +22,14 @@ from descend.optim.blocks import (
 
 
 class AdafactorState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     row_var: Any  # per leaf: (..., m, 1) row means of g^2 for >= 2-D leaves, else None
     col_var: Any  # per leaf: (..., 1, n) column means of g^2 for >= 2-D leaves, else None
     variance: Any  # per leaf: g^2 average for 0-D and 1-D leaves, else None
 
 
 class MuonState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     momentum_buffer: Any
 
 

@@ -24,12 +24,12 @@ from descend.optim.sgd_variants import descent
 
 
 class OptimisticState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     previous_gradient: Any  # g_{t-1}
 
 
 class OptimisticAdamState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # first moment m
     exp_avg_sq: Any  # second moment v
     previous_direction: Any  # r_{t-1}, Adam's direction at the previous step

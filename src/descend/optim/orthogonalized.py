@@ -38,7 +38,7 @@ from descend.optim.blocks import (
 
 
 class MuonOptaxState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     exp_avg: Any  # per leaf: the momentum of a matrix, Adam's first moment otherwise
     exp_avg_sq: Any  # per leaf: None for a matrix, Adam's second moment otherwise
 

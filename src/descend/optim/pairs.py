@@ -96,7 +96,8 @@ def check_gradient(name: str, params: PyTree, grads: PyTree) -> None:
     """
     param_leaves, structure = jax.tree_util.tree_flatten_with_path(params)
     try:
-        grad_leaves = structure.flatten_up_to(grads)
+        # jaxlib ships no type stubs for PyTreeDef's methods.
+        grad_leaves = structure.flatten_up_to(grads)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise DescendTypeError(
             f"{name}.step got a gradient of another structure than the params: "

@@ -340,9 +340,9 @@ class linear_warmup:
             self.warmup_steps
         )
         if self.chained:
-            return lr_at(self.schedule, count) * ramp
+            return lr_at(self.schedule, jnp.asarray(count)) * ramp
         after = lr_at(self.schedule, jnp.maximum(jnp.asarray(count) - self.warmup_steps, 0))
-        return jnp.where(k < self.warmup_steps, lr_at(self.schedule, 0) * ramp, after)
+        return jnp.where(k < self.warmup_steps, lr_at(self.schedule, jnp.asarray(0)) * ramp, after)
 
     @property
     def horizon(self) -> int | None:
@@ -352,7 +352,8 @@ class linear_warmup:
 
     def past(self, n_steps: int, warmup: int = 0) -> str:
         """The wrapped schedule's :meth:`past`, its steps counted after the warm-up."""
-        return self.schedule.past(n_steps - self._delay, warmup + self._delay)
+        # Called when horizon is not None: the wrapped schedule has a horizon and past.
+        return self.schedule.past(n_steps - self._delay, warmup + self._delay)  # type: ignore[union-attr]
 
     @property
     def _delay(self) -> int:
@@ -456,6 +457,7 @@ class one_cycle:
             else:
                 value = (end_lr - start_lr) * pct + start_lr
             rate = value if rate is None else jnp.where(k <= end_step, value, rate)
+        assert rate is not None  # two or three phases
         return rate
 
     @property
@@ -571,7 +573,7 @@ def _after_warmup(warmup: int) -> str:
 
 
 class PlateauState(NamedTuple):
-    count: jax.Array  # optimizer steps taken
+    count: jax.Array  # type: ignore[assignment]  # optimizer steps taken (shadows tuple.count, as in Optax)
     scale: jax.Array  # the factor applied to the wrapped optimizer's steps
     best_value: jax.Array
     plateau_count: jax.Array

@@ -15,11 +15,11 @@ from descend.optim.blocks import add_updates, descent_grads, fresh_state, zero_c
 
 
 class GDState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
 
 
 class LineSearchState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     step_size: jax.Array  # the last accepted step
     n_evals: jax.Array  # objective evaluations made by the search, for reporting
     previous_params: Any  # the point and gradient of the previous step, for the
@@ -27,7 +27,7 @@ class LineSearchState(NamedTuple):
 
 
 class SGDState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     momentum_buffer: Any
 
 

@@ -37,16 +37,16 @@ from descend.optim.blocks import (
 
 
 class SignSGDState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
 
 
 class SignumState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     momentum_buffer: Any  # moving average m of the gradients
 
 
 class NoisySGDState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     key: jax.Array  # the PRNG key (uint32 key data) of the next step's noise
 
 
@@ -248,11 +248,12 @@ def noisy_sgd(
         key, noise_key = jax.random.split(state.key)
         leaves, structure = jax.tree.flatten(grads)
         leaf_keys = jax.random.split(noise_key, len(leaves))
-        noise = structure.unflatten(
+        noise = jax.tree.unflatten(
+            structure,
             [
                 jax.random.normal(k, jnp.shape(g), jnp.result_type(g))
                 for k, g in zip(leaf_keys, leaves, strict=True)
-            ]
+            ],
         )
         noisy = jax.tree.map(lambda g, n: g + standard_deviation * n, grads, noise)
         return descent(params, noisy, lr, state.count), NoisySGDState(count_inc, key)

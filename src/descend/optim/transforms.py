@@ -18,6 +18,7 @@ clipping and ``weight_decay=`` act before ``optimizer.step()`` in PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -189,7 +190,7 @@ class add_weight_decay(_Stateless):
 
 
 class DecayState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class decoupled_weight_decay:
 
 
 class ChainState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in Optax
     transforms: tuple  # one state per transform, in order
     optimizer: Any  # the optimizer's state
 
@@ -318,6 +319,7 @@ def chain(*parts: Any) -> Optimizer:
             "chain(*transforms, optimizer) needs an optimizer as its last argument, "
             f"for example chain(clip_by_global_norm(1.0), sgd(lr=0.1)); got {got}"
         )
+    transforms: Sequence[Any]
     *transforms, optimizer = parts
     for position, transform in enumerate(transforms):
         if isinstance(transform, Optimizer) or not (

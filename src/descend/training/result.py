@@ -279,7 +279,7 @@ class FitResult:
         metrics of the weights it holds (:meth:`metrics`: the restored epoch's, with
         early stopping's ``restore_best``, as ``metrics_epoch`` says; ``history=True``
         adds the per-epoch lists)."""
-        epochs = self.history.get("epoch", [])
+        epochs = self.history.get("epoch", np.empty(0))
         summary = {
             "model": repr(self.model),
             "optimizer": repr(self.optimizer),
