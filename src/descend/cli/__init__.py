@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The ``descend`` parser with every command's sub-parser."""
     parser = Parser(
         prog="descend",

@@ -4,6 +4,7 @@ minimization of expressions and test functions."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from descend.cli.common import (
     EXIT_FAILED,
@@ -120,7 +121,7 @@ def _grad(args: argparse.Namespace) -> int:
 
 
 def _minimize(args: argparse.Namespace) -> int:
-    from descend.minimization import minimize
+    from descend.minimization import MinimizeResult, minimize
 
     optimizer = optimizer_from_args(args)
     if args.plot:
@@ -141,6 +142,7 @@ def _minimize(args: argparse.Namespace) -> int:
         refine=args.refine,
         dtype=args.dtype,
     )
+    assert isinstance(result, MinimizeResult)  # one start (no batched=, no starts=)
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
     if args.plot:
         from descend.cli.pictures import plot_minimize
@@ -195,7 +197,7 @@ def _functions(args: argparse.Namespace) -> int:
         if args.name
         else [functions.get(n) for n in functions.names()]
     )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": f.name,
             "formula": f.formula,

@@ -56,6 +56,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2, and the help gives
     every option's default."""
 
+    commands: dict[str, Parser]  # the root's: each command's parser
+
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
@@ -94,7 +96,7 @@ _PLAIN = re.compile(r"[\w.+-]+|\.\.\.")
 
 def command_options(parser: argparse.ArgumentParser) -> dict[str, tuple[str, bool | None]]:
     """The long options of a command by the argument they fill (see :data:`Options`)."""
-    options = {}
+    options: dict[str, tuple[str, bool | None]] = {}
     for action in parser._actions:
         flags = [flag for flag in action.option_strings if flag.startswith("--")]
         if flags and action.dest != "help":
@@ -262,6 +264,7 @@ def parse_options(text: str) -> dict[str, Any]:
 
 
 def split_top_level(text: str) -> list[str]:
+    current: list[str]
     items, depth, current = [], 0, []
     for char in text:
         depth += {"(": 1, ")": -1}.get(char, 0)

@@ -136,7 +136,7 @@ def learning_rates_from_text(text: str | None, count: int) -> float | list[float
     """``--lr``: one number for all, or one per optimizer (``none`` keeps the default)."""
     if text is None:
         return None
-    values = []
+    values: list[float | None] = []
     for part in text.split(","):
         part = part.strip()
         if part.lower() in ("none", "-", ""):

@@ -39,13 +39,13 @@ class BatchObjective:
     l2: float = 0.0
 
     @property
-    def penalty(self) -> Callable[[PyTree], jax.Array] | None:
+    def penalty(self) -> Callable[[PyTree], jax.Array | float] | None:
         r"""The L2 penalty :math:`\tfrac{\lambda}{2} \sum \lVert w \rVert^2` over the
         weights (leaves named ``w``; not the biases) that each update adds to its mean
         loss, as a function of the params; None when ``l2`` is 0."""
         return None if self.l2 == 0 else self._penalty
 
-    def _penalty(self, params: PyTree) -> jax.Array:
+    def _penalty(self, params: PyTree) -> jax.Array | float:  # 0.0 without weights
         chosen = decayed_leaves("weights", params)
         squares = [
             jnp.sum(jnp.square(leaf))

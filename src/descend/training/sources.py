@@ -36,8 +36,11 @@ class ChunkSource(Protocol):
     per output, for the training R² (None until known).
     """
 
-    n_samples: int | None
-    mean_weight: jax.Array | None
+    @property
+    def n_samples(self) -> int | None: ...
+
+    @property
+    def mean_weight(self) -> jax.Array | None: ...
 
     def chunks(self, seed: int, epoch: int) -> Iterator[tuple[EpochConfig, tuple, Any]]: ...
 
@@ -61,11 +64,12 @@ class InMemory:
     ) -> InMemory:  # fmt: skip
         """The rows on the device; ``mean_weight`` the mean of ``weights`` (with them)."""
         # On the device once: every epoch reads these copies.
-        data = (on_device(X), on_device(y))
+        data: tuple[jax.Array, ...] = (on_device(X), on_device(y))
+        placed: jax.Array | None = None
         if weights is not None:
             data += (on_device(weights),)
-            mean_weight = jax.device_put(mean_weight)
-        return cls(config, data, y, weights, mean_weight)
+            placed = jax.device_put(mean_weight)
+        return cls(config, data, y, weights, placed)
 
     @property
     def n_samples(self) -> int:
