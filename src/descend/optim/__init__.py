@@ -12,6 +12,10 @@ AdaBelief).
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
+- :mod:`~descend.optim.polyak`: ``polyak_sgd``, ``momo``, ``momo_adam`` (steps sized
+  from the loss value)
+- :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
+  again: a Hessian-vector product, an adversarial gradient)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -65,6 +69,8 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
+from descend.optim.polyak import momo, momo_adam, polyak_sgd
+from descend.optim.probes import normalize, sam, sophia
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.transforms import (
@@ -94,6 +100,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": lbfgs,
     "adafactor": adafactor,
     "muon": muon,
+    "polyak_sgd": polyak_sgd,
+    "momo": momo,
+    "momo_adam": momo_adam,
+    "sophia": sophia,
+    "sam": sam,
 }
 
 
@@ -238,18 +249,24 @@ __all__ = [
     "lr_at",
     "lr_of",
     "momentum",
+    "momo",
+    "momo_adam",
     "muon",
     "nadam",
     "names",
+    "normalize",
     "observe",
     "partition",
+    "polyak_sgd",
     "radam",
     "reduce_on_plateau",
     "register",
     "rmsprop",
     "rprop",
+    "sam",
     "schedules",
     "sgd",
+    "sophia",
     "transforms",
     "watch_epochs",
 ]
