@@ -148,4 +148,5 @@ def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=optimizer.evaluations,
         complex_params=optimizer.complex_params,
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )

@@ -70,7 +70,13 @@ class Optimizer:
         True when ``step`` must be given ``value`` and ``value_fn`` (line searches).
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
-        algorithm made inside its steps (line-search trials), for result reporting.
+        algorithm made inside its steps (line-search trials, SAM's adversarial
+        gradients), for result reporting (``minimize``'s ``n_fev``).
+    evaluations_with_gradient:
+        True when each of those evaluations also computed the gradient (L-BFGS's
+        strong-Wolfe trials, SAM's adversarial points, Sophia's Hessian-vector
+        products), so that ``minimize`` counts them in ``n_jev`` too; False (default)
+        for evaluations of the value alone (backtracking searches).
     complex_params:
         ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
         pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
@@ -104,6 +110,7 @@ class Optimizer:
     needs_value_fn: bool = False
     evaluations: Callable[[State], jax.Array] | None = None
     complex_params: str = "pairs"
+    evaluations_with_gradient: bool = False
 
     def __post_init__(self) -> None:
         init, step = self.init, self.step
@@ -141,6 +148,7 @@ class Optimizer:
             tuple(sorted((key, _value_key(v, visiting)) for key, v in self.hyperparams.items())),
             self.needs_value_fn,
             _value_key(self.evaluations, visiting),
+            self.evaluations_with_gradient,
         )
 
     @functools.cached_property

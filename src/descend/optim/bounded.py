@@ -173,6 +173,7 @@ def projected(optimizer: Optimizer, box: Box) -> Optimizer:
         needs_value_fn=optimizer.needs_value_fn,
         evaluations=optimizer.evaluations,
         complex_params="refuse",
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )
 
 

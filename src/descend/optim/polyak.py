@@ -403,9 +403,9 @@ def momo_adam(
     --------
     >>> import descend as ds
     >>> opt = ds.optim.momo_adam(lr=0.1)
-    >>> x = 2.0  # the first step is capped at lr / (1 - beta1) = 1 along sign(g)
-    >>> round(float(opt.step(x, 4.0, opt.init(x), value=4.0)[0]), 6)
-    1.0
+    >>> x = 2.0  # tau is capped at lr / (1 - beta1) = 1, and d / D = 0.4 / 4
+    >>> round(float(opt.step(x, 4.0, opt.init(x), value=4.0)[0]), 4)
+    1.9
     """
     lr, lower_bound = _check_momo(lr, weight_decay, lower_bound, adapt_lower_bound, maximize)
     beta1, beta2 = check_betas(betas)

@@ -144,9 +144,10 @@ def sophia(
     --------
     >>> import descend as ds
     >>> f = lambda x: (x - 3.0) ** 2
-    >>> result = ds.minimize(f, 0.0, optimizer=ds.optim.sophia(lr=0.1), max_iter=200)
-    >>> round(float(result.x), 3)
-    3.0
+    >>> opt = ds.optim.sophia(lr=0.1)
+    >>> x = 0.0  # no Hessian estimate yet: the step is clipped to lr
+    >>> round(float(opt.step(x, -6.0, opt.init(x), value=f(x), value_fn=f)[0]), 6)
+    0.1
     """
     lr = check_lr(lr)
     beta1, beta2 = check_betas(betas)
@@ -222,6 +223,7 @@ def sophia(
         needs_value_fn=True,
         # one Hessian-vector product at steps 0, k, 2k, ...
         evaluations=lambda state: (state.count + update_interval - 1) // update_interval,
+        evaluations_with_gradient=True,
     )
     return with_decay_mask(optimizer, mask)
 
@@ -353,9 +355,10 @@ def sam(
     --------
     >>> import descend as ds
     >>> f = lambda x: (x - 3.0) ** 2
-    >>> result = ds.minimize(f, 0.0, optimizer=ds.optim.sam(), max_iter=1000)
-    >>> round(float(result.x), 2)  # the adversarial point is 0.1 further: x = 2.9
-    2.9
+    >>> opt = ds.optim.sam()
+    >>> x = 0.0  # f'(0) = -6; at the adversarial point -0.1, f' = -6.2
+    >>> round(float(opt.step(x, -6.0, opt.init(x), value=f(x), value_fn=f)[0]), 6)
+    0.062
     """
     default_optimizer, default_adversary = _default_sam_parts()
     optimizer = default_optimizer if optimizer is None else optimizer
@@ -426,4 +429,7 @@ def sam(
         hyperparams,
         needs_value_fn=sync_period > 1 or optimizer.needs_value_fn,
         evaluations=evaluations,
+        # adversarial gradients; an outer search evaluating values only makes n_jev
+        # count only the loop's gradients (the two kinds are not told apart)
+        evaluations_with_gradient=outer_evaluations is None or optimizer.evaluations_with_gradient,
     )

@@ -806,4 +806,5 @@ def reduce_on_plateau(
         if inner_evaluations is None
         else (lambda state: inner_evaluations(state.inner)),
         complex_params=optimizer.complex_params,
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )

@@ -362,6 +362,7 @@ def chain(*parts: Any) -> Optimizer:
         # Complex leaves become pairs here, before the transforms: they see torch's
         # gradient pairs, and the optimizer only real arrays.
         complex_params=optimizer.complex_params,
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )
 
 
