@@ -265,6 +265,7 @@ MODULES = [
     "descend.optim.adam_variants",
     "descend.optim.classic",
     "descend.optim.polyak",
+    "descend.optim.momo",
     "descend.optim.probes",
 ]
 

@@ -12,8 +12,9 @@ AdaBelief).
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
-- :mod:`~descend.optim.polyak`: ``polyak_sgd``, ``momo``, ``momo_adam`` (steps sized
-  from the loss value)
+- :mod:`~descend.optim.polyak`: ``polyak_sgd`` (Polyak's step, from the loss value)
+- :mod:`~descend.optim.momo`: ``momo``, ``momo_adam`` (momentum with a Polyak-type
+  step from the loss value)
 - :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
   again: a Hessian-vector product, an adversarial gradient)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
@@ -69,7 +70,8 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
-from descend.optim.polyak import momo, momo_adam, polyak_sgd
+from descend.optim.momo import momo, momo_adam
+from descend.optim.polyak import polyak_sgd
 from descend.optim.probes import normalize, sam, sophia
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
