@@ -303,6 +303,9 @@ MODULES = [
     "descend.optim.dual_averaging",
     "descend.optim.interop",
     "descend.optim._optax",
+    "descend.optim.polyak",
+    "descend.optim.momo",
+    "descend.optim.probes",
 ]
 
 

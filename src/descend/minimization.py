@@ -990,7 +990,7 @@ def _result(
 
 def _gradient_evaluations(outcome, optimizer: Optimizer) -> int:
     """Evaluations that computed the gradient: all but the value-only line-search trials."""
-    if optimizer.name == "lbfgs" and optimizer.hyperparams.get("line_search_fn") == "strong_wolfe":
+    if optimizer.evaluations_with_gradient:
         return int(outcome.n_fev)
     return int(outcome.n_iter) + 1 + int(outcome.n_bisections)
 

@@ -24,6 +24,11 @@ AdaBelief).
   (as Optax)
 - :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
   leaves that are not matrices)
+- :mod:`~descend.optim.polyak`: ``polyak_sgd`` (Polyak's step, from the loss value)
+- :mod:`~descend.optim.momo`: ``momo``, ``momo_adam`` (momentum with a Polyak-type
+  step from the loss value)
+- :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
+  again: a Hessian-vector product, an adversarial gradient)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -91,8 +96,11 @@ from descend.optim.groups import partition
 from descend.optim.interop import from_optax
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
+from descend.optim.momo import momo, momo_adam
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
 from descend.optim.orthogonalized import muon_optax
+from descend.optim.polyak import polyak_sgd
+from descend.optim.probes import normalize, sam, sophia
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.sgd_variants import noisy_sgd, sign_sgd, signum
@@ -140,6 +148,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "adamaxw": adamaxw,
     "nadamw": nadamw,
     "yogi": yogi,
+    "polyak_sgd": polyak_sgd,
+    "momo": momo,
+    "momo_adam": momo_adam,
+    "sophia": sophia,
+    "sam": sam,
 }
 
 
@@ -341,21 +354,26 @@ __all__ = [
     "lr_of",
     "madgrad",
     "momentum",
+    "momo",
+    "momo_adam",
     "muon",
     "muon_optax",
     "nadam",
     "nadamw",
     "names",
     "noisy_sgd",
+    "normalize",
     "observe",
     "optimistic_adam",
     "optimistic_gradient_descent",
     "partition",
+    "polyak_sgd",
     "radam",
     "reduce_on_plateau",
     "register",
     "rmsprop",
     "rprop",
+    "sam",
     "schedule_free_adamw",
     "schedule_free_sgd",
     "schedules",
@@ -363,6 +381,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "simplified_ademamix",
+    "sophia",
     "train_point",
     "transforms",
     "watch_epochs",

@@ -83,6 +83,13 @@ class Optimizer:
         (``optimizer.train()``): the training point from a saved evaluation point and
         the state, to continue training. Given exactly when ``eval_params`` is. Use
         :func:`train_point`.
+        algorithm made inside its steps (line-search trials, SAM's adversarial
+        gradients), for result reporting (``minimize``'s ``n_fev``).
+    evaluations_with_gradient:
+        True when each of those evaluations also computed the gradient (L-BFGS's
+        strong-Wolfe trials, SAM's adversarial points, Sophia's Hessian-vector
+        products), so that ``minimize`` counts them in ``n_jev`` too; False (default)
+        for evaluations of the value alone (backtracking searches).
     complex_params:
         ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
         pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
@@ -118,6 +125,7 @@ class Optimizer:
     complex_params: str = "pairs"
     eval_params: Callable[[PyTree, State], PyTree] | None = None
     train_params: Callable[[PyTree, State], PyTree] | None = None
+    evaluations_with_gradient: bool = False
 
     def __post_init__(self) -> None:
         if (self.eval_params is None) != (self.train_params is None):
@@ -165,6 +173,7 @@ class Optimizer:
             _value_key(self.evaluations, visiting),
             _value_key(self.eval_params, visiting),
             _value_key(self.train_params, visiting),
+            self.evaluations_with_gradient,
         )
 
     @functools.cached_property
