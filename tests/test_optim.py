@@ -304,7 +304,7 @@ MODULES = [
     "descend.optim.interop",
     "descend.optim._optax",
     "descend.optim.polyak",
-    "descend.optim.momo",
+    "descend.optim.momentum_models",
     "descend.optim.probes",
 ]
 

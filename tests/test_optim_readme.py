@@ -24,6 +24,7 @@ def _suite(test_file: str, problems: str = "4 problems") -> str:
 SIGNS = _suite("test_optim_signs")
 CONTRIB = _suite("test_optim_contrib")
 ADAMEXT = _suite("test_optim_adamext")
+VALUES = _suite("test_optim_valuebased")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -60,6 +61,11 @@ CHECKED = {
     "adamaxw": ADAMEXT,
     "nadamw": ADAMEXT,
     "yogi": ADAMEXT,
+    "polyak_sgd": VALUES + "; given the loss value",
+    "momo": VALUES + "; given the loss value",
+    "momo_adam": VALUES + "; given the loss value",
+    "sophia": VALUES + "; the same random probes from the same seed",
+    "sam": VALUES + "; and every `sync_period`-th iterate of Optax's transparent mode",
 }
 
 

@@ -25,7 +25,7 @@ AdaBelief).
 - :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
   leaves that are not matrices)
 - :mod:`~descend.optim.polyak`: ``polyak_sgd`` (Polyak's step, from the loss value)
-- :mod:`~descend.optim.momo`: ``momo``, ``momo_adam`` (momentum with a Polyak-type
+- :mod:`~descend.optim.momentum_models`: ``momo``, ``momo_adam`` (momentum with a Polyak-type
   step from the loss value)
 - :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
   again: a Hessian-vector product, an adversarial gradient)
@@ -96,7 +96,7 @@ from descend.optim.groups import partition
 from descend.optim.interop import from_optax
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
-from descend.optim.momo import momo, momo_adam
+from descend.optim.momentum_models import momo, momo_adam
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
 from descend.optim.orthogonalized import muon_optax
 from descend.optim.polyak import polyak_sgd
@@ -193,6 +193,11 @@ REFERENCES: dict[str, str] = {
     "adamaxw": "optax.adamaxw",
     "nadamw": "optax.nadamw",
     "yogi": "optax.yogi",
+    "polyak_sgd": "optax.polyak_sgd",
+    "momo": "optax.contrib.momo",
+    "momo_adam": "optax.contrib.momo_adam",
+    "sophia": "optax.contrib.sophia (Hutchinson estimator)",
+    "sam": "optax.contrib.sam (opaque mode)",
 }
 
 

@@ -70,7 +70,8 @@ class Optimizer:
         True when ``step`` must be given ``value`` and ``value_fn`` (line searches).
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
-        algorithm made inside its steps (line-search trials), for result reporting.
+        algorithm made inside its steps (line-search trials, SAM's adversarial
+        gradients), for result reporting (``minimize``'s ``n_fev``).
     eval_params:
         Optional ``eval_params(params, state) -> params``: the point to evaluate,
         predict with and save, when it is not the point the steps hold. The training
@@ -83,8 +84,6 @@ class Optimizer:
         (``optimizer.train()``): the training point from a saved evaluation point and
         the state, to continue training. Given exactly when ``eval_params`` is. Use
         :func:`train_point`.
-        algorithm made inside its steps (line-search trials, SAM's adversarial
-        gradients), for result reporting (``minimize``'s ``n_fev``).
     evaluations_with_gradient:
         True when each of those evaluations also computed the gradient (L-BFGS's
         strong-Wolfe trials, SAM's adversarial points, Sophia's Hessian-vector

@@ -1,6 +1,6 @@
 """Polyak's step size, from the loss value (as Optax), and the helpers MoMo shares.
 
-Polyak's SGD (and MoMo, :mod:`descend.optim.momo`) reads the objective's value at the
+Polyak's SGD (and MoMo, :mod:`descend.optim.momentum_models`) reads the objective's value at the
 params (the ``value`` the engine passes to every ``step``) and takes the step that a
 model of the loss says reaches its lower bound, capped by a learning rate. It needs no
 extra evaluation of the objective (``needs_value_fn`` is False), but a ``step`` called
