@@ -22,6 +22,8 @@ AdaBelief).
   (as Optax)
 - :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
   leaves that are not matrices)
+- :mod:`~descend.optim.layerwise`: ``lamb``, ``lars``, ``fromage``, ``novograd``, ``sm3``
+  (as Optax: steps scaled per leaf, SM3's row and column accumulators)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -86,6 +88,7 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
+from descend.optim.layerwise import fromage, lamb, lars, novograd, sm3
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
@@ -132,6 +135,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "ademamix": ademamix,
     "simplified_ademamix": simplified_ademamix,
     "madgrad": madgrad,
+    "lamb": lamb,
+    "lars": lars,
+    "fromage": fromage,
+    "novograd": novograd,
+    "sm3": sm3,
 }
 
 
@@ -217,7 +225,7 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 # Settings of which leaves a hyperparameter applies to, not hyperparameters of the
 # algorithm: listed apart by available(), so that "hyperparams" keeps the names and
 # defaults of torch.optim (or Optax).
-_LEAF_SETTINGS = ("weight_decay_mask",)
+_LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
 
 
 def brief(optimizer: Optimizer) -> str:
@@ -316,8 +324,11 @@ __all__ = [
     "clip_by_value",
     "decoupled_weight_decay",
     "eval_point",
+    "fromage",
     "gd",
     "get",
+    "lamb",
+    "lars",
     "lbfgs",
     "lion",
     "lr_at",
@@ -329,6 +340,7 @@ __all__ = [
     "nadam",
     "names",
     "noisy_sgd",
+    "novograd",
     "observe",
     "optimistic_adam",
     "optimistic_gradient_descent",
@@ -345,6 +357,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "simplified_ademamix",
+    "sm3",
     "train_point",
     "transforms",
     "watch_epochs",
