@@ -51,6 +51,11 @@ SETTINGS = {
     "ademamix": {"alpha": 2.0, "weight_decay": 0.1},
     "simplified_ademamix": {"lr": 1e-3, "alpha": 1.0, "weight_decay": 0.1},
     "madgrad": {"weight_decay": 0.1},
+    "lamb": {"lr": 0.01, "weight_decay": 0.1},
+    "lars": {"nesterov": True, "weight_decay": 0.1},
+    "fromage": {},
+    "novograd": {"weight_decay": 0.1},
+    "sm3": {},
 }
 NAMES = list(SETTINGS)
 
@@ -295,6 +300,7 @@ MODULES = [
     "descend.optim.orthogonalized",
     "descend.optim.contrib_moments",
     "descend.optim.dual_averaging",
+    "descend.optim.layerwise",
 ]
 
 
