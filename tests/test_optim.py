@@ -301,6 +301,7 @@ MODULES = [
     "descend.optim.contrib_moments",
     "descend.optim.dual_averaging",
     "descend.optim.layerwise",
+    "descend.optim.low_memory",
 ]
 
 

@@ -22,8 +22,10 @@ AdaBelief).
   (as Optax)
 - :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
   leaves that are not matrices)
-- :mod:`~descend.optim.layerwise`: ``lamb``, ``lars``, ``fromage``, ``novograd``, ``sm3``
-  (as Optax: steps scaled per leaf, SM3's row and column accumulators)
+- :mod:`~descend.optim.layerwise`: ``lamb``, ``lars``, ``fromage`` (as Optax: trust
+  ratios per leaf)
+- :mod:`~descend.optim.low_memory`: ``novograd``, ``sm3`` (as Optax: less state than
+  Adam)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -32,10 +34,8 @@ AdaBelief).
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
 rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
-muon_optax) and the transforms ``add_weight_decay`` and ``decoupled_weight_decay``
-take ``weight_decay_mask``, which chooses the leaves of the params that are decayed
-ademamix, simplified_ademamix, madgrad) and
-the transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
+muon_optax, ademamix, simplified_ademamix, madgrad, lamb, lars, novograd) and the
+transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
 ``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
@@ -57,6 +57,10 @@ mask is a hyperparameter: it shows in ``repr``, and optimizers with different ma
 never compare equal nor share a compiled program. ``"weights"`` and pytree masks are
 stored in checkpoints; a function is not (load such a checkpoint with
 ``load(path, optimizer=...)``).
+
+LARS's ``trust_ratio_mask`` (the leaves whose step its trust ratio scales) takes the
+same forms; of its forms, checkpoints store ``None``, ``True`` / ``False`` and
+``"weights"``.
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -88,8 +92,9 @@ from descend.optim.classic import asgd, rprop
 from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
-from descend.optim.layerwise import fromage, lamb, lars, novograd, sm3
+from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
+from descend.optim.low_memory import novograd, sm3
 from descend.optim.matrix import adafactor, muon
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
 from descend.optim.orthogonalized import muon_optax
