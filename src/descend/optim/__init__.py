@@ -180,6 +180,11 @@ REFERENCES: dict[str, str] = {
     "ademamix": "optax.contrib.ademamix",
     "simplified_ademamix": "optax.contrib.simplified_ademamix",
     "madgrad": "optax.contrib.madgrad",
+    "lamb": "optax.lamb",
+    "lars": "optax.lars",
+    "fromage": "optax.fromage",
+    "novograd": "optax.novograd",
+    "sm3": "optax.sm3",
 }
 
 
