@@ -23,6 +23,7 @@ def _suite(test_file: str, problems: str = "4 problems") -> str:
 
 SIGNS = _suite("test_optim_signs")
 CONTRIB = _suite("test_optim_contrib")
+LAYERWISE = _suite("test_optim_layerwise")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -54,6 +55,11 @@ CHECKED = {
     "ademamix": CONTRIB,
     "simplified_ademamix": CONTRIB,
     "madgrad": CONTRIB,
+    "lamb": LAYERWISE + "; masks on a dict of leaves",
+    "lars": LAYERWISE + "; both masks on a dict of leaves",
+    "fromage": LAYERWISE,
+    "novograd": LAYERWISE + "; the mask against `optax.partition`",
+    "sm3": LAYERWISE + "; a schedule against Optax's pieces",
 }
 
 
