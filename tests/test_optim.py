@@ -56,6 +56,11 @@ SETTINGS = {
     "adamaxw": {"weight_decay": 0.1},
     "nadamw": {"weight_decay": 0.1},
     "yogi": {},
+    "lamb": {"lr": 0.01, "weight_decay": 0.1},
+    "lars": {"nesterov": True, "weight_decay": 0.1},
+    "fromage": {},
+    "novograd": {"weight_decay": 0.1},
+    "sm3": {},
 }
 NAMES = list(SETTINGS)
 
@@ -306,6 +311,8 @@ MODULES = [
     "descend.optim.polyak",
     "descend.optim.momentum_models",
     "descend.optim.probes",
+    "descend.optim.layerwise",
+    "descend.optim.low_memory",
 ]
 
 

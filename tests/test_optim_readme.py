@@ -25,6 +25,7 @@ SIGNS = _suite("test_optim_signs")
 CONTRIB = _suite("test_optim_contrib")
 ADAMEXT = _suite("test_optim_adamext")
 VALUES = _suite("test_optim_valuebased")
+LAYERWISE = _suite("test_optim_layerwise")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -66,6 +67,11 @@ CHECKED = {
     "momo_adam": VALUES + "; given the loss value",
     "sophia": VALUES + "; the same random probes from the same seed",
     "sam": VALUES + "; and every `sync_period`-th iterate of Optax's transparent mode",
+    "lamb": LAYERWISE + "; masks on a dict of leaves",
+    "lars": LAYERWISE + "; both masks on a dict of leaves",
+    "fromage": LAYERWISE,
+    "novograd": LAYERWISE + "; the mask against `optax.partition`",
+    "sm3": LAYERWISE + "; a schedule against Optax's pieces",
 }
 
 

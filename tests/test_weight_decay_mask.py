@@ -306,7 +306,8 @@ def test_every_optimizer_with_a_weight_decay_takes_a_mask():
     assert with_decay == {
         "sgd", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
         "nadam", "radam", "asgd", "lion", "adafactor", "muon", "ademamix",
-        "simplified_ademamix", "madgrad",
+        "simplified_ademamix", "madgrad", "muon_optax", "schedule_free_sgd",
+        "schedule_free_adamw", "lamb", "lars", "novograd",
     }  # fmt: skip
     for name, row in listed.items():
         assert ("weight_decay_mask" in row["leaf_settings"]) == (name in with_decay), name

@@ -29,6 +29,10 @@ AdaBelief).
   step from the loss value)
 - :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
   again: a Hessian-vector product, an adversarial gradient)
+- :mod:`~descend.optim.layerwise`: ``lamb``, ``lars``, ``fromage`` (as Optax: trust
+  ratios per leaf)
+- :mod:`~descend.optim.low_memory`: ``novograd``, ``sm3`` (as Optax: less state than
+  Adam)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -41,6 +45,11 @@ Weight-decay masks. Every optimizer with a ``weight_decay`` (:func:`available` l
 ``weight_decay_mask`` among its ``leaf_settings``) and the transforms
 ``add_weight_decay`` and ``decoupled_weight_decay`` take ``weight_decay_mask``, which
 chooses the leaves of the params that are decayed
+Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
+rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
+muon_optax, ademamix, simplified_ademamix, madgrad, lamb, lars, novograd) and the
+transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
+``weight_decay_mask``, which chooses the leaves of the params that are decayed
 (``True``) and those left alone (``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
@@ -61,6 +70,10 @@ mask is a hyperparameter: it shows in ``repr``, and optimizers with different ma
 never compare equal nor share a compiled program. ``"weights"`` and pytree masks are
 stored in checkpoints; a function is not (load such a checkpoint with
 ``load(path, optimizer=...)``).
+
+LARS's ``trust_ratio_mask`` (the leaves whose step its trust ratio scales) takes the
+same forms; of its forms, checkpoints store ``None``, ``True`` / ``False`` and
+``"weights"``.
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -94,7 +107,9 @@ from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
 from descend.optim.interop import from_optax
+from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
+from descend.optim.low_memory import novograd, sm3
 from descend.optim.matrix import adafactor, muon
 from descend.optim.momentum_models import momo, momo_adam
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
@@ -153,6 +168,11 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "momo_adam": momo_adam,
     "sophia": sophia,
     "sam": sam,
+    "lamb": lamb,
+    "lars": lars,
+    "fromage": fromage,
+    "novograd": novograd,
+    "sm3": sm3,
 }
 
 
@@ -198,6 +218,11 @@ REFERENCES: dict[str, str] = {
     "momo_adam": "optax.contrib.momo_adam",
     "sophia": "optax.contrib.sophia (Hutchinson estimator)",
     "sam": "optax.contrib.sam (opaque mode)",
+    "lamb": "optax.lamb",
+    "lars": "optax.lars",
+    "fromage": "optax.fromage",
+    "novograd": "optax.novograd",
+    "sm3": "optax.sm3",
 }
 
 
@@ -248,7 +273,7 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 # Settings of which leaves a hyperparameter applies to, not hyperparameters of the
 # algorithm: listed apart by available(), so that "hyperparams" keeps the names and
 # defaults of torch.optim (or Optax).
-_LEAF_SETTINGS = ("weight_decay_mask",)
+_LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
 
 
 def brief(optimizer: Optimizer) -> str:
@@ -351,8 +376,11 @@ __all__ = [
     "decoupled_weight_decay",
     "eval_point",
     "from_optax",
+    "fromage",
     "gd",
     "get",
+    "lamb",
+    "lars",
     "lbfgs",
     "lion",
     "lr_at",
@@ -368,6 +396,7 @@ __all__ = [
     "names",
     "noisy_sgd",
     "normalize",
+    "novograd",
     "observe",
     "optimistic_adam",
     "optimistic_gradient_descent",
@@ -386,6 +415,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "simplified_ademamix",
+    "sm3",
     "sophia",
     "train_point",
     "transforms",
