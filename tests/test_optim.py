@@ -264,6 +264,8 @@ MODULES = [
     "descend.optim.adam",
     "descend.optim.adam_variants",
     "descend.optim.classic",
+    "descend.optim.parameter_free",
+    "descend.optim.d_adaptation",
 ]
 
 

@@ -12,6 +12,10 @@ AdaBelief).
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
+- :mod:`~descend.optim.parameter_free`: ``cocob``, ``dog``, ``dowg``, ``mechanize``
+  (no learning rate to tune, as ``optax.contrib``)
+- :mod:`~descend.optim.d_adaptation`: ``dadapt_adamw``, ``prodigy`` (as ``prodigyopt``
+  and ``optax.contrib``)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -62,9 +66,11 @@ from descend.optim.adam_variants import adabelief, lion, radam
 from descend.optim.adaptive import adadelta, adagrad, rmsprop
 from descend.optim.base import Optimizer, apply_updates, lr_at, lr_of
 from descend.optim.classic import asgd, rprop
+from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
+from descend.optim.parameter_free import cocob, dog, dowg, mechanize
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.transforms import (
@@ -94,6 +100,12 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "lbfgs": lbfgs,
     "adafactor": adafactor,
     "muon": muon,
+    "cocob": cocob,
+    "dadapt_adamw": dadapt_adamw,
+    "dog": dog,
+    "dowg": dowg,
+    "mechanize": mechanize,
+    "prodigy": prodigy,
 }
 
 
@@ -164,7 +176,7 @@ def brief(optimizer: Optimizer) -> str:
 
 # Optimizers built around another (its ``optimizer`` hyperparameter), by name: what
 # rebuilds them around a changed or reloaded inner optimizer.
-WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
+WRAPPERS = {"reduce_on_plateau": reduce_on_plateau, "mechanize": mechanize}
 
 
 # An optimizer's own stopping tolerances (torch's LBFGS has two).
@@ -230,19 +242,25 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "cocob",
+    "dadapt_adamw",
     "decoupled_weight_decay",
+    "dog",
+    "dowg",
     "gd",
     "get",
     "lbfgs",
     "lion",
     "lr_at",
     "lr_of",
+    "mechanize",
     "momentum",
     "muon",
     "nadam",
     "names",
     "observe",
     "partition",
+    "prodigy",
     "radam",
     "reduce_on_plateau",
     "register",
