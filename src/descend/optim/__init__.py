@@ -12,8 +12,9 @@ AdaBelief).
 - :mod:`~descend.optim.classic`: ``rprop``, ``asgd``
 - :mod:`~descend.optim.lbfgs`: ``lbfgs`` (with a strong-Wolfe line search)
 - :mod:`~descend.optim.matrix`: ``adafactor``, ``muon``
-- :mod:`~descend.optim.parameter_free`: ``cocob``, ``dog``, ``dowg``, ``mechanize``
-  (no learning rate to tune, as ``optax.contrib``)
+- :mod:`~descend.optim.parameter_free`: ``cocob``, ``dog``, ``dowg`` (no learning rate
+  to tune, as ``optax.contrib``)
+- :mod:`~descend.optim.mechanic`: ``mechanize``, which learns another optimizer's step size
 - :mod:`~descend.optim.d_adaptation`: ``dadapt_adamw``, ``prodigy`` (as ``prodigyopt``
   and ``optax.contrib``)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
@@ -70,7 +71,8 @@ from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.groups import partition
 from descend.optim.lbfgs import lbfgs
 from descend.optim.matrix import adafactor, muon
-from descend.optim.parameter_free import cocob, dog, dowg, mechanize
+from descend.optim.mechanic import mechanize
+from descend.optim.parameter_free import cocob, dog, dowg
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.transforms import (

@@ -216,7 +216,9 @@ def prodigy(
 
     with :math:`\kappa` = ``d_coef``, :math:`\rho` = ``growth_rate`` (the first
     estimate above :math:`d_0` is taken whole), the decay term only when ``decouple``,
-    and the inner product and norm over all leaves together. ``safeguard_warmup``
+    and the inner product and norm over all leaves together. With :math:`\beta_1 = 0`
+    the step is :math:`\gamma_t d_{t+1} g_t / (\sqrt{v_t} + d_{t+1}\epsilon)` (the new
+    :math:`d`, as ``prodigyopt`` takes it). ``safeguard_warmup``
     drops :math:`\eta_t c_t` from :math:`s_t` (for warmup schedules starting near 0).
     ``slice_p = p`` estimates :math:`d` from every p-th entry of each (flattened) leaf.
     ``lr`` is a factor on the estimated rate (1, or a schedule from 1 down).
