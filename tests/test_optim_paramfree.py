@@ -10,6 +10,7 @@ problems of :mod:`optax_oracle` each is compared on a dict of two leaves.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 import jax
@@ -516,3 +517,30 @@ INVALID = [
 def test_invalid_hyperparameter_raises_input_error_naming_it(name, hyperparams, param):
     with pytest.raises(InputError, match=param):
         ds.optim.get(name, **hyperparams)
+
+
+# Our names for Optax's (and prodigyopt's d0, d_coef for Optax's estim_lr0, estim_lr_coef).
+OPTAX_NAMES = {"lr": "learning_rate", "weight_decay_mask": "mask", "d0": "estim_lr0"}
+# Where a default differs on purpose: Optax's None (no decay) is weight_decay=0 here.
+OWN_DEFAULTS = {("dog", "weight_decay"), ("dowg", "weight_decay"), ("mechanize", "optimizer")}
+
+
+@pytest.mark.parametrize("name", ["cocob", "dadapt_adamw", "dog", "dowg", "mechanize"])
+def test_defaults_are_optax_contribs(name):
+    reference = inspect.signature(getattr(contrib, name)).parameters
+    ours = inspect.signature(getattr(ds.optim, name)).parameters
+    for key, parameter in ours.items():
+        if key == "maximize" or (name, key) in OWN_DEFAULTS:
+            continue
+        theirs = reference[{"optimizer": "base_optimizer"}.get(key, OPTAX_NAMES.get(key, key))]
+        assert parameter.default == theirs.default, (key, parameter.default, theirs.default)
+
+
+def test_prodigy_defaults_are_prodigyopts():
+    prodigyopt = pytest.importorskip("prodigyopt")
+    reference = inspect.signature(prodigyopt.Prodigy).parameters
+    ours = inspect.signature(ds.optim.prodigy).parameters
+    assert set(reference) - set(ours) == {"params", "fsdp_in_use"}
+    for key, parameter in ours.items():
+        if key not in ("maximize", "weight_decay_mask"):
+            assert parameter.default == reference[key].default, key
