@@ -313,6 +313,9 @@ MODULES = [
     "descend.optim.probes",
     "descend.optim.layerwise",
     "descend.optim.low_memory",
+    "descend.optim.parameter_free",
+    "descend.optim.d_adaptation",
+    "descend.optim.mechanic",
 ]
 
 
@@ -415,6 +418,15 @@ WRAPPED = {
 }
 
 
+# Defaults whose first steps are ~1e-6 by design (a distance or scale estimated from
+# 1e-6 up): started larger, so that three steps move the params visibly.
+EAGER = {
+    "dadapt_adamw": {"d0": 1e-2},
+    "dog": {"init_step": ("distance", 1e-2)},
+    "mechanize": {"s_init": 1e-2},
+}
+
+
 def eager_problem(name):
     """Params, value function and optimizer for one eager step of ``name``."""
     # muon takes 2-D weights only; float32 given, so no weak type changes at the 2nd step
@@ -424,7 +436,7 @@ def eager_problem(name):
     def value_fn(p):
         return jnp.sum((p - 1.0) ** 2 * jnp.arange(1.0, 1.0 + p.size).reshape(p.shape))
 
-    opt = WRAPPED[name]() if name in WRAPPED else ds.optim.get(name)
+    opt = WRAPPED[name]() if name in WRAPPED else ds.optim.get(name, **EAGER.get(name, {}))
     return params, value_fn, opt
 
 

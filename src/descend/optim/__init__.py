@@ -33,6 +33,11 @@ AdaBelief).
   ratios per leaf)
 - :mod:`~descend.optim.low_memory`: ``novograd``, ``sm3`` (as Optax: less state than
   Adam)
+- :mod:`~descend.optim.parameter_free`: ``cocob``, ``dog``, ``dowg`` (no learning rate
+  to tune, as ``optax.contrib``)
+- :mod:`~descend.optim.mechanic`: ``mechanize``, which learns another optimizer's step size
+- :mod:`~descend.optim.d_adaptation`: ``dadapt_adamw``, ``prodigy`` (as ``prodigyopt``
+  and ``optax.contrib``)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -104,6 +109,7 @@ from descend.optim.base import (
 )
 from descend.optim.classic import asgd, rprop
 from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
+from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
 from descend.optim.interop import from_optax
@@ -111,9 +117,11 @@ from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
 from descend.optim.low_memory import novograd, sm3
 from descend.optim.matrix import adafactor, muon
+from descend.optim.mechanic import mechanize
 from descend.optim.momentum_models import momo, momo_adam
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
 from descend.optim.orthogonalized import muon_optax
+from descend.optim.parameter_free import cocob, dog, dowg
 from descend.optim.polyak import polyak_sgd
 from descend.optim.probes import normalize, sam, sophia
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
@@ -173,6 +181,12 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "fromage": fromage,
     "novograd": novograd,
     "sm3": sm3,
+    "cocob": cocob,
+    "dadapt_adamw": dadapt_adamw,
+    "dog": dog,
+    "dowg": dowg,
+    "mechanize": mechanize,
+    "prodigy": prodigy,
 }
 
 
@@ -299,7 +313,7 @@ def brief(optimizer: Optimizer) -> str:
 
 # Optimizers built around another (its ``optimizer`` hyperparameter), by name: what
 # rebuilds them around a changed or reloaded inner optimizer.
-WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
+WRAPPERS = {"reduce_on_plateau": reduce_on_plateau, "mechanize": mechanize}
 
 
 # An optimizer's own stopping tolerances (torch's LBFGS has two).
@@ -373,7 +387,11 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "cocob",
+    "dadapt_adamw",
     "decoupled_weight_decay",
+    "dog",
+    "dowg",
     "eval_point",
     "from_optax",
     "fromage",
@@ -386,6 +404,7 @@ __all__ = [
     "lr_at",
     "lr_of",
     "madgrad",
+    "mechanize",
     "momentum",
     "momo",
     "momo_adam",
@@ -402,6 +421,7 @@ __all__ = [
     "optimistic_gradient_descent",
     "partition",
     "polyak_sgd",
+    "prodigy",
     "radam",
     "reduce_on_plateau",
     "register",
