@@ -26,6 +26,7 @@ CONTRIB = _suite("test_optim_contrib")
 ADAMEXT = _suite("test_optim_adamext")
 VALUES = _suite("test_optim_valuebased")
 LAYERWISE = _suite("test_optim_layerwise")
+FREE = _suite("test_optim_paramfree")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -72,6 +73,19 @@ CHECKED = {
     "fromage": LAYERWISE,
     "novograd": LAYERWISE + "; the mask against `optax.partition`",
     "sm3": LAYERWISE + "; a schedule against Optax's pieces",
+    "cocob": FREE + "; a dict of leaves",
+    "dog": FREE + "; a dict of leaves",
+    "dowg": FREE + "; a dict of leaves",
+    "dadapt_adamw": FREE,
+    "prodigy": (
+        "trajectory against prodigyopt and Optax, rtol 1e-9, float64, 4 problems, "
+        "120 steps (rounding is amplified later: measured); float32 minima; "
+        "no second compilation (`test_optim_paramfree`)"
+    ),
+    "mechanize": (
+        "trajectory against Optax with adam, sgd and lion inside, rtol 1e-9, float64, "
+        "50 steps (chaotic later: measured); float32 minima (`test_optim_paramfree`)"
+    ),
 }
 
 

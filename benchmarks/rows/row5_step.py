@@ -49,10 +49,24 @@ ALGORITHMS = {
         # read params, grads, momentum buffer; write params, momentum buffer
         "arrays": 5,
     },
+    "Lion": {
+        "descend": ("lion", {"lr": 1e-4}),
+        "torch": None,  # PyTorch has no Lion; Optax's is the reference
+        "optax": lambda optax: optax.lion(1e-4),
+        # read params, grads, momentum; write params, momentum
+        "arrays": 5,
+    },
+    "Schedule-free AdamW": {
+        "descend": ("schedule_free_adamw", {"lr": 2.5e-3}),
+        "torch": ("schedulefree", "AdamWScheduleFree", {"lr": 2.5e-3}, ("default",)),
+        "optax": lambda optax: optax.contrib.schedule_free_adamw(2.5e-3),
+        # read params (y), grads, z, second moment; write params, z, second moment
+        "arrays": 7,
+    },
 }
 
 
-@row(5, "step", "Optimizer step: Adam and SGD-momentum on many float32 parameters")
+@row(5, "step", "Optimizer step: Adam, SGD-momentum, LAMB, Lion, Prodigy, schedule-free AdamW")
 def run(settings: Settings) -> RowResult:
     n_params, steps = settings.pick(SIZES)
     rng = np.random.default_rng(0)

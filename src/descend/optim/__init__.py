@@ -2,8 +2,9 @@
 
 Every algorithm is a function that takes its hyperparameters and returns an
 :class:`Optimizer`. Names, hyperparameter names, defaults and update formulas follow
-``torch.optim`` where PyTorch has the algorithm, and Optax where it does not (Lion,
-AdaBelief).
+``torch.optim`` where PyTorch has the algorithm, and otherwise Optax (``optax``,
+``optax.contrib``) or the authors' PyTorch package (``schedulefree``, ``prodigyopt``);
+:data:`REFERENCES` names the one each equals.
 
 - :mod:`~descend.optim.sgd`: ``gd``, ``sgd``, ``momentum``
 - :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
@@ -47,15 +48,12 @@ AdaBelief).
   optimizer) and ``Optimizer.as_optax()`` (any optimizer as an Optax transformation)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (:func:`available` lists
-``weight_decay_mask`` among its ``leaf_settings``) and the transforms
+``weight_decay_mask`` among its ``leaf_settings``; all but ``mechanize``, ``momo``,
+``momo_adam`` and ``dadapt_adamw``, whose decay enters a step size computed from all
+the leaves) and the transforms
 ``add_weight_decay`` and ``decoupled_weight_decay`` take ``weight_decay_mask``, which
-chooses the leaves of the params that are decayed
-Weight-decay masks. Every optimizer with a ``weight_decay`` (sgd, momentum, adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam, radam, asgd, lion, adafactor, muon,
-muon_optax, ademamix, simplified_ademamix, madgrad, lamb, lars, novograd) and the
-transforms ``add_weight_decay`` and ``decoupled_weight_decay`` take
-``weight_decay_mask``, which chooses the leaves of the params that are decayed
-(``True``) and those left alone (``False``); the default ``None`` decays all. It is
+chooses the leaves of the params that are decayed (``True``) and those left alone
+(``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
 group with ``weight_decay=0``. It is one of:
@@ -232,6 +230,12 @@ REFERENCES: dict[str, str] = {
     "momo_adam": "optax.contrib.momo_adam",
     "sophia": "optax.contrib.sophia (Hutchinson estimator)",
     "sam": "optax.contrib.sam (opaque mode)",
+    "cocob": "optax.contrib.cocob",
+    "dog": "optax.contrib.dog",
+    "dowg": "optax.contrib.dowg",
+    "dadapt_adamw": "optax.contrib.dadapt_adamw",
+    "prodigy": "prodigyopt.Prodigy (optax.contrib.prodigy: use_bias_correction=True)",
+    "mechanize": "optax.contrib.mechanize",
     "lamb": "optax.lamb",
     "lars": "optax.lars",
     "fromage": "optax.fromage",
