@@ -130,6 +130,12 @@ def test_something_that_is_no_callback_is_refused_naming_both_forms(bad):
         ds.fit("linear", *data(), epochs=1, callbacks=bad, **SETTINGS)
 
 
+@pytest.mark.parametrize("given", [CSVLogger, [Recorder]])
+def test_a_callback_class_instead_of_an_object_says_to_make_one(given):
+    with pytest.raises(DescendTypeError, match=r"the class \w+; pass an object of it"):
+        ds.fit("linear", *data(), epochs=1, callbacks=given, **SETTINGS)
+
+
 def test_csv_logger_writes_the_history_row_by_row(tmp_path):
     path = tmp_path / "logs" / "history.csv"  # the folder is made
     result = ds.fit(

@@ -67,7 +67,7 @@ def check(callbacks: Any) -> tuple:
     function ``callback(epoch, history)`` or an object with hooks; a
     :class:`~descend.errors.DescendTypeError` for anything else."""
     if callable(callbacks) or has_hooks(callbacks):
-        return (callbacks,)
+        callbacks = (callbacks,)
     try:
         callbacks = tuple(callbacks)
     except TypeError:
@@ -76,6 +76,11 @@ def check(callbacks: Any) -> tuple:
             f"with on_epoch_end(epoch, logs), got {type(callbacks).__name__}"
         ) from None
     for callback in callbacks:
+        if isinstance(callback, type) and has_hooks(callback):
+            raise DescendTypeError(
+                f"callbacks holds the class {callback.__name__}; pass an object of it, "
+                f"e.g. {callback.__name__}(...)"
+            )
         if not (callable(callback) or has_hooks(callback)):
             raise DescendTypeError(
                 "each callback must be a function callback(epoch, history) or an object "

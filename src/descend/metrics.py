@@ -1,8 +1,11 @@
-"""The metrics training reports, written once: R² for regression, accuracy for classifiers.
+"""The metrics training reports, written once: R² for regression, accuracy for classifiers;
+and the full reports of ``FitResult.evaluate``.
 
-Each works on NumPy values (``xp=numpy``, the default) and on JAX values inside compiled
-code (``xp=jax.numpy``), so the history's running metrics, the validation scores and
-``FitResult.score`` agree by construction.
+Each of the first works on NumPy values (``xp=numpy``, the default) and on JAX values
+inside compiled code (``xp=jax.numpy``), so the history's running metrics, the
+validation scores and ``FitResult.score`` agree by construction.
+:func:`classification_report` and :func:`regression_report` call scikit-learn's metric
+functions when it is installed, and compute the same definitions in NumPy otherwise.
 
 >>> import numpy as np
 >>> y = np.array([1.0, 2.0, 3.0]); predictions = np.array([1.0, 2.0, 4.0])
