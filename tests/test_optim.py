@@ -518,3 +518,24 @@ def test_an_optimizer_built_from_anothers_step_is_equal_to_it():
     # One wrapper each (complex pairs, then the eager step), around the same algorithm.
     assert not isinstance(rebuilt.step.function, ds.optim.base.EagerStep)
     assert pairs._own(rebuilt.step.function) is pairs._own(base.step.function)
+
+
+@pytest.mark.parametrize("name", ds.optim.names())
+def test_a_step_with_params_and_state_donated_runs(name):
+    """No state shares an array with the params or with itself: XLA refuses to donate
+    one buffer twice (Prodigy's starting point, DoG's, a zero shared by two fields)."""
+    opt = ds.optim.get(name)
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    if name == "muon":  # torch's Muon takes matrices only
+        params["b"] = jnp.zeros((2, 2))
+    state = opt.init(params)
+    leaves = [leaf for leaf in jax.tree.leaves((params, state)) if isinstance(leaf, jax.Array)]
+    assert len({id(leaf) for leaf in leaves}) == len(leaves)
+    objective = lambda p: jnp.sum(p["w"] ** 2) + jnp.sum((p["b"] - 1.0) ** 2)  # noqa: E731
+    grads = jax.grad(objective)(params)
+    step = jax.jit(
+        lambda p, g, s: opt.step(p, g, s, value=objective(p), value_fn=objective),
+        donate_argnums=(0, 2),
+    )
+    new_params, _ = step(params, grads, state)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(new_params))

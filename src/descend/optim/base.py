@@ -144,7 +144,7 @@ class Optimizer:
                 "complex_params must be 'pairs', 'refuse' or 'members', got "
                 f"{self.complex_params!r}"
             )
-        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "init", distinct_buffers(init))
         object.__setattr__(self, "step", EagerStep(step, self))
         if self.eval_params is not None and self.complex_params == "pairs":
             object.__setattr__(self, "eval_params", pairs.point_as_real_pairs(self.eval_params))
@@ -214,6 +214,33 @@ class _Identity:
 
     def __hash__(self) -> int:
         return id(self.value)
+
+
+def distinct_buffers(init: Callable[[PyTree], State]) -> Callable[[PyTree], State]:
+    """``init`` whose state holds no array of the params nor the same array twice.
+
+    Many states start from the params (Prodigy's and DoG's starting point, gd's last
+    point) or from one zero scalar used for two fields. Sharing is harmless until a user
+    donates the params and the state to a jitted step (``donate_argnums``), which XLA
+    refuses for a buffer passed twice. Shared arrays are copied once, at ``init``; a
+    state built under a trace is left as it is.
+    """
+
+    def fresh_state(params: PyTree) -> State:
+        state = init(params)
+        seen = {id(leaf) for leaf in jax.tree.leaves(params)}
+
+        def own(leaf: Any) -> Any:
+            if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+                return leaf
+            if id(leaf) in seen:
+                return jnp.copy(leaf)
+            seen.add(id(leaf))
+            return leaf
+
+        return jax.tree.map(own, state)
+
+    return fresh_state
 
 
 def _value_key(value: Any, visiting: frozenset[int]) -> Hashable:
