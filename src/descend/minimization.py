@@ -168,6 +168,8 @@ class MinimizeResult:
         Number of gradient evaluations (the line searches of ``gd()`` and of the bounded
         L-BFGS evaluate values only).
 
+    Notes
+    -----
     SciPy's names answer too: ``success`` (``converged``), ``message`` (``reason``),
     ``nit`` (``n_iter``), ``nfev`` (``n_fev``), ``njev`` (``n_jev``), ``jac``
     (``grad``), and ``status`` compares equal to SciPy's integer code.
