@@ -120,3 +120,9 @@ def test_the_readme_lists_every_algorithm_with_its_reference_and_defaults():
 
 def test_the_readme_counts_the_algorithms():
     assert f"{len(ds.optim.available())} algorithms" in README.read_text()
+
+
+def test_the_reference_pages_document_every_algorithm():
+    page = (README.parent / "docs" / "reference" / "optim.md").read_text()
+    documented = set(re.findall(r"^ {8}- (\w+)$", page, flags=re.M))
+    assert set(ds.optim.names()) <= documented
