@@ -24,7 +24,7 @@ LAYERS = [
     {"errors", "_tree", "_json", "_version"},
     {"rules", "calculus", "expr", "cache"},
     {"functions", "mgh", "optim"},
-    {"losses", "models", "metrics"},
+    {"losses", "models", "metrics", "callbacks"},
     {"data"},
     {"engine"},
     {"checkpoint"},

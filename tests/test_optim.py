@@ -56,6 +56,11 @@ SETTINGS = {
     "adamaxw": {"weight_decay": 0.1},
     "nadamw": {"weight_decay": 0.1},
     "yogi": {},
+    "lamb": {"lr": 0.01, "weight_decay": 0.1},
+    "lars": {"nesterov": True, "weight_decay": 0.1},
+    "fromage": {},
+    "novograd": {"weight_decay": 0.1},
+    "sm3": {},
 }
 NAMES = list(SETTINGS)
 
@@ -303,6 +308,14 @@ MODULES = [
     "descend.optim.dual_averaging",
     "descend.optim.interop",
     "descend.optim._optax",
+    "descend.optim.polyak",
+    "descend.optim.momentum_models",
+    "descend.optim.probes",
+    "descend.optim.layerwise",
+    "descend.optim.low_memory",
+    "descend.optim.parameter_free",
+    "descend.optim.d_adaptation",
+    "descend.optim.mechanic",
 ]
 
 
@@ -405,6 +418,15 @@ WRAPPED = {
 }
 
 
+# Defaults whose first steps are ~1e-6 by design (a distance or scale estimated from
+# 1e-6 up): started larger, so that three steps move the params visibly.
+EAGER = {
+    "dadapt_adamw": {"d0": 1e-2},
+    "dog": {"init_step": ("distance", 1e-2)},
+    "mechanize": {"s_init": 1e-2},
+}
+
+
 def eager_problem(name):
     """Params, value function and optimizer for one eager step of ``name``."""
     # muon takes 2-D weights only; float32 given, so no weak type changes at the 2nd step
@@ -414,7 +436,7 @@ def eager_problem(name):
     def value_fn(p):
         return jnp.sum((p - 1.0) ** 2 * jnp.arange(1.0, 1.0 + p.size).reshape(p.shape))
 
-    opt = WRAPPED[name]() if name in WRAPPED else ds.optim.get(name)
+    opt = WRAPPED[name]() if name in WRAPPED else ds.optim.get(name, **EAGER.get(name, {}))
     return params, value_fn, opt
 
 
@@ -496,3 +518,24 @@ def test_an_optimizer_built_from_anothers_step_is_equal_to_it():
     # One wrapper each (complex pairs, then the eager step), around the same algorithm.
     assert not isinstance(rebuilt.step.function, ds.optim.base.EagerStep)
     assert pairs._own(rebuilt.step.function) is pairs._own(base.step.function)
+
+
+@pytest.mark.parametrize("name", ds.optim.names())
+def test_a_step_with_params_and_state_donated_runs(name):
+    """No state shares an array with the params or with itself: XLA refuses to donate
+    one buffer twice (Prodigy's starting point, DoG's, a zero shared by two fields)."""
+    opt = ds.optim.get(name)
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    if name == "muon":  # torch's Muon takes matrices only
+        params["b"] = jnp.zeros((2, 2))
+    state = opt.init(params)
+    leaves = [leaf for leaf in jax.tree.leaves((params, state)) if isinstance(leaf, jax.Array)]
+    assert len({id(leaf) for leaf in leaves}) == len(leaves)
+    objective = lambda p: jnp.sum(p["w"] ** 2) + jnp.sum((p["b"] - 1.0) ** 2)  # noqa: E731
+    grads = jax.grad(objective)(params)
+    step = jax.jit(
+        lambda p, g, s: opt.step(p, g, s, value=objective(p), value_fn=objective),
+        donate_argnums=(0, 2),
+    )
+    new_params, _ = step(params, grads, state)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(new_params))

@@ -24,6 +24,9 @@ def _suite(test_file: str, problems: str = "4 problems") -> str:
 SIGNS = _suite("test_optim_signs")
 CONTRIB = _suite("test_optim_contrib")
 ADAMEXT = _suite("test_optim_adamext")
+VALUES = _suite("test_optim_valuebased")
+LAYERWISE = _suite("test_optim_layerwise")
+FREE = _suite("test_optim_paramfree")
 CHECKED = {
     "gd": TORCH + "; Armijo search: `test_minimize`",
     "sgd": TORCH,
@@ -60,6 +63,29 @@ CHECKED = {
     "adamaxw": ADAMEXT,
     "nadamw": ADAMEXT,
     "yogi": ADAMEXT,
+    "polyak_sgd": VALUES + "; given the loss value",
+    "momo": VALUES + "; given the loss value",
+    "momo_adam": VALUES + "; given the loss value",
+    "sophia": VALUES + "; the same random probes from the same seed",
+    "sam": VALUES + "; and every `sync_period`-th iterate of Optax's transparent mode",
+    "lamb": LAYERWISE + "; masks on a dict of leaves",
+    "lars": LAYERWISE + "; both masks on a dict of leaves",
+    "fromage": LAYERWISE,
+    "novograd": LAYERWISE + "; the mask against `optax.partition`",
+    "sm3": LAYERWISE + "; a schedule against Optax's pieces",
+    "cocob": FREE + "; a dict of leaves",
+    "dog": FREE + "; a dict of leaves",
+    "dowg": FREE + "; a dict of leaves",
+    "dadapt_adamw": FREE,
+    "prodigy": (
+        "trajectory against prodigyopt and Optax, rtol 1e-9, float64, 4 problems, "
+        "120 steps (rounding is amplified later: measured); float32 minima; "
+        "no second compilation (`test_optim_paramfree`)"
+    ),
+    "mechanize": (
+        "trajectory against Optax with adam, sgd and lion inside, rtol 1e-9, float64, "
+        "50 steps (chaotic later: measured); float32 minima (`test_optim_paramfree`)"
+    ),
 }
 
 
@@ -94,3 +120,9 @@ def test_the_readme_lists_every_algorithm_with_its_reference_and_defaults():
 
 def test_the_readme_counts_the_algorithms():
     assert f"{len(ds.optim.available())} algorithms" in README.read_text()
+
+
+def test_the_reference_pages_document_every_algorithm():
+    page = (README.parent / "docs" / "reference" / "optim.md").read_text()
+    documented = set(re.findall(r"^ {8}- (\w+)$", page, flags=re.M))
+    assert set(ds.optim.names()) <= documented

@@ -300,16 +300,21 @@ def test_a_prefix_of_the_params_structure_masks_whole_subtrees():
         np.testing.assert_array_equal(a, b)
 
 
+# Their reference has no mask and their weight decay is not a per-leaf term alone: it
+# enters a step size computed from all the leaves together (Mechanic's learned scale,
+# MoMo's Polyak-type step, D-Adaptation's distance estimate), so a mask would define a
+# new algorithm with nothing to test it against.
+NO_MASK = {"mechanize", "momo", "momo_adam", "dadapt_adamw"}
+
+
 def test_every_optimizer_with_a_weight_decay_takes_a_mask():
     listed = {row["name"]: row for row in ds.optim.available()}
     with_decay = {name for name, row in listed.items() if "weight_decay" in row["hyperparams"]}
-    assert with_decay == {
-        "sgd", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
-        "nadam", "radam", "asgd", "lion", "adafactor", "muon", "ademamix",
-        "simplified_ademamix", "madgrad",
-    }  # fmt: skip
+    assert {"sgd", "adamw", "lion", "adafactor", "lamb", "schedule_free_adamw"} <= with_decay
+    assert with_decay >= NO_MASK
     for name, row in listed.items():
-        assert ("weight_decay_mask" in row["leaf_settings"]) == (name in with_decay), name
+        takes_mask = "weight_decay_mask" in row["leaf_settings"]
+        assert takes_mask == (name in with_decay - NO_MASK), name
     for transform in (add_weight_decay, decoupled_weight_decay):
         assert "weight_decay_mask" in inspect.signature(transform).parameters
     assert listed["adamw"]["leaf_settings"] == {"weight_decay_mask": None}

@@ -49,10 +49,39 @@ ALGORITHMS = {
         # read params, grads, momentum buffer; write params, momentum buffer
         "arrays": 5,
     },
+    "LAMB": {
+        "descend": ("lamb", {"lr": 1e-3}),
+        "torch": None,  # PyTorch has no LAMB; Optax's is the reference
+        "optax": lambda optax: optax.lamb(1e-3),
+        # read params, grads, two moments; write params, two moments (and two norms)
+        "arrays": 7,
+    },
+    "Lion": {
+        "descend": ("lion", {"lr": 1e-4}),
+        "torch": None,  # PyTorch has no Lion; Optax's is the reference
+        "optax": lambda optax: optax.lion(1e-4),
+        # read params, grads, momentum; write params, momentum
+        "arrays": 5,
+    },
+    "Prodigy": {
+        "descend": ("prodigy", {"lr": 1.0}),
+        "torch": ("prodigyopt", "Prodigy", {"lr": 1.0}, ("default",)),
+        # Optax's always corrects the bias (descend's use_bias_correction=True)
+        "optax": lambda optax: optax.contrib.prodigy(1.0),
+        # read params, grads, two moments, s, the start; write params, two moments, s
+        "arrays": 10,
+    },
+    "Schedule-free AdamW": {
+        "descend": ("schedule_free_adamw", {"lr": 2.5e-3}),
+        "torch": ("schedulefree", "AdamWScheduleFree", {"lr": 2.5e-3}, ("default",)),
+        "optax": lambda optax: optax.contrib.schedule_free_adamw(2.5e-3),
+        # read params (y), grads, z, second moment; write params, z, second moment
+        "arrays": 7,
+    },
 }
 
 
-@row(5, "step", "Optimizer step: Adam and SGD-momentum on many float32 parameters")
+@row(5, "step", "Optimizer step: Adam, SGD-momentum, LAMB, Lion, Prodigy, schedule-free AdamW")
 def run(settings: Settings) -> RowResult:
     n_params, steps = settings.pick(SIZES)
     rng = np.random.default_rng(0)
@@ -96,6 +125,7 @@ def _compare(name, spec, params0, grads0, steps, bandwidth, settings: Settings) 
     import jax.numpy as jnp
 
     import descend
+    from descend.optim.base import distinct_buffers
 
     n_bytes = spec["arrays"] * 4 * params0.size
     columns = [Column("gbps", "GB/s", "{:.1f}")]
@@ -157,7 +187,10 @@ def _compare(name, spec, params0, grads0, steps, bandwidth, settings: Settings) 
                 updates, state = transform.update(grads, state, params)
                 return optax.apply_updates(params, updates), state
 
-            timing, first = jax_stepper(step, transform.init, donate)
+            # Optax's Prodigy keeps the params' own arrays in its state, which XLA
+            # cannot donate twice: the state gets copies of them (at init, untimed).
+            init = distinct_buffers(transform.init)
+            timing, first = jax_stepper(step, init, donate)
             return entry(timing, first, "update + apply_updates under jax.jit")
 
         table.add(settings, tool, measure_optax)

@@ -25,7 +25,7 @@ from descend.training import FitResult, FitState, fit, load, save
 # Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
 _LAZY_MODULES = (
     "functions", "mgh", "multistart", "losses", "models", "data", "checkpoint", "plot",
-    "sklearn", "distributed",
+    "sklearn", "distributed", "callbacks",
 )  # fmt: skip
 # The race lives with the pictures (matplotlib), loaded on first use as well.
 _LAZY_NAMES = {

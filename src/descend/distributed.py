@@ -108,6 +108,8 @@ def initialize(
     timeout:
         Seconds to wait for all processes to connect (default 300).
 
+    Notes
+    -----
     When none of the three is given, here or in the environment, JAX's cluster
     detection (SLURM, Open MPI, Kubernetes, cloud TPUs) supplies them.
 

@@ -168,6 +168,8 @@ class MinimizeResult:
         Number of gradient evaluations (the line searches of ``gd()`` and of the bounded
         L-BFGS evaluate values only).
 
+    Notes
+    -----
     SciPy's names answer too: ``success`` (``converged``), ``message`` (``reason``),
     ``nit`` (``n_iter``), ``nfev`` (``n_fev``), ``njev`` (``n_jev``), ``jac``
     (``grad``), and ``status`` compares equal to SciPy's integer code.
@@ -993,7 +995,7 @@ def _result(
 
 def _gradient_evaluations(outcome, optimizer: Optimizer) -> int:
     """Evaluations that computed the gradient: all but the value-only line-search trials."""
-    if optimizer.name == "lbfgs" and optimizer.hyperparams.get("line_search_fn") == "strong_wolfe":
+    if optimizer.evaluations_with_gradient:
         return int(outcome.n_fev)
     return int(outcome.n_iter) + 1 + int(outcome.n_bisections)
 

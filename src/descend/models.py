@@ -335,12 +335,16 @@ def mlp(
         ``"regression"`` (loss ``"mse"``), ``"binary"`` (one logit, ``"bce_with_logits"``)
         or ``"multiclass"`` (``n_outputs`` logits, ``"cross_entropy"``).
 
+    Notes
+    -----
     Params are a list of layer dicts ``{"w": (fan_in, fan_out), "b": (fan_out,)}``. Weights
     start He-uniform, :math:`U(\pm\sqrt{6/\text{fan\_in}})`, in layers followed by relu,
     gelu or silu, Glorot-uniform :math:`U(\pm\sqrt{6/(\text{fan\_in}+\text{fan\_out})})`
     otherwise (tanh, sigmoid, the output layer); biases start at zero (He et al., 2015;
     Glorot & Bengio, 2010).
 
+    Examples
+    --------
     >>> from descend import models
     >>> params = models.mlp(hidden=(8,)).init(0, 3)
     >>> [layer["w"].shape for layer in params]

@@ -161,6 +161,11 @@ def add_parsers(commands) -> None:
         "given; --epochs counts the epochs already trained)",
     )  # fmt: skip
     train.add_argument("--plot", metavar="PATH.png", help="draw the loss curves")
+    train.add_argument(
+        "--log-dir", metavar="DIR",
+        help="write each epoch's numbers to DIR/history.csv and as TensorBoard events in "
+        "DIR (tensorboard --logdir DIR; needs tensorboardX); with --resume the CSV goes on",
+    )  # fmt: skip
     several = train.add_argument_group(
         "several processes (each trains on its own FILE; one model, saved by process 0)"
     )
@@ -440,7 +445,7 @@ def _train(args: argparse.Namespace) -> int:
         standardize=not args.no_standardize, tol=args.tol, patience=args.patience or None,
         min_delta=args.min_delta, l2=args.l2,
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
-        nan_policy=args.nan_policy, sample_weight=weights,
+        nan_policy=args.nan_policy, sample_weight=weights, callbacks=_loggers(args),
     )  # fmt: skip
     seconds = time.perf_counter() - began
     if args.save:
@@ -454,6 +459,8 @@ def _train(args: argparse.Namespace) -> int:
         summary["saved"] = str(args.save)
     if args.plot and distributed.is_first_process():
         summary["plot"] = summary_plot
+    if args.log_dir:
+        summary["log_dir"] = str(args.log_dir)
     if args.json:
         print_json({**summary, "history": result.history})
     else:
@@ -492,7 +499,26 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  saved to {summary['saved']}")
     if "plot" in summary:
         lines.append(f"  plot saved to {summary['plot']}")
+    if "log_dir" in summary:
+        lines.append(f"  logs written to {summary['log_dir']}")
     return lines
+
+
+def _loggers(args: argparse.Namespace) -> list:
+    """``--log-dir``: a CSV log and TensorBoard events (one process writes them); without
+    tensorboardX, a warning and the CSV alone."""
+    from descend import callbacks, distributed
+    from descend.errors import warn
+
+    if not args.log_dir or not distributed.is_first_process():
+        return []
+    folder = Path(args.log_dir)
+    loggers: list = [callbacks.CSVLogger(folder / "history.csv", append=bool(args.resume))]
+    try:
+        loggers.append(callbacks.TensorBoard(folder))
+    except InputError as error:
+        warn(f"{error}; --log-dir writes {folder / 'history.csv'} only")
+    return loggers
 
 
 def predict_command(args: argparse.Namespace) -> int:

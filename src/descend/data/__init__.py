@@ -54,6 +54,7 @@ __all__ = [
     "dataset_names",
     "load",
     "load_dataset",
+    "target_column",
     "train_validation_split",
 ]
 
@@ -172,6 +173,30 @@ def load(
     )  # fmt: skip
     y = y.astype(np.int32) if classes is not None else y.astype(dtype)
     return Dataset(X.astype(dtype), y, encoding, delimiter=table.delimiter)
+
+
+def target_column(table: Any, target: str, task: str) -> np.ndarray:
+    """The column ``target`` of a :class:`~descend.data.tables.Table` read as
+    :func:`load` reads a target: floats for ``task="regression"``, the labels as written
+    (ints, floats, booleans or text, as ``classes`` hold them) for
+    ``"classification"``. A :class:`~descend.errors.DataError` names a column that is
+    not there (with the closest name) and the first row with a missing target."""
+    names = table.names
+    if target not in names:
+        raise DataError(
+            f"target column {target!r} is not in {table.origin}{suggest(target, names)} "
+            f"({table.listing()}){table.delimiter_hint()}"
+        )
+    values, classes = _target(table, target, "auto", task)
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.flatnonzero(~np.isfinite(values))
+    if len(missing):
+        raise DataError(
+            f"the target {target!r} of {table.origin} is missing at {table.row(missing[0])}"
+            f"{f' and {len(missing) - 1} more rows' if len(missing) > 1 else ''}; fill or "
+            "drop those rows"
+        )
+    return values if classes is None else np.asarray(classes)[values.astype(np.intp)]
 
 
 def _check_features(table, features, target, categorical) -> list[str]:

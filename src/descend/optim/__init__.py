@@ -2,8 +2,9 @@
 
 Every algorithm is a function that takes its hyperparameters and returns an
 :class:`Optimizer`. Names, hyperparameter names, defaults and update formulas follow
-``torch.optim`` where PyTorch has the algorithm, and Optax where it does not (Lion,
-AdaBelief).
+``torch.optim`` where PyTorch has the algorithm, and otherwise Optax (``optax``,
+``optax.contrib``) or the authors' PyTorch package (``schedulefree``, ``prodigyopt``);
+:data:`REFERENCES` names the one each equals.
 
 - :mod:`~descend.optim.sgd`: ``gd``, ``sgd``, ``momentum``
 - :mod:`~descend.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adadelta``
@@ -24,6 +25,20 @@ AdaBelief).
   (as Optax)
 - :mod:`~descend.optim.orthogonalized`: ``muon_optax`` (Optax's Muon, with Adam for the
   leaves that are not matrices)
+- :mod:`~descend.optim.polyak`: ``polyak_sgd`` (Polyak's step, from the loss value)
+- :mod:`~descend.optim.momentum_models`: ``momo``, ``momo_adam`` (momentum with a Polyak-type
+  step from the loss value)
+- :mod:`~descend.optim.probes`: ``sophia``, ``sam`` (steps that evaluate the objective
+  again: a Hessian-vector product, an adversarial gradient)
+- :mod:`~descend.optim.layerwise`: ``lamb``, ``lars``, ``fromage`` (as Optax: trust
+  ratios per leaf)
+- :mod:`~descend.optim.low_memory`: ``novograd``, ``sm3`` (as Optax: less state than
+  Adam)
+- :mod:`~descend.optim.parameter_free`: ``cocob``, ``dog``, ``dowg`` (no learning rate
+  to tune, as ``optax.contrib``)
+- :mod:`~descend.optim.mechanic`: ``mechanize``, which learns another optimizer's step size
+- :mod:`~descend.optim.d_adaptation`: ``dadapt_adamw``, ``prodigy`` (as ``prodigyopt``
+  and ``optax.contrib``)
 - :mod:`~descend.optim.schedules`: learning-rate schedules usable as ``lr=``, and
   ``reduce_on_plateau``
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
@@ -33,10 +48,12 @@ AdaBelief).
   optimizer) and ``Optimizer.as_optax()`` (any optimizer as an Optax transformation)
 
 Weight-decay masks. Every optimizer with a ``weight_decay`` (:func:`available` lists
-``weight_decay_mask`` among its ``leaf_settings``) and the transforms
+``weight_decay_mask`` among its ``leaf_settings``; all but ``mechanize``, ``momo``,
+``momo_adam`` and ``dadapt_adamw``, whose decay enters a step size computed from all
+the leaves) and the transforms
 ``add_weight_decay`` and ``decoupled_weight_decay`` take ``weight_decay_mask``, which
-chooses the leaves of the params that are decayed
-(``True``) and those left alone (``False``); the default ``None`` decays all. It is
+chooses the leaves of the params that are decayed (``True``) and those left alone
+(``False``); the default ``None`` decays all. It is
 Optax's ``mask=`` (``optax.adamw(..., mask=...)``, ``optax.add_decayed_weights(mask=...)``,
 ``optax.adadelta(weight_decay_mask=...)``); PyTorch gives the other leaves a parameter
 group with ``weight_decay=0``. It is one of:
@@ -56,6 +73,10 @@ mask is a hyperparameter: it shows in ``repr``, and optimizers with different ma
 never compare equal nor share a compiled program. ``"weights"`` and pytree masks are
 stored in checkpoints; a function is not (load such a checkpoint with
 ``load(path, optimizer=...)``).
+
+LARS's ``trust_ratio_mask`` (the leaves whose step its trust ratio scales) takes the
+same forms; of its forms, checkpoints store ``None``, ``True`` / ``False`` and
+``"weights"``.
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -86,13 +107,21 @@ from descend.optim.base import (
 )
 from descend.optim.classic import asgd, rprop
 from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
+from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
 from descend.optim.interop import from_optax
+from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
+from descend.optim.low_memory import novograd, sm3
 from descend.optim.matrix import adafactor, muon
+from descend.optim.mechanic import mechanize
+from descend.optim.momentum_models import momo, momo_adam
 from descend.optim.optimistic import optimistic_adam, optimistic_gradient_descent
 from descend.optim.orthogonalized import muon_optax
+from descend.optim.parameter_free import cocob, dog, dowg
+from descend.optim.polyak import polyak_sgd
+from descend.optim.probes import normalize, sam, sophia
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.sgd_variants import noisy_sgd, sign_sgd, signum
@@ -140,6 +169,22 @@ _ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
     "adamaxw": adamaxw,
     "nadamw": nadamw,
     "yogi": yogi,
+    "polyak_sgd": polyak_sgd,
+    "momo": momo,
+    "momo_adam": momo_adam,
+    "sophia": sophia,
+    "sam": sam,
+    "lamb": lamb,
+    "lars": lars,
+    "fromage": fromage,
+    "novograd": novograd,
+    "sm3": sm3,
+    "cocob": cocob,
+    "dadapt_adamw": dadapt_adamw,
+    "dog": dog,
+    "dowg": dowg,
+    "mechanize": mechanize,
+    "prodigy": prodigy,
 }
 
 
@@ -180,6 +225,22 @@ REFERENCES: dict[str, str] = {
     "adamaxw": "optax.adamaxw",
     "nadamw": "optax.nadamw",
     "yogi": "optax.yogi",
+    "polyak_sgd": "optax.polyak_sgd",
+    "momo": "optax.contrib.momo",
+    "momo_adam": "optax.contrib.momo_adam",
+    "sophia": "optax.contrib.sophia (Hutchinson estimator)",
+    "sam": "optax.contrib.sam (opaque mode)",
+    "cocob": "optax.contrib.cocob",
+    "dog": "optax.contrib.dog",
+    "dowg": "optax.contrib.dowg",
+    "dadapt_adamw": "optax.contrib.dadapt_adamw",
+    "prodigy": "prodigyopt.Prodigy (optax.contrib.prodigy: use_bias_correction=True)",
+    "mechanize": "optax.contrib.mechanize",
+    "lamb": "optax.lamb",
+    "lars": "optax.lars",
+    "fromage": "optax.fromage",
+    "novograd": "optax.novograd",
+    "sm3": "optax.sm3",
 }
 
 
@@ -230,7 +291,7 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 # Settings of which leaves a hyperparameter applies to, not hyperparameters of the
 # algorithm: listed apart by available(), so that "hyperparams" keeps the names and
 # defaults of torch.optim (or Optax).
-_LEAF_SETTINGS = ("weight_decay_mask",)
+_LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
 
 
 def brief(optimizer: Optimizer) -> str:
@@ -256,7 +317,10 @@ def brief(optimizer: Optimizer) -> str:
 
 # Optimizers built around another (its ``optimizer`` hyperparameter), by name: what
 # rebuilds them around a changed or reloaded inner optimizer.
-WRAPPERS = {"reduce_on_plateau": reduce_on_plateau}
+WRAPPERS: dict[str, Callable[..., Optimizer]] = {
+    "reduce_on_plateau": reduce_on_plateau,
+    "mechanize": mechanize,
+}
 
 
 # An optimizer's own stopping tolerances (torch's LBFGS has two).
@@ -330,32 +394,47 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "cocob",
+    "dadapt_adamw",
     "decoupled_weight_decay",
+    "dog",
+    "dowg",
     "eval_point",
     "from_optax",
+    "fromage",
     "gd",
     "get",
+    "lamb",
+    "lars",
     "lbfgs",
     "lion",
     "lr_at",
     "lr_of",
     "madgrad",
+    "mechanize",
     "momentum",
+    "momo",
+    "momo_adam",
     "muon",
     "muon_optax",
     "nadam",
     "nadamw",
     "names",
     "noisy_sgd",
+    "normalize",
+    "novograd",
     "observe",
     "optimistic_adam",
     "optimistic_gradient_descent",
     "partition",
+    "polyak_sgd",
+    "prodigy",
     "radam",
     "reduce_on_plateau",
     "register",
     "rmsprop",
     "rprop",
+    "sam",
     "schedule_free_adamw",
     "schedule_free_sgd",
     "schedules",
@@ -363,6 +442,8 @@ __all__ = [
     "sign_sgd",
     "signum",
     "simplified_ademamix",
+    "sm3",
+    "sophia",
     "train_point",
     "transforms",
     "watch_epochs",

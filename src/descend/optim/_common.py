@@ -150,6 +150,7 @@ def with_decay_mask(optimizer: Optimizer, mask: DecayMask) -> Optimizer:
         complex_params=optimizer.complex_params,
         eval_params=optimizer.eval_params,
         train_params=optimizer.train_params,
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )
 
 

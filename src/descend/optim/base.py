@@ -70,7 +70,8 @@ class Optimizer:
         True when ``step`` must be given ``value`` and ``value_fn`` (line searches).
     evaluations:
         Optional ``evaluations(state) -> int``: how many objective evaluations the
-        algorithm made inside its steps (line-search trials), for result reporting.
+        algorithm made inside its steps (line-search trials, SAM's adversarial
+        gradients), for result reporting (``minimize``'s ``n_fev``).
     eval_params:
         Optional ``eval_params(params, state) -> params``: the point to evaluate,
         predict with and save, when it is not the point the steps hold. The training
@@ -83,6 +84,11 @@ class Optimizer:
         (``optimizer.train()``): the training point from a saved evaluation point and
         the state, to continue training. Given exactly when ``eval_params`` is. Use
         :func:`train_point`.
+    evaluations_with_gradient:
+        True when each of those evaluations also computed the gradient (L-BFGS's
+        strong-Wolfe trials, SAM's adversarial points, Sophia's Hessian-vector
+        products), so that ``minimize`` counts them in ``n_jev`` too; False (default)
+        for evaluations of the value alone (backtracking searches).
     complex_params:
         ``"pairs"`` (default): a complex leaf :math:`x + iy` is stepped as the real
         pair :math:`(x, y)` with the gradient :math:`(\partial f/\partial x,
@@ -118,6 +124,7 @@ class Optimizer:
     complex_params: str = "pairs"
     eval_params: Callable[[PyTree, State], PyTree] | None = None
     train_params: Callable[[PyTree, State], PyTree] | None = None
+    evaluations_with_gradient: bool = False
 
     def __post_init__(self) -> None:
         if (self.eval_params is None) != (self.train_params is None):
@@ -137,7 +144,7 @@ class Optimizer:
                 "complex_params must be 'pairs', 'refuse' or 'members', got "
                 f"{self.complex_params!r}"
             )
-        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "init", distinct_buffers(init))
         object.__setattr__(self, "step", EagerStep(step, self))
         if (
             self.eval_params is not None
@@ -170,6 +177,7 @@ class Optimizer:
             _value_key(self.evaluations, visiting),
             _value_key(self.eval_params, visiting),
             _value_key(self.train_params, visiting),
+            self.evaluations_with_gradient,
         )
 
     @functools.cached_property
@@ -211,6 +219,33 @@ class _Identity:
 
     def __hash__(self) -> int:
         return id(self.value)
+
+
+def distinct_buffers(init: Callable[[PyTree], State]) -> Callable[[PyTree], State]:
+    """``init`` whose state holds no array of the params nor the same array twice.
+
+    Many states start from the params (Prodigy's and DoG's starting point, gd's last
+    point) or from one zero scalar used for two fields. Sharing is harmless until a user
+    donates the params and the state to a jitted step (``donate_argnums``), which XLA
+    refuses for a buffer passed twice. Shared arrays are copied once, at ``init``; a
+    state built under a trace is left as it is.
+    """
+
+    def fresh_state(params: PyTree) -> State:
+        state = init(params)
+        seen = {id(leaf) for leaf in jax.tree.leaves(params)}
+
+        def own(leaf: Any) -> Any:
+            if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+                return leaf
+            if id(leaf) in seen:
+                return jnp.copy(leaf)
+            seen.add(id(leaf))
+            return leaf
+
+        return jax.tree.map(own, state)
+
+    return fresh_state
 
 
 def _value_key(value: Any, visiting: frozenset[int]) -> Hashable:

@@ -218,6 +218,32 @@ def infinity_moment(exp_inf: PyTree, grads: PyTree, beta: float, eps: float) -> 
     return jax.tree.map(lambda u, g: jnp.maximum(u * beta, jnp.abs(g) + eps), exp_inf, grads)
 
 
+# ------------------------------------------------------------- sums over all the leaves
+
+
+def tree_total(values: PyTree) -> jax.Array:
+    """The sum of per-leaf scalars, left to right from 0, as ``optax.tree.sum`` adds them."""
+    total = 0
+    for value in jax.tree.leaves(values):
+        total = total + value
+    return jnp.asarray(total)
+
+
+def squared_norm(tree: PyTree) -> jax.Array:
+    """``||x||^2`` over all leaves together, summed as ``optax.tree.norm(squared=True)``."""
+    return tree_total(jax.tree.map(lambda x: jnp.sum(jnp.square(x)), tree))
+
+
+def abs_sum(tree: PyTree) -> jax.Array:
+    """``||x||_1`` over all leaves together (the sum of every entry's magnitude)."""
+    return tree_total(jax.tree.map(lambda x: jnp.sum(jnp.abs(x)), tree))
+
+
+def inner_product(a: PyTree, b: PyTree) -> jax.Array:
+    """``<a, b>`` over all leaves together (real leaves), in each leaf's dtype."""
+    return tree_total(jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b))
+
+
 # ------------------------------------------------------------------ forming the update
 
 

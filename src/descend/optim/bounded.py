@@ -175,6 +175,7 @@ def projected(optimizer: Optimizer, box: Box) -> Optimizer:
         complex_params="refuse",
         eval_params=optimizer.eval_params,
         train_params=optimizer.train_params,
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )
 
 

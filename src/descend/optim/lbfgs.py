@@ -252,6 +252,8 @@ def lbfgs(
         hyperparams,
         needs_value_fn=searching,
         evaluations=lambda state: state.n_evals,
+        # the strong-Wolfe search evaluates the value and the gradient at each trial
+        evaluations_with_gradient=searching,
     )
 
 

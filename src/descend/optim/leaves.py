@@ -148,13 +148,14 @@ def _is_flag(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def decayed_leaves(mask: Any, params: PyTree) -> PyTree:
+def decayed_leaves(mask: Any, params: PyTree, *, name: str = "weight_decay_mask") -> PyTree:
     """``True`` for each leaf of ``params`` that weight decay applies to, in their structure.
 
     ``mask`` is ``None`` (every leaf), ``True`` / ``False`` (every leaf / none),
     ``"weights"`` (the leaves whose path ends in ``w``: the weights of
     :mod:`descend.models`, not their biases ``b``), or a setting of :func:`per_leaf`
-    with booleans (Optax's ``mask``).
+    with booleans (Optax's ``mask``). ``name`` words the errors, for the masks of other
+    per-leaf steps (LARS's ``trust_ratio_mask``).
     """
     pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
     if mask is None or isinstance(mask, bool):
@@ -163,12 +164,10 @@ def decayed_leaves(mask: Any, params: PyTree) -> PyTree:
         flags = [bool(path) and _key_name(path[-1]) == "w" for path, _ in pairs]
         if pairs and not any(flags):
             raise InputError(
-                f"weight_decay_mask='weights' decays the leaves named 'w' (the weights of "
+                f"{name}='weights' selects the leaves named 'w' (the weights of "
                 f"descend's models), but no leaf of these params is: {_listed_paths(pairs)}. "
                 "Give a pytree of True / False, or a function mask(path, leaf) -> bool"
             )
     else:
-        flags = per_leaf(
-            mask, params, name="weight_decay_mask", valid=_is_flag, expected="True or False"
-        )
+        flags = per_leaf(mask, params, name=name, valid=_is_flag, expected="True or False")
     return jax.tree.unflatten(treedef, [bool(flag) for flag in flags])

@@ -809,4 +809,5 @@ def reduce_on_plateau(
         else (lambda state: inner_evaluations(state.inner)),
         complex_params=optimizer.complex_params,
         **inner_points(optimizer, lambda state: state.inner),
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )

@@ -366,6 +366,7 @@ def chain(*parts: Any) -> Optimizer:
         # gradient pairs, and the optimizer only real arrays.
         complex_params=optimizer.complex_params,
         **inner_points(optimizer, lambda state: state.optimizer),
+        evaluations_with_gradient=optimizer.evaluations_with_gradient,
     )
 
 

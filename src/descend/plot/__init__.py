@@ -294,6 +294,8 @@ def animate(
     dpi, size:
         Resolution and size in inches (default 80 and 6.4 x 5.2).
 
+    Notes
+    -----
     Returns the Figure as in its last frame. The file is complete or absent: it is
     written under a temporary name, then renamed.
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from descend import callbacks as callback_objects
 from descend import engine, errors, metrics, optim, rules
 from descend._tree import PyTree
 from descend.engine import Status, status
@@ -30,6 +31,7 @@ from descend.optim.schedules import PlateauState
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import Prepared
 from descend.training.result import BestEpoch, FitResult, FitState
+from descend.training.saving import save
 from descend.training.sources import ChunkSource, InMemory, on_device
 from descend.training.spec import FitSpec
 
@@ -186,9 +188,19 @@ class Epochs:
     def intact(self) -> bool:
         return True  # the state is replaced only once an epoch completed
 
-    def callback(self, user_callback: Callable[[int, dict], Any]) -> Callable[[], Any]:
-        """A ``callback(epoch, history)`` as the engine calls it (no arguments)."""
+    def callback(self, user_callback: Any) -> Callable[[], Any]:
+        """A ``callback(epoch, history)``, or an object's ``on_epoch_end(epoch, logs)``
+        (:mod:`descend.callbacks`), as the engine calls it (no arguments)."""
+        if callback_objects.has_hooks(user_callback):
+            hook = getattr(user_callback, "on_epoch_end", None)
+            if not callable(hook):
+                return lambda: None
+            return lambda: hook(self.epoch, self.logs())
         return lambda: user_callback(self.epoch, _as_arrays(self.history))
+
+    def logs(self) -> dict[str, float]:
+        """The last epoch's numbers by the history's names (Keras's ``logs``)."""
+        return {key: values[-1] for key, values in self.history.items() if key != "epoch"}
 
     # ------------------------------------------------------------ an epoch
 
@@ -572,22 +584,52 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
         table = placement.agree([float(stop), float(interrupted)])
         return bool(table[:, 0].max() > 0), bool(table[:, 1].max() > 0)
 
+    def finished(stop: Status) -> FitResult:
+        result = epochs.result(stop)
+        if layout is None:
+            return result
+
+        def joined(params):
+            return pairs.from_pairs_on_host(layout.like(), params)
+
+        return dataclasses.replace(
+            result, params=joined(result.params), best=_best_as(joined, result.best)
+        )
+
+    def saving(checkpoint: callback_objects.Checkpoint) -> Callable[[], None]:
+        def save_now() -> None:  # the run as it stands, which resume= continues
+            if checkpoint.due(epochs.epoch):
+                running = finished(Status.RUNNING)
+                reason = f"still training: saved after epoch {epochs.epoch}"
+                save(checkpoint.path, dataclasses.replace(running, reason=reason))
+
+        return save_now
+
+    hooked = [c for c in spec.callbacks if callback_objects.has_hooks(c)]
+    _call_hooks(hooked, "on_train_begin", {})
     stop = engine.run(
         epochs,
-        callbacks=[epochs.callback(callback) for callback in spec.callbacks],
+        callbacks=[
+            saving(c) if isinstance(c, callback_objects.Checkpoint) else epochs.callback(c)
+            for c in spec.callbacks
+        ],
         progress=progress,
         agree=None if placement is None else agree,
     )
-    result = epochs.result(stop)
-    if layout is None:
-        return result
+    result = finished(stop)
+    for checkpoint in hooked:
+        if isinstance(checkpoint, callback_objects.Checkpoint):
+            save(checkpoint.path, result)  # the file descend.save(path, result) writes
+    _call_hooks(hooked, "on_train_end", epochs.logs())
+    return result
 
-    def joined(params):
-        return pairs.from_pairs_on_host(layout.like(), params)
 
-    return dataclasses.replace(
-        result, params=joined(result.params), best=_best_as(joined, result.best)
-    )
+def _call_hooks(objects: list, hook: str, logs: dict[str, float]) -> None:
+    """``hook(logs)`` of each callback object that has it (their return values unused)."""
+    for callback in objects:
+        method = getattr(callback, hook, None)
+        if callable(method):
+            method(dict(logs))
 
 
 def _at_training_point(optimizer: optim.Optimizer, state: FitState) -> FitState:

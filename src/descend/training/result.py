@@ -227,27 +227,67 @@ class FitResult:
         labels, as ``predict`` returns them; labels it was not trained on are a
         :class:`~descend.errors.DataError`, never a silent 0.
         """
+        y, predictions = self._targets_and_predictions(X, y, "score")
+        if self.model.task == "regression":
+            return float(metrics.r2(y, predictions))
+        return float(metrics.accuracy(y, predictions))
+
+    def evaluate(self, X: Any, y: Any = None) -> dict[str, Any]:
+        """The model's metrics on ``(X, y)``, by scikit-learn's functions when installed.
+
+        A classifier: ``accuracy``, ``precision``, ``recall``, ``f1`` (of the class
+        ``classes[1]`` for two classes, ``average="binary"``; else the mean over the
+        labels, ``average="macro"``), ``roc_auc`` (one class against the rest for more
+        than two, macro-averaged; NaN when ``y`` lacks a class), ``log_loss`` and
+        ``confusion_matrix`` (rows the true ``labels``, columns the predicted ones); see
+        :func:`descend.metrics.classification_report`. A regression: ``r2``, ``mae``
+        and ``rmse`` in the targets' units, averaged over the outputs
+        (:func:`descend.metrics.regression_report`). Both also give ``task``,
+        ``n_samples`` and ``computed_by`` (``"scikit-learn"``, or ``"numpy"`` without
+        it: the same definitions).
+
+        ``X, y`` as for :meth:`score`: ``y`` holds labels as ``predict`` returns them
+        (or is left out for a :class:`~descend.data.Dataset`); labels the model was not
+        trained on, or a number of rows or features other than the model's, are a
+        :class:`~descend.errors.DataError`.
+
+        >>> import numpy as np, descend as ds
+        >>> X = np.arange(20.0).reshape(10, 2); y = X.sum(axis=1)
+        >>> result = ds.fit("linear", X, y, batch_size=None, epochs=200, verbose=0)
+        >>> report = result.evaluate(X, y)
+        >>> sorted(report), report["r2"] > 0.99
+        (['computed_by', 'mae', 'n_samples', 'r2', 'rmse', 'task'], True)
+        """
+        y, predictions = self._targets_and_predictions(X, y, "evaluate")
+        if self.model.task == "regression":
+            return metrics.regression_report(y, predictions)
+        proba = self.predict_proba(X)
+        return metrics.classification_report(y, predictions, proba, self.classes)
+
+    def _targets_and_predictions(self, X: Any, y: Any, method: str) -> tuple[Any, np.ndarray]:
+        """``y`` checked (floats for a regression, known labels for a classifier) and the
+        model's predictions for ``X``."""
         from descend.data import Dataset
 
         if y is None:
             if not isinstance(X, Dataset):
-                raise DataError("score(X, y) needs the targets y (or a Dataset as X)")
+                raise DataError(f"{method}(X, y) needs the targets y (or a Dataset as X)")
             y = X.y if X.classes is None else np.asarray(X.classes)[np.asarray(X.y, dtype=int)]
         predictions = self.predict(X)
         y = np.asarray(y)
         if len(y) != len(predictions):
             raise DataError(f"X has {len(predictions)} samples but y has {len(y)}")
         if self.model.task == "regression":
-            return float(metrics.r2(float_targets(y), predictions))
+            return float_targets(y), predictions
         unknown = ~np.isin(y, np.asarray(self.classes))
         if unknown.any():
             shown = np.unique(y[unknown]).tolist()[:5]
             raise DataError(
                 f"y has labels the model was not trained on: {shown} (its classes: "
                 f"{np.asarray(self.classes).tolist()[:10]}); pass labels as predict returns "
-                "them (a Dataset's y holds class codes: score(dataset) uses its labels)"
+                f"them (a Dataset's y holds class codes: {method}(dataset) uses its labels)"
             )
-        return float(metrics.accuracy(y, predictions))
+        return y, predictions
 
     @property
     def converged(self) -> bool:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from descend import callbacks as callback_objects
 from descend import distributed, losses, models, optim
 from descend._tree import PyTree
 from descend.errors import (
@@ -124,7 +125,7 @@ class FitSpec:
     patience: int | None
     min_delta: float
     restore_best: bool
-    callbacks: tuple[Callable[[int, dict], Any], ...]
+    callbacks: tuple[Any, ...]  # functions callback(epoch, history) and hook objects
     verbose: int
     dtype: str
     target: str | None
@@ -148,7 +149,7 @@ class FitSpec:
         options = dict(options)
         resume, init, devices = (options.pop(k) for k in ("resume", "init", "devices"))
         loss, optimizer, lr = (options.pop(k) for k in ("loss", "optimizer", "lr"))
-        callbacks = options.pop("callbacks")
+        callbacks = _early_stopping(callback_objects.check(options.pop("callbacks")), options)
         options = check_all(CONSTRAINTS, options)
         if options["validation_split"] == 0:  # no rows held out, as Keras's default 0.0
             options["validation_split"] = None
@@ -177,7 +178,7 @@ class FitSpec:
         placement = distributed.resolve(devices)
         if isinstance(data["X"], Stream):
             _check_stream(data["X"], options, data, placement)
-        options["callbacks"] = _callbacks(callbacks)
+        options["callbacks"] = callbacks
         if options["features"] is not None:
             options["features"] = tuple(options["features"])
         if options["method"] is not None:
@@ -398,21 +399,25 @@ def _batch_size_of_method(method: str, batch_size: int | None) -> int | None:
     return batch_size
 
 
-def _callbacks(callbacks: Any) -> tuple:
-    try:
-        callbacks = tuple(callbacks)
-    except TypeError:
-        raise DescendTypeError(
-            f"callbacks must be a list of functions callback(epoch, history), got "
-            f"{type(callbacks).__name__}"
-        ) from None
-    for callback in callbacks:
-        if not callable(callback):
-            raise DescendTypeError(
-                f"each callback must be a function callback(epoch, history), got "
-                f"{type(callback).__name__}"
+def _early_stopping(callbacks: tuple, options: dict[str, Any]) -> tuple:
+    """``callbacks`` without an :class:`~descend.callbacks.EarlyStopping`, whose settings
+    become ``options``' ``patience``, ``min_delta`` and ``restore_best`` (checked then
+    with the others): the object and the keywords are one rule, given one way."""
+    objects = [c for c in callbacks if isinstance(c, callback_objects.EarlyStopping)]
+    if not objects:
+        return callbacks
+    if len(objects) > 1:
+        raise InputError(f"callbacks holds {len(objects)} EarlyStopping objects; give one")
+    (stopping,) = objects
+    defaults = callback_objects.EarlyStopping().settings()
+    for name, value in stopping.settings().items():
+        if options[name] != defaults[name] and options[name] != value:
+            raise InputError(
+                f"early stopping is given twice: {name}={options[name]!r} and {stopping!r}; "
+                f"give the object, or {name}= alone"
             )
-    return callbacks
+        options[name] = value
+    return tuple(c for c in callbacks if c is not stopping)
 
 
 def _check_stream(stream: Any, options: dict, data_arguments: dict, placement) -> None:

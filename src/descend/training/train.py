@@ -51,7 +51,7 @@ def fit(
     min_delta: float = 1e-4,
     l2: float | str | None = None,
     restore_best: bool = True,
-    callbacks: Sequence[Callable[[int, dict], Any]] = (),
+    callbacks: Sequence[Any] | Any = (),
     verbose: int = 1,
     dtype: str | None = None,
     resume: Any = None,
@@ -152,8 +152,13 @@ def fit(
         default): ``"auto"``, or when continuing (``resume=``, ``init=result.state``)
         the strength the run trained with (``FitResult.l2``).
     callbacks:
-        Functions ``callback(epoch, history)`` called after every epoch; returning
-        ``True`` (or raising ``StopIteration``) stops training.
+        A list (or one) of functions ``callback(epoch, history)``, called after every
+        epoch with the epoch (from 1) and the history so far, and objects with Keras's
+        hooks ``on_train_begin(logs)``, ``on_epoch_end(epoch, logs)`` and
+        ``on_train_end(logs)`` (:mod:`descend.callbacks`: ``CSVLogger``,
+        ``TensorBoard``, ``Checkpoint``, ``EarlyStopping``, or your own), called in the
+        list's order. A function or ``on_epoch_end`` returning ``True`` (or raising
+        ``StopIteration``) stops training after that epoch (status ``"callback"``).
     verbose:
         0 silent, 1 a progress bar when stderr is a terminal, 2 one line per epoch.
     dtype:
