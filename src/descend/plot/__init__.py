@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from descend.errors import DescendTypeError, InputError, check_int
-from descend.plot import draw
+from descend.plot import draw, frames
 from descend.plot.target import resolve
 
 Levels = int | Sequence[float]
@@ -100,6 +100,8 @@ def path(
         draw.draw_iterates(ax, scene, check_int("tangents", tangents, minimum=0))
     ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
     ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    if scene.dim == 1:
+        draw.place_labels(ax)
     return fig
 
 
@@ -271,15 +273,25 @@ def animate(
     *,
     path: str | os.PathLike,
     fps: int = 15,
-    max_frames: int = 200,
+    max_frames: int = 150,
     dpi: int = 80,
-    size: tuple[float, float] = (6.4, 5.2),
+    size: tuple[float, float] | None = None,
     bounds: Bounds | None = None,
     levels: Levels = 30,
     log_levels: bool = True,
     title: str | None = None,
+    values: bool = True,
+    verbose: int = 1,
 ) -> Figure:
-    """Draw the paths growing step by step and save the animation.
+    r"""Draw the paths growing step by step, on one clock for every run, and save the animation.
+
+    Frames show iterations spaced evenly in :math:`\log(1 + k)` (see
+    :func:`descend.plot.frames.frame_iterations`): each of the first iterations has its
+    frame and a long run's tail is sampled sparsely, so a 40-step L-BFGS and a
+    3000-step Adam both visibly move. The figure's title counts the iteration; the
+    value panel beside the map draws each run's :math:`f(x_k) - f^*` (:math:`f(x_k)`
+    when the minimum is unknown) up to the current iteration and prints its current
+    value. A run that has finished stays at its last point.
 
     Parameters
     ----------
@@ -288,11 +300,17 @@ def animate(
     path:
         The file: ``.gif`` (written with Pillow) or ``.mp4`` (needs ffmpeg installed).
     fps:
-        Frames per second, >= 1 (default 15).
+        Frames per second, >= 1 (default 15). A GIF holds its last frame 1.5 s.
     max_frames:
-        Long paths are subsampled to at most this many frames, >= 2 (default 200).
+        Most frames, >= 2 (default 150).
     dpi, size:
-        Resolution and size in inches (default 80 and 6.4 x 5.2).
+        Resolution and size in inches (default 80 and 11.2 x 4.4 with the value panel,
+        6.4 x 5.2 without).
+    values:
+        Draw the value panel (default True).
+    verbose:
+        0 silent; 1 (default) a progress bar of the frames on stderr when it is a
+        terminal; 2 one line per frame.
 
     Returns the Figure as in its last frame. The file is complete or absent: it is
     written under a temporary name, then renamed.
@@ -307,59 +325,53 @@ def animate(
     >>> os.path.getsize(gif) > 0
     True
     """
+    from descend.engine.progress import Progress
+
     target_path = Path(path)
     suffix = target_path.suffix.lower()
     fps = check_int("fps", fps)
-    if suffix == ".gif":
-        writer = animation.PillowWriter(fps=fps)
-    elif suffix == ".mp4":
-        if not animation.writers.is_available("ffmpeg"):
-            raise InputError(
-                f"writing {target_path.name!r} needs ffmpeg, which is not installed; "
-                "install it, or give a .gif path"
-            )
-        writer = animation.FFMpegWriter(fps=fps)
-    else:
+    if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+        raise InputError(
+            f"writing {target_path.name!r} needs ffmpeg, which is not installed; "
+            "install it, or give a .gif path"
+        )
+    if suffix not in (".gif", ".mp4"):
         raise InputError(f"animate writes .gif or .mp4 files, got {target_path.name!r}")
     max_frames = check_int("max_frames", max_frames, minimum=2)
+    verbose = check_int("verbose", verbose, minimum=0)
     scene = draw.scene_of(results, f, bounds)
-    fig, ax = draw.new_figure(size)
-    draw.draw_background(ax, scene, levels, log_levels, colorbar=True)
-    ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
-    trails, heads = [], []
-    for i, (label, _) in enumerate(scene.runs):
-        trails.append(
-            ax.plot([], [], "-o", ms=3, color=f"C{i}", label=label, gid=f"path:{label}")[0]
-        )
-        heads.append(ax.plot([], [], "o", ms=8, mec="black", color=f"C{i}")[0])
-    tangent = None
-    if scene.dim == 1 and scene.target is not None:
-        tangent = ax.plot([], [], "--", color="0.4", lw=1.4, label="tangent", gid="tangent")[0]
-    ax.legend(loc="best", fontsize="small", framealpha=0.85)
-    heights = [
-        points[:, 1] if scene.dim == 2 else draw.heights(scene, points, result)
-        for points, (_, result) in zip(scene.paths, scene.runs, strict=True)
-    ]
-    longest = max(len(points) for points in scene.paths)
-    frames = np.unique(np.linspace(0, longest - 1, min(longest, max_frames)).round().astype(int))
-    # Lay the figure out once: frames differ only in the paths, not in the margins.
-    fig.canvas.draw()
-    fig.set_layout_engine("none")
+    movie = frames.build(
+        scene,
+        size=size if size is not None else (11.2, 4.4) if values else (6.4, 5.2),
+        levels=levels,
+        log_levels=log_levels,
+        title=title if title is not None else (scene.target.name if scene.target else ""),
+        max_frames=max_frames,
+        values=bool(values),
+    )
+    movie.fig.set_dpi(dpi)
+    movie.fig.canvas.draw()  # at the file's resolution: the blitted background is its pixels
 
     def write(temporary: str) -> None:
-        with writer.saving(fig, temporary, dpi):
-            for frame in frames:
-                for points, y, trail, head in zip(scene.paths, heights, trails, heads, strict=True):
-                    k = min(frame, len(points) - 1)
-                    trail.set_data(points[: k + 1, 0], y[: k + 1])
-                    head.set_data(points[k : k + 1, 0], y[k : k + 1])
-                if tangent is not None:
-                    x = scene.paths[0][min(frame, len(scene.paths[0]) - 1), 0]
-                    tangent.set_data(*draw.tangent_segment(scene, x)[:2])
-                writer.grab_frame()
+        total = len(movie.frames)
+        with Progress(verbose, unit="frame", total=total) as progress:
+
+            def advance(done: int) -> None:
+                progress.update(done, f"rendering {target_path.name}")
+
+            if suffix == ".gif":
+                images = frames.render(movie, advance)
+                frames.write_gif(images, temporary, fps)
+                return
+            writer = animation.FFMpegWriter(fps=fps)
+            with writer.saving(movie.fig, temporary, dpi):
+                for done, iteration in enumerate(movie.frames, start=1):
+                    movie.update(int(iteration))
+                    writer.grab_frame()
+                    advance(done)
 
     _write_atomically(target_path, write)
-    return fig
+    return movie.fig
 
 
 def save(
