@@ -27,8 +27,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from descend.errors import DescendTypeError, InputError, check_int
-from descend.plot import draw, frames
+from descend.plot import draw, frames, updates
 from descend.plot.target import resolve
+from descend.plot.updates import compare_methods as compare_methods
 
 Levels = int | Sequence[float]
 Bounds = Sequence[tuple[float, float]]
@@ -147,28 +148,47 @@ def function(
     return fig
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "r2": "R²"}
+
+
 def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True) -> Figure:
-    """Training and validation loss per epoch, with learning rate and gradient norm below.
+    """The story of a training run: loss and metric per epoch, training and validation.
+
+    Panels, in reading order (two per row): the loss (training, validation, and the
+    epoch of the best validation loss, which early stopping restores, marked on every
+    panel); the metric the history holds (``accuracy`` or ``r2``, training and
+    ``val_``-prefixed validation); the learning rate, only when it changes during the
+    run (a constant rate is said in the loss panel's title instead); the gradient norm.
 
     Parameters
     ----------
     history:
-        A dict of per-epoch arrays: ``"loss"`` and optionally ``"val_loss"``, ``"lr"``,
+        A dict of per-epoch arrays: ``"loss"`` and optionally ``"val_loss"``,
+        ``"accuracy"`` / ``"r2"`` and ``"val_accuracy"`` / ``"val_r2"``, ``"lr"``,
         ``"grad_norm"``, ``"epoch"`` (the x-axis; default 1, 2, ...), or any object with
-        such a ``.history``. A minimize history (``"value"`` and ``"grad_norm"`` per
-        iteration) is drawn the same way, per iteration.
+        such a ``.history`` (a :class:`~descend.FitResult`). A minimize history
+        (``"value"`` and ``"grad_norm"`` per iteration) is drawn the same way, per
+        iteration.
     ax:
-        Draw only the loss panel into this Axes. Default: a new figure with one more panel
-        for each of ``"lr"`` and ``"grad_norm"`` the history has.
+        Draw only the loss panel into this Axes. Default: a new figure with every panel.
     log_scale:
-        Log y-axes where the values are >= 0 (default True).
+        Log y-axes for the loss, learning rate and gradient norm where the values are
+        >= 0 (default True); the metric is always linear.
+
+    Raises
+    ------
+    DescendTypeError
+        ``history`` is not a dict (nor has one as ``.history``).
+    InputError
+        It has no ``"loss"`` (nor ``"value"``) entry.
 
     Examples
     --------
     >>> from descend import plot
-    >>> fig = plot.loss_curves({"loss": [1.0, 0.5, 0.3], "lr": [0.1, 0.1, 0.01]})
+    >>> fig = plot.loss_curves({"loss": [1.0, 0.5, 0.3], "accuracy": [0.6, 0.8, 0.9],
+    ...                         "lr": [0.1, 0.1, 0.01]})
     >>> [a.get_ylabel() for a in fig.axes]
-    ['loss', 'learning rate']
+    ['loss', 'accuracy', 'learning rate']
     """
     history = getattr(history, "history", history)
     if not isinstance(history, Mapping):
@@ -182,36 +202,67 @@ def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True)
     loss = np.asarray(history[key], dtype=float).ravel()
     unit = "epoch" if key == "loss" else "iteration"
     steps = np.asarray(history.get("epoch", np.arange(loss.size) + (key == "loss")), float)
-    extra = [name for name in ("lr", "grad_norm") if name in history] if ax is None else []
+    metric = next((name for name in METRIC_NAMES if name in history), None)
+    rates = np.asarray(history.get("lr", []), dtype=float).ravel()
+    finite_rates = rates[np.isfinite(rates)]
+    rate_changes = finite_rates.size > 1 and bool(finite_rates.min() < finite_rates.max())
+    panels = ["loss"]
     if ax is None:
-        fig, axes = draw.new_figure((6.4, 3.2 + 1.8 * len(extra)), nrows=1 + len(extra))
+        panels += [metric] if metric else []
+        panels += ["lr"] if rate_changes else []
+        panels += ["grad_norm"] if "grad_norm" in history else []
+        ncols = min(len(panels), 2)
+        nrows = -(-len(panels) // 2)
+        fig, axes = draw.new_figure((5.2 * ncols, 3.4 * nrows), nrows=nrows, ncols=ncols)
         axes = axes if isinstance(axes, list) else [axes]
+        for spare in axes[len(panels) :]:
+            spare.remove()
+        axes = axes[: len(panels)]
     else:
         fig, axes = ax.figure, [ax]
-    loss_ax = axes[0]
-    loss_ax.plot(steps, loss, color="C0", label="train" if key == "loss" else "f(x_k)", gid="loss")
-    curves = [loss]
+    by_name = dict(zip(panels, axes, strict=True))
+    loss_ax = by_name["loss"]
+    label = "train" if key == "loss" else "f(x_k)"
+    loss_ax.plot(steps, loss, color="C0", label=label, gid="loss")
+    curves, best = [loss], None
     if "val_loss" in history:
         val = np.asarray(history["val_loss"], dtype=float).ravel()
         loss_ax.plot(steps[: val.size], val, color="C1", label="validation", gid="val_loss")
         if np.isfinite(val).any():
             best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
-            label = f"best validation ({unit} {steps[best]:g})"
-            loss_ax.plot(steps[best], val[best], "o", color="C1", label=label)
+            loss_ax.plot(steps[best], val[best], "o", color="C1", mec="black", gid="best_val")
         curves.append(val)
     draw.log_if_positive(loss_ax, log_scale, *curves)
     loss_ax.set_ylabel("loss" if key == "loss" else "value")
-    loss_ax.legend(fontsize="small")
+    if rates.size and not rate_changes and ax is None:
+        loss_ax.set_title(f"learning rate {rates[0]:g} throughout", fontsize="small")
+    if metric in by_name:
+        _metric_panel(by_name[metric], history, metric, steps)
     names = {"lr": "learning rate", "grad_norm": "gradient norm"}
-    for panel, name in zip(axes[1:], extra, strict=True):
-        values = np.asarray(history[name], dtype=float).ravel()
-        panel.plot(steps[: values.size], values, color="C2", gid=name)
-        panel.set_ylabel(names[name])
-        draw.log_if_positive(panel, log_scale, values)
+    for name in ("lr", "grad_norm"):
+        if name in by_name:
+            values = np.asarray(history[name], dtype=float).ravel()
+            by_name[name].plot(steps[: values.size], values, color="C2", gid=name)
+            by_name[name].set_ylabel(names[name])
+            draw.log_if_positive(by_name[name], log_scale, values)
     for panel in axes:
+        if best is not None:
+            note = f"best validation loss ({unit} {steps[best]:g})" if panel is loss_ax else None
+            panel.axvline(steps[best], color="0.5", ls=":", lw=1, label=note, gid="best_epoch")
         panel.set_xlabel(unit)
         panel.grid(True, alpha=0.3)
+    loss_ax.legend(fontsize="small")
     return fig
+
+
+def _metric_panel(ax: Axes, history: Mapping, metric: str, steps: np.ndarray) -> None:
+    """Training and validation metric per epoch, on a linear axis (R² may be negative)."""
+    for name, color, label in ((metric, "C0", "train"), (f"val_{metric}", "C1", "validation")):
+        if name in history:
+            values = np.asarray(history[name], dtype=float).ravel()
+            ax.plot(steps[: values.size], values, color=color, label=label, gid=name)
+    ax.set_ylabel(METRIC_NAMES[metric])
+    ax.legend(fontsize="small")
 
 
 def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
@@ -372,6 +423,66 @@ def animate(
 
     _write_atomically(target_path, write)
     return movie.fig
+
+
+def methods(
+    results: Mapping[str, Any],
+    *,
+    ax: Sequence[Axes] | None = None,
+    log_scale: bool = True,
+) -> Figure:
+    """Batch, stochastic and mini-batch gradient descent: each run's loss against the
+    updates it made and against the epochs it took.
+
+    The left panel places each epoch's training loss at the number of updates made so
+    far (log scale: batch descent makes one update an epoch, stochastic one per row);
+    the right panel at the epoch. Per update, batch descent's steps are the surest;
+    per epoch (per pass over the data, the cost of the gradients), stochastic and
+    mini-batch descent get further.
+
+    It takes finished runs, not a model and data, so that it draws any runs the way
+    every other picture draws results (``loss_curves``, ``race``), and training stays
+    where its many options are: :func:`compare_methods` trains the three runs
+    (``descend train --compare-methods`` does both).
+
+    Parameters
+    ----------
+    results:
+        ``{label: FitResult}``, e.g. ``compare_methods(model, X, y)``; any number of
+        runs, each with at least one epoch.
+    ax:
+        A pair ``(updates_ax, epochs_ax)`` to draw into. Default: a new figure with both.
+    log_scale:
+        Log y-axes where the losses are >= 0 (default True).
+
+    Raises
+    ------
+    DescendTypeError
+        ``results`` is not a non-empty dict of :class:`~descend.FitResult`.
+    InputError
+        A run without an epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from descend import plot
+    >>> X = np.random.default_rng(0).normal(size=(64, 2)); y = X @ [1.0, -1.0]
+    >>> runs = plot.compare_methods("linear", X, y, batch_size=8, epochs=3)
+    >>> fig = plot.methods(runs)
+    >>> [a.get_xlabel() for a in fig.axes]
+    ['updates (weight changes)', 'epochs']
+    """
+    runs = updates.check_runs(results)
+    if ax is None:
+        fig, (updates_ax, epochs_ax) = draw.new_figure((11.2, 4.2), ncols=2)
+    elif isinstance(ax, Sequence) and len(ax) == 2:
+        fig, (updates_ax, epochs_ax) = ax[0].figure, ax
+    else:
+        raise DescendTypeError(
+            f"ax must be a pair (updates_ax, epochs_ax), got {type(ax).__name__}"
+        )
+    updates.draw_methods(updates_ax, epochs_ax, runs, log_scale)
+    return fig
 
 
 def save(
