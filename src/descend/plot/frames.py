@@ -71,8 +71,9 @@ def frame_iterations(lengths: Sequence[int], max_frames: int) -> np.ndarray:
 class Movie:
     """The figure of an animation and what moves in it.
 
-    ``frames`` holds the iteration each frame shows; ``positions(frame)`` the point each
-    run's head is drawn at in that frame (as the trail and head artists hold it).
+    ``frames`` holds the iteration each frame shows; ``update(iteration)`` sets the moving
+    artists (``moving``, in drawing order) to that iteration; ``heads`` are the runs'
+    current points.
     """
 
     fig: Figure
@@ -161,6 +162,10 @@ def build(
             x = scene.paths[0][head_index(len(scene.paths[0]), iteration), 0]
             tangent.set_data(*draw.tangent_segment(scene, x)[:2])
 
+    # What lies above the paths (the legend, the minimizer's star) is drawn with them, after
+    # them, in each frame: in the background it would end up beneath them.
+    above = [ax.get_legend(), *(line for line in ax.get_lines() if line.get_gid() == "minimizers")]
+    moving = sorted(moving, key=Artist.get_zorder) + above
     for artist in moving:
         artist.set_animated(True)
     update(longest - 1)  # the widest texts, so that the layout leaves room for them
