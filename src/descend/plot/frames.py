@@ -122,7 +122,8 @@ def build(
     if scene.dim == 1 and scene.target is not None:
         tangent = ax.plot([], [], "--", color="0.4", lw=1.4, label="tangent", gid="tangent")[0]
         moving.append(tangent)
-    ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
+    if not values:  # with the value panel, its readouts name each run in its colour
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
     longest = max(lengths)
     counter = fig.suptitle(f"iteration {longest - 1:,} of {longest - 1:,}", fontsize="medium")
     counter.set_gid("counter")
@@ -164,7 +165,9 @@ def build(
 
     # What lies above the paths (the legend, the minimizer's star) is drawn with them, after
     # them, in each frame: in the background it would end up beneath them.
-    above = [ax.get_legend(), *(line for line in ax.get_lines() if line.get_gid() == "minimizers")]
+    # (Text is most of a frame's cost: the legend is kept off the map when it can be.)
+    above = [line for line in ax.get_lines() if line.get_gid() == "minimizers"]
+    above += [ax.get_legend()] if ax.get_legend() is not None else []
     moving = sorted(moving, key=Artist.get_zorder) + above
     for artist in moving:
         artist.set_animated(True)
