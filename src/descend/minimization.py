@@ -367,8 +367,10 @@ def minimize(
         else with the current point ``x``. Returning ``True`` or raising
         ``StopIteration`` stops the run (status ``"callback"``).
     verbose:
-        0 silent; 1 (default) a progress bar on stderr, when it is a terminal, for runs
-        longer than a second; 2 one line per block of iterations.
+        0 silent; 1 (default) progress on stderr for runs longer than a second: a bar on
+        a terminal or in a Jupyter notebook, elsewhere (a log, a pipe) a line every
+        tenth of ``max_iter`` or 10 s for runs longer than 10 s; 2 one line per block
+        of iterations on stdout.
     options:
         SciPy's ``options`` where they map one to one: ``{"maxiter": ..., "gtol": ...}``
         (``max_iter``, ``tol``). Others raise :class:`InputError` naming what to use.
@@ -521,9 +523,11 @@ def minimize(
             settings["tol"], settings["max_iter"], settings["patience"], settings["ftol"],
             settings["refine"], keep_path, box=box, keep_history=not many,
         )  # fmt: skip
+        # A bar after a second; in a log, only runs longer than a line's interval.
         progress = engine.Progress(
-            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
-        )
+            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0,
+            line_delay=engine.progress.LINE_SECONDS,
+        )  # fmt: skip
         if many:
             iterations = engine.BatchedIterations(
                 objective, x0, optimizer, config, watched=_watched(settings["verbose"])
