@@ -74,8 +74,9 @@ for _ in range({repeats}):
                                     | {{str(w.message)[:60] for w in caught}})
 
     results.setdefault("line", []).append(timed(
-        lambda epoch, history: print(f"epoch {{epoch}}/{{EPOCHS}}: loss {{history['loss'][-1]:.4g}}",
-                                     file=sys.stderr, flush=True)))
+        lambda epoch, history: print(
+            f"epoch {{epoch}}/{{EPOCHS}}: loss {{history['loss'][-1]:.4g}}",
+            file=sys.stderr, flush=True)))
 
 # The calls alone: an update per epoch, and a forced redraw (each library redraws at most
 # ten times a second: rich from a thread, tqdm from the update that finds 0.1 s passed).
@@ -88,11 +89,13 @@ def per_call(call, n):
 bar = Progress(console=Console(), auto_refresh=False)
 task = bar.add_task("epoch", total=10**6)
 bar.start()
-results["rich update us"] = per_call(lambda i: bar.update(task, completed=i, description="loss 0.1"), 20000)
+results["rich update us"] = per_call(
+    lambda i: bar.update(task, completed=i, description="loss 0.1"), 20000)
 results["rich redraw us"] = per_call(lambda i: bar.refresh(), 200)
 bar.stop()
 pbar = tqdm(total=10**6)
-results["tqdm update us"] = per_call(lambda i: (pbar.update(1), pbar.set_postfix_str("loss 0.1", refresh=False)), 20000)
+results["tqdm update us"] = per_call(
+    lambda i: (pbar.update(1), pbar.set_postfix_str("loss 0.1", refresh=False)), 20000)
 results["tqdm redraw us"] = per_call(lambda i: pbar.refresh(), 200)
 pbar.close()
 print("RESULTS " + json.dumps(results))
@@ -122,12 +125,16 @@ def main() -> int:
     for name in ("nothing", "rich", "tqdm.auto", "line"):
         wall = statistics.median(t[0] for t in results[name])
         cpu = statistics.median(t[1] for t in results[name])
-        print(f"{name:10s} wall {wall:6.3f} ms/epoch (+{1e3 * (wall - floor[0]):6.1f} us), "
-              f"cpu {cpu:6.3f} ms/epoch (+{1e3 * (cpu - floor[1]):6.1f} us), "
-              f"median of {len(results[name])}")
+        print(
+            f"{name:10s} wall {wall:6.3f} ms/epoch (+{1e3 * (wall - floor[0]):6.1f} us), "
+            f"cpu {cpu:6.3f} ms/epoch (+{1e3 * (cpu - floor[1]):6.1f} us), "
+            f"median of {len(results[name])}"
+        )
     for name in ("rich", "tqdm"):
-        print(f"{name}: {results[name + ' update us']:.1f} us an update, "
-              f"{results[name + ' redraw us']:.0f} us a redraw")
+        print(
+            f"{name}: {results[name + ' update us']:.1f} us an update, "
+            f"{results[name + ' redraw us']:.0f} us a redraw"
+        )
     return 0
 
 

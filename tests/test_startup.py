@@ -17,7 +17,8 @@ from descend.errors import DescendWarning
 
 # Optional or heavy packages that `import descend` must leave for first use.
 HEAVY = ("sympy", "matplotlib", "pandas", "pyarrow", "rich", "scipy", "sklearn", "torch",
-         "optax", "platformdirs")  # fmt: skip
+         "optax", "platformdirs", "tqdm", "IPython", "ipykernel", "nbformat",
+         "nbclient")  # fmt: skip
 
 
 def python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from descend import _tree, engine, multistart, optim, rules
+from descend import _html, _tree, engine, multistart, optim, rules
 from descend._json import jsonable
 from descend._tree import PyTree
 from descend.calculus import HOST_ERRORS, HostObjective, as_point, is_tracer_error
@@ -228,18 +228,34 @@ class MinimizeResult:
         return self.grad
 
     def __repr__(self) -> str:
-        lines = [
-            f"  x: {self.x}",
-            f"  fun: {self.fun:.10g}",
-            f"  grad_norm: {self.grad_norm:.3g}",
-            f"  n_iter: {self.n_iter}",
-            f"  n_fev: {self.n_fev}",
-            f"  converged: {self.converged}",
-            f"  reason: {self.reason}",
+        """One line: the status, the value, the point (long arrays summarized), the
+        counts; ``reason`` and the rest are attributes (and the notebook's table)."""
+        return (
+            f"MinimizeResult(status={str(self.status)!r}, fun={self.fun:.10g}, "
+            f"x={_html.point(self.x, limit=100)}, n_iter={self.n_iter}, n_fev={self.n_fev})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A table of the key numbers and the value per iteration (Jupyter's display)."""
+        rows = [
+            ("status", f"{self.status} ({int(self.status)})"),
+            ("reason", self.reason),
+            ("x", _html.point(self.x, limit=160)),
+            ("fun", _html.number(self.fun, 10)),
+            ("grad_norm", _html.number(self.grad_norm, 3)),
+            ("n_iter", str(self.n_iter)),
+            ("n_fev", str(self.n_fev)),
         ]
         if self.bracket is not None:
-            lines.append(f"  bracket: {self.bracket}")
-        return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
+            rows.append(("bracket", ", ".join(_html.number(v, 8) for v in self.bracket)))
+        if self.n_overshoots:
+            rows.append(("n_overshoots", str(self.n_overshoots)))
+        rows += [("hint", hint) for hint in self.hints]
+        if self.optimizer:
+            rows.append(("optimizer", self.optimizer))
+        values = self.history.get("value")
+        curve = "" if values is None else _html.curves({"value": values}, title="f per iteration")
+        return _html.block(_html.table(rows, caption="MinimizeResult"), curve)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (the CLI's ``--json``; history left out).

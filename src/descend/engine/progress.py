@@ -164,9 +164,10 @@ class Progress:
         if self.logged is not None:
             at, before = self.logged
             step = max(self.total // LINE_STEPS, 1)
-            if now - at < LINE_SECONDS and (done - self.start) // step == (
-                before - self.start
-            ) // step:
+            if (
+                now - at < LINE_SECONDS
+                and (done - self.start) // step == (before - self.start) // step
+            ):
                 return
         self._log(done, text)
 
