@@ -88,6 +88,6 @@ def test_the_site_builds_without_warnings(tmp_path):
         env={**os.environ, "PYTHONPATH": path, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
     assert process.returncode == 0, process.stderr[-3000:]
-    for name in ("tangents", "rosenbrock-paths", "race", "himmelblau", "loss-curves"):
+    for name in ("tangents", "rosenbrock-paths", "race", "himmelblau", "loss-curves", "methods"):
         assert (tmp_path / "gallery" / f"{name}.png").stat().st_size > 0
     assert "benchmarks" in (tmp_path / "benchmarks" / "RESULTS" / "index.html").read_text()

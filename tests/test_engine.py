@@ -182,11 +182,45 @@ def test_progress_verbose_2_prints_one_line_per_block(capsys):
     ]
 
 
-def test_progress_is_silent_at_verbose_0_and_without_a_terminal(capsys):
-    for verbose in (0, 1):  # stderr is not a terminal under pytest
-        engine.run(Scripted([], budget=2), progress=engine.Progress(verbose, unit="s", total=2))
+def test_progress_is_silent_at_verbose_0(capsys):
+    engine.run(Scripted([], budget=30), progress=engine.Progress(0, unit="s", total=30))
     captured = capsys.readouterr()
     assert captured.out == captured.err == ""
+
+
+def test_progress_in_a_log_is_a_line_per_tenth_of_the_budget_and_the_last(capsys):
+    """Without a terminal (stderr is captured here) verbose=1 writes plain lines to a log:
+    the first block, each block that passes another tenth of the budget, the last."""
+    progress = engine.Progress(1, unit="step", total=50)
+    assert progress.mode == "log" and not progress.shows  # blocks may run several at once
+    engine.run(Scripted([], budget=37), progress=progress)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    done = [int(line.split()[1].split("/")[0]) for line in captured.err.splitlines()]
+    step = 50 // engine.progress.LINE_STEPS
+    assert done == [1, *range(step, 37, step), 37]
+    assert captured.err.splitlines()[-1] == "step 37/50: block 37"
+
+
+def test_progress_in_a_log_waits_for_its_delay(capsys, monkeypatch):
+    """A run shorter than line_delay leaves the log alone; a longer one is logged every
+    LINE_SECONDS even without passing a tenth of the budget."""
+    engine.run(Scripted([], budget=5), progress=engine.Progress(1, unit="s", total=5,
+                                                                line_delay=60.0))  # fmt: skip
+    assert capsys.readouterr().err == ""
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(engine.progress.time, "perf_counter", lambda: clock["now"])
+
+    def tick(n):
+        clock["now"] = 4.0 * n  # a block every 4 s
+
+    progress = engine.Progress(1, unit="s", total=10**6, line_delay=5.0)
+    engine.run(Scripted([], budget=7, on_advance=tick), progress=progress)
+    done = [int(line.split()[1].split("/")[0]) for line in capsys.readouterr().err.splitlines()]
+    # from 5 s on: block 2 (8 s), the first block 10 s after it (5: 20 s), and the last
+    # (7: 28 s) when the run ends
+    assert done == [2, 5, 7]
 
 
 # ---------------------------------------------------------------- statuses and rules

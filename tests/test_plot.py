@@ -147,11 +147,18 @@ def test_one_variable_picture_has_curve_iterates_and_tangents(overshooting_run):
         (("loss",), ["loss"]),
         (("loss", "val_loss"), ["loss"]),
         (("loss", "lr"), ["loss", "learning rate"]),
-        (("loss", "val_loss", "lr", "grad_norm"), ["loss", "learning rate", "gradient norm"]),
+        (("loss", "accuracy", "val_accuracy"), ["loss", "accuracy"]),
+        (("loss", "r2", "val_r2", "grad_norm"), ["loss", "R²", "gradient norm"]),
+        (
+            ("loss", "val_loss", "accuracy", "lr", "grad_norm"),
+            ["loss", "accuracy", "learning rate", "gradient norm"],
+        ),
     ],
 )
 def test_loss_curve_panels_follow_the_history(history, keys, panels):
-    chosen = {key: history[key] for key in (*keys, "epoch")}
+    full = {**history, "accuracy": 1 - history["loss"] / 2, "val_accuracy": 1 - history["val_loss"]}
+    full |= {"r2": full["accuracy"], "val_r2": full["val_accuracy"]}
+    chosen = {key: full[key] for key in (*keys, "epoch")}
     fig = plot.loss_curves(SimpleNamespace(history=chosen))
     assert [ax.get_ylabel() for ax in fig.axes] == panels
     lines = lines_by_gid(fig.axes[0])
@@ -159,8 +166,42 @@ def test_loss_curve_panels_follow_the_history(history, keys, panels):
         lines["loss"].get_xydata(), np.c_[history["epoch"], history["loss"]]
     )
     assert ("val_loss" in lines) == ("val_loss" in keys)
+    for ax, panel in zip(fig.axes, panels, strict=True):
+        assert ax.get_xlabel() == "epoch"
+        assert ax.get_yscale() == ("linear" if panel in ("accuracy", "R²") else "log")
+        drawn = {name: line for name, line in lines_by_gid(ax).items() if name in chosen}
+        assert drawn, panel  # every panel draws its entries of the history
+        for name, line in drawn.items():
+            np.testing.assert_array_equal(line.get_ydata(), chosen[name])
+    metric = next((key for key in ("accuracy", "r2") if key in keys), None)
+    if metric:  # training and validation on the metric's panel
+        assert set(lines_by_gid(fig.axes[1])) >= {metric, f"val_{metric}"} & set(keys)
+
+
+def test_loss_curves_draw_a_fit_with_its_metric_and_mark_the_restored_epoch():
+    from descend.data.datasets import load_dataset
+
+    data = load_dataset("breast_cancer")
+    result = ds.fit("logistic", data, epochs=6, validation_split=0.2, verbose=0, patience=None)
+    fig = plot.loss_curves(result)
+    names = [ax.get_ylabel() for ax in fig.axes]
+    assert names[:2] == ["loss", "accuracy"]
+    metric = lines_by_gid(fig.axes[1])
+    for key in ("accuracy", "val_accuracy"):
+        np.testing.assert_array_equal(metric[key].get_ydata(), result.history[key])
+    best = int(np.argmin(result.history["val_loss"]))
     for ax in fig.axes:
-        assert ax.get_xlabel() == "epoch" and ax.get_yscale() == "log"
+        (mark,) = [line for line in ax.get_lines() if line.get_gid() == "best_epoch"]
+        assert mark.get_xdata()[0] == result.history["epoch"][best]
+
+
+def test_a_constant_learning_rate_gets_no_panel_but_a_title(history):
+    constant = {**history, "lr": np.full(20, 0.01)}
+    fig = plot.loss_curves(constant)
+    assert "learning rate" not in [ax.get_ylabel() for ax in fig.axes]
+    assert fig.axes[0].get_title() == "learning rate 0.01 throughout"
+    changing = {**history, "lr": np.r_[np.full(19, 0.01), 0.002]}
+    assert "learning rate" in [ax.get_ylabel() for ax in plot.loss_curves(changing).axes]
 
 
 def test_drawing_into_given_axes_returns_its_figure(booth_race, history):
@@ -170,7 +211,8 @@ def test_drawing_into_given_axes_returns_its_figure(booth_race, history):
     other = Figure()
     loss_ax = other.subplots()
     assert plot.loss_curves(history, ax=loss_ax) is other
-    assert other.axes == [loss_ax] and set(lines_by_gid(loss_ax)) == {"loss", "val_loss"}
+    drawn = set(lines_by_gid(loss_ax))
+    assert other.axes == [loss_ax] and drawn == {"loss", "val_loss", "best_val", "best_epoch"}
 
 
 def test_race_draws_every_path_and_value_curve(booth_race):
@@ -278,3 +320,68 @@ def test_plotting_never_imports_pyplot():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def slope_labels(ax):
+    return [text for text in ax.texts if str(text.get_gid()).startswith("slope:")]
+
+
+@pytest.mark.parametrize(
+    ("expression", "x0", "lr"),
+    [
+        ("x**2 - x", 3.0, 0.9),  # the README's: two labels, one at the right edge
+        (ONE_VARIABLE, 3.0, 0.3),  # three tangents
+        ("x**4 - 3*x", 1.6, 0.02),  # iterates close together: labels stacked
+    ],
+)
+def test_one_variable_labels_do_not_overlap_and_lie_inside_the_figure(expression, x0, lr):
+    run = ds.minimize(expression, x0, optimizer=ds.optim.gd(lr=lr), max_iter=200)
+    fig = plot.path(run, expression, tangents=3)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = slope_labels(ax)
+    assert len(labels) >= 2
+    boxes = [text.get_window_extent(renderer) for text in labels]
+    boxes.append(ax.get_legend().get_window_extent(renderer))
+    inside = ax.get_window_extent(renderer)
+    for i, box in enumerate(boxes):
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1, labels[min(i, len(labels) - 1)]
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1
+        assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), (box, other)
+
+
+def test_labels_overlap_without_placement(monkeypatch):
+    # The check above can fail: the labels as first written (all above right) overlap.
+    monkeypatch.setattr(plot.draw, "place_labels", lambda ax: None)
+    run = ds.minimize("x**4 - 3*x", 1.6, optimizer=ds.optim.gd(lr=0.02), max_iter=200)
+    fig = plot.path(run, "x**4 - 3*x", tangents=3)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in slope_labels(fig.axes[0])]
+    inside = fig.axes[0].get_window_extent(renderer)
+    overlapping = any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert overlapping or any(box.x1 > inside.x1 for box in boxes)
+
+
+def test_refine_marks_the_sign_change_bracket_and_the_refined_minimizer():
+    run = ds.minimize("x**2 - x", 3.0, optimizer=ds.optim.gd(lr=0.9), refine=True)
+    assert run.status == "sign_change"
+    ax = plot.path(run, "x**2 - x").axes[0]
+    path = np.ravel(run.history["x"])
+    (span,) = [p for p in ax.patches if p.get_gid() == "bracket:gd"]
+    np.testing.assert_allclose(span.get_bbox().intervalx, sorted(path[-2:]), rtol=1e-12)
+    refined = lines_by_gid(ax)["refined:gd"]
+    x = float(run.x["x"])  # an expression's point is a dict by variable
+    np.testing.assert_allclose(refined.get_xydata(), [[x, x**2 - x]], rtol=1e-12)
+    assert run.bracket[0] <= x <= run.bracket[1]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(t.startswith("refined minimizer x = 0.5") for t in legend)
+    assert any(t.startswith("f' changed sign in [-1.5, 3]") for t in legend)
+    # A run without refine that still crossed the minimum shades result.bracket.
+    crossing = ds.minimize("x**2 - x", 3.0, optimizer=ds.optim.gd(lr=0.9), max_iter=5)
+    ax = plot.path(crossing, "x**2 - x").axes[0]
+    assert "refined:gd" not in lines_by_gid(ax)
+    assert [p.get_gid() for p in ax.patches if p.get_gid()] == ["bracket:gd"]

@@ -17,7 +17,8 @@ from descend.errors import DescendWarning
 
 # Optional or heavy packages that `import descend` must leave for first use.
 HEAVY = ("sympy", "matplotlib", "pandas", "pyarrow", "rich", "scipy", "sklearn", "torch",
-         "optax", "platformdirs", "tensorboardX")  # fmt: skip
+         "optax", "platformdirs", "tensorboardX", "tqdm", "IPython", "ipykernel", "nbformat",
+         "nbclient")  # fmt: skip
 HEAVY += ("mkdocs", "mkdocstrings", "griffe")  # the docs extra: the site's build only
 
 

@@ -8,6 +8,9 @@ from ``torch.utils.data.DataLoader``; metrics from ``sklearn.metrics``.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -800,6 +803,60 @@ def test_verbose_2_prints_one_line_per_epoch(capsys):
     # The first epoch's time holds the compilation: no rate for it, a rate for the others.
     assert lines[0].endswith(" s with compiling") and "samples/s" not in lines[0]
     assert all(line.endswith(" samples/s") for line in lines[1:])
+
+
+# A fit with the default verbose=1, its stderr a pipe; NOTEBOOK first makes this process
+# look like a Jupyter kernel as tqdm.autonotebook tests it (ipykernel's shell loaded, a
+# ZMQInteractiveShell from get_ipython), without ipywidgets (tqdm's text bar, then).
+FIT_IN_A_PIPE = """
+import sys, numpy as np, descend as ds
+X = np.linspace(-1, 1, 64)[:, None]
+ds.fit("linear", X, 3 * X[:, 0], optimizer="sgd", lr=0.1, batch_size=None, epochs=40,
+       patience=None, verbose=int(sys.argv[1]),
+       callbacks=[lambda epoch, history: None])  # one epoch a program, as with validation
+
+"""
+NOTEBOOK = """
+import sys, types, IPython
+class ZMQInteractiveShell:
+    config = {"IPKernelApp": {}}
+sys.modules["ipykernel.zmqshell"] = types.ModuleType("ipykernel.zmqshell")
+IPython.get_ipython = ZMQInteractiveShell
+sys.modules["ipywidgets"] = None  # not installed
+"""
+
+
+def _fit_in_a_pipe(verbose: int, *, notebook: bool) -> subprocess.CompletedProcess:
+    code = (NOTEBOOK if notebook else "") + FIT_IN_A_PIPE
+    return subprocess.run(
+        [sys.executable, "-c", code, str(verbose)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+
+
+def test_fit_in_a_pipe_logs_plain_lines_of_progress_and_nothing_at_verbose_0():
+    done = _fit_in_a_pipe(1, notebook=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    # The first epoch, every tenth of the 40 (4, 8, ...), the last: no bar, no escapes.
+    expected = [f"epoch {n}/40" for n in (1, *range(4, 41, 4))]
+    assert [line.split(":")[0] for line in lines] == expected
+    assert all("loss" in line for line in lines)
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
+    quiet = _fit_in_a_pipe(0, notebook=False)
+    assert quiet.returncode == 0 and quiet.stdout == quiet.stderr == ""
+
+
+def test_fit_in_a_notebook_shows_tqdm_auto_bar_and_nothing_at_verbose_0():
+    done = _fit_in_a_pipe(1, notebook=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    # tqdm.auto's bar (a text bar: ipywidgets is missing), not a log's lines.
+    assert "epoch: 100%|" in done.stderr and "40/40 [" in done.stderr
+    assert "epoch 1/40:" not in done.stderr
+    quiet = _fit_in_a_pipe(0, notebook=True)
+    assert quiet.returncode == 0 and quiet.stdout == quiet.stderr == ""
 
 
 def test_tol_stops_when_the_gradient_norm_is_small():

@@ -89,6 +89,31 @@ class TestFunction:
         minimum for an n-dimensional function); a 0-d array."""
         return self.fn(jnp.asarray(x))
 
+    def __repr__(self) -> str:
+        return f"TestFunction({self.name!r}, dim={self.dim}, minimum={self.minimum:.10g})"
+
+    def _repr_html_(self) -> str:
+        """A table of its formula, minimum, minimizers, start and range (Jupyter's
+        display). The minimizers are shown once computed (:attr:`minimizers`, a Newton
+        refinement compiled on first use); before, their starting guesses, marked ``≈``."""
+        from descend import _html
+
+        if "minimizers" in self.__dict__:
+            minimizers = "; ".join(_html.point(m) for m in self.minimizers)
+        else:
+            minimizers = "; ".join("≈ " + _html.point(g) for g in self._minimizer_guesses)
+        rows = [
+            ("formula", self.formula),
+            ("dim", f"{self.dim} (any from {self._min_dim})" if self._min_dim else str(self.dim)),
+            ("minimum", _html.number(self.minimum, 10)),
+            ("minimizers", minimizers),
+            ("start", _html.point(self.start)),
+            ("bounds", ", ".join(f"[{low:g}, {high:g}]" for low, high in self.bounds)),
+        ]
+        if self.reference:
+            rows.append(("reference", self.reference))
+        return _html.table(rows, caption=f"ds.functions.{self.name}")
+
     @property
     def __name__(self) -> str:
         # Read by functools.wraps (descend.gradient) and by code written for plain functions.

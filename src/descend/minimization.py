@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from descend import _tree, engine, multistart, optim, rules
+from descend import _html, _tree, engine, multistart, optim, rules
 from descend._json import jsonable
 from descend._tree import PyTree
 from descend.calculus import HOST_ERRORS, HostObjective, as_point, is_tracer_error
@@ -230,18 +230,34 @@ class MinimizeResult:
         return self.grad
 
     def __repr__(self) -> str:
-        lines = [
-            f"  x: {self.x}",
-            f"  fun: {self.fun:.10g}",
-            f"  grad_norm: {self.grad_norm:.3g}",
-            f"  n_iter: {self.n_iter}",
-            f"  n_fev: {self.n_fev}",
-            f"  converged: {self.converged}",
-            f"  reason: {self.reason}",
+        """One line: the status, the value, the point (long arrays summarized), the
+        counts; ``reason`` and the rest are attributes (and the notebook's table)."""
+        return (
+            f"MinimizeResult(status={str(self.status)!r}, fun={self.fun:.10g}, "
+            f"x={_html.point(self.x, limit=100)}, n_iter={self.n_iter}, n_fev={self.n_fev})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A table of the key numbers and the value per iteration (Jupyter's display)."""
+        rows = [
+            ("status", f"{self.status} ({int(self.status)})"),
+            ("reason", self.reason),
+            ("x", _html.point(self.x, limit=160)),
+            ("fun", _html.number(self.fun, 10)),
+            ("grad_norm", _html.number(self.grad_norm, 3)),
+            ("n_iter", str(self.n_iter)),
+            ("n_fev", str(self.n_fev)),
         ]
         if self.bracket is not None:
-            lines.append(f"  bracket: {self.bracket}")
-        return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
+            rows.append(("bracket", ", ".join(_html.number(v, 8) for v in self.bracket)))
+        if self.n_overshoots:
+            rows.append(("n_overshoots", str(self.n_overshoots)))
+        rows += [("hint", hint) for hint in self.hints]
+        if self.optimizer:
+            rows.append(("optimizer", self.optimizer))
+        values = self.history.get("value")
+        curve = "" if values is None else _html.curves({"value": values}, title="f per iteration")
+        return _html.block(_html.table(rows, caption="MinimizeResult"), curve)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values (the CLI's ``--json``; history left out).
@@ -369,8 +385,10 @@ def minimize(
         else with the current point ``x``. Returning ``True`` or raising
         ``StopIteration`` stops the run (status ``"callback"``).
     verbose:
-        0 silent; 1 (default) a progress bar on stderr, when it is a terminal, for runs
-        longer than a second; 2 one line per block of iterations.
+        0 silent; 1 (default) progress on stderr for runs longer than a second: a bar on
+        a terminal or in a Jupyter notebook, elsewhere (a log, a pipe) a line every
+        tenth of ``max_iter`` or 10 s for runs longer than 10 s; 2 one line per block
+        of iterations on stdout.
     options:
         SciPy's ``options`` where they map one to one: ``{"maxiter": ..., "gtol": ...}``
         (``max_iter``, ``tol``). Others raise :class:`InputError` naming what to use.
@@ -523,9 +541,11 @@ def minimize(
             settings["tol"], settings["max_iter"], settings["patience"], settings["ftol"],
             settings["refine"], keep_path, box=box, keep_history=not many,
         )  # fmt: skip
+        # A bar after a second; in a log, only runs longer than a line's interval.
         progress = engine.Progress(
-            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0
-        )
+            settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0,
+            line_delay=engine.progress.LINE_SECONDS,
+        )  # fmt: skip
         iterations: engine.BatchedIterations | engine.Iterations
         if many:
             iterations = engine.BatchedIterations(

@@ -472,7 +472,8 @@ class GDRegressor(RegressorMixin, _GDBase):
     random_state : int, RandomState instance or None, default=None
         Seeds shuffling, the validation split and the MLP's initial weights.
     verbose : int, default=0
-        0 silent, 1 a progress bar on a terminal, 2 one line per epoch.
+        0 silent; 1 a progress bar on a terminal or in Jupyter, plain lines in a log;
+        2 one line per epoch.
 
     Attributes
     ----------

@@ -166,6 +166,11 @@ def add_parsers(commands) -> None:
         help="write each epoch's numbers to DIR/history.csv and as TensorBoard events in "
         "DIR (tensorboard --logdir DIR; needs tensorboardX); with --resume the CSV goes on",
     )  # fmt: skip
+    train.add_argument(
+        "--compare-methods", metavar="PATH.png",
+        help="train by batch, mini-batch (--batch-size rows) and stochastic gradient "
+        "descent, otherwise alike, and draw their losses against updates and epochs",
+    )  # fmt: skip
     several = train.add_argument_group(
         "several processes (each trains on its own FILE; one model, saved by process 0)"
     )
@@ -411,6 +416,10 @@ def _train(args: argparse.Namespace) -> int:
     from descend import distributed
     from descend.training import save
 
+    if args.compare_methods:  # before any data is read
+        from descend.cli.pictures import check_methods_args
+
+        check_methods_args(args)
     several = (args.coordinator, args.num_processes, args.process_id)
     if distributed.requested(*several):  # before JAX computes anything
         distributed.initialize(*several)
@@ -422,7 +431,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset, weights = dataset
     model = _model(args, dataset)
     for line in (read_line(args, dataset), task_line(args, dataset)):
-        if line is not None and not args.json:
+        if line is not None and not (args.json or args.compare_methods):
             print(line, flush=True)
     if args.resume and args.optimizer is None:
         if args.opt_args:
@@ -436,6 +445,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         optimizer, lr = optimizer_from_args(args, default="adam"), None
     verbose = 0 if args.json else (1 if sys.stderr.isatty() else 2)
+    if args.compare_methods:
+        from descend.cli.pictures import plot_methods
+
+        return plot_methods(args, model, dataset, weights, optimizer, lr)
     began = time.perf_counter()
     # Ctrl-C stops training after the epoch in flight (status "interrupted"): see fit.
     result = fit(

@@ -27,8 +27,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from descend.errors import DescendTypeError, InputError, check_int
-from descend.plot import draw
+from descend.plot import draw, frames, updates
 from descend.plot.target import resolve
+from descend.plot.updates import compare_methods as compare_methods
 
 Levels = int | Sequence[float]
 Bounds = Sequence[tuple[float, float]]
@@ -100,6 +101,8 @@ def path(
         draw.draw_iterates(ax, scene, check_int("tangents", tangents, minimum=0))
     ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
     ax.legend(loc="best", fontsize="small", framealpha=0.85)
+    if scene.dim == 1:
+        draw.place_labels(ax)
     return fig
 
 
@@ -145,28 +148,47 @@ def function(
     return fig
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "r2": "R²"}
+
+
 def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True) -> Figure:
-    """Training and validation loss per epoch, with learning rate and gradient norm below.
+    """The story of a training run: loss and metric per epoch, training and validation.
+
+    Panels, in reading order (two per row): the loss (training, validation, and the
+    epoch of the best validation loss, which early stopping restores, marked on every
+    panel); the metric the history holds (``accuracy`` or ``r2``, training and
+    ``val_``-prefixed validation); the learning rate, only when it changes during the
+    run (a constant rate is said in the loss panel's title instead); the gradient norm.
 
     Parameters
     ----------
     history:
-        A dict of per-epoch arrays: ``"loss"`` and optionally ``"val_loss"``, ``"lr"``,
+        A dict of per-epoch arrays: ``"loss"`` and optionally ``"val_loss"``,
+        ``"accuracy"`` / ``"r2"`` and ``"val_accuracy"`` / ``"val_r2"``, ``"lr"``,
         ``"grad_norm"``, ``"epoch"`` (the x-axis; default 1, 2, ...), or any object with
-        such a ``.history``. A minimize history (``"value"`` and ``"grad_norm"`` per
-        iteration) is drawn the same way, per iteration.
+        such a ``.history`` (a :class:`~descend.FitResult`). A minimize history
+        (``"value"`` and ``"grad_norm"`` per iteration) is drawn the same way, per
+        iteration.
     ax:
-        Draw only the loss panel into this Axes. Default: a new figure with one more panel
-        for each of ``"lr"`` and ``"grad_norm"`` the history has.
+        Draw only the loss panel into this Axes. Default: a new figure with every panel.
     log_scale:
-        Log y-axes where the values are >= 0 (default True).
+        Log y-axes for the loss, learning rate and gradient norm where the values are
+        >= 0 (default True); the metric is always linear.
+
+    Raises
+    ------
+    DescendTypeError
+        ``history`` is not a dict (nor has one as ``.history``).
+    InputError
+        It has no ``"loss"`` (nor ``"value"``) entry.
 
     Examples
     --------
     >>> from descend import plot
-    >>> fig = plot.loss_curves({"loss": [1.0, 0.5, 0.3], "lr": [0.1, 0.1, 0.01]})
+    >>> fig = plot.loss_curves({"loss": [1.0, 0.5, 0.3], "accuracy": [0.6, 0.8, 0.9],
+    ...                         "lr": [0.1, 0.1, 0.01]})
     >>> [a.get_ylabel() for a in fig.axes]
-    ['loss', 'learning rate']
+    ['loss', 'accuracy', 'learning rate']
     """
     history = getattr(history, "history", history)
     if not isinstance(history, Mapping):
@@ -180,36 +202,67 @@ def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True)
     loss = np.asarray(history[key], dtype=float).ravel()
     unit = "epoch" if key == "loss" else "iteration"
     steps = np.asarray(history.get("epoch", np.arange(loss.size) + (key == "loss")), float)
-    extra = [name for name in ("lr", "grad_norm") if name in history] if ax is None else []
+    metric = next((name for name in METRIC_NAMES if name in history), None)
+    rates = np.asarray(history.get("lr", []), dtype=float).ravel()
+    finite_rates = rates[np.isfinite(rates)]
+    rate_changes = finite_rates.size > 1 and bool(finite_rates.min() < finite_rates.max())
+    panels = ["loss"]
     if ax is None:
-        fig, axes = draw.new_figure((6.4, 3.2 + 1.8 * len(extra)), nrows=1 + len(extra))
+        panels += [metric] if metric else []
+        panels += ["lr"] if rate_changes else []
+        panels += ["grad_norm"] if "grad_norm" in history else []
+        ncols = min(len(panels), 2)
+        nrows = -(-len(panels) // 2)
+        fig, axes = draw.new_figure((5.2 * ncols, 3.4 * nrows), nrows=nrows, ncols=ncols)
         axes = axes if isinstance(axes, list) else [axes]
+        for spare in axes[len(panels) :]:
+            spare.remove()
+        axes = axes[: len(panels)]
     else:
         fig, axes = ax.figure, [ax]
-    loss_ax = axes[0]
-    loss_ax.plot(steps, loss, color="C0", label="train" if key == "loss" else "f(x_k)", gid="loss")
-    curves = [loss]
+    by_name = dict(zip(panels, axes, strict=True))
+    loss_ax = by_name["loss"]
+    label = "train" if key == "loss" else "f(x_k)"
+    loss_ax.plot(steps, loss, color="C0", label=label, gid="loss")
+    curves, best = [loss], None
     if "val_loss" in history:
         val = np.asarray(history["val_loss"], dtype=float).ravel()
         loss_ax.plot(steps[: val.size], val, color="C1", label="validation", gid="val_loss")
         if np.isfinite(val).any():
             best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
-            label = f"best validation ({unit} {steps[best]:g})"
-            loss_ax.plot(steps[best], val[best], "o", color="C1", label=label)
+            loss_ax.plot(steps[best], val[best], "o", color="C1", mec="black", gid="best_val")
         curves.append(val)
     draw.log_if_positive(loss_ax, log_scale, *curves)
     loss_ax.set_ylabel("loss" if key == "loss" else "value")
-    loss_ax.legend(fontsize="small")
+    if rates.size and not rate_changes and ax is None:
+        loss_ax.set_title(f"learning rate {rates[0]:g} throughout", fontsize="small")
+    if metric in by_name:
+        _metric_panel(by_name[metric], history, metric, steps)
     names = {"lr": "learning rate", "grad_norm": "gradient norm"}
-    for panel, name in zip(axes[1:], extra, strict=True):
-        values = np.asarray(history[name], dtype=float).ravel()
-        panel.plot(steps[: values.size], values, color="C2", gid=name)
-        panel.set_ylabel(names[name])
-        draw.log_if_positive(panel, log_scale, values)
+    for name in ("lr", "grad_norm"):
+        if name in by_name:
+            values = np.asarray(history[name], dtype=float).ravel()
+            by_name[name].plot(steps[: values.size], values, color="C2", gid=name)
+            by_name[name].set_ylabel(names[name])
+            draw.log_if_positive(by_name[name], log_scale, values)
     for panel in axes:
+        if best is not None:
+            note = f"best validation loss ({unit} {steps[best]:g})" if panel is loss_ax else None
+            panel.axvline(steps[best], color="0.5", ls=":", lw=1, label=note, gid="best_epoch")
         panel.set_xlabel(unit)
         panel.grid(True, alpha=0.3)
+    loss_ax.legend(fontsize="small")
     return fig
+
+
+def _metric_panel(ax: Axes, history: Mapping, metric: str, steps: np.ndarray) -> None:
+    """Training and validation metric per epoch, on a linear axis (R² may be negative)."""
+    for name, color, label in ((metric, "C0", "train"), (f"val_{metric}", "C1", "validation")):
+        if name in history:
+            values = np.asarray(history[name], dtype=float).ravel()
+            ax.plot(steps[: values.size], values, color=color, label=label, gid=name)
+    ax.set_ylabel(METRIC_NAMES[metric])
+    ax.legend(fontsize="small")
 
 
 def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
@@ -271,15 +324,25 @@ def animate(
     *,
     path: str | os.PathLike,
     fps: int = 15,
-    max_frames: int = 200,
+    max_frames: int = 150,
     dpi: int = 80,
-    size: tuple[float, float] = (6.4, 5.2),
+    size: tuple[float, float] | None = None,
     bounds: Bounds | None = None,
     levels: Levels = 30,
     log_levels: bool = True,
     title: str | None = None,
+    values: bool = True,
+    verbose: int = 1,
 ) -> Figure:
-    """Draw the paths growing step by step and save the animation.
+    r"""Draw the paths growing step by step, on one clock for every run, and save the animation.
+
+    Frames show iterations spaced evenly in :math:`\log(1 + k)` (see
+    :func:`descend.plot.frames.frame_iterations`): each of the first iterations has its
+    frame and a long run's tail is sampled sparsely, so a 40-step L-BFGS and a
+    3000-step Adam both visibly move. The figure's title counts the iteration; the
+    value panel beside the map draws each run's :math:`f(x_k) - f^*` (:math:`f(x_k)`
+    when the minimum is unknown) up to the current iteration and prints its current
+    value. A run that has finished stays at its last point.
 
     Parameters
     ----------
@@ -288,11 +351,17 @@ def animate(
     path:
         The file: ``.gif`` (written with Pillow) or ``.mp4`` (needs ffmpeg installed).
     fps:
-        Frames per second, >= 1 (default 15).
+        Frames per second, >= 1 (default 15). A GIF holds its last frame 1.5 s.
     max_frames:
-        Long paths are subsampled to at most this many frames, >= 2 (default 200).
+        Most frames, >= 2 (default 150).
     dpi, size:
-        Resolution and size in inches (default 80 and 6.4 x 5.2).
+        Resolution and size in inches (default 80 and 11.2 x 4.4 with the value panel,
+        6.4 x 5.2 without).
+    values:
+        Draw the value panel (default True).
+    verbose:
+        0 silent; 1 (default) a progress bar of the frames on stderr when it is a
+        terminal; 2 one line per frame.
 
     Notes
     -----
@@ -309,58 +378,112 @@ def animate(
     >>> os.path.getsize(gif) > 0
     True
     """
+    from descend.engine.progress import Progress
+
     target_path = Path(path)
     suffix = target_path.suffix.lower()
     fps = check_int("fps", fps)
-    if suffix == ".gif":
-        writer = animation.PillowWriter(fps=fps)
-    elif suffix == ".mp4":
-        if not animation.writers.is_available("ffmpeg"):
-            raise InputError(
-                f"writing {target_path.name!r} needs ffmpeg, which is not installed; "
-                "install it, or give a .gif path"
-            )
-        writer = animation.FFMpegWriter(fps=fps)
-    else:
+    if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+        raise InputError(
+            f"writing {target_path.name!r} needs ffmpeg, which is not installed; "
+            "install it, or give a .gif path"
+        )
+    if suffix not in (".gif", ".mp4"):
         raise InputError(f"animate writes .gif or .mp4 files, got {target_path.name!r}")
     max_frames = check_int("max_frames", max_frames, minimum=2)
+    verbose = check_int("verbose", verbose, minimum=0)
     scene = draw.scene_of(results, f, bounds)
-    fig, ax = draw.new_figure(size)
-    draw.draw_background(ax, scene, levels, log_levels, colorbar=True)
-    ax.set_title(title if title is not None else (scene.target.name if scene.target else ""))
-    trails, heads = [], []
-    for i, (label, _) in enumerate(scene.runs):
-        trails.append(
-            ax.plot([], [], "-o", ms=3, color=f"C{i}", label=label, gid=f"path:{label}")[0]
-        )
-        heads.append(ax.plot([], [], "o", ms=8, mec="black", color=f"C{i}")[0])
-    tangent = None
-    if scene.dim == 1 and scene.target is not None:
-        tangent = ax.plot([], [], "--", color="0.4", lw=1.4, label="tangent", gid="tangent")[0]
-    ax.legend(loc="best", fontsize="small", framealpha=0.85)
-    heights = [
-        points[:, 1] if scene.dim == 2 else draw.heights(scene, points, result)
-        for points, (_, result) in zip(scene.paths, scene.runs, strict=True)
-    ]
-    longest = max(len(points) for points in scene.paths)
-    frames = np.unique(np.linspace(0, longest - 1, min(longest, max_frames)).round().astype(int))
-    # Lay the figure out once: frames differ only in the paths, not in the margins.
-    fig.canvas.draw()
-    fig.set_layout_engine("none")
+    movie = frames.build(
+        scene,
+        size=size if size is not None else (11.2, 4.4) if values else (6.4, 5.2),
+        levels=levels,
+        log_levels=log_levels,
+        title=title if title is not None else (scene.target.name if scene.target else ""),
+        max_frames=max_frames,
+        values=bool(values),
+    )
+    movie.fig.set_dpi(dpi)
+    movie.fig.canvas.draw()  # at the file's resolution: the blitted background is its pixels
 
     def write(temporary: str) -> None:
-        with writer.saving(fig, temporary, dpi):
-            for frame in frames:
-                for points, y, trail, head in zip(scene.paths, heights, trails, heads, strict=True):
-                    k = min(frame, len(points) - 1)
-                    trail.set_data(points[: k + 1, 0], y[: k + 1])
-                    head.set_data(points[k : k + 1, 0], y[k : k + 1])
-                if tangent is not None:
-                    x = scene.paths[0][min(frame, len(scene.paths[0]) - 1), 0]
-                    tangent.set_data(*draw.tangent_segment(scene, x)[:2])
-                writer.grab_frame()
+        total = len(movie.frames)
+        with Progress(verbose, unit="frame", total=total) as progress:
+
+            def advance(done: int) -> None:
+                progress.update(done, f"rendering {target_path.name}")
+
+            if suffix == ".gif":
+                images = frames.render(movie, advance)
+                frames.write_gif(images, temporary, fps)
+                return
+            writer = animation.FFMpegWriter(fps=fps)
+            with writer.saving(movie.fig, temporary, dpi):
+                for done, iteration in enumerate(movie.frames, start=1):
+                    movie.update(int(iteration))
+                    writer.grab_frame()
+                    advance(done)
 
     _write_atomically(target_path, write)
+    return movie.fig
+
+
+def methods(
+    results: Mapping[str, Any],
+    *,
+    ax: Sequence[Axes] | None = None,
+    log_scale: bool = True,
+) -> Figure:
+    """Batch, stochastic and mini-batch gradient descent: each run's loss against the
+    updates it made and against the epochs it took.
+
+    The left panel places each epoch's training loss at the number of updates made so
+    far (log scale: batch descent makes one update an epoch, stochastic one per row);
+    the right panel at the epoch. Per update, batch descent's steps are the surest;
+    per epoch (per pass over the data, the cost of the gradients), stochastic and
+    mini-batch descent get further.
+
+    It takes finished runs, not a model and data, so that it draws any runs the way
+    every other picture draws results (``loss_curves``, ``race``), and training stays
+    where its many options are: :func:`compare_methods` trains the three runs
+    (``descend train --compare-methods`` does both).
+
+    Parameters
+    ----------
+    results:
+        ``{label: FitResult}``, e.g. ``compare_methods(model, X, y)``; any number of
+        runs, each with at least one epoch.
+    ax:
+        A pair ``(updates_ax, epochs_ax)`` to draw into. Default: a new figure with both.
+    log_scale:
+        Log y-axes where the losses are >= 0 (default True).
+
+    Raises
+    ------
+    DescendTypeError
+        ``results`` is not a non-empty dict of :class:`~descend.FitResult`.
+    InputError
+        A run without an epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from descend import plot
+    >>> X = np.random.default_rng(0).normal(size=(64, 2)); y = X @ [1.0, -1.0]
+    >>> runs = plot.compare_methods("linear", X, y, batch_size=8, epochs=3)
+    >>> fig = plot.methods(runs)
+    >>> [a.get_xlabel() for a in fig.axes]
+    ['updates (weight changes)', 'epochs']
+    """
+    runs = updates.check_runs(results)
+    if ax is None:
+        fig, (updates_ax, epochs_ax) = draw.new_figure((11.2, 4.2), ncols=2)
+    elif isinstance(ax, Sequence) and len(ax) == 2:
+        fig, (updates_ax, epochs_ax) = ax[0].figure, ax
+    else:
+        raise DescendTypeError(
+            f"ax must be a pair (updates_ax, epochs_ax), got {type(ax).__name__}"
+        )
+    updates.draw_methods(updates_ax, epochs_ax, runs, log_scale)
     return fig
 
 

@@ -318,14 +318,115 @@ def draw_iterates(ax: Axes, scene: Scene, tangents: int) -> None:
             ax.annotate(
                 text,
                 (x, value),
-                xytext=(6, 10),
+                xytext=LABEL_SPOTS[0][:2],
                 textcoords="offset points",
+                ha=LABEL_SPOTS[0][2],
+                va=LABEL_SPOTS[0][3],
                 fontsize="x-small",
                 color=color,
+                gid=f"slope:{label}:{k}",
+                bbox={"fc": "white", "ec": "none", "alpha": 0.75, "pad": 0.5},
             )
             if slope != 0:
                 end = (x - np.sign(slope) * 0.6 * (xs[1] - x), value)
                 ax.annotate("", end, (x, value), arrowprops={"arrowstyle": "->", "color": color})
+        draw_refinement(ax, scene, label, result, color)
+
+
+def draw_refinement(ax: Axes, scene: Scene, label: str, result: Any, color: str) -> None:
+    """Where the derivative changed sign (shaded) and, after ``refine=True``, the minimizer
+    that bisection found (a diamond on the curve)."""
+    bracket = getattr(result, "bracket", None)
+    if bracket is None:
+        return
+    path = np.ravel(result.history.get("x", []))
+    refined = getattr(result, "status", None) == "sign_change" and path.size >= 2
+    # refine=True stops at the first sign change, between the last two iterates, and
+    # narrows it to result.bracket (too narrow to see): shade the iterates' interval.
+    left, right = sorted((float(path[-2]), float(path[-1]))) if refined else sorted(bracket)
+    ax.axvspan(
+        left, right, color=color, alpha=0.08, lw=0, gid=f"bracket:{label}",
+        label=f"f' changed sign in [{left:.4g}, {right:.4g}]",
+    )  # fmt: skip
+    if refined:
+        x = float(np.ravel(_flat(result.x))[0])
+        y = float(evaluate(scene, np.array([[x]]))[0]) if scene.target is not None else result.fun
+        ax.plot(
+            [x], [y], "D", ms=9, color=color, mec="black", zorder=6, gid=f"refined:{label}",
+            label=f"refined minimizer x = {x:.6g} (bisection)",
+        )  # fmt: skip
+
+
+def _flat(x: Any) -> np.ndarray:
+    """A point as one flat float array (a dict of one variable, as an expression gives)."""
+    if isinstance(x, Mapping):
+        return np.concatenate([np.ravel(np.asarray(v, float)) for v in x.values()])
+    return np.ravel(np.asarray(x, float))
+
+
+# Where a label may sit beside its point: (dx, dy) in points, horizontal and vertical
+# alignment; tried in order, nearest first, until one overlaps nothing placed before.
+LABEL_SPOTS = [
+    (dx, dy, "left" if dx > 0 else "right", "bottom" if dy > 0 else "top")
+    for lift in (0, 14, 28, 42, 56)
+    for dx, dy in ((6, 10 + lift), (-6, 10 + lift), (6, -10 - lift), (-6, -10 - lift))
+]
+
+
+def place_labels(ax: Axes) -> None:
+    """Move the tangents' labels (``gid`` ``slope:...``) so that none overlaps another or
+    the legend, and each lies inside the axes.
+
+    Each label takes the first of :data:`LABEL_SPOTS` that fits, else the one that
+    overlaps least. The layout is computed first (a draw without rendering), and the
+    legend is then fixed where it was drawn, so that it cannot move onto a label later.
+    """
+    labels = [t for t in ax.texts if str(t.get_gid()).startswith("slope:")]
+    if not labels:
+        return
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend()
+    taken = []
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+        corner = legend.get_window_extent(renderer).transformed(ax.transAxes.inverted())
+        if hasattr(legend, "set_loc"):  # matplotlib >= 3.8
+            legend.set_loc((corner.x0, corner.y0))
+    frame = ax.get_window_extent(renderer)
+
+    def cost(box) -> float:
+        outside = (
+            max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0)
+            + max(frame.y0 - box.y0, 0) + max(box.y1 - frame.y1, 0)
+        )  # fmt: skip
+        overlap = sum(_overlap_area(box, other) for other in taken)
+        return outside * box.height + overlap
+
+    for text in labels:
+        best = None
+        for spot in LABEL_SPOTS:
+            text.xyann = spot[:2]
+            text.set_horizontalalignment(spot[2])
+            text.set_verticalalignment(spot[3])
+            box = text.get_window_extent(renderer)
+            score = cost(box)
+            if best is None or score < best[0]:
+                best = (score, spot, box)
+            if score == 0:
+                break
+        _, spot, box = best
+        text.xyann = spot[:2]
+        text.set_horizontalalignment(spot[2])
+        text.set_verticalalignment(spot[3])
+        taken.append(box)
+
+
+def _overlap_area(a, b) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0.0) * max(height, 0.0)
 
 
 def draw_values(ax: Axes, race: Any) -> None:

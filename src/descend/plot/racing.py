@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from descend import optim
+from descend import _html, optim
 from descend._json import jsonable
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.expr import Expression
@@ -151,6 +151,39 @@ class CompareResult:
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        labels = [row["label"] for row in self.rows]
+        shown = ", ".join(labels[:6]) + (f", and {len(labels) - 6} more" if len(labels) > 6 else "")
+        return (
+            f"CompareResult(problem={self.problem!r}, optimizers=[{shown}], best={self.best!r}, "
+            f"{self.criterion} <= {self.tol:g})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The table of :meth:`table` with a colour per optimizer, and each run's
+        distance to the minimum (or its value) per iteration (Jupyter's display)."""
+        headings, body = self.cells()
+        best = self.best
+        for row, cells in zip(self.rows, body, strict=True):
+            cells[0] = ("* " if row["label"] == best else "") + cells[0]
+        colours = [_html.COLOURS[i % len(_html.COLOURS)] for i in range(len(self.rows))]
+        criterion = "f - f*" if self.criterion == "value" else "gradient norm"
+        table = _html.grid(
+            headings, body, caption=f"{self.problem}: {criterion} <= {self.tol:g} (* best)",
+            marks=[_html.swatch(colour) for colour in colours],
+        )  # fmt: skip
+        minimum = None if self.target is None else self.target.minimum
+        known = self.criterion == "value" and minimum is not None
+        curves = {
+            row["label"]: _html.above_minimum(
+                row["result"].history["value"], minimum if known else None
+            )
+            for row in self.rows
+            if "value" in row["result"].history
+        }
+        title = "f - f* per iteration" if known else "f per iteration"
+        return _html.block(table, _html.curves(curves, title=title, width=320, height=110))
 
 
 def compare(

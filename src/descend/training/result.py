@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from descend import metrics, models
+from descend import _html, metrics, models
 from descend._json import jsonable
 from descend._tree import PyTree
 from descend.data.arrays import Standardizer, float_targets
@@ -337,16 +337,48 @@ class FitResult:
         return summary
 
     def __repr__(self) -> str:
-        """The run in one line: the optimizer by what differs from its defaults, and the
-        metrics of the weights held (the restored epoch's after early stopping)."""
+        """The run in one line: the optimizer by what differs from its defaults, the
+        metrics of the weights held (the restored epoch's after early stopping) and the
+        status (``reason`` says it as a sentence)."""
         from descend import optim
 
-        shown = "".join(f", {key}={value:.4g}" for key, value in self.metrics().items())
+        shown = "".join(
+            f", {key}={value:.4g}" for key, value in self.metrics().items() if key != "lr"
+        )
         restored = "" if self.best_epoch is None else f", restored epoch {self.best_epoch}"
         return (
             f"FitResult(model={self.model!r}, optimizer={optim.brief(self.optimizer)}, "
             f"epochs={self.n_epochs}, updates={self.n_updates}{restored}{shown}, "
-            f"reason={self.reason!r})"
+            f"status={self.status!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A table of the key numbers and the loss per epoch (Jupyter's display)."""
+        from descend import optim
+
+        held = "last epoch" if self.best_epoch is None else f"epoch {self.best_epoch}, restored"
+        rows = [
+            ("model", repr(self.model)),
+            ("optimizer", optim.brief(self.optimizer)),
+            ("epochs", str(self.n_epochs)),
+            ("updates", str(self.n_updates)),
+            ("status", self.status),
+            ("reason", self.reason),
+        ]
+        rows += [
+            (f"{key} ({held})", _html.number(value, 4)) for key, value in self.metrics().items()
+        ]
+        losses: dict[str, np.ndarray]
+        losses = {key: self.history[key] for key in ("loss", "val_loss") if key in self.history}
+        scores: dict[str, np.ndarray] = {
+            key: self.history[key]
+            for key in ("accuracy", "val_accuracy", "r2", "val_r2")
+            if key in self.history
+        }
+        return _html.block(
+            _html.table(rows, caption="FitResult"),
+            _html.curves(losses, title="loss per epoch", first=1),
+            _html.curves(scores, log=False, title="score per epoch", first=1),
         )
 
 

@@ -160,7 +160,10 @@ def fit(
         list's order. A function or ``on_epoch_end`` returning ``True`` (or raising
         ``StopIteration``) stops training after that epoch (status ``"callback"``).
     verbose:
-        0 silent, 1 a progress bar when stderr is a terminal, 2 one line per epoch.
+        0 silent; 1 (default) progress on stderr: a bar on a terminal or in a Jupyter
+        notebook (``tqdm.auto``, from the ``notebook`` extra), elsewhere (a log, a pipe)
+        a line for the first epoch, every tenth of ``epochs`` or 10 s, and the last;
+        2 one line per epoch on stdout.
     dtype:
         ``"float32"`` or ``"float64"`` (inside this call only). Default ``"float32"``,
         or the checkpoint's dtype when resuming.
