@@ -710,3 +710,27 @@ def test_partition_passes_the_objectives_value_to_a_group_that_watches_it():
     np.testing.assert_array_equal(params["w"], alone_params["w"])
     assert float(state.groups["w"].scale) < 1.0
     np.testing.assert_allclose(params["b"], 1.0 - 4 * 0.1, rtol=1e-12)
+
+
+def test_a_pytree_trust_ratio_mask_is_stored_and_a_resumed_run_continues(tmp_path):
+    """Every per-leaf setting is stored as the weight-decay mask is (LARS has two)."""
+    features, labels = _fit_data()
+    opt = ds.optim.lars(
+        lr=0.05,
+        weight_decay=0.1,
+        weight_decay_mask={"w": True, "b": False},
+        trust_ratio_mask={"w": False, "b": True},
+    )
+    common = dict(optimizer=opt, batch_size=16, dtype="float64", seed=1, verbose=0)
+    whole = ds.fit("logistic", features, labels, epochs=6, **common)
+    half = ds.fit("logistic", features, labels, epochs=3, **common)
+    ds.save(tmp_path / "half.ckpt", half)
+    loaded = ds.load(tmp_path / "half.ckpt").optimizer.hyperparams
+    for setting in ("weight_decay_mask", "trust_ratio_mask"):
+        assert loaded[setting] == opt.hyperparams[setting], setting
+    resumed = ds.fit(
+        "logistic", features, labels, epochs=6, batch_size=16, dtype="float64", verbose=0,
+        resume=tmp_path / "half.ckpt",
+    )  # fmt: skip
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -75,8 +75,7 @@ stored in checkpoints; a function is not (load such a checkpoint with
 ``load(path, optimizer=...)``).
 
 LARS's ``trust_ratio_mask`` (the leaves whose step its trust ratio scales) takes the
-same forms; of its forms, checkpoints store ``None``, ``True`` / ``False`` and
-``"weights"``.
+same forms, and checkpoints store it as they store ``weight_decay_mask``.
 
 >>> import descend as ds
 >>> opt = ds.optim.get("gd", lr=0.1)
@@ -291,7 +290,7 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
 # Settings of which leaves a hyperparameter applies to, not hyperparameters of the
 # algorithm: listed apart by available(), so that "hyperparams" keeps the names and
 # defaults of torch.optim (or Optax).
-_LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
+LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
 
 
 def brief(optimizer: Optimizer) -> str:
@@ -359,7 +358,7 @@ def available() -> list[dict[str, Any]]:
             key: (None if p.default is inspect.Parameter.empty else p.default)
             for key, p in params.items()
         }
-        leaf_settings = {key: defaults.pop(key) for key in _LEAF_SETTINGS if key in defaults}
+        leaf_settings = {key: defaults.pop(key) for key in LEAF_SETTINGS if key in defaults}
         summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
         table.append(
             {

@@ -226,12 +226,13 @@ def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | Non
         if nested["hyperparams"] is None:  # the wrapped one cannot be rebuilt: nor this
             return {**nested, "repr": repr(optimizer)}
         hyperparams["optimizer"] = {"wrapped": nested}
-    mask = hyperparams.get("weight_decay_mask")
-    if isinstance(mask, LeafTree):
-        # A pytree of booleans is stored as one flag per leaf of the saved params (in
-        # jax.tree.leaves order), which load rebuilds in the structure of the params.
-        flags = jax.tree.leaves(decayed_leaves(mask, params))
-        hyperparams["weight_decay_mask"] = {"per_leaf": flags}
+    for setting in optim.LEAF_SETTINGS:
+        mask = hyperparams.get(setting)
+        if isinstance(mask, LeafTree):
+            # A pytree of booleans is stored as one flag per leaf of the saved params (in
+            # jax.tree.leaves order), which load rebuilds in the structure of the params.
+            flags = jax.tree.leaves(decayed_leaves(mask, params, name=setting))
+            hyperparams[setting] = {"per_leaf": flags}
     if optimizer.name == "from_optax":
         return {
             "name": optimizer.name,
@@ -244,8 +245,9 @@ def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | Non
         json.dumps(hyperparams)
     except (TypeError, ValueError):
         config = {"name": optimizer.name, "hyperparams": None, "repr": repr(optimizer)}
-        if callable(mask):
-            config["why"] = "its weight_decay_mask is a function, which a file cannot hold"
+        for setting in optim.LEAF_SETTINGS:
+            if callable(hyperparams.get(setting)):
+                config["why"] = f"its {setting} is a function, which a file cannot hold"
         return config
     return {"name": optimizer.name, "hyperparams": hyperparams, "repr": repr(optimizer)}
 
@@ -264,15 +266,16 @@ def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
     if config["name"] in optim.WRAPPERS:
         inner = _optimizer(hyperparams.pop("optimizer")["wrapped"], path, params)
         return optim.WRAPPERS[config["name"]](inner, **hyperparams)
-    mask = hyperparams.get("weight_decay_mask")
-    if isinstance(mask, dict):
-        structure = jax.tree.structure(params)
-        if structure.num_leaves != len(mask["per_leaf"]):
-            raise CheckpointError(
-                f"the weight_decay_mask in {str(path)!r} has {len(mask['per_leaf'])} flags, "
-                f"but the params saved with it have {structure.num_leaves} leaves"
-            )
-        hyperparams["weight_decay_mask"] = structure.unflatten(mask["per_leaf"])
+    for setting in optim.LEAF_SETTINGS:
+        mask = hyperparams.get(setting)
+        if isinstance(mask, dict):
+            structure = jax.tree.structure(params)
+            if structure.num_leaves != len(mask["per_leaf"]):
+                raise CheckpointError(
+                    f"the {setting} in {str(path)!r} has {len(mask['per_leaf'])} flags, "
+                    f"but the params saved with it have {structure.num_leaves} leaves"
+                )
+            hyperparams[setting] = jax.tree.unflatten(structure, mask["per_leaf"])
     return optim.get(config["name"], **hyperparams)
 
 
