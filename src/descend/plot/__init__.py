@@ -93,7 +93,7 @@ def path(
     """
     scene = draw.scene_of(results, f, bounds)
     own = ax is None
-    fig, ax = draw.new_figure((6.4, 5.2)) if own else (ax.figure, ax)
+    fig, ax = draw.new_figure((6.4, 5.2)) if ax is None else (_figure_of(ax), ax)
     draw.draw_background(ax, scene, levels, log_levels, colorbar=own)
     if scene.dim == 2:
         draw.draw_paths(ax, scene)
@@ -140,7 +140,7 @@ def function(
     shape = () if target.dim is None and dim == 1 else (dim,)
     scene = draw.Scene(target, [], [], shape, dim, draw.bounds_of(bounds, target, [], dim))
     own = ax is None
-    fig, ax = draw.new_figure((6.4, 5.2)) if own else (ax.figure, ax)
+    fig, ax = draw.new_figure((6.4, 5.2)) if ax is None else (_figure_of(ax), ax)
     draw.draw_background(ax, scene, levels, log_levels, colorbar=own)
     ax.set_title(title if title is not None else target.name)
     if target.minimizers:
@@ -219,7 +219,7 @@ def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True)
             spare.remove()
         axes = axes[: len(panels)]
     else:
-        fig, axes = ax.figure, [ax]
+        fig, axes = _figure_of(ax), [ax]
     by_name = dict(zip(panels, axes, strict=True))
     loss_ax = by_name["loss"]
     label = "train" if key == "loss" else "f(x_k)"
@@ -299,12 +299,13 @@ def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     )
     if ax is None:
         fig, axes = draw.new_figure((12.8, 5.2) if two_d else (6.4, 4.8), ncols=1 + two_d)
-        map_ax, curves_ax = (axes[0], axes[1]) if two_d else (None, axes)
+        map_ax, curves_ax = (axes[0], axes[1]) if isinstance(axes, list) else (None, axes)
         colorbar = True
     elif isinstance(ax, Sequence) and len(ax) == 2:
-        fig, (map_ax, curves_ax), colorbar = ax[0].figure, ax, False
+        fig, (map_ax, curves_ax), colorbar = _figure_of(ax[0]), ax, False
     else:
-        fig, map_ax, curves_ax, colorbar = ax.figure, ax, None, False
+        assert not isinstance(ax, Sequence)  # pairs took the branch above; no other length works
+        fig, map_ax, curves_ax, colorbar = _figure_of(ax), ax, None, False
         if not two_d:
             map_ax, curves_ax = None, ax
     if map_ax is not None and two_d:
@@ -478,7 +479,7 @@ def methods(
     if ax is None:
         fig, (updates_ax, epochs_ax) = draw.new_figure((11.2, 4.2), ncols=2)
     elif isinstance(ax, Sequence) and len(ax) == 2:
-        fig, (updates_ax, epochs_ax) = ax[0].figure, ax
+        fig, (updates_ax, epochs_ax) = _figure_of(ax[0]), ax
     else:
         raise DescendTypeError(
             f"ax must be a pair (updates_ax, epochs_ax), got {type(ax).__name__}"
@@ -533,8 +534,14 @@ def save(
             fig.set_size_inches((size[0] + 0.25) / dpi, (size[1] + 0.25) / dpi)
         _write_atomically(target, lambda temporary: fig.savefig(temporary, format=fmt, dpi=dpi))
     finally:
-        fig.set_size_inches(original)
+        fig.set_size_inches(original[0], original[1])
     return target
+
+
+def _figure_of(ax: Axes) -> Figure:
+    """``ax.figure``, which a function given ``ax=`` returns (a SubFigure if ``ax`` is in one)."""
+    # Typed as Figure as the functions document; a SubFigure is the one exception.
+    return ax.figure  # type: ignore[return-value]
 
 
 def _write_atomically(target: Path, write: Callable[[str], None]) -> None:

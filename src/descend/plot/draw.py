@@ -5,9 +5,9 @@ Everything here draws on a given Axes; :mod:`descend.plot` owns figures and file
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Annotation
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+from matplotlib.transforms import Bbox
 
 from descend.errors import DescendTypeError, InputError, check_int
 from descend.plot.target import Target, resolve
@@ -25,7 +27,7 @@ from descend.plot.target import Target, resolve
 GRID = 200  # contour grid points per axis
 CURVE = 400  # points on a one-variable curve
 MARKERS = 200  # most markers drawn on one path line (the line keeps every point)
-STAR = {"marker": "*", "ls": "none", "mfc": "gold", "mec": "black", "zorder": 5}
+STAR: dict[str, Any] = {"marker": "*", "ls": "none", "mfc": "gold", "mec": "black", "zorder": 5}
 
 
 @dataclass
@@ -45,6 +47,18 @@ class Scene:
         return ["x", "y"][: self.dim]
 
 
+@overload
+def new_figure(
+    size: tuple[float, float], nrows: Literal[1] = 1, ncols: Literal[1] = 1
+) -> tuple[Figure, Axes]: ...
+@overload
+def new_figure(
+    size: tuple[float, float], nrows: Literal[1] = 1, *, ncols: Literal[2]
+) -> tuple[Figure, list[Axes]]: ...
+@overload
+def new_figure(
+    size: tuple[float, float], nrows: int = 1, ncols: int = 1
+) -> tuple[Figure, Axes | list[Axes]]: ...
 def new_figure(
     size: tuple[float, float], nrows: int = 1, ncols: int = 1
 ) -> tuple[Figure, Axes | list[Axes]]:
@@ -70,6 +84,8 @@ def runs_of(results: Any) -> list[tuple[str, Any]]:
             "expected a result, a non-empty list or dict of results, or a race, "
             f"got {type(results).__name__}"
         )
+    runs: list[tuple[str, Any]]
+    seen: dict[str, int]
     runs, seen = [], {}
     for label, result in pairs:
         if label is None:  # "adam(lr=0.001, ...)" -> "adam"
@@ -103,6 +119,7 @@ def scene_of(results: Any, f: Any, bounds: Sequence[tuple[float, float]] | None)
         )
     target = None if f is None else resolve(f)
     dim = dims.pop()
+    assert shape is not None  # set by the first run; runs_of never returns none
     return Scene(target, runs, paths, shape, dim, bounds_of(bounds, target, paths, dim))
 
 
@@ -119,7 +136,7 @@ def bounds_of(
             raise InputError(
                 f"bounds must be {dim} pair(s) (low, high) with low < high, got {bounds!r}"
             )
-        return pairs
+        return cast(list[tuple[float, float]], pairs)  # each of length 2, checked above
     if target is not None and target.bounds is not None:
         pairs = [tuple(b) for b in target.bounds[:dim]]
         for p in paths:  # widen so that every start is on the picture
@@ -129,7 +146,7 @@ def bounds_of(
                 else (lo, hi)
                 for (lo, hi), s in zip(pairs, p[0], strict=True)
             ]
-        return pairs
+        return cast(list[tuple[float, float]], pairs)  # pairs of target.bounds, widened
     known = [np.ravel(m)[:dim] for m in (target.minimizers if target else [])]
     points = np.concatenate([p[np.isfinite(p).all(axis=1)] for p in paths] + [np.zeros((0, dim))])
     points = np.concatenate([points, np.reshape(known, (-1, dim))])
@@ -140,7 +157,8 @@ def bounds_of(
     return [(float(a), float(b)) for a, b in zip(low - pad, high + pad, strict=True)]
 
 
-def _scalar_fn(scene: Scene):
+def _scalar_fn(scene: Scene) -> Callable[[Any], jax.Array]:
+    assert scene.target is not None  # only called for a scene with a function
     fn, shape = scene.target.fn, scene.shape
     return lambda point: jnp.reshape(fn(jnp.reshape(point, shape)), ())
 
@@ -366,7 +384,8 @@ def _flat(x: Any) -> np.ndarray:
 
 # Where a label may sit beside its point: (dx, dy) in points, horizontal and vertical
 # alignment; tried in order, nearest first, until one overlaps nothing placed before.
-LABEL_SPOTS = [
+Spot = tuple[int, int, Literal["left", "right"], Literal["bottom", "top"]]
+LABEL_SPOTS: list[Spot] = [
     (dx, dy, "left" if dx > 0 else "right", "bottom" if dy > 0 else "top")
     for lift in (0, 14, 28, 42, 56)
     for dx, dy in ((6, 10 + lift), (-6, 10 + lift), (6, -10 - lift), (-6, -10 - lift))
@@ -381,14 +400,18 @@ def place_labels(ax: Axes) -> None:
     overlaps least. The layout is computed first (a draw without rendering), and the
     legend is then fixed where it was drawn, so that it cannot move onto a label later.
     """
-    labels = [t for t in ax.texts if str(t.get_gid()).startswith("slope:")]
+    labels = [
+        t for t in ax.texts if isinstance(t, Annotation) and str(t.get_gid()).startswith("slope:")
+    ]
     if not labels:
         return
     fig = ax.figure
+    assert isinstance(fig, Figure)  # a SubFigure cannot draw_without_rendering
     fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
+    # Agg, Cairo and PGF canvases have get_renderer; FigureCanvasBase does not declare it.
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     legend = ax.get_legend()
-    taken = []
+    taken: list[Bbox] = []
     if legend is not None:
         taken.append(legend.get_window_extent(renderer))
         corner = legend.get_window_extent(renderer).transformed(ax.transAxes.inverted())
@@ -396,7 +419,7 @@ def place_labels(ax: Axes) -> None:
             legend.set_loc((corner.x0, corner.y0))
     frame = ax.get_window_extent(renderer)
 
-    def cost(box) -> float:
+    def cost(box: Bbox) -> float:
         outside = (
             max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0)
             + max(frame.y0 - box.y0, 0) + max(box.y1 - frame.y1, 0)
@@ -405,7 +428,7 @@ def place_labels(ax: Axes) -> None:
         return outside * box.height + overlap
 
     for text in labels:
-        best = None
+        best: tuple[float, Spot, Bbox] | None = None
         for spot in LABEL_SPOTS:
             text.xyann = spot[:2]
             text.set_horizontalalignment(spot[2])
@@ -416,6 +439,7 @@ def place_labels(ax: Axes) -> None:
                 best = (score, spot, box)
             if score == 0:
                 break
+        assert best is not None  # LABEL_SPOTS is not empty
         _, spot, box = best
         text.xyann = spot[:2]
         text.set_horizontalalignment(spot[2])
@@ -423,7 +447,7 @@ def place_labels(ax: Axes) -> None:
         taken.append(box)
 
 
-def _overlap_area(a, b) -> float:
+def _overlap_area(a: Bbox, b: Bbox) -> float:
     width = min(a.x1, b.x1) - max(a.x0, b.x0)
     height = min(a.y1, b.y1) - max(a.y0, b.y0)
     return max(width, 0.0) * max(height, 0.0)

@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from descend.plot import draw
 
@@ -64,6 +67,7 @@ def frame_iterations(lengths: Sequence[int], max_frames: int) -> np.ndarray:
         if ks.size == max_frames:
             break
         count += max(1, (max_frames - ks.size) // 2)
+    assert best is not None  # the first try has at most max_frames distinct points
     return best.astype(np.int64)
 
 
@@ -104,7 +108,7 @@ def build(
     lengths = [len(points) for points in scene.paths]
     frames = frame_iterations(lengths, max_frames)
     fig, axes = draw.new_figure(size, ncols=2 if values else 1)
-    ax = axes[0] if values else axes
+    ax = axes[0] if isinstance(axes, list) else axes  # a list when values (two panels)
     draw.draw_background(ax, scene, levels, log_levels, colorbar=True)
     ax.set_title(title)
     heights = [
@@ -128,8 +132,12 @@ def build(
     counter = fig.suptitle(f"iteration {longest - 1:,} of {longest - 1:,}", fontsize="medium")
     counter.set_gid("counter")
     moving.append(counter)
+    curves: list[Line2D]
+    readouts: list[Text]
+    series: list[np.ndarray]
     curves, readouts, series = [], [], []
     if values:
+        assert isinstance(axes, list)  # two panels
         value_ax = axes[1]
         series, unit = _value_series(scene)
         for i, (label, _) in enumerate(scene.runs):
@@ -166,8 +174,8 @@ def build(
     # What lies above the paths (the legend, the minimizer's star) is drawn with them, after
     # them, in each frame: in the background it would end up beneath them.
     # (Text is most of a frame's cost: the legend is kept off the map when it can be.)
-    above = [line for line in ax.get_lines() if line.get_gid() == "minimizers"]
-    above += [ax.get_legend()] if ax.get_legend() is not None else []
+    above: list[Artist] = [line for line in ax.get_lines() if line.get_gid() == "minimizers"]
+    above += [legend] if (legend := ax.get_legend()) is not None else []
     moving = sorted(moving, key=Artist.get_zorder) + above
     for artist in moving:
         artist.set_animated(True)
@@ -226,6 +234,7 @@ def render(movie: Movie, progress: Callable[[int], None] | None = None) -> list[
     """
     fig = movie.fig
     canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)  # build made the figure with draw.new_figure
     background = canvas.copy_from_bbox(fig.bbox)
     images = []
     for done, iteration in enumerate(movie.frames, start=1):

@@ -325,6 +325,8 @@ def _lr_per_optimizer(lr, count: int) -> list[float | None]:
 
 
 def _build_optimizers(specs, rates) -> list[tuple[str, Optimizer]]:
+    built: list[tuple[str, Optimizer]]
+    seen: dict[str, int]
     built, seen = [], {}
     for spec, rate in zip(specs, rates, strict=True):
         if isinstance(spec, Optimizer):

@@ -80,7 +80,7 @@ def resolve(f: Any, dim: int | None = None) -> Target:
             dim=f.dim,
             minimizers=[np.ravel(m) for m in f.minimizers],
             minimum=float(f.minimum),
-            bounds=tuple(tuple(map(float, b)) for b in f.bounds),
+            bounds=tuple((float(low), float(high)) for low, high in f.bounds),
         )
     if isinstance(f, Expression):
         return Target(
