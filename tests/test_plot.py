@@ -385,3 +385,12 @@ def test_refine_marks_the_sign_change_bracket_and_the_refined_minimizer():
     ax = plot.path(crossing, "x**2 - x").axes[0]
     assert "refined:gd" not in lines_by_gid(ax)
     assert [p.get_gid() for p in ax.patches if p.get_gid()] == ["bracket:gd"]
+
+
+def test_race_refuses_a_sequence_of_axes_other_than_a_pair():
+    from descend.errors import DescendTypeError
+
+    race = ds.compare("booth", ["gd", "momentum"], max_iter=50)
+    axes = Figure().subplots(1, 3)
+    with pytest.raises(DescendTypeError, match="one Axes or a pair"):
+        ds.plot.race(race, ax=list(axes))

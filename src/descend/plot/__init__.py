@@ -304,7 +304,11 @@ def race(result: Any, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
     elif isinstance(ax, Sequence) and len(ax) == 2:
         fig, (map_ax, curves_ax), colorbar = _figure_of(ax[0]), ax, False
     else:
-        assert not isinstance(ax, Sequence)  # pairs took the branch above; no other length works
+        if isinstance(ax, Sequence):
+            raise DescendTypeError(
+                f"race draws into one Axes or a pair (map_ax, curves_ax), got a sequence of "
+                f"{len(ax)}"
+            )
         fig, map_ax, curves_ax, colorbar = _figure_of(ax), ax, None, False
         if not two_d:
             map_ax, curves_ax = None, ax
