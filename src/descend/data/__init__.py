@@ -63,7 +63,7 @@ def load(
     source: Any,
     *,
     target: str | None = None,
-    features: list[str] | None = None,
+    features: Collection[str] | None = None,
     categorical: str | Collection[str] = "auto",
     nan_policy: str = "raise",
     dtype: Any = "float32",

@@ -76,7 +76,7 @@ def plateau(
     patience: int,
     unit: str,
     best: float,
-    best_at: int,
+    best_at: int | None,
     restored: bool = False,
 ) -> str:
     """The ``why`` of NO_DECREASE and EARLY_STOPPING: the improvement rule was not met.

@@ -84,8 +84,10 @@ class Epochs:
         self.params, self.opt_state = params, opt_state
         self.epoch, self.n_updates = state.n_epochs, state.n_updates
         self.history = {key: list(values) for key, values in state.history.items()}
-        self.scored = None
+        # The held-out rows on the device: features, targets and weights (when weighted).
+        self.scored: tuple[jax.Array, ...] | None = None
         if prepared.X_val is not None:
+            assert prepared.y_val is not None  # validation rows come with their targets
             self.scored = (on_device(prepared.X_val), on_device(prepared.y_val))
             if prepared.weights_val is not None:
                 self.scored += (on_device(prepared.weights_val),)
@@ -230,6 +232,7 @@ class Epochs:
         gradient tolerance, divergence, a callback) is dropped unread.
         """
         queue = self.ahead
+        assert queue is not None  # _epoch runs ahead only where self.ahead is set
         if not queue:
             queue.append(self._dispatch(self.params, self.opt_state, self.epoch, self.n_updates))
         while self._may_run_ahead(len(queue)):
@@ -240,8 +243,10 @@ class Epochs:
         finite, *fetched = jax.device_get(head.fetch)  # waits for this epoch alone
         if not finite:
             queue.clear()
+            source = self.source
+            assert isinstance(source, InMemory)  # self.ahead is set for data in memory only
             params, opt_state, n_finite = self._replay(
-                self.params, self.opt_state, head.config, self.source.data, head.order
+                self.params, self.opt_state, head.config, source.data, head.order
             )
             return params, opt_state, n_finite, None, began
         return head.params, head.opt_state, head.config.n_updates, fetched, began
@@ -284,7 +289,7 @@ class Epochs:
         its sums, last gradient norm, next learning rate and score.
         """
         spec, placement = self.spec, self.spec.placement
-        score = ()
+        score: tuple[jax.Array, ...] = ()
         if self.scored:  # at the evaluation point (schedule-free's x), as the result's
             weights = _eval_point(spec.optimizer, outcome.params, outcome.opt_state)
             weights = weights if placement is None else placement.local(weights)
@@ -357,6 +362,7 @@ class Epochs:
         again one epoch at a time.
         """
         spec, source = self.spec, self.source
+        assert isinstance(source, InMemory)  # a stretch runs for data in memory only
         config = source.config
         count = min(self.stretch, spec.epochs - self.epoch)
         began = time.perf_counter()
@@ -378,15 +384,15 @@ class Epochs:
              outcome.grad_norm)
         )  # fmt: skip
         seconds = (time.perf_counter() - began) / count
-        records = []
+        records: list[dict[str, float]] = []
         for index in range(count):
             if not finite[index]:
                 break
             done = self.n_updates + (index + 1) * config.n_updates
             next_lr = optim.lr_of(spec.optimizer, outcome.opt_state, done)
             record = self._record((*(part[index] for part in numbers), next_lr), seconds)
-            first = self.history.get("loss") or [r["loss"] for r in records] or [record["loss"]]
-            if rules.grew_without_bound(record["loss"], first[0]):
+            losses = self.history.get("loss") or [r["loss"] for r in records] or [record["loss"]]
+            if rules.grew_without_bound(record["loss"], losses[0]):
                 break
             records.append(record)
         if len(records) < count:  # a rule stops the run inside: one epoch at a time
@@ -438,6 +444,7 @@ class Epochs:
             placement = self.spec.placement
             if placement is not None:  # every process scores its own rows
                 held_out = self.prepared.weights_val
+                assert self.prepared.X_val is not None  # self.scored holds it
                 weight = len(self.prepared.X_val) if held_out is None else held_out.sum()
                 score = placement.mean_scores(score, weight)
             record["val_loss"], record["val_" + self.metric] = map(float, score)
@@ -464,6 +471,7 @@ class Epochs:
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
         if stop == Status.EARLY_STOPPING:
+            assert spec.patience is not None  # only patience stops a run early
             why = status.plateau(
                 self.watched, rtol=0.0, atol=spec.min_delta, patience=spec.patience, unit="epoch",
                 best=self.plateau.best, best_at=self.plateau.best_at, restored=spec.restore_best,
@@ -488,6 +496,7 @@ class Epochs:
                 advice=advice,
             )
         if stop == Status.DIVERGED:
+            assert self.diverged_at is not None  # set where a non-finite epoch stops the run
             epoch, update = self.diverged_at
             return stop.message(
                 what="the loss or weights became non-finite",
@@ -581,6 +590,7 @@ def train(spec: FitSpec, prepared: Prepared, source: ChunkSource) -> FitResult:
 
     def agree(stop: bool, interrupted: bool) -> tuple[bool, bool]:
         # One process asking to stop (a callback, Ctrl-C) stops them all, at the same epoch.
+        assert placement is not None  # passed to the loop only with a placement
         table = placement.agree([float(stop), float(interrupted)])
         return bool(table[:, 0].max() > 0), bool(table[:, 1].max() > 0)
 
@@ -707,7 +717,7 @@ def _as_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
     return {key: np.asarray(values) for key, values in history.items()}
 
 
-def _describe(record: dict[str, float], n_samples: int | None, first: bool = False) -> str:
+def _describe(record: dict[str, float], n_samples: float | None, first: bool = False) -> str:
     """``loss 0.2301, val_loss 0.2411, val_accuracy 0.9412, 1.2e+06 samples/s``; for a
     run's first epoch, whose time holds the compilation of its program, ``compiling``
     instead of a rate that would not be the training's."""

@@ -86,6 +86,7 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
     if previous is not None:
         check_same_features(previous, encoding, X.shape[1])
     if previous is not None and previous.classes is not None:
+        assert arrays.classes is not None  # a classifier's labels (previous.classes is set)
         classes, y = previous.classes, codes(arrays.classes[arrays.y], previous.classes, "y")
     X_val = y_val = weights_val = None
     if validation is not None and spec.validation_split is not None:
@@ -176,7 +177,8 @@ def scale_targets(prepared: Prepared, scaler: Any) -> Prepared:
         return prepared
     return replace(
         prepared,
-        y=standardized_targets(scaler, prepared.y),
+        # A stream's y is None (its rows are read chunk by chunk), and stays None.
+        y=standardized_targets(scaler, prepared.y),  # type: ignore[arg-type]
         y_val=standardized_targets(scaler, prepared.y_val),
         target_standardizer=scaler,
     )
@@ -264,6 +266,7 @@ def validation_arrays(
     if model.task != "regression":
         # Labels become the training codes first, so that rows dropped for NaN features
         # are dropped from the labels too.
+        assert classes is not None  # a classifier's classes are known before validation
         y_val = codes(np.asarray(y_val).reshape(-1), classes, "validation y")
     arrays = data.as_arrays(X_val, y_val, nan_policy=nan_policy, dtype=dtype)
     if arrays.X.shape[1] != n_features:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,7 @@ class FitState:
     opt_state: PyTree
     n_epochs: int = 0
     n_updates: int = 0
-    history: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    history: Mapping[str, np.ndarray | list[float]] = field(default_factory=dict, repr=False)
     best: BestEpoch | None = field(default=None, repr=False)
     weights_seen: tuple[float, int] | None = None
     target_standardizer: Standardizer | None = None

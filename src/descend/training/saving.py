@@ -179,7 +179,8 @@ def _fitting(saved: Any, template: Any, file_format: str, optimizer: Optimizer, 
 def _optimizer_state(saved: Any, template: Any, file_format: str) -> Any:
     """The saved state in the structure of ``template`` (a fresh state of the optimizer),
     or None when it does not fit."""
-    structure = jax.tree.structure(template)
+    # Any: mypy cannot resolve jax's PyTreeDef (an alias of a jaxlib extension type).
+    structure: Any = jax.tree.structure(template)
     leaves = saved if file_format == _FLAT_STATE_FORMAT else jax.tree.leaves(saved)
     if structure.num_leaves != len(leaves):
         return None
@@ -197,6 +198,7 @@ def _like(saved: Any, template: Any) -> Any:
     template's keys: the dtypes stay the file's, as training left them."""
     if template is None:
         return None
+    node: Any  # mypy cannot resolve jax's PyTreeDef (an alias of a jaxlib extension type)
     children, node = jax.tree_util.tree_flatten_with_path(
         template, is_leaf=lambda child: child is not template
     )
@@ -218,7 +220,7 @@ def _template(leaf, dtype: str) -> np.ndarray:
 # Optimizers that wrap another (their "optimizer" hyperparameter), rebuilt around it.
 
 
-def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any] | None:
+def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any]:
     hyperparams = dict(optimizer.hyperparams)
     inner = hyperparams.get("optimizer")
     if optimizer.name in optim.WRAPPERS and isinstance(inner, Optimizer):
@@ -259,7 +261,7 @@ def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
             f"the optimizer in {str(path)!r} ({config.get('repr')}) cannot be rebuilt from the "
             f"file{why}; pass it: load(path, optimizer=...)"
         )
-    hyperparams = {
+    hyperparams: dict[str, Any] = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in config["hyperparams"].items()
     }
@@ -269,7 +271,8 @@ def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
     for setting in optim.LEAF_SETTINGS:
         mask = hyperparams.get(setting)
         if isinstance(mask, dict):
-            structure = jax.tree.structure(params)
+            # Any: mypy cannot resolve jax's PyTreeDef (an alias of a jaxlib extension type).
+            structure: Any = jax.tree.structure(params)
             if structure.num_leaves != len(mask["per_leaf"]):
                 raise CheckpointError(
                     f"the {setting} in {str(path)!r} has {len(mask['per_leaf'])} flags, "

@@ -36,8 +36,10 @@ class ChunkSource(Protocol):
     per output, for the training R² (None until known).
     """
 
+    config: EpochConfig
+
     @property
-    def n_samples(self) -> int | None: ...
+    def n_samples(self) -> float | None: ...
 
     @property
     def mean_weight(self) -> jax.Array | None: ...

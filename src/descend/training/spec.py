@@ -451,7 +451,8 @@ def _check_fits(model: models.Model, params: PyTree, n_features: int, n_outputs:
     needed = jax.eval_shape(lambda: model.init(0, n_features, n_outputs, dtype=dtype))
     have = [np.shape(leaf) for leaf in jax.tree.leaves(params)]
     need = [leaf.shape for leaf in jax.tree.leaves(needed)]
-    if jax.tree.structure(params) != jax.tree.structure(needed) or have != need:
+    # mypy cannot resolve jax's PyTreeDef (an alias of a jaxlib extension type).
+    if jax.tree.structure(params) != jax.tree.structure(needed) or have != need:  # type: ignore[operator]
         shapes = jax.tree.map(np.shape, params)
         raise InputError(
             f"the weights to continue from (init= or the checkpoint) have shapes "

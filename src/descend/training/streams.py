@@ -55,11 +55,14 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
     else:
         stats = stream._statistics(labels=need_labels, features=need_features)
     if need_labels:
+        # A one-shot iterator needing a first pass was refused above: stats were read.
+        assert stats is not None and stats.labels is not None
         classes = class_set(
             stats.labels, task, subject="the stream's target", fix="use a multiclass model "
             "(e.g. 'softmax')",
         )  # fmt: skip
     if need_features:
+        assert stats is not None and stats.features is not None  # as for the labels
         standardizer = stats.features.standardizer()
     if task != "regression" and reader.y_shape not in ((), (1,)):
         raise DataError(f"y must be 1-D labels for a {task} model, got {reader.y_shape} per row")
@@ -73,6 +76,7 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
         if task == "binary":
             y_val = y_val.astype(dtype)
     if task == "multiclass":
+        assert classes is not None  # the resumed run's, or found by the first pass
         n_outputs = len(classes)
     else:
         n_outputs = 1 if task == "binary" or reader.y_shape == () else reader.y_shape[0]
@@ -86,11 +90,13 @@ def prepare_stream(spec: FitSpec, stream: Stream, validation: Any) -> Prepared:
         if spec.start is not None:  # a continued run keeps the targets' scale it trained on
             target_standardizer = spec.start.target_standardizer
         elif standardize:  # the first pass measured the targets too
+            assert stats is not None  # a one-shot iterator cannot standardize (refused above)
             target_standardizer = stats.target.standardizer()
     plan = StreamPlan(stream, task, classes, standardizer, stats, target_standardizer)
+    # X and y None: a stream's rows are read chunk by chunk (Prepared.stream).
     prepared = Prepared(
-        None, None, None, X_val, y_val, classes, standardizer, encoding, n_outputs, stream=plan
-    )
+        None, None, None, X_val, y_val, classes, standardizer, encoding, n_outputs, stream=plan  # type: ignore[arg-type]
+    )  # fmt: skip
     return scale_targets(prepared, target_standardizer)
 
 
@@ -112,7 +118,7 @@ class StreamPlan:
         return sys.maxsize if count is None else count
 
     @property
-    def n_features(self) -> int:
+    def n_features(self) -> int | None:  # None until an iterator's first chunk is read
         return self.stream.n_features
 
     def source(self, config: EpochConfig, *, shuffle: bool, epochs: int) -> StreamSource:
@@ -174,7 +180,7 @@ class StreamSource:
         self._counted: Moments | None = None  # a one-shot iterator's target, as read
 
     @property
-    def n_samples(self) -> int | None:
+    def n_samples(self) -> float | None:  # a one-shot count is a Moments weight (float)
         if self.plan.stats is None:
             return None if self._counted is None else self._counted.n
         return self.plan.stats.n_samples
@@ -225,7 +231,7 @@ class StreamSource:
             yield config, X, y, order
         if counted is not None:
             self._counted = counted
-        elif n_rows != plan.stats.n_samples:
+        elif plan.stats is not None and n_rows != plan.stats.n_samples:
             raise DataError(
                 f"the {stream.kind} source gave {n_rows} rows in epoch {epoch + 1} but "
                 f"{plan.stats.n_samples} in its first pass; it must give the same rows each time"
