@@ -336,3 +336,15 @@ def test_a_minimize_hint_names_the_option(capsys):
     status, out, err = run(capsys, "minimize", "rosenbrock", "--optimizer", "sgd", "--lr", "1e-4",
                            "--max-iter", "5")  # fmt: skip
     assert "max_iter" not in out and "--max-iter" in out, out
+
+
+def test_a_bad_hyperparameter_in_opt_args_keeps_its_name_not_the_commands_option(capsys):
+    """sophia's seed is not --seed: the message names the hyperparameter as given."""
+    status, _, err = run(
+        capsys, "train", "--dataset", "iris", "--optimizer", "sophia", "--opt-args", "seed=-1",
+        "--epochs", "1",
+    )  # fmt: skip
+    assert status == 2
+    assert err.strip().splitlines()[-1] == "descend: seed must be an integer >= 0, got -1"
+    status, _, err = run(capsys, "train", "--dataset", "iris", "--seed", "-1", "--epochs", "1")
+    assert status == 2 and "--seed must be an integer >= 0" in err

@@ -19,7 +19,14 @@ from typing import Any
 
 
 class DescendError(Exception):
-    """Base class of every error raised on purpose by descend."""
+    """Base class of every error raised on purpose by descend.
+
+    ``own_names``: argument names in the message that are the user's words as given
+    (hyperparameters of ``--opt-args``), which the command line leaves as they are
+    instead of spelling them as its options (``seed`` stays ``seed``, not ``--seed``).
+    """
+
+    own_names: tuple[str, ...] = ()
 
 
 class InputError(DescendError, ValueError):

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _use_cache(args)
             status = args.handler(args)
     except DescendError as error:
+        if options is not None:  # hyperparameters of --opt-args keep their names
+            options = {key: flag for key, flag in options.items() if key not in error.own_names}
         print(f"descend: {in_command_line_words(one_line(error), options)}", file=sys.stderr)
         status = EXIT_USAGE
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from descend._json import jsonable
-from descend.errors import InputError
+from descend.errors import DescendError, InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -244,7 +244,13 @@ def optimizer_from_args(args: argparse.Namespace, default: str = "gd"):
         if "lr" in hyperparams:
             raise InputError("lr is given twice: by --lr and in --opt-args")
         hyperparams["lr"] = args.lr
-    return optim.get(args.optimizer or default, **hyperparams)
+    try:
+        return optim.get(args.optimizer or default, **hyperparams)
+    except DescendError as error:
+        # A hyperparameter given in --opt-args keeps its own name in the message, even
+        # where the command has an option of that name (sophia's seed is not --seed).
+        error.own_names = tuple(key for key in hyperparams if key != "lr" or args.lr is None)
+        raise
 
 
 def parse_options(text: str) -> dict[str, Any]:
