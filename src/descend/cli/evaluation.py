@@ -51,7 +51,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     target = args.target
     if target is None:
         trained_on = None if encoding is None else encoding.target_name
-        target = trained_on if trained_on in table.names else table.names[-1]
+        if trained_on is not None and trained_on not in table.names:
+            raise InputError(
+                f"{args.file} has no column {trained_on!r}, the target the model was "
+                f"trained on: add it, or name the column of true values with --target"
+            )
+        target = table.names[-1] if trained_on is None else trained_on
     task = "regression" if result.classes is None else "classification"
     y = target_column(table, target, task)
     if encoding is None:  # trained on arrays: every other column is a feature, in order
