@@ -135,6 +135,7 @@ class Optimizer:
         init, step = self.init, self.step
         if isinstance(step, EagerStep):  # another optimizer's step, e.g. from replace()
             step = step.function
+        init = init.__dict__.get(_UNCOPIED, init)  # another optimizer's init: its own
         if self.complex_params == "pairs":
             init, step = pairs.as_real_pairs(init, step, name=self._described())
         elif self.complex_params == "refuse":
@@ -245,7 +246,13 @@ def distinct_buffers(init: Callable[[PyTree], State]) -> Callable[[PyTree], Stat
 
         return jax.tree.map(own, state)
 
+    fresh_state.__dict__[_UNCOPIED] = init
     return fresh_state
+
+
+# Where distinct_buffers keeps the init it wraps: an optimizer built from another's init
+# wraps that one again, so that both are wrapped alike and compare equal.
+_UNCOPIED = "_init_without_copies"
 
 
 def _value_key(value: Any, visiting: frozenset[int]) -> Hashable:
