@@ -19,7 +19,14 @@ import jax.numpy as jnp
 
 from descend.optim._common import check_betas, check_flags, check_nonnegative, nonnegative_number
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
-from descend.optim.blocks import add_updates, fresh_state, optax_average, optax_debias, signed
+from descend.optim.blocks import (
+    add_updates,
+    fresh_state,
+    optax_average,
+    optax_debias,
+    optax_nesterov_debias,
+    signed,
+)
 from descend.optim.sgd_variants import descent
 
 
@@ -206,11 +213,7 @@ def optimistic_adam(
         )
         t = state.count + 1
         if nesterov:
-            avg_hat = jax.tree.map(
-                lambda m, g: beta1 * m + (1 - beta1) * g,
-                optax_debias(exp_avg, beta1, t + 1),
-                optax_debias(grads, beta1, t),
-            )
+            avg_hat = optax_nesterov_debias(exp_avg, grads, beta1, t)
         else:
             avg_hat = optax_debias(exp_avg, beta1, t)
         sq_hat = optax_debias(exp_avg_sq, beta2, t)

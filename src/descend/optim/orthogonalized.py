@@ -31,6 +31,7 @@ from descend.optim.blocks import (
     map_leaves,
     optax_average,
     optax_debias,
+    optax_nesterov_debias,
     optax_scale_by_rate,
     signed,
     zero_count,
@@ -293,9 +294,7 @@ def muon_optax(
     def nesterov_average(average, grads, decay, t):
         if not nesterov:
             return optax_debias(average, decay, t)
-        return decay * optax_debias(average, decay, t + 1) + (1 - decay) * optax_debias(
-            grads, decay, t
-        )
+        return optax_nesterov_debias(average, grads, decay, t)
 
     def matrix_update(p, g, decayed, average, t, count):
         average = optax_average(average, g, momentum)
