@@ -142,13 +142,27 @@ class Constraint:
         return value
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` converted, or :func:`invalid` raised."""
+        """``value`` converted, or :func:`invalid` raised.
+
+        A traced JAX value (inside ``jit`` or ``vmap``) has no value to check yet and is
+        returned as it is: an optimizer built under a trace with traced hyperparameters
+        (a sweep's, see :mod:`descend.optim.sweep`) has had them checked concretely
+        before.
+        """
+        if is_traced(value):
+            return value
         if not self.accepts(value):
             raise invalid(name, self.requirement, value, self.hint(value))
         return self.convert(value)
 
     def hint(self, value: Any) -> str:
         return ""
+
+
+def is_traced(value: Any) -> bool:
+    """True for a JAX tracer: a value inside ``jit``, ``vmap`` or ``grad`` with no
+    concrete value yet (checked by type name, so that this module needs no JAX)."""
+    return any(kind.__name__ == "Tracer" for kind in type(value).__mro__)
 
 
 def _is_number(value: Any) -> bool:

@@ -24,8 +24,9 @@ that is itself an array is named ``<tree>``.
 **Dtypes.** Bool, (u)int8-64, float16/32/64, bfloat16, float8_e4m3fn and float8_e5m2
 arrays are stored as they are. Complex arrays, which safetensors lacks, are stored as
 their real and imaginary parts: a float16 / float32 / float64 tensor (for ml_dtypes'
-complex32, complex64, complex128) with one more axis of length 2. The other ml_dtypes types (float8_e4m3fnuz, int4, ...) are stored as their
-raw bytes (U8). A typed PRNG key (``jax.random.key``) is stored as its key data.
+complex32, complex64, complex128) with one more axis of length 2. The other ml_dtypes
+types (float8_e4m3fnuz, int4, ...) are stored as their raw bytes (U8). A typed PRNG
+key (``jax.random.key``) is stored as its key data.
 The leaf table records the original dtype and shape, so that all come back exactly.
 
 **Metadata.** ``descend.checkpoint`` is one JSON string: ``{"version": 2, "metadata":

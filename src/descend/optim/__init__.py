@@ -44,6 +44,8 @@ Every algorithm is a function that takes its hyperparameters and returns an
 - :mod:`~descend.optim.transforms`: gradient clipping, weight decay and ``chain``
 - :mod:`~descend.optim.groups`: ``partition``, parameter groups with optimizers of their own
 - :mod:`~descend.optim.leaves`: the forms of per-leaf settings (masks, group labels)
+- :mod:`~descend.optim.injection`: ``inject_hyperparams`` (hyperparameters kept in the
+  state, so that one program runs a sweep's configurations) and ``rebuild``
 - :mod:`~descend.optim.interop`: ``from_optax`` (any Optax transformation as an
   optimizer) and ``Optimizer.as_optax()`` (any optimizer as an Optax transformation)
 
@@ -109,6 +111,7 @@ from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
+from descend.optim.injection import inject_hyperparams, rebuild
 from descend.optim.interop import from_optax
 from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
@@ -403,6 +406,7 @@ __all__ = [
     "fromage",
     "gd",
     "get",
+    "inject_hyperparams",
     "lamb",
     "lars",
     "lbfgs",
@@ -429,6 +433,7 @@ __all__ = [
     "polyak_sgd",
     "prodigy",
     "radam",
+    "rebuild",
     "reduce_on_plateau",
     "register",
     "rmsprop",

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from descend.errors import InputError, check_in_range, check_positive
+from descend.errors import InputError, check_in_range, check_positive, is_traced
 from descend.optim.base import LearningRate, Optimizer, check_lr
 from descend.optim.leaves import WEIGHTS, LeafTree, decayed_leaves
 
@@ -58,9 +58,11 @@ def check_flags(**values: Any) -> None:
 
 
 def check_pair(name: str, value: Any) -> tuple[float, float]:
-    """A pair of numbers, returned as a tuple of floats."""
+    """A pair of numbers, returned as a tuple of floats (traced numbers as they are)."""
     try:
         first, second = value
+        if is_traced(first) or is_traced(second):
+            return first, second
         return float(first), float(second)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a pair of two numbers, got {value!r}") from None
@@ -70,6 +72,8 @@ def check_betas(value: Any, *, name: str = "betas") -> tuple[float, float]:
     """A pair ``(beta1, beta2)`` of decay rates, each in ``[0, 1)``."""
     betas = check_pair(name, value)
     for index, beta in enumerate(betas):
+        if is_traced(beta):  # checked concretely before (see descend.optim.sweep)
+            continue
         if not (math.isfinite(beta) and 0.0 <= beta < 1.0):
             raise InputError(
                 f"{name}[{index}] must be in [0.0, 1.0), got {value!r}; "

@@ -25,6 +25,7 @@ from descend.optim.blocks import (
     descent_grads,
     fresh_state,
     lerp_average,
+    nonzero,
     root_plus_eps,
     scaled_ratio,
     square_average,
@@ -225,7 +226,7 @@ def rmsprop(
             RMSpropState,
             params,
             grad_avg=zeros_if(centered, params),
-            momentum_buffer=zeros_if(momentum > 0, params),
+            momentum_buffer=zeros_if(nonzero(momentum), params),
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):
@@ -240,7 +241,7 @@ def rmsprop(
         denom = root_plus_eps(variance, eps)
         rate = lr_at(lr, state.count)
         buffer = state.momentum_buffer
-        if momentum > 0:
+        if nonzero(momentum):
             buffer = jax.tree.map(lambda b, g, d: b * momentum + g / d, buffer, grads, denom)
             updates = _tree.scale(-rate, buffer)
         else:

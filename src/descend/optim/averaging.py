@@ -37,6 +37,7 @@ from descend.optim.blocks import (
     coupled_decay,
     float_dtype,
     lerp,
+    nonzero,
     signed,
     square_average,
     step_number,
@@ -343,7 +344,7 @@ def schedule_free_adamw(
         directions = jax.tree.map(
             lambda g, v: g / (jnp.sqrt(v / correction) + eps), grads, exp_avg_sq
         )
-        if weight_decay:
+        if nonzero(weight_decay):
             directions = jax.tree.map(
                 lambda d, p, decayed: d + weight_decay * p if decayed else d,
                 directions,

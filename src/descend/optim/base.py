@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, InputError, check_positive, warn
+from descend.errors import DescendTypeError, InputError, check_positive, is_traced, warn
 from descend.optim import pairs
 
 State = Any
@@ -444,7 +444,9 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
     """
     lr = optimizer.hyperparams.get("lr")
     if lr is not None:
-        return lr_at(lr, jnp.asarray(count)) if callable(lr) else float(lr)
+        if callable(lr):
+            return lr_at(lr, jnp.asarray(count))
+        return lr if is_traced(lr) else float(lr)
     groups = optimizer.hyperparams.get("optimizers")
     if groups and hasattr(state, "groups"):  # a partition: the rate its groups share
         rates = {float(lr_of(member, state.groups[label], count)) for label, member in groups}
@@ -454,6 +456,11 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
 
         return injected_lr(state)
     inner = optimizer.hyperparams.get("optimizer")
+    if optimizer.name == "inject_hyperparams" and isinstance(inner, Optimizer):
+        # the rate of the values in the state
+        from descend.optim.injection import rebuild
+
+        return lr_of(rebuild(inner, **state.hyperparams), state.inner, count)
     inner_state = getattr(state, "inner", getattr(state, "optimizer", None))
     if not isinstance(inner, Optimizer) or inner_state is None:
         return float("nan")

@@ -26,6 +26,7 @@ import numpy as np
 
 from descend import _tree
 from descend._tree import PyTree
+from descend.errors import is_traced
 from descend.optim.leaves import decayed_leaves
 
 State = TypeVar("State")
@@ -55,6 +56,8 @@ def bias_correction(beta: float, t: jax.Array) -> jax.Array:
     Written as ``-expm1(t log beta)`` it keeps that accuracy when JAX works in
     float32, where ``1 - 0.999 ** 1`` would lose five significant digits.
     """
+    if is_traced(beta):  # a sweep's (t >= 1, so that beta = 0 gives 1 here too)
+        return -jnp.expm1(t * jnp.log(beta))
     if beta == 0:
         return jnp.ones_like(t)
     return -jnp.expm1(t * math.log(beta))
@@ -63,6 +66,14 @@ def bias_correction(beta: float, t: jax.Array) -> jax.Array:
 def float_dtype(params: PyTree) -> jnp.dtype:
     """The floating dtype shared by the params (for scalar state kept per tree)."""
     return jnp.result_type(*jax.tree.leaves(params), jnp.float32)
+
+
+def nonzero(value: Any) -> bool:
+    """``value != 0`` for a number; True for a traced value (a sweep's), which takes the
+    general path. A sweep refuses hyperparameter values whose states differ, so that a
+    traced value stands only for values on one side of zero (see
+    :mod:`descend.optim.sweep`)."""
+    return is_traced(value) or value != 0
 
 
 def zeros_if(condition: bool, params: PyTree) -> PyTree | None:
@@ -95,7 +106,7 @@ def coupled_decay(grads: PyTree, params: PyTree, weight_decay: float, mask: Any 
     Only on the leaves ``mask`` selects (:func:`decayed_leaves`); the others keep ``g``,
     as a torch parameter group with ``weight_decay=0`` does.
     """
-    if weight_decay == 0:
+    if not nonzero(weight_decay):
         return grads
     return jax.tree.map(
         lambda g, p, decayed: g + weight_decay * p if decayed else g,
@@ -113,7 +124,7 @@ def decoupled_decay(
     Only on the leaves ``mask`` selects (:func:`decayed_leaves`); the others are left
     as they are.
     """
-    if weight_decay == 0:
+    if not nonzero(weight_decay):
         return params
     shrink = 1 - rate * weight_decay
     return jax.tree.map(

@@ -11,7 +11,14 @@ from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
 from descend.optim._common import check_decay_mask, with_decay_mask
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
-from descend.optim.blocks import add_updates, descent_grads, fresh_state, zero_count, zeros_if
+from descend.optim.blocks import (
+    add_updates,
+    descent_grads,
+    fresh_state,
+    nonzero,
+    zero_count,
+    zeros_if,
+)
 
 
 class GDState(NamedTuple):
@@ -259,14 +266,14 @@ def sgd(
     mask = check_decay_mask("weight_decay_mask", weight_decay_mask)
 
     def init(params):
-        return fresh_state(SGDState, params, momentum_buffer=zeros_if(momentum != 0, params))
+        return fresh_state(SGDState, params, momentum_buffer=zeros_if(nonzero(momentum), params))
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = descent_grads(
             params, grads, maximize=maximize, weight_decay=weight_decay, mask=mask
         )
         buffer = state.momentum_buffer
-        if momentum != 0:
+        if nonzero(momentum):
             # Torch starts the buffer at the first gradient itself, undampened.
             first = state.count == 0
             buffer = jax.tree.map(

@@ -356,7 +356,7 @@ def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
             return resumed.optimizer
         # A new rate for the algorithm being resumed (its state fits no other one).
         try:
-            return _with_lr(resumed.optimizer, lr)
+            return optim.rebuild(resumed.optimizer, lr=lr)
         except (InputError, TypeError):
             raise InputError(
                 f"cannot rebuild {resumed.optimizer!r} with lr={lr!r}; pass the optimizer "
@@ -376,17 +376,6 @@ def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
     raise DescendTypeError(
         f"optimizer must be an Optimizer or a name, got {type(optimizer).__name__}"
     )
-
-
-def _with_lr(optimizer: Optimizer, lr: Any) -> Optimizer:
-    """``optimizer`` rebuilt with the learning rate ``lr``: the wrapped optimizer's rate
-    for a wrapper such as ``reduce_on_plateau`` (whose own hyperparameters stay), else
-    its own ``lr``."""
-    hyperparams = dict(optimizer.hyperparams)
-    inner = hyperparams.pop("optimizer", None)
-    if optimizer.name in optim.WRAPPERS and isinstance(inner, Optimizer):
-        return optim.WRAPPERS[optimizer.name](_with_lr(inner, lr), **hyperparams)
-    return optim.get(optimizer.name, **{**optimizer.hyperparams, "lr": lr})
 
 
 def _batch_size_of_method(method: str, batch_size: int | None) -> int | None:
