@@ -314,8 +314,10 @@ def test_fit_checkpoint_and_resume_equal_an_uninterrupted_fit(tmp_path):
     rates = [float(schedule(6 * epoch - 1)) for epoch in range(1, 7)]
     np.testing.assert_allclose(whole.history["lr"], rates, rtol=1e-6)
 
+    unrebuilt = ds.load(path)  # predicts without the transformation, not trains on
+    np.testing.assert_array_equal(unrebuilt.predict_proba(X), half.predict_proba(X))
     with pytest.raises(CheckpointError, match=r"from_optax\(\)\) cannot be rebuilt .* Optax"):
-        ds.load(path)
+        ds.fit("logistic", X, y, epochs=6, resume=unrebuilt, **options)
     with pytest.raises(CheckpointError, match="cannot be rebuilt"):
         ds.fit("logistic", X, y, epochs=6, resume=path, **options)
     other = ds.optim.from_optax(optax.sgd(0.1, momentum=0.9))

@@ -299,7 +299,10 @@ LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
 def brief(optimizer: Optimizer) -> str:
     """``optimizer`` as its call with the learning rate and only the hyperparameters that
     differ from the defaults: ``reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)``
-    (``repr`` gives every one)."""
+    (``repr`` gives every one). A kind of optimizer with a ``repr`` of its own (a
+    checkpoint's that cannot be rebuilt) is shown by it."""
+    if type(optimizer).__repr__ is not Optimizer.__repr__:
+        return repr(optimizer)
     factory = _ALGORITHMS.get(optimizer.name) or WRAPPERS.get(optimizer.name)
     defaults = {} if factory is None else inspect.signature(factory).parameters
     parts = []

@@ -99,10 +99,14 @@ def load(
 ) -> FitResult:
     """Load a model saved by :func:`save`.
 
-    ``model`` is needed for a custom model (its function cannot be stored); ``optimizer``
-    when the saved one cannot be rebuilt (e.g. a learning-rate schedule written as a
-    Python function). Raises :class:`~descend.errors.CheckpointError` for a missing,
-    truncated, modified or foreign file.
+    ``model`` is needed for a custom model (its function cannot be stored). ``optimizer``
+    is needed only to train on (``fit(..., resume=...)``) when the saved one cannot be
+    rebuilt from the file (a learning-rate schedule written as a Python function, an
+    Optax transformation, ``chain``, ``sam``): without it the result predicts,
+    evaluates, plots and saves again as usual, and its optimizer is an
+    :class:`UnrebuiltOptimizer` that refuses to step, saying to pass the optimizer.
+    Raises :class:`~descend.errors.CheckpointError` for a missing, truncated, modified
+    or foreign file.
     """
     from descend import data
 
@@ -125,16 +129,19 @@ def load(
     params = trees["params"]
     if optimizer is None:
         optimizer = _optimizer(metadata["optimizer"], path, params)
-    template = optimizer.init(jax.tree.map(np.asarray, params))
-    opt_state = _fitting(trees["opt_state"], template, metadata["format"], optimizer, path)
+
+    def state_of(saved: Any) -> Any:
+        if isinstance(optimizer, UnrebuiltOptimizer):  # kept as stored, saved back as is
+            return saved
+        template = optimizer.init(jax.tree.map(np.asarray, params))
+        return _fitting(saved, template, metadata["format"], optimizer, path)
+
+    opt_state = state_of(trees["opt_state"])
     best = metadata.get("best")
     if best is not None:
         weights = (None, None)
         if best["weights"]:
-            best_state = _fitting(
-                trees["best_opt_state"], template, metadata["format"], optimizer, path
-            )
-            weights = (trees["best_params"], best_state)
+            weights = (trees["best_params"], state_of(trees["best_opt_state"]))
         loss = math.inf if best["loss"] is None else best["loss"]
         best = BestEpoch(loss, int(best["epoch"]), int(best["waited"]), *weights)
     standardizer = metadata["standardizer"]
@@ -220,7 +227,46 @@ def _template(leaf, dtype: str) -> np.ndarray:
 # Optimizers that wrap another (their "optimizer" hyperparameter), rebuilt around it.
 
 
+class UnrebuiltOptimizer(Optimizer):
+    """The optimizer of a checkpoint that cannot rebuild it (see :func:`load`).
+
+    It shows as the saved one (its ``repr``), is saved back as it was stored, and
+    raises :class:`~descend.errors.CheckpointError` from ``init`` and ``step``, naming
+    the fix: load the file with the optimizer, ``load(path, optimizer=...)``, or
+    ``fit(..., resume=path, optimizer=...)``.
+    """
+
+    def __repr__(self) -> str:
+        return str(self.hyperparams["saved"].get("repr") or self.name)
+
+    @property
+    def message(self) -> str:
+        """Why it cannot step, and what to do."""
+        return str(self.hyperparams["message"])
+
+
+def _unrebuilt(config: dict[str, Any], path, why: str) -> UnrebuiltOptimizer:
+    message = (
+        f"the optimizer in {str(path)!r} ({config.get('repr')}) cannot be rebuilt from the "
+        f"file{why}, so training cannot continue from it; pass it: "
+        "ds.load(path, optimizer=...) or fit(..., resume=path, optimizer=...)"
+    )
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise CheckpointError(message)
+
+    return UnrebuiltOptimizer(
+        str(config.get("name")),
+        refuse,
+        refuse,
+        {"saved": config, "message": message},
+        complex_params="members",
+    )
+
+
 def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any]:
+    if isinstance(optimizer, UnrebuiltOptimizer):
+        return dict(optimizer.hyperparams["saved"])
     hyperparams = dict(optimizer.hyperparams)
     inner = hyperparams.get("optimizer")
     if optimizer.name in optim.WRAPPERS and isinstance(inner, Optimizer):
@@ -256,11 +302,7 @@ def _optimizer_config(optimizer: Optimizer, params: Any) -> dict[str, Any]:
 
 def _optimizer(config: dict[str, Any], path, params: Any) -> Optimizer:
     if config.get("hyperparams") is None:
-        why = f": {config['why']}" if config.get("why") else ""
-        raise CheckpointError(
-            f"the optimizer in {str(path)!r} ({config.get('repr')}) cannot be rebuilt from the "
-            f"file{why}; pass it: load(path, optimizer=...)"
-        )
+        return _unrebuilt(config, path, f": {config['why']}" if config.get("why") else "")
     hyperparams: dict[str, Any] = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in config["hyperparams"].items()

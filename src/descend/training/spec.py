@@ -23,6 +23,7 @@ from descend import callbacks as callback_objects
 from descend import distributed, losses, models, optim
 from descend._tree import PyTree
 from descend.errors import (
+    CheckpointError,
     DescendTypeError,
     DescendWarning,
     Either,
@@ -351,6 +352,11 @@ def _loss(loss: Any, model: models.Model, resumed: FitResult | None):
 
 
 def _optimizer(optimizer: Any, lr: Any, resumed: FitResult | None) -> Optimizer:
+    from descend.training.saving import UnrebuiltOptimizer
+
+    if resumed is not None and isinstance(resumed.optimizer, UnrebuiltOptimizer):
+        # Its state was kept as stored, with no optimizer to give it its structure.
+        raise CheckpointError(resumed.optimizer.message)
     if optimizer is None and resumed is not None:
         if lr is None:
             return resumed.optimizer
