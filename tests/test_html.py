@@ -248,3 +248,16 @@ def test_curves_are_small_whatever_the_history_and_skip_what_is_not_finite():
     assert len(curve) <= _html.MAX_POINTS and np.all(np.isfinite(curve))
     assert len(markup) < 4000
     assert _html.curves({"value": [np.nan]}) == ""
+
+
+@pytest.mark.parametrize("name", ["polyak_sgd", "cocob", "dog"])
+def test_an_optimizer_without_a_learning_rate_shows_none(name, capsys):
+    # Its history's lr is NaN (no rate to report): the summaries leave it out rather
+    # than print "lr nan".
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    result = ds.fit("logistic", X, (X[:, 0] > 0) * 1.0, optimizer=name, epochs=2, verbose=0)
+    rate = ds.optim.lr_of(result.optimizer, result.opt_state, result.n_updates)
+    assert np.isnan(result.history["lr"]).all() == np.isnan(rate)
+    assert ("lr" in result.metrics()) != np.isnan(rate)
+    assert "nan" not in repr(result) and "lr nan" not in result._repr_html_()
+    assert "lr (last epoch)" not in rows_of(result._repr_html_()) or not np.isnan(rate)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -303,16 +304,21 @@ class FitResult:
 
     def metrics(self) -> dict[str, float]:
         """The history's numbers for the weights this result holds: the last epoch's, or
-        with restored weights (``best_epoch``) that epoch's."""
+        with restored weights (``best_epoch``) that epoch's. ``lr`` is left out for an
+        optimizer without a learning rate (``polyak_sgd``, ``cocob``, ...: NaN in the
+        history)."""
         epochs = list(np.asarray(self.history.get("epoch", [])).tolist())
         row = len(epochs) - 1
         if self.best_epoch is not None and self.best_epoch in epochs:
             row = epochs.index(self.best_epoch)
-        return {
+        numbers = {
             key: float(values[row])
             for key, values in self.history.items()
             if len(values) > row >= 0 and key not in ("epoch", "time")
         }
+        if math.isnan(numbers.get("lr", 0.0)):
+            del numbers["lr"]
+        return numbers
 
     def to_dict(self, *, history: bool = False) -> dict[str, Any]:
         """The run as JSON-ready values: what it trained, how far, why it stopped, and the
