@@ -152,3 +152,24 @@ def test_a_traced_hyperparameter_passes_the_checks_and_a_concrete_one_is_still_c
     )  # fmt: skip
     with pytest.raises(InputError, match="betas"):
         ds.optim.adam(betas=(1.5, 0.999))
+
+
+def test_a_name_wrapping_another_optimizer_passes_it_the_hyperparameters_it_lacks():
+    assert ds.optim.get("sam", lr=0.1) == ds.optim.sam(ds.optim.sgd(lr=0.1))
+    assert ds.optim.get("mechanize", lr=0.1, weight_decay=0.5) == ds.optim.mechanize(
+        ds.optim.adam(lr=0.1), weight_decay=0.5
+    )
+    with pytest.raises(InputError, match="unknown hyperparameter of sam 'betas'"):
+        ds.optim.get("sam", betas=(0.9, 0.99))  # sam's sgd has none either
+    # fit, the CLI and the estimators build by name: sam trains at the rate given.
+    X = np.random.default_rng(1).normal(size=(30, 2))
+    y = (X[:, 0] > 0) * 1.0
+    by_name = ds.fit("logistic", X, y, optimizer="sam", lr=0.2, epochs=2, verbose=0)
+    built = ds.fit("logistic", X, y, optimizer=ds.optim.sam(ds.optim.sgd(lr=0.2)), epochs=2,
+                   verbose=0)  # fmt: skip
+    np.testing.assert_array_equal(by_name.params["w"], built.params["w"])
+    from descend.sklearn import GDClassifier
+
+    estimator = GDClassifier(optimizer="sam", learning_rate=0.2, max_epochs=2, tol=None)
+    assert estimator._build_optimizer() == ds.optim.get("sam", lr=0.2)
+    estimator.fit(X, y)

@@ -266,7 +266,10 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
     """Build the optimizer called ``name`` with the given hyperparameters.
 
     An :class:`Optimizer` passed as ``name`` is returned as it is (hyperparameters
-    must then be empty).
+    must then be empty). An algorithm built around another (``sam``, ``mechanize``,
+    ``reduce_on_plateau``: an ``optimizer`` parameter) passes the hyperparameters it
+    lacks to the one it wraps: ``get("sam", lr=0.1)`` is ``sam(sgd(lr=0.1))``, as
+    ``fit(optimizer="sam", lr=0.1)`` and ``--optimizer sam --lr 0.1`` expect.
     """
     if isinstance(name, Optimizer):
         if hyperparams:
@@ -284,10 +287,24 @@ def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
     except KeyError:
         raise unknown_name("optimizer", name, _ALGORITHMS) from None
     valid = inspect.signature(factory).parameters
-    for key in hyperparams:
-        if key not in valid:
-            raise unknown_name(f"hyperparameter of {name}", key, valid)
+    own = {key: value for key, value in hyperparams.items() if key in valid}
+    rest = {key: value for key, value in hyperparams.items() if key not in valid}
+    if rest and "optimizer" in valid and "optimizer" not in own:
+        built = factory(**own)
+        inner = built.hyperparams.get("optimizer")
+        if isinstance(inner, Optimizer) and all(_settable(inner, key) for key in rest):
+            return factory(**own, optimizer=rebuild(inner, **rest))
+    for key in rest:
+        raise unknown_name(f"hyperparameter of {name}", key, valid)
     return factory(**hyperparams)
+
+
+def _settable(optimizer: Optimizer, key: str) -> bool:
+    """Whether :func:`rebuild` can set ``key`` on ``optimizer`` (or the one it wraps)."""
+    if key in optimizer.hyperparams and key != "optimizer":
+        return True
+    inner = optimizer.hyperparams.get("optimizer")
+    return isinstance(inner, Optimizer) and _settable(inner, key)
 
 
 # Settings of which leaves a hyperparameter applies to, not hyperparameters of the
