@@ -4,6 +4,7 @@ minimization of expressions and test functions."""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from descend.cli.common import (
@@ -248,9 +249,26 @@ def _optimizers(args: argparse.Namespace) -> int:
                 ", ".join(
                     f"{k}={v!r}" for k, v in {**row["hyperparams"], **row["leaf_settings"]}.items()
                 ),
-                row["summary"],
+                plain_text(row["summary"]),
             ]
             for row in table
         ],
     )
     return EXIT_OK
+
+
+def plain_text(text: str) -> str:
+    """A docstring line without its reStructuredText markup: ``:func:`~a.b``` as ``b``,
+    ``:mod:`a.b``` as ``a.b``, double backquotes and emphasis dropped."""
+    text = re.sub(r":\w+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", _role, text)
+    return re.sub(r"``([^`]*)``|\*\*([^*]*)\*\*|\*([^*]*)\*", _inner, text)
+
+
+def _role(match: re.Match[str]) -> str:
+    target = match.group(1)
+    shown = match.group(0)
+    return target.rsplit(".", 1)[-1] if ":`~" in shown else target
+
+
+def _inner(match: re.Match[str]) -> str:
+    return next(part for part in match.groups() if part is not None)
