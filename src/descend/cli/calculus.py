@@ -67,13 +67,23 @@ def add_parsers(commands) -> None:
     functions = commands.add_parser("functions", help="list the built-in test functions")
     functions.add_argument("name", nargs="?", help="show one function")
     functions.add_argument("--dim", type=int, help="its number of variables (n-dimensional)")
-    add_json(functions)
+    add_json(
+        functions,
+        "a JSON list, one object per test function: name, formula, dim (null for any "
+        "number of variables), minimum, minimizers, start and bounds",
+    )
     functions.set_defaults(handler=_functions)
 
     optimizers = commands.add_parser(
         "optimizers", help="list the optimizers and their hyperparameters"
     )
-    add_json(optimizers)
+    add_json(
+        optimizers,
+        "a JSON list, one object per algorithm: name, reference (the implementation it "
+        "equals), hyperparams (each name with its default, named as in torch.optim or "
+        "Optax), leaf_settings (per-leaf settings such as weight_decay_mask, with "
+        "defaults) and summary",
+    )
     optimizers.set_defaults(handler=_optimizers)
 
     minimize.add_argument(

@@ -202,8 +202,8 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+def add_json(parser: argparse.ArgumentParser, what: str = "one JSON object") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what}")
 
 
 def add_optimizer_options(
