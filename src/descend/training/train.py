@@ -187,7 +187,10 @@ def fit(
         their number; the short last batch is padded with rows of weight 0), the
         weights are replicated and their gradients summed over the devices. Default
         None: one device, or all devices of all processes after
-        :func:`descend.distributed.initialize`, each process passing its own rows.
+        :func:`descend.distributed.initialize`, each process passing its own rows (or
+        the same stream of a Parquet or ``.npy`` folder, of which each process reads
+        its own files: see :mod:`descend.data.streams`). A stream's chunks are split
+        over the devices as data in memory is.
 
     Returns
     -------
