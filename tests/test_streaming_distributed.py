@@ -68,6 +68,10 @@ def test_shards_deal_out_whole_files_in_path_order(tmp_path):
         first = shard._first(41)
         read = np.concatenate([part.y for part in first._read(None, features=True)])
         np.testing.assert_array_equal(read, expected[:41])
+    # Shards of the same layout shuffle apart: each draws its orders with its index.
+    even = ds.data.stream(write_npy(tmp_path / "even", X[:80], y[:80], (20,) * 4), chunk_rows=16)
+    orders = [even.shard(2, index).row_order(seed=1, batch_size=4) for index in range(2)]
+    assert sorted(orders[0]) == sorted(orders[1]) and list(orders[0]) != list(orders[1])
 
 
 @pytest.mark.parametrize(
@@ -244,10 +248,12 @@ resumed = ds.fit(None, stream, epochs=EPOCHS, resume=f"{folder}/one.ckpt", **set
 regression = ds.fit("linear", ds.data.stream(f"{folder}/npy", chunk_rows=200, dtype="float64"),
                     epochs=2, batch_size=BATCH, seed=SEED, dtype="float64", verbose=0)
 errors = []
-for source in (f"{folder}/single", [(validation["X"], validation["y"])]):
+for source, chunk_rows in ((f"{folder}/single", 256), ([(validation["X"], validation["y"])], 256),
+                           (f"{folder}/parquet", 256 + 32 * process)):
     try:
-        ds.fit("linear", ds.data.stream(source, dtype="float64"), dtype="float64", verbose=0)
-    except ds.errors.InputError as error:
+        ds.fit("linear", ds.data.stream(source, chunk_rows=chunk_rows, dtype="float64"),
+               dtype="float64", verbose=0)
+    except (ds.errors.InputError, ds.errors.DataError) as error:
         errors.append(str(error))
 np.savez(f"{folder}/result{process}.npz", w=whole.params["w"], b=whole.params["b"],
          classes=whole.classes, loss=whole.history["loss"], val_loss=whole.history["val_loss"],
@@ -321,9 +327,10 @@ def test_two_processes_stream_their_own_files_into_one_model_as_one_process_woul
     (warning,) = reports[1]["warnings"]
     assert "first 680 rows" in warning and "[680, 750]" in warning
     for report in reports:
-        single, iterable = report["errors"]
+        single, iterable, different = report["errors"]
         assert "1 file(s) with rows, fewer than the 2 shards" in single
         assert "no files to split" in iterable
+        assert "differ in chunk_rows (process 0: 256, process 1: 288)" in different
 
     # The oracle: one process on the union, in the global order. Process 1's files
     # hold no label 5: the classes are those of both processes.

@@ -77,7 +77,7 @@ def process_share(placement: Placement, stream: Stream, validation: Any) -> Stre
             f"{smallest} rows of its files, in path order; files of equal rows, as many for "
             "every process, leave none out",
             DescendWarning,
-            stacklevel=5,
+            stacklevel=4,
         )
         share = share._first(smallest)
     return share
