@@ -28,6 +28,12 @@ and they train one model:
   row-weighted mean of the processes' R²). Callbacks run on every process and training
   stops when one of them asks. All stopping decisions are therefore the same on every
   process.
+- A stream (:func:`descend.data.stream` of a Parquet or ``.npy`` folder) is passed
+  the same by every process, and each reads its own files
+  (:meth:`~descend.data.streams.Stream.shard`: process ``p`` of ``P`` the files ``p``,
+  ``p + P``, ...), keeping as many rows as the
+  smallest share (a warning names the rows left out); each chunk is placed and split
+  as data in memory is (see :mod:`descend.data.streams`).
 - :func:`descend.save` writes on process 0 only, then waits for it on every process,
   so every process calls it with the same path (on a shared file system) and every
   process can resume from the file.
@@ -506,14 +512,34 @@ class Placement:
             bounds = self.agree([float(v) for v in local])
             if bounds[:, 0].min() == bounds[:, 1].max():
                 weights = None
-        return self._merged(Moments.of(X, weights)).standardizer()
+        return self.merged(Moments.of(X, weights)).standardizer()
 
-    def _merged(self, local: Moments) -> Moments:
+    def merged(self, local: Moments) -> Moments:
         """Every process's moments merged, in process order (the same on all of them)."""
         merged = Moments()
         for row in self.agree(local.to_array()):
             merged.merge(Moments.from_array(row))
         return merged
+
+    def union(self, values: np.ndarray) -> np.ndarray:
+        """The sorted distinct values of every process's finite ``values`` (1-D)."""
+        values = np.unique(np.asarray(values, dtype=np.float64))
+        if self.n_processes == 1:
+            return values
+        longest = int(self.agree([len(values)]).max())
+        padded = np.full(longest, np.nan)  # NaN pads: the values themselves are finite
+        padded[: len(values)] = values
+        table = self.agree(padded)
+        return np.unique(table[~np.isnan(table)])
+
+    def spread(self, local: np.ndarray) -> jax.Array:
+        """This process's rows on each device it feeds: shape ``(n_shards, *local.shape)``
+        (see :class:`~descend.engine.ShardedOrder`); a device gathers its share of every
+        batch from its own copy."""
+        local = np.asarray(local)
+        shape = (self.n_shards, *local.shape)
+        sharding = self._sharding(BATCH_AXIS)
+        return jax.make_array_from_callback(shape, sharding, lambda index: local[None])
 
     def source(
         self, prepared: Rows, config: EpochConfig, mean_weight: np.ndarray | None = None
@@ -529,16 +555,7 @@ class Placement:
         if prepared.weights is not None:
             data += (prepared.weights,)
             replicated = self.replicate(np.asarray(mean_weight))
-        sharding = self._sharding(BATCH_AXIS)
-
-        def spread(local: np.ndarray) -> jax.Array:
-            # One copy of this process's rows per device it feeds: a device gathers its
-            # share of every batch from its own copy.
-            local = np.asarray(local)
-            shape = (self.n_shards, *local.shape)
-            return jax.make_array_from_callback(shape, sharding, lambda index: local[None])
-
-        arrays = tuple(spread(local) for local in data)
+        arrays = tuple(self.spread(local) for local in data)
         return ShardedSource(
             self, config, arrays, prepared.y, prepared.weights, len(prepared.X), replicated
         )
@@ -604,7 +621,7 @@ class ShardedSource:
     def total_squares(self) -> np.ndarray:
         """The weighted total sum of squares of all processes' targets, per output."""
         y = np.asarray(self.y).reshape(len(self.y), -1)
-        return self.placement._merged(Moments.of(y, self.weights)).m2
+        return self.placement.merged(Moments.of(y, self.weights)).m2
 
 
 def _allgather(values: np.ndarray) -> np.ndarray:

@@ -172,7 +172,8 @@ def add_parsers(commands) -> None:
         "descent, otherwise alike, and draw their losses against updates and epochs",
     )  # fmt: skip
     several = train.add_argument_group(
-        "several processes (each trains on its own FILE; one model, saved by process 0)"
+        "several processes (each trains on its own FILE, or on its own files of one "
+        "--stream folder; one model, saved by process 0)"
     )
     several.add_argument(
         "--coordinator", metavar="HOST:PORT", help="process 0's address (or DESCEND_COORDINATOR)"

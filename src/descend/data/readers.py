@@ -132,6 +132,8 @@ class _ParquetReader:
         self.piece_rows = tuple(
             self.metadata[f].row_group(group).num_rows for f, group in self.pieces
         )
+        self.piece_files = tuple(f for f, _ in self.pieces)  # the file of each piece
+        self.file_names = tuple(file.name for file in files)
         if not self.pieces:
             raise DataError(f"the Parquet data {str(files[0])!r} holds no rows")
 
@@ -219,6 +221,8 @@ class _NpyReader:
             raise DataError(f"the shards in {str(folder)!r} hold no rows")
         self.shards = [self.shards[k] for k in kept]
         self.piece_rows = tuple(rows[k] for k in kept)
+        self.piece_files = tuple(range(len(self.shards)))  # a shard is a file (a pair)
+        self.file_names = tuple(x_path.name for x_path, _ in self.shards)
         self.n_features, self.y_shape = widths[0], tails[0]
 
     def column_name(self, j: int) -> str:
@@ -329,8 +333,52 @@ class IterableReader:
             raise DataError("the iterable yields no chunks")
 
 
+class Share:
+    """Some pieces of another reader, the last one maybe cut short: a shard of a stream.
+
+    ``pieces`` are the other reader's piece numbers, read in this order and numbered
+    ``0 ..`` here; ``rows`` how many of each piece's first rows are kept.
+    """
+
+    one_shot = False
+
+    def __init__(
+        self, reader: _ParquetReader | _NpyReader | Share, pieces: Sequence[int],
+        rows: Sequence[int],
+    ):  # fmt: skip
+        self._reader, self._pieces = reader, tuple(pieces)
+        self.piece_rows = tuple(int(count) for count in rows)
+        self.kind: str = reader.kind
+        self.n_features: int | None = reader.n_features
+        self.y_shape: tuple[int, ...] | None = reader.y_shape
+        self.file_names: tuple[str, ...] = reader.file_names
+        self.piece_files: tuple[int, ...] = tuple(reader.piece_files[p] for p in self._pieces)
+        # A Parquet source's columns, by name (None for .npy shards).
+        self.features = getattr(reader, "features", None)
+        self.target = getattr(reader, "target", None)
+
+    def column_name(self, j: int) -> str:
+        return self._reader.column_name(j)
+
+    def read(self, pieces, *, features: bool, rows: int) -> Iterator[Part]:
+        for local in range(len(self._pieces)) if pieces is None else pieces:
+            keep = self.piece_rows[local]
+            parts = self._reader.read([self._pieces[local]], features=features, rows=rows)
+            try:
+                for part in parts:
+                    if part.offset >= keep:
+                        break
+                    cut = keep - part.offset
+                    X = None if part.X is None else part.X[:cut]
+                    yield Part(local, X, part.y[:cut], part.where, part.offset)
+            finally:  # the other reader's file is closed where the piece is cut
+                close = getattr(parts, "close", None)
+                if close is not None:
+                    close()
+
+
 # What path_reader and IterableReader make; check_part and the others take any of them.
-Reader = _ParquetReader | _NpyReader | IterableReader
+Reader = _ParquetReader | _NpyReader | IterableReader | Share
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:

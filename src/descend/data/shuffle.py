@@ -2,7 +2,8 @@
 
 Every source of rows uses it: data in memory (:func:`epoch_order`), several processes
 (each its own rows, :func:`epoch_order` with ``process``), and streams (pieces in
-:func:`piece_order`, then the rows of each chunk by :func:`chunk_order`). Orders are
+:func:`piece_order`, then the rows of each chunk by :func:`chunk_order`; each process
+of a multi-process run draws both with its ``process`` too). Orders are
 drawn on the host with NumPy from ``(seed, epoch, ...)`` alone, so the same seed gives
 the same training, bit for bit, and a resumed run continues the same sequence.
 
@@ -39,12 +40,16 @@ def chunk_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
 
 
-def chunk_order(seed: int, epoch: int, index: int, n_rows: int) -> np.ndarray:
+def chunk_order(
+    seed: int, epoch: int, index: int, n_rows: int, *, process: int | None = None
+) -> np.ndarray:
     """The order of the rows of chunk ``index`` in ``epoch``: data that fits in one chunk
-    is shuffled exactly as in memory."""
-    return epoch_order(chunk_seed(seed, index), epoch, n_rows)
+    is shuffled exactly as in memory (with ``process``, as that process's rows in memory)."""
+    return epoch_order(chunk_seed(seed, index), epoch, n_rows, process=process)
 
 
-def piece_order(seed: int, epoch: int, n_pieces: int) -> np.ndarray:
-    """The order in which a stream reads its pieces (files' row groups, shards) in ``epoch``."""
-    return np.random.default_rng([seed, epoch, _PIECE_STREAM]).permutation(n_pieces)
+def piece_order(seed: int, epoch: int, n_pieces: int, *, process: int | None = None) -> np.ndarray:
+    """The order in which a stream reads its pieces (files' row groups, shards) in
+    ``epoch``; with ``process``, that process's share of the pieces (apart from the others')."""
+    entropy = [seed, epoch, _PIECE_STREAM] + ([] if process is None else [process])
+    return np.random.default_rng(entropy).permutation(n_pieces)

@@ -45,6 +45,21 @@ the target's mean and total sum of squares (for R²), the label set of a classif
 float64, Chan, Golub & LeVeque 1979). Only the columns needed are read. The
 statistics are kept on the :class:`Stream`, so the next ``fit`` does not read them again.
 
+Several devices and processes
+-----------------------------
+``fit(model, stream, devices=...)`` splits every batch of every chunk evenly over the
+devices, as for data in memory (each device holds a copy of the chunk). In a
+multi-process run (:func:`descend.distributed.initialize`) every process passes the same
+Parquet or ``.npy`` folder (on a shared file system, or a copy on each machine) and
+reads its own files, :meth:`Stream.shard`: process ``p`` of ``P`` reads files ``p``,
+``p + P``, ... Every process trains on as many rows: each keeps the first rows of its
+files, in path order, as many as the smallest share holds (with a warning naming the
+rows left out). ``chunk_rows`` counts one process's rows, and is cut to a multiple of
+``batch_size / P * accumulate``; global batch ``t`` of a chunk joins the processes'
+local batches ``t`` in process order, each in the order its shard's
+:meth:`Stream.row_order` gives for ``batch_size / P``. The statistics (standardization,
+classes, the targets' total sum of squares) are those of all processes' rows.
+
 Not supported for streams: ``sample_weight``, ``validation_split`` (give
 ``validation=(X_val, y_val)`` in memory), ``nan_policy`` other than ``"raise"`` (rows
 with missing values are an error naming the file and row), batch gradient descent
@@ -79,6 +94,7 @@ from descend.data.readers import (
     Part,
     Prefetch,
     Reader,
+    Share,
     check_part,
     finite_rows,
     path_reader,
@@ -166,11 +182,12 @@ class Stream:
         The target column of a Parquet source.
     """
 
-    def __init__(self, reader, chunk_rows: int, dtype: np.dtype):
+    def __init__(self, reader, chunk_rows: int, dtype: np.dtype, process: int | None = None):
         self._reader = reader
         self.chunk_rows = chunk_rows
         self.dtype = dtype
         self._stats: Stats | None = None
+        self._process = process  # a shard's index: drawn into its orders (see shard)
 
     @property
     def kind(self) -> str:
@@ -237,10 +254,81 @@ class Stream:
         for index, start in enumerate(range(0, len(order), rows)):
             block = order[start : start + rows]
             if shuffle and batch_size < len(block):
-                order[start : start + rows] = block[chunk_order(seed, epoch, index, len(block))]
+                shuffled = chunk_order(seed, epoch, index, len(block), process=self._process)
+                order[start : start + rows] = block[shuffled]
         return order
 
+    def shard(self, num_shards: int, index: int) -> Stream:
+        """The files that shard ``index`` of ``num_shards`` reads: a process's share.
+
+        The files holding rows are dealt out in path order: shard ``index`` reads files
+        ``index``, ``index + num_shards``, ``index + 2 * num_shards``, ... (a Parquet file
+        with all its row groups, a pair of ``.npy`` shards), as ``fit`` splits a stream
+        over the processes of a multi-process run (process ``index`` of ``num_shards``).
+        The shard's piece and row orders (:meth:`row_order`) are drawn with ``index``
+        too, so that shards shuffle apart from one another. One shard of one is the
+        stream itself. (``shard(num_shards, index)`` as in ``tf.data`` and Hugging Face
+        ``datasets``, by whole files.)
+
+        Raises
+        ------
+        InputError
+            ``num_shards`` below 1 or ``index`` outside ``[0, num_shards - 1]``; an
+            iterable source (it has no files: each process streams its own rows); fewer
+            files holding rows than ``num_shards``.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for k in range(3):
+        ...     np.save(folder / f"X_{k:03d}.npy", np.zeros((10 * (k + 1), 2)))
+        ...     np.save(folder / f"y_{k:03d}.npy", np.zeros(10 * (k + 1)))
+        >>> data = stream(folder)
+        >>> data.shard(2, 0).n_samples, data.shard(2, 1).n_samples  # files 0 and 2; file 1
+        (40, 20)
+        """
+        num_shards = check_int("num_shards", num_shards, minimum=1)
+        index = check_int("index", index, minimum=0)
+        if index >= num_shards:
+            raise InputError(
+                f"index must be in [0, num_shards - 1] = [0, {num_shards - 1}], got {index}"
+            )
+        if num_shards == 1:
+            return self
+        reader = self._reader
+        if reader.kind == "iterable":
+            raise InputError(
+                "an iterable stream has no files to split among processes; write the chunks "
+                "as Parquet files or .npy shards (at least one per process), or give each "
+                "process its own rows in memory: fit(model, X_local, y_local)"
+            )
+        files = sorted(set(reader.piece_files))
+        if len(files) < num_shards:
+            raise InputError(
+                f"the {reader.kind} source holds {len(files)} file(s) with rows, fewer than "
+                f"the {num_shards} shards (processes) that each read whole files; write the "
+                f"data as at least {num_shards} files (of about equal rows), e.g. one per process"
+            )
+        mine = set(files[index::num_shards])
+        pieces = [p for p, file in enumerate(reader.piece_files) if file in mine]
+        rows = [reader.piece_rows[p] for p in pieces]
+        return Stream(Share(reader, pieces, rows), self.chunk_rows, self.dtype, process=index)
+
     # ------------------------------------------------------------------ internals
+
+    def _first(self, n_rows: int) -> Stream:
+        """The stream of its first ``n_rows`` rows, in the source's own order (files only)."""
+        piece_rows = self._reader.piece_rows
+        pieces, rows, left = [], [], n_rows
+        for piece, count in enumerate(piece_rows):
+            if left <= 0:
+                break
+            pieces.append(piece)
+            rows.append(min(count, left))
+            left -= count
+        share = Share(self._reader, pieces, rows)
+        return Stream(share, self.chunk_rows, self.dtype, process=self._process)
 
     def _piece_order(self, seed: int, epoch: int, shuffle: bool) -> np.ndarray | None:
         """This epoch's order of the pieces (None: an iterable, read in its own order)."""
@@ -249,7 +337,7 @@ class Stream:
         n_pieces = len(self._reader.piece_rows)
         if not shuffle:
             return np.arange(n_pieces)
-        return piece_order(seed, epoch, n_pieces)
+        return piece_order(seed, epoch, n_pieces, process=self._process)
 
     def _read(self, pieces, *, features: bool) -> Iterator[Part]:
         """Parts of the pieces (bounded in size), checked but not yet converted."""
@@ -298,16 +386,21 @@ class Stream:
         return stats
 
 
-def rows_per_chunk(chunk_rows: int, group: int, batch_size: int) -> int:
-    """``chunk_rows`` rounded down to whole groups of ``batch_size * accumulate`` rows."""
-    if group > chunk_rows:
+def rows_per_chunk(chunk_rows: int, group: int, batch_size: int, processes: int = 1) -> int:
+    """``chunk_rows`` rounded down to whole groups of ``batch_size * accumulate`` rows;
+    with several ``processes``, to whole shares of a group (``chunk_rows`` counting one
+    process's rows, ``group`` and ``batch_size`` all processes')."""
+    share = group // processes
+    if share > chunk_rows:
+        each = "" if processes == 1 else f", split over {processes} processes"
         raise InputError(
-            f"a batch group of {group} rows (batch_size={batch_size} times accumulate) does "
-            f"not fit in a chunk of chunk_rows={chunk_rows}; a stream trains on mini-batches "
-            f"of one chunk (batch_size=None, batch gradient descent, is not available): use a "
-            f"smaller batch_size or ds.data.stream(..., chunk_rows={group}) or more"
+            f"a batch group of {group} rows (batch_size={batch_size} times accumulate{each}) "
+            f"does not fit in a chunk of chunk_rows={chunk_rows}; a stream trains on "
+            f"mini-batches of one chunk (batch_size=None, batch gradient descent, is not "
+            f"available): use a smaller batch_size or ds.data.stream(..., "
+            f"chunk_rows={share}) or more"
         )
-    return chunk_rows - chunk_rows % group
+    return chunk_rows - chunk_rows % share
 
 
 # ----------------------------------------------------------------------- statistics

@@ -178,7 +178,7 @@ class FitSpec:
             )
         placement = distributed.resolve(devices)
         if isinstance(data["X"], Stream):
-            _check_stream(data["X"], options, data, placement)
+            _check_stream(data["X"], options, data)
         options["callbacks"] = callbacks
         if options["features"] is not None:
             options["features"] = tuple(options["features"])
@@ -415,14 +415,12 @@ def _early_stopping(callbacks: tuple, options: dict[str, Any]) -> tuple:
     return tuple(c for c in callbacks if c is not stopping)
 
 
-def _check_stream(stream: Any, options: dict, data_arguments: dict, placement) -> None:
+def _check_stream(stream: Any, options: dict, data_arguments: dict) -> None:
     given = {**options, **data_arguments}
     for name, (default, why) in STREAM_REFUSES.items():
         value = given[name]
         if value is not None if default is None else value != default:
             raise InputError(f"{name} cannot be used with a stream: {why}")
-    if placement is not None:
-        raise InputError("devices= cannot be used with a stream yet; train a stream on one device")
     if np.dtype(options["dtype"]) != stream.dtype:
         raise InputError(
             f"the stream reads {stream.dtype} and fit trains in {options['dtype']}; make them "

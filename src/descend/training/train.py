@@ -24,7 +24,7 @@ from descend.training.prepare import prepare, settle_weights
 from descend.training.result import FitResult
 from descend.training.sources import InMemory
 from descend.training.spec import FitSpec
-from descend.training.streams import prepare_stream
+from descend.training.streams import prepare_stream, process_share
 
 
 def fit(
@@ -187,7 +187,10 @@ def fit(
         their number; the short last batch is padded with rows of weight 0), the
         weights are replicated and their gradients summed over the devices. Default
         None: one device, or all devices of all processes after
-        :func:`descend.distributed.initialize`, each process passing its own rows.
+        :func:`descend.distributed.initialize`, each process passing its own rows (or
+        the same stream of a Parquet or ``.npy`` folder, of which each process reads
+        its own files: see :mod:`descend.data.streams`). A stream's chunks are split
+        over the devices as data in memory is.
 
     Returns
     -------
@@ -240,12 +243,14 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
 
     placement = spec.placement
     if isinstance(X, Stream):
+        if placement is not None and placement.n_processes > 1:
+            X = process_share(placement, X, validation)  # its own files
         prepared = prepare_stream(spec, X, validation)
     else:
         prepared = prepare(spec, X, y, sample_weight, validation)
-    if placement is not None:  # across processes: same shapes, one standardization
-        fresh_regression = spec.model.task == "regression" and spec.start is None
-        prepared = placement.prepare(prepared, spec.standardize, targets=fresh_regression)
+        if placement is not None:  # across processes: same shapes, one standardization
+            fresh_regression = spec.model.task == "regression" and spec.start is None
+            prepared = placement.prepare(prepared, spec.standardize, targets=fresh_regression)
     # The data-wide mean weight that scales every update (equal weights are dropped).
     seen = None if spec.start is None else spec.start.weights_seen
     prepared, mean_weight = settle_weights(prepared, placement, seen)
@@ -266,7 +271,9 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
     )
     if prepared.stream is not None:  # rows read chunk by chunk (descend.data.streams)
         epochs = spec.epochs - spec.first_epoch
-        source = prepared.stream.source(config, shuffle=spec.shuffle, epochs=epochs)
+        source = prepared.stream.source(
+            config, shuffle=spec.shuffle, epochs=epochs, placement=placement
+        )
         try:
             return train(spec, prepared, source)
         finally:  # ends the reading thread, also on errors
