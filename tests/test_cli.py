@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
+import descend as ds
 from descend.cli import main, parse_options
+from descend.errors import InputError
 
 
 def run(capsys, *argv):
@@ -203,6 +205,27 @@ def test_parse_options_reads_values_without_evaluating():
         "n": 3,
     }
     assert parse_options("x=__import__('os')") == {"x": "__import__('os')"}
+
+
+def test_parse_options_reads_lists_and_quoted_text(capsys):
+    options = parse_options(
+        """betas=[0.9, 0.99],weight_decay_mask='weights',label="a,b",eps=(none,1e-3)"""
+    )
+    assert options == {"betas": (0.9, 0.99), "weight_decay_mask": "weights", "label": "a,b",
+                       "eps": (None, 1e-3)}  # fmt: skip
+    assert parse_options("x='1'") == {"x": "1"}  # quoted: text, not a number
+    for bad, what in [("betas=(0.9,0.99", "parentheses or brackets"), ("m='x", "quote")]:
+        with pytest.raises(InputError, match=f"unbalanced {what}"):
+            parse_options(bad)
+    status, _, err = run(capsys, "minimize", "x**2", "--optimizer", "adam", "--opt-args",
+                         "betas=[0.9, 0.99", "--max-iter", "3")  # fmt: skip
+    assert status == 2 and "unbalanced" in err and "Traceback" not in err
+    status, out, err = run(capsys, "minimize", "x**2", "--x0", "x=1", "--optimizer", "adam",
+                           "--lr", "0.1", "--opt-args", "betas=[0.5, 0.9]", "--json")  # fmt: skip
+    assert status == 0, err
+    alone = ds.minimize("x**2", {"x": 1.0}, optimizer=ds.optim.adam(0.1, betas=(0.5, 0.9)),
+                        verbose=0)  # fmt: skip
+    assert json.loads(out)["n_iter"] == alone.nit
 
 
 def test_console_entry_point_has_no_traceback_on_bad_input():

@@ -229,7 +229,8 @@ def add_optimizer_options(
         "--opt-args",
         default="",
         metavar="key=value,...",
-        help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99); "
+        help="other hyperparameters, e.g. momentum=0.9,nesterov=true,betas=(0.9,0.99) "
+        "(sequences in ( ) or [ ], text in quotes when it holds a comma); "
         "weight_decay=0.1,weight_decay_mask=weights decays the weights, not the biases",
     )
 
@@ -256,8 +257,10 @@ def optimizer_from_args(args: argparse.Namespace, default: str = "gd"):
 def parse_options(text: str) -> dict[str, Any]:
     """Read ``"momentum=0.9,nesterov=true,betas=(0.9,0.99)"`` into a dict of Python values.
 
-    Values are numbers, ``true``/``false``, ``none``, tuples of numbers in parentheses,
-    or bare words (kept as text). Nothing is evaluated.
+    Values are numbers, ``true``/``false``, ``none``, sequences in parentheses or
+    brackets (``(0.9,0.99)`` or ``[0.9,0.99]``, read as tuples), text in quotes
+    (``'weights'``, kept as it is, commas included) or bare words (kept as text).
+    Nothing is evaluated.
     """
     options: dict[str, Any] = {}
     for item in split_top_level(text):
@@ -270,15 +273,26 @@ def parse_options(text: str) -> dict[str, Any]:
 
 
 def split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses, brackets and quotes."""
     current: list[str]
-    items, depth, current = [], 0, []
+    items, depth, current, quote = [], 0, [], ""
     for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        else:
+            depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0 and not quote:
             items.append("".join(current))
             current = []
         else:
             current.append(char)
+    if quote or depth:
+        raise InputError(
+            f"unbalanced {'quote' if quote else 'parentheses or brackets'} in {text!r}; "
+            "close each ( [ ' or \" that is opened"
+        )
     items.append("".join(current))
     return [item for item in (i.strip() for i in items) if item]
 
@@ -289,7 +303,11 @@ def option_value(text: str) -> Any:
         return lowered == "true"
     if lowered == "none":
         return None
-    if text.startswith("(") and text.endswith(")"):
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if (text.startswith("(") and text.endswith(")")) or (
+        text.startswith("[") and text.endswith("]")
+    ):
         return tuple(option_value(part) for part in split_top_level(text[1:-1]))
     for kind in (int, float):
         try:
