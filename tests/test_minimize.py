@@ -133,6 +133,28 @@ def test_refine_bisects_the_sign_change_to_the_minimizer():
     assert left <= true <= right
 
 
+def test_refine_records_each_bracket_of_its_bisection(x64):
+    def f(x):
+        return jnp.cosh(x - 0.7) + 0.1 * x**2
+
+    result = ds.minimize(f, 3.0, optimizer=ds.optim.gd(lr=1.5), refine=True, tol=1e-10,
+                         verbose=0)  # fmt: skip
+    brackets = result.history["bracket"]
+    # The same bisection in NumPy, from the bracket where the derivative changed sign.
+    left, right = brackets[0]
+    expected = [(left, right)]
+    for _ in range(len(brackets) - 1):
+        middle = 0.5 * (left + right)
+        if np.sinh(middle - 0.7) + 0.2 * middle < 0:
+            left = middle
+        else:
+            right = middle
+        expected.append((left, right))
+    np.testing.assert_array_equal(brackets, expected)
+    assert tuple(brackets[-1]) == result.bracket and len(brackets) >= 20
+    assert "bracket" not in ds.minimize(f, 3.0, optimizer=ds.optim.gd(lr=0.1), verbose=0).history
+
+
 def test_refine_is_for_one_variable():
     with pytest.raises(InputError, match="one variable"):
         ds.minimize(lambda x: jnp.sum(x**2), np.ones(2), refine=True)

@@ -148,6 +148,9 @@ class MinimizeResult:
     history:
         ``{"value": (n_iter+1,), "grad_norm": (n_iter+1,), "x": (n_iter+1, ...)}``: one
         entry per iterate, ``x0`` first (``"x"`` absent when the path was not kept).
+        After ``refine``'s bisection, also ``"bracket"``, ``(n_bisections, 2)``: the
+        sign-change bracket ``(left, right)`` before the first bisection step and after
+        each of the others, each half the one before.
     bracket:
         For a function of one variable, the latest ``(left, right)`` between which the
         derivative changed sign (a minimum lies in between), else ``None``.
@@ -991,6 +994,8 @@ def _result(
     bracket = None
     if bool(outcome.has_bracket) or stop == Status.SIGN_CHANGE:
         bracket = (float(outcome.bracket[0]), float(outcome.bracket[1]))
+    if int(outcome.n_bisections) > 0:
+        history["bracket"] = np.asarray(outcome.bisection_brackets[: int(outcome.n_bisections)])
     converged = stop == Status.CONVERGED or (stop == Status.SIGN_CHANGE and grad_norm <= config.tol)
     return MinimizeResult(
         x=_named(x, variables),

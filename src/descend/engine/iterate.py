@@ -103,10 +103,16 @@ class IterateCarry(NamedTuple):
     n_overshoots: jax.Array
     failure: jax.Array  # what was non-finite when the run diverged (see FAILURES)
     n_bisections: jax.Array
+    # The sign-change bracket before refine's bisection and after each of its steps,
+    # (BISECTION_STEPS, 2), NaN past n_bisections rows.
+    bisection_brackets: jax.Array
     n_fev: jax.Array
     history_value: jax.Array
     history_grad_norm: jax.Array
     history_x: PyTree
+
+
+BISECTION_STEPS = 200  # the most steps of refine's bisection (each halves the bracket)
 
 
 def value_and_grad(objective: Callable[..., jax.Array]) -> Callable[..., tuple]:
@@ -161,6 +167,7 @@ def _allocate(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateC
         n_overshoots=zero,
         failure=zero,
         n_bisections=zero,
+        bisection_brackets=jnp.full((BISECTION_STEPS, 2), jnp.nan, dtype),
         n_fev=zero,
         history_value=jnp.full((n_slots,), jnp.nan, dtype),
         history_grad_norm=jnp.full((n_slots,), jnp.nan, dtype),
@@ -319,8 +326,11 @@ def _evaluation(objective, optimizer: Optimizer, config: IterateConfig, batched:
     return jax.jit(jax.vmap(evaluated) if batched else evaluated)
 
 
-def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -> IterateCarry:
-    """Narrow the sign-change bracket by bisection on the derivative."""
+def _bisect(
+    value_grad, tol: float, carry: IterateCarry, max_steps: int = BISECTION_STEPS
+) -> IterateCarry:
+    """Narrow the sign-change bracket by bisection on the derivative, recording the
+    bracket before the first step and after each (``bisection_brackets``)."""
 
     def evaluate(point):
         x = _set_flat_scalar(carry.x, point)
@@ -328,22 +338,26 @@ def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -
         return x, value.astype(carry.value.dtype), grads, _flat_scalar(grads)
 
     def not_done(state):
-        left, right, _, _, _, derivative, steps = state
+        left, right, _, _, _, derivative, steps, _ = state
         width_ok = right - left > 4 * jnp.finfo(left.dtype).eps * jnp.maximum(1.0, jnp.abs(left))
         return (jnp.abs(derivative) > tol) & width_ok & (steps < max_steps)
 
     def halve(state):
-        left, right, *_, steps = state
+        left, right, *_, steps, brackets = state
         middle = 0.5 * (left + right)
         x, value, grads, derivative = evaluate(middle)
         left = jnp.where(derivative < 0, middle, left)
         right = jnp.where(derivative < 0, right, middle)
-        return left, right, x, value, grads, derivative, steps + 1
+        brackets = brackets.at[steps].set(jnp.stack([left, right]))
+        return left, right, x, value, grads, derivative, steps + 1, brackets
 
     left, right = carry.bracket[0], carry.bracket[1]
     x, value, grads, derivative = evaluate(0.5 * (left + right))
-    state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32))
-    left, right, x, value, grads, _, steps = jax.lax.while_loop(not_done, halve, state)
+    brackets = carry.bisection_brackets.at[0].set(carry.bracket)
+    state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32), brackets)
+    left, right, x, value, grads, _, steps, brackets = jax.lax.while_loop(
+        not_done, halve, state
+    )
     return carry._replace(
         x=x,
         value=value,
@@ -351,6 +365,7 @@ def _bisect(value_grad, tol: float, carry: IterateCarry, max_steps: int = 200) -
         grad_norm=_tree.norm(grads).astype(carry.value.dtype),
         bracket=jnp.stack([left, right]),
         n_bisections=steps,
+        bisection_brackets=brackets,
     )
 
 
