@@ -87,11 +87,6 @@ gd(lr=0.1, maximize=False)
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from typing import Any
-
-from descend.errors import DescendTypeError, unknown_name
 from descend.optim import schedules, transforms
 from descend.optim.adam import adam, adamax, adamw, nadam
 from descend.optim.adam_extended import adamaxw, adan, amsgrad, nadamw, yogi
@@ -111,7 +106,7 @@ from descend.optim.contrib_moments import ademamix, adopt, simplified_ademamix
 from descend.optim.d_adaptation import dadapt_adamw, prodigy
 from descend.optim.dual_averaging import madgrad
 from descend.optim.groups import partition
-from descend.optim.injection import inject_hyperparams, rebuild
+from descend.optim.injection import inject_hyperparams
 from descend.optim.interop import from_optax
 from descend.optim.layerwise import fromage, lamb, lars
 from descend.optim.lbfgs import lbfgs
@@ -124,6 +119,19 @@ from descend.optim.orthogonalized import muon_optax
 from descend.optim.parameter_free import cocob, dog, dowg
 from descend.optim.polyak import polyak_sgd
 from descend.optim.probes import normalize, sam, sophia
+from descend.optim.registry import (
+    LEAF_SETTINGS,
+    OWN_TOLERANCES,
+    REFERENCES,
+    WRAPPERS,
+    available,
+    brief,
+    get,
+    left_to_tol,
+    names,
+    rebuild,
+    register,
+)
 from descend.optim.schedules import observe, reduce_on_plateau, watch_epochs
 from descend.optim.sgd import gd, momentum, sgd
 from descend.optim.sgd_variants import noisy_sgd, sign_sgd, signum
@@ -135,267 +143,11 @@ from descend.optim.transforms import (
     decoupled_weight_decay,
 )
 
-_ALGORITHMS: dict[str, Callable[..., Optimizer]] = {
-    "gd": gd,
-    "sgd": sgd,
-    "momentum": momentum,
-    "adagrad": adagrad,
-    "rmsprop": rmsprop,
-    "adadelta": adadelta,
-    "adam": adam,
-    "adamw": adamw,
-    "adamax": adamax,
-    "nadam": nadam,
-    "radam": radam,
-    "adabelief": adabelief,
-    "lion": lion,
-    "rprop": rprop,
-    "asgd": asgd,
-    "lbfgs": lbfgs,
-    "adafactor": adafactor,
-    "muon": muon,
-    "schedule_free_sgd": schedule_free_sgd,
-    "schedule_free_adamw": schedule_free_adamw,
-    "muon_optax": muon_optax,
-    "sign_sgd": sign_sgd,
-    "signum": signum,
-    "noisy_sgd": noisy_sgd,
-    "optimistic_gradient_descent": optimistic_gradient_descent,
-    "optimistic_adam": optimistic_adam,
-    "adopt": adopt,
-    "ademamix": ademamix,
-    "simplified_ademamix": simplified_ademamix,
-    "madgrad": madgrad,
-    "adan": adan,
-    "amsgrad": amsgrad,
-    "adamaxw": adamaxw,
-    "nadamw": nadamw,
-    "yogi": yogi,
-    "polyak_sgd": polyak_sgd,
-    "momo": momo,
-    "momo_adam": momo_adam,
-    "sophia": sophia,
-    "sam": sam,
-    "lamb": lamb,
-    "lars": lars,
-    "fromage": fromage,
-    "novograd": novograd,
-    "sm3": sm3,
-    "cocob": cocob,
-    "dadapt_adamw": dadapt_adamw,
-    "dog": dog,
-    "dowg": dowg,
-    "mechanize": mechanize,
-    "prodigy": prodigy,
-}
-
-
-# The implementation each algorithm's trajectory is tested equal to (tests/, run live).
-REFERENCES: dict[str, str] = {
-    "gd": "torch.optim.SGD (lr given); Armijo backtracking (lr=None)",
-    "sgd": "torch.optim.SGD",
-    "momentum": "torch.optim.SGD(momentum=0.9)",
-    "adagrad": "torch.optim.Adagrad",
-    "rmsprop": "torch.optim.RMSprop",
-    "adadelta": "torch.optim.Adadelta",
-    "adam": "torch.optim.Adam",
-    "adamw": "torch.optim.AdamW",
-    "adamax": "torch.optim.Adamax",
-    "nadam": "torch.optim.NAdam",
-    "radam": "torch.optim.RAdam",
-    "adabelief": "optax.adabelief",
-    "lion": "optax.lion",
-    "rprop": "torch.optim.Rprop",
-    "asgd": "torch.optim.ASGD",
-    "lbfgs": "torch.optim.LBFGS",
-    "adafactor": "torch.optim.Adafactor",
-    "muon": "torch.optim.Muon",
-    "schedule_free_sgd": "schedulefree.SGDScheduleFree",
-    "schedule_free_adamw": "schedulefree.AdamWScheduleFree",
-    "sign_sgd": "optax.sign_sgd",
-    "signum": "optax.signum",
-    "noisy_sgd": "optax.noisy_sgd",
-    "optimistic_gradient_descent": "optax.optimistic_gradient_descent",
-    "optimistic_adam": "optax.optimistic_adam",
-    "muon_optax": "optax.contrib.muon",
-    "adopt": "optax.contrib.adopt",
-    "ademamix": "optax.contrib.ademamix",
-    "simplified_ademamix": "optax.contrib.simplified_ademamix",
-    "madgrad": "optax.contrib.madgrad",
-    "adan": "optax.adan",
-    "amsgrad": "optax.amsgrad",
-    "adamaxw": "optax.adamaxw",
-    "nadamw": "optax.nadamw",
-    "yogi": "optax.yogi",
-    "polyak_sgd": "optax.polyak_sgd",
-    "momo": "optax.contrib.momo",
-    "momo_adam": "optax.contrib.momo_adam",
-    "sophia": "optax.contrib.sophia (Hutchinson estimator)",
-    "sam": "optax.contrib.sam (opaque mode)",
-    "cocob": "optax.contrib.cocob",
-    "dog": "optax.contrib.dog",
-    "dowg": "optax.contrib.dowg",
-    "dadapt_adamw": "optax.contrib.dadapt_adamw",
-    "prodigy": "prodigyopt.Prodigy (optax.contrib.prodigy: use_bias_correction=True)",
-    "mechanize": "optax.contrib.mechanize",
-    "lamb": "optax.lamb",
-    "lars": "optax.lars",
-    "fromage": "optax.fromage",
-    "novograd": "optax.novograd",
-    "sm3": "optax.sm3",
-}
-
-
-def register(name: str, factory: Callable[..., Optimizer], *, reference: str | None = None) -> None:
-    """Make ``factory`` reachable by ``name`` from :func:`get`, the CLI and :func:`available`.
-
-    ``reference``: the implementation it equals, listed by :func:`available` (default
-    none).
-    """
-    _ALGORITHMS[name] = factory
-    if reference is not None:
-        REFERENCES[name] = reference
-
-
-def names() -> list[str]:
-    """The names :func:`get` accepts."""
-    return sorted(_ALGORITHMS)
-
-
-def get(name: str | Optimizer, **hyperparams: Any) -> Optimizer:
-    """Build the optimizer called ``name`` with the given hyperparameters.
-
-    An :class:`Optimizer` passed as ``name`` is returned as it is (hyperparameters
-    must then be empty). An algorithm built around another (``sam``, ``mechanize``,
-    ``reduce_on_plateau``: an ``optimizer`` parameter) passes the hyperparameters it
-    lacks to the one it wraps: ``get("sam", lr=0.1)`` is ``sam(sgd(lr=0.1))``, as
-    ``fit(optimizer="sam", lr=0.1)`` and ``--optimizer sam --lr 0.1`` expect.
-    """
-    if isinstance(name, Optimizer):
-        if hyperparams:
-            settings = ", ".join(f"{key}={value!r}" for key, value in hyperparams.items())
-            instead = "build the optimizer with them and pass it alone"
-            if name.name in _ALGORITHMS:
-                instead = f"call ds.optim.get({name.name!r}, {settings}), or {instead}"
-            raise DescendTypeError(
-                f"hyperparameters ({settings}) go with an optimizer name, not with the "
-                f"optimizer {name!r}: {instead}"
-            )
-        return name
-    try:
-        factory = _ALGORITHMS[name]
-    except KeyError:
-        raise unknown_name("optimizer", name, _ALGORITHMS) from None
-    valid = inspect.signature(factory).parameters
-    own = {key: value for key, value in hyperparams.items() if key in valid}
-    rest = {key: value for key, value in hyperparams.items() if key not in valid}
-    if rest and "optimizer" in valid and "optimizer" not in own:
-        built = factory(**own)
-        inner = built.hyperparams.get("optimizer")
-        if isinstance(inner, Optimizer) and all(_settable(inner, key) for key in rest):
-            return factory(**own, optimizer=rebuild(inner, **rest))
-    for key in rest:
-        raise unknown_name(f"hyperparameter of {name}", key, valid)
-    return factory(**hyperparams)
-
-
-def _settable(optimizer: Optimizer, key: str) -> bool:
-    """Whether :func:`rebuild` can set ``key`` on ``optimizer`` (or the one it wraps)."""
-    if key in optimizer.hyperparams and key != "optimizer":
-        return True
-    inner = optimizer.hyperparams.get("optimizer")
-    return isinstance(inner, Optimizer) and _settable(inner, key)
-
-
-# Settings of which leaves a hyperparameter applies to, not hyperparameters of the
-# algorithm: listed apart by available(), so that "hyperparams" keeps the names and
-# defaults of torch.optim (or Optax).
-LEAF_SETTINGS = ("weight_decay_mask", "trust_ratio_mask")
-
-
-def brief(optimizer: Optimizer) -> str:
-    """``optimizer`` as its call with the learning rate and only the hyperparameters that
-    differ from the defaults: ``reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)``
-    (``repr`` gives every one). A kind of optimizer with a ``repr`` of its own (a
-    checkpoint's that cannot be rebuilt) is shown by it."""
-    if type(optimizer).__repr__ is not Optimizer.__repr__:
-        return repr(optimizer)
-    factory = _ALGORITHMS.get(optimizer.name) or WRAPPERS.get(optimizer.name)
-    defaults = {} if factory is None else inspect.signature(factory).parameters
-    parts = []
-    for key, value in optimizer.hyperparams.items():
-        if isinstance(value, Optimizer):
-            parts.append(brief(value) if key == "optimizer" else f"{key}={brief(value)}")
-            continue
-        default = defaults[key].default if key in defaults else inspect.Parameter.empty
-        try:
-            same = key != "lr" and bool(value == default)
-        except (TypeError, ValueError):  # arrays, pytrees: shown
-            same = False
-        if not same:
-            parts.append(f"{key}={value!r}")
-    return f"{optimizer.name}({', '.join(parts)})"
-
-
-# Optimizers built around another (its ``optimizer`` hyperparameter), by name: what
-# rebuilds them around a changed or reloaded inner optimizer.
-WRAPPERS: dict[str, Callable[..., Optimizer]] = {
-    "reduce_on_plateau": reduce_on_plateau,
-    "mechanize": mechanize,
-}
-
-
-# An optimizer's own stopping tolerances (torch's LBFGS has two).
-OWN_TOLERANCES = ("tolerance_grad", "tolerance_change")
-
-
-def left_to_tol(optimizer: Optimizer) -> Optimizer:
-    """``optimizer`` with its own stopping tolerances that were left unset (None) set to
-    0, so that the loop running it (``minimize``, ``fit``) decides alone when to stop:
-    torch's defaults would stop stepping above the loop's ``tol`` (``lbfgs`` stalls at a
-    gradient norm near 1e-5 when its slope falls below ``tolerance_change=1e-9``)."""
-    unset = {
-        key: 0.0
-        for key in OWN_TOLERANCES
-        if key in optimizer.hyperparams and optimizer.hyperparams[key] is None
-    }
-    if not unset:
-        return optimizer
-    return get(optimizer.name, **{**optimizer.hyperparams, **unset})
-
-
-def available() -> list[dict[str, Any]]:
-    """Each algorithm with its hyperparameters and their defaults.
-
-    Returns a list of ``{"name": ..., "reference": ..., "hyperparams": {name: default},
-    "leaf_settings": {name: default}, "summary": ...}``; ``reference`` is the
-    implementation its trajectory is tested equal to (``"torch.optim.Adam"``,
-    ``"optax.lion"``; None for one registered without), ``leaf_settings`` holds
-    ``weight_decay_mask`` where the algorithm takes one.
-    """
-    table = []
-    for name in names():
-        factory = _ALGORITHMS[name]
-        params = inspect.signature(factory).parameters
-        defaults = {
-            key: (None if p.default is inspect.Parameter.empty else p.default)
-            for key, p in params.items()
-        }
-        leaf_settings = {key: defaults.pop(key) for key in LEAF_SETTINGS if key in defaults}
-        summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
-        table.append(
-            {
-                "name": name,
-                "reference": REFERENCES.get(name),
-                "hyperparams": defaults,
-                "leaf_settings": leaf_settings,
-                "summary": summary,
-            }
-        )
-    return table
-
-
 __all__ = [
+    "LEAF_SETTINGS",
+    "OWN_TOLERANCES",
+    "REFERENCES",
+    "WRAPPERS",
     "Optimizer",
     "adabelief",
     "adadelta",
@@ -413,6 +165,7 @@ __all__ = [
     "apply_updates",
     "asgd",
     "available",
+    "brief",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
@@ -430,6 +183,7 @@ __all__ = [
     "lamb",
     "lars",
     "lbfgs",
+    "left_to_tol",
     "lion",
     "lr_at",
     "lr_of",

@@ -456,11 +456,9 @@ def lr_of(optimizer: Optimizer, state: State, count: Any) -> jax.Array | float:
 
         return injected_lr(state)
     inner = optimizer.hyperparams.get("optimizer")
-    if optimizer.name == "inject_hyperparams" and isinstance(inner, Optimizer):
-        # the rate of the values in the state
-        from descend.optim.injection import rebuild
-
-        return lr_of(rebuild(inner, **state.hyperparams), state.inner, count)
+    algorithm_at = getattr(optimizer, "algorithm_at", None)
+    if algorithm_at is not None:  # inject_hyperparams: the rate of the values in the state
+        return lr_of(algorithm_at(state), state.inner, count)
     inner_state = getattr(state, "inner", getattr(state, "optimizer", None))
     if not isinstance(inner, Optimizer) or inner_state is None:
         return float("nan")

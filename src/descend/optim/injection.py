@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 
 from descend._tree import PyTree
-from descend.errors import DescendTypeError, InputError, unknown_name
+from descend.errors import InputError
 from descend.optim.base import Optimizer, State
+from descend.optim.registry import hyperparameter, rebuild
 
 
 class InjectedState(NamedTuple):
@@ -39,55 +40,17 @@ class InjectedState(NamedTuple):
     hyperparams: dict[str, jax.Array]
 
 
-def rebuild(optimizer: Optimizer, **changes: Any) -> Optimizer:
-    """``optimizer`` built again with some hyperparameters changed.
+class InjectedOptimizer(Optimizer):
+    """An :func:`inject_hyperparams` optimizer: an :class:`Optimizer` that also says
+    which algorithm a state's values build (:meth:`algorithm_at`, which
+    :func:`~descend.optim.base.lr_of` reads for the rate)."""
 
-    A wrapper (``reduce_on_plateau``, ``mechanize``: see
-    :data:`descend.optim.WRAPPERS`) keeps its own hyperparameters and passes the
-    others to the optimizer it wraps, so that ``rebuild(reduce_on_plateau(adam()),
-    lr=0.1)`` changes Adam's rate.
-
-    Raises
-    ------
-    InputError
-        A name that is no hyperparameter of the optimizer or of the one it wraps,
-        or a value the algorithm refuses.
-    DescendTypeError
-        An optimizer that is not built by name (``chain``, ``partition``,
-        ``from_optax``, an ``Optimizer`` made by hand): it cannot be built again.
-    """
-    from descend import optim as registry  # the registry, built from the modules
-
-    if not changes:
-        return optimizer
-    hyperparams = dict(optimizer.hyperparams)
-    inner = hyperparams.pop("optimizer", None)
-    own = {key: value for key, value in changes.items() if key in hyperparams}
-    rest = {key: value for key, value in changes.items() if key not in hyperparams}
-    if optimizer.name in registry.WRAPPERS and isinstance(inner, Optimizer):
-        return registry.WRAPPERS[optimizer.name](rebuild(inner, **rest), **{**hyperparams, **own})
-    if optimizer.name not in registry.names():
-        raise DescendTypeError(
-            f"{optimizer.name} is not built by name, so its hyperparameters cannot be "
-            "changed: build each configuration yourself, or use an optimizer from "
-            "ds.optim.names()"
-        )
-    for key in rest:
-        raise unknown_name(f"hyperparameter of {optimizer.name}", key, hyperparams)
-    return registry.get(optimizer.name, **{**optimizer.hyperparams, **own})
+    def algorithm_at(self, state: InjectedState) -> Optimizer:
+        """The optimizer built with the values in ``state`` (traceable)."""
+        return rebuild(self.hyperparams["optimizer"], **state.hyperparams)
 
 
-def hyperparameter(optimizer: Optimizer, name: str) -> Any:
-    """The value of hyperparameter ``name``, looked for in a wrapped optimizer too."""
-    if name in optimizer.hyperparams and name != "optimizer":
-        return optimizer.hyperparams[name]
-    inner = optimizer.hyperparams.get("optimizer")
-    if isinstance(inner, Optimizer):
-        return hyperparameter(inner, name)
-    raise unknown_name(f"hyperparameter of {optimizer.name}", name, optimizer.hyperparams)
-
-
-def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> Optimizer:
+def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> InjectedOptimizer:
     """``optimizer`` with the hyperparameters ``names`` read from its state.
 
     The result's ``init(params)`` starts the state with ``optimizer``'s own values of
@@ -147,7 +110,7 @@ def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> Optimizer:
         def evaluations(state):
             return optimizer.evaluations(state.inner)  # type: ignore[misc]
 
-    injected = Optimizer(
+    injected = InjectedOptimizer(
         "inject_hyperparams",
         init,
         step,
