@@ -279,7 +279,11 @@ def test_a_second_test_of_the_same_shapes_does_not_compile_again():
         (dict(skip_start=-1), "skip_start must be an integer >= 0, got -1"),
         (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
         (dict(optimizer="adamm"), "unknown optimizer 'adamm'; did you mean 'adam'?"),
-        (dict(optimizer="polyak_sgd"), "polyak_sgd() has no lr it takes as a schedule"),
+        (dict(optimizer="polyak_sgd"), "cannot give it to polyak_sgd(): unknown hyperparameter"),
+        (
+            dict(optimizer=ds.optim.chain(ds.optim.clip_by_global_norm(1.0), ds.optim.adam())),
+            "cannot give it to chain(",
+        ),
         (dict(batch_size=100, accumulate=3), "batch_size x accumulate = 300 rows, more than"),
     ],
 )

@@ -21,14 +21,14 @@ import numpy as np
 
 from descend import engine, optim
 from descend.data.shuffle import epoch_order
-from descend.errors import InputError, Integer, Interval, Number, check_all
+from descend.errors import DescendTypeError, InputError, Integer, Interval, Number, check_all
 from descend.optim import pairs
 from descend.optim.base import Optimizer
 from descend.training.loop import _at_training_point
 from descend.training.objective import BatchObjective
 from descend.training.prepare import prepare, settle_weights
 from descend.training.sources import InMemory
-from descend.training.spec import FitSpec, _with_lr
+from descend.training.spec import FitSpec
 
 # What each option of the range test accepts (fit's options are checked by FitSpec).
 CONSTRAINTS = {
@@ -192,11 +192,11 @@ def _scheduled(optimizer: Optimizer, schedule: Any) -> Optimizer:
     """``optimizer`` with the test's schedule as its learning rate (a wrapper's inner
     optimizer's, as ``fit``'s ``lr=`` with ``resume``)."""
     try:
-        return _with_lr(optimizer, schedule)
-    except (InputError, TypeError):
+        return optim.rebuild(optimizer, lr=schedule)
+    except (InputError, DescendTypeError) as error:
         raise InputError(
-            f"lr_find sets the learning rate of the optimizer, and {optim.brief(optimizer)} "
-            "has no lr it takes as a schedule; give an optimizer with an lr (adam, sgd, ...)"
+            f"lr_find gives the optimizer the test's schedule as its lr, and cannot give it "
+            f"to {optim.brief(optimizer)}: {error}"
         ) from None
 
 
