@@ -30,7 +30,13 @@ from descend import _html, optim
 from descend._json import jsonable
 from descend.errors import check_all
 from descend.optim.base import Optimizer
-from descend.training.range_test import CONSTRAINTS, run_range_test, slopes, steepest
+from descend.training.range_test import (
+    CONSTRAINTS,
+    check_test,
+    run_range_test,
+    slopes,
+    steepest,
+)
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,7 @@ standardize, l2, dtype, target, features, nan_policy:
         "standardize": standardize, "l2": l2, "dtype": dtype, "target": target,
         "features": features, "nan_policy": nan_policy,
     }  # fmt: skip
-    test = check_all(CONSTRAINTS, test)
+    test = check_test(test)
     run = run_range_test(model, X, y, sample_weight=sample_weight, options=options, test=test)
     lrs, losses, smoothed = run.lrs, run.losses, run.smoothed
     non_finite = len(losses) > 0 and not (np.isfinite(losses[-1]) and np.isfinite(smoothed[-1]))

@@ -109,6 +109,19 @@ def exponential_rates(start_lr: float, end_lr: float, num_iter: int) -> optim.sc
     return optim.schedules.exponential(start_lr, gamma)
 
 
+def check_test(test: dict[str, Any]) -> dict[str, Any]:
+    """The range test's own settings (``start_lr``, ``end_lr``, ``num_iter``,
+    ``smooth_f``, ``diverge_th``, ``skip_start``, ``skip_end``), checked against
+    :data:`CONSTRAINTS` and ``start_lr < end_lr``; converted."""
+    test = check_all(CONSTRAINTS, test)
+    if not test["start_lr"] < test["end_lr"]:
+        raise InputError(
+            f"start_lr must be less than end_lr (the test grows the rate from one to the "
+            f"other), got {test['start_lr']!r} and {test['end_lr']!r}"
+        )
+    return test
+
+
 def run_range_test(
     model: Any, X: Any, y: Any, *, sample_weight: Any, options: dict[str, Any],
     test: dict[str, Any],
@@ -118,12 +131,7 @@ def run_range_test(
     ``smooth_f``, ``diverge_th``): see :func:`descend.plot.lr_finder.lr_find`."""
     from descend.data.streams import Stream
 
-    test = check_all(CONSTRAINTS, test)
-    if not test["start_lr"] < test["end_lr"]:
-        raise InputError(
-            f"start_lr must be less than end_lr (the test grows the rate from one to the "
-            f"other), got start_lr={test['start_lr']!r} and end_lr={test['end_lr']!r}"
-        )
+    test = check_test(test)
     if isinstance(X, Stream):
         raise InputError(
             "lr_find takes data in memory (arrays, a table, a Dataset), not a stream; "
@@ -220,5 +228,6 @@ def steepest(lrs: np.ndarray, smoothed: np.ndarray, skip_start: int, skip_end: i
 
 
 __all__ = [
-    "CONSTRAINTS", "RangeTest", "SmoothedDivergence", "run_range_test", "slopes", "steepest",
+    "CONSTRAINTS", "RangeTest", "SmoothedDivergence", "check_test", "run_range_test", "slopes",
+    "steepest",
 ]  # fmt: skip
