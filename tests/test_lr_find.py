@@ -153,10 +153,21 @@ def test_smoothed_loss_is_fastais_bias_corrected_average():
     np.testing.assert_array_equal(raw.smoothed, raw.losses)  # torch-lr-finder's 0: none
 
 
-def test_suggestion_is_where_the_smoothed_loss_falls_fastest():
+def central_slopes(lrs, smoothed, span):
+    """The slope against log10 of the rate across span points each side, clipped."""
+    x, s = np.log10(np.asarray(lrs, float)), np.asarray(smoothed, float)
+    out = []
+    for k in range(len(s)):
+        low, high = max(k - span, 0), min(k + span, len(s) - 1)
+        out.append((s[high] - s[low]) / (x[high] - x[low]))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("smooth_f, span", [(0.05, 10), (0.02, 25), (0.2, 2)])
+def test_suggestion_is_where_the_smoothed_loss_falls_fastest(smooth_f, span):
     X, y = breast_cancer()
-    result = ds.lr_find("logistic", X, y, optimizer="sgd")
-    slopes = np.gradient(result.smoothed.astype(float), np.log10(result.lrs.astype(float)))
+    result = ds.lr_find("logistic", X, y, optimizer="sgd", smooth_f=smooth_f)
+    slopes = central_slopes(result.lrs, result.smoothed, span)
     n = result.n_iter
     index = 10 + int(np.argmin(slopes[10 : n - 5]))
     assert result.suggestion_index == index and slopes[index] < 0
@@ -165,6 +176,28 @@ def test_suggestion_is_where_the_smoothed_loss_falls_fastest():
     everywhere = int(np.argmin(slopes))
     assert result.suggest(skip_start=0, skip_end=0) == pytest.approx(float(result.lrs[everywhere]))
     assert result.suggest(skip_start=n - 1) is None  # fewer than 2 points left
+
+
+def test_without_smoothing_the_slope_is_numpys_gradient():
+    X, y = breast_cancer()
+    result = ds.lr_find("logistic", X, y, smooth_f=0.0, num_iter=100, dtype="float64")
+    slopes = np.gradient(result.smoothed, np.log10(result.lrs))
+    assert result.suggestion_index == 10 + int(np.argmin(slopes[10 : result.n_iter - 5]))
+
+
+def test_the_suggestion_is_not_a_wiggle_at_the_start_of_a_noisy_curve():
+    """The filed picture: an MLP's noisy losses; across one point the steepest slope was
+    near 2e-7, where the loss had not begun to fall."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 8))
+    y = np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=2000)
+    result = ds.lr_find(ds.models.mlp(hidden=(32,)), X, y)
+    one_point = central_slopes(result.lrs, result.smoothed, 1)
+    assert result.lrs[10 + int(np.argmin(one_point[10 : result.n_iter - 5]))] < 1e-6
+    least = int(np.argmin(result.smoothed))
+    start = float(np.mean(result.smoothed[:50]))
+    assert 1e-4 < result.suggestion < result.lrs[least]
+    assert result.smoothed[result.suggestion_index] < start  # on the way down
 
 
 # ---------------------------------------------------------------- stopping

@@ -34,6 +34,7 @@ from descend.training.range_test import (
     CONSTRAINTS,
     check_test,
     run_range_test,
+    slope_span,
     slopes,
     steepest,
 )
@@ -97,14 +98,20 @@ class LRFinderResult:
     def suggest(self, skip_start: int | None = None, skip_end: int | None = None) -> float | None:
         r"""The rate where the smoothed loss falls fastest: the steepest negative slope.
 
-        The slope is taken against :math:`\log_{10}` of the rate, by
-        ``numpy.gradient(smoothed, log10(lrs))`` (central differences, one-sided at
-        the ends; the rates are evenly spaced in the logarithm, so this is the slope
-        per update, up to a constant), and its least value is looked for over the
-        points left after the first ``skip_start`` and the last ``skip_end``
-        (torch-lr-finder's ``suggest_lr``, with its defaults 10 and 5; fastai's
-        ``steep`` rule, which fastai has since replaced by ``valley`` as its default).
-        None when fewer than 2 points are left. Defaults: this result's settings.
+        The slope at point :math:`k` is taken against :math:`\log_{10}` of the rate, by
+        central differences across :math:`h` points on each side,
+        :math:`(s_{k+h} - s_{k-h}) / (\log_{10}\eta_{k+h} - \log_{10}\eta_{k-h})`
+        (fewer at the ends), :math:`h` being half the smoothing's window,
+        ``round(0.5 / smooth_f)`` (10 for the default 0.05; 1 without smoothing, which
+        is ``numpy.gradient(smoothed, log10(lrs))``: see
+        :func:`descend.training.range_test.slopes`). Its least value is looked for over
+        the points left after the first ``skip_start`` and the last ``skip_end``. This
+        is the "steepest" rule of fastai (``steep``, since replaced by ``valley`` as its
+        default) and torch-lr-finder (``suggest_lr``, whose margins 10 and 5 are the
+        defaults), both of which take the slope across one point: on an exponential
+        average, that slope is mostly the newest loss's noise, and on a curve of a few
+        hundred points it picks a wiggle near the start. None when fewer than 2 points
+        are left. Defaults: this result's settings.
         """
         skip = check_all(
             CONSTRAINTS,
@@ -113,7 +120,10 @@ class LRFinderResult:
                 "skip_end": self.skip_end if skip_end is None else skip_end,
             },
         )
-        index = steepest(self.lrs, self.smoothed, skip["skip_start"], skip["skip_end"])
+        index = steepest(
+            self.lrs, self.smoothed, skip["skip_start"], skip["skip_end"],
+            slope_span(self.smooth_f),
+        )  # fmt: skip
         return None if index is None else float(self.lrs[index])
 
     def plot(self, *, ax: Any = None) -> Any:
@@ -214,9 +224,10 @@ def lr_find(
     :math:`s_k = a_k / (1 - \beta^{k+1})`. The test stops early, after the update where
     :math:`s_k > \text{diverge\_th} \cdot \min_{j \le k} s_j` or a loss is not finite
     (that update's loss is kept, unless it is not finite). The suggestion is the rate
-    where the smoothed loss falls fastest (:meth:`LRFinderResult.suggest`: the least
-    of ``numpy.gradient(smoothed, log10(lrs))`` past the first ``skip_start`` and
-    before the last ``skip_end`` points). A rate somewhat below it (often by 3-10x) is
+    where the smoothed loss falls fastest: the steepest negative slope of the smoothed
+    loss against :math:`\log_{10}` of the rate, measured across half the smoothing's
+    window (:meth:`LRFinderResult.suggest` says how), past the first ``skip_start``
+    and before the last ``skip_end`` points. A rate somewhat below it (often by 3-10x) is
     the usual choice for ``fit``; the point where the loss is least is already too high.
 
     The whole test is one compiled program (:func:`descend.engine.compiled_range_test`):
@@ -292,7 +303,8 @@ standardize, l2, dtype, target, features, nan_policy:
     non_finite = len(losses) > 0 and not (np.isfinite(losses[-1]) and np.isfinite(smoothed[-1]))
     if non_finite:  # the update that stopped the test: not a point of the curve
         lrs, losses, smoothed = lrs[:-1], losses[:-1], smoothed[:-1]
-    index = steepest(lrs, smoothed, test["skip_start"], test["skip_end"])
+    span = slope_span(test["smooth_f"])
+    index = steepest(lrs, smoothed, test["skip_start"], test["skip_end"], span)
     suggestion = None if index is None else float(lrs[index])
     reason = _reason(run, test, index, non_finite, smoothed)
     return LRFinderResult(
@@ -330,7 +342,7 @@ def _reason(run: Any, test: dict[str, Any], index: int | None, non_finite: bool,
             "raise num_iter"
         )
     rate = float(run.lrs[index])
-    slope = slopes(run.lrs[: len(smoothed)], smoothed)[index]
+    slope = slopes(run.lrs[: len(smoothed)], smoothed, slope_span(test["smooth_f"]))[index]
     if not slope < 0 or not math.isfinite(slope):
         return (
             f"{what}; the smoothed loss never fell (least rise at lr {rate:.3g}): lower "

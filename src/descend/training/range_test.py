@@ -208,26 +208,50 @@ def _scheduled(optimizer: Optimizer, schedule: Any) -> Optimizer:
         ) from None
 
 
-def slopes(lrs: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
+def slope_span(smooth_f: float) -> int:
+    """Points on each side of a point that its slope is measured across: half the
+    smoothed loss's window of about ``1/smooth_f`` updates (10 for 0.05), 1 without
+    smoothing."""
+    return 1 if smooth_f == 0 else max(1, round(0.5 / smooth_f))
+
+
+def slopes(lrs: np.ndarray, smoothed: np.ndarray, span: int = 1) -> np.ndarray:
     r"""The slope of the smoothed loss against :math:`\log_{10}` of the rate at every
-    point: ``numpy.gradient(smoothed, log10(lrs))`` (central differences inside,
-    one-sided at the ends), in float64; empty for fewer than 2 points."""
-    if len(smoothed) < 2:
+    point :math:`k`, by central differences across ``span`` points on each side (fewer
+    at the ends, one-sided at the first and last point), in float64:
+
+    .. math:: \frac{s_{k+h} - s_{k-h}}{\log_{10}\eta_{k+h} - \log_{10}\eta_{k-h}},
+       \qquad h = \text{span}, \text{ indices clipped to the curve}.
+
+    With ``span=1`` this is ``numpy.gradient(smoothed, log10(lrs))`` (for rates evenly
+    spaced in the logarithm, as the test's are). Measured across one point, the slope
+    of an exponential average is its newest loss's noise (``smooth_f`` times it), which
+    swamps the curve's own fall; across half its window, the noise averages out. Empty
+    for fewer than 2 points.
+    """
+    n = len(smoothed)
+    if n < 2:
         return np.zeros(0)
-    return np.gradient(np.asarray(smoothed, float), np.log10(np.asarray(lrs, float)))
+    values = np.asarray(smoothed, float)
+    logs = np.log10(np.asarray(lrs, float))
+    index = np.arange(n)
+    low, high = np.maximum(index - span, 0), np.minimum(index + span, n - 1)
+    return (values[high] - values[low]) / (logs[high] - logs[low])
 
 
-def steepest(lrs: np.ndarray, smoothed: np.ndarray, skip_start: int, skip_end: int) -> int | None:
+def steepest(
+    lrs: np.ndarray, smoothed: np.ndarray, skip_start: int, skip_end: int, span: int = 1
+) -> int | None:
     """The index where the smoothed loss falls fastest: the least of :func:`slopes`
-    over the points left after the first ``skip_start`` and the last ``skip_end``;
-    None when fewer than 2 are left."""
+    (across ``span`` points) over the points left after the first ``skip_start`` and
+    the last ``skip_end``; None when fewer than 2 are left."""
     n = len(smoothed)
     if n - skip_start - skip_end < 2:
         return None
-    return skip_start + int(np.argmin(slopes(lrs, smoothed)[skip_start : n - skip_end]))
+    return skip_start + int(np.argmin(slopes(lrs, smoothed, span)[skip_start : n - skip_end]))
 
 
 __all__ = [
-    "CONSTRAINTS", "RangeTest", "SmoothedDivergence", "check_test", "run_range_test", "slopes",
-    "steepest",
+    "CONSTRAINTS", "RangeTest", "SmoothedDivergence", "check_test", "run_range_test",
+    "slope_span", "slopes", "steepest",
 ]  # fmt: skip
