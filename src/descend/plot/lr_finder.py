@@ -247,8 +247,10 @@ standardize, l2, dtype, target, features, nan_policy:
         ``p`` over the rows visits them in the order of ``fit``'s epoch ``p``: the
         batches are ``fit(..., drop_last=True)``'s.
     optimizer:
-        An optimizer with a learning rate (any of :mod:`descend.optim` but those
-        without ``lr``), or its name; its ``lr`` is replaced by the schedule (a
+        An optimizer with a learning rate, built by name (any of
+        :func:`descend.optim.names` with an ``lr``; not ``chain``, ``partition`` nor
+        ``from_optax``, which cannot be built again), or its name; its ``lr`` is
+        replaced by the schedule (:func:`descend.optim.rebuild`; a
         ``reduce_on_plateau`` wrapper keeps its rule, which sees no epoch here and so
         never cuts the rate). Default ``"adam"``: ``fit``'s default algorithm.
     start_lr, end_lr:
