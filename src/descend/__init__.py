@@ -31,6 +31,8 @@ _LAZY_MODULES = (
 _LAZY_NAMES = {
     "compare": "descend.plot.racing",
     "CompareResult": "descend.plot.racing",
+    "lr_find": "descend.plot.lr_finder",
+    "LRFinderResult": "descend.plot.lr_finder",
     "use_compilation_cache": "descend.cache",
 }
 
@@ -53,6 +55,7 @@ __all__ = [
     "Expression",
     "FitResult",
     "FitState",
+    "LRFinderResult",
     "MinimizeResult",
     "__version__",
     "compare",
@@ -62,6 +65,7 @@ __all__ = [
     "gradient",
     "hessian",
     "load",
+    "lr_find",
     "minimize",
     "optim",
     "parse",

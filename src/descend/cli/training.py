@@ -30,15 +30,12 @@ DEFAULT_DATASET = "breast_cancer"
 
 def add_parsers(commands) -> None:
     """Add ``train`` and ``predict`` to the ``descend`` sub-command parsers."""
-    from descend import models  # loaded with descend itself
-
     train = commands.add_parser(
         "train", help="train a model on a CSV / Parquet file or a shipped dataset",
         description="Train a model by gradient descent. With no arguments: logistic "
         f"regression on the shipped {DEFAULT_DATASET!r} dataset.",
     )  # fmt: skip
-    train.add_argument("file", nargs="?", help="a .csv / .tsv / .txt / .parquet file")
-    train.add_argument("--dataset", help="a shipped dataset: breast_cancer, diabetes, digits, iris")
+    add_data_options(train)
     train.add_argument(
         "--stream", action="store_true",
         help="read FILE (a Parquet file or folder, or a folder of X_<k>.npy / y_<k>.npy "
@@ -47,44 +44,7 @@ def add_parsers(commands) -> None:
     train.add_argument(
         "--chunk-rows", type=int, help="rows read per chunk with --stream (default: 65536)"
     )
-    train.add_argument("--target", help="the target column of FILE (default: the last)")
-    train.add_argument("--features", help="comma-separated feature columns (default: the others)")
-    train.add_argument(
-        "--weight-column", metavar="COLUMN",
-        help="a column of FILE holding each row's sample weight (not a feature)",
-    )  # fmt: skip
-    train.add_argument(
-        "--sep", metavar="CHAR",
-        help="the delimiter of a text FILE: , ; | or tab (default: detected from the file)",
-    )  # fmt: skip
-    train.add_argument(
-        "--categorical", metavar="COLUMNS",
-        help="comma-separated columns to one-hot encode, numbers included (default: the "
-        "columns of text)",
-    )  # fmt: skip
-    train.add_argument(
-        "--task", choices=("auto", "classification", "regression"), default="auto",
-        help="what the target is (default: decided from it, as scikit-learn does: text, "
-        "booleans and integers with at most 20 distinct values are classes)",
-    )  # fmt: skip
-    train.add_argument(
-        "--model", default="auto",
-        help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
-    )  # fmt: skip
-    train.add_argument(
-        "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
-        help="the MLP's hidden layer sizes, comma-separated (e.g. 128,32; default: 64)",
-    )  # fmt: skip
-    train.add_argument(
-        "--activation", default="relu", choices=tuple(models.ACTIVATIONS),
-        help="the activation of the MLP's hidden layers",
-    )  # fmt: skip
-    train.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")
-    train.add_argument(
-        "--loss", metavar="NAME",
-        help="the loss, by name (descend.losses: mse, mae, huber, bce_with_logits, "
-        "cross_entropy, hinge, ...; default: the model's)",
-    )  # fmt: skip
+    add_model_options(train)
     add_optimizer_options(
         train, default="adam", resumable=True,
         default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
@@ -206,7 +166,60 @@ def add_parsers(commands) -> None:
     predict.set_defaults(handler=predict_command)
 
 
-def _dataset(args: argparse.Namespace):
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """FILE, ``--dataset`` and the options that say how to read a table's columns
+    (shared by ``train`` and ``lr-find``)."""
+    parser.add_argument("file", nargs="?", help="a .csv / .tsv / .txt / .parquet file")
+    parser.add_argument(
+        "--dataset", help="a shipped dataset: breast_cancer, diabetes, digits, iris"
+    )
+    parser.add_argument("--target", help="the target column of FILE (default: the last)")
+    parser.add_argument("--features", help="comma-separated feature columns (default: the others)")
+    parser.add_argument(
+        "--weight-column", metavar="COLUMN",
+        help="a column of FILE holding each row's sample weight (not a feature)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sep", metavar="CHAR",
+        help="the delimiter of a text FILE: , ; | or tab (default: detected from the file)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--categorical", metavar="COLUMNS",
+        help="comma-separated columns to one-hot encode, numbers included (default: the "
+        "columns of text)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--task", choices=("auto", "classification", "regression"), default="auto",
+        help="what the target is (default: decided from it, as scikit-learn does: text, "
+        "booleans and integers with at most 20 distinct values are classes)",
+    )  # fmt: skip
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and its shape, and ``--loss`` (shared by ``train`` and ``lr-find``)."""
+    from descend import models  # loaded with descend itself
+
+    parser.add_argument(
+        "--model", default="auto",
+        help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
+        help="the MLP's hidden layer sizes, comma-separated (e.g. 128,32; default: 64)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--activation", default="relu", choices=tuple(models.ACTIVATIONS),
+        help="the activation of the MLP's hidden layers",
+    )  # fmt: skip
+    parser.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")
+    parser.add_argument(
+        "--loss", metavar="NAME",
+        help="the loss, by name (descend.losses: mse, mae, huber, bce_with_logits, "
+        "cross_entropy, hinge, ...; default: the model's)",
+    )  # fmt: skip
+
+
+def dataset_of(args: argparse.Namespace):
     from descend import data
 
     if args.file and args.dataset:
@@ -314,7 +327,7 @@ def _separator(text: str | None) -> str | None:
     return "\t" if text in ("tab", "\\t") else text
 
 
-def _model(args: argparse.Namespace, dataset):
+def model_of(args: argparse.Namespace, dataset):
     from descend import models
 
     name = args.model
@@ -427,10 +440,10 @@ def _train(args: argparse.Namespace) -> int:
 
     from descend.training import fit
 
-    dataset, weights = _dataset(args), None
+    dataset, weights = dataset_of(args), None
     if isinstance(dataset, WeightedDataset):
         dataset, weights = dataset
-    model = _model(args, dataset)
+    model = model_of(args, dataset)
     for line in (read_line(args, dataset), task_line(args, dataset)):
         if line is not None and not (args.json or args.compare_methods):
             print(line, flush=True)

@@ -7,6 +7,8 @@
   also over many starts at once (``BatchedIterations``, ``jax.vmap``).
 - :mod:`~descend.engine.epoch`: ``fit``'s block (one epoch of updates, or several short
   ones).
+- :mod:`~descend.engine.range_test`: the learning-rate range test's block (``num_iter``
+  updates of ``fit``'s, watched by a stopping rule, in one program).
 - :mod:`~descend.engine.progress`: the progress display.
 
 The tests of progress shared with the optimizers (improvement, finiteness) are in
@@ -35,6 +37,7 @@ from descend.engine.iterate import (
 )
 from descend.engine.loop import Block, run
 from descend.engine.progress import Progress
+from descend.engine.range_test import RangeOutcome, compiled_range_test
 from descend.engine.status import Status
 
 __all__ = [
@@ -49,10 +52,12 @@ __all__ = [
     "IterateConfig",
     "Iterations",
     "Progress",
+    "RangeOutcome",
     "ShardedOrder",
     "Status",
     "StretchOutcome",
     "compiled_epoch",
+    "compiled_range_test",
     "compiled_stretch",
     "run",
     "status",

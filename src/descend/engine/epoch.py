@@ -183,30 +183,27 @@ def _denominator(config: EpochConfig, rows: int, weight, mean_weight):
     return mean_weight * rows
 
 
-def _run_epoch(
-    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order,
-    mean_weight=None,
-):  # fmt: skip
-    """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
+def _update_function(
+    batch_objective, optimizer: Optimizer, config: EpochConfig, mean_weight, dtype
+):
+    """The one update of training: ``update(carry, pieces, rows) -> (carry, outputs)``.
 
-    ``order`` is this epoch's permutation of the rows (``None`` without shuffling), or a
-    :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
-    on the CPU this is faster than gathering the whole permuted dataset once per epoch,
-    and it keeps no second copy of the data. ``mean_weight`` is the mean sample weight
-    of all the training rows (``config.weighted`` only). A ``penalty`` attribute of
-    ``batch_objective`` (a function of the params, or None) is added to every update's
-    mean loss (an L2 penalty), but not to the epoch's summed loss.
+    The carry is ``(params, opt_state, totals, grad_norm, n_finite, alive)``; the
+    update takes the summed loss and gradient of the batches in ``pieces`` (``rows``
+    rows), scales them to the mean (:func:`_denominator`), adds the penalty and steps
+    the optimizer. Every program of training (:func:`_run_epoch`,
+    :func:`_run_range_test`) makes its updates with it.
     """
-    dtype = jnp.result_type(*jax.tree.leaves(params))
     # A term of the objective that depends on the params alone (an L2 penalty), or None.
     penalty = getattr(batch_objective, "penalty", None)
 
-    def update(carry, pieces, rows, *, keep=False):
+    def update(carry, pieces, rows, *, keep=False, record=False):
         """One update over ``pieces``: the new carry, and its outputs when ``keep``.
 
         With ``keep`` (one batch in ``pieces``), the update returns the model's outputs
         instead of adding its loss and metric sums to the carry: they are summed after
-        the loop, all rows at once (see :func:`_keeps_outputs`).
+        the loop, all rows at once (see :func:`_keeps_outputs`). With ``record``, it
+        returns its mean loss (without the penalty: the loss the history reports).
         """
         params, opt_state, totals, _, n_finite, alive = carry
         outputs = None
@@ -217,6 +214,8 @@ def _run_epoch(
             loss, weight, metrics, grads = _sums_and_grads(batch_objective, params, pieces)
         scale = 1.0 / _denominator(config, rows, weight, mean_weight)
         value, grads = loss * scale, _tree.scale(scale, grads)
+        if record:
+            outputs = value
         if penalty is not None:  # added to the mean loss, not to the summed history
             extra, extra_grads = jax.value_and_grad(penalty)(params)
             value, grads = value + extra, _tree.add(grads, extra_grads)
@@ -241,6 +240,26 @@ def _run_epoch(
             totals = jax.tree.map(jnp.add, totals, added)
         grad_norm = _tree.norm(grads).astype(dtype)
         return (new_params, new_state, totals, grad_norm, n_finite, alive), outputs
+
+    return update
+
+
+def _run_epoch(
+    batch_objective, optimizer: Optimizer, config: EpochConfig, params, opt_state, data, order,
+    mean_weight=None,
+):  # fmt: skip
+    """One epoch: a ``lax.scan`` of updates over the batches, then the tail update.
+
+    ``order`` is this epoch's permutation of the rows (``None`` without shuffling), or a
+    :class:`ShardedOrder` with ``config.mesh``. Each step gathers its own batch's rows:
+    on the CPU this is faster than gathering the whole permuted dataset once per epoch,
+    and it keeps no second copy of the data. ``mean_weight`` is the mean sample weight
+    of all the training rows (``config.weighted`` only). A ``penalty`` attribute of
+    ``batch_objective`` (a function of the params, or None) is added to every update's
+    mean loss (an L2 penalty), but not to the epoch's summed loss.
+    """
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+    update = _update_function(batch_objective, optimizer, config, mean_weight, dtype)
 
     sharded = config.mesh is not None
     probe = tuple(

@@ -355,9 +355,7 @@ def _bisect(
     x, value, grads, derivative = evaluate(0.5 * (left + right))
     brackets = carry.bisection_brackets.at[0].set(carry.bracket)
     state = (left, right, x, value, grads, derivative, jnp.ones((), jnp.int32), brackets)
-    left, right, x, value, grads, _, steps, brackets = jax.lax.while_loop(
-        not_done, halve, state
-    )
+    left, right, x, value, grads, _, steps, brackets = jax.lax.while_loop(not_done, halve, state)
     return carry._replace(
         x=x,
         value=value,

@@ -255,6 +255,71 @@ def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True)
     return fig
 
 
+def lr_find(result: Any, *, ax: Axes | None = None, suggestion: bool = True) -> Figure:
+    """The learning-rate range test: the loss against the rate, on a log axis of rates.
+
+    The loss of every update (thin, pale) and the smoothed loss (the curve read), from
+    an :class:`~descend.plot.lr_finder.LRFinderResult` (:func:`descend.lr_find`); the
+    suggested rate, where the smoothed loss falls fastest, is marked with a dot on the
+    curve and named in the legend. The y-axis spans the smoothed loss: the raw losses'
+    spikes beyond it are cut.
+
+    Parameters
+    ----------
+    result:
+        The range test's result (anything with ``lrs``, ``losses``, ``smoothed`` and
+        ``suggestion_index``).
+    ax:
+        A matplotlib Axes to draw into. Default: a new figure.
+    suggestion:
+        Mark the suggested rate (default True).
+
+    Raises
+    ------
+    DescendTypeError
+        ``result`` is not a range test's result.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> X = np.random.default_rng(0).normal(size=(128, 2)); y = X @ np.array([1.0, 2.0])
+    >>> fig = ds.plot.lr_find(ds.lr_find("linear", X, y, optimizer="sgd", num_iter=60))
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_xlabel()
+    ('log', 'learning rate')
+    """
+    if not all(hasattr(result, name) for name in ("lrs", "losses", "smoothed")):
+        raise DescendTypeError(
+            "lr_find draws the result of descend.lr_find (with lrs, losses and smoothed), "
+            f"got {type(result).__name__}"
+        )
+    lrs = np.asarray(result.lrs, dtype=float)
+    losses = np.asarray(result.losses, dtype=float)
+    smoothed = np.asarray(result.smoothed, dtype=float)
+    if ax is None:
+        fig, ax = draw.new_figure((5.6, 3.6))
+    else:
+        fig = _figure_of(ax)
+    ax.plot(lrs, losses, color="C0", alpha=0.3, lw=0.8, label="loss", gid="losses")
+    ax.plot(lrs, smoothed, color="C0", label="smoothed loss", gid="smoothed")
+    index = getattr(result, "suggestion_index", None)
+    if suggestion and index is not None:
+        ax.plot(
+            lrs[index], smoothed[index], "o", color="C3", mec="black", gid="suggestion",
+            label=f"steepest descent: lr {lrs[index]:.3g}",
+        )  # fmt: skip
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size:  # the smoothed loss's span: the raw losses' spikes are cut
+        low, high = float(finite.min()), float(finite.max())
+        pad = 0.05 * (high - low) or 0.05 * abs(low) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
 def _metric_panel(ax: Axes, history: Mapping, metric: str, steps: np.ndarray) -> None:
     """Training and validation metric per epoch, on a linear axis (R² may be negative)."""
     for name, color, label in ((metric, "C0", "train"), (f"val_{metric}", "C1", "validation")):
