@@ -24,6 +24,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 import descend as ds
 from descend.web import screenshots
@@ -338,8 +339,33 @@ def _points(driver) -> dict[str, int]:
     }
 
 
-def test_training_curves_grow_live_while_the_three_methods_train(driver, url):
+def _boundary_drawn(driver, method) -> bool:
+    script = (
+        "const g = document.getElementById(arguments[0]);"
+        "return Boolean(g && g.data && g.data[0].type === 'contour')"
+    )
+    return bool(driver.execute_script(script, f"boundary-{method}"))
+
+
+def test_training_curves_grow_live_while_the_three_methods_train(driver, url, tmp_path):
+    # Two features (so the decision boundary is drawn) and rows enough that stochastic
+    # gradient descent takes a while per epoch; the target is not the last column.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 2))
+    label = (X @ [1.5, -1.0] + 0.3 * rng.normal(size=len(X)) > 0).astype(int)
+    csv = tmp_path / "two_features.csv"
+    np.savetxt(csv, np.column_stack([label, X]), fmt=["%d", "%.6f", "%.6f"], delimiter=",",
+               header="label,x1,x2", comments="")  # fmt: skip
+
     open_page(driver, url, tab="training")
+    by_id(driver, "csv").send_keys(str(csv))
+    wait(driver, lambda d: by_id(d, "dataset").get_attribute("value") == "__upload__")
+    header = [
+        o.get_attribute("value")
+        for o in by_id(driver, "target").find_elements(By.TAG_NAME, "option")
+    ]
+    assert header == ["label", "x1", "x2"]
+    Select(by_id(driver, "target")).select_by_value("label")
     by_id(driver, "epochs").clear()
     by_id(driver, "epochs").send_keys("500")
     by_id(driver, "train").click()
@@ -354,6 +380,9 @@ def test_training_curves_grow_live_while_the_three_methods_train(driver, url):
     assert set(first) == {"batch", "stochastic", "minibatch"}
     # ... and more of them arriving later, from the stream.
     wait(driver, lambda d: sum(_points(d).values()) > sum(first.values()), "the curves stopped")
+    # The decision boundary of each method, redrawn as it trains.
+    for method in first:
+        wait(driver, lambda d, m=method: _boundary_drawn(d, m), f"no boundary for {method}")
     stop.click()
     wait(driver, lambda d: not by_id(d, "stop").is_enabled() and by_id(d, "train").is_enabled())
     statuses = [
@@ -362,8 +391,10 @@ def test_training_curves_grow_live_while_the_three_methods_train(driver, url):
     ]
     assert len(statuses) == 3 and all(text not in ("-", "training") for text in statuses)
 
-    # The checkpoint link serves a file descend reads.
+    # The checkpoint link serves a file descend reads, trained on the two features.
     link = driver.find_element(By.CSS_SELECTOR, "#methods-table [data-col=checkpoint] a")
+    saved = tmp_path / "downloaded.ckpt"
     with urllib.request.urlopen(link.get_attribute("href"), timeout=WAIT) as response:
-        assert response.status == 200
-        assert len(response.read()) > 0
+        saved.write_bytes(response.read())
+    model = ds.load(saved)
+    assert model.predict(X[:5]).shape[0] == 5

@@ -11,7 +11,7 @@
   const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
   const colour = (i) => COLOURS[i % COLOURS.length];
   const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
-  const FALLBACK_MODELS = ["linear", "logistic", "softmax", "mlp"];
+  const FALLBACK_MODELS = ["auto", "linear", "logistic", "softmax", "mlp"];
   const FALLBACK_LOSSES = ["auto", "mse", "mae", "huber", "bce_with_logits", "cross_entropy", "hinge"];
   const DEFAULT_OPTIMIZERS = ["gd", "momentum", "adam"];
   const METHOD_LABELS = { batch: "batch", stochastic: "stochastic", minibatch: "mini-batch" };
@@ -1194,7 +1194,6 @@
   const trainForm = $("#train-form");
   const datasetSelect = $("#dataset");
   const targetSelect = $("#target");
-  const featuresSelect = $("#features");
 
   function fillSelect(select, values, selected, labels = {}) {
     select.innerHTML = "";
@@ -1207,9 +1206,10 @@
     }
   }
 
-  function setColumns(columns, target) {
-    fillSelect(targetSelect, columns, target);
-    fillSelect(featuresSelect, columns.filter((c) => c !== target), null);
+  // A shipped dataset's target is fixed; an upload's is any column of its header.
+  function setColumns(columns, target, choosable) {
+    fillSelect(targetSelect, choosable ? columns : [target], target);
+    targetSelect.disabled = !choosable;
   }
 
   function currentDataset() {
@@ -1219,22 +1219,16 @@
   function datasetChanged() {
     clearErrors(trainForm);
     if (datasetSelect.value === "__upload__" && state.upload) {
-      setColumns(state.upload.columns, state.upload.columns[state.upload.columns.length - 1]);
+      setColumns(state.upload.columns, state.upload.columns[state.upload.columns.length - 1], true);
       $("#batch_size").max = String(Math.max(2, state.upload.n_rows));
       return;
     }
     const dataset = currentDataset();
     if (!dataset) return;
-    setColumns(dataset.columns || [], dataset.target);
+    setColumns(dataset.columns || [], dataset.target, false);
     $("#batch_size").max = String(Math.max(2, Math.min(512, dataset.n_samples)));
-    const model = dataset.task === "regression" ? "linear" : dataset.task === "binary" ? "logistic" : "softmax";
-    if ($(`#model option[value="${model}"]`)) $("#model").value = model;
   }
   datasetSelect.addEventListener("change", datasetChanged);
-  targetSelect.addEventListener("change", () => {
-    const columns = $$("option", targetSelect).map((o) => o.value);
-    fillSelect(featuresSelect, columns.filter((c) => c !== targetSelect.value), null);
-  });
   $("#batch_size").addEventListener("input", () => {
     $("#batch_size-out").textContent = $("#batch_size").value;
   });
@@ -1267,17 +1261,17 @@
 
   function readTraining() {
     const body = {};
-    if (datasetSelect.value === "__upload__") body.upload = state.upload.upload;
-    else body.dataset = datasetSelect.value;
-    body.target = targetSelect.value;
-    const features = $$("option", featuresSelect).filter((o) => o.selected).map((o) => o.value);
-    if (features.length) body.features = features;
+    if (datasetSelect.value === "__upload__") {
+      body.upload = state.upload.upload;
+      body.target = targetSelect.value;
+    } else body.dataset = datasetSelect.value;
     body.model = $("#model").value;
     if ($("#loss").value && $("#loss").value !== "auto") body.loss = $("#loss").value;
     body.optimizer = $("#optimizer").value;
-    const lr = Number($("#lr").value);
-    if (!(lr > 0)) throw new ApiError(`lr must be a number > 0, got "${$("#lr").value}"`, "lr");
-    body.lr = lr;
+    const lrText = $("#lr").value.trim();
+    const lr = Number(lrText);
+    if (lrText && !(lr > 0)) throw new ApiError(`lr must be a number > 0 (empty: the optimizer's default), got "${lrText}"`, "lr");
+    body.lr = lrText ? lr : null;
     const epochs = Number($("#epochs").value);
     if (!Number.isInteger(epochs) || epochs < 1) throw new ApiError(`epochs must be an integer >= 1, got "${$("#epochs").value}"`, "epochs");
     body.epochs = epochs;
@@ -1288,7 +1282,7 @@
     return body;
   }
 
-  const training = { traces: {}, rows: {}, boundary: {}, points: null };
+  const training = { traces: {}, rows: {}, boundary: {}, points: null, pending: [], flushTimer: null, done: new Set() };
 
   function setupTraining(methods) {
     const traces = [];
@@ -1322,6 +1316,8 @@
     boundaries.innerHTML = "";
     training.boundary = {};
     training.points = null;
+    training.pending = [];
+    training.done = new Set();
   }
 
   function setCell(method, column, html) {
@@ -1329,26 +1325,46 @@
     if (row) $(`[data-col="${column}"]`, row).innerHTML = html;
   }
 
+  // Epochs arrive faster than a browser redraws a plot: they are queued, and drawn
+  // together at most ten times a second.
   function onEpoch(event) {
-    const where = training.traces[event.method];
-    if (!where) return;
-    const plot = $("#loss-plot");
-    const update = { x: [[event.epoch]], y: [[event.loss]] };
-    const indices = [where.loss];
-    if (event.val_loss !== null && event.val_loss !== undefined) {
-      update.x.push([event.epoch]);
-      update.y.push([event.val_loss]);
-      indices.push(where.val);
+    if (!training.traces[event.method]) return;
+    training.pending.push(event);
+    if (!training.flushTimer) training.flushTimer = setTimeout(flushEpochs, 100);
+  }
+
+  function flushEpochs() {
+    training.flushTimer = null;
+    const events = training.pending;
+    training.pending = [];
+    if (!events.length) return;
+    const columns = new Map(); // trace index -> [xs, ys]
+    const add = (index, x, y) => {
+      if (!columns.has(index)) columns.set(index, [[], []]);
+      columns.get(index)[0].push(x);
+      columns.get(index)[1].push(y);
+    };
+    const latest = {};
+    for (const event of events) {
+      const where = training.traces[event.method];
+      add(where.loss, event.epoch, event.loss);
+      if (event.val_loss !== null && event.val_loss !== undefined) add(where.val, event.epoch, event.val_loss);
+      latest[event.method] = event;
     }
-    Plotly.extendTraces(plot, update, indices);
-    setCell(event.method, "epoch", escapeHtml(event.epoch));
-    setCell(event.method, "loss", escapeHtml(fmt(event.loss, 5)));
-    setCell(event.method, "val_loss", escapeHtml(fmt(event.val_loss, 5)));
-    setCell(event.method, "metric", escapeHtml(event.val_metric !== undefined && event.val_metric !== null ? fmt(event.val_metric, 4) : fmt(event.metric, 4)));
-    setCell(event.method, "updates", escapeHtml(event.updates));
-    setCell(event.method, "per_epoch", escapeHtml(event.epoch ? fmt(event.updates / event.epoch, 4) : "-"));
-    setCell(event.method, "seconds", escapeHtml(fmt(event.seconds, 3)));
-    setCell(event.method, "status", "training");
+    const indices = Array.from(columns.keys());
+    Plotly.extendTraces($("#loss-plot"), { x: indices.map((i) => columns.get(i)[0]), y: indices.map((i) => columns.get(i)[1]) }, indices);
+    for (const event of Object.values(latest)) {
+      setCell(event.method, "epoch", escapeHtml(event.epoch));
+      setCell(event.method, "loss", escapeHtml(fmt(event.loss, 5)));
+      setCell(event.method, "val_loss", escapeHtml(fmt(event.val_loss, 5)));
+      const name = event.metric_name || "metric";
+      const metric = event.val_metric !== undefined && event.val_metric !== null ? `val_${name} ${fmt(event.val_metric, 4)}` : `${name} ${fmt(event.metric, 4)}`;
+      setCell(event.method, "metric", escapeHtml(event.metric !== null && event.metric !== undefined ? metric : "-"));
+      setCell(event.method, "updates", escapeHtml(event.updates));
+      setCell(event.method, "per_epoch", escapeHtml(event.epoch ? fmt(event.updates / event.epoch, 4) : "-"));
+      setCell(event.method, "seconds", escapeHtml(fmt(event.seconds, 3)));
+      if (!training.done.has(event.method)) setCell(event.method, "status", "training");
+    }
   }
 
   function onBoundary(event) {
@@ -1365,18 +1381,20 @@
     const b = event.boundary;
     const traces = [];
     const points = training.points;
-    if (b.z) {
+    if (b.y && b.z) {
       traces.push({ type: "contour", x: b.x, y: b.y, z: b.z, colorscale: "RdBu", opacity: 0.6, showscale: false, contours: { coloring: "heatmap" }, hoverinfo: "skip", name: "prediction" });
       if (points) traces.push({ type: "scatter", mode: "markers", x: points.x, y: points.y, marker: { size: 5, color: points.label, colorscale: "RdBu", line: { width: 0.5, color: "#000" } }, name: "data", hoverinfo: "skip" });
     } else {
       if (points) traces.push({ type: "scatter", mode: "markers", x: points.x, y: points.y, marker: { size: 4, color: "#888" }, name: "data" });
-      traces.push({ type: "scatter", mode: "lines", x: b.x, y: b.y, line: { width: 3, color: "#D55E00" }, name: "fitted" });
+      traces.push({ type: "scatter", mode: "lines", x: b.x, y: b.z || b.y, line: { width: 3, color: "#D55E00" }, name: "fitted" });
     }
     const title = `${METHOD_LABELS[method] || method}${event.epoch ? `, epoch ${event.epoch}` : ""}`;
     Plotly.react(node, traces, { margin: { l: 40, r: 10, t: 30, b: 35 }, title: { text: title, font: { size: 13 } }, showlegend: false, uirevision: "b" }, { displaylogo: false, responsive: true });
   }
 
   function onDone(event) {
+    flushEpochs();
+    training.done.add(event.method);
     setCell(event.method, "status", escapeHtml(event.reason || "done"));
     if (state.run) {
       const href = `api/train/${encodeURIComponent(state.run)}/checkpoint?method=${encodeURIComponent(event.method)}`;
@@ -1385,6 +1403,7 @@
   }
 
   function finishTraining(message) {
+    flushEpochs();
     if (state.source) state.source.close();
     state.source = null;
     $("#stop").disabled = true;
@@ -1417,7 +1436,10 @@
         if (data.end) finishTraining("training finished");
         else if (data.error) {
           showError(trainForm, new ApiError(data.error, data.field), "train");
-          if (data.method) setCell(data.method, "status", "error");
+          if (data.method) {
+            training.done.add(data.method);
+            setCell(data.method, "status", `error: ${escapeHtml(data.error)}`);
+          }
         } else if (data.done) onDone(data);
         else if (data.boundary) onBoundary(data);
         else if (data.epoch !== undefined) onEpoch(data);
@@ -1538,9 +1560,9 @@
         fnSelect.appendChild(option);
       }
       fillSelect($("#opt-add"), state.optimizers.map((o) => o.name), "adam");
-      fillSelect($("#optimizer"), state.optimizers.map((o) => o.name), "adam");
+      fillSelect($("#optimizer"), state.optimizers.map((o) => o.name), "sgd");
       fillSelect(datasetSelect, state.datasets.map((d) => d.name), state.datasets[0] && state.datasets[0].name, Object.fromEntries(state.datasets.map((d) => [d.name, `${d.name} (${d.n_samples} × ${d.n_features}, ${d.task})`])));
-      fillSelect($("#model"), datasets.models || FALLBACK_MODELS, "logistic");
+      fillSelect($("#model"), datasets.models || FALLBACK_MODELS, "auto");
       fillSelect($("#loss"), datasets.losses || FALLBACK_LOSSES, "auto");
       datasetChanged();
       const { tab, run } = readUrl();
