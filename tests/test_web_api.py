@@ -356,7 +356,8 @@ def test_a_fuzzed_series_of_bad_requests_leaves_the_server_serving(client):
             {"a": 1}, "x" * 600, -1e-300, [[1, 2]], [[0, 0], [0, 0]], "inf", "nan"]  # fmt: skip
     fields = ["expression", "function", "start", "optimizers", "max_iter", "tol", "bounds",
               "n", "criterion", "dataset", "upload", "target", "model", "loss", "optimizer", "lr",
-              "epochs", "batch_size", "methods", "seed", "validation_split", "patience"]  # fmt: skip
+              "epochs", "batch_size", "methods", "seed", "validation_split",
+              "patience"]  # fmt: skip
     paths = ["/api/parse", "/api/grid", "/api/race", "/api/train"]
     statuses = []
     for _ in range(150):
