@@ -81,10 +81,9 @@ def main() -> None:
     print(f"race: 4 optimizers, iterations {iterations}, {len(json.dumps(answer))} bytes")
     print(f"cold (first request, compiles): {cold * 1000:.0f} ms")
     for name, times in (("warm, same race", same), ("warm, another start", moved)):
-        print(
-            f"{name}: median {statistics.median(times) * 1000:.0f} ms, "
-            f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms ({len(times)} requests)"
-        )
+        median, low, high = (1000 * f(times) for f in (statistics.median, min, max))
+        print(f"{name}: median {median:.0f} ms, min {low:.0f} ms, max {high:.0f} ms", end="")
+        print(f" ({len(times)} requests)")
 
 
 if __name__ == "__main__":
