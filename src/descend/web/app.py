@@ -17,12 +17,13 @@ and the server goes on serving. Work runs in worker threads, each request bounde
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
 import threading
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,12 @@ class Playground:
             ) from None
         return body_object(body)
 
-    async def compute(self, work: Callable[..., Any], *args: Any, run: bool = False) -> Any:
-        """``work(*args)`` in a worker thread, answered within ``limits.run_seconds``;
-        ``run=True`` takes one of the ``concurrent_runs`` slots (409 when none is free),
-        held until the work ends, even past the time limit."""
+    async def compute(
+        self, work: Callable[..., Any], *args: Any, run: bool = False, bounded: bool = True
+    ) -> Any:
+        """``work(*args)`` in a worker thread, answered within ``limits.run_seconds``
+        when ``bounded``; ``run=True`` takes one of the ``concurrent_runs`` slots (409
+        when none is free), held until the work ends, even past the time limit."""
         if run and not self.slots.acquire(blocking=False):
             raise busy(self.limits)
 
@@ -97,6 +100,8 @@ class Playground:
                 if run:
                     self.slots.release()
 
+        if not bounded:
+            return await anyio.to_thread.run_sync(job)
         seconds = self.limits.run_seconds
         try:
             with anyio.fail_after(seconds):
@@ -164,10 +169,10 @@ def create_app(limits: Limits | None = None, *, static: str | Path | None = None
         return FileResponse(path, media_type="text/javascript")
 
     async def functions_list(request: Request) -> Response:
-        return JSONResponse(await state.compute(compute.function_list))
+        return JSONResponse(await state.compute(compute.function_list, bounded=False))
 
     async def optimizers_list(request: Request) -> Response:
-        return JSONResponse(await state.compute(compute.optimizer_list))
+        return JSONResponse(await state.compute(compute.optimizer_list, bounded=False))
 
     async def parse(request: Request) -> Response:
         body = await state.body(request)
@@ -182,7 +187,7 @@ def create_app(limits: Limits | None = None, *, static: str | Path | None = None
         return JSONResponse(await state.compute(compute.race, body, state.limits, run=True))
 
     async def datasets(request: Request) -> Response:
-        return JSONResponse(await state.compute(training.dataset_list))
+        return JSONResponse(await state.compute(training.dataset_list, bounded=False))
 
     async def upload(request: Request) -> Response:
         return JSONResponse(await state.training.upload(request))
@@ -229,7 +234,13 @@ def create_app(limits: Limits | None = None, *, static: str | Path | None = None
         Route("/api/train/{run}/checkpoint", answer(checkpoint)),
         Mount("/static", StaticFiles(directory=playground.static, check_dir=False)),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        playground.training.close()  # at shutdown, training stops after its epoch
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found}, lifespan=lifespan)
     app.state.playground = playground
     return app
 

@@ -372,11 +372,11 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
         )
     if len(given) > limits.optimizers:
         raise RequestError(
-            f"{len(given)} optimizers is more than this server races at once "
+            f"{len(given)} optimizers is more than this server allows in one race "
             f"({limits.optimizers}); remove some",
             field="optimizers", status=422,
         )  # fmt: skip
-    known = {entry["name"]: entry["hyperparams"] for entry in optim.available()}
+    known = _hyperparameters()
     specs = []
     for i, item in enumerate(given):
         where = f"optimizers[{i}]"
@@ -409,6 +409,12 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
             raise RequestError(f"{name}: {error}", field=f"{where}.hyperparams") from None
         specs.append((name, values))
     return specs
+
+
+@functools.lru_cache(maxsize=1)
+def _hyperparameters() -> dict[str, dict[str, Any]]:
+    """``{optimizer: {hyperparameter: default}}`` of ``ds.optim.available()``."""
+    return {entry["name"]: entry["hyperparams"] for entry in optim.available()}
 
 
 def _hyperparameter(optimizer: str, key: str, value: Any, defaults: dict, where: str) -> Any:

@@ -229,7 +229,6 @@ class Trainer:
                 target=self._train,
                 args=(run, method, dataset, model, settings),
                 name=f"descend-train-{key}-{method}",
-                daemon=True,
             )
             for method in settings["methods"]
         ]
@@ -244,8 +243,16 @@ class Trainer:
             with run.lock:
                 run.ended = True
 
-        threading.Thread(target=finish, name=f"descend-train-{key}", daemon=True).start()
+        threading.Thread(target=finish, name=f"descend-train-{key}").start()
         return {"run": key}
+
+    def close(self) -> None:
+        """Stop every run after its epoch in flight (the threads end by themselves: the
+        interpreter waits for them at exit rather than cutting JAX short)."""
+        with self.lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            run.stop()
 
     def settings(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The training options of a request, each checked and bounded."""
