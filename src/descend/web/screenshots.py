@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -156,7 +157,18 @@ def _shrink(path: Path) -> None:
     small.save(path, optimize=True)
 
 
-def take(out: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
+def _two_blobs(n: int = 400, seed: int = 0) -> str:
+    """A CSV of two overlapping Gaussian classes in two features (``x1, x2, label``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 2)) + np.where(label[:, None] == 1, [1.2, 1.0], [-1.0, -0.8])
+    rows = [f"{a:.4f},{b:.4f},{c}" for (a, b), c in zip(X, label, strict=True)]
+    return "x1,x2,label\n" + "\n".join(rows) + "\n"
+
+
+def take(out: Path, *, width: int = 1280, height: int = 1150) -> list[Path]:
     """Save a screenshot of each tab under ``out``; returns their paths."""
     from selenium.webdriver.common.by import By
 
@@ -174,15 +186,28 @@ def take(out: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
             wait(driver, page_ready)
             wait(driver, lambda d: d.find_element(By.ID, "results").is_displayed())
             wait(driver, lambda d: d.find_element(By.ID, "play").text == "Play")
+            driver.execute_script("window.scrollTo(0, 0)")
             saved.append(out / "playground_functions.png")
             driver.save_screenshot(str(saved[-1]))
 
             driver.find_element(By.ID, "tab-training").click()
+            with tempfile.TemporaryDirectory() as folder:
+                # Two features, so that the decision boundaries show beside the curves.
+                csv = Path(folder) / "two_blobs.csv"
+                csv.write_text(_two_blobs())
+                driver.find_element(By.ID, "csv").send_keys(str(csv))
+                wait(
+                    driver,
+                    lambda d: (
+                        d.find_element(By.ID, "dataset").get_attribute("value") == "__upload__"
+                    ),
+                )
             driver.find_element(By.ID, "epochs").clear()
-            driver.find_element(By.ID, "epochs").send_keys("30")
+            driver.find_element(By.ID, "epochs").send_keys("40")
             driver.find_element(By.ID, "train").click()
             wait(driver, lambda d: d.find_element(By.ID, "methods-table").is_displayed())
             wait(driver, lambda d: not d.find_element(By.ID, "train").get_attribute("disabled"))
+            driver.execute_script("window.scrollTo(0, 0)")
             saved.append(out / "playground_training.png")
             driver.save_screenshot(str(saved[-1]))
     finally:
@@ -199,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="docs", help="folder for the PNGs (default: docs)")
     parser.add_argument("--width", type=int, default=1280, help="window width in pixels")
-    parser.add_argument("--height", type=int, default=900, help="window height in pixels")
+    parser.add_argument("--height", type=int, default=1150, help="window height in pixels")
     args = parser.parse_args(argv)
     try:
         saved = take(Path(args.out), width=args.width, height=args.height)

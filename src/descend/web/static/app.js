@@ -1296,7 +1296,7 @@
     Plotly.react(
       $("#loss-plot"),
       traces,
-      { margin: { l: 60, r: 20, t: 30, b: 45 }, title: { text: "loss per epoch (solid: training, dashed: validation)" }, xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" }, type: "log" }, legend: { orientation: "h", y: -0.2 }, hovermode: "x unified" },
+      { margin: { l: 60, r: 20, t: 45, b: 45 }, title: { text: "loss per epoch (solid: training, dashed: validation)" }, xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" }, type: "log" }, legend: { orientation: "h", y: -0.2 }, hovermode: "x unified" },
       PLOT_CONFIG,
     );
     const body = $("#methods-table tbody");
@@ -1314,6 +1314,13 @@
     $("#methods-table").hidden = false;
     const boundaries = $("#boundaries");
     boundaries.innerHTML = "";
+    // A place per method, in the order of the table (filled when its first boundary arrives).
+    for (const method of methods) {
+      const node = document.createElement("div");
+      node.id = `boundary-${method}`;
+      node.className = "boundary-slot";
+      boundaries.appendChild(node);
+    }
     training.boundary = {};
     training.points = null;
     training.pending = [];
@@ -1371,12 +1378,14 @@
     const method = event.method;
     if (event.points) training.points = event.points;
     let node = document.getElementById(`boundary-${method}`);
-    if (!node) {
-      node = document.createElement("div");
-      node.id = `boundary-${method}`;
+    if (!node || node.className !== "plot boundary-plot") {
+      if (!node) {
+        node = document.createElement("div");
+        node.id = `boundary-${method}`;
+        $("#boundaries").appendChild(node);
+      }
       node.className = "plot boundary-plot";
       node.setAttribute("aria-label", `Decision boundary of ${METHOD_LABELS[method] || method}`);
-      $("#boundaries").appendChild(node);
     }
     const b = event.boundary;
     const traces = [];
@@ -1389,7 +1398,7 @@
       traces.push({ type: "scatter", mode: "lines", x: b.x, y: b.z || b.y, line: { width: 3, color: "#D55E00" }, name: "fitted" });
     }
     const title = `${METHOD_LABELS[method] || method}${event.epoch ? `, epoch ${event.epoch}` : ""}`;
-    Plotly.react(node, traces, { margin: { l: 40, r: 10, t: 30, b: 35 }, title: { text: title, font: { size: 13 } }, showlegend: false, uirevision: "b" }, { displaylogo: false, responsive: true });
+    Plotly.react(node, traces, { margin: { l: 40, r: 10, t: 30, b: 35 }, title: { text: title, font: { size: 13 } }, showlegend: false, uirevision: "b" }, { displayModeBar: false, responsive: true });
   }
 
   function onDone(event) {
