@@ -49,7 +49,11 @@ def chromium_paths() -> tuple[str, str] | None:
     )
     if driver is None:
         driver = next((place for place in _DRIVER_PLACES if os.path.isfile(place)), None)
-    if browser is None or driver is None:
+    if (
+        browser is None
+        or driver is None
+        or not (os.path.isfile(browser) and os.path.isfile(driver))
+    ):
         return None
     return browser, driver
 
