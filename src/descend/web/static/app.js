@@ -650,6 +650,13 @@
     return lo + (z - levels[lo]) / (levels[hi] - levels[lo]);
   }
 
+  // The same array for the same grid, so that Plotly.react sees the map unchanged
+  // between races and redraws only the paths.
+  function levelGrid(grid, levels) {
+    if (!grid.t) grid.t = grid.z.map((row) => row.map((z) => levelIndex(z, levels)));
+    return grid.t;
+  }
+
   function levelsOf(grid) {
     if (Array.isArray(grid.levels) && grid.levels.length >= 2) return grid.levels;
     const flat = grid.z.flat().filter(Number.isFinite);
@@ -721,7 +728,7 @@
   function drawContour(plot, runs) {
     const grid = state.grid;
     const levels = levelsOf(grid);
-    const t = grid.z.map((row) => row.map((z) => levelIndex(z, levels)));
+    const t = levelGrid(grid, levels);
     const tickIdx = levels.map((_, i) => i).filter((i) => i % Math.ceil(levels.length / 8) === 0);
     const traces = [
       {
@@ -798,7 +805,7 @@
   function drawSurface(plot, runs) {
     const grid = state.grid;
     const levels = levelsOf(grid);
-    const t = grid.z.map((row) => row.map((z) => levelIndex(z, levels)));
+    const t = levelGrid(grid, levels);
     const traces = [
       {
         type: "surface",
