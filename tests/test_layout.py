@@ -32,6 +32,7 @@ LAYERS = [
     {"multistart"},
     {"minimization", "training"},
     {"plot", "sklearn"},
+    {"web"},
     {"cli"},
     {"descend", "__main__"},  # the package itself
 ]

@@ -20,6 +20,7 @@ HEAVY = ("sympy", "matplotlib", "pandas", "pyarrow", "rich", "scipy", "sklearn",
          "optax", "platformdirs", "tensorboardX", "tqdm", "IPython", "ipykernel", "nbformat",
          "nbclient")  # fmt: skip
 HEAVY += ("mkdocs", "mkdocstrings", "griffe")  # the docs extra: the site's build only
+HEAVY += ("starlette", "uvicorn", "plotly", "httpx", "multipart", "anyio")  # the web extra
 
 
 def python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -4,7 +4,8 @@ One module per group of commands, each adding its parsers: :mod:`~descend.cli.ca
 (``grad``, ``minimize``, ``functions``, ``optimizers``), :mod:`~descend.cli.training`
 (``train``, ``predict``), :mod:`~descend.cli.lr_finder` (``lr-find``),
 :mod:`~descend.cli.evaluation` (``evaluate``),
-:mod:`~descend.cli.race` (``compare``); what they share is
+:mod:`~descend.cli.race` (``compare``), :mod:`~descend.cli.playground`
+(``playground``); what they share is
 :mod:`~descend.cli.common`, the pictures behind ``--plot`` :mod:`~descend.cli.pictures`.
 
 Exit status: 0 when the command ran, 1 when a run failed (diverged, or an unexpected
@@ -22,7 +23,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from descend.cli import calculus, evaluation, lr_finder, race, training
+from descend.cli import calculus, evaluation, lr_finder, playground, race, training
 from descend.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -84,7 +85,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (calculus, training, lr_finder, evaluation, race):
+    for group in (calculus, training, lr_finder, evaluation, race, playground):
         group.add_parsers(commands)
     for command in commands.choices.values():
         add_cache_options(command)
