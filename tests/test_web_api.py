@@ -244,6 +244,13 @@ def test_a_one_variable_race_reports_the_sign_change_bracket(client):
     result = ds.minimize("x**2 - x", {"x": 3.0}, optimizer=ds.optim.gd(lr=0.9), max_iter=100)
     assert result.bracket is not None
     assert run["bracket"] == list(result.bracket) and run["nit"] == result.n_iter
+    # refine's bisection, step by step: the brackets ds.minimize(refine=True) records.
+    refined = ds.minimize("x**2 - x", {"x": 3.0}, optimizer=ds.optim.gd(lr=0.9), max_iter=100,
+                          refine=True, verbose=0)  # fmt: skip
+    assert run["refine"] == refined.history["bracket"].tolist() and len(run["refine"]) > 10
+    body["expression"] = "(x - 1)**2 + y**2"
+    body["start"] = [3.0, 1.0]
+    assert client.post("/api/race", json=body).json()["runs"][0]["refine"] is None
 
 
 # --- static files ------------------------------------------------------------------------

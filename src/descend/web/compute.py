@@ -31,6 +31,7 @@ from descend import functions, optim
 from descend.calculus import gradient
 from descend.errors import DescendError, ExpressionError
 from descend.expr import Expression, parse
+from descend.minimization import minimize
 from descend.plot.racing import compare
 from descend.web.limits import Limits, RequestError, integer, number, numbers, text
 
@@ -348,6 +349,10 @@ def race(body: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     except DescendError as error:
         raise RequestError(str(error), field="optimizers") from None
     runs = [_run(row, target, spec) for row, spec in zip(result.rows, specs, strict=True)]
+    if len(target.variables) == 1:
+        for run, spec in zip(runs, specs, strict=True):
+            if run["bracket"] is not None:
+                run["refine"] = _refined(target, start, spec, max_iter=max_iter, tol=tol)
     arguments = RaceArguments(target, start, specs, max_iter, tol, criterion)
     return {
         "problem": target.name,
@@ -448,6 +453,25 @@ def _hyperparameter(optimizer: str, key: str, value: Any, defaults: dict, where:
     if isinstance(value, float) and math.isfinite(value):
         return value
     raise RequestError(f"{key} of {optimizer} cannot be {value!r}", field=where)
+
+
+def _refined(
+    target: Problem, start: list[float], spec: tuple[str, dict[str, Any]], **settings: Any
+) -> list[list[float]] | None:
+    """The brackets of ``refine``'s bisection for a run whose derivative changed sign:
+    ``ds.minimize(..., refine=True)`` with the race's settings, which stops at the
+    first sign change and halves the bracket step by step (``history["bracket"]``)."""
+    name, hyperparams = spec
+    refined = minimize(
+        target.source,
+        start,
+        optimizer=optim.get(name, **hyperparams),
+        refine=True,
+        verbose=0,
+        **settings,
+    )
+    brackets = refined.history.get("bracket")
+    return None if brackets is None else _rows(np.asarray(brackets, dtype=np.float64))
 
 
 def _run(row: dict[str, Any], target: Problem, spec: tuple[str, dict[str, Any]]) -> dict[str, Any]:
