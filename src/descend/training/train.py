@@ -11,20 +11,97 @@ host sees the loop once per epoch, for history, validation, callbacks and progre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, overload
 
 import jax
 
 from descend import models
-from descend.engine import EpochConfig
 from descend.optim.base import Optimizer
+from descend.sweeps import Sweep
+from descend.training import sweep
 from descend.training.loop import train
-from descend.training.prepare import prepare, settle_weights
+from descend.training.prepare import epoch_config, prepare, settle_weights
 from descend.training.result import FitResult
 from descend.training.sources import InMemory
 from descend.training.spec import FitSpec
 from descend.training.streams import prepare_stream
+
+
+@overload
+def fit(
+    model: models.Model | str,
+    X: Any,
+    y: Any = ...,
+    *,
+    loss: str | Callable[..., jax.Array] | None = ...,
+    optimizer: Optimizer | str | None = ...,
+    lr: float | None = ...,
+    batch_size: int | None = ...,
+    method: str | None = ...,
+    epochs: int = ...,
+    accumulate: int = ...,
+    drop_last: bool = ...,
+    shuffle: bool = ...,
+    seed: int | None = ...,
+    sample_weight: Any = ...,
+    validation: tuple[Any, Any] | None = ...,
+    validation_split: float | None = ...,
+    standardize: bool = ...,
+    tol: float | None = ...,
+    patience: int | None = ...,
+    min_delta: float = ...,
+    l2: float | str | None = ...,
+    restore_best: bool = ...,
+    callbacks: Sequence[Any] | Any = ...,
+    verbose: int = ...,
+    dtype: str | None = ...,
+    resume: Any = ...,
+    init: Any = ...,
+    target: str | None = ...,
+    features: Sequence[str] | None = ...,
+    nan_policy: str = ...,
+    devices: Any = ...,
+    param_grid: None = ...,
+) -> FitResult: ...
+
+
+@overload
+def fit(
+    model: models.Model | str,
+    X: Any,
+    y: Any = ...,
+    *,
+    loss: str | Callable[..., jax.Array] | None = ...,
+    optimizer: Optimizer | str | None = ...,
+    lr: float | Sequence[float] | None = ...,
+    batch_size: int | None = ...,
+    method: str | None = ...,
+    epochs: int = ...,
+    accumulate: int = ...,
+    drop_last: bool = ...,
+    shuffle: bool = ...,
+    seed: int | Sequence[int] | None = ...,
+    sample_weight: Any = ...,
+    validation: tuple[Any, Any] | None = ...,
+    validation_split: float | None = ...,
+    standardize: bool = ...,
+    tol: float | None = ...,
+    patience: int | None = ...,
+    min_delta: float = ...,
+    l2: float | str | Sequence[float | str] | None = ...,
+    restore_best: bool = ...,
+    callbacks: Sequence[Any] | Any = ...,
+    verbose: int = ...,
+    dtype: str | None = ...,
+    resume: Any = ...,
+    init: Any = ...,
+    target: str | None = ...,
+    features: Sequence[str] | None = ...,
+    nan_policy: str = ...,
+    devices: Any = ...,
+    param_grid: Mapping[str, Sequence[Any]] | None = ...,
+) -> FitResult | Sweep[FitResult]: ...
 
 
 def fit(
@@ -34,14 +111,14 @@ def fit(
     *,
     loss: str | Callable[..., jax.Array] | None = None,
     optimizer: Optimizer | str | None = None,
-    lr: float | None = None,
+    lr: float | Sequence[float] | None = None,
     batch_size: int | None = 32,
     method: str | None = None,
     epochs: int = 200,
     accumulate: int = 1,
     drop_last: bool = False,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     sample_weight: Any = None,
     validation: tuple[Any, Any] | None = None,
     validation_split: float | None = None,
@@ -49,7 +126,7 @@ def fit(
     tol: float | None = None,
     patience: int | None = 10,
     min_delta: float = 1e-4,
-    l2: float | str | None = None,
+    l2: float | str | Sequence[float | str] | None = None,
     restore_best: bool = True,
     callbacks: Sequence[Any] | Any = (),
     verbose: int = 1,
@@ -60,7 +137,8 @@ def fit(
     features: Sequence[str] | None = None,
     nan_policy: str = "raise",
     devices: Any = None,
-) -> FitResult:
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+) -> FitResult | Sweep[FitResult]:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Parameters
@@ -228,6 +306,9 @@ def fit(
     # Every argument but the data becomes one checked specification (see FitSpec).
     options = dict(locals())
     data = {name: options.pop(name) for name in ("X", "y", "sample_weight", "validation")}
+    configurations = sweep.configurations_of(options, options.pop("param_grid"))
+    if configurations is not None:  # lists of values: every configuration at once
+        return sweep.fit_sweep(options.pop("model"), data, options, configurations)
     spec = FitSpec.build(options.pop("model"), data, options)
     context = jax.enable_x64(True) if spec.dtype == "float64" else contextlib.nullcontext()
     with context:
@@ -249,21 +330,7 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
     # The data-wide mean weight that scales every update (equal weights are dropped).
     seen = None if spec.start is None else spec.start.weights_seen
     prepared, mean_weight = settle_weights(prepared, placement, seen)
-    n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
-    batch_size = spec.batch_size_for(n_train)
-    config = EpochConfig(
-        n_samples=n_train,
-        batch_size=batch_size,
-        accumulate=spec.accumulate,
-        drop_last=spec.drop_last,
-        # The order of the rows cannot change a full-batch gradient: no need to shuffle.
-        shuffle=spec.shuffle and batch_size < n_train,
-        weighted=prepared.weights is not None,
-        # Rows that follow others trained on before: even an update over all of them
-        # divides by its rows times the mean weight of all, not by its own weight sum.
-        chunk=seen is not None and seen[1] > 0,
-        mesh=None if placement is None else placement.mesh,
-    )
+    config = epoch_config(spec, prepared, placement, seen)
     if prepared.stream is not None:  # rows read chunk by chunk (descend.data.streams)
         epochs = spec.epochs - spec.first_epoch
         source = prepared.stream.source(config, shuffle=spec.shuffle, epochs=epochs)
@@ -272,7 +339,7 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
         finally:  # ends the reading thread, also on errors
             source.close()
     if placement is not None:
-        placement.check_batch_size(batch_size, n_train)
+        placement.check_batch_size(config.batch_size, config.n_samples)
         return train(spec, prepared, placement.source(prepared, config, mean_weight))
     source = InMemory.of(prepared.X, prepared.y, prepared.weights, config, mean_weight)
     return train(spec, prepared, source)
