@@ -32,7 +32,7 @@ from descend.engine import Status
 from descend.errors import DescendTypeError, InputError, check_all
 from descend.optim import injection, pairs
 from descend.optim.base import Optimizer
-from descend.sweeps import Sweep
+from descend.sweeps import Sweep, label
 from descend.training.loop import Epochs, _at_training_point
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import epoch_config, prepare, settle_weights
@@ -117,7 +117,8 @@ def fit_sweep(
     if "seed" in first and options["validation_split"]:
         raise InputError(
             "validation_split holds out rows chosen by the seed, so a sweep of seeds would "
-            "train each on other rows; pass validation=(X_val, y_val) instead"
+            "train each on other rows; pass validation=(X_val, y_val), or hold none out "
+            "(validation_split=0)"
         )
     fit_names = [name for name in first if name in ("seed", "l2")]
     for configuration in configurations:
@@ -127,6 +128,11 @@ def fit_sweep(
     if "lr" in first:  # each configuration's rate replaces the optimizer's
         base["lr"] = None if isinstance(options["optimizer"], Optimizer) else first["lr"]
     spec = FitSpec.build(model, data, base)
+    if spec.placement is not None:
+        raise InputError(
+            "a sweep runs in one process on one device; train the configurations one by "
+            "one across processes, or sweep in a single process"
+        )
     context = jax.enable_x64(True) if spec.dtype == "float64" else contextlib.nullcontext()
     with context:
         return _sweep(spec, configurations, **data)
@@ -170,7 +176,7 @@ def _sweep(spec: FitSpec, configurations: list[dict], *, X, y, sample_weight, va
     swept_l2 = "l2" in configurations[0]
     block = SweptEpochs(
         members, injected, replace(objective, l2=0.0) if swept_l2 else objective, source,
-        stacked, strengths if swept_l2 else None, "seed" in configurations[0],
+        stacked, strengths if swept_l2 else None, "seed" in configurations[0], configurations,
     )  # fmt: skip
     progress = engine.Progress(spec.verbose, unit="epoch", total=spec.epochs, start=0)
     stop = engine.run(block, progress=progress)
@@ -211,6 +217,7 @@ class SweptEpochs:
     def __init__(
         self, members: list[Epochs], injected: Optimizer, objective: BatchObjective,
         source: InMemory, stacked: tuple, strengths: list[float] | None, own_orders: bool,
+        configurations: Sequence[dict[str, Any]],
     ):  # fmt: skip
         self.members, self.injected, self.objective, self.source = (
             members, injected, objective, source,
@@ -222,7 +229,7 @@ class SweptEpochs:
         self.epoch, self.n_updates = 0, 0
         dtype = jnp.result_type(*jax.tree.leaves(self.params))
         self.strengths = None if strengths is None else jnp.asarray(strengths, dtype)
-        self.own_orders = own_orders
+        self.own_orders, self.configurations = own_orders, configurations
         self.scored = members[0].scored or ()
         self.observes = members[0].observes
         self.text: str | None = None
@@ -280,7 +287,9 @@ class SweptEpochs:
         ranked = sorted(
             (m.history["loss"][-1], n) for n, m in enumerate(self.members) if m.history.get("loss")
         )
-        best = f", best loss {ranked[0][0]:.4g} (configuration {ranked[0][1]})" if ranked else ""
+        best = ""
+        if ranked:
+            best = f", best loss {ranked[0][0]:.4g} ({label(self.configurations[ranked[0][1]])})"
         self.text = f"{running} of {len(self.members)} configurations training{best}"
         return Status.RUNNING if running else last
 

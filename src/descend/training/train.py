@@ -258,6 +258,14 @@ def fit(
     nan_policy:
         What to do with NaN / infinite values in the data: ``"raise"``, ``"drop"`` or
         ``"impute_mean"``.
+    param_grid:
+        A sweep of the optimizer's hyperparameters: a dict of names to lists of values,
+        e.g. ``{"momentum": [0.5, 0.9], "betas": [(0.9, 0.999), (0.5, 0.9)]}``, as
+        scikit-learn's ``GridSearchCV(param_grid=...)`` takes them. With it, or with a
+        list for ``lr``, ``seed`` or ``l2``, ``fit`` trains every combination (as
+        ``sklearn.model_selection.ParameterGrid`` lists them: names sorted, the last
+        varying fastest) at once, in one compiled program per epoch, and returns a
+        :class:`~descend.Sweep` (see "Sweeps" below).
     devices:
         Data-parallel training (see :mod:`descend.distributed`): ``"all"``, a list of
         jax devices, or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis. Every
@@ -271,7 +279,29 @@ def fit(
     -------
     FitResult
         ``params``, ``opt_state``, ``history`` (per-epoch arrays), ``n_updates``,
-        ``reason``, and ``predict``, ``predict_proba``, ``score``.
+        ``reason``, and ``predict``, ``predict_proba``, ``score``. For a sweep, a
+        :class:`~descend.Sweep`: one FitResult per configuration, ``configurations``,
+        ``table()``, ``best``.
+
+    Sweeps
+    -------
+    ``lr=[1e-3, 1e-2, 1e-1]``, ``seed=[0, 1, 2]``, ``l2=[0.0, 1e-3, "auto"]`` and
+    ``param_grid`` (numbers and pairs of numbers that keep the optimizer state's shapes:
+    ``lr``, ``momentum``, ``betas``, ``weight_decay``, ``eps``, ...) make a sweep: the
+    weights and optimizer states of every configuration are stacked and one vmapped
+    program runs each epoch for all of them, over the same batches in the same shuffled
+    order (a sweep of seeds: each its own start and order), so that they differ only by
+    their values (:func:`descend.optim.inject_hyperparams`). Each configuration keeps
+    its own stopping rules, history and validation scores: one that diverges is frozen
+    and reported with its own reason while the others go on, early stopping and
+    ``restore_best`` act on each, and each result equals the same ``fit`` run alone (to
+    float rounding). ``lr`` with an optimizer object sets each configuration's rate in
+    it. Refused with an :class:`~descend.errors.InputError` that names the fix: values
+    that change the state's shapes or the code path (``momentum=0`` next to others for
+    ``sgd``, ``amsgrad``, schedules), ``resume``, ``init``, ``callbacks``,
+    ``devices``, streams, complex params, and a sweep of seeds with
+    ``validation_split`` (whose held-out rows depend on the seed); the verbose display
+    shows the configurations still training.
 
     With an optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
     ``schedule_free_adamw``), ``params`` (and ``predict``, the validation scores, early
@@ -302,6 +332,10 @@ def fit(
     ...                 standardize=False, l2=0.0, patience=None)  # the problem as given
     >>> np.round(result.params["w"], 3).tolist(), round(float(result.params["b"]), 3)
     ([1.0, -2.0, 0.5], 3.0)
+    >>> sweep = ds.fit("linear", X, y, optimizer="sgd", lr=[0.01, 0.1], batch_size=None,
+    ...                epochs=50, verbose=0)  # both rates in one program
+    >>> sweep.best_configuration, [r.status for r in sweep]
+    ({'lr': 0.1}, ['max_epochs', 'early_stopping'])
     """
     # Every argument but the data becomes one checked specification (see FitSpec).
     options = dict(locals())
