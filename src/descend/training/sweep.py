@@ -165,14 +165,17 @@ def _sweep(spec: FitSpec, configurations: list[dict], *, X, y, sample_weight, va
     objective = BatchObjective(spec.model, spec.loss, spec.loss_name, None, strengths[0])
     injected = optim.inject_hyperparams(_at_defaults(spec.optimizer, names), names)
     members, states = [], []
-    for member_spec, optimizer, own in zip(specs, built, values, strict=True):
+    for member_spec, optimizer in zip(specs, built, strict=True):
         state = _at_training_point(optimizer, member_spec.initial_state(
             prepared.n_features, prepared.n_outputs))  # fmt: skip
         held = replace(objective, l2=member_spec.l2_strength(prepared.n_samples))
         members.append(Epochs(member_spec, prepared, source, state, held, watched=False))
-        hyperparams = injection.init_with(injected, state.params, own).hyperparams
-        states.append((state.params, injection.InjectedState(state.opt_state, hyperparams)))
-    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        states.append((state.params, state.opt_state))
+    params, inner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    # Each configuration's values, as init_with keeps them (the params' float dtype).
+    dtype = jnp.result_type(*jax.tree.leaves(params), jnp.float32)
+    hyperparams = {name: jnp.asarray([own[name] for own in values], dtype) for name in names}
+    stacked = (params, injection.InjectedState(inner, hyperparams))
     swept_l2 = "l2" in configurations[0]
     block = SweptEpochs(
         members, injected, replace(objective, l2=0.0) if swept_l2 else objective, source,
