@@ -27,6 +27,7 @@ from descend.engine.epoch import (
     StretchOutcome,
     compiled_epoch,
     compiled_stretch,
+    compiled_sweep_epoch,
 )
 from descend.engine.iterate import (
     FAILURES,
@@ -59,6 +60,7 @@ __all__ = [
     "compiled_epoch",
     "compiled_range_test",
     "compiled_stretch",
+    "compiled_sweep_epoch",
     "run",
     "status",
 ]

@@ -470,7 +470,7 @@ def _refined(
         verbose=0,
         **settings,
     )
-    brackets = refined.history.get("bracket")
+    brackets = getattr(refined, "history", {}).get("bracket")  # one start: a MinimizeResult
     return None if brackets is None else _rows(np.asarray(brackets, dtype=np.float64))
 
 
