@@ -32,6 +32,7 @@ from descend.engine.iterate import (
     IterateCarry,
     IterateConfig,
     Iterations,
+    Keyed,
 )
 from descend.engine.loop import Block, run
 from descend.engine.progress import Progress
@@ -48,6 +49,7 @@ __all__ = [
     "IterateCarry",
     "IterateConfig",
     "Iterations",
+    "Keyed",
     "Progress",
     "ShardedOrder",
     "Status",

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, InputError, unknown_name
-from descend.optim.base import Optimizer, State
+from descend.optim.base import Optimizer, State, _value_key
 
 
 class InjectedState(NamedTuple):
@@ -272,3 +272,22 @@ def _value_fn(params: PyTree) -> jax.Array:
 
 def _shapes(tree: PyTree) -> list[tuple[tuple[int, ...], Any]]:
     return [(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(tree)]
+
+
+def program_key(optimizer: Optimizer, names: Sequence[str]) -> tuple:
+    """What the step of ``inject_hyperparams(optimizer, names)`` computes with, the
+    values of ``names`` aside: equal for optimizers that differ only in those values.
+
+    Its step builds the algorithm from the name and the hyperparameters
+    (:func:`rebuild`), the injected ones taken from the state, so two such optimizers
+    take the same steps from the same state: a compiled sweep keyed by this serves
+    sweeps of other values without compiling again.
+    """
+    hyperparams = dict(optimizer.hyperparams)
+    inner = hyperparams.pop("optimizer", None)
+    own = tuple(
+        sorted((key, _value_key(value, frozenset())) for key, value in hyperparams.items()
+               if key not in names)
+    )  # fmt: skip
+    wrapped = program_key(inner, names) if isinstance(inner, Optimizer) else None
+    return (optimizer.name, tuple(sorted(names)), own, wrapped)
