@@ -29,7 +29,7 @@ LAYERS = [
     {"engine"},
     {"checkpoint"},
     {"distributed"},
-    {"multistart"},
+    {"multistart", "sweeps"},
     {"minimization", "training"},
     {"plot", "sklearn"},
     {"cli"},

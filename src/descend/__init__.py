@@ -20,6 +20,7 @@ from descend.calculus import derivative, gradient, hessian, value_and_grad
 from descend.errors import DescendError
 from descend.expr import Expression, parse
 from descend.minimization import MinimizeResult, minimize
+from descend.sweeps import Sweep
 from descend.training import FitResult, FitState, fit, load, save
 
 # Submodules that pull in more (data formats, plotting, scikit-learn) load on first use.
@@ -54,6 +55,7 @@ __all__ = [
     "FitResult",
     "FitState",
     "MinimizeResult",
+    "Sweep",
     "__version__",
     "compare",
     "derivative",
