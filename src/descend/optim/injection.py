@@ -214,7 +214,7 @@ def check_configurations(
                 raise InputError(
                     f"{key}={value!r} cannot vary inside one program: a sweep varies numbers "
                     "and pairs of numbers (lr, momentum, betas, weight_decay, eps, ...), "
-                    "not flags, names or schedules; run a separate fit for each value"
+                    "not flags, names or schedules; run each value in a call of its own"
                 )
     built = []
     for number, values in enumerate(configurations):
@@ -237,8 +237,8 @@ def check_configurations(
             jax.errors.TracerIntegerConversionError, TypeError, InputError) as error:  # fmt: skip
         raise InputError(
             f"{optimizer.name}'s {', '.join(names)} cannot vary inside one program (the "
-            f"algorithm decides its code path on it: {type(error).__name__}); run a "
-            "separate fit for each value instead"
+            f"algorithm decides its code path on it: {type(error).__name__}); run each "
+            "value in a call of its own instead"
         ) from None
     expected = jax.tree.structure(traced.inner), _shapes(traced.inner)
     for number, (algorithm, values) in enumerate(zip(built, configurations, strict=True)):
