@@ -145,7 +145,10 @@ def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> Optimizer:
     if optimizer.evaluations is not None:
 
         def evaluations(state):
-            return optimizer.evaluations(state.inner)  # type: ignore[misc]
+            # The algorithm built from the state counts: gd's line search counts its
+            # trials, gd with a rate (a swept lr) makes none.
+            count = built(state).evaluations
+            return jnp.zeros((), jnp.int32) if count is None else count(state.inner)
 
     injected = Optimizer(
         "inject_hyperparams",
