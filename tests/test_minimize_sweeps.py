@@ -9,6 +9,7 @@ import pytest
 import descend as ds
 from descend import engine
 from descend.errors import DescendTypeError, InputError
+from descend.optim import injection
 from optax_oracle import compilations
 
 ROSENBROCK = ds.functions.rosenbrock
@@ -185,3 +186,16 @@ def test_a_sweep_leaves_the_start_point_alone():
     ds.minimize(ROSENBROCK, start, lr=[1e-3, 2e-3], max_iter=20, verbose=0)
     assert not start.is_deleted()
     np.testing.assert_array_equal(start, jnp.array(START))
+
+
+@pytest.mark.parametrize("name", ds.optim.names())
+def test_every_optimizer_with_a_numeric_rate_sweeps_it_in_one_program(name):
+    # A check written as a Python comparison, or with jnp on a number, fails on the
+    # traced value: each configuration is checked concretely instead.
+    optimizer = ds.optim.get(name)
+    rate = optimizer.hyperparams.get("lr")
+    if not isinstance(rate, (int, float)):
+        pytest.skip(f"{name} has no numeric lr (a line search, or a wrapper)")
+    configurations = [{"lr": rate}, {"lr": 2 * rate}]
+    built = injection.check_configurations(optimizer, configurations, jnp.ones((3, 2)))
+    assert [b.hyperparams["lr"] for b in built] == [rate, 2 * rate]
