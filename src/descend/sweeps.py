@@ -45,8 +45,8 @@ LOG_SCALED = frozenset({"lr", "weight_decay", "l2", "eps", "lr_decay"})
 def numbers(result: Any) -> dict[str, float]:
     """The numbers a run is judged by, by its type: a fit's :meth:`metrics` (the
     held weights' epoch), a minimization's final ``fun`` and gradient norm."""
-    if callable(getattr(result, "metrics", None)):
-        return dict(result.metrics())
+    if callable(getattr(result, "metrics", None)):  # the rate of the next update: left out
+        return {key: value for key, value in result.metrics().items() if key != "lr"}
     if hasattr(result, "fun"):
         return {"fun": float(result.fun), "grad_norm": float(result.grad_norm)}
     raise InputError(f"a sweep holds results of fit or minimize, got {type(result).__name__}")
@@ -185,8 +185,11 @@ class Sweep(Sequence[R], Generic[R]):
         for rank, index in enumerate(self.ranking(by), start=1):
             result = self.results[index]
             row: dict[str, Any] = {"rank": rank, **self.configurations[index]}
-            row.update(numbers(result))
-            row.pop("time", None)
+            row.update(
+                (key, value)
+                for key, value in numbers(result).items()
+                if key not in row and key != "time"
+            )
             for count in ("n_epochs", "n_iter"):
                 if hasattr(result, count):
                     row["epochs" if count == "n_epochs" else "n_iter"] = getattr(result, count)

@@ -24,6 +24,7 @@ from descend.cli.common import (
     print_json,
 )
 from descend.errors import InputError
+from descend.sweeps import Sweep
 
 DEFAULT_DATASET = "breast_cancer"
 
@@ -90,6 +91,13 @@ def add_parsers(commands) -> None:
         default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
         lr_text="0.01 with the default optimizer, else the named optimizer's own default",
     )  # fmt: skip
+    _accept_lists(train, "lr", _positive_number)
+    train.add_argument(
+        "--param-grid", metavar="NAME=V1,V2", action="append", type=_grid_entry,
+        help="sweep a hyperparameter of the optimizer (repeat for more: a grid), e.g. "
+        "momentum=0.5,0.9 or betas=0.9:0.999,0.5:0.9; with --lr, --seed or --l2 given as "
+        "lists (1e-3,1e-2) every configuration trains at once and the table is printed",
+    )  # fmt: skip
     train.add_argument(
         "--method", choices=("batch", "stochastic", "minibatch"),
         help="batch (all rows), stochastic (one row) or mini-batch (--batch-size rows) "
@@ -125,7 +133,7 @@ def add_parsers(commands) -> None:
         help="the least decrease of the loss that counts as improving",
     )  # fmt: skip
     train.add_argument(
-        "--l2", type=_l2,
+        "--l2", type=_listed(_l2),
         help="strength of the L2 penalty on the weights (auto: 1 / training rows, as "
         "LogisticRegression(C=1); 0 for none) (default: auto, or the checkpoint's with "
         "--resume)",
@@ -145,7 +153,7 @@ def add_parsers(commands) -> None:
         "a feature cell with its column's mean",
     )  # fmt: skip
     train.add_argument(
-        "--seed", type=int,
+        "--seed", type=_listed(_seed),
         help="the seed of the shuffling, the split and the initial weights (default: 0, or "
         "the checkpoint's with --resume)",
     )  # fmt: skip
@@ -308,6 +316,61 @@ def _l2(text: str) -> float | str:
     return value
 
 
+def _listed(parse):
+    """An option's type that also takes comma-separated values (a sweep), each parsed
+    by ``parse``."""
+
+    def parse_all(text: str):
+        if "," not in text:
+            return parse(text)
+        return [parse(part.strip()) for part in text.split(",")]
+
+    return parse_all
+
+
+def _accept_lists(parser: argparse.ArgumentParser, dest: str, parse) -> None:
+    """Let the option of ``dest`` (added by a shared helper) take comma-separated values."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.type = _listed(parse)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _grid_entry(text: str) -> tuple[str, list]:
+    """``--param-grid NAME=V1,V2``: a hyperparameter and its values (a pair as A:B)."""
+    name, equals, values = text.partition("=")
+    if not (equals and name.strip().isidentifier() and values.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=V1,V2 such as momentum=0.5,0.9, got {text!r}"
+        )
+
+    def number(part: str):
+        try:
+            pieces = [float(piece) for piece in part.split(":")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected numbers (a pair as 0.9:0.999) in {text!r}, got {part!r}"
+            ) from None
+        return pieces[0] if len(pieces) == 1 else tuple(pieces)
+
+    return name.strip(), [number(part.strip()) for part in values.split(",")]
+
+
 def _separator(text: str | None) -> str | None:
     """``--sep``: a character, or a tab written ``tab`` or ``\\t`` (as shells pass it)."""
     return "\t" if text in ("tab", "\\t") else text
@@ -433,6 +496,9 @@ def _train(args: argparse.Namespace) -> int:
     for line in (read_line(args, dataset), task_line(args, dataset)):
         if line is not None and not (args.json or args.compare_methods):
             print(line, flush=True)
+    rates = args.lr if isinstance(args.lr, list) else None  # a sweep of rates
+    if rates is not None:
+        args.lr = None
     if args.resume and args.optimizer is None:
         if args.opt_args:
             raise InputError(
@@ -444,11 +510,29 @@ def _train(args: argparse.Namespace) -> int:
         optimizer, lr = None, args.lr  # fit's default: Adam, cut on plateaus
     else:
         optimizer, lr = optimizer_from_args(args, default="adam"), None
+    if rates is not None:
+        lr = rates  # the named optimizer (or the default) with each rate
     verbose = 0 if args.json else (1 if sys.stderr.isatty() else 2)
     if args.compare_methods:
         from descend.cli.pictures import plot_methods
 
         return plot_methods(args, model, dataset, weights, optimizer, lr)
+    param_grid = None
+    if args.param_grid:
+        param_grid = dict(args.param_grid)
+        if len(param_grid) < len(args.param_grid):
+            raise InputError("--param-grid names a hyperparameter twice; give each once")
+    swept = param_grid is not None or any(
+        isinstance(value, list) for value in (args.lr, args.seed, args.l2)
+    )
+    if swept:
+        for option, value in (("--resume", args.resume), ("--log-dir", args.log_dir),
+                              ("--stream", args.stream)):  # fmt: skip
+            if value:
+                raise InputError(
+                    f"{option} cannot be used in a sweep (lists of values or --param-grid): "
+                    "it follows one run; train the configuration you choose alone"
+                )
     began = time.perf_counter()
     # Ctrl-C stops training after the epoch in flight (status "interrupted"): see fit.
     result = fit(
@@ -459,8 +543,11 @@ def _train(args: argparse.Namespace) -> int:
         min_delta=args.min_delta, l2=args.l2,
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
         nan_policy=args.nan_policy, sample_weight=weights, callbacks=_loggers(args),
+        param_grid=param_grid,
     )  # fmt: skip
     seconds = time.perf_counter() - began
+    if isinstance(result, Sweep):
+        return _report_sweep(args, result, seconds)
     if args.save:
         save(args.save, result)
     if args.plot and distributed.is_first_process():  # one picture, not one per process
@@ -489,6 +576,36 @@ def _train(args: argparse.Namespace) -> int:
         print(f"descend: interrupted after epoch {result.n_epochs}{where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if result.status == "diverged" else EXIT_OK
+
+
+def _report_sweep(args: argparse.Namespace, sweep: Sweep, seconds: float) -> int:
+    """A sweep's table (best first), the best configuration saved with --save and drawn
+    with --plot; exit 1 when every configuration diverged."""
+    from descend import plot, sweeps
+    from descend.training import save
+
+    best = sweep.best
+    summary: dict[str, Any] = {**sweep.to_dict(), "seconds": seconds}
+    if args.save:
+        save(args.save, best)
+        summary["saved"] = str(args.save)
+    if args.plot:
+        summary["plot"] = str(plot.save(plot.sweep(sweep), args.plot))
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"swept {len(sweep)} configurations of {', '.join(sweep.names)} in one program, "
+              f"{seconds:.2f} s; ranked by {sweep.ranked_by}")  # fmt: skip
+        print(sweep)
+        print(f"best: {sweeps.label(sweep.best_configuration)}: {args.in_words(best.reason)}")
+        for key in ("saved", "plot"):
+            if key in summary:
+                print(f"  {'best model saved' if key == 'saved' else 'plot saved'} to "
+                      f"{summary[key]}")  # fmt: skip
+    if any(result.status == "interrupted" for result in sweep):
+        print("descend: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if all(result.status == "diverged" for result in sweep) else EXIT_OK
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:

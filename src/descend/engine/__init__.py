@@ -25,6 +25,7 @@ from descend.engine.epoch import (
     StretchOutcome,
     compiled_epoch,
     compiled_stretch,
+    compiled_sweep_epoch,
 )
 from descend.engine.iterate import (
     FAILURES,
@@ -56,6 +57,7 @@ __all__ = [
     "StretchOutcome",
     "compiled_epoch",
     "compiled_stretch",
+    "compiled_sweep_epoch",
     "run",
     "status",
 ]

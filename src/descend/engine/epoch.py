@@ -534,3 +534,34 @@ def compiled_stretch(
         functools.partial(_run_stretch, batch_objective, optimizer, config, repeat, min_delta),
         compiler_options=_compiler_options(),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def compiled_sweep_epoch(
+    batch_objective: Callable[..., Any], optimizer: Optimizer, config: EpochConfig, *,
+    shared_order: bool, swept_l2: bool,
+) -> Callable[..., EpochOutcome]:  # fmt: skip
+    """The epoch of every configuration of a sweep at once: one jitted, vmapped program.
+
+    Called as ``program(params, opt_state, data, order, mean_weight, l2)``: ``params``
+    and ``opt_state`` stack the configurations' on a leading axis (an optimizer that
+    keeps its hyperparameters in its state, :func:`descend.optim.inject_hyperparams`,
+    gives each configuration its own values), ``data`` and ``mean_weight`` are shared,
+    ``order`` is one row order for all (``shared_order``: the same batches, so that the
+    configurations differ only by their values) or one per configuration (stacked, for
+    a sweep of seeds), and ``l2`` (``swept_l2``) each configuration's L2 strength
+    (``batch_objective.penalized(l2)``), else None. Each configuration's slice of the
+    :class:`EpochOutcome` is what :func:`compiled_epoch`'s program gives it alone.
+    """
+
+    def one(params, opt_state, order, l2, data, mean_weight):
+        objective = batch_objective.penalized(l2) if swept_l2 else batch_objective  # type: ignore[attr-defined]
+        return _run_epoch(objective, optimizer, config, params, opt_state, data, order, mean_weight)
+
+    order_axis = None if shared_order else 0
+    vmapped = jax.vmap(one, in_axes=(0, 0, order_axis, 0 if swept_l2 else None, None, None))
+
+    def program(params, opt_state, data, order, mean_weight, l2):
+        return vmapped(params, opt_state, order, l2, data, mean_weight)
+
+    return jax.jit(program, compiler_options=_compiler_options())

@@ -118,10 +118,12 @@ def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> Optimizer:
     names = tuple(names)
     if len(set(names)) != len(names):
         raise InputError(f"each hyperparameter may be injected once, got {list(names)}")
-    base = {name: hyperparameter(optimizer, name) for name in names}
+    # A tuple, not a dict: optimizers compare by the values their functions capture, and
+    # two injections of equal optimizers then share compiled programs.
+    base = tuple((name, hyperparameter(optimizer, name)) for name in names)
 
     def init(params: PyTree) -> InjectedState:
-        return InjectedState(optimizer.init(params), _as_arrays(base, params))
+        return InjectedState(optimizer.init(params), _as_arrays(dict(base), params))
 
     def built(state: InjectedState) -> Optimizer:
         return rebuild(optimizer, **state.hyperparams)

@@ -255,6 +255,81 @@ def loss_curves(history: Any, *, ax: Axes | None = None, log_scale: bool = True)
     return fig
 
 
+def sweep(result: Any, *, by: str | None = None) -> Figure:
+    """A sweep (:class:`~descend.Sweep`): its score against the hyperparameter, and the
+    loss curve of every configuration.
+
+    Left, each configuration's score (``by``, default the one it is ranked by:
+    ``val_loss``, ``loss`` or ``fun``) against the first swept hyperparameter, on a log
+    axis for rates and strengths (``lr``, ``weight_decay``, ``l2``, ``eps``), one line
+    per combination of the others; the best configuration ringed. Right, the loss
+    (``fit``: the validation loss where there is one, else the training loss; ``minimize``:
+    the value) of every configuration per epoch or iteration, on a log axis where it is
+    positive, the best one thick.
+
+    Raises
+    ------
+    DescendTypeError
+        ``result`` is not a Sweep.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> from descend import plot
+    >>> X = np.random.default_rng(0).normal(size=(40, 2)); y = X.sum(axis=1)
+    >>> fig = plot.sweep(ds.fit("linear", X, y, lr=[0.01, 0.1], epochs=3, verbose=0))
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_xlabel()
+    ('log', 'lr')
+    """
+    from descend import sweeps
+
+    if not isinstance(result, sweeps.Sweep):
+        raise DescendTypeError(f"plot.sweep draws a Sweep, got {type(result).__name__}")
+    key = by or result.ranked_by
+    name, others = result.names[0], result.names[1:]
+    fig, (score_ax, curves_ax) = draw.new_figure((11.0, 4.2), ncols=2)
+    values = result.values(key)
+    groups: dict[str, list[int]] = {}
+    for index, configuration in enumerate(result.configurations):
+        rest = {other: configuration[other] for other in others}
+        groups.setdefault(sweeps.label(rest), []).append(index)
+    numeric = all(np.ndim(c[name]) == 0 for c in result.configurations)
+    for number, (label, members) in enumerate(groups.items()):
+        xs = [result.configurations[i][name] if numeric else i for i in members]
+        score_ax.plot(xs, values[members], "o-", color=f"C{number % 10}", label=label or None,
+                      gid="score")  # fmt: skip
+    best = result.best_index
+    best_x = result.configurations[best][name] if numeric else best
+    score_ax.plot([best_x], [values[best]], "o", ms=12, mfc="none", mec="black", gid="best")
+    positive = numeric and all(float(c[name]) > 0 for c in result.configurations)
+    if positive and name in sweeps.LOG_SCALED:
+        score_ax.set_xscale("log")
+    if not numeric:
+        score_ax.set_xticks(range(len(result)))
+        score_ax.set_xticklabels([sweeps.label({name: c[name]}) for c in result.configurations],
+                                 rotation=30, fontsize="small")  # fmt: skip
+    score_ax.set_xlabel(name)
+    score_ax.set_ylabel(f"{key} (final)")
+    if len(groups) > 1:
+        score_ax.legend(fontsize="small")
+    curve_key = "value"
+    for index, (run, configuration) in enumerate(zip(result, result.configurations, strict=True)):
+        curves = sweeps.curves(run)
+        curve_key = "val_loss" if "val_loss" in curves else next(iter(curves), "loss")
+        line = curves.get(curve_key, np.zeros(0))
+        steps = np.arange(line.size) + (curve_key != "value")
+        curves_ax.plot(steps, line, lw=2.5 if index == best else 1.0, color=f"C{index % 10}",
+                       label=sweeps.label(configuration), gid="curve")  # fmt: skip
+    draw.log_if_positive(curves_ax, True, *[sweeps.curves(run).get(curve_key, np.zeros(0))
+                                            for run in result])  # fmt: skip
+    curves_ax.set_xlabel("iteration" if curve_key == "value" else "epoch")
+    curves_ax.set_ylabel(curve_key)
+    curves_ax.legend(fontsize="x-small", ncols=1 + len(result) // 8)
+    for ax in (score_ax, curves_ax):
+        ax.grid(True, alpha=0.3)
+    return fig
+
+
 def _metric_panel(ax: Axes, history: Mapping, metric: str, steps: np.ndarray) -> None:
     """Training and validation metric per epoch, on a linear axis (R² may be negative)."""
     for name, color, label in ((metric, "C0", "train"), (f"val_{metric}", "C1", "validation")):

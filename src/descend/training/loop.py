@@ -139,7 +139,17 @@ class Epochs:
             stop = self._stretch()
             if stop is not None:
                 return stop
-        params, opt_state, made, fetched, began = self._epoch()
+        return self.settle(*self._epoch())
+
+    def settle(self, params, opt_state, made: int, fetched, began: float) -> Status:
+        """The host's side of an epoch whose programs ran: its record and the rules.
+
+        ``params`` and ``opt_state`` are the weights and state after it (the last finite
+        ones when ``fetched`` is None: the epoch diverged after ``made`` updates), and
+        ``fetched`` its numbers (see :meth:`_ended`). Returns ``RUNNING`` or the status
+        that stops the run. A sweep (:mod:`descend.training.sweep`) settles each of its
+        configurations' epochs here, so that they stop as each would alone.
+        """
         if fetched is None:
             self.params, self.opt_state = params, opt_state
             self.n_updates += made

@@ -46,13 +46,13 @@ class BatchObjective:
         return None if self.l2 == 0 else self._penalty
 
     def _penalty(self, params: PyTree) -> jax.Array | float:  # 0.0 without weights
-        chosen = decayed_leaves("weights", params)
-        squares = [
-            jnp.sum(jnp.square(leaf))
-            for leaf, on in zip(jax.tree.leaves(params), jax.tree.leaves(chosen), strict=True)
-            if on
-        ]
-        return 0.5 * self.l2 * sum(squares)
+        return l2_penalty(params, self.l2)
+
+    def penalized(self, l2: jax.Array) -> Penalized:
+        """This objective with the L2 strength ``l2``, which may be traced: a sweep's
+        program gives each configuration its own (where ``l2`` is 0 the penalty adds
+        exactly 0 to the loss and the gradient, as none does)."""
+        return Penalized(self, l2)
 
     def outputs(self, params: PyTree, X: jax.Array) -> jax.Array:
         """The model's raw outputs, which must be real (the loss compares them to targets)."""
@@ -116,6 +116,33 @@ class BatchObjective:
         labels = models.predict_from_outputs(self.model, predictions)
         correct = (labels == y.astype(labels.dtype)).astype(dtype)
         return jnp.sum(correct if w is None else w * correct)
+
+
+def l2_penalty(params: PyTree, l2: jax.Array | float) -> jax.Array | float:
+    r""":math:`\tfrac{\lambda}{2} \sum \lVert w \rVert^2` over the leaves named ``w``
+    (not the biases); 0.0 without such leaves."""
+    chosen = decayed_leaves("weights", params)
+    squares = [
+        jnp.sum(jnp.square(leaf))
+        for leaf, on in zip(jax.tree.leaves(params), jax.tree.leaves(chosen), strict=True)
+        if on
+    ]
+    return 0.5 * l2 * sum(squares)
+
+
+class Penalized:
+    """A :class:`BatchObjective` with an L2 strength that may be a traced value (see
+    :meth:`BatchObjective.penalized`); made inside a trace, never a cache key."""
+
+    def __init__(self, objective: BatchObjective, l2: jax.Array):
+        self.objective, self.l2 = objective, l2
+        self.outputs, self.sums = objective.outputs, objective.sums
+
+    def __call__(self, params: PyTree, *batch: jax.Array):
+        return self.objective(params, *batch)
+
+    def penalty(self, params: PyTree) -> jax.Array | float:
+        return l2_penalty(params, self.l2)
 
 
 @functools.partial(jax.jit, static_argnums=0)

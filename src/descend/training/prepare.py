@@ -9,6 +9,7 @@ import numpy as np
 
 from descend import models
 from descend.data.arrays import as_columns, distinct_weights, standardized_targets
+from descend.engine import EpochConfig
 from descend.errors import DataError, InputError
 from descend.training.spec import FitSpec
 
@@ -126,6 +127,29 @@ def prepare(spec: FitSpec, X: Any, y: Any, sample_weight: Any, validation: Any) 
         if standardize:
             scaler = data.Standardizer.fit(as_columns(y), sample_weight=scaling_weights)
     return scale_targets(prepared, scaler)
+
+
+def epoch_config(
+    spec: FitSpec, prepared: Prepared, placement: Any, seen: tuple[float, int] | None
+) -> EpochConfig:
+    """The shape of an epoch over ``prepared``'s rows (those of every process), with
+    ``spec``'s batches; ``seen`` the weights of rows trained on before (see
+    :func:`settle_weights`)."""
+    n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
+    batch_size = spec.batch_size_for(n_train)
+    return EpochConfig(
+        n_samples=n_train,
+        batch_size=batch_size,
+        accumulate=spec.accumulate,
+        drop_last=spec.drop_last,
+        # The order of the rows cannot change a full-batch gradient: no need to shuffle.
+        shuffle=spec.shuffle and batch_size < n_train,
+        weighted=prepared.weights is not None,
+        # Rows that follow others trained on before: even an update over all of them
+        # divides by its rows times the mean weight of all, not by its own weight sum.
+        chunk=seen is not None and seen[1] > 0,
+        mesh=None if placement is None else placement.mesh,
+    )
 
 
 def check_same_features(previous: Any, encoding: Any, n_features: int) -> None:

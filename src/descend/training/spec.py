@@ -240,7 +240,7 @@ class FitSpec:
                 f"batch_size={self.batch_size} is larger than the {n_train} training samples; "
                 f"using {n_train} (batch gradient descent)",
                 DescendWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             return n_train
         return self.batch_size

@@ -11,20 +11,97 @@ host sees the loop once per epoch, for history, validation, callbacks and progre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, overload
 
 import jax
 
 from descend import models
-from descend.engine import EpochConfig
 from descend.optim.base import Optimizer
+from descend.sweeps import Sweep
+from descend.training import sweep
 from descend.training.loop import train
-from descend.training.prepare import prepare, settle_weights
+from descend.training.prepare import epoch_config, prepare, settle_weights
 from descend.training.result import FitResult
 from descend.training.sources import InMemory
 from descend.training.spec import FitSpec
 from descend.training.streams import prepare_stream
+
+
+@overload
+def fit(
+    model: models.Model | str,
+    X: Any,
+    y: Any = ...,
+    *,
+    loss: str | Callable[..., jax.Array] | None = ...,
+    optimizer: Optimizer | str | None = ...,
+    lr: float | None = ...,
+    batch_size: int | None = ...,
+    method: str | None = ...,
+    epochs: int = ...,
+    accumulate: int = ...,
+    drop_last: bool = ...,
+    shuffle: bool = ...,
+    seed: int | None = ...,
+    sample_weight: Any = ...,
+    validation: tuple[Any, Any] | None = ...,
+    validation_split: float | None = ...,
+    standardize: bool = ...,
+    tol: float | None = ...,
+    patience: int | None = ...,
+    min_delta: float = ...,
+    l2: float | str | None = ...,
+    restore_best: bool = ...,
+    callbacks: Sequence[Any] | Any = ...,
+    verbose: int = ...,
+    dtype: str | None = ...,
+    resume: Any = ...,
+    init: Any = ...,
+    target: str | None = ...,
+    features: Sequence[str] | None = ...,
+    nan_policy: str = ...,
+    devices: Any = ...,
+    param_grid: None = ...,
+) -> FitResult: ...
+
+
+@overload
+def fit(
+    model: models.Model | str,
+    X: Any,
+    y: Any = ...,
+    *,
+    loss: str | Callable[..., jax.Array] | None = ...,
+    optimizer: Optimizer | str | None = ...,
+    lr: float | Sequence[float] | None = ...,
+    batch_size: int | None = ...,
+    method: str | None = ...,
+    epochs: int = ...,
+    accumulate: int = ...,
+    drop_last: bool = ...,
+    shuffle: bool = ...,
+    seed: int | Sequence[int] | None = ...,
+    sample_weight: Any = ...,
+    validation: tuple[Any, Any] | None = ...,
+    validation_split: float | None = ...,
+    standardize: bool = ...,
+    tol: float | None = ...,
+    patience: int | None = ...,
+    min_delta: float = ...,
+    l2: float | str | Sequence[float | str] | None = ...,
+    restore_best: bool = ...,
+    callbacks: Sequence[Any] | Any = ...,
+    verbose: int = ...,
+    dtype: str | None = ...,
+    resume: Any = ...,
+    init: Any = ...,
+    target: str | None = ...,
+    features: Sequence[str] | None = ...,
+    nan_policy: str = ...,
+    devices: Any = ...,
+    param_grid: Mapping[str, Sequence[Any]] | None = ...,
+) -> FitResult | Sweep[FitResult]: ...
 
 
 def fit(
@@ -34,14 +111,14 @@ def fit(
     *,
     loss: str | Callable[..., jax.Array] | None = None,
     optimizer: Optimizer | str | None = None,
-    lr: float | None = None,
+    lr: float | Sequence[float] | None = None,
     batch_size: int | None = 32,
     method: str | None = None,
     epochs: int = 200,
     accumulate: int = 1,
     drop_last: bool = False,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     sample_weight: Any = None,
     validation: tuple[Any, Any] | None = None,
     validation_split: float | None = None,
@@ -49,7 +126,7 @@ def fit(
     tol: float | None = None,
     patience: int | None = 10,
     min_delta: float = 1e-4,
-    l2: float | str | None = None,
+    l2: float | str | Sequence[float | str] | None = None,
     restore_best: bool = True,
     callbacks: Sequence[Any] | Any = (),
     verbose: int = 1,
@@ -60,7 +137,8 @@ def fit(
     features: Sequence[str] | None = None,
     nan_policy: str = "raise",
     devices: Any = None,
-) -> FitResult:
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+) -> FitResult | Sweep[FitResult]:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Parameters
@@ -180,6 +258,14 @@ def fit(
     nan_policy:
         What to do with NaN / infinite values in the data: ``"raise"``, ``"drop"`` or
         ``"impute_mean"``.
+    param_grid:
+        A sweep of the optimizer's hyperparameters: a dict of names to lists of values,
+        e.g. ``{"momentum": [0.5, 0.9], "betas": [(0.9, 0.999), (0.5, 0.9)]}``, as
+        scikit-learn's ``GridSearchCV(param_grid=...)`` takes them. With it, or with a
+        list for ``lr``, ``seed`` or ``l2``, ``fit`` trains every combination (as
+        ``sklearn.model_selection.ParameterGrid`` lists them: names sorted, the last
+        varying fastest) at once, in one compiled program per epoch, and returns a
+        :class:`~descend.Sweep` (see "Sweeps" below).
     devices:
         Data-parallel training (see :mod:`descend.distributed`): ``"all"``, a list of
         jax devices, or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis. Every
@@ -193,7 +279,29 @@ def fit(
     -------
     FitResult
         ``params``, ``opt_state``, ``history`` (per-epoch arrays), ``n_updates``,
-        ``reason``, and ``predict``, ``predict_proba``, ``score``.
+        ``reason``, and ``predict``, ``predict_proba``, ``score``. For a sweep, a
+        :class:`~descend.Sweep`: one FitResult per configuration, ``configurations``,
+        ``table()``, ``best``.
+
+    Sweeps
+    -------
+    ``lr=[1e-3, 1e-2, 1e-1]``, ``seed=[0, 1, 2]``, ``l2=[0.0, 1e-3, "auto"]`` and
+    ``param_grid`` (numbers and pairs of numbers that keep the optimizer state's shapes:
+    ``lr``, ``momentum``, ``betas``, ``weight_decay``, ``eps``, ...) make a sweep: the
+    weights and optimizer states of every configuration are stacked and one vmapped
+    program runs each epoch for all of them, over the same batches in the same shuffled
+    order (a sweep of seeds: each its own start and order), so that they differ only by
+    their values (:func:`descend.optim.inject_hyperparams`). Each configuration keeps
+    its own stopping rules, history and validation scores: one that diverges is frozen
+    and reported with its own reason while the others go on, early stopping and
+    ``restore_best`` act on each, and each result equals the same ``fit`` run alone (to
+    float rounding). ``lr`` with an optimizer object sets each configuration's rate in
+    it. Refused with an :class:`~descend.errors.InputError` that names the fix: values
+    that change the state's shapes or the code path (``momentum=0`` next to others for
+    ``sgd``, ``amsgrad``, schedules), ``resume``, ``init``, ``callbacks``,
+    ``devices``, streams, complex params, and a sweep of seeds with
+    ``validation_split`` (whose held-out rows depend on the seed); the verbose display
+    shows the configurations still training.
 
     With an optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
     ``schedule_free_adamw``), ``params`` (and ``predict``, the validation scores, early
@@ -224,10 +332,17 @@ def fit(
     ...                 standardize=False, l2=0.0, patience=None)  # the problem as given
     >>> np.round(result.params["w"], 3).tolist(), round(float(result.params["b"]), 3)
     ([1.0, -2.0, 0.5], 3.0)
+    >>> sweep = ds.fit("linear", X, y, optimizer="sgd", lr=[0.01, 0.1], batch_size=None,
+    ...                epochs=50, verbose=0)  # both rates in one program
+    >>> sweep.best_configuration, [r.status for r in sweep]
+    ({'lr': 0.1}, ['max_epochs', 'early_stopping'])
     """
     # Every argument but the data becomes one checked specification (see FitSpec).
     options = dict(locals())
     data = {name: options.pop(name) for name in ("X", "y", "sample_weight", "validation")}
+    configurations = sweep.configurations_of(options, options.pop("param_grid"))
+    if configurations is not None:  # lists of values: every configuration at once
+        return sweep.fit_sweep(options.pop("model"), data, options, configurations)
     spec = FitSpec.build(options.pop("model"), data, options)
     context = jax.enable_x64(True) if spec.dtype == "float64" else contextlib.nullcontext()
     with context:
@@ -249,21 +364,7 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
     # The data-wide mean weight that scales every update (equal weights are dropped).
     seen = None if spec.start is None else spec.start.weights_seen
     prepared, mean_weight = settle_weights(prepared, placement, seen)
-    n_train = prepared.n_samples * (1 if placement is None else placement.n_processes)
-    batch_size = spec.batch_size_for(n_train)
-    config = EpochConfig(
-        n_samples=n_train,
-        batch_size=batch_size,
-        accumulate=spec.accumulate,
-        drop_last=spec.drop_last,
-        # The order of the rows cannot change a full-batch gradient: no need to shuffle.
-        shuffle=spec.shuffle and batch_size < n_train,
-        weighted=prepared.weights is not None,
-        # Rows that follow others trained on before: even an update over all of them
-        # divides by its rows times the mean weight of all, not by its own weight sum.
-        chunk=seen is not None and seen[1] > 0,
-        mesh=None if placement is None else placement.mesh,
-    )
+    config = epoch_config(spec, prepared, placement, seen)
     if prepared.stream is not None:  # rows read chunk by chunk (descend.data.streams)
         epochs = spec.epochs - spec.first_epoch
         source = prepared.stream.source(config, shuffle=spec.shuffle, epochs=epochs)
@@ -272,7 +373,7 @@ def _fit(spec: FitSpec, *, X: Any, y: Any, sample_weight: Any, validation: Any) 
         finally:  # ends the reading thread, also on errors
             source.close()
     if placement is not None:
-        placement.check_batch_size(batch_size, n_train)
+        placement.check_batch_size(config.batch_size, config.n_samples)
         return train(spec, prepared, placement.source(prepared, config, mean_weight))
     source = InMemory.of(prepared.X, prepared.y, prepared.weights, config, mean_weight)
     return train(spec, prepared, source)
