@@ -2,12 +2,14 @@
 compiled program, each equal to ``minimize`` run alone with the optimizer built with
 its values."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import descend as ds
-from descend import engine
+from descend import cli, engine
 from descend.errors import DescendTypeError, InputError
 from descend.optim import injection
 from optax_oracle import compilations
@@ -199,3 +201,71 @@ def test_every_optimizer_with_a_numeric_rate_sweeps_it_in_one_program(name):
     configurations = [{"lr": rate}, {"lr": 2 * rate}]
     built = injection.check_configurations(optimizer, configurations, jnp.ones((3, 2)))
     assert [b.hyperparams["lr"] for b in built] == [rate, 2 * rate]
+
+
+# ------------------------------------------------------------ descend minimize --lr 0.01,0.1
+
+
+def run_cli(capsys, *argv):
+    status = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_minimize_with_a_list_of_rates_prints_the_sweep_table(capsys, tmp_path):
+    picture = tmp_path / "sweep.png"
+    status, out, err = run_cli(
+        capsys, "minimize", "rosenbrock", "--optimizer", "momentum", "--lr", "0.0001,0.001,0.05",
+        "--max-iter", "800", "--plot", str(picture),
+    )  # fmt: skip
+    assert status == cli.EXIT_OK, err
+    sweep = ds.minimize("rosenbrock", optimizer="momentum", lr=[1e-4, 1e-3, 0.05],
+                        max_iter=800, verbose=0)  # fmt: skip
+    lines = out.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.startswith("rank"))
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert [float(row[1]) for row in rows] == [row["lr"] for row in sweep.table()]
+    assert [row[-1] for row in rows] == [row["status"] for row in sweep.table()]
+    assert f"f(x) = {sweep.best.fun:.10g}" in out
+    assert picture.stat().st_size > 0
+
+
+def test_cli_minimize_sweep_json_gives_each_run(capsys):
+    status, out, err = run_cli(
+        capsys, "minimize", "(x-3)**2 + 10*(y+1)**2", "--optimizer", "adam", "--lr", "0.01,0.1",
+        "--param-grid", "betas=0.9:0.999,0.5:0.9", "--json",
+    )  # fmt: skip
+    assert status == cli.EXIT_OK, err
+    payload = json.loads(out)
+    assert [run["configuration"] for run in payload["runs"]] == [
+        {"betas": [0.9, 0.999], "lr": 0.01}, {"betas": [0.9, 0.999], "lr": 0.1},
+        {"betas": [0.5, 0.9], "lr": 0.01}, {"betas": [0.5, 0.9], "lr": 0.1},
+    ]  # fmt: skip
+    alone = ds.minimize("(x-3)**2 + 10*(y+1)**2", {"x": 0, "y": 0}, lr=0.1,
+                        optimizer=ds.optim.adam(betas=(0.5, 0.9)), verbose=0)  # fmt: skip
+    assert payload["runs"][3]["n_iter"] == alone.n_iter
+    assert payload["runs"][3]["reason"] == alone.reason
+
+
+def test_cli_minimize_sweep_where_every_rate_diverges_exits_1(capsys):
+    status, out, _ = run_cli(capsys, "minimize", "rosenbrock", "--lr", "0.5,0.9")
+    assert status == cli.EXIT_FAILED
+    assert out.count("diverged") >= 2 and "--lr" in out  # the advice in the CLI's words
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--lr", "0.01,abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--lr", "0.01,-1"], "argument --lr: expected a number > 0, got '-1'"),
+        (["--param-grid", "momentum"], "expected NAME=V1,V2"),
+        (["--optimizer", "sgd", "--param-grid", "momentum=0,0.9"], "a state of other shapes"),
+        (["--param-grid", "momentum=0.5", "--param-grid", "momentum=0.9"], "twice"),
+        (["--lr", "0.1,0.2", "--opt-args", "lr=0.1"], "lr is given twice"),
+    ],
+)
+def test_cli_minimize_bad_sweep_is_one_line_and_exit_2(capsys, extra, fragment):
+    status, out, err = run_cli(capsys, "minimize", "rosenbrock", *extra)
+    assert status == cli.EXIT_USAGE
+    assert out == "" and err.count("\n") == 1 and err.startswith("descend: ")
+    assert fragment in err

@@ -272,6 +272,19 @@ def test_cli_compare_prints_a_table(capsys, monkeypatch):
     assert "gd(lr=0.01)" in out and "fewest iterations to tolerance: gd (" in out
 
 
+def test_cli_compare_races_one_optimizer_at_each_rate_as_one_sweep(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["compare", "booth", "--optimizers", "momentum", "--lr", "0.001,0.01,0.5",
+            "--max-iter", "300", "--json"]  # fmt: skip
+    assert _run_cli(argv, monkeypatch) == cli.EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["label"] for row in rows] == [f"momentum(lr={r})" for r in (0.001, 0.01, 0.5)]
+    assert [row["sweep_size"] for row in rows] == [3, 3, 3]
+    race = compare("booth", ["momentum"], lr=[0.001, 0.01, 0.5], max_iter=300)
+    assert [row["n_iter"] for row in rows] == [row["n_iter"] for row in race.rows]
+    assert [row["status"] for row in rows] == [row["status"] for row in race.rows]
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

@@ -274,8 +274,9 @@ def compare(
             f"criterion='value' needs the known minimum of a test function; {target.name!r} "
             "has none (use criterion='grad_norm')"
         )
-    if len(optimizers) == 1 and lr is not None and np.ndim(lr) == 1 and len(lr) > 1:
-        optimizers = list(optimizers) * len(lr)  # one algorithm at several rates
+    listed = lr is not None and not isinstance(lr, (int, float, np.number))
+    if len(optimizers) == 1 and listed and np.size(np.asarray(lr, dtype=object)) > 1:
+        optimizers = list(optimizers) * int(np.size(np.asarray(lr, dtype=object)))
     built = _build_optimizers(optimizers, _lr_per_optimizer(lr, len(optimizers)))
 
     objective, start_point = target.source, x0
@@ -312,8 +313,8 @@ def compare(
             for k, result in zip(group, results if rates else [results], strict=True):
                 result = _with_variables(result, target.variables)
                 label = built[k][0]
-                rows[k] = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
-                rows[k]["sweep_size"] = len(group)
+                row = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
+                rows[k] = {**row, "sweep_size": len(group)}
             continue
         for (k,) in groups:
             label, optimizer = built[k]
@@ -323,8 +324,8 @@ def compare(
             start = time.perf_counter()
             run(optimizer)
             warm = time.perf_counter() - start
-            rows[k] = _row(label, optimizer, result, target, tol, criterion, warm, cold)
-            rows[k]["sweep_size"] = 1
+            row = _row(label, optimizer, result, target, tol, criterion, warm, cold)
+            rows[k] = {**row, "sweep_size": 1}
     done = [row for row in rows if row is not None]
     return CompareResult(target.name, "minimize", done, tol, criterion, target, x0)
 
