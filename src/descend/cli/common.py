@@ -234,23 +234,24 @@ def add_optimizer_options(
     )
 
 
-def listed(parse):
+def listed(parse, single=None):
     """An option's type that also takes comma-separated values (a sweep), each parsed
-    by ``parse``."""
+    by ``parse``; a single value by ``single`` (default ``parse``)."""
 
     def parse_all(text: str):
         if "," not in text:
-            return parse(text)
+            return (single or parse)(text)
         return [parse(part.strip()) for part in text.split(",")]
 
     return parse_all
 
 
 def accept_lists(parser: argparse.ArgumentParser, dest: str, parse) -> None:
-    """Let the option of ``dest`` (added by a shared helper) take comma-separated values."""
+    """Let the option of ``dest`` (added by a shared helper) take comma-separated values,
+    each read by ``parse``; a single value is read as before (the library checks it)."""
     for action in parser._actions:
         if action.dest == dest:
-            action.type = listed(parse)
+            action.type = listed(parse, single=action.type)
 
 
 def positive_number(text: str) -> float:

@@ -154,7 +154,7 @@ def add_parsers(commands) -> None:
         "a feature cell with its column's mean",
     )  # fmt: skip
     train.add_argument(
-        "--seed", type=listed(_seed),
+        "--seed", type=listed(_seed, single=int),
         help="the seed of the shuffling, the split and the initial weights (default: 0, or "
         "the checkpoint's with --resume)",
     )  # fmt: skip
