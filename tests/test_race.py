@@ -13,6 +13,7 @@ from descend import cli
 from descend.cli import common
 from descend.cli import race as cli_race
 from descend.errors import DescendTypeError, InputError
+from descend.optim import injection
 from descend.plot.racing import CompareResult, compare
 
 QUADRATIC = "(x-3)**2 + 10*(y+1)**2"
@@ -118,6 +119,48 @@ def test_lr_shortcut_sets_every_or_each_learning_rate(lr, expected):
     race = compare(bowl, ["gd", "momentum"], X0, lr=lr, max_iter=300)
     for row, start in zip(race.rows, expected, strict=True):
         assert row["result"].optimizer.startswith(start)
+
+
+ROW_NUMBERS = ("n_iter_to_tol", "n_iter", "n_fev", "distance", "diverged", "converged",
+               "status", "reason", "optimizer")  # fmt: skip
+
+
+def assert_rows_of_runs_alone(race, optimizers):
+    """Each row of ``race`` is the row of its optimizer raced alone."""
+    for row, spec in zip(race.rows, optimizers, strict=True):
+        (theirs,) = compare(bowl, [spec], X0, max_iter=300).rows
+        assert {key: row[key] for key in ROW_NUMBERS} == {key: theirs[key] for key in ROW_NUMBERS}
+        assert row["fun"] == pytest.approx(theirs["fun"], rel=1e-12, abs=1e-300)
+        for key, values in theirs["result"].history.items():
+            np.testing.assert_allclose(row["result"].history[key], values, rtol=1e-12)
+
+
+def test_one_algorithm_at_several_rates_races_as_one_sweep_of_the_runs_alone():
+    rates = [0.01, 0.05, 0.2]  # 0.2 diverges on the bowl (curvature 20)
+    race = compare(bowl, ["momentum"], X0, lr=rates, max_iter=300)
+    assert [row["label"] for row in race.rows] == [f"momentum(lr={r!r})" for r in rates]
+    assert [row["sweep_size"] for row in race.rows] == [3, 3, 3]
+    assert [row["diverged"] for row in race.rows] == [False, False, True]
+    assert len({row["time_s"] for row in race.rows}) == 1  # the one program's time
+    assert_rows_of_runs_alone(race, [("momentum", {"lr": rate}) for rate in rates])
+
+
+def test_the_rates_of_one_algorithm_in_a_mixed_race_run_together_in_their_places():
+    optimizers = ["gd", ("momentum", {"lr": 0.01}), "adam", ds.optim.momentum(lr=0.05)]
+    race = compare(bowl, optimizers, X0, max_iter=300)
+    assert [row["sweep_size"] for row in race.rows] == [1, 2, 1, 2]
+    assert_rows_of_runs_alone(race, optimizers)
+
+
+def test_rates_one_program_cannot_run_together_run_alone(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise InputError("cannot vary inside one program")
+
+    monkeypatch.setattr(injection, "check_configurations", refuse)
+    optimizers = [("momentum", {"lr": 0.01}), ("momentum", {"lr": 0.05})]
+    race = compare(bowl, optimizers, X0, max_iter=300)
+    assert [row["sweep_size"] for row in race.rows] == [1, 1]
+    assert_rows_of_runs_alone(race, optimizers)
 
 
 def test_best_is_none_when_no_run_meets_the_tolerance():
@@ -227,6 +270,19 @@ def test_cli_compare_prints_a_table(capsys, monkeypatch):
     assert _run_cli(argv, monkeypatch) == cli.EXIT_OK
     out = capsys.readouterr().out
     assert "gd(lr=0.01)" in out and "fewest iterations to tolerance: gd (" in out
+
+
+def test_cli_compare_races_one_optimizer_at_each_rate_as_one_sweep(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["compare", "booth", "--optimizers", "momentum", "--lr", "0.001,0.01,0.5",
+            "--max-iter", "300", "--json"]  # fmt: skip
+    assert _run_cli(argv, monkeypatch) == cli.EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["label"] for row in rows] == [f"momentum(lr={r})" for r in (0.001, 0.01, 0.5)]
+    assert [row["sweep_size"] for row in rows] == [3, 3, 3]
+    race = compare("booth", ["momentum"], lr=[0.001, 0.01, 0.5], max_iter=300)
+    assert [row["n_iter"] for row in rows] == [row["n_iter"] for row in race.rows]
+    assert [row["status"] for row in rows] == [row["status"] for row in race.rows]
 
 
 @pytest.mark.parametrize(

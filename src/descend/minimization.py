@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from descend import _html, _tree, engine, multistart, optim, rules
+from descend import _html, _tree, engine, multistart, optim, rules, sweeps
 from descend._json import jsonable
 from descend._tree import PyTree
 from descend.calculus import HOST_ERRORS, HostObjective, as_point, is_tracer_error
@@ -39,9 +39,10 @@ from descend.errors import (
     warn,
 )
 from descend.expr import Expression, parse
-from descend.optim import pairs
+from descend.optim import injection, pairs
 from descend.optim.base import Optimizer, maximizes
 from descend.optim.bounded import Box, bounds_size, box_of, projected
+from descend.sweeps import Sweep
 
 # Keep the path of iterates when it costs at most this many numbers.
 _PATH_BUDGET = 10_000_000
@@ -303,6 +304,7 @@ def minimize(
     x0: Any = None,
     *,
     optimizer: Optimizer | str | None = None,
+    lr: float | Sequence[float] | None = None,
     bounds: Any = None,
     jac: Callable[..., Any] | bool | str | None = None,
     tol: float = 1e-6,
@@ -318,7 +320,8 @@ def minimize(
     batched: bool = False,
     starts: int | None = None,
     seed: int = 0,
-) -> MinimizeResult | multistart.MultistartResult:
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+) -> MinimizeResult | multistart.MultistartResult | Sweep[MinimizeResult]:
     r"""Minimize ``f`` by gradient descent, starting from ``x0``.
 
     The seed's loop: take a point, compute the gradient, step against it with the
@@ -342,6 +345,18 @@ def minimize(
         An :class:`~descend.optim.Optimizer` or a name. Default: plain gradient
         descent with an Armijo backtracking line search (``optim.gd()``), which
         converges on smooth functions without a learning rate to tune.
+    lr:
+        The learning rate (> 0): the optimizer is built with it (``optimizer`` names the
+        algorithm, or is left out for ``gd``; a built one has its rate replaced). A list
+        of rates is a sweep: every rate (with ``param_grid``, every configuration) runs
+        from ``x0`` at once, in one compiled program (``jax.vmap`` over the
+        configurations, their values kept in the optimizer state:
+        :func:`~descend.optim.inject_hyperparams`), and the result is a
+        :class:`~descend.Sweep` of one :class:`MinimizeResult` per configuration, each
+        equal to ``minimize`` alone with the optimizer built with its values (the same
+        iterates, ``n_iter``, ``status`` and ``reason``, to float rounding). Each stops
+        on its own rule; one that diverges is frozen and reported alone while the others
+        go on. A sweep of other values with the same shapes compiles nothing again.
     bounds:
         Box bounds ``low <= x <= high``, in SciPy's forms: a ``scipy.optimize.Bounds``
         (``lb``, ``ub`` broadcast to the number of variables); for an array ``x0``, a
@@ -408,10 +423,18 @@ def minimize(
         ``x0``, if given, is the first of them (and gives the structure of the points),
         the other ``starts - 1`` are drawn. Not with ``batched``; ``seed`` only with
         ``starts``.
+    param_grid:
+        Lists of values of the optimizer's other hyperparameters that keep the shapes
+        of its state (``{"momentum": [0.5, 0.9], "betas": [(0.9, 0.999), (0.5, 0.9)]}``):
+        a sweep, as a list of ``lr``. The lists combine as scikit-learn's
+        ``ParameterGrid`` (every combination; names sorted, the last varying fastest),
+        as ``fit``'s do. Not with ``batched``, ``starts`` or ``callback``.
 
     Returns
     -------
-    MinimizeResult, or MultistartResult with ``batched`` or ``starts``
+    MinimizeResult; MultistartResult with ``batched`` or ``starts``; a
+    :class:`~descend.Sweep` of MinimizeResult with a list of ``lr`` or ``param_grid``
+    (``sweep[i]``, ``sweep.configurations[i]``, ``sweep.best``, ``sweep.table()``)
 
     An optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
     ``schedule_free_adamw``: the gradient at :math:`y`, the average :math:`x` to use)
@@ -472,10 +495,18 @@ def minimize(
             "callback is not available with many starts (batched=True or starts=N); run "
             "one start at a time to watch it, or read each start's history afterwards"
         )
+    configurations = _configurations(lr, param_grid)
+    if configurations is not None and (many or callback is not None):
+        raise InputError(
+            "a sweep (lists of hyperparameters) runs from one start without a callback; "
+            "run one rate at a time to watch it, or sweep each start in its own call"
+        )
     objective, x0, variables = _resolve_objective(f, x0, many, bounds)
     if jac is not None:
         objective = _host_objective(objective, jac)
     optimizer = _resolve_optimizer(optimizer)
+    if lr is not None and np.ndim(lr) == 0:  # one rate: the optimizer built with it
+        optimizer = optim.rebuild(optimizer, lr=lr)
     _warn_past_horizon(optimizer, settings["max_iter"])
     dtype = settings["dtype"]
     context = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
@@ -534,12 +565,14 @@ def minimize(
         described = repr(optimizer)
         if box is not None:
             x0 = _inside(box, x0, many)
-            optimizer = projected(optimizer, box)
+            if configurations is None:  # a sweep projects each configuration's steps
+                optimizer = projected(optimizer, box)
         keep_path = settings["keep_path"]
         if many:
             keep_path = False
         elif keep_path is None:
-            keep_path = n_params * (settings["max_iter"] + 1) <= _PATH_BUDGET
+            runs = 1 if configurations is None else len(configurations)
+            keep_path = runs * n_params * (settings["max_iter"] + 1) <= _PATH_BUDGET
         config = IterateConfig(
             settings["tol"], settings["max_iter"], settings["patience"], settings["ftol"],
             settings["refine"], keep_path, box=box, keep_history=not many,
@@ -549,6 +582,11 @@ def minimize(
             settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0,
             line_delay=engine.progress.LINE_SECONDS,
         )  # fmt: skip
+        if configurations is not None:
+            return _sweep(
+                objective, x0, optimizer, configurations, config, settings, variables,
+                complex_like,
+            )  # fmt: skip
         iterations: engine.BatchedIterations | engine.Iterations
         if many:
             iterations = engine.BatchedIterations(
@@ -584,6 +622,77 @@ def minimize(
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
     return result
+
+
+def _configurations(lr: Any, param_grid: Any) -> list[dict[str, Any]] | None:
+    """The configurations of a sweep (``[{"lr": 0.01}, ...]``: the list ``lr`` and
+    ``param_grid`` combined as scikit-learn's ``ParameterGrid``), or None for one run.
+    The values are checked when each configuration is built
+    (:func:`~descend.optim.injection.check_configurations`)."""
+    if isinstance(lr, (str, bytes, Mapping)) or callable(lr):
+        raise DescendTypeError(
+            f"lr must be a number or a list of numbers, got {type(lr).__name__}; a schedule "
+            "goes inside the optimizer: optimizer=ds.optim.sgd(lr=schedule)"
+        )
+    lists = {} if param_grid is None else sweeps.grid_lists(param_grid)
+    if "lr" in lists and lr is not None:
+        raise InputError("lr is given twice: as lr= and in param_grid; give it once")
+    if lr is not None and np.ndim(lr) != 0:
+        lists["lr"] = list(np.ravel(np.asarray(lr, dtype=object)))
+        if not lists["lr"]:
+            raise InputError("lr=[] sweeps no rate; give at least one, e.g. lr=[0.01, 0.1]")
+    return sweeps.grid(lists) if lists else None
+
+
+def _sweep(
+    objective, x0, optimizer: Optimizer, configurations, config: IterateConfig, settings,
+    variables, complex_like,
+) -> Sweep[MinimizeResult]:  # fmt: skip
+    """Every configuration from ``x0`` in one compiled program: a :class:`Sweep` of
+    their results, each that of ``minimize`` alone with the optimizer built with its
+    values (:func:`descend.optim.injection.check_configurations`)."""
+    box = config.box
+    if box is not None and optimizer.name == "lbfgs":
+        raise InputError(
+            "with bounds, lbfgs runs as a projected L-BFGS whose only setting is "
+            "history_size, so its rate cannot be swept; sweep a first-order optimizer, or "
+            "run lbfgs once"
+        )
+    names = list(configurations[0])
+    built = injection.check_configurations(optimizer, configurations, x0)
+    # Injected into the first configuration's optimizer, so that what the algorithm is
+    # (its evaluation count, evaluation point) is that of the configurations: gd() with
+    # a swept lr is gd with a fixed step, not its line search.
+    optimizer = built[0]
+    injected = optim.inject_hyperparams(optimizer, names)
+    stepped = injected if box is None else projected(injected, box)
+    # The injected optimizer steps with the values in its state: every sweep of these
+    # names over this algorithm shares one compiled program, whatever the values.
+    key = (injection.program_key(optimizer, names), box is not None)
+    n_runs = len(configurations)
+    values = {name: jnp.stack([jnp.asarray(c[name]) for c in configurations]) for name in names}
+    states = jax.vmap(lambda v: injection.init_with(injected, x0, v))(values)
+    starts = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (n_runs, *leaf.shape)), x0)
+    progress = engine.Progress(
+        settings["verbose"], unit="iteration", total=config.max_iter, delay=1.0,
+        line_delay=engine.progress.LINE_SECONDS,
+    )  # fmt: skip
+    iterations = engine.BatchedIterations(
+        objective, starts, engine.Keyed(key, stepped), config,
+        watched=_watched(settings["verbose"]), opt_state0=states, rows="configurations",
+    )  # fmt: skip
+    stop = _run(iterations, (), progress)
+    outcome = iterations.outcome()
+    results = []
+    for number, alone in enumerate(built):
+        one = jax.tree.map(lambda leaf, k=number: leaf[k], outcome)
+        status = Status(int(one.status))
+        if status == Status.RUNNING:  # the whole sweep stopped (Ctrl-C) while it ran
+            status = stop
+        interrupted = status == Status.INTERRUPTED and alone.eval_params is None
+        best = _best_point(objective, one) if interrupted else None
+        results.append(_result(one, status, config, alone, variables, best, complex_like))
+    return Sweep(tuple(results), tuple(dict(c) for c in configurations))
 
 
 def _settings(arguments: dict[str, Any]) -> dict[str, Any]:

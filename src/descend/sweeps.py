@@ -22,6 +22,7 @@ diverged ranks after every run that did not, whatever its last finite score.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 
 from descend import _html
 from descend._json import jsonable
-from descend.errors import InputError
+from descend.errors import DescendTypeError, InputError
 
 R = TypeVar("R")
 
@@ -261,10 +262,62 @@ class Sweep(Sequence[R], Generic[R]):
         return self.best.evaluate(X, y)  # type: ignore[attr-defined]
 
 
+def grid_lists(param_grid: Any) -> dict[str, list[Any]]:
+    """``param_grid`` checked: a dict of hyperparameter names to lists of values.
+
+    Raises
+    ------
+    DescendTypeError
+        ``param_grid`` is not a dict.
+    InputError
+        A value that is not a list (a tuple or array counts as one), or an empty list.
+    """
+    if not isinstance(param_grid, Mapping):
+        raise DescendTypeError(
+            "param_grid must be a dict of hyperparameter names to lists of values, e.g. "
+            f"param_grid={{'momentum': [0.5, 0.9]}}, got {type(param_grid).__name__}"
+        )
+    lists = {}
+    for name, values in param_grid.items():
+        if not isinstance(values, (list, tuple, np.ndarray)):
+            raise InputError(
+                f"param_grid[{name!r}] must be a list of values, e.g. [0.5, 0.9], got {values!r}"
+            )
+        if not len(values):
+            raise InputError(f"param_grid[{name!r}] is empty; give at least one value")
+        lists[str(name)] = list(values)
+    return lists
+
+
+def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of ``lists`` (name to values), as
+    ``sklearn.model_selection.ParameterGrid`` lists them: names sorted, the last varying
+    fastest.
+
+    >>> grid({"momentum": [0.5, 0.9], "lr": [0.1, 0.2]})
+    [{'lr': 0.1, 'momentum': 0.5}, {'lr': 0.1, 'momentum': 0.9}, {'lr': 0.2, 'momentum': 0.5}, {'lr': 0.2, 'momentum': 0.9}]
+    """  # noqa: E501
+    names = sorted(lists)
+    return [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(lists[name] for name in names))
+    ]
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return _value(value)
     return _html.number(value, 4)
 
 
-__all__ = ["HIGHER_IS_BETTER", "LOG_SCALED", "Sweep", "curves", "default_score", "label", "numbers"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LOG_SCALED",
+    "Sweep",
+    "curves",
+    "default_score",
+    "grid",
+    "grid_lists",
+    "label",
+    "numbers",
+]

@@ -12,16 +12,20 @@ from descend.cli.common import (
     EXIT_OK,
     add_json,
     add_optimizer_options,
+    add_sweep_options,
     bounds_from_text,
     check_output_path,
     number,
     optimizer_from_args,
+    param_grid_from_args,
     point_text,
     print_json,
     print_table,
+    rates_from_args,
     target_and_start,
 )
 from descend.errors import InputError
+from descend.sweeps import Sweep
 
 
 def add_parsers(commands) -> None:
@@ -44,6 +48,10 @@ def add_parsers(commands) -> None:
         "--dim", type=int, help="number of variables for n-dimensional test functions"
     )
     add_optimizer_options(minimize)
+    add_sweep_options(
+        minimize, "with --lr given as a list (0.01,0.1,0.5) every configuration runs at "
+        "once, in one program, and the table is printed",
+    )  # fmt: skip
     minimize.add_argument("--tol", type=float, default=1e-6, help="gradient-norm tolerance (1e-6)")
     minimize.add_argument(
         "--max-iter", type=int, default=10_000, help="the most steps to take before stopping"
@@ -134,7 +142,9 @@ def _grad(args: argparse.Namespace) -> int:
 def _minimize(args: argparse.Namespace) -> int:
     from descend.minimization import MinimizeResult, minimize
 
+    rates = rates_from_args(args)  # a sweep of rates, or None
     optimizer = optimizer_from_args(args)
+    param_grid = param_grid_from_args(args)
     if args.plot:
         check_output_path(args.plot, None)
     target, x0, label = target_and_start(args.expression, args.x0, args.dim)
@@ -147,12 +157,16 @@ def _minimize(args: argparse.Namespace) -> int:
         target,
         x0,
         optimizer=optimizer,
+        lr=rates,
+        param_grid=param_grid,
         bounds=bounds,
         tol=args.tol,
         max_iter=args.max_iter,
         refine=args.refine,
         dtype=args.dtype,
     )
+    if isinstance(result, Sweep):
+        return _report_sweep(args, result, target, label)
     assert isinstance(result, MinimizeResult)  # one start (no batched=, no starts=)
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
     if args.plot:
@@ -187,6 +201,31 @@ def _minimize(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"  plot saved to {written}")
     return status
+
+
+def _report_sweep(args: argparse.Namespace, sweep: Sweep, target: Any, label: str) -> int:
+    """A sweep's table (best first) and its best run; ``--plot`` draws the sweep. Exit
+    1 when every configuration diverged."""
+    from descend import plot, sweeps
+
+    best = sweep.best
+    written = str(plot.save(plot.sweep(sweep), args.plot)) if args.plot else None
+    if args.json:
+        pairs = zip(sweep.configurations, sweep, strict=True)
+        runs = [{"configuration": values, **result.to_dict()} for values, result in pairs]
+        saved = {"plot": written} if written else {}
+        print_json({"expression": label, **sweep.to_dict(), "runs": runs, **saved})
+    else:
+        print(f"minimize {label}: {len(sweep)} configurations of {', '.join(sweep.names)} in "
+              f"one program, ranked by {sweep.ranked_by}")  # fmt: skip
+        print(sweep)
+        print(f"best: {sweeps.label(sweep.best_configuration)}, with {best.optimizer}")
+        print(f"  minimizer: {point_text(best.x)}")
+        print(f"  f(x) = {best.fun:.10g}")
+        print(f"  stopped: {args.in_words(best.reason)}")
+        if written:
+            print(f"  plot saved to {written}")
+    return EXIT_FAILED if all(result.status == "diverged" for result in sweep) else EXIT_OK
 
 
 def _functions(args: argparse.Namespace) -> int:

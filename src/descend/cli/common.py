@@ -235,6 +235,89 @@ def add_optimizer_options(
     )
 
 
+def listed(parse, single=None):
+    """An option's type that also takes comma-separated values (a sweep), each parsed
+    by ``parse``; a single value by ``single`` (default ``parse``)."""
+
+    def parse_all(text: str):
+        if "," not in text:
+            return (single or parse)(text)
+        return [parse(part.strip()) for part in text.split(",")]
+
+    return parse_all
+
+
+def accept_lists(parser: argparse.ArgumentParser, dest: str, parse) -> None:
+    """Let the option of ``dest`` (added by a shared helper) take comma-separated values,
+    each read by ``parse``; a single value is read as before (the library checks it)."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.type = listed(parse, single=action.type)
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def grid_entry(text: str) -> tuple[str, list]:
+    """``--param-grid NAME=V1,V2``: a hyperparameter and its values (a pair as A:B)."""
+    name, equals, values = text.partition("=")
+    if not (equals and name.strip().isidentifier() and values.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=V1,V2 such as momentum=0.5,0.9, got {text!r}"
+        )
+
+    def number(part: str):
+        try:
+            pieces = [float(piece) for piece in part.split(":")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected numbers (a pair as 0.9:0.999) in {text!r}, got {part!r}"
+            ) from None
+        return pieces[0] if len(pieces) == 1 else tuple(pieces)
+
+    return name.strip(), [number(part.strip()) for part in values.split(",")]
+
+
+def rates_from_args(args: argparse.Namespace) -> list[float] | None:
+    """The rates of a sweep given as ``--lr 0.01,0.1`` (then taken out of ``args``, so
+    that the optimizer is built without a rate), or None for one rate or none."""
+    if not isinstance(args.lr, list):
+        return None
+    if "lr" in parse_options(args.opt_args):
+        raise InputError("lr is given twice: by --lr and in --opt-args")
+    rates, args.lr = args.lr, None
+    return rates
+
+
+def param_grid_from_args(args: argparse.Namespace) -> dict[str, list] | None:
+    """``--param-grid`` entries (:func:`grid_entry`) as ``fit``'s and ``minimize``'s
+    ``param_grid``, or None when none was given."""
+    if not args.param_grid:
+        return None
+    param_grid = dict(args.param_grid)
+    if len(param_grid) < len(args.param_grid):
+        raise InputError("--param-grid names a hyperparameter twice; give each once")
+    return param_grid
+
+
+def add_sweep_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--lr`` (added by :func:`add_optimizer_options`) taking comma-separated rates,
+    and ``--param-grid``: the options of a sweep, ``what`` saying what runs at once."""
+    accept_lists(parser, "lr", positive_number)
+    parser.add_argument(
+        "--param-grid", metavar="NAME=V1,V2", action="append", type=grid_entry,
+        help="sweep a hyperparameter of the optimizer (repeat for more: a grid), e.g. "
+        f"momentum=0.5,0.9 or betas=0.9:0.999,0.5:0.9; {what}",
+    )  # fmt: skip
+
+
 def optimizer_from_args(args: argparse.Namespace, default: str = "gd"):
     """Build the optimizer named by ``--optimizer``, ``--lr`` and ``--opt-args``
     (``default`` when ``--optimizer`` was left out)."""

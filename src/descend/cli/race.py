@@ -45,7 +45,8 @@ def add_parsers(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--lr",
         metavar="LR[,LR...]",
-        help="one learning rate for all optimizers, or one each ('none' keeps the default)",
+        help="one learning rate for all optimizers, or one each ('none' keeps the "
+        "default); with one optimizer, the rates to race it at, run as one program",
     )
     parser.add_argument(
         "--max-iter", type=int, default=10_000, help="step budget per optimizer (10000)"
@@ -133,7 +134,8 @@ def optimizers_from_text(text: str) -> list[Any]:
 
 
 def learning_rates_from_text(text: str | None, count: int) -> float | list[float | None] | None:
-    """``--lr``: one number for all, or one per optimizer (``none`` keeps the default)."""
+    """``--lr``: one number for all, or one per optimizer (``none`` keeps the default),
+    or for one optimizer any number of rates (a row each)."""
     if text is None:
         return None
     values: list[float | None] = []
@@ -148,7 +150,7 @@ def learning_rates_from_text(text: str | None, count: int) -> float | list[float
             raise InputError(f"--lr values must be numbers or 'none', got {part!r}") from None
     if len(values) == 1:
         return values[0]
-    if len(values) != count:
+    if len(values) != count and count != 1:  # one optimizer: raced at each rate
         raise InputError(
             f"--lr has {len(values)} values for {count} optimizers: give one, or one each"
         )

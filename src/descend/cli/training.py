@@ -20,8 +20,12 @@ from descend.cli.common import (
     KeepWorking,
     add_json,
     add_optimizer_options,
+    add_sweep_options,
+    listed,
     optimizer_from_args,
+    param_grid_from_args,
     print_json,
+    rates_from_args,
 )
 from descend.errors import InputError
 from descend.sweeps import Sweep
@@ -51,12 +55,9 @@ def add_parsers(commands) -> None:
         default_text="adam at lr 0.01, the rate cut by 5 after 3 epochs without progress",
         lr_text="0.01 with the default optimizer, else the named optimizer's own default",
     )  # fmt: skip
-    _accept_lists(train, "lr", _positive_number)
-    train.add_argument(
-        "--param-grid", metavar="NAME=V1,V2", action="append", type=_grid_entry,
-        help="sweep a hyperparameter of the optimizer (repeat for more: a grid), e.g. "
-        "momentum=0.5,0.9 or betas=0.9:0.999,0.5:0.9; with --lr, --seed or --l2 given as "
-        "lists (1e-3,1e-2) every configuration trains at once and the table is printed",
+    add_sweep_options(
+        train, "with --lr, --seed or --l2 given as lists (1e-3,1e-2) every configuration "
+        "trains at once and the table is printed",
     )  # fmt: skip
     train.add_argument(
         "--method", choices=("batch", "stochastic", "minibatch"),
@@ -93,7 +94,7 @@ def add_parsers(commands) -> None:
         help="the least decrease of the loss that counts as improving",
     )  # fmt: skip
     train.add_argument(
-        "--l2", type=_listed(_l2),
+        "--l2", type=listed(_l2),
         help="strength of the L2 penalty on the weights (auto: 1 / training rows, as "
         "LogisticRegression(C=1); 0 for none) (default: auto, or the checkpoint's with "
         "--resume)",
@@ -113,7 +114,7 @@ def add_parsers(commands) -> None:
         "a feature cell with its column's mean",
     )  # fmt: skip
     train.add_argument(
-        "--seed", type=_listed(_seed),
+        "--seed", type=listed(_seed, single=int),
         help="the seed of the shuffling, the split and the initial weights (default: 0, or "
         "the checkpoint's with --resume)",
     )  # fmt: skip
@@ -330,59 +331,10 @@ def _l2(text: str) -> float | str:
     return value
 
 
-def _listed(parse):
-    """An option's type that also takes comma-separated values (a sweep), each parsed
-    by ``parse``."""
-
-    def parse_all(text: str):
-        if "," not in text:
-            return parse(text)
-        return [parse(part.strip()) for part in text.split(",")]
-
-    return parse_all
-
-
-def _accept_lists(parser: argparse.ArgumentParser, dest: str, parse) -> None:
-    """Let the option of ``dest`` (added by a shared helper) take comma-separated values."""
-    for action in parser._actions:
-        if action.dest == dest:
-            action.type = _listed(parse)
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def _seed(text: str) -> int:
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return int(text)
-
-
-def _grid_entry(text: str) -> tuple[str, list]:
-    """``--param-grid NAME=V1,V2``: a hyperparameter and its values (a pair as A:B)."""
-    name, equals, values = text.partition("=")
-    if not (equals and name.strip().isidentifier() and values.strip()):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=V1,V2 such as momentum=0.5,0.9, got {text!r}"
-        )
-
-    def number(part: str):
-        try:
-            pieces = [float(piece) for piece in part.split(":")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected numbers (a pair as 0.9:0.999) in {text!r}, got {part!r}"
-            ) from None
-        return pieces[0] if len(pieces) == 1 else tuple(pieces)
-
-    return name.strip(), [number(part.strip()) for part in values.split(",")]
 
 
 def _separator(text: str | None) -> str | None:
@@ -510,9 +462,7 @@ def _train(args: argparse.Namespace) -> int:
     for line in (read_line(args, dataset), task_line(args, dataset)):
         if line is not None and not (args.json or args.compare_methods):
             print(line, flush=True)
-    rates = args.lr if isinstance(args.lr, list) else None  # a sweep of rates
-    if rates is not None:
-        args.lr = None
+    rates = rates_from_args(args)  # a sweep of rates, or None
     if args.resume and args.optimizer is None:
         if args.opt_args:
             raise InputError(
@@ -531,11 +481,7 @@ def _train(args: argparse.Namespace) -> int:
         from descend.cli.pictures import plot_methods
 
         return plot_methods(args, model, dataset, weights, optimizer, lr)
-    param_grid = None
-    if args.param_grid:
-        param_grid = dict(args.param_grid)
-        if len(param_grid) < len(args.param_grid):
-            raise InputError("--param-grid names a hyperparameter twice; give each once")
+    param_grid = param_grid_from_args(args)
     swept = param_grid is not None or any(
         isinstance(value, list) for value in (args.lr, args.seed, args.l2)
     )

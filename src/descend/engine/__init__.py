@@ -35,6 +35,7 @@ from descend.engine.iterate import (
     IterateCarry,
     IterateConfig,
     Iterations,
+    Keyed,
 )
 from descend.engine.loop import Block, run
 from descend.engine.progress import Progress
@@ -52,6 +53,7 @@ __all__ = [
     "IterateCarry",
     "IterateConfig",
     "Iterations",
+    "Keyed",
     "Progress",
     "RangeOutcome",
     "ShardedOrder",

@@ -20,17 +20,20 @@ shape, so blocks of any size share one compilation per (objective, optimizer,
 settings, shapes); the recorded history is donated from block to block, so it is
 never copied.
 
-Many starts (``minimize(..., batched=True)``) run the same programs under ``jax.vmap``
-(:class:`BatchedIterations`): each start keeps its own carry and stops on its own rule,
-and no per-iteration history is recorded (its buffers would hold ``max_iter + 1``
-entries per start).
+Many rows at once (:class:`BatchedIterations`) run the same step under ``jax.vmap``:
+many starts (``minimize(..., batched=True)``), recorded without a per-iteration history
+(its buffers would hold ``max_iter + 1`` entries per start), or the configurations of a
+sweep (``minimize(..., lr=[...])``: an
+:func:`~descend.optim.inject_hyperparams` optimizer, its values in each row's state),
+each with its history. Each row keeps its own carry and stops on its own rule.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -320,8 +323,9 @@ def _evaluated(value_grad, config: IterateConfig, optimizer: Optimizer, x: PyTre
 
 
 @functools.lru_cache(maxsize=16)
-def _evaluation(objective, optimizer: Optimizer, config: IterateConfig, batched: bool):
+def _evaluation(objective, optimizer, config: IterateConfig, batched: bool):
     """The program of :func:`_evaluated` (mapped over the starts when ``batched``)."""
+    optimizer = _unkeyed(optimizer)
     evaluated = functools.partial(_evaluated, value_and_grad(objective), config, optimizer)
     return jax.jit(jax.vmap(evaluated) if batched else evaluated)
 
@@ -573,9 +577,9 @@ class Iterations:
         )
 
 
-def _points(objective, optimizer: Optimizer, config: IterateConfig, *, batched: bool):
+def _points(objective, optimizer, config: IterateConfig, *, batched: bool):
     """The program that moves a carry's point to the evaluation point, or None."""
-    if optimizer.eval_params is None:
+    if _unkeyed(optimizer).eval_params is None:
         return None
     return _evaluation(objective, optimizer, config, batched)
 
@@ -583,41 +587,192 @@ def _points(objective, optimizer: Optimizer, config: IterateConfig, *, batched: 
 # --------------------------------------------------------------------------- many starts
 
 
-@functools.lru_cache(maxsize=16)
-def _batched_programs(objective, optimizer: Optimizer, config: IterateConfig) -> _Programs:
-    """:func:`_programs` mapped over a leading axis of starts (``jax.vmap``).
+def _rows_where(condition: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+    """Row by row ``a if condition else b``: ``condition`` holds one bool per row of
+    the leading axis of every leaf."""
 
-    Under ``vmap`` the ``while_loop`` of a block runs while any start is running, and a
-    start whose rule stopped it keeps its carry unchanged (``vmap`` selects the old
-    carry for it), so each start stops on its own rule and finished starts stay frozen.
+    def pick(x, y):
+        return jnp.where(jnp.reshape(condition, condition.shape + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+def _start_unless_started(value_grad, config: IterateConfig, carry: IterateCarry) -> IterateCarry:
+    return _tree.where(carry.started, carry, _start(value_grad, config, carry))
+
+
+def _record(histories: tuple, carry: IterateCarry, at: jax.Array, rows=None) -> tuple:
+    """Write each row's point, value and gradient norm in column ``at`` of its history
+    (only the ``rows`` where that mask is given, else every row).
+
+    Every row that runs in a block starts it at the same iteration (the first block
+    starts them all at 0, and a row still running at the end of a block has reached its
+    ``stop_at``) and takes one step per pass of the loop, so the active rows share one
+    ``n_iter``: their entries are one column, written in place, not a scatter (which
+    XLA's CPU backend runs several times slower). Every other row has a smaller
+    ``n_iter`` (it stopped earlier, or its step was not finite and kept its count), so
+    what the column gets for it lies past the part of its history a result reads, and
+    the loop writes the whole column without reading it.
     """
-    block = functools.partial(_block_on_parts, objective, optimizer, config)
-    allocate = functools.partial(_allocate, config)
-    return _jitted(jax.vmap(block, in_axes=(0, 0, None)), jax.vmap(allocate))
+    value, grad_norm, path = histories
+
+    def write(history, leaf):
+        if rows is not None:
+            column = jax.lax.dynamic_index_in_dim(history, at, axis=1, keepdims=False)
+            leaf = jnp.where(jnp.reshape(rows, rows.shape + (1,) * (leaf.ndim - 1)), leaf, column)
+        # The barrier keeps XLA from fusing the column's computation into the update,
+        # which makes the update a pass over the whole history (measured 5x slower).
+        leaf = jax.lax.optimization_barrier(leaf.astype(history.dtype))
+        return jax.lax.dynamic_update_index_in_dim(history, leaf, at, axis=1)
+
+    value, grad_norm = write(value, carry.value), write(grad_norm, carry.grad_norm)
+    if path is not None:
+        path = jax.tree.map(write, path, carry.x)
+    return value, grad_norm, path
+
+
+def _batched_block(objective, optimizer: Optimizer, config: IterateConfig, carry, stop_at):
+    """:func:`_block` over a leading axis of rows (starts, or configurations of a sweep).
+
+    The step is mapped over the rows (``jax.vmap``) inside one ``while_loop`` that runs
+    while any row runs; a row whose rule stopped it, or that reached ``stop_at``, keeps
+    its carry unchanged, so each row stops on its own rule and finished rows stay
+    frozen, as under ``jax.vmap`` of the single run's loop. The history is written here,
+    outside the mapped step, at each row's own iteration: mapped, the loop would select
+    between the whole old and new history of every row at every iteration.
+    """
+    value_grad = value_and_grad(objective)
+    # The mapped step keeps no history, and tracks the best point (for Ctrl-C).
+    inner = dataclasses.replace(config, keep_history=False, keep_path=False)
+    heads = _without_history(carry)
+    n_rows = heads.n_iter.shape[0]
+    one_dimensional = _tree.size(heads.x) == n_rows
+    first = ~heads.started
+    heads = jax.lax.cond(
+        jnp.all(heads.started),
+        lambda h: h,
+        jax.vmap(functools.partial(_start_unless_started, value_grad, inner)),
+        heads,
+    )
+    histories = _histories(carry)
+    if config.keep_history:  # x0's entry, for the rows that started in this block
+        histories = _record(histories, heads, jnp.zeros((), jnp.int32), first)
+    was_running = heads.status == Status.RUNNING
+    step = jax.vmap(
+        functools.partial(_step, objective, value_grad, optimizer, inner, one_dimensional)
+    )
+
+    def running(heads):
+        return (heads.status == Status.RUNNING) & (heads.n_iter < stop_at)
+
+    def body(state):
+        heads, histories = state
+        active = running(heads)
+        heads = _rows_where(active, step(heads), heads)
+        if config.keep_history:
+            histories = _record(histories, heads, jnp.max(jnp.where(active, heads.n_iter, 0)))
+        return heads, histories
+
+    heads, histories = jax.lax.while_loop(
+        lambda state: jnp.any(running(state[0])), body, (heads, histories)
+    )
+    if one_dimensional and config.refine:
+        # Only the rows whose sign change stopped them in this block: a row stopped
+        # earlier was narrowed then.
+        narrow = was_running & (heads.status == Status.SIGN_CHANGE)
+        bisect = jax.vmap(functools.partial(_bisect, value_grad, config.tol))
+        heads = jax.lax.cond(
+            jnp.any(narrow), lambda h: _rows_where(narrow, bisect(h), h), lambda h: h, heads
+        )
+    extra = jax.vmap(optimizer.evaluations)(heads.opt_state) if optimizer.evaluations else 0
+    n_fev = heads.n_iter + 1 + heads.n_bisections + extra
+    heads = heads._replace(n_fev=jnp.asarray(n_fev, jnp.int32))
+    value, grad_norm, path = histories
+    return heads._replace(history_value=value, history_grad_norm=grad_norm, history_x=path)
+
+
+def _allocate_row(config: IterateConfig, x0: PyTree, opt_state0: PyTree) -> IterateCarry:
+    """:func:`_allocate` for one row, with its own copy of the best point (the mapped
+    step tracks it, see :func:`_batched_block`)."""
+    carry = _allocate(config, x0, opt_state0)
+    if carry.best_x is None:
+        carry = carry._replace(best_x=jax.tree.map(jnp.copy, x0))
+    return carry
+
+
+def _batched_block_on_parts(objective, optimizer, config, head, histories, stop_at):
+    value, grad_norm, x = histories
+    carry = head._replace(history_value=value, history_grad_norm=grad_norm, history_x=x)
+    carry = _batched_block(objective, optimizer, config, carry, stop_at)
+    return _without_history(carry), _histories(carry)
+
+
+@functools.lru_cache(maxsize=16)
+def _batched_programs(objective, optimizer, config: IterateConfig) -> _Programs:
+    """:func:`_programs` over a leading axis of rows (:func:`_batched_block`).
+
+    ``optimizer`` may be a :class:`Keyed` optimizer: the programs are then shared by
+    every optimizer of the same key.
+    """
+    optimizer = _unkeyed(optimizer)
+    block = functools.partial(_batched_block_on_parts, objective, optimizer, config)
+    return _jitted(block, jax.vmap(functools.partial(_allocate_row, config)))
+
+
+@dataclass(frozen=True, eq=False)
+class Keyed:
+    """An optimizer that stands, as a key of the compiled programs, for every optimizer
+    of the same ``key``: those whose programs compute the same thing.
+
+    An :func:`~descend.optim.inject_hyperparams` optimizer takes the injected values from
+    its state, so sweeps of other values share its programs
+    (:func:`~descend.optim.injection.program_key`).
+    """
+
+    key: Hashable
+    optimizer: Optimizer
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keyed) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _unkeyed(optimizer: Optimizer | Keyed) -> Optimizer:
+    return optimizer.optimizer if isinstance(optimizer, Keyed) else optimizer
 
 
 class BatchedIterations(Iterations):
-    """Many starts of ``minimize`` in one compiled program (a :class:`~descend.engine.loop.Block`).
+    """Many runs of ``minimize`` in one compiled program (a :class:`~descend.engine.loop.Block`):
+    many starts, or the configurations of a sweep.
 
-    ``x0`` holds the starts along a leading axis of every leaf. ``advance`` returns
-    ``RUNNING`` while any start runs; once none does, the status of the start with the
-    lowest value (``DIVERGED`` only when every start diverged). Each start's own status
-    is in :meth:`outcome`.
+    ``x0`` holds the rows along a leading axis of every leaf; ``opt_state0`` (default:
+    ``optimizer.init`` of each start) their optimizer states, stacked alike (a sweep
+    gives each configuration its :func:`~descend.optim.injection.init_with` state).
+    ``optimizer`` may be :class:`Keyed`. ``advance`` returns ``RUNNING`` while any row
+    runs; once none does, the status of the row with the lowest value (``DIVERGED`` only
+    when every row diverged). Each row's own status is in :meth:`outcome`, with its
+    history when ``config.keep_history``.
     """
 
     def __init__(
         self,
         objective: Callable[[PyTree], jax.Array],
         x0: PyTree,
-        optimizer: Optimizer,
+        optimizer: Optimizer | Keyed,
         config: IterateConfig,
         *,
         watched: bool = True,
+        opt_state0: PyTree = None,
+        rows: str = "starts",
     ):
         self.config = config
         self._programs = _batched_programs(objective, optimizer, config)
         self._evaluate = _points(objective, optimizer, config, batched=True)
-        self.x0, self.opt_state0 = x0, jax.vmap(optimizer.init)(x0)
+        if opt_state0 is None:
+            opt_state0 = jax.vmap(_unkeyed(optimizer).init)(x0)
+        self.x0, self.opt_state0 = x0, opt_state0
         self.carry = None
         self._host = None
         self.per_block = None
@@ -625,6 +780,7 @@ class BatchedIterations(Iterations):
         self.size = UNWATCHED_BLOCK if self.unwatched else FIRST_BLOCK
         self.n_iter, self.value, self.grad_norm = 0, float("nan"), float("nan")
         self.n_running = int(jax.tree.leaves(x0)[0].shape[0])
+        self.rows = rows
 
     def _read(self, status, n_iter, value, grad_norm) -> Status:
         running = status == Status.RUNNING
@@ -638,4 +794,4 @@ class BatchedIterations(Iterations):
         return Status(int(status[at]))
 
     def describe(self) -> str:
-        return f"best f {self.value:.6g}, {self.n_running} starts running"
+        return f"best f {self.value:.6g}, {self.n_running} {self.rows} running"

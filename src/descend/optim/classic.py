@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from descend import _tree
-from descend.errors import InputError
+from descend.errors import InputError, is_traced
 from descend.optim._common import (
     check_decay_mask,
     check_flags,
@@ -104,12 +104,18 @@ def rprop(
         )
     lr = check_lr(lr)
     eta_minus, eta_plus = check_pair("etas", etas)
-    if not 0.0 < eta_minus < 1.0 < eta_plus < float("inf"):
+    # Traced values (a sweep, descend.optim.injection) were checked when their
+    # configuration was built concretely.
+    if not any(map(is_traced, (eta_minus, eta_plus))) and not (
+        0.0 < eta_minus < 1.0 < eta_plus < float("inf")
+    ):
         raise InputError(
             f"etas must be (eta_minus, eta_plus) with 0 < eta_minus < 1 < eta_plus, got {etas!r}"
         )
     step_min, step_max = check_pair("step_sizes", step_sizes)
-    if not 0.0 <= step_min <= step_max < float("inf"):
+    if not any(map(is_traced, (step_min, step_max))) and not (
+        0.0 <= step_min <= step_max < float("inf")
+    ):
         raise InputError(
             f"step_sizes must be (min, max) with 0 <= min <= max, both finite, got {step_sizes!r}"
         )

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from descend._tree import PyTree
 from descend.errors import InputError
-from descend.optim.base import Optimizer, State
+from descend.optim.base import Optimizer, State, _value_key
 from descend.optim.registry import hyperparameter, rebuild
 
 
@@ -110,7 +110,10 @@ def inject_hyperparams(optimizer: Optimizer, names: Sequence[str]) -> InjectedOp
     if optimizer.evaluations is not None:
 
         def evaluations(state):
-            return optimizer.evaluations(state.inner)  # type: ignore[misc]
+            # The algorithm built from the state counts: gd's line search counts its
+            # trials, gd with a rate (a swept lr) makes none.
+            count = built(state).evaluations
+            return jnp.zeros((), jnp.int32) if count is None else count(state.inner)
 
     injected = InjectedOptimizer(
         "inject_hyperparams",
@@ -179,7 +182,7 @@ def check_configurations(
                 raise InputError(
                     f"{key}={value!r} cannot vary inside one program: a sweep varies numbers "
                     "and pairs of numbers (lr, momentum, betas, weight_decay, eps, ...), "
-                    "not flags, names or schedules; run a separate fit for each value"
+                    "not flags, names or schedules; run each value in a call of its own"
                 )
     built = []
     for number, values in enumerate(configurations):
@@ -202,8 +205,8 @@ def check_configurations(
             jax.errors.TracerIntegerConversionError, TypeError, InputError) as error:  # fmt: skip
         raise InputError(
             f"{optimizer.name}'s {', '.join(names)} cannot vary inside one program (the "
-            f"algorithm decides its code path on it: {type(error).__name__}); run a "
-            "separate fit for each value instead"
+            f"algorithm decides its code path on it: {type(error).__name__}); run each "
+            "value in a call of its own instead"
         ) from None
     expected = jax.tree.structure(traced.inner), _shapes(traced.inner)
     for number, (algorithm, values) in enumerate(zip(built, configurations, strict=True)):
@@ -237,3 +240,22 @@ def _value_fn(params: PyTree) -> jax.Array:
 
 def _shapes(tree: PyTree) -> list[tuple[tuple[int, ...], Any]]:
     return [(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(tree)]
+
+
+def program_key(optimizer: Optimizer, names: Sequence[str]) -> tuple:
+    """What the step of ``inject_hyperparams(optimizer, names)`` computes with, the
+    values of ``names`` aside: equal for optimizers that differ only in those values.
+
+    Its step builds the algorithm from the name and the hyperparameters
+    (:func:`rebuild`), the injected ones taken from the state, so two such optimizers
+    take the same steps from the same state: a compiled sweep keyed by this serves
+    sweeps of other values without compiling again.
+    """
+    hyperparams = dict(optimizer.hyperparams)
+    inner = hyperparams.pop("optimizer", None)
+    own = tuple(
+        sorted((key, _value_key(value, frozenset())) for key, value in hyperparams.items()
+               if key not in names)
+    )  # fmt: skip
+    wrapped = program_key(inner, names) if isinstance(inner, Optimizer) else None
+    return (optimizer.name, tuple(sorted(names)), own, wrapped)

@@ -14,12 +14,13 @@ Formulas and their order of floating-point operations are Optax's
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from descend.errors import InputError
+from descend.errors import InputError, is_traced
 from descend.optim._common import check_flags, check_nonnegative
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import (
@@ -170,10 +171,13 @@ def polyak_sgd(
 
 
 def finite_number(name: str, value: Any) -> float:
+    if is_traced(value):  # a sweep's value, checked when its configuration was built
+        return value
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
-    if isinstance(value, bool) or not jnp.isfinite(number):
+    # math, not jnp: under a trace jnp.isfinite of a number is a traced bool.
+    if isinstance(value, bool) or not math.isfinite(number):
         raise InputError(f"{name} must be a finite number, got {value!r}")
     return number

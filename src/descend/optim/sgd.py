@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from descend import _tree
-from descend.errors import InputError, check_in_range, check_int, check_positive
+from descend.errors import InputError, check_in_range, check_int, check_positive, is_traced
 from descend.optim._common import check_decay_mask, with_decay_mask
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 from descend.optim.blocks import (
@@ -258,7 +258,10 @@ def sgd(
     check_positive("momentum", momentum, allow_zero=True)
     check_in_range("dampening", dampening, 0.0, 1.0, closed_high=True)
     check_positive("weight_decay", weight_decay, allow_zero=True)
-    if nesterov and (momentum <= 0 or dampening != 0):
+    # A traced momentum or dampening (a sweep, descend.optim.injection) was checked when
+    # its configuration was built concretely.
+    traced = is_traced(momentum) or is_traced(dampening)
+    if nesterov and not traced and (momentum <= 0 or dampening != 0):
         raise InputError(
             "nesterov=True needs momentum > 0 and dampening == 0, "
             f"got momentum={momentum!r}, dampening={dampening!r}"
@@ -320,7 +323,7 @@ def momentum(
     >>> opt.hyperparams["momentum"]
     0.9
     """
-    if momentum <= 0:
+    if not is_traced(momentum) and momentum <= 0:
         raise InputError(f"momentum must be > 0 for the momentum optimizer, got {momentum!r}")
     base = sgd(
         lr,

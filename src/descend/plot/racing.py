@@ -23,6 +23,7 @@ from descend import _html, optim
 from descend._json import jsonable
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.expr import Expression
+from descend.optim import injection
 from descend.optim.base import Optimizer
 from descend.plot.target import Target, resolve
 
@@ -62,6 +63,7 @@ class CompareResult:
         ``n_iter``, ``n_fev``, ``fun`` (final value), ``distance`` (to the nearest known
         minimizer, ``None`` when none is known), ``time_s`` (wall time of a warm run, so
         without compilation), ``cold_time_s`` (the first run, compilation included),
+        ``sweep_size`` (how many rows ran as one program and share those times),
         ``diverged``, ``converged``, ``status``, ``reason`` and ``result``.
     tol, criterion:
         The tolerance and what it was applied to: ``"value"`` (``f(x_k) - f* <= tol``)
@@ -209,7 +211,14 @@ def compare(
         \lVert \nabla f(x_k) \rVert_2 \le \mathrm{tol} \quad (\texttt{"grad\_norm"}),
 
     ``"auto"`` meaning ``"value"`` when the minimum :math:`f^*` is known (a test
-    function) and ``"grad_norm"`` otherwise. Each run stops by ``minimize``'s own rules
+    function) and ``"grad_norm"`` otherwise.
+
+    The same algorithm with the same settings at several rates (``lr=[...]`` for one
+    optimizer, or the rows of a list) runs as one sweep: one compiled program, every
+    rate at once (:func:`descend.minimize` with a list of ``lr``), each row equal to
+    its run alone; those rows share the sweep's ``time_s`` and ``cold_time_s`` (the
+    program's, all rates together) and give its size as ``sweep_size`` (1 for a row
+    run alone). Each run stops by ``minimize``'s own rules
     (gradient norm below ``tol``, no decrease, divergence, ``max_iter``). A run counts as
     diverged when it stopped as ``"diverged"`` or ended above its start value.
 
@@ -225,7 +234,8 @@ def compare(
         The start, as for :func:`descend.minimize` (default: the test function's start).
     lr:
         A learning rate for every optimizer given by name, or one per optimizer
-        (``None`` entries keep the default). Must be > 0.
+        (``None`` entries keep the default), or, for one optimizer, a list of rates to
+        race it at (a row each). Must be > 0.
     max_iter, tol, dtype:
         As for :func:`descend.minimize`; ``max_iter >= 1``, ``tol >= 0``.
     criterion:
@@ -264,6 +274,9 @@ def compare(
             f"criterion='value' needs the known minimum of a test function; {target.name!r} "
             "has none (use criterion='grad_norm')"
         )
+    listed = lr is not None and not isinstance(lr, (int, float, np.number))
+    if len(optimizers) == 1 and listed and np.size(np.asarray(lr, dtype=object)) > 1:
+        optimizers = list(optimizers) * int(np.size(np.asarray(lr, dtype=object)))
     built = _build_optimizers(optimizers, _lr_per_optimizer(lr, len(optimizers)))
 
     objective, start_point = target.source, x0
@@ -273,29 +286,63 @@ def compare(
         start_point = _expression_objective(objective, x0)[1]
         objective = target.fn
 
-    rows = []
-    for label, optimizer in built:
+    def run(optimizer, rates=None):
+        return minimize(
+            objective, start_point, optimizer=optimizer, lr=rates, tol=tol,
+            max_iter=max_iter, dtype=dtype, verbose=0,  # the race prints its own table
+        )  # fmt: skip
 
-        def run(optimizer=optimizer):
-            result = minimize(
-                objective,
-                start_point,
-                optimizer=optimizer,
-                tol=tol,
-                max_iter=max_iter,
-                dtype=dtype,
-                verbose=0,  # the race prints its own table
-            )
-            return _with_variables(result, target.variables)
+    rows: list[dict[str, Any] | None] = [None] * len(built)
+    for group in _sweeps(built):
+        optimizer = built[group[0]][1]
+        rates = [built[k][1].hyperparams["lr"] for k in group] if len(group) > 1 else None
+        start = time.perf_counter()
+        try:
+            results = run(optimizer, rates)
+        except (InputError, DescendTypeError):
+            if rates is None:
+                raise
+            # Rates one program cannot run together (check_configurations refused
+            # them): each runs alone, and says why if it fails there too.
+            groups = [[k] for k in group]
+        else:
+            cold = time.perf_counter() - start
+            start = time.perf_counter()
+            run(optimizer, rates)
+            warm = time.perf_counter() - start
+            for k, result in zip(group, results if rates else [results], strict=True):
+                result = _with_variables(result, target.variables)
+                label = built[k][0]
+                row = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
+                rows[k] = {**row, "sweep_size": len(group)}
+            continue
+        for (k,) in groups:
+            label, optimizer = built[k]
+            start = time.perf_counter()
+            result = _with_variables(run(optimizer), target.variables)
+            cold = time.perf_counter() - start
+            start = time.perf_counter()
+            run(optimizer)
+            warm = time.perf_counter() - start
+            row = _row(label, optimizer, result, target, tol, criterion, warm, cold)
+            rows[k] = {**row, "sweep_size": 1}
+    done = [row for row in rows if row is not None]
+    return CompareResult(target.name, "minimize", done, tol, criterion, target, x0)
 
-        start = time.perf_counter()
-        result = run()
-        cold = time.perf_counter() - start
-        start = time.perf_counter()
-        run()
-        warm = time.perf_counter() - start
-        rows.append(_row(label, optimizer, result, target, tol, criterion, warm, cold))
-    return CompareResult(target.name, "minimize", rows, tol, criterion, target, x0)
+
+def _sweeps(built: list[tuple[str, Optimizer]]) -> list[list[int]]:
+    """The race's optimizers grouped into sweeps: the same algorithm with the same
+    settings at several numeric rates (positions into ``built``, in order of first
+    appearance); every other optimizer a group of its own."""
+    groups: dict[Any, list[int]] = {}
+    for position, (_, optimizer) in enumerate(built):
+        rate = optimizer.hyperparams.get("lr")
+        numeric = isinstance(rate, (int, float)) and not isinstance(rate, bool)
+        key: Any = ("alone", position)
+        if numeric and (optimizer.name in optim.names() or optimizer.name in optim.WRAPPERS):
+            key = injection.program_key(optimizer, ["lr"])
+        groups.setdefault(key, []).append(position)
+    return list(groups.values())
 
 
 def _with_variables(result, variables):
