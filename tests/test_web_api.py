@@ -169,6 +169,7 @@ def test_the_race_equals_ds_compare(race):
     for run, row in zip(race["runs"], expected.rows, strict=True):
         result = row["result"]
         assert run["nit"] == result.n_iter and run["n_iter_to_tol"] == row["n_iter_to_tol"]
+        assert run["n_fev"] == result.n_fev
         assert run["fun"] == result.fun and run["reason"] == result.reason
         assert run["x"] == [result.x["x"], result.x["y"]]
         np.testing.assert_array_equal(run["path"], np.asarray(result.history["x"]))
@@ -279,11 +280,22 @@ def test_the_page_and_plotly_are_served_from_the_package(tmp_path):
     [
         ("/api/race", {"expression": EXPRESSION, "optimizers": []}, 400, "optimizers"),
         ("/api/race", {"expression": EXPRESSION, "optimizers": ["adamm"]}, 404,
-         "optimizers[0].name"),
+         "optimizers.0.name"),
         ("/api/race", {"expression": EXPRESSION, "optimizers": [
-            {"name": "adam", "hyperparams": {"lr": -1}}]}, 400, "optimizers[0].hyperparams"),
+            {"name": "adam", "hyperparams": {"lr": -1}}]}, 400, "optimizers.0.hyperparams.lr"),
         ("/api/race", {"expression": EXPRESSION, "optimizers": [
-            {"name": "adam", "hyperparams": {"lrr": 1}}]}, 400, "optimizers[0].hyperparams.lrr"),
+            {"name": "adam", "hyperparams": {"lrr": 1}}]}, 400, "optimizers.0.hyperparams.lrr"),
+        # The field names the value at fault, as the page names its input.
+        ("/api/race", {"expression": EXPRESSION, "optimizers": ["gd", {"name": "momentum",
+         "hyperparams": {"lr": 0.1, "momentum": -1}}]}, 400,
+         "optimizers.1.hyperparams.momentum"),
+        ("/api/race", {"expression": EXPRESSION, "optimizers": [{"name": "adam",
+         "hyperparams": {"lr": 0.1, "betas": [0.9, 1.5]}}]}, 400, "optimizers.0.hyperparams.betas"),
+        ("/api/race", {"expression": EXPRESSION, "optimizers": [{"name": "momentum",
+         "hyperparams": {"dampening": 0.5, "nesterov": True}}]}, 400,
+         "optimizers.0.hyperparams.nesterov"),
+        ("/api/race", {"expression": EXPRESSION, "optimizers": [{"name": "adam",
+         "hyperparams": [1]}]}, 400, "optimizers.0.hyperparams"),
         ("/api/race", {"expression": EXPRESSION, "start": [0], "optimizers": ["gd"]}, 400, "start"),
         ("/api/race", {"function": "rosenbrok", "optimizers": ["gd"]}, 404, "function"),
         ("/api/race", {"expression": EXPRESSION, "function": "booth", "optimizers": ["gd"]}, 400,
@@ -301,6 +313,17 @@ def test_the_page_and_plotly_are_served_from_the_package(tmp_path):
         ("/api/train", {"dataset": "iris", "methods": ["sgd"]}, 400, "methods"),
         ("/api/train", {"upload": "nope"}, 404, "upload"),
         ("/api/train", {"dataset": "iris", "lr": 0}, 400, "lr"),
+        ("/api/train", {"dataset": "iris", "optimizer": "adamm"}, 404, "optimizer"),
+        ("/api/train", {"dataset": "iris", "loss": "msee"}, 400, "loss"),
+        ("/api/train", {"dataset": "iris", "optimizer": "momentum", "hyperparams": {
+            "momentum": -1}}, 400, "hyperparams.momentum"),
+        ("/api/train", {"dataset": "iris", "optimizer": "adam", "hyperparams": {
+            "eps": 1e-8, "betas": [0.9, 2]}}, 400, "hyperparams.betas"),
+        ("/api/train", {"dataset": "iris", "hyperparams": {"lr": 0.1}}, 400, "hyperparams.lr"),
+        ("/api/train", {"dataset": "iris", "features": ["sepal length (cm)", "petal"]}, 400,
+         "features"),
+        ("/api/train", {"dataset": "iris", "features": ["species"]}, 400, "features"),
+        ("/api/train", {"dataset": "iris", "features": "petal width (cm)"}, 400, "features"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_json_errors_naming_the_field(client, path, body, status, field):
@@ -400,7 +423,10 @@ def test_a_fuzzed_series_of_bad_requests_leaves_the_server_serving(client):
 
 
 def test_datasets_are_the_shipped_ones(client):
-    rows = client.get("/api/datasets").json()["datasets"]
+    answer = client.get("/api/datasets").json()
+    assert answer["losses"] == ["auto", *ds.losses.names()]
+    assert answer["models"] == ["auto", "linear", "logistic", "softmax", "mlp"]
+    rows = answer["datasets"]
     assert [row["name"] for row in rows] == ds.data.dataset_names()
     iris = next(row for row in rows if row["name"] == "iris")
     dataset = ds.data.load_dataset("iris")
@@ -510,6 +536,68 @@ def test_training_streams_each_epoch_equal_to_ds_fit_and_saves_a_checkpoint(serv
     predictions = json.loads(done.stdout)["predictions"]
     expected_labels = expected.predict(np.array([[0.5, -0.25], [-1.5, 2.0]])).tolist()
     assert [row[0] for row in predictions] == expected_labels
+
+
+def _columns(name: str, features: list[str]) -> ds.data.Dataset:
+    """The shipped dataset with only ``features``, built here from its arrays."""
+    full = ds.data.load_dataset(name)
+    index = [list(full.feature_names).index(f) for f in features]
+    encoding = ds.data.Encoding(tuple(features), {}, full.target_name, full.classes)
+    return ds.data.Dataset(full.X[:, index], full.y, encoding)
+
+
+@pytest.mark.parametrize(
+    ("name", "features", "optimizer", "hyperparams"),
+    [
+        ("iris", ["petal length (cm)", "petal width (cm)"], "momentum",
+         {"momentum": 0.5, "nesterov": True}),
+        ("diabetes", ["bmi"], "adam", {"betas": [0.8, 0.95], "amsgrad": True}),
+    ],
+)  # fmt: skip
+def test_two_chosen_features_train_as_ds_fit_and_send_the_points_under_the_boundary(
+    server, name, features, optimizer, hyperparams
+):
+    _, base = server
+    body = {"dataset": name, "features": features, "optimizer": optimizer, "lr": 0.05,
+            "hyperparams": hyperparams, "epochs": 4, "batch_size": 16, "seed": 2,
+            "methods": ["batch", "minibatch"]}  # fmt: skip
+    with httpx.Client(base_url=base) as http:
+        answer = http.post("/api/train", json=body)
+        assert answer.status_code == 200, answer.text
+        events = list(_events(http, f"/api/train/{answer.json()['run']}/events"))
+    dataset = _columns(name, features)
+    built = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparams.items()}
+    for method, batch_size in (("batch", None), ("minibatch", 16)):
+        expected = ds.fit(
+            "softmax" if name == "iris" else "linear", dataset,
+            optimizer=ds.optim.get(optimizer, lr=0.05, **built), batch_size=batch_size,
+            epochs=4, seed=2, validation_split=0.2, patience=None, verbose=0,
+        )  # fmt: skip
+        epochs = [e for e in events if e.get("method") == method and "loss" in e]
+        assert [e["loss"] for e in epochs] == expected.history["loss"].tolist()
+        assert [e["val_loss"] for e in epochs] == expected.history["val_loss"].tolist()
+        last = [e for e in events if e.get("method") == method and "boundary" in e][-1]
+        boundary = last["boundary"]
+        if len(features) == 2:  # the predicted class over the grid
+            xs, ys = np.meshgrid(boundary["x"], boundary["y"])
+            grid = np.column_stack([xs.ravel(), ys.ravel()])
+            np.testing.assert_array_equal(
+                np.array(boundary["z"]).ravel(), expected.predict_proba(grid).argmax(axis=1)
+            )
+        else:  # the fitted curve
+            curve = expected.predict(np.array(boundary["x"])[:, None]).ravel()
+            np.testing.assert_allclose(boundary["z"], curve, rtol=1e-6)
+    # The training rows (fit's split), once, with the run's first boundary event.
+    boundaries = [e for e in events if "boundary" in e]
+    assert "points" in boundaries[0] and all("points" not in e for e in boundaries[1:])
+    points = boundaries[0]["points"]
+    X_train, _, y_train, _ = ds.data.train_validation_split(dataset.X, dataset.y, 0.2, 2)
+    np.testing.assert_array_equal(points["x"], X_train[:, 0])
+    if len(features) == 2:
+        np.testing.assert_array_equal(points["y"], X_train[:, 1])
+        np.testing.assert_array_equal(points["label"], y_train)
+    else:
+        np.testing.assert_array_equal(points["y"], y_train)
 
 
 def test_events_arrive_while_training_runs_and_stop_ends_it(server):

@@ -192,6 +192,7 @@ def test_clicking_the_map_sets_the_start_and_a_race_draws_what_compare_returns(d
             "-" if row["n_iter_to_tol"] is None else str(row["n_iter_to_tol"])
         )
         assert cells["reason"] == row["reason"]
+        assert cells["n_fev"] == str(row["result"].n_fev)
 
     # Each path drawn whole, from the clicked start, through compare's iterates.
     paths = {t["name"]: t for t in traces(driver) if (t["meta"] or {}).get("kind") == "path"}
@@ -245,17 +246,26 @@ def test_clicking_the_map_sets_the_start_and_a_race_draws_what_compare_returns(d
     }
 
 
-def test_a_hyperparameter_the_optimizer_refuses_shows_its_error_beside_that_input(driver, url):
+@pytest.mark.parametrize(
+    ("optimizer", "hyperparameter", "typed", "value"),
+    [("momentum", "lr", "-1", -1), ("adam", "betas", "0.9, 1.5", (0.9, 1.5))],
+)
+def test_a_hyperparameter_the_optimizer_refuses_shows_its_error_beside_that_input(
+    driver, url, optimizer, hyperparameter, typed, value
+):
     open_page(
         driver, url, expr=RACE_TEXT, x0="0, 0",
-        opt=[{"name": "gd", "hyperparams": {}}, {"name": "momentum", "hyperparams": {}}],
+        opt=[{"name": "gd", "hyperparams": {}}, {"name": optimizer, "hyperparams": {}}],
     )  # fmt: skip
-    box = by_id(driver, "opt-1-lr")
-    type_into(driver, "opt-1-lr", "-1")
+    name = f"opt-1-{hyperparameter}"
+    box = by_id(driver, name)
+    type_into(driver, name, typed)
     by_id(driver, "run").click()
     with pytest.raises(ds.errors.InputError) as refused:
-        ds.optim.get("momentum", lr=-1)  # JSON sends -1 as an int
-    message = wait(driver, lambda d: d.find_element(By.ID, "error-optimizers-1-hyperparams-lr"))
+        ds.optim.get(optimizer, **{hyperparameter: value})  # JSON sends -1 as an int
+    message = wait(
+        driver, lambda d: d.find_element(By.ID, f"error-optimizers-1-hyperparams-{hyperparameter}")
+    )
     assert str(refused.value) in message.text
     assert box.get_attribute("aria-invalid") == "true"
     # Beside the input: the message follows the input's own box in the card.
@@ -263,6 +273,40 @@ def test_a_hyperparameter_the_optimizer_refuses_shows_its_error_beside_that_inpu
         "return arguments[0].closest('.hp').nextElementSibling === arguments[1]", box, message
     )
     assert follows
+
+
+def test_clicking_the_3d_surface_sets_the_start_at_the_grid_point_picked(driver, url):
+    open_page(driver, url, expr=RACE_TEXT, x0="0, 0", bounds="-5:5, -5:5", view="surface",
+              opt=[{"name": "adam", "hyperparams": {"lr": 0.1}}])  # fmt: skip
+    wait(driver, lambda d: traces(d) and traces(d)[0]["name"] == "f", "no surface drawn")
+    plot = by_id(driver, "plot")
+
+    def picked(d):
+        # WebGL picks the point under the pointer while it rests there: press, hold, release.
+        ActionChains(d).move_to_element_with_offset(plot, 0, 30).pause(0.5).click_and_hold().pause(
+            0.4
+        ).release().perform()
+        return by_id(d, "start").get_attribute("value") != "0, 0"
+
+    wait(driver, picked, "clicking the surface did not set the start")
+    start = [float(v) for v in by_id(driver, "start").get_attribute("value").split(",")]
+    grid = driver.execute_script(
+        "const t = document.getElementById('plot').data[0]; return {x: t.x, y: t.y, z: t.z}"
+    )
+    # A vertex of the surface, rounded to a hundredth of the -5:5 range.
+    i = int(np.argmin(np.abs(np.array(grid["y"]) - start[1])))
+    j = int(np.argmin(np.abs(np.array(grid["x"]) - start[0])))
+    assert abs(grid["x"][j] - start[0]) <= 0.005 and abs(grid["y"][i] - start[1]) <= 0.005
+    marker = next(t for t in traces(driver) if t["name"] == "start")
+    assert [marker["x"][0], marker["y"][0]] == start
+    height = driver.execute_script(
+        "return document.getElementById('plot').data.find(t => t.name === 'start').z[0]"
+    )
+    assert height == grid["z"][i][j]
+    by_id(driver, "run").click()
+    wait(driver, lambda d: race_finished(d, 1), "the race did not finish drawing")
+    race = ds.compare(RACE_TEXT, [("adam", {"lr": 0.1})], x0=start, max_iter=1000, tol=1e-6)
+    assert table(driver)["adam(lr=0.1)"]["nit"] == str(race.rows[0]["n_iter"])
 
 
 # ------------------------------------------------------------------ one variable
@@ -398,3 +442,59 @@ def test_training_curves_grow_live_while_the_three_methods_train(driver, url, tm
         saved.write_bytes(response.read())
     model = ds.load(saved)
     assert model.predict(X[:5]).shape[0] == 5
+
+
+def test_two_chosen_features_of_a_shipped_dataset_draw_the_boundary_over_its_points(driver, url):
+    features = ["petal length (cm)", "petal width (cm)"]
+    open_page(driver, url, tab="training", dataset="iris", epochs="5", methods="minibatch")
+    Select(by_id(driver, "feature-1")).select_by_value(features[0])
+    Select(by_id(driver, "feature-2")).select_by_value(features[1])
+    Select(by_id(driver, "optimizer")).select_by_value("momentum")
+    wait(driver, lambda d: d.find_elements(By.ID, "train-hp-momentum"))
+    type_into(driver, "train-hp-momentum", "0.5")
+    by_id(driver, "train").click()
+    wait(driver, lambda d: by_id(d, "train").is_enabled() and not by_id(d, "stop").is_enabled())
+    drawn = driver.execute_script(
+        "const g = document.getElementById('boundary-minibatch');"
+        "return {data: g.data.map(t => ({type: t.type, kind: (t.meta || {}).kind, x: t.x, y: t.y,"
+        " z: t.z || null, color: (t.marker || {}).color || null})),"
+        " axes: [g.layout.xaxis.title.text, g.layout.yaxis.title.text]}"
+    )
+    assert [t["kind"] for t in drawn["data"]] == ["boundary", "points"]  # points drawn over it
+    assert drawn["axes"] == features
+    # The points are the rows ds.fit trained on: its split of the two chosen columns.
+    full = ds.data.load_dataset("iris")
+    index = [list(full.feature_names).index(name) for name in features]
+    encoding = ds.data.Encoding(tuple(features), {}, full.target_name, full.classes)
+    dataset = ds.data.Dataset(full.X[:, index], full.y, encoding)
+    X_train, _, y_train, _ = ds.data.train_validation_split(dataset.X, dataset.y, 0.2, 0)
+    points = drawn["data"][1]
+    np.testing.assert_array_equal(np.column_stack([points["x"], points["y"]]), X_train)
+    np.testing.assert_array_equal(points["color"], y_train)
+    # The boundary is the prediction of the same ds.fit, with the momentum typed in.
+    result = ds.fit(
+        "softmax", dataset, optimizer=ds.optim.get("momentum", lr=0.01, momentum=0.5),
+        batch_size=32, epochs=5, seed=0, validation_split=0.2, patience=None, verbose=0,
+    )  # fmt: skip
+    boundary = drawn["data"][0]
+    xs, ys = np.meshgrid(boundary["x"], boundary["y"])
+    expected = result.predict_proba(np.column_stack([xs.ravel(), ys.ravel()])).argmax(axis=1)
+    np.testing.assert_array_equal(np.array(boundary["z"]).ravel(), expected)
+    assert len(set(expected.tolist())) > 1  # a boundary, not one class everywhere
+
+
+def test_a_refused_training_hyperparameter_shows_its_error_beside_that_input(driver, url):
+    open_page(driver, url, tab="training", dataset="iris", optimizer="momentum")
+    box = wait(driver, lambda d: d.find_element(By.ID, "train-hp-dampening"))
+    type_into(driver, "train-hp-dampening", "1.5")
+    by_id(driver, "train").click()
+    with pytest.raises(ds.errors.InputError) as refused:
+        ds.optim.get("momentum", dampening=1.5)
+    message = wait(driver, lambda d: d.find_element(By.ID, "error-hyperparams-dampening"))
+    assert str(refused.value) in message.text
+    assert box.get_attribute("aria-invalid") == "true"
+    follows = driver.execute_script(
+        "return arguments[0].closest('.hp').nextElementSibling === arguments[1]", box, message
+    )
+    assert follows
+    assert by_id(driver, "train").is_enabled() and not by_id(driver, "stop").is_enabled()

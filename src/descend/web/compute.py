@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import shlex
 import threading
 from collections import OrderedDict
@@ -384,12 +385,12 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
     known = _hyperparameters()
     specs = []
     for i, item in enumerate(given):
-        where = f"optimizers[{i}]"
+        where = f"optimizers.{i}"  # the page's name for the control at fault
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             raise RequestError(
-                f'{where} must be {{"name": ..., "hyperparams": {{...}}}}, got {item!r}',
+                f'optimizer {i + 1} must be {{"name": ..., "hyperparams": {{...}}}}, got {item!r}',
                 field=where,
             )
         name = item["name"]
@@ -398,22 +399,51 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
                 f"unknown optimizer {name!r}; the names are those of GET /api/optimizers",
                 field=f"{where}.name", status=404,
             )  # fmt: skip
-        hyperparams = item.get("hyperparams") or {}
-        if not isinstance(hyperparams, Mapping):
-            raise RequestError(
-                f"{where}.hyperparams must be an object of name: value, got {hyperparams!r}",
-                field=f"{where}.hyperparams",
-            )
-        values = {
-            key: _hyperparameter(name, key, value, known[name], f"{where}.hyperparams.{key}")
-            for key, value in hyperparams.items()
-        }
-        try:
-            optim.get(name, **values)
-        except (DescendError, TypeError, ValueError) as error:
-            raise RequestError(f"{name}: {error}", field=f"{where}.hyperparams") from None
-        specs.append((name, values))
+        hyperparams = checked_hyperparameters(name, item.get("hyperparams"), f"{where}.hyperparams")
+        specs.append((name, hyperparams))
     return specs
+
+
+def checked_hyperparameters(optimizer: str, given: Any, where: str) -> dict[str, Any]:
+    """The hyperparameters ``given`` (JSON ``{name: value}``) of a known optimizer as
+    ``ds.optim.get(optimizer, **values)`` takes them, checked by building it.
+
+    A refused value is a :class:`RequestError` whose field is ``where.<name>``, the
+    page's control of that hyperparameter (see :func:`_at_fault`), so that the message
+    shows beside the input at fault.
+    """
+    given = {} if given is None else given
+    if not isinstance(given, Mapping):
+        raise RequestError(
+            f"the hyperparameters of {optimizer} must be an object of name: value, got {given!r}",
+            field=where,
+        )
+    defaults = _hyperparameters()[optimizer]
+    values = {
+        key: _hyperparameter(optimizer, key, value, defaults, f"{where}.{key}")
+        for key, value in given.items()
+    }
+    try:
+        optim.get(optimizer, **values)
+    except (DescendError, TypeError, ValueError) as error:
+        raise RequestError(
+            f"{optimizer}: {error}", field=_at_fault(optimizer, values, str(error), where)
+        ) from None
+    return values
+
+
+def _at_fault(optimizer: str, values: dict[str, Any], message: str, where: str) -> str:
+    """The field of the hyperparameter a refusal is about: the first value refused on
+    its own (the others at their defaults), else the first one the message names (a
+    combination, such as nesterov without momentum), else ``where``."""
+    for key, value in values.items():
+        try:
+            optim.get(optimizer, **{key: value})
+        except (DescendError, TypeError, ValueError):
+            return f"{where}.{key}"
+    words = re.findall(r"[A-Za-z_]\w*", message)
+    named = next((word for word in words if word in values), None)
+    return where if named is None else f"{where}.{named}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -456,7 +486,12 @@ def _hyperparameter(optimizer: str, key: str, value: Any, defaults: dict, where:
 
 
 def _refined(
-    target: Problem, start: list[float], spec: tuple[str, dict[str, Any]], **settings: Any
+    target: Problem,
+    start: list[float],
+    spec: tuple[str, dict[str, Any]],
+    *,
+    max_iter: int,
+    tol: float,
 ) -> list[list[float]] | None:
     """The brackets of ``refine``'s bisection for a run whose derivative changed sign:
     ``ds.minimize(..., refine=True)`` with the race's settings, which stops at the
@@ -468,7 +503,8 @@ def _refined(
         optimizer=optim.get(name, **hyperparams),
         refine=True,
         verbose=0,
-        **settings,
+        max_iter=max_iter,
+        tol=tol,
     )
     brackets = getattr(refined, "history", {}).get("bracket")  # one start: a MinimizeResult
     return None if brackets is None else _rows(np.asarray(brackets, dtype=np.float64))

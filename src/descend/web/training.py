@@ -29,19 +29,22 @@ import anyio
 import numpy as np
 from starlette.requests import Request
 
-from descend import callbacks, data, models
-from descend.errors import DescendError
+from descend import callbacks, data, losses, models, optim
+from descend.errors import DescendError, unknown_name
 from descend.training import fit, load, save
+from descend.web.compute import checked_hyperparameters
 from descend.web.limits import Limits, RequestError, busy, integer, number, text
 
 METHODS = ("batch", "stochastic", "minibatch")
 MODELS = ("auto", "linear", "logistic", "softmax", "mlp")
 BOUNDARY_POINTS = 60  # per axis of the grid the boundary is drawn on
+TRAINING_POINTS = 2000  # most training rows sent to draw under the boundary
 _KEPT_RUNS = 16
 
 
 def dataset_list() -> dict[str, Any]:
-    """``GET /api/datasets``: the shipped datasets, their size, task and columns."""
+    """``GET /api/datasets``: the shipped datasets, their size, task and columns; and
+    the names a training request takes as ``model`` and ``loss``."""
     from descend.data.datasets import dataset_task
 
     rows = []
@@ -57,7 +60,7 @@ def dataset_list() -> dict[str, Any]:
                 "target": dataset.target_name,
             }
         )
-    return {"datasets": rows}
+    return {"datasets": rows, "models": list(MODELS), "losses": ["auto", *losses.names()]}
 
 
 @dataclass
@@ -80,9 +83,18 @@ class Run:
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ended: bool = False
+    points: dict[str, list[Any]] | None = None  # sent with the first boundary event
 
     def emit(self, event: dict[str, Any]) -> None:
         with self.lock:
+            self.events_list.append(event)
+
+    def emit_boundary(self, method: str, epoch: int, boundary: dict[str, Any]) -> None:
+        """A boundary event; the run's first also carries the training points."""
+        event = {"method": method, "epoch": epoch, "boundary": boundary}
+        with self.lock:
+            if self.points is not None:
+                event["points"], self.points = self.points, None
             self.events_list.append(event)
 
     def stop(self) -> None:
@@ -212,12 +224,13 @@ class Trainer:
         settings = self.settings(body)
         dataset = self.dataset(body)
         model = _model(body.get("model", "auto"), dataset)
+        points = _training_points(dataset, settings["validation_split"], settings["seed"])
         if not self.slots.acquire(blocking=False):
             raise busy(self.limits)
         key = secrets.token_hex(8)
         folder = self.folder / f"run-{key}"
         folder.mkdir()
-        run = Run(key, folder, settings["methods"])
+        run = Run(key, folder, settings["methods"], points=points)
         with self.lock:
             self.runs[key] = run
             while len(self.runs) > _KEPT_RUNS:
@@ -267,11 +280,15 @@ class Trainer:
                 field="methods",
             )
         optimizer = body.get("optimizer", "sgd")
-        if not isinstance(optimizer, str) or not optimizer.isidentifier():
-            raise RequestError(f"optimizer must be a name, got {optimizer!r}", field="optimizer")
+        if not isinstance(optimizer, str) or optimizer not in optim.names():
+            error = unknown_name("optimizer", str(optimizer), optim.names())
+            raise RequestError(str(error), field="optimizer", status=404)
         loss = body.get("loss")
-        if loss is not None and (not isinstance(loss, str) or not loss.isidentifier()):
-            raise RequestError(f"loss must be a name or null, got {loss!r}", field="loss")
+        if loss == "auto":
+            loss = None
+        if loss is not None and (not isinstance(loss, str) or loss not in losses.names()):
+            error = unknown_name("loss", str(loss), ["auto", *losses.names()])
+            raise RequestError(str(error), field="loss")
         split = number(body, "validation_split", 0.2)
         if split >= 0.9:
             raise RequestError(
@@ -285,9 +302,22 @@ class Trainer:
             lr = number(body, "lr", 0.0)
             if lr <= 0:
                 raise RequestError(f"lr must be > 0, got {lr}", field="lr")
+            _built(optimizer, {"lr": lr}, "lr")  # the optimizer's own range for it
+        hyperparams = body.get("hyperparams") or {}
+        if isinstance(hyperparams, Mapping) and "lr" in hyperparams:
+            raise RequestError(
+                "give the learning rate as lr, not among the hyperparams", field="hyperparams.lr"
+            )
+        hyperparams = checked_hyperparameters(optimizer, hyperparams, "hyperparams")
+        optimizer_given: Any = optimizer
+        if hyperparams:  # fit takes the optimizer built with them, its lr inside
+            optimizer_given = _built(
+                optimizer, {**({} if lr is None else {"lr": lr}), **hyperparams}, "hyperparams"
+            )
+            lr = None
         return {
             "methods": tuple(methods),
-            "optimizer": optimizer,
+            "optimizer": optimizer_given,
             "loss": loss,
             "lr": lr,
             "epochs": integer(body, "epochs", 30, minimum=1, limit=self.limits.epochs),
@@ -299,7 +329,7 @@ class Trainer:
 
     def dataset(self, body: Mapping[str, Any]) -> data.Dataset:
         """The shipped dataset or the upload the request names, read as ``descend train``
-        reads a file."""
+        reads a file; with ``features``, only those columns (in that order)."""
         given = [key for key in ("dataset", "upload") if body.get(key) not in (None, "")]
         if len(given) != 1:
             raise RequestError(
@@ -315,7 +345,9 @@ class Trainer:
                     f"{', '.join(data.dataset_names())}",
                     field="dataset", status=404,
                 )  # fmt: skip
-            return data.load_dataset(name)
+            dataset = data.load_dataset(name)
+            features = _features(body, list(dataset.feature_names), dataset.target_name)
+            return dataset if features is None else _columns(dataset, features)
         key = body["upload"]
         with self.lock:
             found = self.uploads.get(key) if isinstance(key, str) else None
@@ -329,7 +361,10 @@ class Trainer:
         if target is not None:
             target = text(body, "target")
         try:
-            return data.load(found.path, target=target)
+            chosen = target if target is not None else found.columns[-1]
+            # An unknown target: data.load names it (and what it may mean) first.
+            features = _features(body, found.columns, chosen) if chosen in found.columns else None
+            return data.load(found.path, target=target, features=features)
         except DescendError as error:
             where = "target" if target is not None and target not in found.columns else "upload"
             message = str(error).replace(str(found.path), "the upload")
@@ -351,7 +386,7 @@ class Trainer:
         def on_epoch(epoch: int, history: Mapping[str, np.ndarray]) -> bool:
             run.emit(_epoch_event(method, epoch, history, per_epoch, time.perf_counter() - began))
             if drawn is not None and (epoch == 1 or epoch % every == 0) and live.is_file():
-                run.emit({"method": method, "epoch": epoch, "boundary": _boundary(live, drawn)})
+                run.emit_boundary(method, epoch, _boundary(live, drawn))
             return run.stopping.is_set() or time.perf_counter() - began > limit
 
         hooks: list[Any] = []
@@ -386,9 +421,7 @@ class Trainer:
                 f"server allows ({limit:g} s)"
             )
         if drawn is not None:
-            run.emit(
-                {"method": method, "epoch": result.n_epochs, "boundary": _boundary(path, drawn)}
-            )
+            run.emit_boundary(method, result.n_epochs, _boundary(path, drawn))
         run.finished[method] = path
         run.emit(
             {
@@ -397,6 +430,69 @@ class Trainer:
                 "seconds": time.perf_counter() - began,
             }
         )  # fmt: skip
+
+
+def _built(optimizer: str, hyperparams: dict[str, Any], where: str) -> optim.Optimizer:
+    """``ds.optim.get(optimizer, **hyperparams)``, its refusal an error at ``where``."""
+    try:
+        return optim.get(optimizer, **hyperparams)
+    except (DescendError, TypeError, ValueError) as error:
+        raise RequestError(f"{optimizer}: {error}", field=where) from None
+
+
+def _features(body: Mapping[str, Any], columns: list[str], target: str | None) -> list | None:
+    """The request's ``features``: None (every column but the target), or a list of
+    distinct columns of the data other than the target."""
+    features = body.get("features")
+    if features is None:
+        return None
+    if (
+        not isinstance(features, list) or not features
+        or not all(isinstance(name, str) for name in features)
+    ):  # fmt: skip
+        raise RequestError(
+            f"features must be a non-empty list of column names, got {features!r}",
+            field="features",
+        )
+    choices = [column for column in columns if column != target]
+    for name in features:
+        if name == target:
+            raise RequestError(
+                f"{name!r} is the target column; choose features among the others",
+                field="features",
+            )
+        if name not in choices:
+            raise RequestError(str(unknown_name("feature", name, choices)), field="features")
+    if len(set(features)) != len(features):
+        raise RequestError(f"features must be distinct, got {features!r}", field="features")
+    return features
+
+
+def _columns(dataset: data.Dataset, features: list[str]) -> data.Dataset:
+    """The shipped ``dataset`` with only the feature columns ``features``."""
+    names = list(dataset.feature_names)
+    index = [names.index(name) for name in features]
+    encoding = data.Encoding(tuple(features), {}, dataset.target_name, dataset.classes)
+    return data.Dataset(dataset.X[:, index], dataset.y, encoding)
+
+
+def _training_points(
+    dataset: data.Dataset, validation_split: float | None, seed: int
+) -> dict[str, list[Any]] | None:
+    """The rows ``ds.fit`` trains on (its split: ``ds.data.train_validation_split``) to
+    draw with a boundary (two features: ``x``, ``y`` and the target as ``label``) or a
+    fitted curve (one feature: ``x`` and the target as ``y``); at most
+    ``TRAINING_POINTS``, evenly spaced rows of them; None for more features."""
+    if dataset.n_features not in (1, 2):
+        return None
+    X, y = dataset.X, dataset.y
+    if validation_split:
+        X, _, y, _ = data.train_validation_split(X, y, validation_split, seed)
+    step = math.ceil(len(X) / TRAINING_POINTS)
+    X, y = np.asarray(X[::step], dtype=float), np.asarray(y[::step])
+    if dataset.n_features == 1:
+        return {"x": X[:, 0].tolist(), "y": y.astype(float).tolist()}
+    return {"x": X[:, 0].tolist(), "y": X[:, 1].tolist(), "label": y.tolist()}
 
 
 def _model(name: Any, dataset: Any) -> models.Model:

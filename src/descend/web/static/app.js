@@ -45,6 +45,8 @@
     if (value === 0) return "0";
     return String(Number(value.toPrecision(digits)));
   }
+  // A count in full (fmt would round 12345 to 4 digits); "-" when absent.
+  const count = (value) => (value === null || value === undefined ? "-" : String(value));
   const signed = (value, digits = 3) => (value > 0 ? "+" : "") + fmt(value, digits);
   const fmtPoint = (point, digits = 4) =>
     Array.isArray(point) ? "(" + point.map((v) => fmt(v, digits)).join(", ") + ")" : fmt(point, digits);
@@ -137,6 +139,8 @@
     const control = controlFor(root, field);
     const message = error.message || String(error);
     if (control) {
+      // A hyperparameter folded away under "N more" is unfolded to show its error.
+      for (let fold = control.closest("details"); fold; fold = fold.parentElement.closest("details")) fold.open = true;
       control.setAttribute("aria-invalid", "true");
       let slot = $(`[data-error-for="${CSS.escape(control.dataset.field)}"]`, root);
       if (!slot) {
@@ -395,6 +399,79 @@
     return String(value);
   }
 
+  // One hyperparameter's input (in its box, with its label), showing its value in
+  // `hyperparams` or else its default; the `fixed` kind is shown disabled.
+  function hpControl(hp, hyperparams = {}) {
+    const wrap = document.createElement("div");
+    wrap.className = "hp";
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.dataset.hp = hp.name;
+    input.dataset.kind = hp.kind;
+    const given = Object.prototype.hasOwnProperty.call(hyperparams, hp.name);
+    if (hp.kind === "fixed") {
+      // Takes a function or an optimizer: shown, not settable from the page.
+      input.type = "text";
+      input.disabled = true;
+      input.value = hpText(hp.default) || "None";
+      label.textContent = hp.name;
+      wrap.append(label, input);
+    } else if (hp.kind === "bool") {
+      input.type = "checkbox";
+      input.checked = Boolean(given ? hyperparams[hp.name] : hp.default);
+      label.className = "check";
+      label.append(input, " " + hp.name);
+      wrap.appendChild(label);
+    } else {
+      input.type = "text";
+      input.spellcheck = false;
+      input.value = hpText(given ? hyperparams[hp.name] : hp.default);
+      input.placeholder = hp.default === null ? "None" : "";
+      label.textContent = hp.name;
+      wrap.append(label, input);
+    }
+    input.title = `${hp.name} (default ${hp.default === null ? "None" : hpText(hp.default)})`;
+    input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+    return wrap;
+  }
+
+  // The inputs of `spec`'s hyperparameters (but those in `skip`): the first few (lr,
+  // betas, momentum...) in view, the rest one click away, unless given a value.
+  function hpGrids(spec, hyperparams = {}, skip = []) {
+    const grid = document.createElement("div");
+    grid.className = "hps";
+    const more = document.createElement("details");
+    more.className = "more-hps";
+    const moreTitle = document.createElement("summary");
+    const moreGrid = document.createElement("div");
+    moreGrid.className = "hps";
+    more.append(moreTitle, moreGrid);
+    const shown = 3;
+    spec.hyperparams
+      .filter((hp) => !skip.includes(hp.name))
+      .forEach((hp, position) => {
+        const given = Object.prototype.hasOwnProperty.call(hyperparams, hp.name);
+        (position < shown || given ? grid : moreGrid).appendChild(hpControl(hp, hyperparams));
+      });
+    const hidden = moreGrid.children.length;
+    if (!hidden) return [grid];
+    moreTitle.textContent = `${hidden} more hyperparameter${hidden > 1 ? "s" : ""}`;
+    return [grid, more];
+  }
+
+  // {name: value} of the inputs under `root` whose value differs from the default.
+  function changedHyperparams(root, spec, field) {
+    const hyperparams = {};
+    for (const hp of spec.hyperparams) {
+      if (hp.kind === "fixed") continue;
+      const input = $(`input[data-hp="${CSS.escape(hp.name)}"]`, root);
+      if (!input) continue;
+      const value = parseHp(input, hp, `${field}.${hp.name}`);
+      if (!same(value, hp.default) && !(value === null && hp.default === null)) hyperparams[hp.name] = value;
+    }
+    return hyperparams;
+  }
+
   function addOptimizer(name, hyperparams = {}) {
     const spec = state.optimizers.find((o) => o.name === name);
     if (!spec) return;
@@ -421,57 +498,7 @@
       summary.textContent = spec.summary.replace(/:\w+:`([^`]*)`/g, "$1").replace(/``([^`]*)``/g, "$1");
       card.appendChild(summary);
     }
-    // The first few hyperparameters (lr, betas, momentum...) in view, the rest one click away.
-    const grid = document.createElement("div");
-    grid.className = "hps";
-    const more = document.createElement("details");
-    more.className = "more-hps";
-    const moreTitle = document.createElement("summary");
-    more.appendChild(moreTitle);
-    const moreGrid = document.createElement("div");
-    moreGrid.className = "hps";
-    more.appendChild(moreGrid);
-    const shown = 3;
-    spec.hyperparams.forEach((hp, position) => {
-      const wrap = document.createElement("div");
-      wrap.className = "hp";
-      const label = document.createElement("label");
-      const input = document.createElement("input");
-      input.dataset.hp = hp.name;
-      input.dataset.kind = hp.kind;
-      const given = Object.prototype.hasOwnProperty.call(hyperparams, hp.name);
-      if (hp.kind === "fixed") {
-        // Takes a function or an optimizer: shown, not settable from the page.
-        input.type = "text";
-        input.disabled = true;
-        input.value = hpText(hp.default) || "None";
-        label.textContent = hp.name;
-        wrap.append(label, input);
-      } else if (hp.kind === "bool") {
-        input.type = "checkbox";
-        input.checked = Boolean(given ? hyperparams[hp.name] : hp.default);
-        label.className = "check";
-        label.append(input, " " + hp.name);
-        wrap.appendChild(label);
-      } else {
-        input.type = "text";
-        input.spellcheck = false;
-        input.value = hpText(given ? hyperparams[hp.name] : hp.default);
-        input.placeholder = hp.default === null ? "None" : "";
-        label.textContent = hp.name;
-        wrap.append(label, input);
-      }
-      input.title = `${hp.name} (default ${hp.default === null ? "None" : hpText(hp.default)})`;
-      input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
-      // A hyperparameter given a value other than its default stays in view.
-      (position < shown || given ? grid : moreGrid).appendChild(wrap);
-    });
-    card.appendChild(grid);
-    const hidden = moreGrid.children.length;
-    if (hidden) {
-      moreTitle.textContent = `${hidden} more hyperparameter${hidden > 1 ? "s" : ""}`;
-      card.appendChild(more);
-    }
+    card.append(...hpGrids(spec, hyperparams));
     $("#optimizers").appendChild(card);
     reindexOptimizers();
   }
@@ -523,14 +550,7 @@
     if (!cards.length) throw new ApiError("add at least one optimizer to race", "optimizers");
     return cards.map((card, i) => {
       const spec = state.optimizers.find((o) => o.name === card.dataset.name);
-      const hyperparams = {};
-      for (const hp of spec.hyperparams) {
-        if (hp.kind === "fixed") continue;
-        const input = $(`input[data-hp="${CSS.escape(hp.name)}"]`, card);
-        const value = parseHp(input, hp, `optimizers.${i}.hyperparams.${hp.name}`);
-        if (!same(value, hp.default) && !(value === null && hp.default === null)) hyperparams[hp.name] = value;
-      }
-      return { name: spec.name, hyperparams };
+      return { name: spec.name, hyperparams: changedHyperparams(card, spec, `optimizers.${i}.hyperparams`) };
     });
   }
 
@@ -597,7 +617,8 @@
       const cells = [
         ["label", `<span class="swatch" style="background:${colour(i)}"></span>${escapeHtml(run.label)}`],
         ["nit", escapeHtml(run.nit)],
-        ["n_iter_to_tol", escapeHtml(fmt(run.n_iter_to_tol))],
+        ["n_iter_to_tol", escapeHtml(count(run.n_iter_to_tol))],
+        ["n_fev", escapeHtml(count(run.n_fev))],
         ["fun", escapeHtml(fmt(run.fun, 6))],
         ["distance", escapeHtml(fmt(run.distance, 3))],
         ["x", escapeHtml(fmtPoint(run.x))],
@@ -817,9 +838,22 @@
         colorscale: "Viridis",
         showscale: false,
         opacity: 0.85,
-        hovertemplate: "(%{x:.4g}, %{y:.4g})<br>f = %{z:.5g}<extra></extra>",
+        hovertemplate: "(%{x:.4g}, %{y:.4g})<br>f = %{z:.5g}<extra>click to start here</extra>",
       },
     ];
+    // The start, at the height of the grid point nearest to it (for the eye only).
+    const start = startMarker();
+    const nearest = (axis, v) => axis.reduce((best, a, i) => (Math.abs(a - v) < Math.abs(axis[best] - v) ? i : best), 0);
+    traces.push({
+      type: "scatter3d",
+      mode: "markers",
+      name: "start",
+      x: start ? [start[0]] : [],
+      y: start ? [start[1]] : [],
+      z: start ? [grid.z[nearest(grid.y, start[1])][nearest(grid.x, start[0])]] : [],
+      marker: { symbol: "diamond", size: 6, color: "#F0E442", line: { width: 1, color: "#000" } },
+      hovertemplate: "start (%{x:.4g}, %{y:.4g})<extra></extra>",
+    });
     runs.forEach((run, i) => {
       traces.push({
         type: "scatter3d",
@@ -854,8 +888,9 @@
         zaxis: { title: { text: "f" } },
       },
     });
-    state.pathStart = 1;
+    state.pathStart = 2;
     Plotly.react(plot, traces, layout, PLOT_CONFIG);
+    bindMapClick(plot);
   }
 
   function drawCurve(plot, runs) {
@@ -962,12 +997,16 @@
     if (plot.dataset.clickBound) return;
     plot.dataset.clickBound = "1";
     plot.on("plotly_click", (data) => {
-      if (state.nVars > 2 || state.view === "surface") return;
+      const hit = data.points && data.points[0];
+      if (state.nVars > 2 || !hit) return;
+      const surface = state.nVars === 2 && state.view === "surface";
+      // On the 3-D surface, the grid point under the pointer (Plotly picks it).
+      if (surface && !(hit.data && hit.data.type === "surface")) return;
       const layout = plot._fullLayout;
-      let x = data.points[0].x;
-      let y = data.points[0].y;
+      let x = hit.x;
+      let y = hit.y;
       const ev = data.event;
-      if (layout && layout.xaxis && ev && typeof ev.clientX === "number") {
+      if (!surface && layout && layout.xaxis && ev && typeof ev.clientX === "number") {
         const box = plot.getBoundingClientRect();
         const xa = layout.xaxis;
         const ya = layout.yaxis;
@@ -982,6 +1021,8 @@
       clearFieldError("start");
       if (state.nVars === 2 && state.view === "contour") {
         Plotly.restyle(plot, { x: [[point[0]]], y: [[point[1]]] }, [2]);
+      } else if (surface) {
+        Plotly.restyle(plot, { x: [[point[0]]], y: [[point[1]]], z: [[hit.z]] }, [1]);
       }
       writeUrl();
       setStatus(`start set to (${startInput.value}); press Run`);
@@ -1217,6 +1258,59 @@
   function setColumns(columns, target, choosable) {
     fillSelect(targetSelect, choosable ? columns : [target], target);
     targetSelect.disabled = !choosable;
+    setFeatures(columns.filter((c) => c !== target));
+  }
+
+  // The feature choice: all features, or one or two columns (the boundary's axes).
+  const featureSelects = [$("#feature-1"), $("#feature-2")];
+  function setFeatures(columns, chosen = featureSelects.map((s) => s.value)) {
+    const keep = (value) => (columns.includes(value) ? value : "");
+    fillSelect(featureSelects[0], ["", ...columns], keep(chosen[0]), { "": "all features" });
+    fillSelect(featureSelects[1], ["", ...columns], keep(chosen[1]), { "": "none" });
+    featuresChanged();
+  }
+  function featuresChanged() {
+    featureSelects[1].disabled = !featureSelects[0].value;
+    if (!featureSelects[0].value) featureSelects[1].value = "";
+  }
+  for (const select of featureSelects) select.addEventListener("change", featuresChanged);
+  targetSelect.addEventListener("change", () => {
+    if (datasetSelect.value === "__upload__" && state.upload) {
+      setFeatures(state.upload.columns.filter((c) => c !== targetSelect.value));
+    }
+  });
+
+  function readFeatures() {
+    const [first, second] = featureSelects.map((s) => (s.disabled ? "" : s.value));
+    if (!first) return null;
+    if (second === first) throw new ApiError(`choose two different features (both are "${first}"), or "none" as the second`, "features");
+    return second ? [first, second] : [first];
+  }
+
+  // The training optimizer's hyperparameters but lr (its own input), as in an
+  // optimizer card of the functions tab.
+  function trainOptimizerChanged(hyperparams = {}) {
+    const box = $("#train-hps");
+    box.innerHTML = "";
+    const spec = state.optimizers.find((o) => o.name === $("#optimizer").value);
+    if (!spec) return;
+    box.append(...hpGrids(spec, hyperparams, ["lr"]));
+    for (const input of $$("input[data-hp]", box)) {
+      input.id = `train-hp-${input.dataset.hp}`;
+      input.dataset.field = `hyperparams.${input.dataset.hp}`;
+      const label = input.closest(".hp").querySelector("label");
+      if (label && input.type !== "checkbox") label.htmlFor = input.id;
+    }
+  }
+  $("#optimizer").addEventListener("change", () => {
+    clearErrors(trainForm);
+    trainOptimizerChanged();
+    writeUrl();
+  });
+
+  function readTrainHyperparams() {
+    const spec = state.optimizers.find((o) => o.name === $("#optimizer").value);
+    return spec ? changedHyperparams($("#train-hps"), spec, "hyperparams") : {};
   }
 
   function currentDataset() {
@@ -1286,6 +1380,10 @@
     body.seed = Number($("#seed").value) || 0;
     body.methods = $$('input[name="methods"]', trainForm).filter((c) => c.checked).map((c) => c.value);
     if (!body.methods.length) throw new ApiError("choose at least one update method", "methods");
+    const features = readFeatures();
+    if (features) body.features = features;
+    const hyperparams = readTrainHyperparams();
+    if (Object.keys(hyperparams).length) body.hyperparams = hyperparams;
     return body;
   }
 
@@ -1375,7 +1473,7 @@
       const metric = event.val_metric !== undefined && event.val_metric !== null ? `val_${name} ${fmt(event.val_metric, 4)}` : `${name} ${fmt(event.metric, 4)}`;
       setCell(event.method, "metric", escapeHtml(event.metric !== null && event.metric !== undefined ? metric : "-"));
       setCell(event.method, "updates", escapeHtml(event.updates));
-      setCell(event.method, "per_epoch", escapeHtml(event.epoch ? fmt(event.updates / event.epoch, 4) : "-"));
+      setCell(event.method, "per_epoch", escapeHtml(event.epoch ? count(event.updates / event.epoch) : "-"));
       setCell(event.method, "seconds", escapeHtml(fmt(event.seconds, 3)));
       if (!training.done.has(event.method)) setCell(event.method, "status", "training");
     }
@@ -1397,15 +1495,31 @@
     const b = event.boundary;
     const traces = [];
     const points = training.points;
+    const [xName, yName] = training.axes || ["", ""];
     if (b.y && b.z) {
-      traces.push({ type: "contour", x: b.x, y: b.y, z: b.z, colorscale: "RdBu", opacity: 0.6, showscale: false, contours: { coloring: "heatmap" }, hoverinfo: "skip", name: "prediction" });
-      if (points) traces.push({ type: "scatter", mode: "markers", x: points.x, y: points.y, marker: { size: 5, color: points.label, colorscale: "RdBu", line: { width: 0.5, color: "#000" } }, name: "data", hoverinfo: "skip" });
+      // One colour scale for the prediction and the points' labels (classes, or the
+      // target's values), so that a point of class k sits on the colour of region k.
+      const values = b.z.flat().concat(points ? points.label : []).filter(Number.isFinite);
+      const range = { min: Math.min(...values), max: Math.max(...values) };
+      traces.push({ type: "contour", x: b.x, y: b.y, z: b.z, zmin: range.min, zmax: range.max, colorscale: "RdBu", opacity: 0.6, showscale: false, contours: { coloring: "heatmap" }, hoverinfo: "skip", name: "prediction", meta: { kind: "boundary" } });
+      if (points) {
+        traces.push({
+          type: "scatter", mode: "markers", x: points.x, y: points.y, name: "training rows", meta: { kind: "points" },
+          marker: { size: 5, color: points.label, cmin: range.min, cmax: range.max, colorscale: "RdBu", line: { width: 0.6, color: "#000" } },
+          customdata: points.label,
+          hovertemplate: `${escapeHtml(xName)} %{x:.4g}<br>${escapeHtml(yName)} %{y:.4g}<br>${escapeHtml(training.target || "target")} %{customdata}<extra></extra>`,
+        });
+      }
     } else {
-      if (points) traces.push({ type: "scatter", mode: "markers", x: points.x, y: points.y, marker: { size: 4, color: "#888" }, name: "data" });
-      traces.push({ type: "scatter", mode: "lines", x: b.x, y: b.z || b.y, line: { width: 3, color: "#D55E00" }, name: "fitted" });
+      if (points) traces.push({ type: "scatter", mode: "markers", x: points.x, y: points.y, marker: { size: 4, color: "#888" }, name: "training rows", meta: { kind: "points" } });
+      traces.push({ type: "scatter", mode: "lines", x: b.x, y: b.z || b.y, line: { width: 3, color: "#D55E00" }, name: "fitted", meta: { kind: "boundary" } });
     }
     const title = `${METHOD_LABELS[method] || method}${event.epoch ? `, epoch ${event.epoch}` : ""}`;
-    Plotly.react(node, traces, { margin: { l: 40, r: 10, t: 30, b: 35 }, title: { text: title, font: { size: 13 } }, showlegend: false, uirevision: "b" }, { displayModeBar: false, responsive: true });
+    const layout = {
+      margin: { l: 50, r: 10, t: 30, b: 40 }, title: { text: title, font: { size: 13 } }, showlegend: false, uirevision: "b",
+      xaxis: { title: { text: xName, font: { size: 11 } } }, yaxis: { title: { text: yName, font: { size: 11 } } },
+    };
+    Plotly.react(node, traces, layout, { displayModeBar: false, responsive: true });
   }
 
   function onDone(event) {
@@ -1443,6 +1557,9 @@
       const answer = await api("api/train", body);
       state.run = answer.run;
       setupTraining(body.methods);
+      training.target = body.target || (currentDataset() || {}).target || "";
+      const columns = body.features || (datasetSelect.value === "__upload__" ? state.upload.columns.filter((c) => c !== body.target) : (currentDataset() || {}).columns || []);
+      training.axes = columns.length === 1 ? [columns[0], training.target] : columns.slice(0, 2);
       $("#stop").disabled = false;
       setStatus("training…");
       const source = new EventSource(`api/train/${encodeURIComponent(answer.run)}/events`);
@@ -1508,6 +1625,12 @@
     params.set("epochs", $("#epochs").value);
     params.set("batch_size", $("#batch_size").value);
     params.set("methods", $$('input[name="methods"]', trainForm).filter((c) => c.checked).map((c) => c.value).join(","));
+    params.set("features", JSON.stringify(featureSelects.map((s) => s.value).filter((v) => v)));
+    try {
+      params.set("thp", JSON.stringify(readTrainHyperparams()));
+    } catch {
+      /* an unreadable hyperparameter keeps the last link */
+    }
     history.replaceState(null, "", "#" + params.toString());
   }
 
@@ -1547,6 +1670,18 @@
       const node = document.getElementById(key);
       if (get(key) && (node.tagName !== "SELECT" || $$("option", node).some((o) => o.value === get(key)))) node.value = get(key);
     }
+    let trainHyperparams = {};
+    try {
+      trainHyperparams = JSON.parse(get("thp") || "{}");
+      const chosen = JSON.parse(get("features") || "[]");
+      chosen.forEach((name, i) => {
+        if (featureSelects[i] && $$("option", featureSelects[i]).some((o) => o.value === name)) featureSelects[i].value = name;
+      });
+      featuresChanged();
+    } catch {
+      setStatus("the link's training settings are not readable; using the defaults");
+    }
+    trainOptimizerChanged(trainHyperparams);
     $("#batch_size-out").textContent = $("#batch_size").value;
     if (get("methods") !== null) {
       const chosen = get("methods").split(",");
