@@ -501,10 +501,9 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         table.add_row(*row)
     # On a terminal the table fits its width; piped or redirected, rich would assume 80
-    # columns and cut the cells: there the table takes the width its cells need, unless
-    # COLUMNS says the width to fit.
+    # columns and cut the cells: there the table takes the width its cells need.
     console = Console()
-    if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+    if not console.is_terminal:
         needed = Console(width=10_000).measure(table).maximum
         console = Console(width=max(needed, 20))
     console.print(table)
