@@ -401,3 +401,27 @@ def test_a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(case, how, tmp_p
     for key in straight.history:
         if key != "time":
             np.testing.assert_array_equal(resumed.history[key], straight.history[key])
+
+
+def test_a_model_trained_on_arrays_predicts_from_a_table_of_its_columns(tmp_path, capsys):
+    import pandas as pd
+
+    from descend.cli import main
+    from descend.errors import DataError
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(60, 3))
+    result = ds.fit("logistic", X, (X[:, 0] > 0) * 1, epochs=2, verbose=0)
+    path = tmp_path / "plain.ckpt"
+    ds.save(path, result)
+    table = tmp_path / "new.csv"
+    pd.DataFrame(X[:7], columns=["a", "b", "c"]).to_csv(table, index=False)
+    expected = result.predict_proba(X[:7])
+    np.testing.assert_allclose(result.predict_proba(str(table)), expected, rtol=1e-6)
+    np.testing.assert_allclose(result.predict_proba(pd.DataFrame(X[:7])), expected, rtol=1e-6)
+    assert main(["predict", str(path), str(table)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[0] == "prediction" and printed[1:] == [str(v) for v in result.predict(X[:7])]
+    pd.DataFrame({"a": ["x"] * 3, "b": X[:3, 1], "c": X[:3, 2]}).to_csv(table, index=False)
+    with pytest.raises(DataError, match=r"has text in column 'a'.*trained on arrays"):
+        result.predict(str(table))

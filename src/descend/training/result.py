@@ -186,6 +186,8 @@ class FitResult:
             isinstance(X, (str, Table)) or hasattr(X, "__fspath__") or hasattr(X, "columns")
         ):
             X = self.encoding.features(X, dtype=self.dtype)
+        elif isinstance(X, (str, Table)) or hasattr(X, "__fspath__") or hasattr(X, "columns"):
+            X = _numeric_columns(X)  # a model trained on arrays: the table's columns in order
         X = data.as_arrays(X, np.zeros(len(X)), dtype=self.dtype).X
         n_features = _n_features(self.params) if self.model.name in _AFFINE_INPUT else None
         if n_features is not None and X.shape[1] != n_features:
@@ -390,6 +392,22 @@ class FitResult:
 
 # Models whose first weight matrix has one row per input feature.
 _AFFINE_INPUT = ("linear", "logistic", "softmax", "mlp")
+
+
+def _numeric_columns(source: Any) -> np.ndarray:
+    """Every column of a CSV / Parquet path, table or DataFrame, in order, as the
+    features of a model trained on arrays (which knows no column names)."""
+    from descend.data.tables import Table, read_table
+
+    table = source if isinstance(source, Table) else read_table(source)
+    text = [name for name in table.names if table.kinds[name] != "numeric"]
+    if text:
+        raise DataError(
+            f"{table.origin} has text in column {text[0]!r}, but this model was trained on "
+            "arrays of numbers (it has no encoding of text columns): give the features as "
+            "numbers, in the order they were trained in"
+        )
+    return np.column_stack([table.columns[name] for name in table.names])
 
 
 def _n_features(params: PyTree) -> int | None:
