@@ -425,3 +425,17 @@ def test_a_model_trained_on_arrays_predicts_from_a_table_of_its_columns(tmp_path
     pd.DataFrame({"a": ["x"] * 3, "b": X[:3, 1], "c": X[:3, 2]}).to_csv(table, index=False)
     with pytest.raises(DataError, match=r"has text in column 'a'.*trained on arrays"):
         result.predict(str(table))
+
+
+def test_an_unrebuilt_optimizer_may_be_given_by_name_to_load_and_to_resume(tmp_path):
+    X = np.random.default_rng(12).normal(size=(40, 2))
+    y = (X[:, 0] > 0) * 1.0
+    options = dict(optimizer="sam", batch_size=8, verbose=0)
+    whole = ds.fit("logistic", X, y, epochs=4, **options)
+    ds.save(tmp_path / "half.ckpt", ds.fit("logistic", X, y, epochs=2, **options))
+    loaded = ds.load(tmp_path / "half.ckpt", optimizer="sam")
+    assert loaded.optimizer == ds.optim.sam()
+    resumed = ds.fit("logistic", X, y, epochs=4, resume=tmp_path / "half.ckpt", **options)
+    np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
+    with pytest.raises(DescendTypeError, match="an optimizer or its name, got int"):
+        ds.load(tmp_path / "half.ckpt", optimizer=3)

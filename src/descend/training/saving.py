@@ -95,7 +95,7 @@ def load(
     path: str | os.PathLike,
     *,
     model: models.Model | None = None,
-    optimizer: Optimizer | None = None,
+    optimizer: Optimizer | str | None = None,
 ) -> FitResult:
     """Load a model saved by :func:`save`.
 
@@ -127,8 +127,14 @@ def load(
         like["best_params"] = like["params"]
     trees = checkpoint.load_tree(path, like=like).trees
     params = trees["params"]
+    if isinstance(optimizer, str):  # a name: the algorithm with its defaults
+        optimizer = optim.get(optimizer)
     if optimizer is None:
         optimizer = _optimizer(metadata["optimizer"], path, params)
+    elif not isinstance(optimizer, Optimizer):
+        raise DescendTypeError(
+            f"optimizer must be an optimizer or its name, got {type(optimizer).__name__}"
+        )
 
     def state_of(saved: Any) -> Any:
         if isinstance(optimizer, UnrebuiltOptimizer):  # kept as stored, saved back as is

@@ -319,7 +319,9 @@ def _resumed(resume: Any, model: Any, optimizer: Any) -> FitResult | None:
     return load(
         resume,
         model=model if custom else None,
-        optimizer=optimizer if isinstance(optimizer, Optimizer) else None,
+        # A name gives the state's structure (the algorithm with its defaults); the
+        # optimizer trained on is built later, with lr= if given.
+        optimizer=optimizer if isinstance(optimizer, (Optimizer, str)) else None,
     )
 
 
