@@ -60,6 +60,7 @@ def test_train_sweep_json_gives_the_table(capsys):
     [
         (["--lr", "0.1,-1"], "--lr: expected a number > 0, got '-1'"),
         (["--seed", "0,x"], "--seed: expected a whole number >= 0"),
+        (["--lr", "abc"], "--lr: takes a number, or numbers separated by commas for a sweep"),
         (["--param-grid", "momentum"], "expected NAME=V1,V2"),
         (["--param-grid", "momentum=a,b"], "expected numbers"),
         (["--lr", "0.1,0.2", "--resume", "m.safetensors"], "--resume cannot be used in a sweep"),

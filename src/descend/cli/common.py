@@ -240,9 +240,14 @@ def listed(parse, single=None):
     by ``parse``; a single value by ``single`` (default ``parse``)."""
 
     def parse_all(text: str):
-        if "," not in text:
-            return (single or parse)(text)
-        return [parse(part.strip()) for part in text.split(",")]
+        try:
+            if "," not in text:
+                return (single or parse)(text)
+            return [parse(part.strip()) for part in text.split(",")]
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"takes a number, or numbers separated by commas for a sweep, got {text!r}"
+            ) from None
 
     return parse_all
 
