@@ -269,3 +269,15 @@ def test_cli_minimize_bad_sweep_is_one_line_and_exit_2(capsys, extra, fragment):
     assert status == cli.EXIT_USAGE
     assert out == "" and err.count("\n") == 1 and err.startswith("descend: ")
     assert fragment in err
+
+
+def test_the_sweep_picture_puts_scores_spanning_decades_on_a_log_axis():
+    sweep = ds.minimize("rosenbrock", optimizer="momentum", lr=[1e-4, 1e-3, 0.05], verbose=0,
+                        max_iter=500)  # fmt: skip
+    values = np.array([run.fun for run in sweep])
+    assert values.max() / values.min() > 100  # 0.05 diverges beside the others
+    fig = ds.plot.sweep(sweep)
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_ylabel() == "final value"
+    close = ds.minimize("x**2 + y**2", {"x": 1.0, "y": 1.0}, optimizer="gd", lr=[0.1, 0.2],
+                        max_iter=3, verbose=0)  # fmt: skip
+    assert ds.plot.sweep(close).axes[0].get_yscale() == "linear"

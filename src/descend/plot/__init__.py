@@ -325,9 +325,12 @@ def sweep(result: Any, *, by: str | None = None) -> Figure:
     loss curve of every configuration.
 
     Left, each configuration's score (``by``, default the one it is ranked by:
-    ``val_loss``, ``loss`` or ``fun``) against the first swept hyperparameter, on a log
-    axis for rates and strengths (``lr``, ``weight_decay``, ``l2``, ``eps``), one line
-    per combination of the others; the best configuration ringed. Right, the loss
+    ``val_loss``, ``loss`` or ``fun``; for a fit, that of the weights it keeps, the
+    restored epoch's with early stopping) against the first swept hyperparameter, on a
+    log axis for rates and strengths (``lr``, ``weight_decay``, ``l2``, ``eps``), one
+    line per combination of the others, the scores on a log axis too when they span
+    more than two decades (a diverged configuration beside converged ones); the best
+    configuration ringed. Right, the loss
     (``fit``: the validation loss where there is one, else the training loss; ``minimize``:
     the value) of every configuration per epoch or iteration, on a log axis where it is
     positive, the best one thick.
@@ -373,8 +376,13 @@ def sweep(result: Any, *, by: str | None = None) -> Figure:
         score_ax.set_xticks(range(len(result)))
         score_ax.set_xticklabels([sweeps.label({name: c[name]}) for c in result.configurations],
                                  rotation=30, fontsize="small")  # fmt: skip
+    # Losses and values spanning decades (a diverged configuration's next to converged
+    # ones) on a log axis, as the curves are; accuracy and R^2 stay linear.
+    finite = values[np.isfinite(values)]
+    spread = finite.size and finite.min() > 0 and finite.max() / finite.min() > 100
+    draw.log_if_positive(score_ax, bool(spread) and key not in sweeps.HIGHER_IS_BETTER, values)
     score_ax.set_xlabel(name)
-    score_ax.set_ylabel(f"{key} (final)")
+    score_ax.set_ylabel(f"{key} (of the weights kept)" if key != "fun" else "final value")
     if len(groups) > 1:
         score_ax.legend(fontsize="small")
     curve_key = "value"
