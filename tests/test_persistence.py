@@ -310,7 +310,12 @@ def test_a_model_saved_by_0_1_0_loads_with_the_values_it_had():
     for field in ("n_epochs", "n_updates", "seed", "dtype"):
         assert getattr(loaded, field) == expected[field], field
     assert loaded.predict(str(TABLE)).tolist() == expected["predictions"]
-    np.testing.assert_array_equal(loaded.predict_proba(str(TABLE)), expected["probabilities"])
+    # The weights are bit for bit those saved; the probabilities are computed today, where
+    # a one-output model on a few rows multiplies X @ w (0.1.0 summed X * w by rows): the
+    # same numbers to float32 rounding.
+    np.testing.assert_allclose(
+        loaded.predict_proba(str(TABLE)), expected["probabilities"], rtol=1e-6, atol=1e-7
+    )
 
 
 def test_training_resumes_from_a_model_saved_by_0_1_0(tmp_path):

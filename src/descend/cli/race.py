@@ -122,7 +122,11 @@ def compare_command(args: argparse.Namespace) -> int:
 def optimizers_from_text(text: str) -> list[Any]:
     """Read ``"gd,momentum(lr=0.001,nesterov=true),adam"`` into names and (name, options) pairs."""
     specs: list[Any] = []
-    for item in split_top_level(text):
+    try:
+        items = split_top_level(text)
+    except InputError as error:
+        raise InputError(f"expected name or name(key=value,...) in --optimizers: {error}") from None
+    for item in items:
         name, paren, rest = item.partition("(")
         name = name.strip()
         if not name.isidentifier() or (paren and not rest.endswith(")")):

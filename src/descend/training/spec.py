@@ -154,7 +154,7 @@ class FitSpec:
         options = check_all(CONSTRAINTS, options)
         if options["validation_split"] == 0:  # no rows held out, as Keras's default 0.0
             options["validation_split"] = None
-        resumed = _resumed(resume, model, optimizer)
+        resumed = _resumed(resume, model, optimizer, lr)
         if resumed is not None and init is not None:
             raise InputError("give resume= or init=, not both: both say where training starts")
         if resumed is not None and model is None:
@@ -308,21 +308,23 @@ class FitSpec:
 # ---------------------------------------------------------------- resolving names
 
 
-def _resumed(resume: Any, model: Any, optimizer: Any) -> FitResult | None:
+def _resumed(resume: Any, model: Any, optimizer: Any, lr: Any = None) -> FitResult | None:
     if resume is None or isinstance(resume, FitResult):
         return resume
-    from descend.training.saving import load
+    from descend.training.saving import UnrebuiltOptimizer, load
 
     # The file cannot hold a custom model's function or a schedule's: use the ones given.
     # A named model is rebuilt from the file, and then compared with the one given.
     custom = isinstance(model, models.Model) and model.name == "custom"
-    return load(
-        resume,
-        model=model if custom else None,
-        # A name gives the state's structure (the algorithm with its defaults); the
-        # optimizer trained on is built later, with lr= if given.
-        optimizer=optimizer if isinstance(optimizer, (Optimizer, str)) else None,
+    kept = model if custom else None
+    loaded = load(
+        resume, model=kept, optimizer=optimizer if isinstance(optimizer, Optimizer) else None
     )
+    if isinstance(loaded.optimizer, UnrebuiltOptimizer) and isinstance(optimizer, str):
+        # The file cannot rebuild it (sam, chain, ...): the one named gives its state's form.
+        named = optim.get(optimizer) if lr is None else optim.get(optimizer, lr=lr)
+        loaded = load(resume, model=kept, optimizer=named)
+    return loaded
 
 
 def _model(model: Any) -> models.Model:
