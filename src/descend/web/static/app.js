@@ -746,6 +746,22 @@
     showFrame();
   }
 
+  // The marker of a run's current iterate, moved by the animation (empty until then).
+  function currentTrace(run, i, type, marker) {
+    const trace = {
+      type,
+      mode: "markers",
+      name: run.label + " (current)",
+      showlegend: false,
+      x: [],
+      y: [],
+      marker: { color: colour(i), ...marker },
+      hoverinfo: "skip",
+      meta: { run: i, kind: "current" },
+    };
+    if (type === "scatter3d") trace.z = [];
+    return trace;
+  }
   function drawContour(plot, runs) {
     const grid = state.grid;
     const levels = levelsOf(grid);
@@ -800,17 +816,7 @@
         hovertemplate: hoverTemplate2d,
         meta: { run: i, kind: "path" },
       });
-      traces.push({
-        type: "scatter",
-        mode: "markers",
-        name: run.label + " (current)",
-        showlegend: false,
-        x: [],
-        y: [],
-        marker: { size: 11, color: colour(i), line: { width: 2, color: "#fff" } },
-        hoverinfo: "skip",
-        meta: { run: i, kind: "current" },
-      });
+      traces.push(currentTrace(run, i, "scatter", { size: 11, line: { width: 2, color: "#fff" } }));
     });
     const [bx, by] = grid.bounds;
     const layout = baseLayout({
@@ -868,18 +874,7 @@
           "<b>%{fullData.name}</b><br>iteration %{customdata[0]}<br>point (%{x:.4g}, %{y:.4g})<br>value %{z:.6g}<br>gradient norm %{customdata[2]:.3g}<extra></extra>",
         meta: { run: i, kind: "path" },
       });
-      traces.push({
-        type: "scatter3d",
-        mode: "markers",
-        name: run.label + " (current)",
-        showlegend: false,
-        x: [],
-        y: [],
-        z: [],
-        marker: { size: 5, color: colour(i) },
-        hoverinfo: "skip",
-        meta: { run: i, kind: "current" },
-      });
+      traces.push(currentTrace(run, i, "scatter3d", { size: 5 }));
     });
     const layout = baseLayout({
       scene: {
@@ -933,17 +928,7 @@
           "<b>%{fullData.name}</b><br>iteration %{customdata[0]}<br>point %{x:.4g}<br>value %{customdata[1]:.6g}<br>|derivative| %{customdata[2]:.3g}<extra></extra>",
         meta: { run: i, kind: "path" },
       });
-      traces.push({
-        type: "scatter",
-        mode: "markers",
-        name: run.label + " (current)",
-        showlegend: false,
-        x: [],
-        y: [],
-        marker: { size: 12, color: colour(i), line: { width: 2, color: "#fff" } },
-        hoverinfo: "skip",
-        meta: { run: i, kind: "current" },
-      });
+      traces.push(currentTrace(run, i, "scatter", { size: 12, line: { width: 2, color: "#fff" } }));
       traces.push({
         type: "scatter",
         mode: "lines",
