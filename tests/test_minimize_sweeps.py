@@ -77,12 +77,15 @@ def test_each_configuration_equals_minimize_alone(case):
 def test_a_diverging_configuration_is_reported_alone_and_the_others_go_on():
     rates = [1e-3, 0.05, 2e-3]
     sweep = ds.minimize(ROSENBROCK, START, optimizer="momentum", lr=rates, max_iter=800,
-                        verbose=0)  # fmt: skip
+                        patience=100, verbose=0)  # fmt: skip
     assert [r.status for r in sweep] == ["max_iter", "diverged", "no_decrease"]
     assert sweep[1].n_iter < sweep[0].n_iter  # frozen while the others went on
     assert "smaller learning rate than lr=0.05" in sweep[1].reason
     for result, rate in zip(sweep, rates, strict=True):
-        assert_same_run(result, alone(ROSENBROCK, START, ds.optim.momentum(lr=rate), max_iter=800))
+        assert_same_run(
+            result,
+            alone(ROSENBROCK, START, ds.optim.momentum(lr=rate), max_iter=800, patience=100),
+        )
     assert sweep.best_configuration != {"lr": 0.05}
     assert sweep.ranking()[-1] == 1  # a diverged run ranks last
 

@@ -367,6 +367,32 @@ def test_a_run_past_the_wall_time_limit_is_an_error_and_the_server_goes_on():
     assert client.get("/api/functions").status_code == 200
 
 
+def test_a_run_cancelled_before_its_thread_began_gives_its_slot_back():
+    # The only worker thread is busy, so the time limit cancels the run while it waits
+    # for one: the run never starts, and its slot must be free again at once.
+    import anyio
+
+    from descend.web.limits import RequestError
+
+    playground = create_app(Limits(run_seconds=0.05, concurrent_runs=1)).state.playground
+    ran = []
+
+    async def scenario() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        gate = threading.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, gate.wait)
+            await anyio.sleep(0.05)  # the worker has taken up gate.wait
+            with pytest.raises(RequestError, match="longer than this server allows"):
+                await playground.compute(ran.append, 1, run=True)
+            gate.set()
+
+    anyio.run(scenario)
+    assert ran == []  # the run never began ...
+    assert playground.slots.acquire(blocking=False)  # ... and its slot is free
+    playground.slots.release()
+
+
 def test_more_runs_than_allowed_at_once_are_refused_until_one_ends():
     client = TestClient(create_app(Limits(concurrent_runs=1)))
     slots = client.app.state.playground.slots

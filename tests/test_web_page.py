@@ -20,7 +20,7 @@ pytest.importorskip("selenium", reason="the browser tests need selenium (the tes
 pytest.importorskip("uvicorn", reason="the playground needs the web extra (uvicorn)")
 pytest.importorskip("starlette", reason="the playground needs the web extra (starlette)")
 
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -391,9 +391,21 @@ def _boundary_drawn(driver, method) -> bool:
     return bool(driver.execute_script(script, f"boundary-{method}"))
 
 
+def _training_state(driver) -> str:
+    """What the page shows of a training run, for a failure's message."""
+    rows = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#methods-table tbody tr")]
+    return (
+        f"points drawn {_points(driver)}, stop enabled {by_id(driver, 'stop').is_enabled()}, "
+        f"table rows {rows}, error {by_id(driver, 'train-error').text!r}, "
+        f"status {by_id(driver, 'status').text!r}"
+    )
+
+
 def test_training_curves_grow_live_while_the_three_methods_train(driver, url, tmp_path):
-    # Two features (so the decision boundary is drawn) and rows enough that stochastic
-    # gradient descent takes a while per epoch; the target is not the last column.
+    # Two features (so the decision boundary is drawn), rows enough and an MLP, so that
+    # stochastic gradient descent takes a while per epoch (about 0.07 s on a 2-core
+    # machine, warm: a logistic model's 500 epochs can all end within the seconds a
+    # busy page takes to draw its first ones); the target is not the last column.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 2))
     label = (X @ [1.5, -1.0] + 0.3 * rng.normal(size=len(X)) > 0).astype(int)
@@ -410,6 +422,7 @@ def test_training_curves_grow_live_while_the_three_methods_train(driver, url, tm
     ]
     assert header == ["label", "x1", "x2"]
     Select(by_id(driver, "target")).select_by_value("label")
+    Select(by_id(driver, "model")).select_by_value("mlp")
     by_id(driver, "epochs").clear()
     by_id(driver, "epochs").send_keys("500")
     by_id(driver, "train").click()
@@ -420,7 +433,10 @@ def test_training_curves_grow_live_while_the_three_methods_train(driver, url, tm
         return counts if counts and min(counts.values()) >= 1 and stop.is_enabled() else False
 
     # Some epochs drawn while the run is still going (the stop button still live) ...
-    first = wait(driver, running_with_points, "no epoch arrived while training ran")
+    try:
+        first = wait(driver, running_with_points)
+    except TimeoutException:
+        pytest.fail(f"no epoch arrived while training ran; {_training_state(driver)}")
     assert set(first) == {"batch", "stochastic", "minibatch"}
     # ... and more of them arriving later, from the stream.
     wait(driver, lambda d: sum(_points(d).values()) > sum(first.values()), "the curves stopped")
@@ -498,3 +514,32 @@ def test_a_refused_training_hyperparameter_shows_its_error_beside_that_input(dri
     )
     assert follows
     assert by_id(driver, "train").is_enabled() and not by_id(driver, "stop").is_enabled()
+
+
+def test_the_patience_field_stops_a_run_early_as_fit_does_and_refuses_a_bad_value(driver, url):
+    open_page(driver, url, tab="training", dataset="iris", epochs="500", methods="minibatch",
+              optimizer="sgd", lr="0.5")  # fmt: skip
+    type_into(driver, "patience", "0")
+    by_id(driver, "train").click()
+    message = wait(driver, lambda d: d.find_element(By.ID, "error-patience"))
+    assert "patience must be an integer >= 1" in message.text
+    assert by_id(driver, "patience").get_attribute("aria-invalid") == "true"
+
+    type_into(driver, "patience", "3")
+    by_id(driver, "train").click()
+
+    def status(d):
+        rows = d.find_elements(By.CSS_SELECTOR, "#methods-table tr[data-method=minibatch]")
+        text = rows[0].find_element(By.CSS_SELECTOR, "[data-col=status]").text if rows else "-"
+        return text if text not in ("-", "training") else False
+
+    reason = wait(driver, status, "the run did not end")
+    row = driver.find_element(By.CSS_SELECTOR, "#methods-table tr[data-method=minibatch]")
+    expected = ds.fit(
+        "softmax", ds.data.load_dataset("iris"), optimizer="sgd", lr=0.5, batch_size=32,
+        epochs=500, seed=0, validation_split=0.2, patience=3, verbose=0,
+    )  # fmt: skip
+    assert expected.status == "early_stopping" and expected.n_epochs < 500
+    assert row.find_element(By.CSS_SELECTOR, "[data-col=epoch]").text == str(expected.n_epochs)
+    assert reason == expected.reason
+    assert "patience=3" in driver.current_url.replace("%3D", "=")

@@ -127,7 +127,8 @@ class MinimizeResult:
     ----------
     x:
         The final point, in the structure of ``x0`` (NumPy arrays); for an interrupted
-        run, the best point found.
+        run, or one stopped with no further decrease, the best point found (the last
+        point of an optimizer evaluated elsewhere than it steps, schedule-free's).
     fun, grad, grad_norm:
         The value, the gradient (structure of ``x``) and its Euclidean norm at ``x``.
         For a complex ``x`` the gradient is JAX's (what :func:`descend.gradient`
@@ -309,7 +310,7 @@ def minimize(
     jac: Callable[..., Any] | bool | str | None = None,
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    patience: int = 100,
+    patience: int = 1000,
     ftol: float = 0.0,
     refine: bool = False,
     dtype: str = "float64",
@@ -387,6 +388,9 @@ def minimize(
         ``ftol * |best|`` for ``patience`` steps (``patience >= 1``, ``ftol >= 0``; the
         rule of :func:`descend.rules.improved`), or when a step after the first leaves
         the point unchanged (a first step may only gather statistics, as ADOPT's does).
+        The run then returns its best point where that is below its last (the reason
+        says so): a method with momentum climbs out of a valley and back for hundreds
+        of steps before it goes lower, hence the long default ``patience``.
     refine:
         For a function of one variable: when the derivative changes sign between two
         iterates, stop and narrow that bracket by bisection on the derivative.
@@ -593,16 +597,18 @@ def minimize(
                 objective, x0, optimizer, config, watched=_watched(settings["verbose"])
             )
             stop = _run(iterations, (), progress)
+            outcome = iterations.outcome()
             return multistart.result(
-                iterations.outcome(),
+                outcome,
                 _tree.to_host(x0),
                 stop,
                 described,
-                lambda outcome, status: _reason(
-                    status, outcome, config, float(outcome.grad_norm), optimizer, None
+                lambda one, status, best: _reason(
+                    status, one, config, float(one.grad_norm), optimizer, best
                 ),
                 lambda x: _named_many(x, variables),
                 variables,
+                _best_points(objective, outcome, stop, optimizer, config.box),
             )
         iterations = engine.Iterations(
             objective, x0, optimizer, config, per_block=None if callback is None else 1,
@@ -616,8 +622,7 @@ def minimize(
         # The best point so far comes from the recorded path, which holds the training
         # points: an optimizer evaluated elsewhere (schedule-free) returns its last
         # evaluation point instead.
-        interrupted = stop == Status.INTERRUPTED and optimizer.eval_params is None
-        best = _best_point(objective, outcome) if interrupted else None
+        best = _best_point(objective, outcome) if _keeps_best(outcome, stop, optimizer) else None
     result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
@@ -689,8 +694,7 @@ def _sweep(
         status = Status(int(one.status))
         if status == Status.RUNNING:  # the whole sweep stopped (Ctrl-C) while it ran
             status = stop
-        interrupted = status == Status.INTERRUPTED and alone.eval_params is None
-        best = _best_point(objective, one) if interrupted else None
+        best = _best_point(objective, one) if _keeps_best(one, status, alone) else None
         results.append(_result(one, status, config, alone, variables, best, complex_like))
     return Sweep(tuple(results), tuple(dict(c) for c in configurations))
 
@@ -1044,6 +1048,55 @@ def _named(x: PyTree, variables) -> PyTree:
     return {name: float(value) for name, value in zip(variables, np.ravel(x), strict=True)}
 
 
+def _keeps_best(outcome, stop: Status, optimizer: Optimizer) -> bool:
+    """Whether a run returns its best point rather than its last: when interrupted, and
+    when it stopped because the value no longer decreased and its last value is above
+    the best it reached (a momentum method climbing out of a valley, say). Not for an
+    optimizer evaluated elsewhere than it steps (schedule-free): the recorded values are
+    those of its training points, so it returns its last evaluation point."""
+    if optimizer.eval_params is not None:
+        return False
+    if stop == Status.INTERRUPTED:
+        return True
+    return stop == Status.NO_DECREASE and float(outcome.best) < float(outcome.value)
+
+
+def _best_points(objective, outcome, stop: Status, optimizer: Optimizer, box) -> list:
+    """For each start of a batched run, ``(x, f(x), gradient norm, iteration)`` of its
+    best point where it returns that point (:func:`_keeps_best`), else None. The best
+    points come from the recorded paths or the loop's copies; their values and
+    gradients are evaluated in one vectorized call."""
+    n_starts = np.asarray(outcome.status).shape[0]
+    best_at = np.asarray(outcome.best_at)
+    keeps = []
+    for i in range(n_starts):
+        one = jax.tree.map(lambda leaf, i=i: None if leaf is None else leaf[i], outcome)
+        status = Status(int(one.status))
+        keeps.append(_keeps_best(one, stop if status == Status.RUNNING else status, optimizer))
+    if not any(keeps):
+        return [None] * n_starts
+    if outcome.history_x is not None:
+        points = jax.tree.map(
+            lambda h: np.asarray(h)[np.arange(n_starts), best_at], outcome.history_x
+        )
+    else:
+        points = outcome.best_x
+    values, grads = jax.jit(jax.vmap(engine.iterate.value_and_grad(objective)))(points)
+    values, grads = np.asarray(values, dtype=float), _tree.to_host(grads)
+    flat_g = np.concatenate([np.reshape(g, (n_starts, -1)) for g in jax.tree.leaves(grads)], axis=1)
+    if box is not None:  # the projected gradient, as the loop measures it with bounds
+        flat_x = np.concatenate(
+            [np.reshape(leaf, (n_starts, -1)) for leaf in jax.tree.leaves(points)], axis=1
+        )
+        flat_g = flat_x - np.clip(flat_x - flat_g, box.lower, box.upper)
+    norms = np.sqrt(np.sum(np.abs(flat_g) ** 2, axis=1))
+    return [
+        (jax.tree.map(lambda leaf, i=i: np.asarray(leaf)[i], points), float(values[i]),
+         float(norms[i]), int(best_at[i])) if keep else None
+        for i, keep in enumerate(keeps)
+    ]  # fmt: skip
+
+
 def _best_point(objective, outcome) -> tuple[PyTree, float, PyTree, int]:
     """``(x, f(x), gradient, iteration)`` of the lowest value of the run so far.
 
@@ -1077,7 +1130,7 @@ def _result(
             f"{'finite' if grads_finite else 'not finite'}); start from a point where it is defined"
         )
     x, value, grads = outcome.x, outcome.value, outcome.grads
-    if best is not None:  # interrupted: the best point so far, not the last one
+    if best is not None:  # interrupted or no decrease: the best point, not the last one
         x, value, grads, _ = best
     box = config.box
     flat_x = None
@@ -1153,9 +1206,12 @@ def _reason(stop: Status, outcome, config: IterateConfig, grad_norm: float, opti
                 "value", rtol=config.ftol, atol=0.0, patience=config.patience,
                 unit="iteration", best=float(outcome.best),
                 best_at=int(outcome.best_at),
-            )  # fmt: skip
+            ) + ("" if best is None else "; returning that best point")  # fmt: skip
+            best = None
         else:
             why = _stall(optimizer, n_iter, grad_norm, config.tol)
+        if best is not None:
+            why += f"; returning the best point (iteration {best[3]}, f = {best[1]:.6g})"
         return stop.message(why=why)
     if stop == Status.SIGN_CHANGE:
         left, right = (float(v) for v in outcome.bracket)

@@ -8,7 +8,7 @@ converged starts into the distinct minima they reached (:func:`distinct_minima`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,18 +173,22 @@ def result(
     x0: PyTree,
     stop: Status,
     optimizer: str,
-    reason_of: Callable[[Any, Status], str],
+    reason_of: Callable[[Any, Status, Any], str],
     present: Callable[[PyTree], PyTree],
     variables,
+    bests: Sequence[tuple[PyTree, float, float, int] | None] | None = None,
 ) -> MultistartResult:
     """The :class:`MultistartResult` of a batched run's host ``outcome``.
 
-    ``reason_of(outcome_of_one_start, status)`` writes one start's sentence (the front
-    door's); ``present`` turns a point (one start, or all along the leading axis) into
-    what the user sees (named variables for an expression).
+    ``reason_of(outcome_of_one_start, status, best)`` writes one start's sentence (the
+    front door's); ``present`` turns a point (one start, or all along the leading axis)
+    into what the user sees (named variables for an expression). ``bests[i]``, where not
+    None, is ``(x, f(x), gradient norm, iteration)`` of the best point of start ``i``,
+    which that start returns instead of its last (it stopped without decrease).
     """
+    n_starts = np.asarray(outcome.status).shape[0]
+    bests = [None] * n_starts if bests is None else list(bests)
     statuses = np.asarray(outcome.status)
-    n_starts = statuses.shape[0]
     stops, reasons = [], []
     for i in range(n_starts):
         one = jax.tree.map(lambda leaf, i=i: None if leaf is None else leaf[i], outcome)
@@ -201,16 +205,22 @@ def result(
                 )
             )
         else:
-            reasons.append(reason_of(one, status))
+            reasons.append(reason_of(one, status, bests[i]))
         stops.append(status)
-    fun = np.asarray(outcome.value, dtype=float)
+    fun = np.array(outcome.value, dtype=float)
+    grad_norm = np.array(outcome.grad_norm, dtype=float)
+    points = jax.tree.map(np.array, outcome.x)
+    for i, best in enumerate(bests):
+        if best is not None:
+            x, fun[i], grad_norm[i], _ = best
+            points = jax.tree.map(lambda all_, one, i=i: _set_row(all_, i, one), points, x)
     converged = np.array([s == Status.CONVERGED for s in stops])
     flat = np.concatenate(
-        [np.reshape(leaf, (n_starts, -1)) for leaf in jax.tree.leaves(outcome.x)], axis=1
+        [np.reshape(leaf, (n_starts, -1)) for leaf in jax.tree.leaves(points)], axis=1
     )
     minima = tuple(
         Minimum(
-            x=present(jax.tree.map(lambda leaf, i=group[0]: leaf[i], outcome.x)),
+            x=present(jax.tree.map(lambda leaf, i=group[0]: leaf[i], points)),
             fun=float(fun[group[0]]),
             count=len(group),
             starts=tuple(group),
@@ -218,10 +228,10 @@ def result(
         for group in distinct_minima(flat, fun, converged)
     )
     return MultistartResult(
-        x=present(outcome.x),
+        x=present(points),
         x0=present(x0),
         fun=fun,
-        grad_norm=np.asarray(outcome.grad_norm, dtype=float),
+        grad_norm=grad_norm,
         n_iter=np.asarray(outcome.n_iter, dtype=int),
         n_fev=np.asarray(outcome.n_fev, dtype=int),
         converged=converged,
@@ -231,3 +241,8 @@ def result(
         optimizer=optimizer,
         variables=variables,
     )
+
+
+def _set_row(rows: np.ndarray, i: int, row: Any) -> np.ndarray:
+    rows[i] = row
+    return rows

@@ -92,8 +92,17 @@ class Playground:
         when none is free), held until the work ends, even past the time limit."""
         if run and not self.slots.acquire(blocking=False):
             raise busy(self.limits)
+        # A job cancelled before its worker thread takes it up never runs (anyio drops
+        # it): whichever of the job and the timeout comes first claims it, so that its
+        # slot is given back exactly once either way.
+        claim = threading.Lock()
+        claimed: list[str] = []
 
         def job() -> Any:
+            with claim:
+                if claimed:
+                    return None
+                claimed.append("job")
             try:
                 return work(*args)
             finally:
@@ -107,6 +116,11 @@ class Playground:
             with anyio.fail_after(seconds):
                 return await anyio.to_thread.run_sync(job, abandon_on_cancel=True)
         except TimeoutError:
+            with claim:
+                if not claimed:  # the job never began: its slot is free again
+                    claimed.append("timeout")
+                    if run:
+                        self.slots.release()
             raise RequestError(
                 f"the computation took longer than this server allows ({seconds:g} s); ask "
                 "for fewer iterations, optimizers or grid points",

@@ -1363,6 +1363,10 @@
     body.epochs = epochs;
     body.batch_size = Number($("#batch_size").value);
     body.seed = Number($("#seed").value) || 0;
+    const patienceText = $("#patience").value.trim();
+    const patience = Number(patienceText);
+    if (patienceText && !(Number.isInteger(patience) && patience >= 1)) throw new ApiError(`patience must be an integer >= 1 (empty: no early stopping), got "${patienceText}"`, "patience");
+    if (patienceText) body.patience = patience;
     body.methods = $$('input[name="methods"]', trainForm).filter((c) => c.checked).map((c) => c.value);
     if (!body.methods.length) throw new ApiError("choose at least one update method", "methods");
     const features = readFeatures();
@@ -1609,6 +1613,7 @@
     params.set("lr", $("#lr").value);
     params.set("epochs", $("#epochs").value);
     params.set("batch_size", $("#batch_size").value);
+    params.set("patience", $("#patience").value);
     params.set("methods", $$('input[name="methods"]', trainForm).filter((c) => c.checked).map((c) => c.value).join(","));
     params.set("features", JSON.stringify(featureSelects.map((s) => s.value).filter((v) => v)));
     try {
@@ -1651,7 +1656,7 @@
       targetSelect.value = get("target");
       targetSelect.dispatchEvent(new Event("change"));
     }
-    for (const key of ["model", "loss", "optimizer", "lr", "epochs", "batch_size"]) {
+    for (const key of ["model", "loss", "optimizer", "lr", "epochs", "batch_size", "patience"]) {
       const node = document.getElementById(key);
       if (get(key) && (node.tagName !== "SELECT" || $$("option", node).some((o) => o.value === get(key)))) node.value = get(key);
     }
