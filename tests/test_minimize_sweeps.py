@@ -257,6 +257,8 @@ def test_cli_minimize_sweep_where_every_rate_diverges_exits_1(capsys):
     ("extra", "fragment"),
     [
         (["--lr", "0.01,abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--lr", "abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--max-iter", "1.5"], "argument --max-iter: expected a whole number, got '1.5'"),
         (["--lr", "0.01,-1"], "argument --lr: expected a number > 0, got '-1'"),
         (["--param-grid", "momentum"], "expected NAME=V1,V2"),
         (["--optimizer", "sgd", "--param-grid", "momentum=0,0.9"], "a state of other shapes"),

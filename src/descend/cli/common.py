@@ -63,7 +63,17 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        # argparse names the function that read the value ("invalid float value: 'x'"):
+        # say what the option takes instead.
+        message = _INVALID.sub(
+            lambda match: f"expected {_KINDS.get(match[1], 'another value')}, got {match[2]}",
+            message,
+        )
         raise InputError(f"{message} (see '{self.prog} --help')")
+
+
+_INVALID = re.compile(r"invalid (\w+) value: (.*)$")
+_KINDS = {"int": "a whole number", "float": "a number"}
 
 
 def show_warning(
@@ -240,14 +250,15 @@ def listed(parse, single=None):
     by ``parse``; a single value by ``single`` (default ``parse``)."""
 
     def parse_all(text: str):
-        try:
-            if "," not in text:
-                return (single or parse)(text)
+        if "," in text:  # each value says what is wrong with it (ArgumentTypeError)
             return [parse(part.strip()) for part in text.split(",")]
+        try:
+            return (single or parse)(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"takes a number, or numbers separated by commas for a sweep, got {text!r}"
-            ) from None
+            # ``single`` is looser than ``parse`` (the library checks the range): what it
+            # refuses, ``parse`` refuses in the option's words (its ArgumentTypeError).
+            parse(text)
+            raise argparse.ArgumentTypeError(f"cannot read {text!r}") from None
 
     return parse_all
 
