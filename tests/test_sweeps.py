@@ -114,6 +114,18 @@ def test_the_configurations_differ_and_come_in_parameter_grid_order():
     assert not np.allclose(sweep[0].params["w"], sweep[3].params["w"])
 
 
+def test_fits_own_lists_pair_each_value_with_its_name():
+    from sklearn.model_selection import ParameterGrid
+
+    lists = {"lr": [0.01, 0.1], "l2": [0.0, 0.5], "seed": [3, 4]}
+    sweep = ds.fit("logistic", X, LABELS, **COMMON, **lists, optimizer="sgd",
+                   validation=(X_VAL, Y_VAL))  # fmt: skip
+    assert [dict(c) for c in sweep.configurations] == list(ParameterGrid(lists))
+    for configuration, result in zip(sweep.configurations, sweep, strict=True):
+        assert result.optimizer.hyperparams["lr"] == configuration["lr"]
+        assert result.l2 == configuration["l2"] and result.seed == configuration["seed"]
+
+
 def test_a_diverging_configuration_is_frozen_and_reported_alone_while_the_others_finish():
     rates = [0.05, 1e60]  # non-finite within the first epoch: its replay keeps the last finite
     options = {**COMMON, "optimizer": "sgd", "dtype": "float64"}
@@ -176,8 +188,12 @@ def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({"lr": []}, InputError, r"lr=\[\] sweeps no value"),
-        ({"param_grid": {"momentum": []}}, InputError, "momentum=.. sweeps no value"),
+        ({"lr": []}, InputError, r"lr=\[\] sweeps no value; give at least one, e.g. "
+         r"lr=\[0.01, 0.1\]$"),
+        ({"seed": []}, InputError, r"seed=\[\] sweeps no value; give at least one, e.g. "
+         r"seed=\[0, 1\]$"),
+        ({"param_grid": {"momentum": []}}, InputError, r"param_grid\['momentum'\] is empty; "
+         r"give at least one value, e.g. \{'momentum': \[0.5, 0.9\]\}$"),
         ({"param_grid": {"batch_size": [8, 16]}}, InputError, "cannot vary batch_size"),
         ({"param_grid": {"momentum": 0.9}}, InputError, "must be a list of values"),
         ({"param_grid": [("momentum", [0.9])]}, DescendTypeError, "must be a dict"),
@@ -185,7 +201,7 @@ def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
         ({"optimizer": "sgd", "param_grid": {"momentum": [0.0, 0.9]}}, InputError,
          "state of other shapes"),
         ({"optimizer": "adam", "param_grid": {"amsgrad": [True, False]}}, InputError,
-         "cannot vary inside one program"),
+         r"^amsgrad=\[True, False\] cannot vary inside one program"),
         ({"lr": [0.1, -1.0]}, InputError, r"configuration 1 \(lr=-1.0\)"),
         ({"seed": [0, -1]}, InputError, "seed"),
         ({"lr": [0.1, 0.2], "resume": "run.safetensors"}, InputError, "resume= cannot be used"),

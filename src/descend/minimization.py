@@ -495,7 +495,7 @@ def minimize(
             "callback is not available with many starts (batched=True or starts=N); run "
             "one start at a time to watch it, or read each start's history afterwards"
         )
-    configurations = _configurations(lr, param_grid)
+    configurations = _configurations(lr, param_grid, optimizer)
     if configurations is not None and (many or callback is not None):
         raise InputError(
             "a sweep (lists of hyperparameters) runs from one start without a callback; "
@@ -624,7 +624,7 @@ def minimize(
     return result
 
 
-def _configurations(lr: Any, param_grid: Any) -> list[dict[str, Any]] | None:
+def _configurations(lr: Any, param_grid: Any, optimizer: Any) -> list[dict[str, Any]] | None:
     """The configurations of a sweep (``[{"lr": 0.01}, ...]``: the list ``lr`` and
     ``param_grid`` combined as scikit-learn's ``ParameterGrid``), or None for one run.
     The values are checked when each configuration is built
@@ -634,13 +634,13 @@ def _configurations(lr: Any, param_grid: Any) -> list[dict[str, Any]] | None:
             f"lr must be a number or a list of numbers, got {type(lr).__name__}; a schedule "
             "goes inside the optimizer: optimizer=ds.optim.sgd(lr=schedule)"
         )
-    lists = {} if param_grid is None else sweeps.grid_lists(param_grid)
+    lists = {} if param_grid is None else sweeps.grid_lists(param_grid, optimizer)
     if "lr" in lists and lr is not None:
         raise InputError("lr is given twice: as lr= and in param_grid; give it once")
     if lr is not None and np.ndim(lr) != 0:
         lists["lr"] = list(np.ravel(np.asarray(lr, dtype=object)))
         if not lists["lr"]:
-            raise InputError("lr=[] sweeps no rate; give at least one, e.g. lr=[0.01, 0.1]")
+            raise sweeps.no_values("lr")
     return sweeps.grid(lists) if lists else None
 
 

@@ -262,8 +262,9 @@ class Sweep(Sequence[R], Generic[R]):
         return self.best.evaluate(X, y)  # type: ignore[attr-defined]
 
 
-def grid_lists(param_grid: Any) -> dict[str, list[Any]]:
-    """``param_grid`` checked: a dict of hyperparameter names to lists of values.
+def grid_lists(param_grid: Any, optimizer: Any = None) -> dict[str, list[Any]]:
+    """``param_grid`` checked: a dict of hyperparameter names to lists of values (an
+    empty list refused with an example from ``optimizer``'s defaults, :func:`no_values`).
 
     Raises
     ------
@@ -284,9 +285,47 @@ def grid_lists(param_grid: Any) -> dict[str, list[Any]]:
                 f"param_grid[{name!r}] must be a list of values, e.g. [0.5, 0.9], got {values!r}"
             )
         if not len(values):
-            raise InputError(f"param_grid[{name!r}] is empty; give at least one value")
+            raise no_values(str(name), optimizer, in_grid=True)
         lists[str(name)] = list(values)
     return lists
+
+
+# Values that show what a swept name takes, where an optimizer's default would not (sgd's
+# momentum of 0 keeps no momentum buffer: 0 cannot be swept beside 0.9) or there is none.
+EXAMPLES: dict[str, list[Any]] = {
+    "lr": [0.01, 0.1],
+    "seed": [0, 1],
+    "l2": [0.0, 0.01],
+    "momentum": [0.5, 0.9],
+    "betas": [(0.9, 0.999), (0.5, 0.9)],
+}
+
+
+def no_values(name: str, optimizer: Any = None, *, in_grid: bool = False) -> InputError:
+    """The error for an empty list of values to sweep ``name`` over (``lr=[]``, or
+    ``param_grid[name]`` with ``in_grid``), with values that fit it as the example:
+    :data:`EXAMPLES`, else the default of ``optimizer`` (a name or an optimizer)."""
+    values = EXAMPLES.get(name) or _default_of(name, optimizer)
+    if in_grid:
+        example = f", e.g. {{{name!r}: {values!r}}}" if values else ""
+        return InputError(f"param_grid[{name!r}] is empty; give at least one value{example}")
+    example = f", e.g. {name}={values!r}" if values else ""
+    return InputError(f"{name}=[] sweeps no value; give at least one{example}")
+
+
+def _default_of(name: str, optimizer: Any) -> list[Any] | None:
+    """``[default]`` of hyperparameter ``name`` of ``optimizer``'s algorithm, or None."""
+    from descend.optim.registry import get, hyperparameter
+
+    if optimizer is None:
+        return None
+    try:
+        default = hyperparameter(get(getattr(optimizer, "name", optimizer)), name)
+    except (InputError, TypeError):  # not a name (a custom optimizer), or no such setting
+        return None
+    if isinstance(default, bool) or not isinstance(default, (int, float, tuple)):
+        return None
+    return [default]
 
 
 def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -319,5 +358,6 @@ __all__ = [
     "grid",
     "grid_lists",
     "label",
+    "no_values",
     "numbers",
 ]

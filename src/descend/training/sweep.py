@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -29,10 +28,10 @@ import numpy as np
 from descend import _tree, engine, optim
 from descend.data.shuffle import epoch_order
 from descend.engine import Status
-from descend.errors import DescendTypeError, InputError, check_all
+from descend.errors import InputError, check_all
 from descend.optim import injection, pairs
 from descend.optim.base import Optimizer
-from descend.sweeps import Sweep, label
+from descend.sweeps import Sweep, grid, grid_lists, label, no_values
 from descend.training.loop import Epochs, _at_training_point
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import epoch_config, prepare, settle_weights
@@ -64,13 +63,11 @@ def configurations_of(options: dict[str, Any], param_grid: Any) -> list[dict[str
     for name in SWEPT_BY_FIT:
         if isinstance(options[name], (list, tuple, np.ndarray)):
             lists[name] = list(options[name])
+    for name, values in lists.items():
+        if not values:
+            raise no_values(name, options["optimizer"])
     if param_grid is not None:
-        if not isinstance(param_grid, Mapping):
-            raise DescendTypeError(
-                "param_grid must be a dict of hyperparameter names to lists of values, e.g. "
-                f"param_grid={{'momentum': [0.5, 0.9]}}, got {type(param_grid).__name__}"
-            )
-        for name, values in param_grid.items():
+        for name, values in grid_lists(param_grid, options["optimizer"]).items():
             if name in lists or (name in SWEPT_BY_FIT and options[name] is not None):
                 raise InputError(
                     f"{name} is given twice: as {name}= and in param_grid; give it once"
@@ -80,21 +77,8 @@ def configurations_of(options: dict[str, Any], param_grid: Any) -> list[dict[str
                     f"param_grid cannot vary {name}: it changes the program or the data, not "
                     "a number inside one program; run a separate fit for each value"
                 )
-            if isinstance(values, (str, bytes)) or not isinstance(
-                values, (list, tuple, np.ndarray)
-            ):
-                raise InputError(
-                    f"param_grid[{name!r}] must be a list of values, e.g. [0.5, 0.9], got "
-                    f"{values!r}"
-                )
-            lists[name] = list(values)
-    if not lists:
-        return None
-    for name, values in lists.items():
-        if not values:
-            raise InputError(f"{name}=[] sweeps no value; give at least one, e.g. {name}=[0.01]")
-    names = sorted(lists)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*lists.values())]
+            lists[name] = values
+    return grid(lists) if lists else None
 
 
 def fit_sweep(
