@@ -151,6 +151,17 @@ def test_early_stopping_stops_each_configuration_on_its_own_epoch():
     assert len(set(epochs)) > 1  # they stopped apart, each as it would alone
 
 
+def test_the_progress_line_shows_the_score_the_sweep_ranks_by(capsys):
+    options = {**COMMON, "epochs": 40, "patience": 2, "validation": (X_VAL, Y_VAL),
+               "dtype": "float64", "verbose": 2}  # fmt: skip
+    sweep = ds.fit("logistic", X, LABELS, lr=[1e-3, 0.5, 3.0], **options)
+    assert len({result.n_epochs for result in sweep}) > 1  # one held its restored epoch
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    best = sweep.best.metrics()[sweep.ranked_by]
+    shown = f"best {sweep.ranked_by} {best:.4g} ({ds.sweeps.label(sweep.best_configuration)})"
+    assert sweep.ranked_by == "val_loss" and last.endswith(shown), last
+
+
 def test_the_table_ranks_by_validation_loss_and_the_best_is_its_first_row():
     options = {**COMMON, "validation": (X_VAL, Y_VAL), "dtype": "float64"}
     sweep = ds.fit("logistic", X, LABELS, lr=[1e-3, 0.03, 0.3, 1.0], **options)

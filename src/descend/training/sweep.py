@@ -271,14 +271,28 @@ class SweptEpochs:
                 jnp.asarray(improved), (params, opt_state), (self.best_params, self.best_state)
             )
         running = int(self.active.sum())
-        ranked = sorted(
-            (m.history["loss"][-1], n) for n, m in enumerate(self.members) if m.history.get("loss")
-        )
-        best = ""
-        if ranked:
-            best = f", best loss {ranked[0][0]:.4g} ({label(self.configurations[ranked[0][1]])})"
-        self.text = f"{running} of {len(self.members)} configurations training{best}"
+        self.text = f"{running} of {len(self.members)} configurations training{self._best()}"
         return Status.RUNNING if running else last
+
+    def _best(self) -> str:
+        """``, best val_loss 0.09 (lr=0.1)``: the score the sweep ranks by (``Sweep``'s
+        default), of the weights each configuration would hold were the sweep to end now
+        (a configuration stopped early: its restored epoch's), the best so far."""
+        key = "val_loss" if self.scored else "loss"
+        scores = []
+        for index, (member, stop) in enumerate(zip(self.members, self.stops, strict=True)):
+            if stop == Status.DIVERGED or not member.history.get(key):
+                continue
+            row = -1
+            restored = stop == Status.EARLY_STOPPING and member.spec.restore_best
+            if restored and member.plateau.best_at in member.history["epoch"]:
+                row = member.history["epoch"].index(member.plateau.best_at)
+            if np.isfinite(score := float(member.history[key][row])):
+                scores.append((score, index))
+        if not scores:
+            return ""
+        score, index = min(scores)
+        return f", best {key} {score:.4g} ({label(self.configurations[index])})"
 
     def done(self) -> int:
         return self.epoch
