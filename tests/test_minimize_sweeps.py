@@ -3,6 +3,7 @@ compiled program, each equal to ``minimize`` run alone with the optimizer built 
 its values."""
 
 import json
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -284,3 +285,28 @@ def test_the_sweep_picture_puts_scores_spanning_decades_on_a_log_axis():
     close = ds.minimize("x**2 + y**2", {"x": 1.0, "y": 1.0}, optimizer="gd", lr=[0.1, 0.2],
                         max_iter=3, verbose=0)  # fmt: skip
     assert ds.plot.sweep(close).axes[0].get_yscale() == "linear"
+
+
+def test_a_sweep_from_a_stationary_start_warns_that_every_configuration_ties():
+    start = {"x": 0.0, "y": 0.0}  # the minimizer of the function itself
+    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point .* every "
+                      r"configuration ties; start elsewhere, e.g. x0=\.\.\."):  # fmt: skip
+        sweep = ds.minimize("x**2 + 3*y**2", start, lr=[0.01, 0.1], verbose=0)
+    assert {run.n_iter for run in sweep} == {0}
+    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point"):
+        ds.minimize("x**2 + 3*y**2", start, lr=0.1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.minimize("x**2 + 3*y**2", {"x": 1.0, "y": 1.0}, lr=[0.01, 0.1], verbose=0)
+
+
+def test_cli_minimize_sweep_from_a_stationary_start_warns_in_one_line(capsys):
+    status, out, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5")
+    assert status == cli.EXIT_OK
+    assert err.count("\n") == 1 and err.startswith("descend: warning: the start is already")
+    assert "start elsewhere, e.g. --x0" in err
+    with pytest.warns(ds.errors.DescendWarning):
+        sweep = ds.minimize("x**2 + 3*y**2", {"x": 0, "y": 0}, lr=[0.01, 0.1, 0.5], verbose=0)
+    chosen = ds.optim.rebuild(ds.optim.get("gd"), **sweep.best_configuration)
+    best = f"best: {ds.sweeps.label(sweep.best_configuration)}, with {ds.optim.brief(chosen)}"
+    assert best in out.splitlines() and "maximize" not in out

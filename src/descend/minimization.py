@@ -621,6 +621,7 @@ def minimize(
     result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
+    _warn_if_started_stationary([result], config.tol)
     return result
 
 
@@ -692,6 +693,7 @@ def _sweep(
         interrupted = status == Status.INTERRUPTED and alone.eval_params is None
         best = _best_point(objective, one) if interrupted else None
         results.append(_result(one, status, config, alone, variables, best, complex_like))
+    _warn_if_started_stationary(results, config.tol)
     return Sweep(tuple(results), tuple(dict(c) for c in configurations))
 
 
@@ -1210,6 +1212,19 @@ def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> s
     return (
         f"the step no longer changes x at iteration {n_iter} (the update is below the "
         f"precision of x), and the {short}"
+    )
+
+
+def _warn_if_started_stationary(results: Sequence[MinimizeResult], tol: float) -> None:
+    """Warn when every run converged at its start (a gradient below ``tol`` there): no
+    step was taken, so the runs say nothing of the optimizer, and a sweep's tie."""
+    if not all(result.n_iter == 0 and result.status == "converged" for result in results):
+        return
+    ties = "; every configuration ties" if len(results) > 1 else ""
+    warn(
+        f"the start is already a stationary point (gradient norm "
+        f"{max(result.grad_norm for result in results):.3g} <= tol={tol:g}), so no step was "
+        f"taken{ties}; start elsewhere, e.g. x0=..."
     )
 
 
