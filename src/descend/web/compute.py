@@ -203,8 +203,8 @@ def problem(body: Mapping[str, Any], limits: Limits, dim: int | None = None) -> 
         )  # fmt: skip
     name = body["function"]
     if not isinstance(name, str) or not functions.is_known(name):
-        error = unknown_name("test function", str(name), functions.names())
-        raise RequestError(str(error), field="function", status=404)
+        unknown = unknown_name("test function", str(name), functions.names())
+        raise RequestError(str(unknown), field="function", status=404)
     if dim is not None and dim > limits.variables:
         raise RequestError(
             f"{dim} variables is more than this server allows ({limits.variables})",
