@@ -138,7 +138,7 @@ def test_the_sweep_is_ranked_by_value_and_shows_a_table():
                         max_iter=500, verbose=0)  # fmt: skip
     assert sweep.ranked_by == "fun"
     assert sweep.best is min(sweep, key=lambda r: r.fun)
-    rows = sweep.table()
+    rows = sweep.rows
     assert [row["lr"] for row in rows] == [1e-3, 1e-4]
     assert {"rank", "lr", "fun", "n_iter", "status"} <= set(rows[0])
     assert "lr" in str(sweep) and "<table" in sweep._repr_html_()
@@ -226,8 +226,8 @@ def test_cli_minimize_with_a_list_of_rates_prints_the_sweep_table(capsys, tmp_pa
     lines = out.splitlines()
     header = next(n for n, line in enumerate(lines) if line.startswith("rank"))
     rows = [line.split() for line in lines[header + 1 : header + 4]]
-    assert [float(row[1]) for row in rows] == [row["lr"] for row in sweep.table()]
-    assert [row[-1] for row in rows] == [row["status"] for row in sweep.table()]
+    assert [float(row[1]) for row in rows] == [row["lr"] for row in sweep.rows]
+    assert [row[-1] for row in rows] == [row["status"] for row in sweep.rows]
     assert f"f(x) = {sweep.best.fun:.10g}" in out
     assert picture.stat().st_size > 0
 

@@ -168,8 +168,9 @@ def test_the_table_ranks_by_validation_loss_and_the_best_is_its_first_row():
     losses = [result.metrics()["val_loss"] for result in sweep]
     order = sorted(range(len(losses)), key=losses.__getitem__)
     assert sweep.ranked_by == "val_loss"
-    assert [row["lr"] for row in sweep.table()] == [sweep.configurations[i]["lr"] for i in order]
-    assert [row["rank"] for row in sweep.table()] == [1, 2, 3, 4]
+    assert [row["lr"] for row in sweep.rows] == [sweep.configurations[i]["lr"] for i in order]
+    assert [row["rank"] for row in sweep.rows] == [1, 2, 3, 4]
+    assert sweep.table() == str(sweep) and isinstance(race_table(), str)
     assert sweep.best is sweep[order[0]]
     assert sweep.best_configuration == sweep.configurations[order[0]]
     np.testing.assert_array_equal(sweep.predict(X_VAL), sweep[order[0]].predict(X_VAL))
@@ -236,3 +237,18 @@ def test_plot_sweep_draws_the_score_against_the_rate_and_each_loss_curve():
     np.testing.assert_allclose(line.get_xdata(), [1e-3, 0.03, 0.3])
     np.testing.assert_allclose(line.get_ydata(), sweep.values())
     assert len([line for line in curves.get_lines() if line.get_gid() == "curve"]) == 3
+
+
+def race_table():
+    """A race's table: the text a Sweep's ``table()`` gives too."""
+    return ds.compare("booth", ["gd", "adam"], max_iter=5).table()
+
+
+def test_the_rows_hold_float32_numbers_as_their_shortest_floats():
+    sweep = ds.fit("logistic", X, LABELS, lr=[0.01, 0.1], **COMMON)  # float32
+    for row, index in zip(sweep.rows, sweep.ranking(), strict=True):
+        stored = sweep[index].metrics()
+        for key in ("loss", "accuracy"):
+            assert np.float32(row[key]) == np.float32(stored[key])  # the same float32
+            assert repr(row[key]) == str(np.float32(stored[key]))  # shown as float32 shows it
+    assert sweep.to_dict()["table"] == sweep.rows

@@ -434,7 +434,8 @@ def minimize(
     -------
     MinimizeResult; MultistartResult with ``batched`` or ``starts``; a
     :class:`~descend.Sweep` of MinimizeResult with a list of ``lr`` or ``param_grid``
-    (``sweep[i]``, ``sweep.configurations[i]``, ``sweep.best``, ``sweep.table()``)
+    (``sweep[i]``, ``sweep.configurations[i]``, ``sweep.best``, ``sweep.rows``,
+    ``sweep.table()``)
 
     An optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
     ``schedule_free_adamw``: the gradient at :math:`y`, the average :math:`x` to use)

@@ -176,17 +176,24 @@ class Sweep(Sequence[R], Generic[R]):
     def best_configuration(self) -> dict[str, Any]:
         return dict(self.configurations[self.best_index])
 
-    def table(self, by: str | None = None) -> list[dict[str, Any]]:
-        """One row per configuration, best first (:meth:`ranking`): ``rank`` (from 1),
-        the swept values, the run's numbers (:func:`numbers`), ``epochs`` or
-        ``n_iter``, and ``status``. ``pandas.DataFrame(sweep.table())`` shows it as a
-        frame; ``str(sweep)`` as text."""
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per configuration, best first (:meth:`ranking`): ``rank`` (from 1),
+        the swept values, the run's numbers (:func:`numbers`, each the shortest float
+        that reads back as the number the run stored: float32's ``0.98``, not
+        ``0.9800000190734863``), ``epochs`` or ``n_iter``, and ``status``;
+        ``pandas.DataFrame(sweep.rows)`` shows them as a frame. As
+        :attr:`descend.CompareResult.rows`; :meth:`table` is their text."""
+        return self._rows(None)
+
+    def _rows(self, by: str | None) -> list[dict[str, Any]]:
         rows = []
         for rank, index in enumerate(self.ranking(by), start=1):
             result = self.results[index]
+            stored = _stored_dtype(result)
             row: dict[str, Any] = {"rank": rank, **self.configurations[index]}
             row.update(
-                (key, value)
+                (key, _as_stored(value, stored))
                 for key, value in numbers(result).items()
                 if key not in row and key != "time"
             )
@@ -197,15 +204,20 @@ class Sweep(Sequence[R], Generic[R]):
             rows.append(row)
         return rows
 
-    def __str__(self) -> str:
-        """The table as aligned text, best first."""
-        rows = self.table()
+    def table(self, by: str | None = None) -> str:
+        """:attr:`rows` as aligned text, best first (ranked ``by`` another number when
+        given): what ``print(sweep)`` shows, as ``CompareResult.table()`` is a race's."""
+        rows = self._rows(by)
         headings = list(dict.fromkeys(key for row in rows for key in row))
         cells = [[_cell(row.get(key, "")) for key in headings] for row in rows]
         widths = [max(len(h), *(len(c[n]) for c in cells)) for n, h in enumerate(headings)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headings, widths, strict=True))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
         return "\n".join(line.rstrip() for line in lines)
+
+    def __str__(self) -> str:
+        """The table as aligned text, best first."""
+        return self.table()
 
     def __repr__(self) -> str:
         best = self.best
@@ -219,7 +231,7 @@ class Sweep(Sequence[R], Generic[R]):
 
     def _repr_html_(self) -> str:
         """The table (best first) and every run's loss curve (Jupyter's display)."""
-        rows = self.table()
+        rows = self.rows
         headings = list(dict.fromkeys(key for row in rows for key in row))
         order = self.ranking()
         marks = [_html.swatch(_html.COLOURS[index % len(_html.COLOURS)]) for index in order]
@@ -240,7 +252,7 @@ class Sweep(Sequence[R], Generic[R]):
         return {
             "ranked_by": self.ranked_by,
             "best": jsonable(self.best_configuration),
-            "table": jsonable(self.table()),
+            "table": jsonable(self.rows),
         }
 
     # ------------------------------------------------------------ the best run's model
@@ -341,6 +353,23 @@ def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(lists[name] for name in names))
     ]
+
+
+def _stored_dtype(result: Any) -> np.dtype | None:
+    """The floating dtype a run kept its numbers in: a fit's ``dtype``, a minimization's
+    history of values (None when it kept none)."""
+    dtype = getattr(result, "dtype", None)
+    if dtype is None and "value" in (getattr(result, "history", None) or {}):
+        dtype = np.asarray(result.history["value"]).dtype
+    return None if dtype is None else np.dtype(dtype)
+
+
+def _as_stored(value: Any, dtype: np.dtype | None) -> Any:
+    """``value`` as the shortest Python float that ``dtype`` reads back as the same
+    number: float32's 0.98 rather than its exact value as a double, 0.9800000190734863."""
+    if dtype != np.float32 or not isinstance(value, float) or not math.isfinite(value):
+        return value
+    return float(str(np.float32(value)))
 
 
 def _cell(value: Any) -> str:

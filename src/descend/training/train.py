@@ -284,7 +284,7 @@ def fit(
         ``params``, ``opt_state``, ``history`` (per-epoch arrays), ``n_updates``,
         ``reason``, and ``predict``, ``predict_proba``, ``score``. For a sweep, a
         :class:`~descend.Sweep`: one FitResult per configuration, ``configurations``,
-        ``table()``, ``best``.
+        ``rows`` (dicts) and ``table()`` (text), ``best``.
 
     Sweeps
     -------
