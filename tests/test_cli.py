@@ -308,6 +308,9 @@ def test_optimizers_listing_shows_plain_summaries(capsys):
 
 
 SPELLED = [
+    ("train", "the validation loss is undefined; use another seed or validation_split, or pass "
+     "validation=(X_val, y_val)",
+     "the validation loss is undefined; use another seed or --validation-split"),
     ("train", "pass nan_policy='drop' to drop those rows or nan_policy='impute_mean'",
      "pass --nan-policy drop to drop those rows or --nan-policy impute_mean"),
     ("train", "batch_size=7 does not split evenly (e.g. batch_size=6)",
@@ -383,3 +386,45 @@ def test_a_bad_hyperparameter_in_opt_args_keeps_its_name_not_the_commands_option
     assert err.strip().splitlines()[-1] == "descend: seed must be an integer >= 0, got -1"
     status, _, err = run(capsys, "train", "--dataset", "iris", "--seed", "-1", "--epochs", "1")
     assert status == 2 and "--seed must be an integer >= 0" in err
+
+
+@pytest.fixture(scope="module")
+def python_checkpoints(tmp_path_factory):
+    """A CSV, and checkpoints saved from Python that a command cannot resume alone: one
+    trained with a loss function, one whose optimizer (sam) the file cannot rebuild."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("python-checkpoints")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    table = folder / "data.csv"
+    table.write_text(
+        "a,b,label\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X, y, strict=True))
+    )
+    squared = lambda p, t: (p - t) ** 2  # noqa: E731
+    quick = {"epochs": 1, "verbose": 0}
+    ds.save(folder / "custom.ckpt", ds.fit("logistic", X, y, loss=squared, **quick))
+    ds.save(folder / "sam.ckpt", ds.fit("logistic", X, y, optimizer="sam", **quick))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment", "python"),
+    [
+        (["data.csv", "--seed", "0,1"], "would train each on other rows; train one seed per "
+         "command, or hold none out (--validation-split 0)", "validation=("),
+        (["data.csv", "--resume", "custom.ckpt"], "cannot be stored; a command cannot pass a "
+         "function, so resume it from Python with the loss given again", "fit("),
+        (["data.csv", "--resume", "sam.ckpt"], "--resume", "ds.load("),
+        (["data.csv", "--stream"], "for a CSV that fits in memory leave out --stream, or "
+         "convert it to Parquet", "fit("),
+    ],
+)  # fmt: skip
+def test_library_advice_for_python_is_said_as_the_command_can_follow_it(
+    capsys, python_checkpoints, monkeypatch, argv, fragment, python
+):
+    monkeypatch.chdir(python_checkpoints)
+    status, out, err = run(capsys, "train", *argv, "--epochs", "2")
+    assert status == 2 and err.count("\n") == 1, err
+    assert fragment in err and python not in err

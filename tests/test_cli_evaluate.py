@@ -48,6 +48,8 @@ def files(tmp_path_factory):
     ds.save(folder / "iris.ckpt", ds.fit("softmax", str(iris_csv), target="species", **quick))
     ds.save(folder / "prices.ckpt", ds.fit("linear", str(prices_csv), **quick))
     ds.save(folder / "arrays.ckpt", ds.fit("linear", np.c_[X, X[:, 0]], y, **quick))
+    ds.save(folder / "binary.ckpt", ds.fit("logistic", X, (y > 10).astype(int), **quick))
+    write_csv(folder / "codes.csv", ["a", "b", "label"], np.c_[X, np.arange(80) % 3].tolist())
     return folder
 
 
@@ -102,13 +104,19 @@ def test_evaluate_a_regression_takes_the_last_column_by_default(capsys, files):
         (["iris.ckpt", "prices.csv", "--target", "price"], "lacks the feature column"),
         (["arrays.ckpt", "prices.csv"], "X has 2 features; the model was trained on 3"),
         (["prices.ckpt", "iris.csv", "--target", "species"], "holds text labels"),
+        (["binary.ckpt", "prices.csv"],
+         "...) but the model is a classifier (its classes: [0, 1]): score it on class "
+         "labels, or score a regression model on these targets"),
+        (["binary.ckpt", "codes.csv"], "the target column has labels the model was not trained "
+         "on: [2] (its classes: [0, 1]); give a target column of those labels"),
     ],
-)
+)  # fmt: skip
 def test_evaluate_bad_input_is_one_line_and_exit_2(capsys, files, monkeypatch, argv, fragment):
     monkeypatch.chdir(files)
     status, out, err = run(capsys, "evaluate", *argv)
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("descend: ") and fragment in err
+    assert not any(python in err for python in ("(dataset)", "y_val", "ds.", "fit("))
 
 
 def test_train_log_dir_writes_the_csv_and_the_tensorboard_events(capsys, tmp_path):

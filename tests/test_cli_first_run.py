@@ -198,7 +198,10 @@ def test_resume_names_what_the_checkpoint_holds(capsys, table, tmp_path):
         (["compare", "himelblau"], "did you mean 'himmelblau'?"),
         (["train", "--dataset", "iris", "--hidden", "64,x"], "--hidden: expected comma-separated"),
         (["train", "--dataset", "iris", "--l2", "big"], "--l2: expected 'auto' or a number"),
-        (["train", "--dataset", "iris", "--epochs", "x"], "--epochs: invalid int value"),
+        (
+            ["train", "--dataset", "iris", "--epochs", "x"],
+            "--epochs: expected a whole number, got 'x'",
+        ),
         (["train", "--dataset", "iris", "--task", "both"], "--task: invalid choice"),
         (["minimize", "x**2 +"], "needs something to follow it at column 6"),
     ],

@@ -91,4 +91,13 @@ def test_no_suggestion_is_exit_status_1_with_the_reason(capsys):
         capsys, "lr-find", "--dataset", "diabetes", "--optimizer", "sgd", "--num-iter", "12",
     )  # fmt: skip
     assert status == 1
-    assert "suggested learning rate: none" in out and "too few points for a suggestion" in out
+    assert "no suggested learning rate: the curve is too short to read (see below)\n" in out
+    assert "too few points for a suggestion" in out  # the loss grew: a slower rate helps
+    assert "lower --start-lr, or raise --num-iter, so that more updates run" in out
+
+
+def test_a_short_test_that_ran_every_update_asks_for_more_updates(capsys, table):
+    status, out, _ = run(capsys, "lr-find", str(table), "--num-iter", "5", "--end-lr", "0.01")
+    assert status == 1 and "ran all 5 updates" in out
+    assert "too few points for a suggestion" in out and "raise --num-iter to at least 17" in out
+    assert "start-lr" not in out

@@ -60,7 +60,12 @@ def test_train_sweep_json_gives_the_table(capsys):
     [
         (["--lr", "0.1,-1"], "--lr: expected a number > 0, got '-1'"),
         (["--seed", "0,x"], "--seed: expected a whole number >= 0"),
-        (["--lr", "abc"], "--lr: takes a number, or numbers separated by commas for a sweep"),
+        (["--lr", "abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--lr", ""], "argument --lr: expected a number > 0, got ''"),
+        (["--seed", "0.5"], "argument --seed: expected a whole number >= 0, got '0.5'"),
+        (["--l2", "abc"], "argument --l2: expected 'auto' or a number >= 0, got 'abc'"),
+        (["--epochs", "abc"], "argument --epochs: expected a whole number, got 'abc'"),
+        (["--min-delta", "x"], "argument --min-delta: expected a number, got 'x'"),
         (["--param-grid", "momentum"], "expected NAME=V1,V2"),
         (["--param-grid", "momentum=a,b"], "expected numbers"),
         (["--lr", "0.1,0.2", "--resume", "m.safetensors"], "--resume cannot be used in a sweep"),

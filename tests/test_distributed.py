@@ -185,6 +185,18 @@ try:
     ds.fit("logistic", X, y, batch_size=30, epochs=1, verbose=0, devices="all")
 except ds.errors.InputError as error:
     report["error"] = str(error)
+
+# devices=n: the first n devices, on arrays and on a stream alike; more than there are
+# is refused with their number.
+stream = ds.data.stream([(X[:100], y[:100]), (X[100:], y[100:])])
+for name, data in (("arrays", (X, y)), ("stream", (stream,))):
+    runs = [ds.fit("logistic", *data, batch_size=16, epochs=2, verbose=0, devices=devices)
+            for devices in (2, jax.devices()[:2])]
+    report[f"first 2, {name}"] = [[*r.params["w"].tolist(), float(r.params["b"])] for r in runs]
+try:
+    ds.fit("logistic", X, y, epochs=1, verbose=0, devices=5)
+except ds.errors.InputError as error:
+    report["too many"] = str(error)
 print(json.dumps(report))
 """
 
@@ -244,6 +256,18 @@ def test_a_batch_that_does_not_split_over_the_devices_is_an_error_suggesting_siz
     assert "batch_size=28 or batch_size=32" in message
 
 
+@pytest.mark.parametrize("data", ["arrays", "stream"])
+def test_a_number_of_devices_is_the_first_that_many(four_devices, data):
+    by_number, by_list = four_devices[f"first 2, {data}"]
+    assert by_number == by_list
+
+
+def test_more_devices_than_there_are_says_how_many_and_how_to_force_them(four_devices):
+    message = four_devices["too many"]
+    assert "devices=5 asks for more devices than there are: there are 4 devices" in message
+    assert "XLA_FLAGS=--xla_force_host_platform_device_count=5" in message
+
+
 # --------------------------------------------------------------------------- one process
 
 
@@ -261,7 +285,9 @@ def test_devices_all_on_a_single_device_runs_the_plain_program():
         ("gpus", InputError, "'all'"),
         ([], InputError, "at least one"),
         (["cpu"], InputError, "at least one jax device"),
-        (3, DescendTypeError, "int"),
+        (0, InputError, "at least 1"),
+        (99, InputError, "xla_force_host_platform_device_count=99"),
+        (2.0, DescendTypeError, "a number of devices, .*got float"),
         ("duplicate", InputError, "twice"),
         ("mesh without batch axis", InputError, "'batch' axis"),
     ],

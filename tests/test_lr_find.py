@@ -173,6 +173,7 @@ def test_suggestion_is_where_the_smoothed_loss_falls_fastest(smooth_f, span):
     assert result.suggestion_index == index and slopes[index] < 0
     assert result.suggestion == pytest.approx(float(result.lrs[index]))
     assert f"fell fastest at lr {result.suggestion:.3g}" in result.reason
+    assert f"(update {index + 1}, suggestion_index {index} counting from 0)" in result.reason
     everywhere = int(np.argmin(slopes))
     assert result.suggest(skip_start=0, skip_end=0) == pytest.approx(float(result.lrs[everywhere]))
     assert result.suggest(skip_start=n - 1) is None  # fewer than 2 points left
@@ -379,3 +380,16 @@ def test_lr_find_and_its_result_are_public_names():
     assert ds.lr_find is ds.plot.lr_finder.lr_find
     assert ds.LRFinderResult is ds.plot.lr_finder.LRFinderResult
     assert "lr_find" in ds.__all__ and "LRFinderResult" in ds.__all__
+
+
+def test_too_few_points_advises_what_adds_points():
+    """A test that ran every update gains points only from more updates; one that
+    diverged also from a rate that grows more slowly (a lower start_lr)."""
+    X, y = regression_data()
+    short = ds.lr_find("linear", X, y, optimizer="sgd", num_iter=12)
+    assert short.status == "completed" and short.suggestion is None
+    assert short.reason.endswith("raise num_iter to at least 17") and "start_lr" not in short.reason
+    assert ds.lr_find("linear", X, y, optimizer="sgd", num_iter=17).suggestion is not None
+    blown = ds.lr_find("linear", X, y, optimizer="sgd", start_lr=1.0, end_lr=1e6, num_iter=300)
+    assert blown.status == "diverged" and blown.suggestion is None, blown.reason
+    assert "lower start_lr, or raise num_iter" in blown.reason

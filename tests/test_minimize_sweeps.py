@@ -3,6 +3,7 @@ compiled program, each equal to ``minimize`` run alone with the optimizer built 
 its values."""
 
 import json
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -140,7 +141,7 @@ def test_the_sweep_is_ranked_by_value_and_shows_a_table():
                         max_iter=500, verbose=0)  # fmt: skip
     assert sweep.ranked_by == "fun"
     assert sweep.best is min(sweep, key=lambda r: r.fun)
-    rows = sweep.table()
+    rows = sweep.rows
     assert [row["lr"] for row in rows] == [1e-3, 1e-4]
     assert {"rank", "lr", "fun", "n_iter", "status"} <= set(rows[0])
     assert "lr" in str(sweep) and "<table" in sweep._repr_html_()
@@ -149,18 +150,19 @@ def test_the_sweep_is_ranked_by_value_and_shows_a_table():
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"lr": []}, InputError, r"lr=\[\] sweeps no rate"),
+        ({"lr": []}, InputError, r"lr=\[\] sweeps no value; give at least one, e.g. lr=\[0.01"),
         ({"lr": [0.1, -1.0]}, InputError, r"configuration 1 \(lr=-1.0\): lr must be"),
         ({"lr": "0.1"}, DescendTypeError, "lr must be a number or a list"),
         ({"lr": [0.1, "fast"]}, InputError, "cannot vary inside one program"),
         ({"param_grid": [0.5, 0.9]}, DescendTypeError, "param_grid must be a dict"),
         ({"param_grid": {"momentum": 0.9}}, InputError, "must be a list of values"),
-        ({"param_grid": {"momentum": []}}, InputError, "is empty"),
+        ({"param_grid": {"momentum": []}}, InputError, r"e.g. \{'momentum': \[0.5, 0.9\]\}"),
+        ({"optimizer": "adam", "param_grid": {"eps": []}}, InputError, r"\{'eps': \[1e-08\]\}"),
         ({"lr": [0.1], "param_grid": {"lr": [0.2]}}, InputError, "lr is given twice"),
         ({"optimizer": "sgd", "param_grid": {"momentum": [0.0, 0.9]}}, InputError,
          "state of other shapes"),
         ({"optimizer": "adam", "param_grid": {"amsgrad": [True, False]}}, InputError,
-         "cannot vary inside one program"),
+         r"^amsgrad=\[True, False\] cannot vary inside one program \(True is no number\)"),
         ({"optimizer": "adam", "param_grid": {"momentum": [0.9]}}, InputError, "momentum"),
         ({"lr": [0.1], "batched": True}, InputError, "one start without a callback"),
         ({"lr": [0.1], "callback": print}, InputError, "one start without a callback"),
@@ -227,8 +229,8 @@ def test_cli_minimize_with_a_list_of_rates_prints_the_sweep_table(capsys, tmp_pa
     lines = out.splitlines()
     header = next(n for n, line in enumerate(lines) if line.startswith("rank"))
     rows = [line.split() for line in lines[header + 1 : header + 4]]
-    assert [float(row[1]) for row in rows] == [row["lr"] for row in sweep.table()]
-    assert [row[-1] for row in rows] == [row["status"] for row in sweep.table()]
+    assert [float(row[1]) for row in rows] == [row["lr"] for row in sweep.rows]
+    assert [row[-1] for row in rows] == [row["status"] for row in sweep.rows]
     assert f"f(x) = {sweep.best.fun:.10g}" in out
     assert picture.stat().st_size > 0
 
@@ -260,6 +262,8 @@ def test_cli_minimize_sweep_where_every_rate_diverges_exits_1(capsys):
     ("extra", "fragment"),
     [
         (["--lr", "0.01,abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--lr", "abc"], "argument --lr: expected a number > 0, got 'abc'"),
+        (["--max-iter", "1.5"], "argument --max-iter: expected a whole number, got '1.5'"),
         (["--lr", "0.01,-1"], "argument --lr: expected a number > 0, got '-1'"),
         (["--param-grid", "momentum"], "expected NAME=V1,V2"),
         (["--optimizer", "sgd", "--param-grid", "momentum=0,0.9"], "a state of other shapes"),
@@ -284,3 +288,28 @@ def test_the_sweep_picture_puts_scores_spanning_decades_on_a_log_axis():
     close = ds.minimize("x**2 + y**2", {"x": 1.0, "y": 1.0}, optimizer="gd", lr=[0.1, 0.2],
                         max_iter=3, verbose=0)  # fmt: skip
     assert ds.plot.sweep(close).axes[0].get_yscale() == "linear"
+
+
+def test_a_sweep_from_a_stationary_start_warns_that_every_configuration_ties():
+    start = {"x": 0.0, "y": 0.0}  # the minimizer of the function itself
+    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point .* every "
+                      r"configuration ties; start elsewhere, e.g. x0=\.\.\."):  # fmt: skip
+        sweep = ds.minimize("x**2 + 3*y**2", start, lr=[0.01, 0.1], verbose=0)
+    assert {run.n_iter for run in sweep} == {0}
+    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point"):
+        ds.minimize("x**2 + 3*y**2", start, lr=0.1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.minimize("x**2 + 3*y**2", {"x": 1.0, "y": 1.0}, lr=[0.01, 0.1], verbose=0)
+
+
+def test_cli_minimize_sweep_from_a_stationary_start_warns_in_one_line(capsys):
+    status, out, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5")
+    assert status == cli.EXIT_OK
+    assert err.count("\n") == 1 and err.startswith("descend: warning: the start is already")
+    assert "start elsewhere, e.g. --x0" in err
+    with pytest.warns(ds.errors.DescendWarning):
+        sweep = ds.minimize("x**2 + 3*y**2", {"x": 0, "y": 0}, lr=[0.01, 0.1, 0.5], verbose=0)
+    chosen = ds.optim.rebuild(ds.optim.get("gd"), **sweep.best_configuration)
+    best = f"best: {ds.sweeps.label(sweep.best_configuration)}, with {ds.optim.brief(chosen)}"
+    assert best in out.splitlines() and "maximize" not in out

@@ -459,6 +459,10 @@ def test_y_and_parquet_column_mistakes_are_refused(sources, tmp_path):
     folder = sources["regression"]["parquet"]
     with pytest.raises(DataError, match="column 'price' is not in"):
         ds.data.stream(folder, target="price")
+    with pytest.raises(DataError, match=r"^target column 'targt' .*; did you mean 'target'\?"):
+        ds.data.stream(folder, target="targt")
+    with pytest.raises(DataError, match=r"^feature column 'f_2' .*; did you mean 'f2'\?"):
+        ds.data.stream(folder, features=["f1", "f_2"])
     other = tmp_path / "other"
     other.mkdir()
     for k, names in enumerate((["a", "b"], ["a", "c"])):

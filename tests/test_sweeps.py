@@ -114,6 +114,18 @@ def test_the_configurations_differ_and_come_in_parameter_grid_order():
     assert not np.allclose(sweep[0].params["w"], sweep[3].params["w"])
 
 
+def test_fits_own_lists_pair_each_value_with_its_name():
+    from sklearn.model_selection import ParameterGrid
+
+    lists = {"lr": [0.01, 0.1], "l2": [0.0, 0.5], "seed": [3, 4]}
+    sweep = ds.fit("logistic", X, LABELS, **COMMON, **lists, optimizer="sgd",
+                   validation=(X_VAL, Y_VAL))  # fmt: skip
+    assert [dict(c) for c in sweep.configurations] == list(ParameterGrid(lists))
+    for configuration, result in zip(sweep.configurations, sweep, strict=True):
+        assert result.optimizer.hyperparams["lr"] == configuration["lr"]
+        assert result.l2 == configuration["l2"] and result.seed == configuration["seed"]
+
+
 def test_a_diverging_configuration_is_frozen_and_reported_alone_while_the_others_finish():
     rates = [0.05, 1e60]  # non-finite within the first epoch: its replay keeps the last finite
     options = {**COMMON, "optimizer": "sgd", "dtype": "float64"}
@@ -139,14 +151,26 @@ def test_early_stopping_stops_each_configuration_on_its_own_epoch():
     assert len(set(epochs)) > 1  # they stopped apart, each as it would alone
 
 
+def test_the_progress_line_shows_the_score_the_sweep_ranks_by(capsys):
+    options = {**COMMON, "epochs": 40, "patience": 2, "validation": (X_VAL, Y_VAL),
+               "dtype": "float64", "verbose": 2}  # fmt: skip
+    sweep = ds.fit("logistic", X, LABELS, lr=[1e-3, 0.5, 3.0], **options)
+    assert len({result.n_epochs for result in sweep}) > 1  # one held its restored epoch
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    best = sweep.best.metrics()[sweep.ranked_by]
+    shown = f"best {sweep.ranked_by} {best:.4g} ({ds.sweeps.label(sweep.best_configuration)})"
+    assert sweep.ranked_by == "val_loss" and last.endswith(shown), last
+
+
 def test_the_table_ranks_by_validation_loss_and_the_best_is_its_first_row():
     options = {**COMMON, "validation": (X_VAL, Y_VAL), "dtype": "float64"}
     sweep = ds.fit("logistic", X, LABELS, lr=[1e-3, 0.03, 0.3, 1.0], **options)
     losses = [result.metrics()["val_loss"] for result in sweep]
     order = sorted(range(len(losses)), key=losses.__getitem__)
     assert sweep.ranked_by == "val_loss"
-    assert [row["lr"] for row in sweep.table()] == [sweep.configurations[i]["lr"] for i in order]
-    assert [row["rank"] for row in sweep.table()] == [1, 2, 3, 4]
+    assert [row["lr"] for row in sweep.rows] == [sweep.configurations[i]["lr"] for i in order]
+    assert [row["rank"] for row in sweep.rows] == [1, 2, 3, 4]
+    assert sweep.table() == str(sweep) and isinstance(race_table(), str)
     assert sweep.best is sweep[order[0]]
     assert sweep.best_configuration == sweep.configurations[order[0]]
     np.testing.assert_array_equal(sweep.predict(X_VAL), sweep[order[0]].predict(X_VAL))
@@ -176,8 +200,12 @@ def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({"lr": []}, InputError, r"lr=\[\] sweeps no value"),
-        ({"param_grid": {"momentum": []}}, InputError, "momentum=.. sweeps no value"),
+        ({"lr": []}, InputError, r"lr=\[\] sweeps no value; give at least one, e.g. "
+         r"lr=\[0.01, 0.1\]$"),
+        ({"seed": []}, InputError, r"seed=\[\] sweeps no value; give at least one, e.g. "
+         r"seed=\[0, 1\]$"),
+        ({"param_grid": {"momentum": []}}, InputError, r"param_grid\['momentum'\] is empty; "
+         r"give at least one value, e.g. \{'momentum': \[0.5, 0.9\]\}$"),
         ({"param_grid": {"batch_size": [8, 16]}}, InputError, "cannot vary batch_size"),
         ({"param_grid": {"momentum": 0.9}}, InputError, "must be a list of values"),
         ({"param_grid": [("momentum", [0.9])]}, DescendTypeError, "must be a dict"),
@@ -185,7 +213,7 @@ def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
         ({"optimizer": "sgd", "param_grid": {"momentum": [0.0, 0.9]}}, InputError,
          "state of other shapes"),
         ({"optimizer": "adam", "param_grid": {"amsgrad": [True, False]}}, InputError,
-         "cannot vary inside one program"),
+         r"^amsgrad=\[True, False\] cannot vary inside one program"),
         ({"lr": [0.1, -1.0]}, InputError, r"configuration 1 \(lr=-1.0\)"),
         ({"seed": [0, -1]}, InputError, "seed"),
         ({"lr": [0.1, 0.2], "resume": "run.safetensors"}, InputError, "resume= cannot be used"),
@@ -209,3 +237,18 @@ def test_plot_sweep_draws_the_score_against_the_rate_and_each_loss_curve():
     np.testing.assert_allclose(line.get_xdata(), [1e-3, 0.03, 0.3])
     np.testing.assert_allclose(line.get_ydata(), sweep.values())
     assert len([line for line in curves.get_lines() if line.get_gid() == "curve"]) == 3
+
+
+def race_table():
+    """A race's table: the text a Sweep's ``table()`` gives too."""
+    return ds.compare("booth", ["gd", "adam"], max_iter=5).table()
+
+
+def test_the_rows_hold_float32_numbers_as_their_shortest_floats():
+    sweep = ds.fit("logistic", X, LABELS, lr=[0.01, 0.1], **COMMON)  # float32
+    for row, index in zip(sweep.rows, sweep.ranking(), strict=True):
+        stored = sweep[index].metrics()
+        for key in ("loss", "accuracy"):
+            assert np.float32(row[key]) == np.float32(stored[key])  # the same float32
+            assert repr(row[key]) == str(np.float32(stored[key]))  # shown as float32 shows it
+    assert sweep.to_dict()["table"] == sweep.rows

@@ -135,3 +135,16 @@ def test_score_of_class_codes_is_an_error_not_a_silent_zero():
     assert result.score(data.X, labels) == result.score(data)
     with pytest.raises(ds.errors.DataError, match="labels the model was not trained on"):
         result.score(data.X, data.y)
+
+
+def test_a_classifier_scored_on_continuous_targets_says_so():
+    import re
+
+    data = ds.data.load_dataset("breast_cancer")
+    result = ds.fit("logistic", data, epochs=1, verbose=0)
+    continuous = data.X[:, 0]  # a measurement, not a label
+    classes = re.escape(str(np.asarray(result.classes).tolist()))
+    for method in (result.score, result.evaluate):
+        with pytest.raises(ds.errors.DataError, match="^the targets are continuous .* but the "
+                           rf"model is a classifier \(its classes: {classes}\)"):  # fmt: skip
+            method(data.X, continuous)

@@ -330,6 +330,22 @@ def test_bad_requests_are_json_errors_naming_the_field(client, path, body, statu
     assert_error(client.post(path, json=body), status, field)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "status", "suggestion"),
+    [
+        ("/api/race", {"function": "rosenbrok", "optimizers": ["gd"]}, 404, "rosenbrock"),
+        ("/api/race", {"expression": EXPRESSION, "optimizers": ["adamm"]}, 404, "adam"),
+        ("/api/race", {"expression": EXPRESSION, "optimizers": [
+            {"name": "adam", "hyperparams": {"betaz": [0.9, 0.99]}}]}, 400, "betas"),
+        ("/api/train", {"dataset": "irises"}, 404, "iris"),
+        ("/api/train", {"dataset": "iris", "optimizer": "adamm"}, 404, "adam"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_name_gets_the_close_one_suggested(client, path, body, status, suggestion):
+    body = assert_error(client.post(path, json=body), status)
+    assert f"did you mean {suggestion!r}?" in body["error"]
+
+
 def test_every_limit_is_enforced_with_a_clear_error():
     limits = Limits(
         expression_length=20, max_iter=50, grid_points=10, optimizers=2, epochs=5,

@@ -252,9 +252,10 @@ def data_mesh(devices: Any = "all") -> Mesh:
     """The one-axis mesh (axis ``"batch"``) that ``fit(..., devices=devices)`` trains on.
 
     ``devices`` is ``"all"`` (every device of every process, ``jax.devices()``), a
-    sequence of :class:`jax.Device`, or a :class:`jax.sharding.Mesh` with a ``"batch"``
-    axis (returned as it is; its other axes, if any, hold copies). Devices are ordered
-    by process, then by id: the order in which the processes' batches are concatenated.
+    number ``n`` (the first ``n``, ``jax.devices()[:n]``), a sequence of
+    :class:`jax.Device`, or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis
+    (returned as it is; its other axes, if any, hold copies). Devices are ordered by
+    process, then by id: the order in which the processes' batches are concatenated.
 
     Examples
     --------
@@ -273,16 +274,15 @@ def data_mesh(devices: Any = "all") -> Mesh:
         return devices
     if isinstance(devices, str):
         if devices != "all":
-            raise InputError(
-                f"devices must be None, 'all', a list of jax devices or a Mesh, got {devices!r}"
-            )
+            raise InputError(f"devices must be {_DEVICES}, got {devices!r}")
         devices = jax.devices()
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        devices = first_devices(int(devices))
     try:
         devices = list(devices)
     except TypeError:
         raise DescendTypeError(
-            f"devices must be None, 'all', a list of jax devices or a Mesh, got "
-            f"{type(devices).__name__}"
+            f"devices must be {_DEVICES}, got {type(devices).__name__}"
         ) from None
     if not devices or not all(isinstance(device, jax.Device) for device in devices):
         raise InputError(
@@ -292,6 +292,26 @@ def data_mesh(devices: Any = "all") -> Mesh:
         raise InputError(f"devices lists a device twice: {devices!r}")
     ordered = sorted(devices, key=lambda device: (device.process_index, device.id))
     return Mesh(np.array(ordered), (BATCH_AXIS,))
+
+
+_DEVICES = "None, 'all', a number of devices, a list of jax devices or a Mesh"
+
+
+def first_devices(count: int) -> list[jax.Device]:
+    """``jax.devices()[:count]``, or the error saying how many there are and how a CPU
+    gets more (XLA's forced host devices, set before JAX starts)."""
+    available = jax.devices()
+    if count < 1:
+        raise InputError(f"devices must be at least 1 when a number, got {count}")
+    if count > len(available):
+        there = "is 1 device" if len(available) == 1 else f"are {len(available)} devices"
+        raise InputError(
+            f"devices={count} asks for more devices than there are: there {there} "
+            f"({available[0].platform}); give devices={len(available)} or fewer, or on a CPU "
+            f"start Python with XLA_FLAGS=--xla_force_host_platform_device_count={count} "
+            "(set before JAX starts) to split it into that many host devices"
+        )
+    return list(available[:count])
 
 
 def resolve(devices: Any) -> Placement | None:

@@ -438,7 +438,8 @@ def minimize(
     -------
     MinimizeResult; MultistartResult with ``batched`` or ``starts``; a
     :class:`~descend.Sweep` of MinimizeResult with a list of ``lr`` or ``param_grid``
-    (``sweep[i]``, ``sweep.configurations[i]``, ``sweep.best``, ``sweep.table()``)
+    (``sweep[i]``, ``sweep.configurations[i]``, ``sweep.best``, ``sweep.rows``,
+    ``sweep.table()``)
 
     An optimizer evaluated elsewhere than it steps (``schedule_free_sgd``,
     ``schedule_free_adamw``: the gradient at :math:`y`, the average :math:`x` to use)
@@ -499,7 +500,7 @@ def minimize(
             "callback is not available with many starts (batched=True or starts=N); run "
             "one start at a time to watch it, or read each start's history afterwards"
         )
-    configurations = _configurations(lr, param_grid)
+    configurations = _configurations(lr, param_grid, optimizer)
     if configurations is not None and (many or callback is not None):
         raise InputError(
             "a sweep (lists of hyperparameters) runs from one start without a callback; "
@@ -626,10 +627,11 @@ def minimize(
     result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
+    _warn_if_started_stationary([result], config.tol)
     return result
 
 
-def _configurations(lr: Any, param_grid: Any) -> list[dict[str, Any]] | None:
+def _configurations(lr: Any, param_grid: Any, optimizer: Any) -> list[dict[str, Any]] | None:
     """The configurations of a sweep (``[{"lr": 0.01}, ...]``: the list ``lr`` and
     ``param_grid`` combined as scikit-learn's ``ParameterGrid``), or None for one run.
     The values are checked when each configuration is built
@@ -639,13 +641,13 @@ def _configurations(lr: Any, param_grid: Any) -> list[dict[str, Any]] | None:
             f"lr must be a number or a list of numbers, got {type(lr).__name__}; a schedule "
             "goes inside the optimizer: optimizer=ds.optim.sgd(lr=schedule)"
         )
-    lists = {} if param_grid is None else sweeps.grid_lists(param_grid)
+    lists = {} if param_grid is None else sweeps.grid_lists(param_grid, optimizer)
     if "lr" in lists and lr is not None:
         raise InputError("lr is given twice: as lr= and in param_grid; give it once")
     if lr is not None and np.ndim(lr) != 0:
         lists["lr"] = list(np.ravel(np.asarray(lr, dtype=object)))
         if not lists["lr"]:
-            raise InputError("lr=[] sweeps no rate; give at least one, e.g. lr=[0.01, 0.1]")
+            raise sweeps.no_values("lr")
     return sweeps.grid(lists) if lists else None
 
 
@@ -696,6 +698,7 @@ def _sweep(
             status = stop
         best = _best_point(objective, one) if _keeps_best(one, status, alone) else None
         results.append(_result(one, status, config, alone, variables, best, complex_like))
+    _warn_if_started_stationary(results, config.tol)
     return Sweep(tuple(results), tuple(dict(c) for c in configurations))
 
 
@@ -1266,6 +1269,19 @@ def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> s
     return (
         f"the step no longer changes x at iteration {n_iter} (the update is below the "
         f"precision of x), and the {short}"
+    )
+
+
+def _warn_if_started_stationary(results: Sequence[MinimizeResult], tol: float) -> None:
+    """Warn when every run converged at its start (a gradient below ``tol`` there): no
+    step was taken, so the runs say nothing of the optimizer, and a sweep's tie."""
+    if not all(result.n_iter == 0 and result.status == "converged" for result in results):
+        return
+    ties = "; every configuration ties" if len(results) > 1 else ""
+    warn(
+        f"the start is already a stationary point (gradient norm "
+        f"{max(result.grad_norm for result in results):.3g} <= tol={tol:g}), so no step was "
+        f"taken{ties}; start elsewhere, e.g. x0=..."
     )
 
 

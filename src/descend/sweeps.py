@@ -176,17 +176,24 @@ class Sweep(Sequence[R], Generic[R]):
     def best_configuration(self) -> dict[str, Any]:
         return dict(self.configurations[self.best_index])
 
-    def table(self, by: str | None = None) -> list[dict[str, Any]]:
-        """One row per configuration, best first (:meth:`ranking`): ``rank`` (from 1),
-        the swept values, the run's numbers (:func:`numbers`), ``epochs`` or
-        ``n_iter``, and ``status``. ``pandas.DataFrame(sweep.table())`` shows it as a
-        frame; ``str(sweep)`` as text."""
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per configuration, best first (:meth:`ranking`): ``rank`` (from 1),
+        the swept values, the run's numbers (:func:`numbers`, each the shortest float
+        that reads back as the number the run stored: float32's ``0.98``, not
+        ``0.9800000190734863``), ``epochs`` or ``n_iter``, and ``status``;
+        ``pandas.DataFrame(sweep.rows)`` shows them as a frame. As
+        :attr:`descend.CompareResult.rows`; :meth:`table` is their text."""
+        return self._rows(None)
+
+    def _rows(self, by: str | None) -> list[dict[str, Any]]:
         rows = []
         for rank, index in enumerate(self.ranking(by), start=1):
             result = self.results[index]
+            stored = _stored_dtype(result)
             row: dict[str, Any] = {"rank": rank, **self.configurations[index]}
             row.update(
-                (key, value)
+                (key, _as_stored(value, stored))
                 for key, value in numbers(result).items()
                 if key not in row and key != "time"
             )
@@ -197,15 +204,20 @@ class Sweep(Sequence[R], Generic[R]):
             rows.append(row)
         return rows
 
-    def __str__(self) -> str:
-        """The table as aligned text, best first."""
-        rows = self.table()
+    def table(self, by: str | None = None) -> str:
+        """:attr:`rows` as aligned text, best first (ranked ``by`` another number when
+        given): what ``print(sweep)`` shows, as ``CompareResult.table()`` is a race's."""
+        rows = self._rows(by)
         headings = list(dict.fromkeys(key for row in rows for key in row))
         cells = [[_cell(row.get(key, "")) for key in headings] for row in rows]
         widths = [max(len(h), *(len(c[n]) for c in cells)) for n, h in enumerate(headings)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headings, widths, strict=True))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
         return "\n".join(line.rstrip() for line in lines)
+
+    def __str__(self) -> str:
+        """The table as aligned text, best first."""
+        return self.table()
 
     def __repr__(self) -> str:
         best = self.best
@@ -219,7 +231,7 @@ class Sweep(Sequence[R], Generic[R]):
 
     def _repr_html_(self) -> str:
         """The table (best first) and every run's loss curve (Jupyter's display)."""
-        rows = self.table()
+        rows = self.rows
         headings = list(dict.fromkeys(key for row in rows for key in row))
         order = self.ranking()
         marks = [_html.swatch(_html.COLOURS[index % len(_html.COLOURS)]) for index in order]
@@ -240,7 +252,7 @@ class Sweep(Sequence[R], Generic[R]):
         return {
             "ranked_by": self.ranked_by,
             "best": jsonable(self.best_configuration),
-            "table": jsonable(self.table()),
+            "table": jsonable(self.rows),
         }
 
     # ------------------------------------------------------------ the best run's model
@@ -262,8 +274,9 @@ class Sweep(Sequence[R], Generic[R]):
         return self.best.evaluate(X, y)  # type: ignore[attr-defined]
 
 
-def grid_lists(param_grid: Any) -> dict[str, list[Any]]:
-    """``param_grid`` checked: a dict of hyperparameter names to lists of values.
+def grid_lists(param_grid: Any, optimizer: Any = None) -> dict[str, list[Any]]:
+    """``param_grid`` checked: a dict of hyperparameter names to lists of values (an
+    empty list refused with an example from ``optimizer``'s defaults, :func:`no_values`).
 
     Raises
     ------
@@ -284,9 +297,47 @@ def grid_lists(param_grid: Any) -> dict[str, list[Any]]:
                 f"param_grid[{name!r}] must be a list of values, e.g. [0.5, 0.9], got {values!r}"
             )
         if not len(values):
-            raise InputError(f"param_grid[{name!r}] is empty; give at least one value")
+            raise no_values(str(name), optimizer, in_grid=True)
         lists[str(name)] = list(values)
     return lists
+
+
+# Values that show what a swept name takes, where an optimizer's default would not (sgd's
+# momentum of 0 keeps no momentum buffer: 0 cannot be swept beside 0.9) or there is none.
+EXAMPLES: dict[str, list[Any]] = {
+    "lr": [0.01, 0.1],
+    "seed": [0, 1],
+    "l2": [0.0, 0.01],
+    "momentum": [0.5, 0.9],
+    "betas": [(0.9, 0.999), (0.5, 0.9)],
+}
+
+
+def no_values(name: str, optimizer: Any = None, *, in_grid: bool = False) -> InputError:
+    """The error for an empty list of values to sweep ``name`` over (``lr=[]``, or
+    ``param_grid[name]`` with ``in_grid``), with values that fit it as the example:
+    :data:`EXAMPLES`, else the default of ``optimizer`` (a name or an optimizer)."""
+    values = EXAMPLES.get(name) or _default_of(name, optimizer)
+    if in_grid:
+        example = f", e.g. {{{name!r}: {values!r}}}" if values else ""
+        return InputError(f"param_grid[{name!r}] is empty; give at least one value{example}")
+    example = f", e.g. {name}={values!r}" if values else ""
+    return InputError(f"{name}=[] sweeps no value; give at least one{example}")
+
+
+def _default_of(name: str, optimizer: Any) -> list[Any] | None:
+    """``[default]`` of hyperparameter ``name`` of ``optimizer``'s algorithm, or None."""
+    from descend.optim.registry import get, hyperparameter
+
+    if optimizer is None:
+        return None
+    try:
+        default = hyperparameter(get(getattr(optimizer, "name", optimizer)), name)
+    except (InputError, TypeError):  # not a name (a custom optimizer), or no such setting
+        return None
+    if isinstance(default, bool) or not isinstance(default, (int, float, tuple)):
+        return None
+    return [default]
 
 
 def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -304,6 +355,23 @@ def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _stored_dtype(result: Any) -> np.dtype | None:
+    """The floating dtype a run kept its numbers in: a fit's ``dtype``, a minimization's
+    history of values (None when it kept none)."""
+    dtype = getattr(result, "dtype", None)
+    if dtype is None and "value" in (getattr(result, "history", None) or {}):
+        dtype = np.asarray(result.history["value"]).dtype
+    return None if dtype is None else np.dtype(dtype)
+
+
+def _as_stored(value: Any, dtype: np.dtype | None) -> Any:
+    """``value`` as the shortest Python float that ``dtype`` reads back as the same
+    number: float32's 0.98 rather than its exact value as a double, 0.9800000190734863."""
+    if dtype != np.float32 or not isinstance(value, float) or not math.isfinite(value):
+        return value
+    return float(str(np.float32(value)))
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return _value(value)
@@ -319,5 +387,6 @@ __all__ = [
     "grid",
     "grid_lists",
     "label",
+    "no_values",
     "numbers",
 ]

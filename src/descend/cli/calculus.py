@@ -166,7 +166,7 @@ def _minimize(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     if isinstance(result, Sweep):
-        return _report_sweep(args, result, target, label)
+        return _report_sweep(args, result, optimizer, label)
     assert isinstance(result, MinimizeResult)  # one start (no batched=, no starts=)
     status = EXIT_FAILED if result.status == "diverged" else EXIT_OK
     if args.plot:
@@ -203,10 +203,11 @@ def _minimize(args: argparse.Namespace) -> int:
     return status
 
 
-def _report_sweep(args: argparse.Namespace, sweep: Sweep, target: Any, label: str) -> int:
-    """A sweep's table (best first) and its best run; ``--plot`` draws the sweep. Exit
-    1 when every configuration diverged."""
-    from descend import plot, sweeps
+def _report_sweep(args: argparse.Namespace, sweep: Sweep, optimizer: Any, label: str) -> int:
+    """A sweep's table (best first) and its best run, with the optimizer swept
+    (``optimizer`` with the best values: the hyperparameters other than their defaults);
+    ``--plot`` draws the sweep. Exit 1 when every configuration diverged."""
+    from descend import optim, plot, sweeps
 
     best = sweep.best
     written = str(plot.save(plot.sweep(sweep), args.plot)) if args.plot else None
@@ -219,7 +220,8 @@ def _report_sweep(args: argparse.Namespace, sweep: Sweep, target: Any, label: st
         print(f"minimize {label}: {len(sweep)} configurations of {', '.join(sweep.names)} in "
               f"one program, ranked by {sweep.ranked_by}")  # fmt: skip
         print(sweep)
-        print(f"best: {sweeps.label(sweep.best_configuration)}, with {best.optimizer}")
+        chosen = optim.rebuild(optimizer, **sweep.best_configuration)
+        print(f"best: {sweeps.label(sweep.best_configuration)}, with {optim.brief(chosen)}")
         print(f"  minimizer: {point_text(best.x)}")
         print(f"  f(x) = {best.fun:.10g}")
         print(f"  stopped: {args.in_words(best.reason)}")

@@ -63,7 +63,17 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        # argparse names the function that read the value ("invalid float value: 'x'"):
+        # say what the option takes instead.
+        message = _INVALID.sub(
+            lambda match: f"expected {_KINDS.get(match[1], 'another value')}, got {match[2]}",
+            message,
+        )
         raise InputError(f"{message} (see '{self.prog} --help')")
+
+
+_INVALID = re.compile(r"invalid (\w+) value: (.*)$")
+_KINDS = {"int": "a whole number", "float": "a number"}
 
 
 def show_warning(
@@ -84,6 +94,21 @@ Options = Mapping[str, tuple[str, bool | None]] | None
 ALIASES = {"fraction": "validation_split"}  # train_validation_split's, from --validation-split
 # Library switches a command's option turns off: standardize=False is --no-standardize.
 NEGATED = {"standardize": "no_standardize"}
+
+# Advice the library gives a Python caller that a command follows otherwise: (the option
+# a command has where it applies, the Python words, the command line's; "" drops them).
+PYTHON_ADVICE = (
+    ("validation_split", r"pass validation=\(X_val, y_val\), or hold none out",
+     "train one seed per command, or hold none out"),
+    ("validation_split", r", or pass validation=\(X_val, y_val\)$", ""),
+    ("resume", r"pass it again to resume: fit\(\.\.\., loss=your_loss, resume=\.\.\.\)",
+     "a command cannot pass a function, so resume it from Python with the loss given again"),
+    ("resume", r"ds\.load\(path, optimizer=\.\.\.\) or ", ""),
+    ("stream", r"use fit\(model, path\) or convert", "leave out --stream, or convert"),
+    ("target", r"^y has labels", "the target column has labels"),
+    ("target", r"; pass labels as predict returns them \(a Dataset's y holds class codes: "
+     r"\w+\(dataset\) uses its labels\)", "; give a target column of those labels"),
+)  # fmt: skip
 
 _KEYWORDS = r"\w+=[^(),]+(?:, \w+=[^(),]+)*"
 _CALL = re.compile(rf"\b[\w.]+\(\.\.\., ({_KEYWORDS})\)")  # fit(..., dtype='float64')
@@ -116,7 +141,9 @@ def in_command_line_words(text: str, options: Options) -> str:
     The library speaks to Python callers (``nan_policy='drop'``, ``epochs=3``,
     ``validation_split must be ...``); printed by the command line, the arguments a
     command has options for are spelled as those options (``--nan-policy drop``,
-    ``--epochs 3``, ``--validation-split must be ...``), and a call such as
+    ``--epochs 3``, ``--validation-split must be ...``); advice a command follows
+    otherwise (:data:`PYTHON_ADVICE`: ``validation=(X_val, y_val)``, which no option
+    passes) is said as the command can follow it; a call such as
     ``ds.data.stream(..., chunk_rows=128)`` whose keywords are all options becomes the
     options; a name alone (``by lr= and``) becomes the option. Other names stay as they
     are, and so do a value the message echoes after "got" (``got dim=3``: what the
@@ -161,6 +188,9 @@ def in_command_line_words(text: str, options: Options) -> str:
     def identifier(match: re.Match) -> str:
         return options[match[1]][0] if match[1] in options else match[0]
 
+    for option, python, words in PYTHON_ADVICE:
+        if option in options:
+            text = re.sub(python, words, text)
     text = _CALL.sub(call, text)
     text = _ASSIGNMENT.sub(assignment, text)
     text = _BARE.sub(bare, text)
@@ -240,14 +270,15 @@ def listed(parse, single=None):
     by ``parse``; a single value by ``single`` (default ``parse``)."""
 
     def parse_all(text: str):
-        try:
-            if "," not in text:
-                return (single or parse)(text)
+        if "," in text:  # each value says what is wrong with it (ArgumentTypeError)
             return [parse(part.strip()) for part in text.split(",")]
+        try:
+            return (single or parse)(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"takes a number, or numbers separated by commas for a sweep, got {text!r}"
-            ) from None
+            # ``single`` is looser than ``parse`` (the library checks the range): what it
+            # refuses, ``parse`` refuses in the option's words (its ArgumentTypeError).
+            parse(text)
+            raise argparse.ArgumentTypeError(f"cannot read {text!r}") from None
 
     return parse_all
 

@@ -138,8 +138,13 @@ def _lr_find(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        suggestion = "none" if result.suggestion is None else f"{result.suggestion:.3g}"
-        print(f"suggested learning rate: {suggestion} (where the smoothed loss falls fastest)")
+        if result.suggestion is None:
+            print("no suggested learning rate: the curve is too short to read (see below)")
+        else:
+            print(
+                f"suggested learning rate: {result.suggestion:.3g} (where the smoothed loss "
+                "falls fastest)"
+            )
         rates = f"the rate from {result.start_lr:g} to {result.end_lr:g}"
         print(f"  {result.optimizer.name}, batches of {result.batch_size} rows, {rates}")
         print(f"  {args.in_words(result.reason)}")

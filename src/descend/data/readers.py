@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from descend.data.arrays import feature_matrix
-from descend.errors import DataError, DescendTypeError, InputError
+from descend.errors import DataError, DescendTypeError, InputError, suggest
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PART_ROWS = 16384  # rows read at a time: small next to a chunk, large for the readers
@@ -103,8 +103,10 @@ class _ParquetReader:
         features = [n for n in names if n != target] if features is None else list(features)
         for name in [target, *features]:
             if name not in names:
+                kind = "target" if name == target else "feature"
                 raise DataError(
-                    f"column {name!r} is not in {str(files[0])!r} (its columns: {names})"
+                    f"{kind} column {name!r} is not in {str(files[0])!r}{suggest(name, names)} "
+                    f"(its columns: {names})"
                 )
         if target in features:
             raise DataError(f"the target {target!r} is also listed in features; remove it")

@@ -179,10 +179,12 @@ def check_configurations(
             )
         for key, value in values.items():
             if not _numeric(value):
+                swept = list(dict.fromkeys(repr(own[key]) for own in configurations))
                 raise InputError(
-                    f"{key}={value!r} cannot vary inside one program: a sweep varies numbers "
-                    "and pairs of numbers (lr, momentum, betas, weight_decay, eps, ...), "
-                    "not flags, names or schedules; run each value in a call of its own"
+                    f"{key}=[{', '.join(swept)}] cannot vary inside one program ({value!r} "
+                    "is no number): a sweep varies numbers and pairs of numbers (lr, "
+                    "momentum, betas, weight_decay, eps, ...), not flags, names or "
+                    "schedules; run each value in a call of its own"
                 )
     built = []
     for number, values in enumerate(configurations):

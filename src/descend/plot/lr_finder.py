@@ -57,9 +57,10 @@ class LRFinderResult:
         The bias-corrected exponential moving average of ``losses`` (fastai's), with
         weight ``smooth_f`` on the newest loss, ``(n_iter,)``.
     suggestion, suggestion_index:
-        The rate where the smoothed loss falls fastest, and its index, by
-        :meth:`suggest`'s rule with ``skip_start`` and ``skip_end``; None when too few
-        points were recorded.
+        The rate where the smoothed loss falls fastest, and its index in ``lrs``
+        (counting from 0: update ``suggestion_index + 1``, as ``reason`` counts them),
+        by :meth:`suggest`'s rule with ``skip_start`` and ``skip_end``; None when too
+        few points were recorded.
     n_iter:
         Updates recorded (``num_iter``, or fewer when the test stopped early).
     status, reason:
@@ -337,11 +338,18 @@ def _reason(run: Any, test: dict[str, Any], index: int | None, non_finite: bool,
             f"times its least, {float(np.min(smoothed)):.4g}"
         )
     if index is None:
-        kept = len(smoothed) - test["skip_start"] - test["skip_end"]
+        skipped = test["skip_start"] + test["skip_end"]
+        kept = len(smoothed) - skipped
+        # More points come from more updates, or (when the loss blew up) from a rate
+        # that grows more slowly: a lower start_lr spreads the same decades over them.
+        fix = (
+            "lower start_lr, or raise num_iter, so that more updates run before the loss grows"
+            if run.diverged
+            else f"raise num_iter to at least {skipped + 2}"
+        )
         return (
             f"{what}; too few points for a suggestion ({max(kept, 0)} after skipping the "
-            f"first {test['skip_start']} and last {test['skip_end']}): lower start_lr, or "
-            "raise num_iter"
+            f"first {test['skip_start']} and last {test['skip_end']}): {fix}"
         )
     rate = float(run.lrs[index])
     slope = slopes(run.lrs[: len(smoothed)], smoothed, slope_span(test["smooth_f"]))[index]
@@ -350,7 +358,10 @@ def _reason(run: Any, test: dict[str, Any], index: int | None, non_finite: bool,
             f"{what}; the smoothed loss never fell (least rise at lr {rate:.3g}): lower "
             "start_lr, or check the model and data"
         )
-    return f"{what}; the smoothed loss fell fastest at lr {rate:.3g} (update {index + 1})"
+    return (
+        f"{what}; the smoothed loss fell fastest at lr {rate:.3g} (update {index + 1}, "
+        f"suggestion_index {index} counting from 0)"
+    )
 
 
 __all__ = ["LRFinderResult", "lr_find"]

@@ -283,6 +283,13 @@ class FitResult:
         if self.model.task == "regression":
             return float_targets(y), predictions
         unknown = ~np.isin(y, np.asarray(self.classes))
+        if unknown.any() and _continuous(y):
+            shown = ", ".join(f"{value:.4g}" for value in y[unknown][:3])
+            raise DataError(
+                f"the targets are continuous ({shown}, ...) but the model is a classifier "
+                f"(its classes: {np.asarray(self.classes).tolist()[:10]}): score it on class "
+                "labels, or score a regression model on these targets"
+            )
         if unknown.any():
             shown = np.unique(y[unknown]).tolist()[:5]
             raise DataError(
@@ -416,3 +423,11 @@ def _n_features(params: PyTree) -> int | None:
     if isinstance(params, list) and params and isinstance(params[0], dict):
         return int(np.shape(params[0]["w"])[0])
     return None
+
+
+def _continuous(y: np.ndarray) -> bool:
+    """Whether ``y`` holds real numbers with fractions (a regression's targets), not labels."""
+    if not np.issubdtype(y.dtype, np.floating):
+        return False
+    finite = y[np.isfinite(y)]
+    return bool(finite.size) and not np.array_equal(finite, np.round(finite))

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -29,10 +28,10 @@ import numpy as np
 from descend import _tree, engine, optim
 from descend.data.shuffle import epoch_order
 from descend.engine import Status
-from descend.errors import DescendTypeError, InputError, check_all
+from descend.errors import InputError, check_all
 from descend.optim import injection, pairs
 from descend.optim.base import Optimizer
-from descend.sweeps import Sweep, label
+from descend.sweeps import Sweep, grid, grid_lists, label, no_values
 from descend.training.loop import Epochs, _at_training_point
 from descend.training.objective import BatchObjective, evaluate
 from descend.training.prepare import epoch_config, prepare, settle_weights
@@ -64,13 +63,11 @@ def configurations_of(options: dict[str, Any], param_grid: Any) -> list[dict[str
     for name in SWEPT_BY_FIT:
         if isinstance(options[name], (list, tuple, np.ndarray)):
             lists[name] = list(options[name])
+    for name, values in lists.items():
+        if not values:
+            raise no_values(name, options["optimizer"])
     if param_grid is not None:
-        if not isinstance(param_grid, Mapping):
-            raise DescendTypeError(
-                "param_grid must be a dict of hyperparameter names to lists of values, e.g. "
-                f"param_grid={{'momentum': [0.5, 0.9]}}, got {type(param_grid).__name__}"
-            )
-        for name, values in param_grid.items():
+        for name, values in grid_lists(param_grid, options["optimizer"]).items():
             if name in lists or (name in SWEPT_BY_FIT and options[name] is not None):
                 raise InputError(
                     f"{name} is given twice: as {name}= and in param_grid; give it once"
@@ -80,21 +77,8 @@ def configurations_of(options: dict[str, Any], param_grid: Any) -> list[dict[str
                     f"param_grid cannot vary {name}: it changes the program or the data, not "
                     "a number inside one program; run a separate fit for each value"
                 )
-            if isinstance(values, (str, bytes)) or not isinstance(
-                values, (list, tuple, np.ndarray)
-            ):
-                raise InputError(
-                    f"param_grid[{name!r}] must be a list of values, e.g. [0.5, 0.9], got "
-                    f"{values!r}"
-                )
-            lists[name] = list(values)
-    if not lists:
-        return None
-    for name, values in lists.items():
-        if not values:
-            raise InputError(f"{name}=[] sweeps no value; give at least one, e.g. {name}=[0.01]")
-    names = sorted(lists)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*lists.values())]
+            lists[name] = values
+    return grid(lists) if lists else None
 
 
 def fit_sweep(
@@ -287,14 +271,28 @@ class SweptEpochs:
                 jnp.asarray(improved), (params, opt_state), (self.best_params, self.best_state)
             )
         running = int(self.active.sum())
-        ranked = sorted(
-            (m.history["loss"][-1], n) for n, m in enumerate(self.members) if m.history.get("loss")
-        )
-        best = ""
-        if ranked:
-            best = f", best loss {ranked[0][0]:.4g} ({label(self.configurations[ranked[0][1]])})"
-        self.text = f"{running} of {len(self.members)} configurations training{best}"
+        self.text = f"{running} of {len(self.members)} configurations training{self._best()}"
         return Status.RUNNING if running else last
+
+    def _best(self) -> str:
+        """``, best val_loss 0.09 (lr=0.1)``: the score the sweep ranks by (``Sweep``'s
+        default), of the weights each configuration would hold were the sweep to end now
+        (a configuration stopped early: its restored epoch's), the best so far."""
+        key = "val_loss" if self.scored else "loss"
+        scores = []
+        for index, (member, stop) in enumerate(zip(self.members, self.stops, strict=True)):
+            if stop == Status.DIVERGED or not member.history.get(key):
+                continue
+            row = -1
+            restored = stop == Status.EARLY_STOPPING and member.spec.restore_best
+            if restored and member.plateau.best_at in member.history["epoch"]:
+                row = member.history["epoch"].index(member.plateau.best_at)
+            if np.isfinite(score := float(member.history[key][row])):
+                scores.append((score, index))
+        if not scores:
+            return ""
+        score, index = min(scores)
+        return f", best {key} {score:.4g} ({label(self.configurations[index])})"
 
     def done(self) -> int:
         return self.epoch

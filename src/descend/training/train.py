@@ -267,8 +267,9 @@ def fit(
         varying fastest) at once, in one compiled program per epoch, and returns a
         :class:`~descend.Sweep` (see "Sweeps" below).
     devices:
-        Data-parallel training (see :mod:`descend.distributed`): ``"all"``, a list of
-        jax devices, or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis. Every
+        Data-parallel training (see :mod:`descend.distributed`): ``"all"``, a number
+        ``n`` (the first ``n`` devices, ``jax.devices()[:n]``), a list of jax devices,
+        or a :class:`jax.sharding.Mesh` with a ``"batch"`` axis. Every
         batch is split evenly over the devices (``batch_size`` must be a multiple of
         their number; the short last batch is padded with rows of weight 0), the
         weights are replicated and their gradients summed over the devices. Default
@@ -284,7 +285,7 @@ def fit(
         ``params``, ``opt_state``, ``history`` (per-epoch arrays), ``n_updates``,
         ``reason``, and ``predict``, ``predict_proba``, ``score``. For a sweep, a
         :class:`~descend.Sweep`: one FitResult per configuration, ``configurations``,
-        ``table()``, ``best``.
+        ``rows`` (dicts) and ``table()`` (text), ``best``.
 
     Sweeps
     -------

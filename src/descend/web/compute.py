@@ -30,7 +30,7 @@ import numpy as np
 
 from descend import functions, optim
 from descend.calculus import gradient
-from descend.errors import DescendError, ExpressionError
+from descend.errors import DescendError, ExpressionError, unknown_name
 from descend.expr import Expression, parse
 from descend.minimization import minimize
 from descend.plot.racing import compare
@@ -203,10 +203,8 @@ def problem(body: Mapping[str, Any], limits: Limits, dim: int | None = None) -> 
         )  # fmt: skip
     name = body["function"]
     if not isinstance(name, str) or not functions.is_known(name):
-        valid = ", ".join(functions.names())
-        raise RequestError(
-            f"unknown test function {name!r}; valid names: {valid}", field="function", status=404
-        )
+        unknown = unknown_name("test function", str(name), functions.names())
+        raise RequestError(str(unknown), field="function", status=404)
     if dim is not None and dim > limits.variables:
         raise RequestError(
             f"{dim} variables is more than this server allows ({limits.variables})",
@@ -395,10 +393,9 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
             )
         name = item["name"]
         if name not in known:
-            raise RequestError(
-                f"unknown optimizer {name!r}; the names are those of GET /api/optimizers",
-                field=f"{where}.name", status=404,
-            )  # fmt: skip
+            error = unknown_name("optimizer", name, known)
+            raise RequestError(f"{error}; GET /api/optimizers describes each",
+                               field=f"{where}.name", status=404)  # fmt: skip
         hyperparams = checked_hyperparameters(name, item.get("hyperparams"), f"{where}.hyperparams")
         specs.append((name, hyperparams))
     return specs
@@ -456,11 +453,8 @@ def _hyperparameter(optimizer: str, key: str, value: Any, defaults: dict, where:
     """A hyperparameter from JSON: lists become tuples, ``"inf"`` a float; text only as
     a plain word (so that the command line can carry it)."""
     if key not in defaults:
-        raise RequestError(
-            f"{optimizer} has no hyperparameter {key!r}; its hyperparameters: "
-            f"{', '.join(defaults)}",
-            field=where,
-        )
+        error = unknown_name(f"hyperparameter of {optimizer}", key, defaults)
+        raise RequestError(str(error), field=where)
     if key in _FIXED:
         raise RequestError(
             f"{key} of {optimizer} cannot be set here (it takes a function or an optimizer); "

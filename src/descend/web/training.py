@@ -340,11 +340,8 @@ class Trainer:
         if given[0] == "dataset":
             name = body["dataset"]
             if not isinstance(name, str) or name not in data.dataset_names():
-                raise RequestError(
-                    f"unknown dataset {name!r}; the shipped ones: "
-                    f"{', '.join(data.dataset_names())}",
-                    field="dataset", status=404,
-                )  # fmt: skip
+                error = unknown_name("dataset", str(name), data.dataset_names())
+                raise RequestError(str(error), field="dataset", status=404)
             dataset = data.load_dataset(name)
             features = _features(body, list(dataset.feature_names), dataset.target_name)
             return dataset if features is None else _columns(dataset, features)
