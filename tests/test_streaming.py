@@ -482,6 +482,11 @@ def test_cli_trains_on_a_parquet_folder_as_a_stream(sources, capsys):
     assert out["updates"] == 2 * 625  # batches of 32 (2048 rows a chunk), no rows held out
     assert main(["train", "--stream", "--dataset", "iris"]) == 2
     assert "--stream" in capsys.readouterr().err
+    # A stream holds no rows out: a split asked for is refused, not silently dropped.
+    assert main(["train", folder, "--stream", "--validation-split", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "--validation-split" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", folder, "--stream", "--validation-split", "0", "--epochs", "1"]) == 0
 
 
 # ----------------------------------------------------- larger than the memory cap

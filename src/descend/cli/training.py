@@ -81,8 +81,9 @@ def add_parsers(commands) -> None:
         help="batches whose gradients are summed into one update",
     )
     train.add_argument(
-        "--validation-split", type=float, default=0.2,
-        help="share of the rows held out to score the model and stop early; 0 holds none",
+        "--validation-split", type=float, default=None,
+        help="share of the rows held out to score the model and stop early (default 0.2; "
+        "0 holds none; a --stream holds none out)",
     )  # fmt: skip
     train.add_argument(
         "--patience", type=int, default=10,
@@ -445,6 +446,14 @@ def _train(args: argparse.Namespace) -> int:
     from descend import distributed
     from descend.training import save
 
+    if args.stream and args.validation_split:
+        raise InputError(
+            "--validation-split holds out rows of a FILE read in memory; a --stream is read "
+            "chunk by chunk and holds none out: leave out --validation-split, or train in "
+            "memory without --stream"
+        )
+    if args.validation_split is None:
+        args.validation_split = 0.0 if args.stream else 0.2
     if args.compare_methods:  # before any data is read
         from descend.cli.pictures import check_methods_args
 
@@ -498,7 +507,7 @@ def _train(args: argparse.Namespace) -> int:
     result = fit(
         model, dataset, loss=args.loss, optimizer=optimizer, lr=lr, batch_size=args.batch_size,
         method=args.method, epochs=args.epochs, accumulate=args.accumulate,
-        validation_split=None if args.stream else args.validation_split or None,
+        validation_split=args.validation_split or None,
         standardize=not args.no_standardize, tol=args.tol, patience=args.patience or None,
         min_delta=args.min_delta, l2=args.l2,
         seed=args.seed, verbose=verbose, dtype=args.dtype, resume=args.resume,
