@@ -129,8 +129,13 @@ def test_typing_an_expression_shows_its_symbolic_partial_derivatives(driver, url
     text = "2*x**2 + 6*z**2 + 7*m**3"
     type_into(driver, "expr", text)
     expected = ds.parse(text)
-    wait(driver, lambda d: by_id(d, "variables").text == ", ".join(expected.variables))
-    shown = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#derivatives code")]
+
+    def derivatives(d):
+        if by_id(d, "variables").text != ", ".join(expected.variables):
+            return False
+        return [node.text for node in d.find_elements(By.CSS_SELECTOR, "#derivatives code")]
+
+    shown = wait(driver, derivatives, "the parsed variables were not shown")
     assert shown == [expected.derivatives[v] for v in expected.variables]
     assert shown == ["4*x", "12*z", "21*m**2"]  # the example, as the README states it
     assert by_id(driver, "expr").get_attribute("aria-invalid") is None

@@ -135,10 +135,15 @@ def serving(app: Any = None, *, timeout: float = 60.0) -> Iterator[str]:
 
 def wait(driver: Any, condition: Any, timeout: float = 120.0, message: str = "") -> Any:
     """``WebDriverWait(driver, timeout).until(condition)``: the page's own pace, with a
-    generous bound (compilation on a small machine takes seconds)."""
+    generous bound (compilation on a small machine takes seconds). An element the page
+    replaced while ``condition`` read it (a stale reference) counts as not yet: the
+    condition is read again at the next poll."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, message)
 
 
 def page_ready(driver: Any) -> bool:
