@@ -489,6 +489,33 @@ def test_cli_trains_on_a_parquet_folder_as_a_stream(sources, capsys):
     assert main(["train", folder, "--stream", "--validation-split", "0", "--epochs", "1"]) == 0
 
 
+def test_cli_stream_of_whole_number_labels_asks_for_the_model_instead_of_guessing(
+    sources, tmp_path, capsys
+):
+    # In memory, a column of a few whole numbers is classes; a stream cannot count its
+    # distinct values before training, so --model auto is refused rather than fitting a
+    # regression to class labels.
+    X, y = sources["binary"]["arrays"]
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    table = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    pq.write_table(pa.table({**table, "label": (y == 7).astype(np.int64)}), folder / "a.parquet")
+    shards = write_npy(tmp_path / "shards", X, (y == 7).astype(np.int64))
+    for source in (folder, shards):
+        assert main(["train", str(source), "--stream", "--epochs", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--model logistic" in err and "integer" in err
+    assert ds.data.stream(folder).target_kind == "integer"
+    assert main(["train", str(folder), "--stream", "--model", "logistic", "--epochs", "2",
+                 "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"] > 0.8
+    # A target stored as floats is a regression, and the command says so.
+    regression = str(sources["regression"]["parquet"])
+    assert ds.data.stream(regression).target_kind == "floating"
+    assert main(["train", regression, "--stream", "--epochs", "1"]) == 0
+    assert "of the stream holds floating-point numbers: regression" in capsys.readouterr().out
+
+
 # ----------------------------------------------------- larger than the memory cap
 
 BIG_ROWS, BIG_GROUP, BIG_FEATURES = 5_000_000, 100_000, 100  # 2.0 GB of float32 features

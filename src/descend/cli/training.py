@@ -349,6 +349,16 @@ def model_of(args: argparse.Namespace, dataset):
     name = args.model
     if name == "auto" and args.resume:
         return None  # the checkpoint's model
+    if name == "auto" and getattr(dataset, "target_kind", "floating") != "floating":
+        # A stream's whole-number target may be classes or counts: telling them apart
+        # (at most 20 distinct integers, as for a FILE read in memory) needs every row.
+        target = f" {dataset.target!r}" if dataset.target else ""
+        raise InputError(
+            f"the stream's target{target} holds {dataset.target_kind} values, which may be "
+            "class labels or quantities, and a stream is not read before training to tell "
+            "which: give --model logistic (two classes), softmax (more classes) or linear "
+            "(a regression)"
+        )
     classes = getattr(dataset, "classes", None)  # a stream's labels are numbers: none
     n_classes = None if classes is None else len(classes)
     task = "regression" if n_classes is None else "binary" if n_classes == 2 else "multiclass"
@@ -381,11 +391,17 @@ def read_line(args: argparse.Namespace, dataset) -> str | None:
 
 def task_line(args: argparse.Namespace, dataset) -> str | None:
     """Which task the target made ``--model auto`` choose, and why (None when the user
-    chose the model, the checkpoint holds it, or the data is a stream)."""
+    chose the model or the checkpoint holds it)."""
     from descend.data import Dataset
 
-    if args.model != "auto" or args.resume or not isinstance(dataset, Dataset):
+    if args.model != "auto" or args.resume:
         return None
+    if not isinstance(dataset, Dataset):  # a stream whose target is stored as floats
+        column = f" {dataset.target!r}" if getattr(dataset, "target", None) else ""
+        return (
+            f"target{column} of the stream holds floating-point numbers: regression; --model "
+            "to choose another"
+        )
     name = dataset.encoding.target_name
     classes = dataset.classes
     if classes is None:

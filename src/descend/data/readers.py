@@ -124,6 +124,11 @@ class _ParquetReader:
                     "(for data that fits in memory, fit(model, path) one-hot encodes text)"
                 )
         self.target, self.features = target, tuple(features)
+        kind = schema.field(target).type
+        self.target_kind = (
+            "boolean" if pa.types.is_boolean(kind)
+            else "integer" if pa.types.is_integer(kind) else "floating"
+        )  # fmt: skip
         self.n_features, self.y_shape = len(features), ()
         self.pieces = [
             (f, group)
@@ -186,7 +191,7 @@ class _NpyReader:
             for p in folder.iterdir()
             if (match := _SHARD.fullmatch(p.name))
         )
-        self.shards, rows, widths, tails = [], [], [], []
+        self.shards, rows, widths, tails, kinds = [], [], [], [], set()
         for number, x_path in shards:
             y_path = x_path.with_name("y_" + x_path.name[2:])
             if not y_path.exists():
@@ -201,6 +206,7 @@ class _NpyReader:
             rows.append(len(X))
             widths.append(X.shape[1])
             tails.append(y.shape[1:])
+            kinds.add(y.dtype.kind)
             for name, values in ((x_path.name, X), (y_path.name, y)):
                 if values.dtype.kind not in "biuf":
                     raise DataError(
@@ -226,6 +232,9 @@ class _NpyReader:
         self.piece_files = tuple(range(len(self.shards)))  # a shard is a file (a pair)
         self.file_names = tuple(x_path.name for x_path, _ in self.shards)
         self.n_features, self.y_shape = widths[0], tails[0]
+        self.target_kind = (
+            "floating" if kinds & {"f"} else "boolean" if kinds == {"b"} else "integer"
+        )
 
     def column_name(self, j: int) -> str:
         return str(j)
@@ -358,6 +367,7 @@ class Share:
         # A Parquet source's columns, by name (None for .npy shards).
         self.features = getattr(reader, "features", None)
         self.target = getattr(reader, "target", None)
+        self.target_kind: str | None = getattr(reader, "target_kind", None)
 
     def column_name(self, j: int) -> str:
         return self._reader.column_name(j)

@@ -180,6 +180,9 @@ class Stream:
         The feature columns of a Parquet source.
     target : str or None
         The target column of a Parquet source.
+    target_kind : {"integer", "boolean", "floating"} or None
+        The type the files store the target as (None for an iterable): whole numbers may
+        be class labels or counts, which a stream cannot tell without reading every row.
     """
 
     def __init__(self, reader, chunk_rows: int, dtype: np.dtype, process: int | None = None):
@@ -210,6 +213,10 @@ class Stream:
     @property
     def target(self) -> str | None:
         return getattr(self._reader, "target", None)
+
+    @property
+    def target_kind(self) -> str | None:
+        return getattr(self._reader, "target_kind", None)
 
     def __repr__(self) -> str:
         return (
