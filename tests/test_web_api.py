@@ -331,6 +331,29 @@ def test_bad_requests_are_json_errors_naming_the_field(client, path, body, statu
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        ("/api/race", {"expression": "x**2", "optimizers": [{"name": "gd", "lr": -1}]},
+         "optimizers.0.lr", '"hyperparams": {"lr"'),
+        ("/api/race", {"expression": "x**2", "optimizers": ["gd"], "max_iters": 5},
+         "max_iters", "did you mean 'max_iter'?"),
+        ("/api/race", {"expression": "x**2", "optimizers": ["gd"], "patience": 3}, "patience",
+         "the fields are"),
+        ("/api/grid", {"expression": "x*y", "nn": 20}, "nn", "did you mean 'n'?"),
+        ("/api/parse", {"expression": "x", "expresion": "y"}, "expresion",
+         "did you mean 'expression'?"),
+        ("/api/train", {"dataset": "iris", "epoch": 3}, "epoch", "did you mean 'epochs'?"),
+    ],
+)  # fmt: skip
+def test_a_field_the_endpoint_does_not_read_is_refused_not_ignored(
+    client, path, body, field, words
+):
+    # Ignored, it would run with the default in its place: a wrong answer given silently.
+    error = assert_error(client.post(path, json=body), 400, field)
+    assert words in error["error"]
+
+
+@pytest.mark.parametrize(
     ("path", "body", "status", "suggestion"),
     [
         ("/api/race", {"function": "rosenbrok", "optimizers": ["gd"]}, 404, "rosenbrock"),

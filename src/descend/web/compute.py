@@ -34,7 +34,15 @@ from descend.errors import DescendError, ExpressionError, unknown_name
 from descend.expr import Expression, parse
 from descend.minimization import minimize
 from descend.plot.racing import compare
-from descend.web.limits import Limits, RequestError, integer, number, numbers, text
+from descend.web.limits import (
+    Limits,
+    RequestError,
+    integer,
+    number,
+    numbers,
+    only_fields,
+    text,
+)
 
 # Hyperparameters the page cannot set: functions, optimizers, masks (kept at their default).
 _FIXED = {
@@ -137,6 +145,7 @@ def expression(source: str) -> Expression:
 
 def parsed(body: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     """``POST /api/parse``: the variables and each symbolic partial derivative."""
+    only_fields(body, ("expression",))
     source = text(body, "expression", limit=limits.expression_length)
     try:
         e = expression(source)
@@ -251,6 +260,7 @@ def _on_points(program: Callable[[Any], Any], points: np.ndarray) -> np.ndarray:
 def grid(body: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     """``POST /api/grid``: the function's values on an ``n`` (x ``n``) grid over
     ``bounds``, in one vectorized call; for 2 variables, log-spaced contour levels."""
+    only_fields(body, ("expression", "function", "bounds", "n"))
     bounds_given = body.get("bounds")
     dim = len(bounds_given) if isinstance(bounds_given, list) and bounds_given else None
     target = problem(body, limits, dim if body.get("function") else None)
@@ -320,6 +330,9 @@ def race(body: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     """``POST /api/race``: ``ds.compare`` on the request's function, start and
     optimizers, with each run's path, values, gradients and stop reason; and the Python
     call and command line that reproduce it."""
+    only_fields(
+        body, ("expression", "function", "start", "optimizers", "max_iter", "tol", "criterion")
+    )
     start_given = body.get("start")
     dim = len(start_given) if isinstance(start_given, list) and start_given else None
     target = problem(body, limits, dim if body.get("function") else None)
@@ -391,6 +404,11 @@ def _optimizer_specs(given: Any, limits: Limits) -> list[tuple[str, dict[str, An
                 f'optimizer {i + 1} must be {{"name": ..., "hyperparams": {{...}}}}, got {item!r}',
                 field=where,
             )
+        only_fields(
+            item, ("name", "hyperparams"), where,
+            f' (hyperparameters go inside "hyperparams": {{"name": {item["name"]!r}, '
+            '"hyperparams": {"lr": 0.01}})',
+        )  # fmt: skip
         name = item["name"]
         if name not in known:
             error = unknown_name("optimizer", name, known)

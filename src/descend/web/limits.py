@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from descend.errors import suggest
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -95,6 +97,23 @@ def body_object(body: Any) -> dict[str, Any]:
             '{"field": value, ...}'
         )
     return dict(body)
+
+
+def only_fields(
+    body: Mapping[str, Any], allowed: tuple[str, ...], where: str = "", hint: str = ""
+) -> None:
+    """Refuse a field the endpoint does not read: a misspelt one (``"lr"`` beside an
+    optimizer's ``"name"`` instead of inside its ``"hyperparams"``, say) would otherwise
+    be ignored and the run made with the default, a wrong answer given silently."""
+    for key in body:
+        if key not in allowed:
+            field = f"{where}.{key}" if where else str(key)
+            place = f" of {where}" if where else ""
+            raise RequestError(
+                f"unknown field {key!r}{place}{suggest(str(key), allowed)}; the fields are "
+                f"{', '.join(allowed)}{hint}",
+                field=field,
+            )
 
 
 def number(body: Mapping[str, Any], name: str, default: float, *, minimum: float = 0.0) -> float:

@@ -33,10 +33,15 @@ from descend import callbacks, data, losses, models, optim
 from descend.errors import DescendError, unknown_name
 from descend.training import fit, load, save
 from descend.web.compute import checked_hyperparameters
-from descend.web.limits import Limits, RequestError, busy, integer, number, text
+from descend.web.limits import Limits, RequestError, busy, integer, number, only_fields, text
 
 METHODS = ("batch", "stochastic", "minibatch")
 MODELS = ("auto", "linear", "logistic", "softmax", "mlp")
+# The fields of POST /api/train (any other is refused: it would be ignored silently).
+FIELDS = (
+    "dataset", "upload", "target", "features", "model", "loss", "optimizer", "lr",
+    "hyperparams", "epochs", "batch_size", "methods", "seed", "validation_split", "patience",
+)  # fmt: skip
 BOUNDARY_POINTS = 60  # per axis of the grid the boundary is drawn on
 TRAINING_POINTS = 2000  # most training rows sent to draw under the boundary
 _KEPT_RUNS = 16
@@ -221,6 +226,7 @@ class Trainer:
     def start(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/train``: check the request, read the data, start a thread per
         method; returns ``{"run": id}`` at once."""
+        only_fields(body, FIELDS)
         settings = self.settings(body)
         dataset = self.dataset(body)
         model = _model(body.get("model", "auto"), dataset)
