@@ -372,7 +372,8 @@ def test_running_out_of_epochs_while_improving_is_said():
     X = np.random.default_rng(0).normal(size=(200, 3))
     y = (X @ [1.0, 2.0, 3.0] + np.random.default_rng(1).normal(size=200) > 0).astype(int)
     result = ds.fit("logistic", X, y, epochs=30, verbose=0)
-    assert result.reason.startswith("completed 30 epochs before early stopping ended the run")
+    assert result.reason.startswith("completed 30 epochs, all of them: the training loss was")
+    assert "so early stopping did not end the run" in result.reason
     assert result.reason.endswith("more epochs may lower it, e.g. epochs=60")
     plain = ds.fit("logistic", X, y, epochs=30, patience=None, verbose=0)
     assert plain.reason == "completed 30 epochs"

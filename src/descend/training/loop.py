@@ -474,9 +474,9 @@ class Epochs:
                 return done
             # Early stopping was on and did not end the run: it may not have converged.
             return (
-                f"{done} before early stopping ended the run: the {self.watched} was still "
-                f"improving (best at epoch {self.plateau.best_at}); more epochs may lower "
-                f"it, e.g. epochs={2 * spec.epochs}"
+                f"{done}, all of them: the {self.watched} was still improving (best at "
+                f"epoch {self.plateau.best_at}), so early stopping did not end the run; more "
+                f"epochs may lower it, e.g. epochs={2 * spec.epochs}"
             )
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
