@@ -186,9 +186,9 @@ def result(
     None, is ``(x, f(x), gradient norm, iteration)`` of the best point of start ``i``,
     which that start returns instead of its last (it stopped without decrease).
     """
-    n_starts = np.asarray(outcome.status).shape[0]
-    bests = [None] * n_starts if bests is None else list(bests)
     statuses = np.asarray(outcome.status)
+    n_starts = statuses.shape[0]
+    bests = [None] * n_starts if bests is None else list(bests)
     stops, reasons = [], []
     for i in range(n_starts):
         one = jax.tree.map(lambda leaf, i=i: None if leaf is None else leaf[i], outcome)
