@@ -148,3 +148,82 @@ def test_an_unwritable_cache_folder_is_one_warning_line_and_the_run_goes_on(tmp_
     assert done.stderr.startswith("descend: warning: cannot keep compiled programs in")
     both = run_cli("minimize", "x**2", "--cache-dir", str(tmp_path), "--no-cache")
     assert both.returncode == 2 and "give --cache-dir or --no-cache, not both" in both.stderr
+
+
+# Every optimizer's state is made without compiling: each small XLA program compiled
+# eagerly (a zero, a copy, a cast) costs 5-40 ms of a command's first call. These three
+# compute from the params or draw a random key at init, which needs a program.
+COMPILE_AT_INIT = {
+    "dog": "the heuristic r_eps is a norm of the params",
+    "noisy_sgd": "the random key",
+    "sophia": "the random key",
+}
+
+
+def _traces_while(make_state) -> list[str]:
+    """The JAX programs traced (so compiled, or read from a cache) by ``make_state()``."""
+    traced: list[str] = []
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(kwargs.get("fun_name", "?"))
+
+    jax.clear_caches()
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        make_state()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return traced
+
+
+def _param_trees():
+    import numpy as np
+
+    yield jax.device_put(np.zeros(3, np.float32))
+    yield {"w": jax.device_put(np.ones((3, 2), np.float32)), "b": jax.device_put(np.zeros(2))}
+
+
+@pytest.mark.parametrize("name", ds.optim.names())
+def test_making_an_optimizer_state_compiles_nothing(name):
+    import numpy as np
+
+    if name in COMPILE_AT_INIT:
+        pytest.skip(COMPILE_AT_INIT[name])
+    optimizer = ds.optim.get(name, lr=0.1) if name in ("sam", "mechanize") else ds.optim.get(name)
+    matrices = name in ("muon",)  # muon takes 2-D weights only
+    trees = [jax.device_put(np.ones((3, 2), np.float32))] if matrices else list(_param_trees())
+    for params in trees:
+        assert _traces_while(lambda: optimizer.init(params)) == [], params
+
+
+def test_wrappers_make_their_states_without_compiling():
+    optim = ds.optim
+    wrappers = [
+        optim.reduce_on_plateau(optim.adam()),
+        optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(lr=0.1)),
+        optim.inject_hyperparams(optim.adam(lr=0.1), ["lr", "betas"]),
+        optim.partition(
+            {"w": optim.adam(), "b": optim.sgd(lr=0.1)},
+            lambda path, leaf: "w" if leaf.ndim == 2 else "b",
+        ),
+    ]
+    params = list(_param_trees())[1]
+    for wrapper in wrappers:
+        assert _traces_while(lambda: wrapper.init(params)) == [], wrapper.name
+
+
+def test_a_first_fit_compiles_its_epoch_and_one_program_after_it():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    optimizer = ds.optim.reduce_on_plateau(ds.optim.adam(lr=0.01), patience=2)
+
+    def fit():
+        ds.fit("logistic", X, y, optimizer=optimizer, batch_size=32, epochs=3, verbose=0)
+
+    # The validation score, the plateau rule's update and the next learning rate are one
+    # program, not three eager ones.
+    assert sorted(set(_traces_while(fit))) == ["_after_epoch", "_run_epoch"]

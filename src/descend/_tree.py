@@ -66,7 +66,7 @@ def zeros_like(tree: PyTree) -> PyTree:
     """
 
     def zeros(leaf):
-        if isinstance(leaf, jax.core.Tracer):
+        if _traced(leaf):
             return jnp.zeros_like(leaf)
         return jax.device_put(np.zeros(jnp.shape(leaf), jnp.result_type(leaf)))
 
@@ -74,7 +74,52 @@ def zeros_like(tree: PyTree) -> PyTree:
 
 
 def full_like(tree: PyTree, value: Any) -> PyTree:
-    return jax.tree.map(lambda leaf: jnp.full_like(leaf, value), tree)
+    """``value`` in each leaf's shape and dtype (made in NumPy outside ``jit``, as
+    :func:`zeros_like`)."""
+
+    def filled(leaf):
+        if _traced(leaf) or _traced(value):
+            return jnp.full_like(leaf, value)
+        return full(jnp.shape(leaf), value, jnp.result_type(leaf))
+
+    return jax.tree.map(filled, tree)
+
+
+def full(shape: tuple[int, ...], value: Any, dtype: Any) -> jax.Array:
+    """``jnp.full(shape, value, dtype)``; outside ``jit`` made in NumPy and transferred,
+    so that creating an optimizer state compiles no small XLA program. ``dtype`` is
+    taken as JAX takes it (float64 is float32 unless 64-bit mode is on)."""
+    if _traced(value):
+        return jnp.full(shape, value, dtype)
+    return jax.device_put(np.full(shape, value, jax.dtypes.canonicalize_dtype(dtype)))
+
+
+def asarray(value: Any, dtype: Any) -> jax.Array:
+    """``jnp.asarray(value, dtype)`` (a number or a sequence of numbers); outside ``jit``
+    made in NumPy and transferred, as :func:`full`."""
+    if _traced(value):
+        return jnp.asarray(value, dtype)
+    return jax.device_put(np.asarray(value, jax.dtypes.canonicalize_dtype(dtype)))
+
+
+def copy(tree: PyTree) -> PyTree:
+    """A copy of each leaf in a buffer of its own (for a state that starts from the
+    params, so that donating both to a jitted step is allowed). Outside ``jit`` it is
+    the runtime's copy, with nothing compiled; traced leaves are returned as they are,
+    and leaves that are not JAX arrays (a float) become ones."""
+
+    def copied(leaf):
+        if _traced(leaf):
+            return leaf
+        if isinstance(leaf, jax.Array):
+            return jax.device_put(leaf, may_alias=False)
+        return jnp.copy(leaf)
+
+    return jax.tree.map(copied, tree)
+
+
+def _traced(value: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 
 
 def all_finite(tree: PyTree) -> jax.Array:

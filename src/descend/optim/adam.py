@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.optim._common import (
     check_adam_like,
     check_decay_mask,
@@ -386,7 +387,7 @@ def nadam(
         return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
     def init(params):
-        return fresh_state(NAdamState, params, mu_product=jnp.ones((), float_dtype(params)))
+        return fresh_state(NAdamState, params, mu_product=_tree.full((), 1, float_dtype(params)))
 
     def step(params, grads, state, *, value=None, value_fn=None):
         t, rate = step_number(state.count), lr_at(lr, state.count)

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.errors import InputError, check_int
 from descend.optim._common import (
     check_betas,
@@ -132,10 +133,10 @@ def _fresh(state_class, params, **moments):
     dtype = float_dtype(params)
     return state_class(
         count=zero_count(),
-        z=jax.tree.map(jnp.copy, params),
+        z=_tree.copy(params),
         **moments,
-        weight_sum=jnp.zeros((), dtype),
-        lr_max=jnp.full((), -1.0, dtype),  # the package's starting lr_max
+        weight_sum=_tree.full((), 0, dtype),
+        lr_max=_tree.full((), -1.0, dtype),  # the package's starting lr_max
     )
 
 
@@ -332,9 +333,7 @@ def schedule_free_adamw(
     averaging = _averaging(lr, warmup_steps, r, weight_lr_power)
 
     def init(params):
-        return _fresh(
-            ScheduleFreeAdamWState, params, exp_avg_sq=jax.tree.map(jnp.zeros_like, params)
-        )
+        return _fresh(ScheduleFreeAdamWState, params, exp_avg_sq=_tree.zeros_like(params))
 
     def step(params, grads, state, *, value=None, value_fn=None):
         rate, ckp1, weight_sum, lr_max = averaging(state.count, state.weight_sum, state.lr_max)

@@ -33,6 +33,7 @@ from typing import Any, Protocol, overload
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, InputError, check_positive, is_traced, warn
 from descend.optim import pairs
@@ -240,7 +241,7 @@ def distinct_buffers(init: Callable[[PyTree], State]) -> Callable[[PyTree], Stat
             if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
                 return leaf
             if id(leaf) in seen:
-                return jnp.copy(leaf)
+                return _tree.copy(leaf)
             seen.add(id(leaf))
             return leaf
 

@@ -221,11 +221,15 @@ def asgd(
 
     def init(params):
         dtype = float_dtype(params)
+        if callable(lr):
+            eta = jnp.asarray(lr_at(lr, zero_count()), dtype)
+        else:
+            eta = _tree.full((), lr, dtype)
         return fresh_state(
             ASGDState,
             params,
-            eta=jnp.asarray(lr_at(lr, zero_count()), dtype),
-            mu=jnp.ones((), dtype),
+            eta=eta,
+            mu=_tree.full((), 1, dtype),
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):

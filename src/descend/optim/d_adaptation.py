@@ -16,8 +16,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from descend.errors import check_int, check_positive, invalid
+from descend import _tree
+from descend.errors import check_int, check_positive, invalid, is_traced
 from descend.optim._common import (
     check_betas,
     check_decay_mask,
@@ -124,8 +126,9 @@ def dadapt_adamw(
     def init(params):
         dtype = float_dtype(params)
         return fresh_state(
-            DAdaptAdamWState, params, d=jnp.asarray(d0, dtype), d_numerator=jnp.zeros((), dtype)
-        )
+            DAdaptAdamWState, params, d=_tree.full((), d0, dtype),
+            d_numerator=_tree.full((), 0, dtype),
+        )  # fmt: skip
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = signed(grads, maximize=maximize)
@@ -309,13 +312,17 @@ def prodigy(
     def sliced(leaf):
         return jnp.ravel(leaf)[::slice_p]
 
+    def starting_slice(leaf):  # sliced(leaf), made in NumPy outside jit
+        if is_traced(leaf) or not isinstance(leaf, (jax.Array, np.ndarray)):
+            return sliced(leaf)
+        return jax.device_put(np.ravel(np.asarray(leaf))[::slice_p].copy())
+
     def init(params):
         dtype = float_dtype(params)
-        first = jnp.asarray(d0, dtype)
-        p0 = jax.tree.map(sliced, params)
+        p0 = jax.tree.map(starting_slice, params)
         return fresh_state(
-            ProdigyState, params, s=jax.tree.map(jnp.zeros_like, p0), p0=p0, d=first,
-            d_max=first, d_numerator=jnp.zeros((), dtype),
+            ProdigyState, params, s=_tree.zeros_like(p0), p0=p0, d=_tree.full((), d0, dtype),
+            d_max=_tree.full((), d0, dtype), d_numerator=_tree.full((), 0, dtype),
         )  # fmt: skip
 
     def step(params, grads, state, *, value=None, value_fn=None):

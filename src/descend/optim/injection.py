@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend._tree import PyTree
 from descend.errors import InputError
 from descend.optim.base import Optimizer, State, _value_key
@@ -145,7 +146,7 @@ def init_with(injected: Optimizer, params: PyTree, values: Mapping[str, Any]) ->
 def _as_arrays(values: Mapping[str, Any], params: PyTree) -> dict[str, jax.Array]:
     """Each value as an array of the params' float dtype (a pair as shape ``(2,)``)."""
     dtype = jnp.result_type(*jax.tree.leaves(params), jnp.float32)
-    return {name: jnp.asarray(value, dtype) for name, value in values.items()}
+    return {name: _tree.asarray(value, dtype) for name, value in values.items()}
 
 
 def check_configurations(

@@ -12,8 +12,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
 
@@ -38,22 +40,27 @@ class LBFGSState(NamedTuple):
 def fresh_state(params: Any, history_size: int, *, step_size: float) -> LBFGSState:
     """An L-BFGS state before its first step: no pairs, ``step_size`` as given (torch's
     L-BFGS starts from 0, the bounded one from 1)."""
-    flat, _ = ravel_pytree(params)
-    dtype = jnp.result_type(flat.dtype, float)
-    n, zero = flat.size, jnp.zeros((), jnp.int32)
+    # The size and dtype of ravel_pytree(params), read without compiling the concatenation.
+    leaves = jax.tree.leaves(params)
+    dtype = jnp.result_type(*leaves, float) if leaves else jnp.result_type(float)
+    n = sum(int(np.size(leaf)) for leaf in leaves)
+
+    def zeros(shape: tuple[int, ...], kind: Any = dtype) -> jax.Array:
+        return _tree.full(shape, 0, kind)
+
     return LBFGSState(
-        count=zero,
-        n_iter=zero,
-        n_evals=zero,
-        direction=jnp.zeros(n, dtype),
-        step_size=jnp.full((), step_size, dtype),
-        prev_grad=jnp.zeros(n, dtype),
-        s_history=jnp.zeros((history_size, n), dtype),
-        y_history=jnp.zeros((history_size, n), dtype),
-        rho=jnp.zeros(history_size, dtype),
-        n_pairs=zero,
-        head=zero,
-        h_diag=jnp.ones((), dtype),
+        count=zeros((), jnp.int32),
+        n_iter=zeros((), jnp.int32),
+        n_evals=zeros((), jnp.int32),
+        direction=zeros((n,)),
+        step_size=_tree.full((), step_size, dtype),
+        prev_grad=zeros((n,)),
+        s_history=zeros((history_size, n)),
+        y_history=zeros((history_size, n)),
+        rho=zeros((history_size,)),
+        n_pairs=zeros((), jnp.int32),
+        head=zeros((), jnp.int32),
+        h_diag=_tree.full((), 1, dtype),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
 from descend.optim._common import check_decay_mask, with_decay_mask
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
@@ -135,13 +136,13 @@ def adafactor(
 
     def init(params):
         def row(p):
-            return jnp.zeros((*p.shape[:-1], 1), p.dtype) if p.ndim > 1 else None
+            return _tree.full((*p.shape[:-1], 1), 0, p.dtype) if p.ndim > 1 else None
 
         def col(p):
-            return jnp.zeros((*p.shape[:-2], 1, p.shape[-1]), p.dtype) if p.ndim > 1 else None
+            return _tree.full((*p.shape[:-2], 1, p.shape[-1]), 0, p.dtype) if p.ndim > 1 else None
 
         def vector(p):
-            return None if p.ndim > 1 else jnp.zeros_like(p)
+            return None if p.ndim > 1 else _tree.zeros_like(p)
 
         params = jax.tree.map(jnp.asarray, params)
         return fresh_state(

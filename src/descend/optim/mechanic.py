@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.errors import DescendTypeError, InputError, check_int, check_positive
 from descend.optim._common import check_flags, check_nonnegative
 from descend.optim.adam import adam
@@ -131,10 +132,13 @@ def mechanize(
 
     def init(params):
         dtype = float_dtype(params)
-        zeros = jnp.zeros(num_betas, dtype)
+
+        def zeros():
+            return _tree.full((num_betas,), 0, dtype)
+
         return MechanicState(
-            zero_count(), optimizer.init(params), params, zeros, zeros, zeros,
-            jnp.full(num_betas, s_init, dtype),
+            zero_count(), optimizer.init(params), params, zeros(), zeros(), zeros(),
+            _tree.full((num_betas,), s_init, dtype),
         )  # fmt: skip
 
     def step(params, grads, state, *, value=None, value_fn=None):

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.optim._common import (
     check_betas,
     check_flags,
@@ -59,10 +60,10 @@ def _check_momo(lr, weight_decay, lower_bound, adapt_lower_bound, maximize):
 
 def _momo_state(state_class, params, lower_bound):
     dtype = float_dtype(params)
-    zero = jnp.zeros((), dtype)
     return fresh_state(
-        state_class, params, barf=zero, gamma=zero, lower_bound=jnp.array(lower_bound, dtype)
-    )
+        state_class, params, barf=_tree.full((), 0, dtype), gamma=_tree.full((), 0, dtype),
+        lower_bound=_tree.full((), lower_bound, dtype),
+    )  # fmt: skip
 
 
 def momo(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from descend import _tree
 from descend.errors import InputError, check_int
 from descend.optim._common import (
     check_betas,
@@ -323,8 +324,8 @@ def muon_optax(
         params = jax.tree.map(jnp.asarray, params)
         return MuonOptaxState(
             count=zero_count(),
-            exp_avg=jax.tree.map(jnp.zeros_like, params),
-            exp_avg_sq=jax.tree.map(lambda p: None if p.ndim == 2 else jnp.zeros_like(p), params),
+            exp_avg=_tree.zeros_like(params),
+            exp_avg_sq=jax.tree.map(lambda p: None if p.ndim == 2 else _tree.zeros_like(p), params),
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):

@@ -245,8 +245,8 @@ def dog(
             r_eps = size * (1 + jnp.sqrt(squared_norm(params)))
         else:
             r_eps = size if kind == "distance" else 0.0
-        zero = jnp.zeros((), dtype)
-        return DoGState(zero_count(), params, jnp.asarray(r_eps, dtype), zero)
+        zero = _tree.full((), 0, dtype)
+        return DoGState(zero_count(), params, _tree.full((), r_eps, dtype), zero)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         grads = coupled_decay(signed(grads, maximize=maximize), params, weight_decay, mask)
@@ -346,7 +346,7 @@ def dowg(
     def init(params):
         dtype = float_dtype(params)
         return DoWGState(
-            zero_count(), params, jnp.asarray(first_sq_dist, dtype), jnp.zeros((), dtype)
+            zero_count(), params, _tree.full((), first_sq_dist, dtype), _tree.full((), 0, dtype)
         )
 
     def step(params, grads, state, *, value=None, value_fn=None):

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from descend import _tree
 from descend.errors import DescendTypeError, InputError, check_int
 from descend.optim._common import (
     check_betas,
@@ -164,8 +165,8 @@ def sophia(
     def init(params):
         return SophiaState(
             count=zero_count(),
-            exp_avg=jax.tree.map(jnp.zeros_like, params),
-            hessian_diag=jax.tree.map(jnp.zeros_like, params),
+            exp_avg=_tree.zeros_like(params),
+            hessian_diag=_tree.zeros_like(params),
             key=jax.random.PRNGKey(seed),
         )
 

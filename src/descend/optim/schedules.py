@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from descend import rules
+from descend import _tree, rules
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
 from descend.optim._common import inner_points, lr_or_schedule, nonnegative_number, store_checked
 from descend.optim.base import LearningRate, Optimizer, lr_at
@@ -754,15 +754,18 @@ def reduce_on_plateau(
 
     def init(params):
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
-        zero = jnp.zeros((), jnp.int32)
+
+        def count() -> jax.Array:
+            return _tree.full((), 0, jnp.int32)
+
         return PlateauState(
-            count=zero,
-            scale=jnp.ones((), dtype),
-            best_value=jnp.asarray(jnp.inf, dtype),
-            plateau_count=zero,
-            cooldown_count=zero,
-            accumulated=zero,
-            avg_value=jnp.zeros((), dtype),
+            count=count(),
+            scale=_tree.full((), 1, dtype),
+            best_value=_tree.full((), math.inf, dtype),
+            plateau_count=count(),
+            cooldown_count=count(),
+            accumulated=count(),
+            avg_value=_tree.full((), 0, dtype),
             inner=optimizer.init(params),
             rule=rule,
         )

@@ -110,7 +110,7 @@ def gd(
         return fresh_state(
             LineSearchState,
             params,
-            step_size=jnp.asarray(initial_step, dtype),
+            step_size=_tree.full((), initial_step, dtype),
             n_evals=zero_count(),
             previous_params=params,
         )

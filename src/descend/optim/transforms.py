@@ -335,7 +335,7 @@ def chain(*parts: Any) -> Optimizer:
 
     def init(params):
         return ChainState(
-            count=jnp.zeros((), jnp.int32),
+            count=_tree.full((), 0, jnp.int32),
             transforms=tuple(t.init(params) for t in transforms),
             optimizer=optimizer.init(params),
         )
