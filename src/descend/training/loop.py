@@ -300,21 +300,18 @@ class Epochs:
         its sums, last gradient norm, next learning rate and score.
         """
         spec, placement = self.spec, self.spec.placement
-        if placement is None and _rate_is_traceable(spec.optimizer):
-            opt_state, next_lr, score = _after_epoch(
-                self.objective, spec.optimizer, self.observes, outcome.params,
-                outcome.opt_state, totals, np.int32(n_updates), self.scored,
-            )  # fmt: skip
-            return opt_state, (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
         score: tuple[jax.Array, ...] = ()
-        if self.scored:  # at the evaluation point (schedule-free's x), as the result's
-            weights = _eval_point(spec.optimizer, outcome.params, outcome.opt_state)
-            weights = weights if placement is None else placement.local(weights)
-            score = evaluate(self.objective, weights, *self.scored)
         opt_state = outcome.opt_state
-        if self.observes and placement is None:
-            watched = score[0] if score else totals[0] / totals[1]
-            opt_state = _observe(opt_state, watched)
+        if placement is None and (self.scored or self.observes):
+            opt_state, score = _after_epoch(
+                self.objective, spec.optimizer, self.observes, outcome.params, opt_state,
+                totals, self.scored,
+            )  # fmt: skip
+        elif self.scored:  # at the evaluation point (schedule-free's x), as the result's
+            weights = _eval_point(spec.optimizer, outcome.params, outcome.opt_state)
+            score = evaluate(self.objective, placement.local(weights), *self.scored)
+        # On the host, as a stretch's epochs have it: a constant rate stays a float, and a
+        # schedule is evaluated as it is everywhere else.
         next_lr = optim.lr_of(spec.optimizer, opt_state, n_updates)
         return opt_state, (outcome.finite, *totals, outcome.grad_norm, next_lr, *score)
 
@@ -705,31 +702,18 @@ _observe = jax.jit(optim.observe)
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _after_epoch(
     objective: BatchObjective, optimizer: optim.Optimizer, observes: bool, params: PyTree,
-    opt_state: PyTree, totals: tuple, n_updates: jax.Array, scored: tuple | None,
-) -> tuple[PyTree, jax.Array, tuple[jax.Array, ...]]:  # fmt: skip
-    """What follows an epoch on one device, as one program instead of three or four
-    small ones: the validation score at the evaluation point (schedule-free's x, as the
-    result's), the plateau rules fed the watched loss (``observes``), and the learning
-    rate of the next update. Returns ``(opt_state, next_lr, score)``; each program
-    compiled eagerly costs 10-100 ms on a first call, and each dispatch a few µs."""
+    opt_state: PyTree, totals: tuple, scored: tuple | None,
+) -> tuple[PyTree, tuple[jax.Array, ...]]:  # fmt: skip
+    """What follows an epoch on one device, as one program instead of two or three small
+    ones (each compiled on a first call costs 0.1 s): the validation score at the
+    evaluation point (schedule-free's x, as the result's), and the plateau rules fed the
+    watched loss when ``observes``. Returns ``(opt_state, score)``."""
     score: tuple[jax.Array, ...] = ()
     if scored:
         score = evaluate(objective, optim.eval_point(optimizer, params, opt_state), *scored)
     if observes:
         opt_state = optim.observe(opt_state, score[0] if score else totals[0] / totals[1])
-    return opt_state, jnp.asarray(optim.lr_of(optimizer, opt_state, n_updates)), score
-
-
-def _rate_is_traceable(optimizer: optim.Optimizer) -> bool:
-    """Whether :func:`~descend.optim.lr_of` can run inside ``jit`` for ``optimizer``:
-    not for a :func:`~descend.optim.partition`, whose shared rate is compared on the
-    host."""
-    if optimizer.hyperparams.get("optimizers"):
-        return False
-    inner = [
-        value for value in optimizer.hyperparams.values() if isinstance(value, optim.Optimizer)
-    ]
-    return all(_rate_is_traceable(value) for value in inner)
+    return opt_state, score
 
 
 def _has_plateau_rule(opt_state) -> bool:
