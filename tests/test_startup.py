@@ -3,6 +3,7 @@ cache the command line uses by default."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -195,7 +196,7 @@ def test_making_an_optimizer_state_compiles_nothing(name):
     matrices = name in ("muon",)  # muon takes 2-D weights only
     trees = [jax.device_put(np.ones((3, 2), np.float32))] if matrices else list(_param_trees())
     for params in trees:
-        assert _programs_while(lambda: optimizer.init(params)) == [], params
+        assert _programs_while(functools.partial(optimizer.init, params)) == [], params
 
 
 def test_wrappers_make_their_states_without_compiling():
@@ -211,7 +212,7 @@ def test_wrappers_make_their_states_without_compiling():
     ]
     params = list(_param_trees())[1]
     for wrapper in wrappers:
-        assert _programs_while(lambda: wrapper.init(params)) == [], wrapper.name
+        assert _programs_while(functools.partial(wrapper.init, params)) == [], wrapper.name
 
 
 def test_a_first_fit_compiles_its_epoch_and_one_program_after_it():
