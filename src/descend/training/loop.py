@@ -307,7 +307,7 @@ class Epochs:
                 self.objective, spec.optimizer, self.observes, outcome.params, opt_state,
                 totals, self.scored,
             )  # fmt: skip
-        elif self.scored:  # at the evaluation point (schedule-free's x), as the result's
+        elif self.scored and placement is not None:  # as _after_epoch scores, per process
             weights = _eval_point(spec.optimizer, outcome.params, outcome.opt_state)
             score = evaluate(self.objective, placement.local(weights), *self.scored)
         # On the host, as a stretch's epochs have it: a constant rate stays a float, and a
