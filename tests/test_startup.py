@@ -152,8 +152,11 @@ def test_an_unwritable_cache_folder_is_one_warning_line_and_the_run_goes_on(tmp_
 
 
 # Every optimizer's state is made without compiling: each small XLA program compiled
-# eagerly (a zero, a copy, a cast) costs 5-40 ms of a command's first call. These three
-# compute from the params or draw a random key at init, which needs a program.
+# eagerly (a zero, a one, a cast) costs 5-40 ms of a command's first call. The one
+# program allowed is `copy`, once per shape: a state that starts from the params holds a
+# copy of them (a buffer of its own, for donation), made by jnp.copy because it is
+# dispatched without waiting for the params. These three compute from the params or draw
+# a random key at init, which needs a program.
 COMPILE_AT_INIT = {
     "dog": "the heuristic r_eps is a norm of the params",
     "noisy_sgd": "the random key",
@@ -196,7 +199,8 @@ def test_making_an_optimizer_state_compiles_nothing(name):
     matrices = name in ("muon",)  # muon takes 2-D weights only
     trees = [jax.device_put(np.ones((3, 2), np.float32))] if matrices else list(_param_trees())
     for params in trees:
-        assert _programs_while(functools.partial(optimizer.init, params)) == [], params
+        programs = _programs_while(functools.partial(optimizer.init, params))
+        assert set(programs) <= {"copy"}, (programs, params)
 
 
 def test_wrappers_make_their_states_without_compiling():
@@ -212,7 +216,8 @@ def test_wrappers_make_their_states_without_compiling():
     ]
     params = list(_param_trees())[1]
     for wrapper in wrappers:
-        assert _programs_while(functools.partial(wrapper.init, params)) == [], wrapper.name
+        programs = _programs_while(functools.partial(wrapper.init, params))
+        assert set(programs) <= {"copy"}, (programs, wrapper.name)
 
 
 def test_a_first_fit_compiles_its_epoch_and_one_program_after_it():

@@ -102,22 +102,6 @@ def asarray(value: Any, dtype: Any) -> jax.Array:
     return jax.device_put(np.asarray(value, jax.dtypes.canonicalize_dtype(dtype)))
 
 
-def copy(tree: PyTree) -> PyTree:
-    """A copy of each leaf in a buffer of its own (for a state that starts from the
-    params, so that donating both to a jitted step is allowed). Outside ``jit`` it is
-    the runtime's copy, with nothing compiled; traced leaves are returned as they are,
-    and leaves that are not JAX arrays (a float) become ones."""
-
-    def copied(leaf):
-        if _traced(leaf):
-            return leaf
-        if isinstance(leaf, jax.Array):
-            return jax.device_put(leaf, may_alias=False)
-        return jnp.copy(leaf)
-
-    return jax.tree.map(copied, tree)
-
-
 def _traced(value: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 

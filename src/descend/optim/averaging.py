@@ -133,7 +133,7 @@ def _fresh(state_class, params, **moments):
     dtype = float_dtype(params)
     return state_class(
         count=zero_count(),
-        z=_tree.copy(params),
+        z=jax.tree.map(jnp.copy, params),
         **moments,
         weight_sum=_tree.full((), 0, dtype),
         lr_max=_tree.full((), -1.0, dtype),  # the package's starting lr_max

