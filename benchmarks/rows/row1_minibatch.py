@@ -114,7 +114,7 @@ def run(settings: Settings) -> RowResult:
                 "loss_1": loss(one.params["w"], one.params["b"]),
                 "loss_all": loss(result.params["w"], result.params["b"]),
             },
-            note="descend.fit from NumPy arrays (validation and per-epoch metrics included)",
+            note="descend.fit from NumPy arrays (its input checks and per-epoch metrics included)",
         )
 
     table.add(settings, "descend", measure_descend)
