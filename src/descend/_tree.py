@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from descend.errors import is_traced
+
 PyTree = Any  # a float, an array, or nested dicts / lists / tuples of them
 
 
@@ -103,7 +105,8 @@ def asarray(value: Any, dtype: Any) -> jax.Array:
 
 
 def _traced(value: Any) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+    """Whether any leaf of ``value`` is a tracer (:func:`descend.errors.is_traced`)."""
+    return any(is_traced(leaf) for leaf in jax.tree.leaves(value))
 
 
 def all_finite(tree: PyTree) -> jax.Array:

@@ -349,7 +349,7 @@ def model_of(args: argparse.Namespace, dataset):
     name = args.model
     if name == "auto" and args.resume:
         return None  # the checkpoint's model
-    if name == "auto" and getattr(dataset, "target_kind", "floating") != "floating":
+    if name == "auto" and getattr(dataset, "target_kind", None) in ("integer", "boolean"):
         # A stream's whole-number target may be classes or counts: telling them apart
         # (at most 20 distinct integers, as for a FILE read in memory) needs every row.
         target = f" {dataset.target!r}" if dataset.target else ""

@@ -37,7 +37,7 @@ State = TypeVar("State")
 
 def zero_count() -> jax.Array:
     """An int32 zero for a step counter (made in NumPy: nothing to compile on first use)."""
-    return jax.device_put(np.zeros((), np.int32))
+    return _tree.full((), 0, np.int32)
 
 
 def step_number(count: jax.Array) -> jax.Array:

@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
-from descend import _tree
 from descend.errors import DescendTypeError, InputError
 from descend.optim.base import Optimizer, eval_point, train_point
+from descend.optim.blocks import zero_count
 from descend.optim.leaves import LeafTree, per_leaf
 
 
@@ -117,7 +116,7 @@ def partition(optimizers: Mapping[str, Optimizer], labels: Any) -> Optimizer:
             label: optimizer.init(group(leaves, treedef, leaf_labels, label))
             for label, optimizer in groups
         }
-        return PartitionState(count=_tree.full((), 0, jnp.int32), groups=states)
+        return PartitionState(count=zero_count(), groups=states)
 
     def step(params, grads, state, *, value=None, value_fn=None):
         leaf_labels, leaves, treedef = split(params)

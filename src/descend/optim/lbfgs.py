@@ -18,6 +18,7 @@ from jax.flatten_util import ravel_pytree
 from descend import _tree
 from descend.errors import InputError, check_in_range, check_int, check_positive
 from descend.optim.base import LearningRate, Optimizer, check_lr, lr_at
+from descend.optim.blocks import zero_count
 
 _CURVATURE_MIN = 1e-10  # a pair (s, y) is stored only when y.s exceeds this, as in torch
 
@@ -45,21 +46,21 @@ def fresh_state(params: Any, history_size: int, *, step_size: float) -> LBFGSSta
     dtype = jnp.result_type(*leaves, float) if leaves else jnp.result_type(float)
     n = sum(int(np.size(leaf)) for leaf in leaves)
 
-    def zeros(shape: tuple[int, ...], kind: Any = dtype) -> jax.Array:
-        return _tree.full(shape, 0, kind)
+    def zeros(shape: tuple[int, ...]) -> jax.Array:
+        return _tree.full(shape, 0, dtype)
 
     return LBFGSState(
-        count=zeros((), jnp.int32),
-        n_iter=zeros((), jnp.int32),
-        n_evals=zeros((), jnp.int32),
+        count=zero_count(),
+        n_iter=zero_count(),
+        n_evals=zero_count(),
         direction=zeros((n,)),
         step_size=_tree.full((), step_size, dtype),
         prev_grad=zeros((n,)),
         s_history=zeros((history_size, n)),
         y_history=zeros((history_size, n)),
         rho=zeros((history_size,)),
-        n_pairs=zeros((), jnp.int32),
-        head=zeros((), jnp.int32),
+        n_pairs=zero_count(),
+        head=zero_count(),
         h_diag=_tree.full((), 1, dtype),
     )
 

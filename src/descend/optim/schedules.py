@@ -45,6 +45,7 @@ from descend import _tree, rules
 from descend.errors import DescendTypeError, InputError, check_in_range, check_int, check_positive
 from descend.optim._common import inner_points, lr_or_schedule, nonnegative_number, store_checked
 from descend.optim.base import LearningRate, Optimizer, lr_at
+from descend.optim.blocks import zero_count
 
 
 def _steps(count: Any) -> jax.Array:
@@ -755,16 +756,13 @@ def reduce_on_plateau(
     def init(params):
         dtype = jnp.result_type(*jax.tree.leaves(params), float)
 
-        def count() -> jax.Array:
-            return _tree.full((), 0, jnp.int32)
-
         return PlateauState(
-            count=count(),
+            count=zero_count(),
             scale=_tree.full((), 1, dtype),
             best_value=_tree.full((), math.inf, dtype),
-            plateau_count=count(),
-            cooldown_count=count(),
-            accumulated=count(),
+            plateau_count=zero_count(),
+            cooldown_count=zero_count(),
+            accumulated=zero_count(),
             avg_value=_tree.full((), 0, dtype),
             inner=optimizer.init(params),
             rule=rule,

@@ -37,7 +37,7 @@ from descend.optim._common import (
     store_checked,
 )
 from descend.optim.base import LearningRate, Optimizer, lr_at
-from descend.optim.blocks import cast_like, coupled_decay, decoupled_decay
+from descend.optim.blocks import cast_like, coupled_decay, decoupled_decay, zero_count
 from descend.optim.leaves import decayed_leaves
 
 _TORCH_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by (norm + 1e-6)
@@ -335,7 +335,7 @@ def chain(*parts: Any) -> Optimizer:
 
     def init(params):
         return ChainState(
-            count=_tree.full((), 0, jnp.int32),
+            count=zero_count(),
             transforms=tuple(t.init(params) for t in transforms),
             optimizer=optimizer.init(params),
         )
