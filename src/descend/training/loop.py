@@ -278,6 +278,9 @@ class Epochs:
 
     def _dispatch(self, params, opt_state, epoch: int, n_updates: int) -> _Dispatched:
         """Epoch ``epoch + 1`` of data in memory from ``params`` and ``opt_state``, queued."""
+        # Its clock starts before the call, which compiles the programs on a first epoch
+        # (the first record says its time holds the compilation).
+        at = time.perf_counter()
         ((config, data, order),) = self.source.chunks(self.spec.seed, epoch)
         program = engine.compiled_epoch(self.objective, self.spec.optimizer, config)
         outcome = program(params, opt_state, data, order, self.source.mean_weight)
@@ -286,9 +289,8 @@ class Epochs:
             outcome, (outcome.loss_sum, outcome.weight_sum, outcome.metric_sums), n_updates
         )
         return _Dispatched(
-            outcome.params, opt_state, fetch, config, order, epoch + 1, n_updates,
-            time.perf_counter(),
-        )  # fmt: skip
+            outcome.params, opt_state, fetch, config, order, epoch + 1, n_updates, at
+        )
 
     def _ended(self, outcome, totals, n_updates: int):
         """What follows an epoch on the device, dispatched: ``(opt_state, fetch)``.
