@@ -21,7 +21,8 @@ README = PACKAGE.parents[1] / "README.md"
 # Lowest first. A unit (a top-level module or package of descend) imports only units of
 # lower layers.
 LAYERS = [
-    {"errors", "_tree", "_json", "_html", "_version"},
+    {"errors", "_version"},
+    {"_tree", "_json", "_html"},
     {"rules", "calculus", "expr", "cache"},
     {"functions", "mgh", "optim"},
     {"losses", "models", "metrics", "callbacks"},
