@@ -249,6 +249,11 @@ def test_the_plateau_sentence_names_the_rule_and_the_best_block():
         "epoch 7); restored the weights of epoch 7"
     )
     assert engine.status.tolerance(1e-4, 0.0) == "0.0001 relative"
+    # No tolerance: any decrease counts, and the sentence does not say "by more than 0".
+    why = engine.status.plateau(
+        "value", rtol=0.0, atol=0.0, patience=1000, unit="iteration", best=0.5, best_at=12
+    )
+    assert why == "the value has not improved for 1000 iterations (best 0.5 at iteration 12)"
 
 
 @settings(max_examples=300, deadline=None)

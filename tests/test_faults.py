@@ -137,6 +137,25 @@ def test_bad_hyperparameter_is_one_line_exit_2(argv, fragment, capsys):
     assert_one_line_error(status, err, fragment)
 
 
+SETTINGS_CASES = [
+    (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+    (["--accumulate", "-2"], "--accumulate must be an integer >= 1, got -2"),
+    (["--patience", "-1"], "--patience must be an integer >= 0 (0 runs every epoch), got -1"),
+    (["--tol", "-1"], "--tol must be a finite number >= 0"),
+    (["--min-delta", "nan"], "--min-delta must be a finite number >= 0"),
+    (["--validation-split", "1"], "--validation-split must be in [0.0, 1.0)"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), SETTINGS_CASES)
+def test_bad_settings_are_refused_before_the_data_is_read(argv, fragment, capsys, tmp_path):
+    """The file does not exist: a message about the setting shows it was never opened."""
+    status, out, err = run_cli(capsys, "train", tmp_path / "missing.csv", *argv)
+    assert_one_line_error(status, err, fragment)
+    assert out == ""
+
+
 def test_batch_larger_than_data_says_what_is_used(capsys):
     status, out, err = run_cli(capsys, "train", "--batch-size", 100000, "--epochs", 1, "--json")
     assert status == 0

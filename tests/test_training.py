@@ -1131,6 +1131,29 @@ def _torch_sgd_with_plateau_scheduler(X, y, *, lr, batch_size, epochs, patience,
     return w.detach().numpy(), b.item(), np.array(rates)
 
 
+def test_a_float32_run_records_the_rate_the_user_gave_and_torchs_cuts():
+    """In float32 the plateau rule's scale is a float32 number on the device; the history
+    reads 0.01 for the user's 0.01 (not 0.009999999776), and each cut rate is torch's to
+    float32 precision."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(size=400)
+    settings = dict(lr=0.02, batch_size=16, epochs=12, patience=2, factor=0.5)
+    opt = ds.optim.reduce_on_plateau(
+        ds.optim.sgd(lr=settings["lr"]), patience=settings["patience"], factor=settings["factor"]
+    )
+    result = ds.fit(
+        "linear", X, y, optimizer=opt, batch_size=16, epochs=12, shuffle=False,
+        dtype="float32", verbose=0, **PLAIN,
+    )  # fmt: skip
+    _, _, rates = _torch_sgd_with_plateau_scheduler(X, y, validation=None, **settings)
+    assert rates[-1] < settings["lr"]  # the rule fired
+    recorded = result.history["lr"]
+    assert recorded[0] == 0.02  # exactly the user's number
+    np.testing.assert_allclose(recorded, rates, rtol=2e-7)
+    assert all(r == float(str(np.float32(r))) for r in recorded)  # float32's shortest decimals
+
+
 @pytest.mark.parametrize("with_validation", [False, True])
 def test_reduce_on_plateau_in_fit_watches_epochs_like_torchs_scheduler(with_validation):
     """The filed case, scaled down: a plateau rule fed every mini-batch's loss cut the rate

@@ -474,6 +474,7 @@ def _train(args: argparse.Namespace) -> int:
         from descend.cli.pictures import check_methods_args
 
         check_methods_args(args)
+    _check_settings(args)  # before any data is read
     several = (args.coordinator, args.num_processes, args.process_id)
     if distributed.requested(*several):  # before JAX computes anything
         distributed.initialize(*several)
@@ -617,6 +618,24 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if "log_dir" in summary:
         lines.append(f"  logs written to {summary['log_dir']}")
     return lines
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Refuse a bad number of epochs, batch size, patience ... before the data is read:
+    the library's own checks (:data:`descend.training.spec.CONSTRAINTS`), so the words
+    are those ``fit`` would say."""
+    from descend.errors import check_all
+    from descend.training.spec import CONSTRAINTS
+
+    if args.patience < 0:  # the library's None is 0 here
+        raise InputError(
+            f"--patience must be an integer >= 0 (0 runs every epoch), got {args.patience}"
+        )
+    check_all(CONSTRAINTS, {
+        "batch_size": args.batch_size, "method": args.method, "epochs": args.epochs,
+        "accumulate": args.accumulate, "validation_split": args.validation_split or None,
+        "tol": args.tol, "patience": args.patience or None, "min_delta": args.min_delta,
+    })  # fmt: skip
 
 
 def _loggers(args: argparse.Namespace) -> list:

@@ -82,10 +82,12 @@ def plateau(
     """The ``why`` of NO_DECREASE and EARLY_STOPPING: the improvement rule was not met.
 
     ``"the validation loss has not improved by more than 0.001 for 5 epochs (best
-    0.1234 at epoch 7); restored the weights of epoch 7"``.
+    0.1234 at epoch 7); restored the weights of epoch 7"``; with no tolerance (both 0),
+    any decrease counts and the sentence says only "has not improved".
     """
+    by = f" by more than {tolerance(rtol, atol)}" if rtol or atol else ""
     return (
-        f"the {watched} has not improved by more than {tolerance(rtol, atol)} for "
+        f"the {watched} has not improved{by} for "
         f"{patience} {unit}s (best {best:.6g} at {unit} {best_at})"
         + (f"; restored the weights of {unit} {best_at}" if restored else "")
     )

@@ -174,7 +174,7 @@ class Epochs:
             # The plateau rules watch the same loss as early stopping: here the mean of
             # the processes' scores (on one device it was fed to them on the device).
             self.opt_state = _observe(self.opt_state, watched)
-            self.history["lr"][-1] = float(
+            self.history["lr"][-1] = _rate(
                 optim.lr_of(spec.optimizer, self.opt_state, self.n_updates)
             )
         self.plateau.update(watched, self.epoch, (self.params, self.opt_state))
@@ -465,7 +465,7 @@ class Epochs:
                 score = placement.mean_scores(score, weight)
             record["val_loss"], record["val_" + self.metric] = map(float, score)
         record["grad_norm"] = float(grad_norm)
-        record["lr"] = float(next_lr)
+        record["lr"] = _rate(next_lr)
         record["time"] = seconds
         return record
 
@@ -734,6 +734,22 @@ def _rate_in_state(optimizer, opt_state) -> bool:
     """Whether the learning rate lives in ``opt_state`` (``optax.inject_hyperparams``'s,
     see :func:`~descend.optim.from_optax`): a stretch would show only its last value."""
     return optimizer.name == "from_optax" and not np.isnan(optim.lr_of(optimizer, opt_state, 0))
+
+
+def _rate(value: Any) -> float:
+    """A learning rate for the history, as a Python float.
+
+    A rate computed on the device in a narrower float (a schedule's value, or a rate a
+    plateau rule scales, in float32) is written as the shortest decimal that is that
+    number, as NumPy prints it: the user's 0.01 reads 0.01, not 0.009999999776. It is
+    the same float32 value, read back exactly.
+    """
+    if isinstance(value, float):
+        return value
+    value = np.asarray(value)[()]
+    if value.dtype.kind == "f" and value.dtype.itemsize < 8:
+        return float(str(value))
+    return float(value)
 
 
 def _with_last(iterable):
