@@ -71,9 +71,19 @@ def test_train_sweep_json_gives_the_table(capsys):
         (["--lr", "0.1,0.2", "--resume", "m.safetensors"], "--resume cannot be used in a sweep"),
         (["--seed", "0,1"], "--validation-split holds out rows chosen by the seed"),
         (["--optimizer", "sgd", "--param-grid", "momentum=0,0.9"], "state of other shapes"),
+        (["--lr", "0.1,0.1"], "--lr must be a list of distinct values: 0.1 is in it more"),
+        (["--seed", "2,2"], "--seed must be a list of distinct values"),
+        (["--optimizer", "sgd", "--param-grid", "momentum=0.5,0.5"], "momentum must be a list"),
     ],
 )  # fmt: skip
 def test_a_bad_sweep_is_one_line_and_exit_status_2(capsys, argv, message):
     status, out, err = run(capsys, "train", *COMMON, *argv)
     assert status == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_value_listed_twice_is_refused_before_the_data_is_read(capsys, tmp_path):
+    missing = str(tmp_path / "missing.csv")  # never opened: the message is about --lr
+    status, out, err = run(capsys, "train", missing, "--lr", "0.1,0.2,0.1")
+    assert status == 2 and out == ""
+    assert err.startswith("descend: --lr must be a list of distinct values: 0.1 is in it")

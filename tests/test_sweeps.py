@@ -219,6 +219,12 @@ def test_a_second_sweep_of_the_same_shapes_compiles_nothing():
         ({"lr": [0.1, 0.2], "resume": "run.safetensors"}, InputError, "resume= cannot be used"),
         ({"lr": [0.1, 0.2], "callbacks": [lambda e, h: None]}, InputError, "callbacks= cannot"),
         ({"seed": [0, 1], "validation_split": 0.2}, InputError, "validation_split holds out"),
+        ({"lr": [0.1, 0.1]}, InputError, r"^lr must be a list of distinct values: 0.1 is in "
+         r"it more than once \(0.1, 0.1\); each value runs once, so remove the repeat$"),
+        ({"seed": [0, 1, 0]}, InputError, "seed must be a list of distinct values: 0 is"),
+        ({"lr": [1, 1.0]}, InputError, "lr must be a list of distinct values"),
+        ({"optimizer": "sgd", "param_grid": {"momentum": [0.9, 0.5, 0.9]}}, InputError,
+         "momentum must be a list of distinct values: 0.9"),
     ],
 )  # fmt: skip
 def test_a_sweep_one_program_cannot_run_is_refused_clearly(arguments, error, message):

@@ -345,14 +345,37 @@ def grid(lists: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     ``sklearn.model_selection.ParameterGrid`` lists them: names sorted, the last varying
     fastest.
 
+    A value given twice in one list would run the same configuration twice and rank it
+    against itself: :class:`~descend.errors.InputError` names it.
+
     >>> grid({"momentum": [0.5, 0.9], "lr": [0.1, 0.2]})
     [{'lr': 0.1, 'momentum': 0.5}, {'lr': 0.1, 'momentum': 0.9}, {'lr': 0.2, 'momentum': 0.5}, {'lr': 0.2, 'momentum': 0.9}]
     """  # noqa: E501
     names = sorted(lists)
+    for name in names:
+        _check_distinct(name, lists[name])
     return [
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(lists[name] for name in names))
     ]
+
+
+def _check_distinct(name: str, values: Sequence[Any]) -> None:
+    for later, value in enumerate(values):
+        if any(_same(value, earlier) for earlier in values[:later]):
+            raise InputError(
+                f"{name} must be a list of distinct values: {value} is in it more than once "
+                f"({', '.join(str(v) for v in values)}); each value runs once, so remove "
+                "the repeat"
+            )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two swept values are equal (numbers, tuples, arrays; 1 and 1.0 are)."""
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return a is b
 
 
 def _stored_dtype(result: Any) -> np.dtype | None:

@@ -28,7 +28,7 @@ from descend.cli.common import (
     rates_from_args,
 )
 from descend.errors import InputError
-from descend.sweeps import Sweep
+from descend.sweeps import Sweep, grid
 
 DEFAULT_DATASET = "breast_cancer"
 
@@ -621,8 +621,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def _check_settings(args: argparse.Namespace) -> None:
-    """Refuse a bad number of epochs, batch size, patience ... before the data is read:
-    the library's own checks (:data:`descend.training.spec.CONSTRAINTS`), so the words
+    """Refuse a bad number of epochs, batch size, patience ... or a swept value listed
+    twice before the data is read: the library's own checks
+    (:data:`descend.training.spec.CONSTRAINTS`, :func:`descend.sweeps.grid`), so the words
     are those ``fit`` would say."""
     from descend.errors import check_all
     from descend.training.spec import CONSTRAINTS
@@ -631,6 +632,12 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise InputError(
             f"--patience must be an integer >= 0 (0 runs every epoch), got {args.patience}"
         )
+    swept = {
+        name: value
+        for name in ("lr", "seed", "l2")
+        if isinstance(value := getattr(args, name), list)
+    }
+    grid({**swept, **(param_grid_from_args(args) or {})})  # a value listed twice
     check_all(CONSTRAINTS, {
         "batch_size": args.batch_size, "method": args.method, "epochs": args.epochs,
         "accumulate": args.accumulate, "validation_split": args.validation_split or None,
