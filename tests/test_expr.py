@@ -171,6 +171,13 @@ def test_point_from_text_reads_numbers_and_constant_expressions():
     assert point_from_text("x=1, y=-2.5,z=pi/2") == {"x": 1.0, "y": -2.5, "z": math.pi / 2}
     with pytest.raises(InputError, match="name=value"):
         point_from_text("x1")
+    # One variable: a value alone is its value; several: each is named, with an example.
+    assert point_from_text("3", ["x"]) == {"x": 3.0}
+    assert point_from_text(" -pi ", ["t"]) == {"t": -math.pi}
+    with pytest.raises(InputError, match=r"name each variable \(x, y\), e.g. x=1,y=2$"):
+        point_from_text("1,2", ["x", "y"])
+    with pytest.raises(InputError, match="name=value"):
+        point_from_text("1,2", ["x"])
     with pytest.raises(InputError, match="not a variable"):
         point_from_text("q=1", ["x"])
     with pytest.raises(InputError, match="must be a number"):

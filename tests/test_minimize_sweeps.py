@@ -2,9 +2,11 @@
 compiled program, each equal to ``minimize`` run alone with the optimizer built with
 its values."""
 
+import ast
 import json
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -295,8 +297,8 @@ def test_the_sweep_picture_puts_scores_spanning_decades_on_a_log_axis():
 
 def test_a_sweep_from_a_stationary_start_warns_that_every_configuration_ties():
     start = {"x": 0.0, "y": 0.0}  # the minimizer of the function itself
-    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point .* every "
-                      r"configuration ties; start elsewhere, e.g. x0=\.\.\."):  # fmt: skip
+    ties = r"every configuration ties; start elsewhere, e.g. x0=\{'x': 1, 'y': 1\}$"
+    with pytest.warns(ds.errors.DescendWarning, match="already a stationary point .* " + ties):
         sweep = ds.minimize("x**2 + 3*y**2", start, lr=[0.01, 0.1], verbose=0)
     assert {run.n_iter for run in sweep} == {0}
     with pytest.warns(ds.errors.DescendWarning, match="already a stationary point"):
@@ -310,9 +312,51 @@ def test_cli_minimize_sweep_from_a_stationary_start_warns_in_one_line(capsys):
     status, out, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5")
     assert status == cli.EXIT_OK
     assert err.count("\n") == 1 and err.startswith("descend: warning: the start is already")
-    assert "start elsewhere, e.g. --x0" in err
+    assert err.endswith("start elsewhere, e.g. --x0 x=1,y=1\n")
+    # The advice is a command that runs: from there the sweep takes steps, without a word.
+    status, _, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5",
+                             "--x0", "x=1,y=1")  # fmt: skip
+    assert status == cli.EXIT_OK and err == ""
     with pytest.warns(ds.errors.DescendWarning):
         sweep = ds.minimize("x**2 + 3*y**2", {"x": 0, "y": 0}, lr=[0.01, 0.1, 0.5], verbose=0)
     chosen = ds.optim.rebuild(ds.optim.get("gd"), **sweep.best_configuration)
     best = f"best: {ds.sweeps.label(sweep.best_configuration)}, with {ds.optim.brief(chosen)}"
     assert best in out.splitlines() and "maximize" not in out
+
+
+@pytest.mark.parametrize(
+    ("x0", "bounds", "advice"),
+    [
+        (np.zeros(2), None, "x0=[1, 1]"),
+        (0.0, None, "x0=1"),
+        (np.zeros(3, np.float32), None, "x0=[1, 1, 1]"),
+        (np.zeros(7), None, "x0=... with each coordinate moved by 1"),  # too long to write
+        (np.zeros(2), [(-0.5, 0.5), (-0.5, 0.5)], "x0=... with each coordinate moved by 1"),
+        ({"a": np.zeros(2)}, None, "x0=... with each coordinate moved by 1"),
+    ],
+)  # fmt: skip
+def test_a_stationary_start_is_answered_with_a_start_one_away(x0, bounds, advice):
+    def f(x):
+        return sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(x))
+
+    with pytest.warns(ds.errors.DescendWarning) as caught:
+        ds.minimize(f, x0, bounds=bounds, verbose=0)
+    (message,) = [str(w.message) for w in caught]
+    assert message.endswith("start elsewhere, e.g. " + advice), message
+    if "..." not in advice:  # the start it names is not stationary
+        suggested = ast.literal_eval(advice.removeprefix("x0="))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert ds.minimize(f, np.asarray(suggested, float), verbose=0).n_iter > 0
+
+
+def test_a_race_from_a_stationary_start_warns_once_with_the_start_as_written(capsys):
+    from descend.plot.racing import compare
+
+    with pytest.warns(ds.errors.DescendWarning) as caught:
+        compare("x**2 + y**2", ["gd", "adam", "momentum"], {"x": 0.0, "y": 0.0})
+    (message,) = [str(w.message) for w in caught]
+    assert message.endswith("every optimizer ties; start elsewhere, e.g. x0={'x': 1, 'y': 1}")
+    status, _, err = run_cli(capsys, "compare", "x**2 + y**2")
+    assert status == cli.EXIT_OK
+    assert err.count("\n") == 1 and err.endswith("e.g. --x0 x=1,y=1\n")

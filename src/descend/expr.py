@@ -423,14 +423,29 @@ class _Builder:
 def point_from_text(text: str, names: Sequence[str] | None = None) -> dict[str, float]:
     """Read ``"x=1,y=-2.5"`` into ``{"x": 1.0, "y": -2.5}``.
 
-    Values may be constant expressions (``x=pi/4``), parsed with :func:`parse`.
+    Values may be constant expressions (``x=pi/4``), parsed with :func:`parse`. With
+    one variable in ``names``, a value alone (``"3"``) is that variable's; with several,
+    each is named, so that no value lands on the wrong one.
+
+    Raises
+    ------
+    InputError
+        An item that is not ``name=value`` (a value alone where there are several
+        variables), a name not in ``names`` or given twice, a value that is not a number.
     """
     point: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if names is not None and len(names) == 1 and len(items) == 1 and "=" not in items[0]:
+        items = [f"{names[0]}={items[0]}"]  # the one variable's value
+    for item in items:
         name, sep, value_text = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise InputError(f"expected name=value in {text!r}, got {item!r}")
+            fix = ""
+            if names:
+                example = ",".join(f"{n}={i + 1}" for i, n in enumerate(names[:3]))
+                fix = f"; name each variable ({', '.join(names)}), e.g. {example}"
+            raise InputError(f"expected name=value in {text!r}, got {item!r}{fix}")
         if names is not None and name not in names:
             raise InputError(f"{name!r} is not a variable (variables: {', '.join(names)})")
         if name in point:

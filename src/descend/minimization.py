@@ -627,7 +627,7 @@ def minimize(
     result = _result(outcome, stop, config, optimizer, variables, best, complex_like)
     if described != result.optimizer:
         result = dataclasses.replace(result, optimizer=described)
-    _warn_if_started_stationary([result], config.tol)
+    _warn_if_started_stationary([result], config.tol, bounded=config.box is not None)
     return result
 
 
@@ -698,7 +698,7 @@ def _sweep(
             status = stop
         best = _best_point(objective, one) if _keeps_best(one, status, alone) else None
         results.append(_result(one, status, config, alone, variables, best, complex_like))
-    _warn_if_started_stationary(results, config.tol)
+    _warn_if_started_stationary(results, config.tol, bounded=config.box is not None)
     return Sweep(tuple(results), tuple(dict(c) for c in configurations))
 
 
@@ -1272,17 +1272,42 @@ def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> s
     )
 
 
-def _warn_if_started_stationary(results: Sequence[MinimizeResult], tol: float) -> None:
+def _warn_if_started_stationary(
+    results: Sequence[MinimizeResult], tol: float, *, bounded: bool, runs: str = "configuration"
+) -> None:
     """Warn when every run converged at its start (a gradient below ``tol`` there): no
-    step was taken, so the runs say nothing of the optimizer, and a sweep's tie."""
+    step was taken, so the runs say nothing of the optimizer, and a sweep's (or a race's:
+    ``runs="optimizer"``) tie."""
     if not all(result.n_iter == 0 and result.status == "converged" for result in results):
         return
-    ties = "; every configuration ties" if len(results) > 1 else ""
+    ties = f"; every {runs} ties" if len(results) > 1 else ""
+    # Where the start is small enough to write, the advice is a start: 1 away in every
+    # coordinate (within bounds the user chooses it).
+    elsewhere = "" if bounded else _one_away(results[0].x)
     warn(
         f"the start is already a stationary point (gradient norm "
-        f"{max(result.grad_norm for result in results):.3g} <= tol={tol:g}), so no step was "
-        f"taken{ties}; start elsewhere, e.g. x0=..."
+        f"{max(result.grad_norm for result in results):.3g} <= tol={tol:g}), so no "
+        f"step was taken{ties}; start elsewhere, e.g. "
+        + (f"x0={elsewhere}" if elsewhere else "x0=... with each coordinate moved by 1")
     )
+
+
+def _one_away(x: Any) -> str:
+    """``x + 1`` written as ``x0`` is (``2``, ``[1, 3]``, ``{'x': 1, 'y': 1}``), or "" for
+    a point too large, nested or complex to write in a sentence."""
+    if isinstance(x, Mapping):
+        values = list(x.values())
+        if len(values) > 6 or not all(np.ndim(v) == 0 and np.isrealobj(v) for v in values):
+            return ""
+        return "{" + ", ".join(f"{name!r}: {float(v) + 1:g}" for name, v in x.items()) + "}"
+    if not isinstance(x, (np.ndarray, jax.Array, np.generic, int, float)):
+        return ""  # a pytree of several arrays
+    point = np.asarray(x)
+    if not np.isrealobj(point) or point.ndim > 1 or point.size > 6:
+        return ""
+    if point.ndim == 0:
+        return f"{float(point) + 1:g}"
+    return "[" + ", ".join(f"{float(v) + 1:g}" for v in point) + "]"
 
 
 def _hints(stop: Status, n_iter: int, n_overshoots: int, optimizer: Optimizer) -> tuple[str, ...]:

@@ -112,7 +112,9 @@ PYTHON_ADVICE = (
 
 _KEYWORDS = r"\w+=[^(),]+(?:, \w+=[^(),]+)*"
 _CALL = re.compile(rf"\b[\w.]+\(\.\.\., ({_KEYWORDS})\)")  # fit(..., dtype='float64')
-_ASSIGNMENT = re.compile(r"(?<![\w.-])([a-z]\w*)=('[^']*'|\"[^\"]*\"|\[[^\]]*\]|[^\s,;)]+)")
+_ASSIGNMENT = re.compile(
+    r"(?<![\w.-])([a-z]\w*)=('[^']*'|\"[^\"]*\"|\[[^\]]*\]|\{[^}]*\}|[^\s,;)]+)"
+)
 _BARE = re.compile(r"(?<![\w.-])([a-z]\w*)=(?=[\s),;]|$)")  # "as lr= and": the name alone
 _SUBJECT = re.compile(r"(^|; |: )([a-z]\w*)(?= must be | counts )")  # "epochs must be ..."
 _IDENTIFIER = re.compile(r"(?<![\w.'\"-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w=(])")
@@ -210,7 +212,8 @@ def _in_call(before: str) -> bool:
 
 
 def _spelled(option: tuple[str, bool | None], value: str) -> str:
-    """``--flag value`` for a Python value as a message writes it (``'drop'``, ``3``, ``['a']``)."""
+    """``--flag value`` for a Python value as a message writes it (``'drop'``, ``3``,
+    ``['a']``, ``{'x': 1}``)."""
     flag, switch = option
     if switch is None:  # an option that turns the library's switch off
         return flag if value == "False" else f"leave out {flag}"
@@ -220,6 +223,9 @@ def _spelled(option: tuple[str, bool | None], value: str) -> str:
         value = value[1:-1]
     elif value.startswith("["):
         value = ",".join(item.strip(" '\"") for item in value[1:-1].split(","))
+    elif value.startswith("{"):  # {'x': 1, 'y': 2}: the options' x=1,y=2
+        pairs = (item.partition(":") for item in value[1:-1].split(","))
+        value = ",".join(name.strip(" '\"") + "=" + number.strip() for name, _, number in pairs)
     if not _PLAIN.fullmatch(value):
         quoted = shlex.quote(value)
         # Punctuation alone reads better quoted, even where a shell would not need it.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,13 @@ import numpy as np
 
 from descend import _html, optim
 from descend._json import jsonable
-from descend.errors import DescendTypeError, InputError, check_int, check_positive
+from descend.errors import (
+    DescendTypeError,
+    DescendWarning,
+    InputError,
+    check_int,
+    check_positive,
+)
 from descend.expr import Expression
 from descend.optim import injection
 from descend.optim.base import Optimizer
@@ -251,7 +258,11 @@ def compare(
     The race of optimizers on the Rosenbrock function follows the illustrations of
     Ruder, "An overview of gradient descent optimization algorithms", arXiv:1609.04747.
     """
-    from descend.minimization import _expression_objective, minimize
+    from descend.minimization import (
+        _expression_objective,
+        _warn_if_started_stationary,
+        minimize,
+    )
 
     if isinstance(optimizers, (str, Optimizer)) or not isinstance(optimizers, Sequence):
         raise DescendTypeError(
@@ -293,6 +304,22 @@ def compare(
         )  # fmt: skip
 
     rows: list[dict[str, Any] | None] = [None] * len(built)
+    finished: list[Any] = []
+    with warnings.catch_warnings():
+        # Said once for the race below, with the start as the caller wrote it.
+        warnings.filterwarnings("ignore", _STATIONARY, DescendWarning)
+        _race(built, run, target, tol, criterion, rows, finished)
+    _warn_if_started_stationary(finished, tol, bounded=False, runs="optimizer")
+    done = [row for row in rows if row is not None]
+    return CompareResult(target.name, "minimize", done, tol, criterion, target, x0)
+
+
+_STATIONARY = "the start is already a stationary point"
+
+
+def _race(built, run, target, tol, criterion, rows: list, finished: list) -> None:
+    """Run each group of ``built`` (a sweep of rates, or one optimizer) twice, cold then
+    warm, filling ``rows`` (by position) and ``finished`` (the results)."""
     for group in _sweeps(built):
         optimizer = built[group[0]][1]
         rates = [built[k][1].hyperparams["lr"] for k in group] if len(group) > 1 else None
@@ -312,6 +339,7 @@ def compare(
             warm = time.perf_counter() - start
             for k, result in zip(group, results if rates else [results], strict=True):
                 result = _with_variables(result, target.variables)
+                finished.append(result)
                 label = built[k][0]
                 row = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
                 rows[k] = {**row, "sweep_size": len(group)}
@@ -320,14 +348,13 @@ def compare(
             label, optimizer = built[k]
             start = time.perf_counter()
             result = _with_variables(run(optimizer), target.variables)
+            finished.append(result)
             cold = time.perf_counter() - start
             start = time.perf_counter()
             run(optimizer)
             warm = time.perf_counter() - start
             row = _row(label, optimizer, result, target, tol, criterion, warm, cold)
             rows[k] = {**row, "sweep_size": 1}
-    done = [row for row in rows if row is not None]
-    return CompareResult(target.name, "minimize", done, tol, criterion, target, x0)
 
 
 def _sweeps(built: list[tuple[str, Optimizer]]) -> list[list[int]]:
