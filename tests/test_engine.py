@@ -118,6 +118,16 @@ def test_a_keyboard_interrupt_is_raised_again_when_the_state_is_not_whole():
         engine.run(Scripted([], on_advance=fail, intact=False))
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler while the test runs: a shell starts a background job
+    with SIGINT ignored, and a press sent to an ignored signal would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_once_finishes_the_block_in_flight_then_stops():
     def press(n):
         if n == 2:
@@ -129,6 +139,7 @@ def test_ctrl_c_once_finishes_the_block_in_flight_then_stops():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_twice_stops_inside_the_block():
     finished = []
 
@@ -397,6 +408,7 @@ def test_a_callback_must_be_callable():
         ds.minimize(rosenbrock, np.zeros(2), callback=3)
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_minimize_returns_the_best_point_so_far():
     def press(x):
         if press.calls == 7:
@@ -433,6 +445,8 @@ def test_ctrl_c_in_a_terminal_stops_a_long_minimize_within_a_block():
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD], stdin=terminal, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
+        # Ctrl-C at its default, as in a terminal (a shell's background job ignores it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert child.stdout.readline().strip() == "started"
@@ -552,6 +566,7 @@ def test_init_and_resume_together_are_refused():
         ds.fit("linear", X, y, epochs=2, init=first.state, resume=first, **SMALL)
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_fit_stops_after_the_epoch_in_flight():
     X, y = _data()
 

@@ -235,6 +235,8 @@ def test_ctrl_c_stops_after_epoch_saves_and_resume_matches(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C at its default, as in a terminal (a shell's background job ignores it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for_line(process.stdout, "epoch 2/", timeout=120)
