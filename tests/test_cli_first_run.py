@@ -377,6 +377,16 @@ def test_running_out_of_epochs_while_improving_is_said():
     assert result.reason.endswith("more epochs may lower it, e.g. epochs=60")
     plain = ds.fit("logistic", X, y, epochs=30, patience=None, verbose=0)
     assert plain.reason == "completed 30 epochs"
+    # Best before the end, within patience: said so, and which weights the result holds.
+    data = ds.data.load_dataset("breast_cancer")
+    worse = ds.fit("logistic", data.X, data.y, lr=0.1, epochs=3, validation_split=0.2, verbose=0)
+    best = int(np.argmin(worse.history["val_loss"])) + 1
+    assert best < 3  # the last epoch was worse: the case this checks
+    assert f"the validation loss was best at epoch {best}, {3 - best} epoch" in worse.reason
+    assert "so early stopping did not end the run and the weights are the last epoch's" in (
+        worse.reason
+    )
+    assert "still improving" not in worse.reason and worse.best_epoch is None
     assert "optimizer=reduce_on_plateau(adam(lr=0.01), factor=0.2, patience=3)" in repr(result)
 
 

@@ -73,6 +73,7 @@ def test_the_settings_are_refused_before_the_data_is_read(capsys):
         (["--optimizer", "polyak_sgd"], "cannot give it to polyak_sgd()"),
         (["--optimizer", "adamm"], "unknown optimizer 'adamm'; did you mean 'adam'?"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        (["--degree", "3"], "--degree shape --model polynomial"),
         (["--batch-size", "200", "--accumulate", "3"], "than the 569 training rows"),
         (["missing.csv"], "does not exist"),
         (["--plot", "lr.txt"], "cannot write 'lr.txt': give a path ending in"),

@@ -145,6 +145,16 @@ SETTINGS_CASES = [
     (["--tol", "-1"], "--tol must be a finite number >= 0"),
     (["--min-delta", "nan"], "--min-delta must be a finite number >= 0"),
     (["--validation-split", "1"], "--validation-split must be in [0.0, 1.0)"),
+    (["--degree", "3"], "--degree shape --model polynomial, not the model chosen from the target"),
+    (
+        ["--model", "linear", "--hidden", "8", "--activation", "tanh"],
+        "--hidden and --activation shape --model mlp, not --model linear: add --model mlp, or "
+        "leave them out",
+    ),
+    (
+        ["--optimizer", "sgd", "--opt-args", "momentum=0.3", "--param-grid", "momentum=0.5,0.9"],
+        "momentum is given twice: in --opt-args and in --param-grid; give it once",
+    ),
 ]
 
 

@@ -313,15 +313,26 @@ def test_cli_minimize_sweep_from_a_stationary_start_warns_in_one_line(capsys):
     assert status == cli.EXIT_OK
     assert err.count("\n") == 1 and err.startswith("descend: warning: the start is already")
     assert err.endswith("start elsewhere, e.g. --x0 x=1,y=1\n")
-    # The advice is a command that runs: from there the sweep takes steps, without a word.
-    status, _, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5",
-                             "--x0", "x=1,y=1")  # fmt: skip
-    assert status == cli.EXIT_OK and err == ""
     with pytest.warns(ds.errors.DescendWarning):
         sweep = ds.minimize("x**2 + 3*y**2", {"x": 0, "y": 0}, lr=[0.01, 0.1, 0.5], verbose=0)
     chosen = ds.optim.rebuild(ds.optim.get("gd"), **sweep.best_configuration)
     best = f"best: {ds.sweeps.label(sweep.best_configuration)}, with {ds.optim.brief(chosen)}"
     assert best in out.splitlines() and "maximize" not in out
+    # The advice is a command that runs: from there the sweep takes steps, without a word.
+    status, _, err = run_cli(capsys, "minimize", "x**2 + 3*y**2", "--lr", "0.01,0.1,0.5",
+                             "--x0", "x=1,y=1")  # fmt: skip
+    assert status == cli.EXIT_OK and err == ""
+
+
+def test_cli_minimize_refuses_a_hyperparameter_in_opt_args_and_the_grid(capsys):
+    status, out, err = run_cli(
+        capsys, "minimize", "rosenbrock", "--optimizer", "momentum", "--opt-args",
+        "momentum=0.3", "--param-grid", "momentum=0.5,0.9",
+    )  # fmt: skip
+    assert status == 2 and out == ""
+    assert (
+        err == "descend: momentum is given twice: in --opt-args and in --param-grid; give it once\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -346,6 +346,12 @@ def param_grid_from_args(args: argparse.Namespace) -> dict[str, list] | None:
     param_grid = dict(args.param_grid)
     if len(param_grid) < len(args.param_grid):
         raise InputError("--param-grid names a hyperparameter twice; give each once")
+    opt_args = getattr(args, "opt_args", None)
+    both = sorted(set(parse_options(opt_args)) & set(param_grid)) if opt_args else []
+    if both:  # the grid's values would replace the one value, without a word
+        raise InputError(
+            f"{both[0]} is given twice: in --opt-args and in --param-grid; give it once"
+        )
     return param_grid
 
 

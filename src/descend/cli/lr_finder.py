@@ -19,6 +19,7 @@ from descend.cli.training import (
     _l2,
     add_data_options,
     add_model_options,
+    check_model_options,
     dataset_of,
     model_of,
     read_line,
@@ -116,6 +117,7 @@ def _lr_find(args: argparse.Namespace) -> int:
         }
     )  # fmt: skip
     optimizer = optimizer_from_args(args, default="adam")
+    check_model_options(args)
     if args.plot:
         check_output_path(args.plot, None)
     dataset, weights = dataset_of(args), None

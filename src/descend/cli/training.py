@@ -214,14 +214,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="linear | logistic | softmax | mlp | polynomial (default: from the target)",
     )  # fmt: skip
     parser.add_argument(
-        "--hidden", default=(64,), type=layer_sizes, metavar="SIZES",
+        "--hidden", type=layer_sizes, metavar="SIZES",
         help="the MLP's hidden layer sizes, comma-separated (e.g. 128,32; default: 64)",
     )  # fmt: skip
     parser.add_argument(
-        "--activation", default="relu", choices=tuple(models.ACTIVATIONS),
-        help="the activation of the MLP's hidden layers",
+        "--activation", choices=tuple(models.ACTIVATIONS),
+        help="the activation of the MLP's hidden layers (default: relu)",
     )  # fmt: skip
-    parser.add_argument("--degree", type=int, default=2, help="the degree of --model polynomial")
+    parser.add_argument(
+        "--degree", type=int, help="the degree of --model polynomial (default: 2)"
+    )  # fmt: skip
     parser.add_argument(
         "--loss", metavar="NAME",
         help="the loss, by name (descend.losses: mse, mae, huber, bce_with_logits, "
@@ -367,10 +369,29 @@ def model_of(args: argparse.Namespace, dataset):
     elif name == "logistic":
         _check_two_labels(dataset)
     if name == "mlp":
-        return models.mlp(hidden=args.hidden, activation=args.activation, task=task)
+        hidden, activation = args.hidden or (64,), args.activation or "relu"
+        return models.mlp(hidden=hidden, activation=activation, task=task)
     if name == "polynomial":
-        return models.polynomial(args.degree)
+        return models.polynomial(2 if args.degree is None else args.degree)
     return models.get(name)
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """Refuse the shape of a model that is not the one trained (``--degree`` without
+    ``--model polynomial``): it would be ignored."""
+    for model, options in (("mlp", ("hidden", "activation")), ("polynomial", ("degree",))):
+        given = [f"--{name}" for name in options if getattr(args, name) is not None]
+        if given and args.model != model:
+            if args.model != "auto":
+                trained = f"--model {args.model}"
+            elif getattr(args, "resume", None):
+                trained = "the checkpoint's model"
+            else:
+                trained = "the model chosen from the target (linear, logistic or softmax)"
+            raise InputError(
+                f"{' and '.join(given)} shape --model {model}, not {trained}: add --model "
+                f"{model}, or leave {'them' if len(given) > 1 else 'it'} out"
+            )
 
 
 def read_line(args: argparse.Namespace, dataset) -> str | None:
@@ -628,6 +649,7 @@ def _check_settings(args: argparse.Namespace) -> None:
     from descend.errors import check_all
     from descend.training.spec import CONSTRAINTS
 
+    check_model_options(args)
     if args.patience < 0:  # the library's None is 0 here
         raise InputError(
             f"--patience must be an integer >= 0 (0 runs every epoch), got {args.patience}"

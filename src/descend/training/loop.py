@@ -479,10 +479,17 @@ class Epochs:
             if spec.patience is None or self.plateau.best_at is None:
                 return done
             # Early stopping was on and did not end the run: it may not have converged.
+            best_at, kept = self.plateau.best_at, ""
+            if best_at == self.epoch:
+                how = f"was still improving at the last epoch ({best_at})"
+            else:  # within patience: the weights stay the last epoch's (as Keras's)
+                since = status.count(self.epoch - best_at, "epoch")
+                how = f"was best at epoch {best_at}, {since} before the end"
+                how += f" (patience={spec.patience})"
+                kept = " and the weights are the last epoch's"
             return (
-                f"{done}, all of them: the {self.watched} was still improving (best at "
-                f"epoch {self.plateau.best_at}), so early stopping did not end the run; more "
-                f"epochs may lower it, e.g. epochs={2 * spec.epochs}"
+                f"{done}, all of them: the {self.watched} {how}, so early stopping did not "
+                f"end the run{kept}; more epochs may lower it, e.g. epochs={2 * spec.epochs}"
             )
         if stop == Status.CONVERGED:
             return stop.message(grad_norm=self.history["grad_norm"][-1], tol=spec.tol)
