@@ -26,3 +26,16 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "__array__"):
         return jsonable(np.asarray(value))
     return value
+
+
+def shortest(value: Any, dtype: Any) -> Any:
+    """``value`` (a Python float) as the shortest Python float that ``dtype`` reads back
+    as the same number, for a floating ``dtype`` narrower than float64: float32's 0.98
+    rather than its exact value as a double, 0.9800000190734863. Anything else (another
+    dtype or None, a non-float, a non-finite value) is returned as it is."""
+    if dtype is None or not isinstance(value, float) or not math.isfinite(value):
+        return value
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return value
+    return float(str(dtype.type(value)))

@@ -1272,6 +1272,9 @@ def _stall(optimizer: Optimizer, n_iter: int, grad_norm: float, tol: float) -> s
     )
 
 
+STATIONARY_START = "the start is already a stationary point"  # the warning's first words
+
+
 def _warn_if_started_stationary(
     results: Sequence[MinimizeResult], tol: float, *, bounded: bool, runs: str = "configuration"
 ) -> None:
@@ -1285,7 +1288,7 @@ def _warn_if_started_stationary(
     # coordinate (within bounds the user chooses it).
     elsewhere = "" if bounded else _one_away(results[0].x)
     warn(
-        f"the start is already a stationary point (gradient norm "
+        f"{STATIONARY_START} (gradient norm "
         f"{max(result.grad_norm for result in results):.3g} <= tol={tol:g}), so no "
         f"step was taken{ties}; start elsewhere, e.g. "
         + (f"x0={elsewhere}" if elsewhere else "x0=... with each coordinate moved by 1")

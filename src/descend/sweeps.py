@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar, overload
 import numpy as np
 
 from descend import _html
-from descend._json import jsonable
+from descend._json import jsonable, shortest
 from descend.errors import DescendTypeError, InputError
 
 R = TypeVar("R")
@@ -193,7 +193,7 @@ class Sweep(Sequence[R], Generic[R]):
             stored = _stored_dtype(result)
             row: dict[str, Any] = {"rank": rank, **self.configurations[index]}
             row.update(
-                (key, _as_stored(value, stored))
+                (key, shortest(value, stored))
                 for key, value in numbers(result).items()
                 if key not in row and key != "time"
             )
@@ -385,14 +385,6 @@ def _stored_dtype(result: Any) -> np.dtype | None:
     if dtype is None and "value" in (getattr(result, "history", None) or {}):
         dtype = np.asarray(result.history["value"]).dtype
     return None if dtype is None else np.dtype(dtype)
-
-
-def _as_stored(value: Any, dtype: np.dtype | None) -> Any:
-    """``value`` as the shortest Python float that ``dtype`` reads back as the same
-    number: float32's 0.98 rather than its exact value as a double, 0.9800000190734863."""
-    if dtype != np.float32 or not isinstance(value, float) or not math.isfinite(value):
-        return value
-    return float(str(np.float32(value)))
 
 
 def _cell(value: Any) -> str:

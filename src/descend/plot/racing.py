@@ -259,6 +259,7 @@ def compare(
     Ruder, "An overview of gradient descent optimization algorithms", arXiv:1609.04747.
     """
     from descend.minimization import (
+        STATIONARY_START,
         _expression_objective,
         _warn_if_started_stationary,
         minimize,
@@ -304,57 +305,48 @@ def compare(
         )  # fmt: skip
 
     rows: list[dict[str, Any] | None] = [None] * len(built)
-    finished: list[Any] = []
+    finished: list[Any] = []  # every result, for the one warning of a stationary start
     with warnings.catch_warnings():
         # Said once for the race below, with the start as the caller wrote it.
-        warnings.filterwarnings("ignore", _STATIONARY, DescendWarning)
-        _race(built, run, target, tol, criterion, rows, finished)
+        warnings.filterwarnings("ignore", STATIONARY_START, DescendWarning)
+        for group in _sweeps(built):
+            optimizer = built[group[0]][1]
+            rates = [built[k][1].hyperparams["lr"] for k in group] if len(group) > 1 else None
+            start = time.perf_counter()
+            try:
+                results = run(optimizer, rates)
+            except (InputError, DescendTypeError):
+                if rates is None:
+                    raise
+                # Rates one program cannot run together (check_configurations refused
+                # them): each runs alone, and says why if it fails there too.
+                groups = [[k] for k in group]
+            else:
+                cold = time.perf_counter() - start
+                start = time.perf_counter()
+                run(optimizer, rates)
+                warm = time.perf_counter() - start
+                for k, result in zip(group, results if rates else [results], strict=True):
+                    result = _with_variables(result, target.variables)
+                    finished.append(result)
+                    label = built[k][0]
+                    row = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
+                    rows[k] = {**row, "sweep_size": len(group)}
+                continue
+            for (k,) in groups:
+                label, optimizer = built[k]
+                start = time.perf_counter()
+                result = _with_variables(run(optimizer), target.variables)
+                cold = time.perf_counter() - start
+                finished.append(result)
+                start = time.perf_counter()
+                run(optimizer)
+                warm = time.perf_counter() - start
+                row = _row(label, optimizer, result, target, tol, criterion, warm, cold)
+                rows[k] = {**row, "sweep_size": 1}
     _warn_if_started_stationary(finished, tol, bounded=False, runs="optimizer")
     done = [row for row in rows if row is not None]
     return CompareResult(target.name, "minimize", done, tol, criterion, target, x0)
-
-
-_STATIONARY = "the start is already a stationary point"
-
-
-def _race(built, run, target, tol, criterion, rows: list, finished: list) -> None:
-    """Run each group of ``built`` (a sweep of rates, or one optimizer) twice, cold then
-    warm, filling ``rows`` (by position) and ``finished`` (the results)."""
-    for group in _sweeps(built):
-        optimizer = built[group[0]][1]
-        rates = [built[k][1].hyperparams["lr"] for k in group] if len(group) > 1 else None
-        start = time.perf_counter()
-        try:
-            results = run(optimizer, rates)
-        except (InputError, DescendTypeError):
-            if rates is None:
-                raise
-            # Rates one program cannot run together (check_configurations refused
-            # them): each runs alone, and says why if it fails there too.
-            groups = [[k] for k in group]
-        else:
-            cold = time.perf_counter() - start
-            start = time.perf_counter()
-            run(optimizer, rates)
-            warm = time.perf_counter() - start
-            for k, result in zip(group, results if rates else [results], strict=True):
-                result = _with_variables(result, target.variables)
-                finished.append(result)
-                label = built[k][0]
-                row = _row(label, built[k][1], result, target, tol, criterion, warm, cold)
-                rows[k] = {**row, "sweep_size": len(group)}
-            continue
-        for (k,) in groups:
-            label, optimizer = built[k]
-            start = time.perf_counter()
-            result = _with_variables(run(optimizer), target.variables)
-            finished.append(result)
-            cold = time.perf_counter() - start
-            start = time.perf_counter()
-            run(optimizer)
-            warm = time.perf_counter() - start
-            row = _row(label, optimizer, result, target, tol, criterion, warm, cold)
-            rows[k] = {**row, "sweep_size": 1}
 
 
 def _sweeps(built: list[tuple[str, Optimizer]]) -> list[list[int]]:

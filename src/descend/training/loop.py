@@ -25,6 +25,7 @@ import numpy as np
 
 from descend import callbacks as callback_objects
 from descend import engine, errors, metrics, optim, rules
+from descend._json import shortest
 from descend._tree import PyTree
 from descend.engine import Status, status
 from descend.optim import pairs
@@ -754,9 +755,7 @@ def _rate(value: Any) -> float:
     if isinstance(value, float):
         return value
     value = np.asarray(value)[()]
-    if value.dtype.kind == "f" and value.dtype.itemsize < 8:
-        return float(str(value))
-    return float(value)
+    return shortest(float(value), value.dtype)
 
 
 def _with_last(iterable):
